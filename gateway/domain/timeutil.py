@@ -1,0 +1,155 @@
+"""Time values of the domain: aware UTC instants, half-open windows and weekly schedules.
+
+All instants are timezone-aware and kept in UTC. Calendar dates (an ID06 card valid until a
+day, an application entry from one day to another) are turned into instants in the *site*
+time zone: a date range ``[from, until]`` covers from the start of ``from`` to the end of
+``until`` local time, across daylight-saving changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_TIMEZONE = "Europe/Stockholm"
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must carry a time zone (for example 2026-11-23T08:00:00+01:00 or ...Z)")
+    return value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_aware_utc)]
+"""A timezone-aware instant, converted to UTC. Naive datetimes are refused."""
+
+
+def utcnow() -> datetime:
+    """The current instant, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def start_of_day(day: date, tz: ZoneInfo) -> datetime:
+    """The UTC instant at which ``day`` starts in ``tz``."""
+    return datetime.combine(day, time(0, 0), tzinfo=tz).astimezone(UTC)
+
+
+def end_of_day(day: date, tz: ZoneInfo) -> datetime:
+    """The UTC instant at which ``day`` ends in ``tz`` (start of the next day, exclusive)."""
+    return start_of_day(day + timedelta(days=1), tz)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Half-open interval ``[start, end)`` of UTC instants; ``None`` means unbounded."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def contains(self, at: datetime) -> bool:
+        return (self.start is None or self.start <= at) and (self.end is None or at < self.end)
+
+    def is_empty(self) -> bool:
+        return self.start is not None and self.end is not None and self.start >= self.end
+
+    def intersect(self, other: Window) -> Window:
+        start = (
+            self.start
+            if other.start is None
+            else (other.start if self.start is None else max(self.start, other.start))
+        )
+        end = (
+            self.end
+            if other.end is None
+            else (other.end if self.end is None else min(self.end, other.end))
+        )
+        return Window(start, end)
+
+    def inside(self, other: Window) -> bool:
+        """True when this window lies entirely within ``other``."""
+        if self.is_empty():
+            return True
+        lo_ok = other.start is None or (self.start is not None and self.start >= other.start)
+        hi_ok = other.end is None or (self.end is not None and self.end <= other.end)
+        return lo_ok and hi_ok
+
+    def ended_by(self, at: datetime) -> bool:
+        return self.end is not None and self.end <= at
+
+    def not_started_at(self, at: datetime) -> bool:
+        return self.start is not None and at < self.start
+
+    @staticmethod
+    def of_dates(first: date | None, last: date | None, tz: ZoneInfo) -> Window:
+        """Window covering whole local days ``first`` through ``last`` (inclusive)."""
+        return Window(
+            start_of_day(first, tz) if first is not None else None,
+            end_of_day(last, tz) if last is not None else None,
+        )
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            "from": self.start.isoformat() if self.start else None,
+            "until": self.end.isoformat() if self.end else None,
+        }
+
+
+EVERYTHING = Window()
+
+
+class ScheduleInterval(BaseModel):
+    """One weekly interval: on each of ``days`` (0 = Monday .. 6 = Sunday), local time
+    ``start`` (inclusive) to ``end`` (exclusive). ``end`` of 00:00 means until midnight."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    days: tuple[int, ...] = Field(min_length=1, max_length=7)
+    start: time
+    end: time
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        for d in v:
+            if not 0 <= d <= 6:
+                raise ValueError("weekdays are 0 (Monday) to 6 (Sunday)")
+        if len(set(v)) != len(v):
+            raise ValueError("a weekday is listed twice")
+        return tuple(sorted(v))
+
+    @model_validator(mode="after")
+    def _order(self) -> ScheduleInterval:
+        if self.start.tzinfo is not None or self.end.tzinfo is not None:
+            raise ValueError("schedule times are local wall-clock times without a time zone")
+        if self.end != time(0, 0) and self.end <= self.start:
+            raise ValueError("end must be after start (00:00 as end means midnight)")
+        return self
+
+    def allows(self, local: datetime) -> bool:
+        if local.weekday() not in self.days:
+            return False
+        t = local.time().replace(tzinfo=None)
+        return self.start <= t and (self.end == time(0, 0) or t < self.end)
+
+
+class WeeklySchedule(BaseModel):
+    """A weekly schedule evaluated in the site's time zone; access is allowed inside any
+    of its intervals."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    intervals: tuple[ScheduleInterval, ...] = Field(min_length=1, max_length=16)
+
+    def allows(self, at: datetime, tz: ZoneInfo) -> bool:
+        local = at.astimezone(tz)
+        return any(iv.allows(local) for iv in self.intervals)
+
+    def key(self) -> tuple[tuple[tuple[int, ...], str, str], ...]:
+        """A canonical, hashable form used to deduplicate schedules."""
+        return tuple(
+            sorted((iv.days, iv.start.isoformat(), iv.end.isoformat()) for iv in self.intervals)
+        )
