@@ -1,0 +1,70 @@
+"""The ``lockgate`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.cli.admin import db_app
+from gateway.cli.common import STATE, console
+from gateway.cli.credentials import explain_command, keys_app
+from gateway.cli.documents import import_app, receipt_command, report_app
+
+app = typer.Typer(
+    name="lockgate",
+    help="lockgate: lock-system integration gateway for CLIQ-style keys and door controllers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _global(
+    config: Annotated[
+        str | None,
+        typer.Option("--config", "-c", envvar="LOCKGATE_CONFIG", help="TOML configuration file."),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", envvar="LOCKGATE_DATABASE__URL", help="Database URL (overrides the config)."
+        ),
+    ] = None,
+    operator: Annotated[
+        str | None,
+        typer.Option("--operator", envvar="LOCKGATE_OPERATOR", help="Operator performing changes."),
+    ] = None,
+) -> None:
+    STATE.config = config
+    STATE.db_url = db
+    STATE.operator = operator
+
+
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(keys_app, name="keys")
+app.add_typer(report_app, name="report")
+app.command("explain")(explain_command)
+app.command("receipt")(receipt_command)
+
+
+@app.command("demo")
+def demo(
+    folder: Annotated[Path, typer.Option(help="Folder for the demo database.")] = Path("demo"),
+) -> None:
+    """Load the sample site into a fresh SQLite database and show every credential's derived
+    state, with the reasons."""
+    from gateway.demo import sample_site
+
+    core = sample_site.run(folder, console, STATE.settings.rules_config())
+    core.db.dispose()
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

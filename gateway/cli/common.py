@@ -1,0 +1,130 @@
+"""Shared plumbing of the CLI: global options, opening the store and the core, output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from gateway.config import ConfigError, Settings, load_settings
+from gateway.core import Core
+from gateway.domain.errors import DomainError
+from gateway.store.database import Database
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class CliState:
+    """Global options given before the command."""
+
+    config: str | None = None
+    db_url: str | None = None
+    operator: str | None = None
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                overrides: dict[str, Any] = {}
+                if self.db_url:
+                    overrides["database"] = {"url": self.db_url}
+                self._settings = load_settings(self.config, **overrides)
+            except ConfigError as exc:
+                fail(str(exc))
+        return self._settings
+
+
+STATE = CliState()
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print an error for a person and exit non-zero."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def operator_name() -> str:
+    """The operator acting: ``--operator`` or ``$LOCKGATE_OPERATOR``; required for changes."""
+    import os
+
+    name = STATE.operator or os.environ.get("LOCKGATE_OPERATOR")
+    if not name:
+        fail(
+            "this command changes something: name the operator with --operator NAME "
+            "(or set LOCKGATE_OPERATOR)",
+            2,
+        )
+    return name
+
+
+def database() -> Database:
+    from gateway.store.database import DatabaseUrlError
+
+    try:
+        return Database(STATE.settings.database.resolved_url())
+    except DatabaseUrlError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def open_core(*, upgrade: bool = False) -> Iterator[Core]:
+    """A loaded :class:`Core` on the configured database (checked to be migrated)."""
+    from gateway.store import migrate
+
+    db = database()
+    try:
+        if upgrade:
+            migrate.upgrade(db.url)
+        else:
+            try:
+                migrate.check_up_to_date(db.url)
+            except Exception as exc:
+                fail(str(exc))
+        core = Core(db, STATE.settings.rules_config())
+        core.load()
+        yield core
+    finally:
+        db.dispose()
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """Turn a refused command into a clear message and exit code 1."""
+    try:
+        yield
+    except DomainError as exc:
+        fail(f"{exc.code}: {exc}")
+
+
+def parse_instant(text: str | None, option: str) -> datetime | None:
+    """An ISO 8601 instant; a naive one is read in the site's time zone."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option}: {text!r} is not an ISO 8601 date-time (e.g. 2026-11-23T14:00)", 2)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=STATE.settings.rules_config().timezone)
+    return value.astimezone(UTC)
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def local(dt: datetime | None) -> str:
+    if dt is None:
+        return "-"
+    tz = STATE.settings.rules_config().timezone
+    return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M")

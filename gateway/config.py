@@ -1,0 +1,219 @@
+"""Configuration: a TOML file plus ``LOCKGATE_*`` environment overrides.
+
+Precedence (highest first): explicit arguments, environment variables
+(``LOCKGATE_DATABASE__URL``, ``LOCKGATE_MQTT__HOST``, ... with ``__`` between levels), the TOML
+file given with ``--config`` (or ``LOCKGATE_CONFIG``), then the defaults below. Every option is
+documented in ``docs/configuration.md``; a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from gateway.domain.timeutil import DEFAULT_TIMEZONE
+from gateway.rules.config import RulesConfig
+
+DEFAULT_DB_FILE = "lockgate.db"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = Field(
+        default="",
+        description="SQLAlchemy URL: sqlite:///PATH or postgresql://USER@HOST/DB. Empty means "
+        f"a SQLite file {DEFAULT_DB_FILE!r} in the working directory.",
+    )
+
+    def resolved_url(self) -> str:
+        from gateway.store.database import default_sqlite_url
+
+        return self.url or default_sqlite_url(Path.cwd() / DEFAULT_DB_FILE)
+
+
+class SiteSettings(_Section):
+    timezone: str = Field(default=DEFAULT_TIMEZONE, description="IANA time zone of the site.")
+    working_day_end: time = Field(
+        default=time(17, 0), description="End of the working day (forgot-card visitor cards)."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (expected e.g. Europe/Stockholm)") from None
+        return v
+
+
+class RulesSettings(_Section):
+    default_revalidation_days: int | None = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="Revalidation interval of keys whose spaces set none (empty: never).",
+    )
+    blacklist_capacity: int = Field(
+        default=3000, ge=1, le=100000, description="Blacklist entries a cylinder holds."
+    )
+    application_working_days: int = Field(
+        default=10, ge=1, le=60, description="Handling time of an access application."
+    )
+    expedited_working_days: int = Field(
+        default=3, ge=1, le=60, description="Handling time of an expedited application."
+    )
+
+
+class MqttSettings(_Section):
+    enabled: bool = Field(default=True, description="Run the MQTT bridge.")
+    host: str = Field(default="127.0.0.1", description="Broker host name.")
+    port: int = Field(default=1883, ge=1, le=65535, description="Broker port.")
+    base_topic: str = Field(default="lockgate", description="First level of every topic.")
+    client_id: str = Field(
+        default="lockgate-gateway",
+        description="MQTT client id (stable: the persistent session is bound to it).",
+    )
+    username: str | None = Field(default=None, description="User name at the broker.")
+    password: str | None = Field(default=None, description="Password at the broker.")
+    tls: bool = Field(default=False, description="Connect with TLS.")
+    ca_file: str | None = Field(default=None, description="CA certificate file for TLS.")
+    cert_file: str | None = Field(default=None, description="Client certificate for TLS.")
+    key_file: str | None = Field(default=None, description="Client key for TLS.")
+    session_expiry_s: int = Field(
+        default=7 * 24 * 3600, ge=0, description="MQTT v5 session expiry of the persistent session."
+    )
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="Keep-alive interval.")
+    max_batch: int = Field(
+        default=200, ge=1, le=10000, description="Requests applied in one transaction at most."
+    )
+    max_pending: int = Field(
+        default=2000,
+        ge=10,
+        le=1000000,
+        description="Inbound requests buffered before the bridge stops reading (backpressure).",
+    )
+    system_operator: str = Field(
+        default="central-system", description="Operator that MQTT requests act as."
+    )
+    client_operators: dict[str, str] = Field(
+        default_factory=dict,
+        description="Operator per MQTT client identity (request property 'client'), "
+        "overriding system_operator.",
+    )
+
+
+class DeviceSettings(_Section):
+    id: str = Field(description="Device id (station id or controller id).")
+    driver: str = Field(description="Driver entry-point name, e.g. serial-station, modbus-door.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Driver options.")
+
+
+class SyncSettings(_Section):
+    retry_initial_s: float = Field(default=0.5, gt=0, description="First retry delay.")
+    retry_max_s: float = Field(default=30.0, gt=0, description="Longest retry delay.")
+    device_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time limit of one device operation before it counts as failed.",
+    )
+    tick_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often time-driven changes "
+        "(expiries) and other processes' changes are picked up.",
+    )
+
+
+class RetentionSettings(_Section):
+    personal_data_days: int = Field(
+        default=730,
+        ge=1,
+        description="Days personal data and history are kept (2 years by the seed's routine).",
+    )
+    run_every_s: float = Field(default=3600.0, gt=0, description="Retention job interval.")
+
+
+class Settings(BaseSettings):
+    """Every setting of the gateway."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOCKGATE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    site: SiteSettings = Field(default_factory=SiteSettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    stations: list[DeviceSettings] = Field(default_factory=list)
+    controllers: list[DeviceSettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = _CONFIG_FILE.get("path")
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    def rules_config(self) -> RulesConfig:
+        return RulesConfig(
+            timezone=ZoneInfo(self.site.timezone),
+            default_revalidation_days=self.rules.default_revalidation_days,
+            blacklist_capacity=self.rules.blacklist_capacity,
+            working_day_end=self.site.working_day_end,
+        )
+
+
+_CONFIG_FILE: dict[str, Path] = {}
+
+
+class ConfigError(ValueError):
+    """The configuration file or environment is invalid; the message names the option."""
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``path`` (or ``$LOCKGATE_CONFIG``), the environment and defaults."""
+    from pydantic import ValidationError
+
+    chosen = path or os.environ.get("LOCKGATE_CONFIG")
+    if chosen is not None:
+        p = Path(chosen)
+        if not p.is_file():
+            raise ConfigError(f"config: file {p} does not exist")
+        _CONFIG_FILE["path"] = p
+    else:
+        _CONFIG_FILE.pop("path", None)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"config: {loc}: {first['msg']}") from None
+    except ValueError as exc:  # a TOML syntax error
+        raise ConfigError(f"config: {exc}") from None
+    finally:
+        _CONFIG_FILE.pop("path", None)

@@ -1,0 +1,330 @@
+"""The core: applies commands to the store and the rules engine in one transaction each.
+
+Every accepted change goes through :meth:`Core.submit`:
+
+1. the write transaction starts (writers are serialised by the store);
+2. the engine catches up with changes other processes committed (the fact journal);
+3. a request seen before (by its request id) returns its stored response, changing nothing;
+4. the handler checks the command against the current facts and names the facts to write;
+5. the facts, the journal entries, the derived desired states and whatever the listeners add
+   (outbox messages, audit entries) are written, and the response is stored in the inbox;
+6. commit. Only then is the response handed back, so nothing is acknowledged before it is
+   stored. If anything fails after the engine changed, the engine is rebuilt from the store.
+
+The core is synchronous and not thread-safe: the service runs it on one worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from gateway.commands.handlers import CommandContext, handle
+from gateway.commands.model import Command
+from gateway.domain.errors import DomainError
+from gateway.domain.facts import FACT_TYPES, Fact, fact_key
+from gateway.domain.timeutil import utcnow
+from gateway.rules.config import RulesConfig
+from gateway.rules.engine import Changes, RulesEngine
+from gateway.store import desired as desired_store
+from gateway.store import facts as fact_store
+from gateway.store import inbox as inbox_store
+from gateway.store import journal
+from gateway.store.database import Database
+
+log = logging.getLogger(__name__)
+
+FACT_TYPES_BY_NAME: dict[str, type[Fact]] = {t.__name__: t for t in FACT_TYPES}
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A command with the identity of its request: who sent it, and its request id (for
+    idempotency; ``None`` for commands that are not requests, such as CLI actions)."""
+
+    command: Command
+    operator: str
+    request_id: str | None = None
+    source: str = "cli"
+
+
+@dataclass
+class Outcome:
+    """The response to one submission: ``{request_id, status, data, error}``."""
+
+    request_id: str | None
+    status: str
+    data: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    duplicate: bool = False
+    changes: Changes = field(default_factory=Changes)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def response(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "status": self.status,
+            "data": self.data,
+            "error": self.error,
+        }
+
+    @classmethod
+    def failure(
+        cls, request_id: str | None, code: str, message: str, field_name: str | None = None
+    ) -> Outcome:
+        return cls(
+            request_id, "error", error={"code": code, "message": message, "field": field_name}
+        )
+
+
+def error_of(exc: DomainError | ValidationError) -> tuple[str, str, str | None]:
+    """(code, message, field) of a validation or domain error."""
+    if isinstance(exc, DomainError):
+        return exc.code, exc.message, exc.field
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or None
+    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return "INVALID", f"{first['msg']}{extra}", loc
+
+
+class ChangeListener(Protocol):
+    """Called inside the transaction of every change, after the derived states are written.
+
+    ``ctx`` is the command's context, or ``None`` for changes caused by time passing or by
+    another process. Listeners add rows (outbox messages, audit entries, sync jobs) to
+    ``session``; raising aborts the whole transaction."""
+
+    def __call__(
+        self, session: Session, core: Core, ctx: CommandContext | None, changes: Changes
+    ) -> None: ...
+
+
+class Core:
+    """Store + rules engine + listeners; see the module docstring for the flow."""
+
+    def __init__(
+        self,
+        db: Database,
+        cfg: RulesConfig | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        listeners: Iterable[ChangeListener] = (),
+    ) -> None:
+        self.db = db
+        self.cfg = cfg or RulesConfig()
+        self.clock = clock
+        self.listeners: list[ChangeListener] = list(listeners)
+        self.engine = RulesEngine(self.cfg)
+        self.journal_seq = 0
+        self.loaded = False
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self) -> Changes:
+        """Build the engine from every stored fact and bring the stored derived states in
+        line with it (they may lag after a crash or a rules change). Returns what differed."""
+        with self.db.session() as s:
+            self.journal_seq = journal.head(s)
+            facts = fact_store.load_all(s)
+            self.engine = RulesEngine.build(facts, self.clock(), self.cfg)
+            changes = self._reconcile(s)
+            self._persist(s, None, changes)
+        self.loaded = True
+        return changes
+
+    def _reconcile(self, s: Session) -> Changes:
+        changes = Changes()
+        stored = {st.number: st for st in desired_store.all_credential_states(s)}
+        for number, state in self.engine.states.items():
+            old = stored.pop(number, None)
+            if (
+                old is None
+                or old.revision != state.revision
+                or old.active != state.active
+                or (old.body.get("reasons") != [r.value for r in state.reasons])
+            ):
+                changes.credentials[number] = state
+        for number in stored:
+            changes.credentials[number] = None
+        changes.controllers |= self.engine.controller_ids()
+        changes.controllers |= {c.controller_id for c in desired_store.all_controller_states(s)}
+        changes.cylinders |= self.engine.blacklisted_cylinders()
+        changes.cylinders |= {b.cylinder for b in desired_store.all_blacklists(s)}
+        return changes
+
+    def _ensure_loaded(self) -> None:
+        if not self.loaded:
+            self.load()
+
+    # ------------------------------------------------------------------ commands
+
+    def submit(self, submission: Submission) -> Outcome:
+        """Apply one command in its own transaction and return its response."""
+        return self.submit_many([submission])[0]
+
+    def execute(self, command: Command, *, operator: str) -> dict[str, Any]:
+        """Apply a command and return its data; raise :class:`DomainError` when refused."""
+        outcome = self.submit(Submission(command, operator))
+        if not outcome.ok:
+            assert outcome.error is not None
+            raise DomainError(
+                outcome.error["message"], field=outcome.error["field"], code=outcome.error["code"]
+            )
+        return outcome.data
+
+    def submit_many(
+        self, submissions: Sequence[Submission], *, atomic: bool = False
+    ) -> list[Outcome]:
+        """Apply several commands in one transaction (group commit).
+
+        By default a refused command changes nothing and does not affect the others. With
+        ``atomic`` the first refusal rolls back the whole batch and raises it as a
+        :class:`DomainError` (imports are all or nothing)."""
+        self._ensure_loaded()
+        outcomes: list[Outcome] = []
+        try:
+            with self.db.session() as s:
+                self._catch_up(s)
+                for sub in submissions:
+                    outcome = self._submit_one(s, sub)
+                    if atomic and not outcome.ok:
+                        assert outcome.error is not None
+                        raise DomainError(
+                            f"{sub.command.name} #{len(outcomes) + 1}: {outcome.error['message']}",
+                            field=outcome.error["field"],
+                            code=outcome.error["code"],
+                        )
+                    outcomes.append(outcome)
+        except DomainError:
+            self.load()
+            raise
+        except Exception:
+            log.exception("transaction failed; rebuilding the rules engine from the store")
+            self.load()
+            raise
+        return outcomes
+
+    def _submit_one(self, s: Session, sub: Submission) -> Outcome:
+        now = self.clock()
+        if sub.request_id is not None:
+            seen = inbox_store.lookup(s, sub.request_id)
+            if seen is not None:
+                r = seen.response
+                return Outcome(
+                    sub.request_id, r["status"], r.get("data") or {}, r.get("error"), duplicate=True
+                )
+        ctx = CommandContext(self.engine.facts, now, sub.operator, self.cfg)
+        try:
+            handle(ctx, sub.command)
+        except DomainError as exc:
+            outcome = Outcome.failure(sub.request_id, *error_of(exc))
+            self._record(s, sub, outcome, now)
+            return outcome
+        with s.begin_nested():
+            for f in ctx.puts:
+                fact_store.put(s, f)
+            for kind, key in ctx.deletes:
+                fact_store.delete(s, kind, *key)
+            s.flush()
+        changes = self.engine.apply_many(ctx.puts, now)
+        for kind, key in ctx.deletes:
+            changes.merge(self.engine.remove(kind, key, now))
+        self.journal_seq = journal.append(
+            s,
+            [(type(f).__name__, fact_key(f), False) for f in ctx.puts]
+            + [(kind.__name__, key, True) for kind, key in ctx.deletes],
+            now,
+        )
+        self._persist(s, ctx, changes)
+        outcome = Outcome(sub.request_id, "ok", ctx.result, None, changes=changes)
+        self._record(s, sub, outcome, now)
+        return outcome
+
+    def _record(self, s: Session, sub: Submission, outcome: Outcome, now: datetime) -> None:
+        if sub.request_id is not None:
+            inbox_store.record(s, sub.request_id, sub.command.name, outcome.response(), now)
+
+    # ------------------------------------------------------------------ time and others
+
+    def tick(self) -> Changes:
+        """Recompute what changes by time alone (expiries, starts) and persist it."""
+        self._ensure_loaded()
+        now = self.clock()
+        due = self.engine.next_change_at()
+        with self.db.session() as s:
+            foreign = self._catch_up_changes(s)
+            if foreign is None and (due is None or due > now):
+                return Changes()
+            changes = foreign or Changes()
+            changes.merge(self.engine.advance(now))
+            self._persist(s, None, changes)
+        return changes
+
+    def _catch_up(self, s: Session) -> None:
+        changes = self._catch_up_changes(s)
+        if changes:
+            self._persist(s, None, changes)
+
+    def _catch_up_changes(self, s: Session) -> Changes | None:
+        """Apply facts that other processes committed since this engine last looked."""
+        head = journal.head(s)
+        if head == self.journal_seq:
+            return None
+        changes = Changes()
+        now = self.clock()
+        for entry in journal.since(s, self.journal_seq):
+            kind = FACT_TYPES_BY_NAME[entry.kind]
+            fact = fact_store.get(s, kind, *entry.key)
+            if fact is None:
+                changes.merge(self.engine.remove(kind, tuple(entry.key), now))
+            else:
+                changes.merge(self.engine.apply(fact, now))
+        self.journal_seq = head
+        return changes
+
+    # ------------------------------------------------------------------ derived state
+
+    def _persist(self, s: Session, ctx: CommandContext | None, changes: Changes) -> None:
+        now = self.clock()
+        for number, state in changes.credentials.items():
+            if state is None:
+                desired_store.delete_credential_state(s, number)
+            else:
+                desired_store.put_credential_state(
+                    s,
+                    desired_store.StoredCredentialState(
+                        number=number,
+                        kind=state.kind.value,
+                        revision=state.revision,
+                        active=state.active,
+                        body=state.as_json(),
+                        computed_at=state.computed_at,
+                    ),
+                )
+        for cid in sorted(changes.controllers):
+            dc = self.engine.controller(cid)
+            stored = desired_store.get_controller_state(s, cid)
+            if stored is None or stored.revision != dc.revision:
+                desired_store.put_controller_state(
+                    s,
+                    desired_store.StoredControllerState(
+                        controller_id=cid,
+                        revision=dc.revision,
+                        body={"entries": len(dc.entries), "schedules": len(dc.schedules)},
+                        computed_at=now,
+                    ),
+                )
+        for cylinder in sorted(changes.cylinders):
+            bl = self.engine.blacklist(cylinder)
+            desired_store.put_blacklist(s, cylinder, bl.serials, bl.revision, now)
+        for listener in self.listeners:
+            listener(s, self, ctx, changes)

@@ -1,0 +1,41 @@
+"""Settings of the rules engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from gateway.domain.timeutil import DEFAULT_TIMEZONE
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    """Site-wide settings the derivation depends on.
+
+    ``timezone`` is the site's zone: local dates and weekly schedules are evaluated in it.
+    ``default_revalidation_days`` applies to keys none of whose spaces set an interval
+    (``None`` disables revalidation for them). ``blacklist_capacity`` is the number of entries
+    a cylinder's blacklist holds; entries beyond it are reported as overflow.
+    """
+
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
+    default_revalidation_days: int | None = 30
+    blacklist_capacity: int = 3000
+    working_day_end: time = time(17, 0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_day_cache", {})
+
+    def day_start(self, day: date) -> datetime:
+        """UTC instant at which local ``day`` starts (cached: called for every window)."""
+        cache: dict[date, datetime] = self._day_cache  # type: ignore[attr-defined]
+        hit = cache.get(day)
+        if hit is None:
+            hit = datetime.combine(day, time(0, 0), tzinfo=self.timezone).astimezone(UTC)
+            cache[day] = hit
+        return hit
+
+    def day_end(self, day: date) -> datetime:
+        """UTC instant at which local ``day`` ends (exclusive)."""
+        return self.day_start(day + timedelta(days=1))

@@ -1,0 +1,321 @@
+"""An in-memory, indexed set of facts: what the rules engine derives from.
+
+Applying or removing a fact returns the numbers of the credentials whose derivation may
+depend on it, so the engine recomputes only those. Indexes are keyed by the ids that facts
+*refer to*, whether or not the referenced fact exists yet: facts may arrive in any order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+
+from gateway.domain.facts import (
+    AccessApplication,
+    ApplicationEntry,
+    ApplicationStatus,
+    Assignment,
+    Competence,
+    Credential,
+    DeliveryManifest,
+    Employment,
+    Fact,
+    KeyGrantAgreement,
+    KeyOrder,
+    Organisation,
+    Person,
+    Receipt,
+    Space,
+    VisitorCard,
+    fact_key,
+)
+
+
+def space_digest(space: Space) -> str:
+    """A short digest of what a space makes a credential open (its locks and revalidation)."""
+    text = repr(
+        (
+            space.cylinders,
+            tuple((d.controller_id, d.door) for d in space.doors),
+            space.revalidation_days,
+        )
+    )
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+class FactSet:
+    """Every fact the engine knows, with the indexes derivation and touch-tracking need."""
+
+    def __init__(self) -> None:
+        self.organisations: dict[str, Organisation] = {}
+        self.agreements: dict[str, KeyGrantAgreement] = {}
+        self.agreements_by_org: defaultdict[str, set[str]] = defaultdict(set)
+        self.persons: dict[str, Person] = {}
+        self.employments: dict[str, Employment] = {}
+        self.employments_by_person: defaultdict[str, set[str]] = defaultdict(set)
+        self.employments_by_org: defaultdict[str, set[str]] = defaultdict(set)
+        self.employment_by_card: dict[str, str] = {}
+        self.competences: defaultdict[str, dict[str, Competence]] = defaultdict(dict)
+        self.spaces: dict[str, Space] = {}
+        self.space_digests: dict[str, str] = {}
+        self.spaces_by_cylinder: defaultdict[str, set[str]] = defaultdict(set)
+        self.spaces_by_controller: defaultdict[str, set[str]] = defaultdict(set)
+        self.assignments: dict[str, Assignment] = {}
+        self.applications: defaultdict[str, dict[int, AccessApplication]] = defaultdict(dict)
+        self.latest_approved: dict[str, AccessApplication] = {}
+        # employment -> assignment -> its entry in that assignment's latest approved revision
+        self.entries_by_employment: defaultdict[str, dict[str, ApplicationEntry]] = defaultdict(
+            dict
+        )
+        self.employments_by_space: defaultdict[str, set[str]] = defaultdict(set)
+        self.credentials: dict[str, Credential] = {}
+        self.credentials_by_employment: defaultdict[str, set[str]] = defaultdict(set)
+        self.visitor_cards: dict[str, VisitorCard] = {}
+        self.visitors_by_space: defaultdict[str, set[str]] = defaultdict(set)
+        self.visitors_by_sponsor: defaultdict[str, set[str]] = defaultdict(set)
+        self.key_orders: dict[str, KeyOrder] = {}
+        self.manifests: dict[tuple[str, ...], DeliveryManifest] = {}
+        self.receipts: dict[tuple[str, ...], Receipt] = {}
+
+    # ------------------------------------------------------------------ touch helpers
+
+    def credentials_of_employments(self, employment_ids: Iterable[str]) -> set[str]:
+        out: set[str] = set()
+        for e in employment_ids:
+            out |= self.credentials_by_employment.get(e, set())
+        return out
+
+    def _credentials_of_org(self, org: str) -> set[str]:
+        return self.credentials_of_employments(self.employments_by_org.get(org, set()))
+
+    def _credentials_of_person(self, person_id: str) -> set[str]:
+        return self.credentials_of_employments(self.employments_by_person.get(person_id, set()))
+
+    def _credentials_of_space(self, space_id: str) -> set[str]:
+        out = self.credentials_of_employments(self.employments_by_space.get(space_id, set()))
+        return out | self.visitors_by_space.get(space_id, set())
+
+    # ------------------------------------------------------------------ apply / remove
+
+    def apply(self, fact: Fact) -> set[str]:
+        """Add or replace ``fact``; return the credentials whose derivation it may change."""
+        match fact:
+            case Organisation():
+                self.organisations[fact.org_number] = fact
+                return set()
+            case KeyGrantAgreement():
+                touched = self._drop_agreement(fact.id)
+                self.agreements[fact.id] = fact
+                self.agreements_by_org[fact.org_number].add(fact.id)
+                return touched | self._credentials_of_org(fact.org_number)
+            case Person():
+                self.persons[fact.id] = fact
+                return set()
+            case Employment():
+                touched = self._drop_employment(fact.id)
+                self.employments[fact.id] = fact
+                self.employments_by_person[fact.person_id].add(fact.id)
+                self.employments_by_org[fact.org_number].add(fact.id)
+                self.employment_by_card[fact.id06.card_number] = fact.id
+                return touched | self._employment_dependants(fact.id)
+            case Competence():
+                self.competences[fact.person_id][fact.code] = fact
+                return self._credentials_of_person(fact.person_id)
+            case Space():
+                touched = self._drop_space(fact.id)
+                self._index_space(fact)
+                return touched | self._credentials_of_space(fact.id)
+            case Assignment():
+                self.assignments[fact.id] = fact
+                return self._credentials_of_assignment(fact.id)
+            case AccessApplication():
+                before = self._credentials_of_assignment(fact.assignment_id)
+                self.applications[fact.assignment_id][fact.revision] = fact
+                self._reindex_assignment(fact.assignment_id)
+                return before | self._credentials_of_assignment(fact.assignment_id)
+            case Credential():
+                touched = self._drop_credential(fact.number)
+                self.credentials[fact.number] = fact
+                if fact.employment_id is not None:
+                    self.credentials_by_employment[fact.employment_id].add(fact.number)
+                return touched | {fact.number}
+            case VisitorCard():
+                self._drop_visitor(fact.number)
+                self.visitor_cards[fact.number] = fact
+                for s in fact.space_ids:
+                    self.visitors_by_space[s].add(fact.number)
+                self.visitors_by_sponsor[fact.sponsor_employment_id].add(fact.number)
+                return {fact.number}
+            case KeyOrder():
+                self.key_orders[fact.id] = fact
+                return set()
+            case DeliveryManifest():
+                self.manifests[fact_key(fact)] = fact
+                return set()
+            case Receipt():
+                self.receipts[fact_key(fact)] = fact
+                return set()
+        raise TypeError(f"not a fact: {type(fact).__name__}")
+
+    def remove(self, kind: type[Fact], key: tuple[str, ...]) -> set[str]:
+        """Remove the fact of ``kind`` with ``key`` (see :func:`fact_key`); return touched."""
+        if kind is Organisation:
+            self.organisations.pop(key[0], None)
+            return set()
+        if kind is KeyGrantAgreement:
+            return self._drop_agreement(key[0])
+        if kind is Person:
+            self.persons.pop(key[0], None)
+            return set()
+        if kind is Employment:
+            return self._drop_employment(key[0]) | self._employment_dependants(key[0])
+        if kind is Competence:
+            self.competences.get(key[0], {}).pop(key[1], None)
+            return self._credentials_of_person(key[0])
+        if kind is Space:
+            return self._drop_space(key[0])
+        if kind is Assignment:
+            self.assignments.pop(key[0], None)
+            return self._credentials_of_assignment(key[0])
+        if kind is AccessApplication:
+            before = self._credentials_of_assignment(key[0])
+            self.applications.get(key[0], {}).pop(int(key[1]), None)
+            self._reindex_assignment(key[0])
+            return before | self._credentials_of_assignment(key[0])
+        if kind is Credential:
+            return self._drop_credential(key[0]) | {key[0]}
+        if kind is VisitorCard:
+            self._drop_visitor(key[0])
+            return {key[0]}
+        if kind is KeyOrder:
+            self.key_orders.pop(key[0], None)
+            return set()
+        if kind is DeliveryManifest:
+            self.manifests.pop(key, None)
+            return set()
+        if kind is Receipt:
+            self.receipts.pop(key, None)
+            return set()
+        raise TypeError(f"not a fact type: {kind.__name__}")
+
+    # ------------------------------------------------------------------ internals
+
+    def _employment_dependants(self, employment_id: str) -> set[str]:
+        return self.credentials_by_employment.get(employment_id, set()) | (
+            self.visitors_by_sponsor.get(employment_id, set())
+        )
+
+    def _drop_agreement(self, agreement_id: str) -> set[str]:
+        old = self.agreements.pop(agreement_id, None)
+        if old is None:
+            return set()
+        self.agreements_by_org[old.org_number].discard(agreement_id)
+        return self._credentials_of_org(old.org_number)
+
+    def _drop_employment(self, employment_id: str) -> set[str]:
+        old = self.employments.pop(employment_id, None)
+        if old is None:
+            return set()
+        self.employments_by_person[old.person_id].discard(employment_id)
+        self.employments_by_org[old.org_number].discard(employment_id)
+        if self.employment_by_card.get(old.id06.card_number) == employment_id:
+            del self.employment_by_card[old.id06.card_number]
+        return set()
+
+    def _index_space(self, space: Space) -> None:
+        self.spaces[space.id] = space
+        self.space_digests[space.id] = space_digest(space)
+        for c in space.cylinders:
+            self.spaces_by_cylinder[c].add(space.id)
+        for d in space.doors:
+            self.spaces_by_controller[d.controller_id].add(space.id)
+
+    def _drop_space(self, space_id: str) -> set[str]:
+        old = self.spaces.pop(space_id, None)
+        self.space_digests.pop(space_id, None)
+        if old is None:
+            return set()
+        for c in old.cylinders:
+            self.spaces_by_cylinder[c].discard(space_id)
+        for d in old.doors:
+            self.spaces_by_controller[d.controller_id].discard(space_id)
+        return self._credentials_of_space(space_id)
+
+    def _drop_credential(self, number: str) -> set[str]:
+        old = self.credentials.pop(number, None)
+        if old is not None and old.employment_id is not None:
+            self.credentials_by_employment[old.employment_id].discard(number)
+        return set()
+
+    def _drop_visitor(self, number: str) -> None:
+        old = self.visitor_cards.pop(number, None)
+        if old is None:
+            return
+        for s in old.space_ids:
+            self.visitors_by_space[s].discard(number)
+        self.visitors_by_sponsor[old.sponsor_employment_id].discard(number)
+
+    def _credentials_of_assignment(self, assignment_id: str) -> set[str]:
+        app = self.latest_approved.get(assignment_id)
+        if app is None:
+            return set()
+        return self.credentials_of_employments(e.employment_id for e in app.entries)
+
+    def _reindex_assignment(self, assignment_id: str) -> None:
+        old = self.latest_approved.pop(assignment_id, None)
+        if old is not None:
+            for e in old.entries:
+                self.entries_by_employment[e.employment_id].pop(assignment_id, None)
+                for s in e.space_ids:
+                    self._unindex_space_use(s, e.employment_id)
+        approved = [
+            a
+            for a in self.applications.get(assignment_id, {}).values()
+            if a.status is ApplicationStatus.APPROVED
+        ]
+        if not approved:
+            return
+        new = max(approved, key=lambda a: a.revision)
+        self.latest_approved[assignment_id] = new
+        for e in new.entries:
+            self.entries_by_employment[e.employment_id][assignment_id] = e
+            for s in e.space_ids:
+                self.employments_by_space[s].add(e.employment_id)
+
+    def _unindex_space_use(self, space_id: str, employment_id: str) -> None:
+        # The employment may still use the space through another assignment.
+        for entry in self.entries_by_employment.get(employment_id, {}).values():
+            if space_id in entry.space_ids:
+                return
+        self.employments_by_space[space_id].discard(employment_id)
+
+    # ------------------------------------------------------------------ bulk
+
+    @classmethod
+    def of(cls, facts: Iterable[Fact]) -> FactSet:
+        """Build a fact set from facts in any order."""
+        fs = cls()
+        for f in facts:
+            fs.apply(f)
+        return fs
+
+    def all_facts(self) -> list[Fact]:
+        """Every fact held, in an order that :meth:`of` accepts (any order works)."""
+        out: list[Fact] = []
+        out.extend(self.organisations.values())
+        out.extend(self.agreements.values())
+        out.extend(self.persons.values())
+        out.extend(self.employments.values())
+        for by_code in self.competences.values():
+            out.extend(by_code.values())
+        out.extend(self.spaces.values())
+        out.extend(self.assignments.values())
+        for by_rev in self.applications.values():
+            out.extend(by_rev.values())
+        out.extend(self.credentials.values())
+        out.extend(self.visitor_cards.values())
+        out.extend(self.key_orders.values())
+        out.extend(self.manifests.values())
+        out.extend(self.receipts.values())
+        return out

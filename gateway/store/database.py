@@ -1,0 +1,186 @@
+"""Engine and sessions for one database URL (SQLite file or PostgreSQL).
+
+Every session is one transaction. Write sessions are serialised across processes on both
+databases, so a read-modify-write (check a revision, then store the next one) never interleaves
+with another writer and outbox ids are allocated in commit order:
+
+- SQLite: the driver's own transaction handling is switched off and every transaction is
+  started explicitly at its first statement, with ``BEGIN IMMEDIATE`` (takes the write lock at
+  once) for write sessions and a plain ``BEGIN`` under ``PRAGMA query_only`` for read-only ones.
+  Each connection runs with ``journal_mode=WAL`` (readers never block the writer),
+  ``synchronous=FULL`` (a committed transaction survives a power cut), ``foreign_keys=ON`` and
+  ``busy_timeout=10000`` ms.
+- PostgreSQL: write transactions take a transaction-scoped advisory lock as their first
+  statement (under the default READ COMMITTED isolation each later statement then sees every
+  earlier writer's commit); read-only transactions run ``REPEATABLE READ, READ ONLY`` (one
+  snapshot, never a serialisation failure) and take no lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+__all__ = ["Database", "DatabaseUrlError", "default_sqlite_url", "normalize_url"]
+
+Dialect = Literal["sqlite", "postgresql"]
+
+WRITE_LOCK_KEY: Final = 0x6C6F636B67617465  # "lockgate" in ASCII, the advisory lock id
+"""PostgreSQL advisory lock taken by every write transaction."""
+
+SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+
+_READONLY_OPTION: Final = "lockgate_readonly"
+
+
+class DatabaseUrlError(ValueError):
+    """A database URL that lockgate cannot use; the message says why and what to write."""
+
+
+def default_sqlite_url(path: str | Path) -> str:
+    """The SQLite URL of a database file (made absolute, so the URL does not depend on the
+    working directory)."""
+    absolute = Path(path).expanduser().resolve()
+    return URL.create("sqlite+pysqlite", database=str(absolute)).render_as_string()
+
+
+def normalize_url(url: str) -> URL:
+    """Parse and check a database URL, mapping it to the driver lockgate uses.
+
+    Accepted: ``sqlite:///path`` (a file; ``sqlite+pysqlite`` too) and
+    ``postgresql://...``, ``postgres://...`` or ``postgresql+psycopg://...`` (psycopg 3).
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseUrlError(f"database url: cannot be parsed ({exc})") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite":
+        if driver not in ("", "pysqlite"):
+            raise DatabaseUrlError(
+                f"database url: SQLite driver {driver!r} is not supported; write sqlite:///PATH"
+            )
+        if (
+            not parsed.database
+            or parsed.database == ":memory:"
+            or parsed.database.startswith("file:")
+        ):
+            raise DatabaseUrlError(
+                "database url: an SQLite database must be a file path (sqlite:///PATH), "
+                "in-memory databases are not supported"
+            )
+        return parsed.set(drivername="sqlite+pysqlite")
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "psycopg"):
+            raise DatabaseUrlError(
+                f"database url: PostgreSQL driver {driver!r} is not supported; write "
+                "postgresql://... or postgresql+psycopg://... (psycopg 3)"
+            )
+        if not parsed.database:
+            raise DatabaseUrlError("database url: the PostgreSQL database name is missing")
+        return parsed.set(drivername="postgresql+psycopg")
+    raise DatabaseUrlError(
+        f"database url: {backend!r} is not supported; use sqlite:///PATH or postgresql://..."
+    )
+
+
+class Database:
+    """Engine + session factory for one database URL.
+
+    ``url`` is the normalised URL (``sqlite+pysqlite://`` or ``postgresql+psycopg://``),
+    ``dialect`` is ``"sqlite"`` or ``"postgresql"``. The database is not contacted until the
+    first session. Thread-safe: use one :class:`Database` per process and one session per
+    unit of work; call :meth:`dispose` when done.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        parsed = normalize_url(url)
+        self.url: str = parsed.render_as_string(hide_password=False)
+        self.dialect: Dialect = "sqlite" if parsed.get_backend_name() == "sqlite" else "postgresql"
+        if self.dialect == "sqlite":
+            self.engine: Engine = create_engine(parsed, echo=echo)
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", _sqlite_on_begin)
+        else:
+            self.engine = create_engine(parsed, echo=echo, pool_pre_ping=True)
+            event.listen(self.engine, "begin", _postgresql_on_begin)
+        readonly_engine = self.engine.execution_options(**{_READONLY_OPTION: True})
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readonly_sessions = sessionmaker(readonly_engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        shown = make_url(self.url).render_as_string(hide_password=True)
+        return f"Database({shown!r})"
+
+    def session(self, *, readonly: bool = False) -> contextlib.AbstractContextManager[Session]:
+        """A Session in one transaction: commits on normal exit, rolls back on exception.
+
+        Write sessions (the default) are serialised with every other write session on the
+        same database, in this and every other process; they wait for the lock (SQLite:
+        at most 10 s, then ``OperationalError: database is locked``). ``readonly=True`` gives
+        a session that sees a consistent snapshot, never waits for writers and refuses to
+        write.
+        """
+        return self._transaction(readonly)
+
+    @contextlib.contextmanager
+    def _transaction(self, readonly: bool) -> Iterator[Session]:
+        factory = self._readonly_sessions if readonly else self._sessions
+        with factory() as session, session.begin():
+            yield session
+
+    def begin(self) -> contextlib.AbstractContextManager[Connection]:
+        """A Core connection in one write transaction: commits on normal exit, rolls back on
+        exception (used by migrations)."""
+        return self.engine.begin()
+
+    def dispose(self) -> None:
+        """Close every pooled connection. The object stays usable (it reconnects)."""
+        self.engine.dispose()
+
+
+def _is_readonly(conn: Connection) -> bool:
+    return bool(conn.get_execution_options().get(_READONLY_OPTION, False))
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Switch off the sqlite3 module's own BEGIN handling; _sqlite_on_begin emits BEGIN.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise RuntimeError(
+                f"SQLite refused write-ahead logging (journal_mode is {mode!r}); "
+                "put the database on a local file system"
+            )
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    if _is_readonly(conn):
+        conn.exec_driver_sql("PRAGMA query_only=ON")
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("PRAGMA query_only=OFF")
+        conn.exec_driver_sql("BEGIN")
+
+
+def _postgresql_on_begin(conn: Connection) -> None:
+    # psycopg opens the transaction implicitly with the first statement below.
+    if _is_readonly(conn):
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    else:
+        pass

@@ -1,0 +1,290 @@
+"""Derived state kept for the sync engine, reports and MQTT state topics.
+
+The rules engine derives, from the facts, the state every credential and every door controller
+must have, and the blacklist every offline cylinder must hold. Each carries a ``revision`` (a
+digest of its content, computed by the rules engine) so the sync engine can compare it with the
+revision a device last confirmed. ``body`` is the derived state itself as a JSON object (see
+:func:`~gateway.store.tables.check_json_object`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import RowMapping, Table, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from gateway.store.tables import (
+    check_json_object,
+    controller_state,
+    credential_state,
+    cylinder_blacklist,
+)
+
+__all__ = [
+    "StoredBlacklist",
+    "StoredControllerState",
+    "StoredCredentialState",
+    "all_blacklists",
+    "all_controller_states",
+    "all_credential_states",
+    "delete_controller_state",
+    "delete_credential_state",
+    "get_blacklist",
+    "get_controller_state",
+    "get_credential_state",
+    "put_blacklist",
+    "put_controller_state",
+    "put_credential_state",
+]
+
+MAX_REVISION = 128
+
+
+def _check_text(field: str, value: object, limit: int) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{field}: must be a string, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{field}: must not be empty")
+    if len(value) > limit:
+        raise ValueError(f"{field}: at most {limit} characters, got {len(value)}")
+    if not value.isprintable():
+        raise ValueError(f"{field}: must not contain control characters")
+    return value
+
+
+def _check_aware(field: str, value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{field}: must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{field}: must carry a time zone")
+    return value
+
+
+def _upsert(session: Session, table: Table, key: str, row: dict[str, Any]) -> None:
+    column = table.c[key]
+    done = session.execute(update(table).where(column == row[key]).values(row))
+    if not getattr(done, "rowcount", 0):
+        session.execute(insert(table).values(row))
+
+
+def _first(session: Session, table: Table, key: str, value: str) -> RowMapping | None:
+    return session.execute(select(table).where(table.c[key] == value)).mappings().first()
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+@dataclass(frozen=True)
+class StoredCredentialState:
+    """The desired state of one credential: ``active`` says whether it may open anything at
+    all; ``body`` holds the derived details (validity, schedule, cylinders, doors)."""
+
+    number: str
+    kind: str
+    revision: str
+    active: bool
+    body: dict[str, Any]
+    computed_at: datetime
+
+
+def _credential_state(row: RowMapping) -> StoredCredentialState:
+    return StoredCredentialState(
+        number=row["number"],
+        kind=row["kind"],
+        revision=row["revision"],
+        active=row["active"],
+        body=row["body"],
+        computed_at=row["computed_at"],
+    )
+
+
+def put_credential_state(session: Session, state: StoredCredentialState) -> None:
+    """Store ``state``, replacing the stored state of the same credential number."""
+    _check_text("number", state.number, 10)
+    if not state.number.isascii() or not state.number.isdigit():
+        raise ValueError(f"number: must be digits, got {state.number!r}")
+    _check_text("kind", state.kind, 20)
+    _check_text("revision", state.revision, MAX_REVISION)
+    if not isinstance(state.active, bool):
+        raise TypeError(f"active: must be a bool, got {type(state.active).__name__}")
+    check_json_object("body", state.body)
+    _check_aware("computed_at", state.computed_at)
+    _upsert(
+        session,
+        credential_state,
+        "number",
+        {
+            "number": state.number,
+            "kind": state.kind,
+            "revision": state.revision,
+            "active": state.active,
+            "body": state.body,
+            "computed_at": state.computed_at,
+        },
+    )
+
+
+def get_credential_state(session: Session, number: str) -> StoredCredentialState | None:
+    """The stored desired state of credential ``number``, or None."""
+    row = _first(session, credential_state, "number", number)
+    return None if row is None else _credential_state(row)
+
+
+def all_credential_states(session: Session) -> list[StoredCredentialState]:
+    """Every stored credential state, by number."""
+    rows = session.execute(select(credential_state).order_by(credential_state.c.number))
+    return [_credential_state(r) for r in rows.mappings()]
+
+
+def delete_credential_state(session: Session, number: str) -> None:
+    """Forget the desired state of credential ``number`` (nothing happens if there is none)."""
+    session.execute(delete(credential_state).where(credential_state.c.number == number))
+
+
+# --------------------------------------------------------------------------- controllers
+
+
+@dataclass(frozen=True)
+class StoredControllerState:
+    """The desired state of one door controller: ``body`` holds its allow-list and door
+    settings."""
+
+    controller_id: str
+    revision: str
+    body: dict[str, Any]
+    computed_at: datetime
+
+
+def _controller_state(row: RowMapping) -> StoredControllerState:
+    return StoredControllerState(
+        controller_id=row["controller_id"],
+        revision=row["revision"],
+        body=row["body"],
+        computed_at=row["computed_at"],
+    )
+
+
+def put_controller_state(session: Session, state: StoredControllerState) -> None:
+    """Store ``state``, replacing the stored state of the same controller."""
+    _check_text("controller_id", state.controller_id, 64)
+    _check_text("revision", state.revision, MAX_REVISION)
+    check_json_object("body", state.body)
+    _check_aware("computed_at", state.computed_at)
+    _upsert(
+        session,
+        controller_state,
+        "controller_id",
+        {
+            "controller_id": state.controller_id,
+            "revision": state.revision,
+            "body": state.body,
+            "computed_at": state.computed_at,
+        },
+    )
+
+
+def get_controller_state(session: Session, controller_id: str) -> StoredControllerState | None:
+    """The stored desired state of a controller, or None."""
+    row = _first(session, controller_state, "controller_id", controller_id)
+    return None if row is None else _controller_state(row)
+
+
+def all_controller_states(session: Session) -> list[StoredControllerState]:
+    """Every stored controller state, by controller id."""
+    rows = session.execute(select(controller_state).order_by(controller_state.c.controller_id))
+    return [_controller_state(r) for r in rows.mappings()]
+
+
+def delete_controller_state(session: Session, controller_id: str) -> None:
+    """Forget the desired state of a controller (nothing happens if there is none)."""
+    session.execute(
+        delete(controller_state).where(controller_state.c.controller_id == controller_id)
+    )
+
+
+# --------------------------------------------------------------------------- blacklists
+
+
+@dataclass(frozen=True)
+class StoredBlacklist:
+    """The blacklist an offline cylinder must hold: the serials of keys it must refuse.
+
+    ``version`` starts at 1 and grows by one each time the content (``revision``) changes; a
+    cylinder reports the version it holds, so the gateway knows whether it is current.
+    """
+
+    cylinder: str
+    version: int
+    serials: tuple[str, ...]
+    revision: str
+    computed_at: datetime
+
+
+def _blacklist(row: RowMapping) -> StoredBlacklist:
+    return StoredBlacklist(
+        cylinder=row["cylinder"],
+        version=row["version"],
+        serials=tuple(row["serials"]),
+        revision=row["revision"],
+        computed_at=row["computed_at"],
+    )
+
+
+def put_blacklist(
+    session: Session, cylinder: str, serials: tuple[str, ...], revision: str, at: datetime
+) -> StoredBlacklist:
+    """Store the blacklist of ``cylinder`` and return what is stored.
+
+    A new cylinder starts at version 1. A ``revision`` different from the stored one bumps
+    the version by 1 and replaces serials and ``computed_at``; the same revision leaves the
+    stored blacklist unchanged (and returns it).
+    """
+    _check_text("cylinder", cylinder, 10)
+    if not cylinder.isascii() or not cylinder.isdigit():
+        raise ValueError(f"cylinder: must be digits, got {cylinder!r}")
+    if not isinstance(serials, tuple):
+        raise TypeError(f"serials: must be a tuple, got {type(serials).__name__}")
+    for s in serials:
+        if not isinstance(s, str) or not s.isascii() or not s.isdigit():
+            raise ValueError(f"serials: a key serial is a string of digits, got {s!r}")
+    _check_text("revision", revision, MAX_REVISION)
+    _check_aware("at", at)
+    current = get_blacklist(session, cylinder)
+    if current is not None and current.revision == revision:
+        return current
+    stored = StoredBlacklist(
+        cylinder=cylinder,
+        version=1 if current is None else current.version + 1,
+        serials=serials,
+        revision=revision,
+        computed_at=at.astimezone(UTC),
+    )
+    row = {
+        "cylinder": cylinder,
+        "version": stored.version,
+        "serials": list(serials),
+        "revision": revision,
+        "computed_at": at,
+    }
+    if current is None:
+        session.execute(insert(cylinder_blacklist).values(row))
+    else:
+        session.execute(
+            update(cylinder_blacklist).where(cylinder_blacklist.c.cylinder == cylinder).values(row)
+        )
+    return stored
+
+
+def get_blacklist(session: Session, cylinder: str) -> StoredBlacklist | None:
+    """The stored blacklist of ``cylinder``, or None."""
+    row = _first(session, cylinder_blacklist, "cylinder", cylinder)
+    return None if row is None else _blacklist(row)
+
+
+def all_blacklists(session: Session) -> list[StoredBlacklist]:
+    """Every stored blacklist, by cylinder."""
+    rows = session.execute(select(cylinder_blacklist).order_by(cylinder_blacklist.c.cylinder))
+    return [_blacklist(r) for r in rows.mappings()]

@@ -1,0 +1,723 @@
+"""Repository of domain facts: store, replace, delete and query every fact type.
+
+Every function takes the :class:`~sqlalchemy.orm.Session` of the caller's transaction, so that
+facts, inbox records and outbox messages of one command commit together. A fact is identified
+within its type by :func:`gateway.domain.fact_key`; storing a fact replaces the stored fact with
+the same key, collections included. Reading returns exactly the model that was stored: aware
+UTC datetimes, dates, tuples in their order, enums.
+
+Referential rules between aggregates (the employment of a credential exists, one employment per
+person and organisation, ...) are the command layer's job: facts may arrive in any order.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from functools import cached_property
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    RowMapping,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy import delete as sql_delete
+from sqlalchemy.orm import Session
+
+from gateway.domain import (
+    FACT_TYPES,
+    AccessApplication,
+    ApplicationStatus,
+    Assignment,
+    Competence,
+    Credential,
+    DeliveryManifest,
+    Employment,
+    Fact,
+    KeyGrantAgreement,
+    KeyOrder,
+    Organisation,
+    Person,
+    Receipt,
+    Space,
+    VisitorCard,
+    fact_key,
+)
+from gateway.store import tables as t
+
+__all__ = [
+    "agreements_of",
+    "all_of",
+    "applications_of",
+    "applications_with_employment",
+    "competences_of",
+    "count",
+    "credential_by_number",
+    "credentials_of_employment",
+    "credentials_of_order",
+    "delete",
+    "employment_by_id06",
+    "employment_of",
+    "employments_of_person",
+    "get",
+    "latest_application",
+    "latest_approved_application",
+    "load_all",
+    "manifests_of_order",
+    "manifests_with_key",
+    "put",
+    "put_many",
+    "receipts_of",
+    "receipts_of_employment",
+    "spaces_with_controller",
+    "spaces_with_cylinder",
+    "visitor_cards_of_sponsor",
+]
+
+F = TypeVar("F", bound=Fact)
+
+Row = dict[str, Any]
+ChildRows = Mapping[str, Sequence[RowMapping]]
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+@dataclass(frozen=True, slots=True)
+class _Child:
+    """A child table of an aggregate: ``root_columns`` hold the root's key (in key order),
+    ``order`` sorts the rows of one aggregate back into the model's tuple order."""
+
+    table: Table
+    root_columns: tuple[str, ...]
+    order: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """How one fact type maps to its root table and child tables."""
+
+    kind: type[Fact]
+    table: Table
+    key_fields: tuple[str, ...]
+    dump: Callable[[Any], tuple[Row, dict[str, list[Row]]]]
+    load: Callable[[RowMapping, ChildRows], Fact]
+    children: tuple[_Child, ...] = ()
+    key_types: tuple[type, ...] = ()
+
+    @cached_property
+    def key_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.table.primary_key.columns)
+
+    def key_of_row(self, row: RowMapping) -> tuple[Any, ...]:
+        return tuple(row[c] for c in self.key_columns)
+
+    def key_values(self, key: Sequence[str]) -> tuple[Any, ...]:
+        """Turn a :func:`fact_key` (strings) into column values, validating each part."""
+        if len(key) != len(self.key_fields):
+            fields = ", ".join(self.key_fields)
+            raise ValueError(
+                f"{self.kind.__name__} is identified by {len(self.key_fields)} key part(s) "
+                f"({fields}), got {len(key)}"
+            )
+        values: list[Any] = []
+        for name, part, typ in zip(self.key_fields, key, self.key_types, strict=True):
+            if not isinstance(part, str):
+                raise TypeError(f"{name}: key parts are strings, got {type(part).__name__}")
+            values.append(_parse_key_part(name, part, typ))
+        return tuple(values)
+
+    def key_filter(self, values: Sequence[Any]) -> ColumnElement[bool]:
+        return and_(*(self.table.c[c] == v for c, v in zip(self.key_columns, values, strict=True)))
+
+
+def _parse_key_part(name: str, part: str, typ: type) -> Any:
+    if typ is str:
+        return part
+    if typ is int:
+        if not part.isascii() or not part.isdigit() or int(part) < 1:
+            raise ValueError(f"{name}: must be a positive whole number, got {part!r}")
+        return int(part)
+    if typ is datetime:
+        try:
+            value = datetime.fromisoformat(part)
+        except ValueError:
+            raise ValueError(f"{name}: not an ISO 8601 date and time: {part!r}") from None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{name}: must carry a time zone, got {part!r}")
+        return value
+    raise AssertionError(f"unsupported key type {typ}")
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _dump_flat(fact: Fact) -> tuple[Row, dict[str, list[Row]]]:
+    return {k: _plain(v) for k, v in fact.model_dump().items()}, {}
+
+
+def _flat(kind: type[Fact]) -> Callable[[RowMapping, ChildRows], Fact]:
+    def load(row: RowMapping, _children: ChildRows) -> Fact:
+        return kind.model_validate(dict(row))
+
+    return load
+
+
+# Employment ------------------------------------------------------------------
+
+
+def _dump_employment(fact: Employment) -> tuple[Row, dict[str, list[Row]]]:
+    return {
+        "id": fact.id,
+        "person_id": fact.person_id,
+        "org_number": fact.org_number,
+        "id06_card_number": fact.id06.card_number,
+        "id06_valid_until": fact.id06.valid_until,
+        "id06_status": fact.id06.status.value,
+    }, {}
+
+
+def _load_employment(row: RowMapping, _children: ChildRows) -> Fact:
+    return Employment.model_validate(
+        {
+            "id": row["id"],
+            "person_id": row["person_id"],
+            "org_number": row["org_number"],
+            "id06": {
+                "card_number": row["id06_card_number"],
+                "valid_until": row["id06_valid_until"],
+                "status": row["id06_status"],
+            },
+        }
+    )
+
+
+# Space -------------------------------------------------------------------------
+
+
+def _dump_space(fact: Space) -> tuple[Row, dict[str, list[Row]]]:
+    return {"id": fact.id, "name": fact.name, "revalidation_days": fact.revalidation_days}, {
+        t.space_cylinder.name: [
+            {"space_id": fact.id, "cylinder": c, "position": i}
+            for i, c in enumerate(fact.cylinders)
+        ],
+        t.space_door.name: [
+            {"space_id": fact.id, "controller_id": d.controller_id, "door": d.door, "position": i}
+            for i, d in enumerate(fact.doors)
+        ],
+        t.space_competence.name: [
+            {"space_id": fact.id, "code": c, "position": i}
+            for i, c in enumerate(fact.required_competences)
+        ],
+    }
+
+
+def _load_space(row: RowMapping, children: ChildRows) -> Fact:
+    return Space.model_validate(
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "revalidation_days": row["revalidation_days"],
+            "cylinders": tuple(r["cylinder"] for r in children[t.space_cylinder.name]),
+            "doors": tuple(
+                {"controller_id": r["controller_id"], "door": r["door"]}
+                for r in children[t.space_door.name]
+            ),
+            "required_competences": tuple(r["code"] for r in children[t.space_competence.name]),
+        }
+    )
+
+
+# AccessApplication ------------------------------------------------------------
+
+
+def _dump_application(fact: AccessApplication) -> tuple[Row, dict[str, list[Row]]]:
+    key = {"assignment_id": fact.assignment_id, "revision": fact.revision}
+    entries: list[Row] = []
+    spaces: list[Row] = []
+    for i, entry in enumerate(fact.entries):
+        entries.append(
+            key
+            | {
+                "employment_id": entry.employment_id,
+                "position": i,
+                "valid_from": entry.valid_from,
+                "valid_until": entry.valid_until,
+                "schedule": (
+                    entry.schedule.model_dump(mode="json") if entry.schedule is not None else None
+                ),
+            }
+        )
+        spaces.extend(
+            key | {"employment_id": entry.employment_id, "space_id": s, "position": j}
+            for j, s in enumerate(entry.space_ids)
+        )
+    row = key | {
+        "status": fact.status.value,
+        "expedited": fact.expedited,
+        "submitted_at": fact.submitted_at,
+        "decided_at": fact.decided_at,
+    }
+    return row, {t.application_entry.name: entries, t.application_entry_space.name: spaces}
+
+
+def _load_application(row: RowMapping, children: ChildRows) -> Fact:
+    spaces: dict[str, list[str]] = defaultdict(list)
+    for r in children[t.application_entry_space.name]:
+        spaces[r["employment_id"]].append(r["space_id"])
+    return AccessApplication.model_validate(
+        {
+            "assignment_id": row["assignment_id"],
+            "revision": row["revision"],
+            "status": row["status"],
+            "expedited": row["expedited"],
+            "submitted_at": row["submitted_at"],
+            "decided_at": row["decided_at"],
+            "entries": tuple(
+                {
+                    "employment_id": e["employment_id"],
+                    "space_ids": tuple(spaces[e["employment_id"]]),
+                    "valid_from": e["valid_from"],
+                    "valid_until": e["valid_until"],
+                    "schedule": e["schedule"],
+                }
+                for e in children[t.application_entry.name]
+            ),
+        }
+    )
+
+
+# DeliveryManifest ---------------------------------------------------------------
+
+
+def _dump_manifest(fact: DeliveryManifest) -> tuple[Row, dict[str, list[Row]]]:
+    key = {"order_id": fact.order_id, "delivered_at": fact.delivered_at}
+    return key, {
+        t.manifest_key.name: [
+            key | {"key_serial": s, "position": i} for i, s in enumerate(fact.key_serials)
+        ]
+    }
+
+
+def _load_manifest(row: RowMapping, children: ChildRows) -> Fact:
+    return DeliveryManifest.model_validate(
+        {
+            "order_id": row["order_id"],
+            "delivered_at": row["delivered_at"],
+            "key_serials": tuple(r["key_serial"] for r in children[t.manifest_key.name]),
+        }
+    )
+
+
+# VisitorCard -------------------------------------------------------------------
+
+
+def _dump_visitor_card(fact: VisitorCard) -> tuple[Row, dict[str, list[Row]]]:
+    row = {k: _plain(v) for k, v in fact.model_dump(exclude={"space_ids"}).items()}
+    return row, {
+        t.visitor_card_space.name: [
+            {"number": fact.number, "space_id": s, "position": i}
+            for i, s in enumerate(fact.space_ids)
+        ]
+    }
+
+
+def _load_visitor_card(row: RowMapping, children: ChildRows) -> Fact:
+    data = dict(row)
+    data["space_ids"] = tuple(r["space_id"] for r in children[t.visitor_card_space.name])
+    return VisitorCard.model_validate(data)
+
+
+# Registry ------------------------------------------------------------------------
+
+_S = (str,)
+
+
+def _flat_spec(kind: type[Fact], table: Table, key_fields: tuple[str, ...]) -> _Spec:
+    return _Spec(
+        kind, table, key_fields, _dump_flat, _flat(kind), key_types=(str,) * len(key_fields)
+    )
+
+
+_SPECS: dict[type[Fact], _Spec] = {
+    s.kind: s
+    for s in (
+        _flat_spec(Organisation, t.organisation, ("org_number",)),
+        _flat_spec(KeyGrantAgreement, t.key_grant_agreement, ("id",)),
+        _flat_spec(Person, t.person, ("id",)),
+        _Spec(
+            Employment,
+            t.employment,
+            ("id",),
+            _dump_employment,
+            _load_employment,
+            key_types=_S,
+        ),
+        _flat_spec(Competence, t.competence, ("person_id", "code")),
+        _Spec(
+            Space,
+            t.space,
+            ("id",),
+            _dump_space,
+            _load_space,
+            children=(
+                _Child(t.space_cylinder, ("space_id",), ("position",)),
+                _Child(t.space_door, ("space_id",), ("position",)),
+                _Child(t.space_competence, ("space_id",), ("position",)),
+            ),
+            key_types=_S,
+        ),
+        _flat_spec(Assignment, t.assignment, ("id",)),
+        _Spec(
+            AccessApplication,
+            t.access_application,
+            ("assignment_id", "revision"),
+            _dump_application,
+            _load_application,
+            children=(
+                _Child(t.application_entry, ("assignment_id", "revision"), ("position",)),
+                _Child(
+                    t.application_entry_space,
+                    ("assignment_id", "revision"),
+                    ("employment_id", "position"),
+                ),
+            ),
+            key_types=(str, int),
+        ),
+        _flat_spec(Credential, t.credential, ("number",)),
+        _flat_spec(KeyOrder, t.key_order, ("id",)),
+        _Spec(
+            DeliveryManifest,
+            t.delivery_manifest,
+            ("order_id", "delivered_at"),
+            _dump_manifest,
+            _load_manifest,
+            children=(_Child(t.manifest_key, ("order_id", "delivered_at"), ("position",)),),
+            key_types=(str, datetime),
+        ),
+        _flat_spec(Receipt, t.receipt, ("credential_number", "employment_id")),
+        _Spec(
+            VisitorCard,
+            t.visitor_card,
+            ("number",),
+            _dump_visitor_card,
+            _load_visitor_card,
+            children=(_Child(t.visitor_card_space, ("number",), ("position",)),),
+            key_types=_S,
+        ),
+    )
+}
+assert set(_SPECS) == set(FACT_TYPES), "every fact type needs a table mapping"
+
+
+def _spec(kind: type[Fact]) -> _Spec:
+    try:
+        return _SPECS[kind]
+    except KeyError:
+        raise TypeError(f"not a fact type: {getattr(kind, '__name__', kind)!r}") from None
+
+
+def _spec_of(fact: Fact) -> _Spec:
+    if not isinstance(fact, Fact):
+        raise TypeError(f"not a fact: {type(fact).__name__}")
+    return _spec(type(fact))
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def put(session: Session, fact: Fact) -> None:
+    """Insert ``fact`` or replace the stored fact with the same :func:`fact_key`.
+
+    The whole aggregate is replaced: a space's cylinders, an application's entries, ...
+    """
+    put_many(session, (fact,))
+
+
+def put_many(session: Session, facts: Iterable[Fact]) -> None:
+    """:func:`put` for many facts of any types, with a few bulk statements per table.
+
+    When several facts share a key, the last one wins.
+    """
+    by_kind: dict[type[Fact], dict[tuple[str, ...], Fact]] = defaultdict(dict)
+    for fact in facts:
+        spec = _spec_of(fact)
+        by_kind[spec.kind][fact_key(fact)] = fact
+    for kind, batch in by_kind.items():
+        spec = _SPECS[kind]
+        roots: list[Row] = []
+        children: dict[str, list[Row]] = defaultdict(list)
+        for fact in batch.values():
+            row, child_rows = spec.dump(fact)
+            roots.append(row)
+            for name, rows in child_rows.items():
+                children[name].extend(rows)
+        keys = [spec.key_of_row(cast(RowMapping, row)) for row in roots]
+        _delete_keys(session, spec, keys)
+        session.execute(insert(spec.table), roots)
+        for child in spec.children:
+            child_batch = children.get(child.table.name)
+            if child_batch:
+                session.execute(insert(child.table), child_batch)
+
+
+def delete(session: Session, kind: type[Fact], *key: str) -> bool:
+    """Delete the fact of ``kind`` with ``key`` (its :func:`fact_key`), collections included.
+
+    Returns whether it existed.
+    """
+    spec = _spec(kind)
+    return _delete_keys(session, spec, [spec.key_values(key)]) > 0
+
+
+def _delete_keys(session: Session, spec: _Spec, keys: Sequence[tuple[Any, ...]]) -> int:
+    if not keys:
+        return 0
+    params = [{f"k_{i}": v for i, v in enumerate(key)} for key in keys]
+    for child in reversed(spec.children):
+        cond = and_(
+            *(child.table.c[col] == bindparam(f"k_{i}") for i, col in enumerate(child.root_columns))
+        )
+        session.execute(sql_delete(child.table).where(cond), params)
+    cond = and_(
+        *(spec.table.c[col] == bindparam(f"k_{i}") for i, col in enumerate(spec.key_columns))
+    )
+    result = session.execute(sql_delete(spec.table).where(cond), params)
+    return int(getattr(result, "rowcount", 0))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _fetch(
+    session: Session,
+    spec: _Spec,
+    where: ColumnElement[bool] | None = None,
+) -> list[Fact]:
+    """Facts of one type matching ``where`` (on the root table): one statement per table."""
+    root = spec.table
+    query = select(root).order_by(*(root.c[c] for c in spec.key_columns))
+    if where is not None:
+        query = query.where(where)
+    rows = session.execute(query).mappings().all()
+    if not rows:
+        return []
+    grouped: dict[str, dict[tuple[Any, ...], list[RowMapping]]] = {}
+    for child in spec.children:
+        ct = child.table
+        child_query = select(ct)
+        if where is not None:
+            on = and_(
+                *(
+                    ct.c[cc] == root.c[rc]
+                    for cc, rc in zip(child.root_columns, spec.key_columns, strict=True)
+                )
+            )
+            child_query = child_query.join(root, on).where(where)
+        child_query = child_query.order_by(*(ct.c[c] for c in (*child.root_columns, *child.order)))
+        groups: dict[tuple[Any, ...], list[RowMapping]] = defaultdict(list)
+        for r in session.execute(child_query).mappings():
+            groups[tuple(r[c] for c in child.root_columns)].append(r)
+        grouped[ct.name] = groups
+    if not grouped:
+        return [spec.load(row, {}) for row in rows]
+    facts: list[Fact] = []
+    for row in rows:
+        key = spec.key_of_row(row)
+        facts.append(spec.load(row, {name: g.get(key, ()) for name, g in grouped.items()}))
+    return facts
+
+
+def get(session: Session, kind: type[F], *key: str) -> F | None:
+    """The stored fact of ``kind`` whose :func:`fact_key` is ``key``, or None."""
+    spec = _spec(kind)
+    found = _fetch(session, spec, spec.key_filter(spec.key_values(key)))
+    return cast(F, found[0]) if found else None
+
+
+def all_of(session: Session, kind: type[F]) -> list[F]:
+    """Every stored fact of ``kind``, ordered by key (in the database's collation)."""
+    return cast(list[F], _fetch(session, _spec(kind)))
+
+
+def load_all(session: Session) -> list[Fact]:
+    """Every stored fact, type by type in the order of :data:`gateway.domain.FACT_TYPES`.
+
+    For rebuilding the rules engine at start-up: one statement per table, whatever the
+    number of facts.
+    """
+    facts: list[Fact] = []
+    for kind in FACT_TYPES:
+        facts.extend(_fetch(session, _SPECS[kind]))
+    return facts
+
+
+def count(session: Session, kind: type[Fact]) -> int:
+    """Number of stored facts of ``kind``."""
+    spec = _spec(kind)
+    return int(session.execute(select(func.count()).select_from(spec.table)).scalar_one())
+
+
+def _list(session: Session, kind: type[F], where: ColumnElement[bool]) -> list[F]:
+    return cast(list[F], _fetch(session, _SPECS[kind], where))
+
+
+def _one(session: Session, kind: type[F], where: ColumnElement[bool]) -> F | None:
+    found = _fetch(session, _SPECS[kind], where)
+    return cast(F, found[0]) if found else None
+
+
+# --------------------------------------------------------------------------- targeted queries
+
+
+def agreements_of(session: Session, org_number: str) -> list[KeyGrantAgreement]:
+    """Key grant agreements of an organisation (``NNNNNN-NNNN``), by id."""
+    return _list(session, KeyGrantAgreement, t.key_grant_agreement.c.org_number == org_number)
+
+
+def employments_of_person(session: Session, person_id: str) -> list[Employment]:
+    """Every employment of a person, by id."""
+    return _list(session, Employment, t.employment.c.person_id == person_id)
+
+
+def employment_of(session: Session, person_id: str, org_number: str) -> Employment | None:
+    """The employment of a person at an organisation (``NNNNNN-NNNN``), or None.
+
+    The domain allows one; should the store hold several, the one with the lowest id.
+    """
+    e = t.employment.c
+    return _one(session, Employment, and_(e.person_id == person_id, e.org_number == org_number))
+
+
+def employment_by_id06(session: Session, card_number: str) -> Employment | None:
+    """The employment whose ID06 card has ``card_number`` (upper case, no spaces), or None.
+
+    Should several employments name the card, the one with the lowest id.
+    """
+    return _one(session, Employment, t.employment.c.id06_card_number == card_number)
+
+
+def competences_of(session: Session, person_id: str) -> list[Competence]:
+    """The competences of a person, by code."""
+    return _list(session, Competence, t.competence.c.person_id == person_id)
+
+
+def spaces_with_cylinder(session: Session, cylinder: str) -> list[Space]:
+    """Spaces that contain the offline cylinder ``cylinder``, by id."""
+    c = t.space_cylinder.alias()
+    return _list(
+        session,
+        Space,
+        exists().where(c.c.space_id == t.space.c.id, c.c.cylinder == cylinder),
+    )
+
+
+def spaces_with_controller(session: Session, controller_id: str) -> list[Space]:
+    """Spaces that contain at least one door of the controller ``controller_id``, by id."""
+    d = t.space_door.alias()
+    return _list(
+        session,
+        Space,
+        exists().where(d.c.space_id == t.space.c.id, d.c.controller_id == controller_id),
+    )
+
+
+def applications_of(session: Session, assignment_id: str) -> list[AccessApplication]:
+    """Every stored revision of an assignment's access application, by revision."""
+    return _list(session, AccessApplication, t.access_application.c.assignment_id == assignment_id)
+
+
+def _latest(assignment_id: str, status: ApplicationStatus | None) -> ColumnElement[bool]:
+    a = t.access_application
+    inner = t.access_application.alias()
+    newest = select(func.max(inner.c.revision)).where(inner.c.assignment_id == assignment_id)
+    if status is not None:
+        newest = newest.where(inner.c.status == status.value)
+    return and_(a.c.assignment_id == assignment_id, a.c.revision == newest.scalar_subquery())
+
+
+def latest_application(session: Session, assignment_id: str) -> AccessApplication | None:
+    """The revision of an assignment's application with the highest number, or None."""
+    return _one(session, AccessApplication, _latest(assignment_id, None))
+
+
+def latest_approved_application(session: Session, assignment_id: str) -> AccessApplication | None:
+    """The approved revision with the highest number (the authoritative one), or None."""
+    return _one(session, AccessApplication, _latest(assignment_id, ApplicationStatus.APPROVED))
+
+
+def applications_with_employment(session: Session, employment_id: str) -> list[AccessApplication]:
+    """Every application revision with an entry for ``employment_id``, by assignment and
+    revision."""
+    a = t.access_application.c
+    e = t.application_entry.alias()
+    return _list(
+        session,
+        AccessApplication,
+        exists().where(
+            e.c.assignment_id == a.assignment_id,
+            e.c.revision == a.revision,
+            e.c.employment_id == employment_id,
+        ),
+    )
+
+
+def credential_by_number(session: Session, number: str) -> Credential | None:
+    """The credential (key, tag or visitor card) with ``number``, or None."""
+    return _one(session, Credential, t.credential.c.number == number)
+
+
+def credentials_of_employment(session: Session, employment_id: str) -> list[Credential]:
+    """Credentials linked to an employment (any state), by number."""
+    return _list(session, Credential, t.credential.c.employment_id == employment_id)
+
+
+def credentials_of_order(session: Session, order_id: str) -> list[Credential]:
+    """Credentials delivered against a key order, by number."""
+    return _list(session, Credential, t.credential.c.order_id == order_id)
+
+
+def manifests_of_order(session: Session, order_id: str) -> list[DeliveryManifest]:
+    """Delivery manifests of a key order, by delivery time."""
+    return _list(session, DeliveryManifest, t.delivery_manifest.c.order_id == order_id)
+
+
+def manifests_with_key(session: Session, key_serial: str) -> list[DeliveryManifest]:
+    """Delivery manifests that list the key ``key_serial`` (normally one), by order and time."""
+    m = t.delivery_manifest.c
+    k = t.manifest_key.alias()
+    return _list(
+        session,
+        DeliveryManifest,
+        exists().where(
+            k.c.order_id == m.order_id,
+            k.c.delivered_at == m.delivered_at,
+            k.c.key_serial == key_serial,
+        ),
+    )
+
+
+def receipts_of(session: Session, credential_number: str) -> list[Receipt]:
+    """Handout receipts of a credential, by employment id."""
+    return _list(session, Receipt, t.receipt.c.credential_number == credential_number)
+
+
+def receipts_of_employment(session: Session, employment_id: str) -> list[Receipt]:
+    """Handout receipts produced for an employment, by credential number."""
+    return _list(session, Receipt, t.receipt.c.employment_id == employment_id)
+
+
+def visitor_cards_of_sponsor(session: Session, employment_id: str) -> list[VisitorCard]:
+    """Visitor cards sponsored by an employment, by number."""
+    return _list(session, VisitorCard, t.visitor_card.c.sponsor_employment_id == employment_id)

@@ -1,0 +1,90 @@
+"""Processed inbound request ids: makes inbound requests idempotent.
+
+A request (an MQTT command, an import) carries an id. The command layer looks the id up in the
+same transaction in which it would apply the request; if it was processed before, it answers
+with the stored response instead of applying it again. Otherwise it applies the request and
+records the id and response in that same transaction, so the record exists exactly when the
+change does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from gateway.domain import Conflict
+from gateway.store.tables import check_json_object, inbox
+
+__all__ = ["InboxEntry", "lookup", "prune", "record"]
+
+MAX_REQUEST_ID = 200
+MAX_KIND = 100
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """A processed request: its id, its kind (e.g. ``credential/activate``), the response that
+    was sent and when the request was received (aware, UTC)."""
+
+    request_id: str
+    kind: str
+    response: dict[str, Any]
+    received_at: datetime
+
+
+def _check_text(field: str, value: object, limit: int) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{field}: must be a string, got {type(value).__name__}")
+    if not value or value != value.strip():
+        raise ValueError(f"{field}: must be non-empty without leading or trailing spaces")
+    if len(value) > limit:
+        raise ValueError(f"{field}: at most {limit} characters, got {len(value)}")
+    if not value.isprintable():
+        raise ValueError(f"{field}: must not contain control characters")
+    return value
+
+
+def lookup(session: Session, request_id: str) -> InboxEntry | None:
+    """The recorded request with ``request_id``, or None if it was never processed."""
+    row = session.execute(select(inbox).where(inbox.c.request_id == request_id)).mappings().first()
+    if row is None:
+        return None
+    return InboxEntry(row["request_id"], row["kind"], row["response"], row["received_at"])
+
+
+def record(
+    session: Session, request_id: str, kind: str, response: dict[str, Any], received_at: datetime
+) -> None:
+    """Record that ``request_id`` was processed with ``response`` (a JSON object, see
+    :func:`~gateway.store.tables.check_json_object`).
+
+    Raises :class:`~gateway.domain.Conflict` if the id was recorded before: look it up first.
+    """
+    _check_text("request_id", request_id, MAX_REQUEST_ID)
+    _check_text("kind", kind, MAX_KIND)
+    check_json_object("response", response)
+    if received_at.tzinfo is None or received_at.utcoffset() is None:
+        raise ValueError("received_at: must carry a time zone")
+    if lookup(session, request_id) is not None:
+        raise Conflict(f"request {request_id!r} is already recorded", field="request_id")
+    session.execute(
+        insert(inbox).values(
+            request_id=request_id, kind=kind, response=response, received_at=received_at
+        )
+    )
+
+
+def prune(session: Session, older_than: datetime) -> int:
+    """Forget requests received before ``older_than``; returns how many were removed.
+
+    A request replayed after its record was pruned is applied again, so keep records longer
+    than any sender retries.
+    """
+    if older_than.tzinfo is None or older_than.utcoffset() is None:
+        raise ValueError("older_than: must carry a time zone")
+    result = session.execute(delete(inbox).where(inbox.c.received_at < older_than))
+    return int(getattr(result, "rowcount", 0))

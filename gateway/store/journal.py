@@ -1,0 +1,64 @@
+"""The fact journal: one row per fact written or deleted, in commit order.
+
+Every process that changes facts (the service, a CLI command, an import) appends to it in the
+same transaction as the change. A process holding a rules engine in memory reads the entries
+after the last sequence it saw and reloads those facts, so several processes can share one
+database without their engines drifting apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from gateway.store.tables import fact_journal
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    seq: int
+    kind: str
+    key: tuple[str, ...]
+    deleted: bool
+    at: datetime
+
+
+def head(session: Session) -> int:
+    """The sequence of the newest entry (0 when empty)."""
+    return int(session.execute(select(func.coalesce(func.max(fact_journal.c.seq), 0))).scalar_one())
+
+
+def append(
+    session: Session, entries: Sequence[tuple[str, tuple[str, ...], bool]], at: datetime
+) -> int:
+    """Append ``(fact type name, fact key, deleted)`` entries; return the new head."""
+    if entries:
+        session.execute(
+            insert(fact_journal),
+            [{"kind": k, "key": list(key), "deleted": d, "at": at} for k, key, d in entries],
+        )
+    return head(session)
+
+
+def since(session: Session, seq: int, *, limit: int | None = None) -> list[JournalEntry]:
+    """Entries after ``seq``, oldest first."""
+    stmt = select(fact_journal).where(fact_journal.c.seq > seq).order_by(fact_journal.c.seq)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [
+        JournalEntry(r.seq, r.kind, tuple(r.key), r.deleted, r.at)
+        for r in session.execute(stmt).all()
+    ]
+
+
+def prune(session: Session, before: datetime) -> int:
+    """Delete entries written before ``before`` but never the newest one (the head)."""
+    top = head(session)
+    result = session.execute(
+        delete(fact_journal).where(fact_journal.c.at < before, fact_journal.c.seq < top)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

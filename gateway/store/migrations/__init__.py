@@ -1,0 +1,1 @@
+"""Alembic environment of the store; run it through :mod:`gateway.store.migrate`."""

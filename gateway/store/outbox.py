@@ -1,0 +1,153 @@
+"""Transactional outbox: outbound MQTT messages written in the same transaction as the change
+they announce.
+
+A relay reads :func:`pending` messages in id order, publishes them and calls
+:func:`mark_published`; a crash between publishing and marking republishes them (at least once),
+so receivers deduplicate by content or message id. Ids are allocated in commit order because
+write sessions are serialised (see :mod:`gateway.store.database`), and are never reused, not
+even after :func:`purge_published` (AUTOINCREMENT on SQLite, a sequence on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from gateway.domain import utcnow
+from gateway.store.tables import outbox
+
+__all__ = [
+    "MAX_TOPIC_BYTES",
+    "OutboxMessage",
+    "append",
+    "count_pending",
+    "mark_published",
+    "pending",
+    "purge_published",
+]
+
+MAX_TOPIC_BYTES = 65535
+"""MQTT's limit on the length of a topic name, in UTF-8 bytes."""
+
+_CHUNK = 1000  # ids per UPDATE, well below every database's bound-parameter limit
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """An outbound message: what to publish (topic, payload, QoS, retain flag) and when the
+    change it announces was committed (aware, UTC)."""
+
+    id: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    created_at: datetime
+
+
+def _check_topic(topic: object) -> str:
+    if not isinstance(topic, str):
+        raise TypeError(f"topic: must be a string, got {type(topic).__name__}")
+    if not topic:
+        raise ValueError("topic: must not be empty")
+    if "+" in topic or "#" in topic:
+        raise ValueError("topic: wildcards + and # are not allowed in a topic to publish to")
+    if "\x00" in topic:
+        raise ValueError("topic: must not contain a NUL character")
+    if len(topic.encode("utf-8")) > MAX_TOPIC_BYTES:
+        raise ValueError(f"topic: longer than {MAX_TOPIC_BYTES} bytes")
+    return topic
+
+
+def _aware(field: str, value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{field}: must carry a time zone")
+    return value
+
+
+def append(
+    session: Session,
+    topic: str,
+    payload: bytes,
+    *,
+    qos: int = 1,
+    retain: bool = False,
+    at: datetime | None = None,
+) -> int:
+    """Queue a message to publish after the session commits; returns its id.
+
+    ``at`` is the creation time (default: now).
+    """
+    _check_topic(topic)
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise TypeError(f"payload: must be bytes, got {type(payload).__name__}")
+    if isinstance(qos, bool) or qos not in (0, 1, 2):
+        raise ValueError(f"qos: must be 0, 1 or 2, got {qos!r}")
+    if not isinstance(retain, bool):
+        raise TypeError(f"retain: must be a bool, got {type(retain).__name__}")
+    created = utcnow() if at is None else _aware("at", at)
+    result = session.execute(
+        insert(outbox)
+        .values(topic=topic, payload=bytes(payload), qos=qos, retain=retain, created_at=created)
+        .returning(outbox.c.id)
+    )
+    return int(result.scalar_one())
+
+
+def pending(session: Session, *, limit: int = 100) -> list[OutboxMessage]:
+    """Up to ``limit`` unpublished messages, oldest (lowest id) first."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit: must be a positive whole number, got {limit!r}")
+    rows = session.execute(
+        select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(limit)
+    ).mappings()
+    return [
+        OutboxMessage(
+            id=r["id"],
+            topic=r["topic"],
+            payload=bytes(r["payload"]),
+            qos=r["qos"],
+            retain=r["retain"],
+            created_at=r["created_at"],
+        )
+        for r in rows
+    ]
+
+
+def mark_published(session: Session, ids: Sequence[int], *, at: datetime | None = None) -> None:
+    """Mark messages as published (at ``at``, default now). Ids already marked keep their
+    first publication time; unknown ids are ignored."""
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(f"ids: message ids are integers, got {i!r}")
+    when = utcnow() if at is None else _aware("at", at)
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), _CHUNK):
+        session.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(unique[start : start + _CHUNK]), outbox.c.published_at.is_(None))
+            .values(published_at=when)
+        )
+
+
+def purge_published(session: Session, older_than: datetime) -> int:
+    """Delete messages published before ``older_than``; returns how many. Unpublished
+    messages are never purged."""
+    _aware("older_than", older_than)
+    result = session.execute(
+        delete(outbox).where(outbox.c.published_at.is_not(None), outbox.c.published_at < older_than)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+def count_pending(session: Session) -> int:
+    """Number of messages not yet published."""
+    return int(
+        session.execute(
+            select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+        ).scalar_one()
+    )

@@ -1,0 +1,262 @@
+"""Database: URL handling, SQLite connection settings, transactions and write serialisation."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DBAPIError
+
+from gateway.store import Database, DatabaseUrlError, default_sqlite_url, desired, outbox
+from gateway.store.database import normalize_url
+from gateway.store.tables import controller_state
+
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- urls
+
+
+@pytest.mark.parametrize(
+    ("given", "driver", "database"),
+    [
+        ("sqlite:///relative.db", "sqlite+pysqlite", "relative.db"),
+        ("sqlite:////var/lib/lockgate/x.db", "sqlite+pysqlite", "/var/lib/lockgate/x.db"),
+        ("sqlite+pysqlite:////x.db", "sqlite+pysqlite", "/x.db"),
+        ("postgresql://u:p@db:5432/lockgate", "postgresql+psycopg", "lockgate"),
+        ("postgres://u@db/lockgate", "postgresql+psycopg", "lockgate"),
+        ("postgresql+psycopg://u@db/lockgate", "postgresql+psycopg", "lockgate"),
+    ],
+)
+def test_accepted_urls_map_to_the_supported_drivers(given: str, driver: str, database: str) -> None:
+    url = normalize_url(given)
+    assert url.drivername == driver
+    assert url.database == database
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ("sqlite://", "file path"),
+        ("sqlite:///:memory:", "file path"),
+        ("sqlite+aiosqlite:///x.db", "aiosqlite"),
+        ("postgresql+psycopg2://u@db/x", "psycopg2"),
+        ("postgresql://u@db", "database name"),
+        ("mysql://u@db/x", "mysql"),
+        ("not a url", "cannot be parsed"),
+    ],
+)
+def test_unusable_urls_are_refused_with_the_reason(given: str, reason: str) -> None:
+    with pytest.raises(DatabaseUrlError, match=reason) as info:
+        Database(given)
+    assert str(info.value).startswith("database url: ")
+
+
+def test_default_sqlite_url_is_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = default_sqlite_url("data/lockgate.db")
+    assert url == f"sqlite+pysqlite:///{tmp_path}/data/lockgate.db"
+    assert normalize_url(url).database == f"{tmp_path}/data/lockgate.db"
+
+
+def test_repr_hides_the_password() -> None:
+    database = Database("postgresql://lockgate:secret@db.example/lockgate")
+    try:
+        assert "secret" not in repr(database)
+        assert database.dialect == "postgresql"
+        assert database.url.startswith("postgresql+psycopg://")
+    finally:
+        database.dispose()
+
+
+# --------------------------------------------------------------------------- sqlite settings
+
+
+def test_sqlite_connections_use_wal_full_sync_foreign_keys_and_busy_timeout(
+    sqlite_url: str,
+) -> None:
+    database = Database(sqlite_url)
+    try:
+        assert database.dialect == "sqlite"
+        with database.session() as s:
+            pragma = {
+                name: s.execute(text(f"PRAGMA {name}")).scalar_one()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+            }
+        assert pragma == {
+            "journal_mode": "wal",
+            "synchronous": 2,  # FULL
+            "foreign_keys": 1,
+            "busy_timeout": 10000,
+        }
+    finally:
+        database.dispose()
+
+
+def test_foreign_keys_are_enforced(db: Database) -> None:
+    with pytest.raises(DBAPIError, match="(?i)foreign key"), db.session() as s:
+        s.execute(text("INSERT INTO space_cylinder VALUES ('no-such-space', '1', 0)"))
+
+
+# --------------------------------------------------------------------------- transactions
+
+
+def _controller(cid: str, n: int) -> desired.StoredControllerState:
+    return desired.StoredControllerState(cid, f"r{n}", {"n": n}, NOW)
+
+
+def test_a_session_commits_on_exit_and_rolls_back_on_exception(db: Database) -> None:
+    with db.session() as s:
+        desired.put_controller_state(s, _controller("kept", 1))
+    with pytest.raises(RuntimeError, match="boom"), db.session() as s:
+        desired.put_controller_state(s, _controller("lost", 1))
+        raise RuntimeError("boom")
+    with db.session(readonly=True) as s:
+        assert [c.controller_id for c in desired.all_controller_states(s)] == ["kept"]
+
+
+def test_an_uncommitted_write_is_invisible_to_other_sessions(db: Database) -> None:
+    with db.session() as writer:
+        desired.put_controller_state(writer, _controller("c1", 1))
+        with db.session(readonly=True) as reader:
+            assert desired.get_controller_state(reader, "c1") is None
+        assert desired.get_controller_state(writer, "c1") is not None
+    with db.session(readonly=True) as reader:
+        assert desired.get_controller_state(reader, "c1") is not None
+
+
+def test_a_readonly_session_reads_one_snapshot(db: Database) -> None:
+    count = select(func.count()).select_from(controller_state)
+    with db.session(readonly=True) as reader:
+        assert reader.execute(count).scalar_one() == 0  # the snapshot starts here
+        with db.session() as writer:
+            desired.put_controller_state(writer, _controller("c1", 1))
+        assert reader.execute(count).scalar_one() == 0
+    with db.session(readonly=True) as reader:
+        assert reader.execute(count).scalar_one() == 1
+
+
+def test_a_readonly_session_refuses_to_write(db: Database) -> None:
+    row = {"controller_id": "c", "revision": "r", "body": {}, "computed_at": NOW}
+    with pytest.raises(DBAPIError, match="(?i)read.?only"), db.session(readonly=True) as s:
+        s.execute(insert(controller_state).values(row))
+    # The connection goes back to the pool in write mode for the next session.
+    with db.session() as s:
+        s.execute(insert(controller_state).values(row))
+
+
+def test_savepoints_roll_back_inside_a_transaction(db: Database) -> None:
+    with db.session() as s:
+        desired.put_controller_state(s, _controller("outer", 1))
+        with pytest.raises(RuntimeError), s.begin_nested():
+            desired.put_controller_state(s, _controller("inner", 1))
+            raise RuntimeError
+    with db.session(readonly=True) as s:
+        assert [c.controller_id for c in desired.all_controller_states(s)] == ["outer"]
+
+
+def test_write_sessions_are_serialised(db: Database) -> None:
+    """A second writer waits until the first commits, so its read sees the first's write."""
+    first_has_read = threading.Event()
+    seen_by_second: list[int] = []
+
+    def second() -> None:
+        first_has_read.wait(5)
+        with db.session() as s:
+            stored = desired.get_controller_state(s, "counter")
+            seen_by_second.append(-1 if stored is None else stored.body["n"])
+
+    with db.session() as s:
+        desired.put_controller_state(s, _controller("counter", 0))
+    thread = threading.Thread(target=second, name="second-writer")
+    thread.start()
+    try:
+        with db.session() as s:
+            stored = desired.get_controller_state(s, "counter")
+            assert stored is not None
+            first_has_read.set()
+            time.sleep(0.3)  # the second writer is blocked meanwhile
+            assert not seen_by_second
+            desired.put_controller_state(s, _controller("counter", stored.body["n"] + 1))
+    finally:
+        first_has_read.set()
+        thread.join(10)
+    assert seen_by_second == [1]
+
+
+def test_concurrent_read_modify_writes_lose_no_update(db: Database) -> None:
+    writers, rounds = 4, 15
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(rounds):
+                with db.session() as s:
+                    stored = desired.get_controller_state(s, "counter")
+                    n = 0 if stored is None else int(stored.body["n"])
+                    time.sleep(0.001)  # widen the window a lost update would need
+                    desired.put_controller_state(s, _controller("counter", n + 1))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, name=f"writer-{i}") for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    with db.session(readonly=True) as s:
+        stored = desired.get_controller_state(s, "counter")
+    assert stored is not None
+    assert stored.body["n"] == writers * rounds
+
+
+def test_dispose_leaves_the_database_usable(db: Database) -> None:
+    with db.session() as s:
+        desired.put_controller_state(s, _controller("c", 1))
+    db.dispose()
+    with db.session(readonly=True) as s:
+        assert desired.get_controller_state(s, "c") is not None
+
+
+_CHILD = """
+import sys
+from gateway.store import Database, outbox
+db = Database(sys.argv[1])
+while True:
+    with db.session() as s:
+        message_id = outbox.append(s, "lockgate/test", b"x")
+    print(message_id, flush=True)  # acknowledged only after the commit returned
+"""
+
+
+def test_nothing_acknowledged_is_lost_when_the_writer_is_killed(migrated_url: str) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, migrated_url], stdout=subprocess.PIPE, text=True
+    )
+    acknowledged: list[int] = []
+    try:
+        assert child.stdout is not None
+        while len(acknowledged) < 25:
+            line = child.stdout.readline()
+            assert line, "the writer died before acknowledging 25 messages"
+            acknowledged.append(int(line))
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
+    database = Database(migrated_url)
+    try:
+        with database.session(readonly=True) as s:
+            stored = {m.id for m in outbox.pending(s, limit=10_000)}
+    finally:
+        database.dispose()
+    assert set(acknowledged) <= stored
