@@ -100,12 +100,20 @@ class ChangeListener(Protocol):
     """Called inside the transaction of every change, after the derived states are written.
 
     ``ctx`` is the command's context, or ``None`` for changes caused by time passing or by
-    another process. Listeners add rows (outbox messages, audit entries, sync jobs) to
+    another process. A refused command is reported too, with ``ctx.refusal`` set and empty
+    ``changes``. Listeners add rows (outbox messages, audit entries, sync jobs) to
     ``session``; raising aborts the whole transaction."""
 
     def __call__(
         self, session: Session, core: Core, ctx: CommandContext | None, changes: Changes
     ) -> None: ...
+
+
+class Authorizer(Protocol):
+    """Decides whether ``operator`` may run ``command``; raises a :class:`DomainError` with
+    code ``FORBIDDEN`` (naming the operator, the role and the action) when not."""
+
+    def __call__(self, session: Session, operator: str, command: Command) -> None: ...
 
 
 class Core:
@@ -118,11 +126,13 @@ class Core:
         *,
         clock: Callable[[], datetime] = utcnow,
         listeners: Iterable[ChangeListener] = (),
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.db = db
         self.cfg = cfg or RulesConfig()
         self.clock = clock
         self.listeners: list[ChangeListener] = list(listeners)
+        self.authorizer = authorizer
         self.engine = RulesEngine(self.cfg)
         self.journal_seq = 0
         self.loaded = False
@@ -222,11 +232,24 @@ class Core:
                 return Outcome(
                     sub.request_id, r["status"], r.get("data") or {}, r.get("error"), duplicate=True
                 )
-        ctx = CommandContext(self.engine.facts, now, sub.operator, self.cfg)
+        ctx = CommandContext(
+            self.engine.facts,
+            now,
+            sub.operator,
+            self.cfg,
+            command=sub.command,
+            request_id=sub.request_id,
+            source=sub.source,
+        )
         try:
+            if self.authorizer is not None:
+                self.authorizer(s, sub.operator, sub.command)
             handle(ctx, sub.command)
         except DomainError as exc:
             outcome = Outcome.failure(sub.request_id, *error_of(exc))
+            ctx.refusal = outcome.error
+            for listener in self.listeners:
+                listener(s, self, ctx, Changes())
             self._record(s, sub, outcome, now)
             return outcome
         with s.begin_nested():

@@ -43,12 +43,20 @@ C = TypeVar("C", bound=m.Command)
 @dataclass
 class CommandContext:
     """What a handler sees: the current facts, the time, the operator, and the writes it asks
-    for. ``result`` is returned to the caller (and in the MQTT response's ``data``)."""
+    for. ``result`` is returned to the caller (and in the MQTT response's ``data``).
+
+    Listeners of the core see the same context after the handler ran: ``command``,
+    ``request_id`` and ``source`` say what was asked and by whom; ``refusal`` is set
+    (``{code, message, field}``) when the command was refused and nothing was written."""
 
     facts: FactSet
     now: datetime
     operator: str
     cfg: RulesConfig
+    command: m.Command | None = None
+    request_id: str | None = None
+    source: str = "cli"
+    refusal: dict[str, Any] | None = None
     puts: list[Fact] = field(default_factory=list)
     deletes: list[tuple[type[Fact], tuple[str, ...]]] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)

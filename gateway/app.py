@@ -1,0 +1,157 @@
+"""The composition root: builds the gateway from its settings, starts and stops it.
+
+``Gateway`` owns the database, the :class:`~gateway.core.Core` and every background service
+(MQTT bridge, sync engine, clock). The core is synchronous; it runs on one dedicated worker
+thread (``lockgate-core``) so that the event loop never waits on the database, and so that
+every change is applied in one order. Services reach it with :meth:`Gateway.call`.
+
+Services are small objects with ``start(gateway)`` and ``stop()``; each names its background
+tasks, and ``stop()`` cancels and awaits them. The gateway stops them in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.orm import Session
+
+from gateway.commands.handlers import CommandContext
+from gateway.config import Settings
+from gateway.core import Core
+from gateway.rules.engine import Changes
+from gateway.store import migrate
+from gateway.store.database import Database
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Service(Protocol):
+    """A part of the running gateway with a life cycle."""
+
+    name: str
+
+    async def start(self, gateway: Gateway) -> None:
+        """Start background work; return once it runs."""
+
+    async def stop(self) -> None:
+        """Cancel and await every task this service started. Idempotent."""
+
+
+ChangeObserver = Callable[[Changes], None]
+
+
+class Gateway:
+    """The running service. Use ``async with Gateway(settings) as gw:`` or start/stop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        services: list[Service] | None = None,
+        core: Core | None = None,
+        upgrade: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.db = core.db if core is not None else Database(settings.database.resolved_url())
+        self.core = core or Core(self.db, settings.rules_config())
+        self.services: list[Service] = list(services or [])
+        self._upgrade = upgrade
+        self._executor: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._observers: list[ChangeObserver] = []
+        self._tick_task: asyncio.Task[None] | None = None
+        self._started: list[Service] = []
+        self.core.listeners.append(self._on_core_changes)
+
+    # ------------------------------------------------------------------ core access
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the core thread and return its result."""
+        if self._executor is None or self._loop is None:
+            raise RuntimeError("the gateway is not started")
+        return await self._loop.run_in_executor(self._executor, fn, *args)
+
+    def observe(self, observer: ChangeObserver) -> None:
+        """Call ``observer(changes)`` on the event loop after every committed change.
+
+        Observers run after the transaction that produced the changes has been *opened*;
+        they are for waking up workers (which re-read the store), not for acting on data
+        that might still roll back."""
+        self._observers.append(observer)
+
+    def _on_core_changes(
+        self, session: Session, core: Core, ctx: CommandContext | None, changes: Changes
+    ) -> None:
+        loop = self._loop
+        if loop is None or not self._observers or not changes:
+            return
+
+        def after_commit(_: Session) -> None:
+            for observer in self._observers:
+                loop.call_soon_threadsafe(observer, changes)
+
+        from sqlalchemy import event
+
+        event.listen(session, "after_commit", after_commit, once=True)
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lockgate-core")
+        try:
+            if self._upgrade:
+                await self.call(migrate.upgrade, self.db.url)
+            else:
+                await self.call(migrate.check_up_to_date, self.db.url)
+            await self.call(self.core.load)
+            self._tick_task = asyncio.create_task(self._tick_loop(), name="lockgate-clock")
+            for service in self.services:
+                await service.start(self)
+                self._started.append(service)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("gateway started on %s with %d services", self.db.url, len(self._started))
+
+    async def stop(self) -> None:
+        for service in reversed(self._started):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("service %s failed to stop cleanly", service.name)
+        self._started.clear()
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task
+            self._tick_task = None
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            # Blocks only until the core finishes the transaction in hand (milliseconds).
+            executor.shutdown(wait=True)
+        self.db.dispose()
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _tick_loop(self) -> None:
+        """Pick up time-driven changes (expiries) and other processes' commits."""
+        interval = self.settings.sync.tick_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.call(self.core.tick)
+            except Exception:
+                log.exception("clock tick failed; retrying at the next tick")
