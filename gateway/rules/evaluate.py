@@ -9,8 +9,10 @@ the check came from and whether it held: that trace is what ``explain`` shows.
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from gateway.domain.facts import (
@@ -37,13 +39,29 @@ class Grant:
     schedule: WeeklySchedule | None = None
     source: str = ""
 
-    def sort_key(self) -> tuple[str, str, str, str]:
+    def sort_key(self) -> tuple[str, float, float, str]:
         return (
             self.space_id,
-            self.window.start.isoformat() if self.window.start else "",
-            self.window.end.isoformat() if self.window.end else "~",
-            repr(self.schedule.key()) if self.schedule else "",
+            self.window.start.timestamp() if self.window.start else -math.inf,
+            self.window.end.timestamp() if self.window.end else math.inf,
+            schedule_text(self.schedule),
         )
+
+
+_SCHEDULE_TEXT: dict[WeeklySchedule, str] = {}
+
+
+def schedule_text(schedule: WeeklySchedule | None) -> str:
+    """A canonical, process-independent text of a schedule (cached: schedules repeat)."""
+    if schedule is None:
+        return ""
+    text = _SCHEDULE_TEXT.get(schedule)
+    if text is None:
+        if len(_SCHEDULE_TEXT) > 10000:
+            _SCHEDULE_TEXT.clear()
+        text = repr(schedule.key())
+        _SCHEDULE_TEXT[schedule] = text
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +185,9 @@ def _revision(
     for g in grants:
         parts.append(g.space_id)
         parts.append(facts.space_digests.get(g.space_id, ""))
-        parts.append(g.window.start.isoformat() if g.window.start else "-")
-        parts.append(g.window.end.isoformat() if g.window.end else "-")
-        parts.append(repr(g.schedule.key()) if g.schedule else "")
+        parts.append(str(g.window.start.timestamp()) if g.window.start else "-")
+        parts.append(str(g.window.end.timestamp()) if g.window.end else "-")
+        parts.append(schedule_text(g.schedule))
     return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
 
 
@@ -196,6 +214,22 @@ def _merge(grants: list[Grant]) -> tuple[Grant, ...]:
     return tuple(out)
 
 
+Detail = str | Callable[[], str]
+"""A check's detail; a callable is only called when a trace is being recorded."""
+
+
+def _dated(prefix: str, day: date) -> Callable[[], str]:
+    return lambda: f"{prefix} {day.isoformat()}"
+
+
+def _joined(prefix: str, items: tuple[str, ...]) -> Callable[[], str]:
+    return lambda: f"{prefix} {', '.join(items)}"
+
+
+def _text(detail: Detail) -> str:
+    return detail if isinstance(detail, str) else detail()
+
+
 class _Evaluation:
     """State of one evaluation: the reasons found, the window boundaries seen, the trace."""
 
@@ -218,7 +252,7 @@ class _Evaluation:
         condition: str,
         held: bool,
         source: str,
-        detail: str,
+        detail: Detail,
         reason: Reason,
         window: Window | None = None,
     ) -> None:
@@ -227,7 +261,7 @@ class _Evaluation:
             self.reasons.append(reason)
         if self.trace is not None:
             self.trace.append(
-                Check(condition, held, source, detail, None if held else reason, window)
+                Check(condition, held, source, _text(detail), None if held else reason, window)
             )
 
     def note(
@@ -235,7 +269,7 @@ class _Evaluation:
         condition: str,
         held: bool,
         source: str,
-        detail: str = "",
+        detail: Detail = "",
         reason: Reason | None = None,
         window: Window | None = None,
         space_id: str | None = None,
@@ -245,7 +279,7 @@ class _Evaluation:
             self.denied.append((space_id, reason))
         if self.trace is not None:
             self.trace.append(
-                Check(condition, held, source, detail, None if held else reason, window)
+                Check(condition, held, source, _text(detail), None if held else reason, window)
             )
 
     def window(self, w: Window) -> Window:
@@ -292,7 +326,7 @@ class _Evaluation:
             "visitor card within its validity",
             not w.ended_by(self.at),
             src,
-            f"valid until {card.valid_until.isoformat()}",
+            lambda: f"valid until {card.valid_until.isoformat()}",
             Reason.VISITOR_EXPIRED,
             w,
         )
@@ -340,7 +374,7 @@ class _Evaluation:
                 "HR approval of the employee card",
                 approved,
                 src,
-                cred.hr_approved_at.isoformat() if cred.hr_approved_at else "not approved",
+                lambda: cred.hr_approved_at.isoformat() if cred.hr_approved_at else "not approved",
                 Reason.HR_APPROVAL_MISSING,
             )
         if cred.employment_id is None:
@@ -376,7 +410,7 @@ class _Evaluation:
             "ID06 card valid",
             not id06_w.ended_by(self.at),
             esrc,
-            f"valid until {id06.valid_until.isoformat()}",
+            lambda: f"valid until {id06.valid_until.isoformat()}",
             Reason.ID06_EXPIRED,
             id06_w,
         )
@@ -430,7 +464,7 @@ class _Evaluation:
                 "named in an approved access application",
                 True,
                 appsrc,
-                f"spaces {', '.join(entry.space_ids)}",
+                _joined("spaces", entry.space_ids),
                 window=ew,
             )
             assignment = facts.assignments.get(assignment_id)
@@ -488,13 +522,19 @@ class _Evaluation:
                     cond,
                     False,
                     csrc,
-                    f"expired {comp.valid_until.isoformat()}",
+                    _dated("expired", comp.valid_until),
                     Reason.COMPETENCE_EXPIRED,
                     cw,
                     space_id=space_id,
                 )
                 return None
-            self.note(cond, True, csrc, f"valid until {comp.valid_until.isoformat()}", window=cw)
+            self.note(
+                cond,
+                True,
+                csrc,
+                _dated("valid until", comp.valid_until),
+                window=cw,
+            )
             w = w.intersect(cw)
         return w
 

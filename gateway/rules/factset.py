@@ -272,7 +272,7 @@ class FactSet:
         approved = [
             a
             for a in self.applications.get(assignment_id, {}).values()
-            if a.status is ApplicationStatus.APPROVED
+            if a.status == ApplicationStatus.APPROVED
         ]
         if not approved:
             return
