@@ -121,6 +121,11 @@ class DeviceSettings(_Section):
     id: str = Field(description="Device id (station id or controller id).")
     driver: str = Field(description="Driver entry-point name, e.g. serial-station, modbus-door.")
     options: dict[str, Any] = Field(default_factory=dict, description="Driver options.")
+    operated: bool = Field(
+        default=False,
+        description="A desk station served by an operator with `lockgate station`, not by "
+        "the service.",
+    )
 
 
 class SyncSettings(_Section):

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -33,6 +33,7 @@ from gateway.domain.facts import FACT_TYPES, Fact, fact_key
 from gateway.domain.timeutil import utcnow
 from gateway.rules.config import RulesConfig
 from gateway.rules.engine import Changes, RulesEngine
+from gateway.rules.hardware import KeyExposure
 from gateway.store import desired as desired_store
 from gateway.store import facts as fact_store
 from gateway.store import inbox as inbox_store
@@ -40,6 +41,8 @@ from gateway.store import journal
 from gateway.store.database import Database
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FACT_TYPES_BY_NAME: dict[str, type[Fact]] = {t.__name__: t for t in FACT_TYPES}
 
@@ -134,6 +137,9 @@ class Core:
         self.clock = clock
         self.listeners: list[ChangeListener] = list(listeners)
         self.authorizer = authorizer
+        self.loaders: list[Callable[[Session, Core], None]] = []
+        """Called in :meth:`load` after the engine is built from the facts, to restore state
+        the engine keeps that is not a fact (what keys physically hold)."""
         self.engine = RulesEngine(self.cfg)
         self.journal_seq = 0
         self.loaded = False
@@ -147,6 +153,8 @@ class Core:
             self.journal_seq = journal.head(s)
             facts = fact_store.load_all(s)
             self.engine = RulesEngine.build(facts, self.clock(), self.cfg)
+            for loader in self.loaders:
+                loader(s, self)
             changes = self._reconcile(s)
             self._persist(s, None, changes)
         self.loaded = True
@@ -296,6 +304,31 @@ class Core:
             changes.merge(self.engine.advance(now))
             self._persist(s, None, changes)
         return changes
+
+    def transaction(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn(session)`` in a write transaction, with the engine caught up first.
+
+        For device workers recording what a device confirmed: they change the engine through
+        :meth:`apply_exposure` inside ``fn`` so that the derived changes commit together."""
+        self._ensure_loaded()
+        try:
+            with self.db.session() as s:
+                self._catch_up(s)
+                return fn(s)
+        except Exception:
+            log.exception("transaction failed; rebuilding the rules engine from the store")
+            self.load()
+            raise
+
+    def apply_exposure(self, s: Session, exposure: KeyExposure) -> Changes:
+        """Record what a key physically holds and persist the blacklists that changes."""
+        changes = self.engine.set_exposure(exposure)
+        self.persist(s, changes)
+        return changes
+
+    def persist(self, s: Session, changes: Changes) -> None:
+        """Store derived changes (and run the listeners) inside the caller's transaction."""
+        self._persist(s, None, changes)
 
     def _catch_up(self, s: Session) -> None:
         changes = self._catch_up_changes(s)

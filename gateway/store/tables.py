@@ -473,3 +473,119 @@ cylinder_blacklist = Table(
     Column("revision", String(128), nullable=False),
     Column("computed_at", UtcTimestamp, nullable=False),
 )
+
+# --------------------------------------------------------------------------- sync (confirmed)
+# What devices were last confirmed to hold, and the work still to do (gateway.sync).
+
+sync_job = Table(
+    "sync_job",
+    metadata,
+    # One pending job per device target: a key (by serial) or a controller. Written in the
+    # transaction that changed the desired state, deleted once the device confirmed it.
+    Column("target_kind", String(ENUM), primary_key=True),
+    Column("target_id", String(IDENT), primary_key=True),
+    Column("priority", SmallInteger, nullable=False),
+    Column("desired_revision", String(128), nullable=False),
+    Column("queued_at", UtcTimestamp, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_attempt_at", UtcTimestamp),
+    Column("last_error", String),
+    CheckConstraint("target_kind IN ('key', 'controller')", name="target_kind"),
+    Index(None, "priority", "queued_at"),
+)
+
+device_status = Table(
+    "device_status",
+    metadata,
+    Column("device_id", String(IDENT), primary_key=True),
+    Column("role", String(ENUM), nullable=False),
+    Column("online", Boolean, nullable=False),
+    Column("reason", String, nullable=False),
+    Column("changed_at", UtcTimestamp, nullable=False),
+    Column("info", json_type(), nullable=False),
+)
+
+controller_sync = Table(
+    "controller_sync",
+    metadata,
+    Column("controller_id", String(IDENT), primary_key=True),
+    Column("revision", String(128), nullable=False),
+    Column("checksum", BigInteger, nullable=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("entries", Integer, nullable=False),
+    Column("credentials", json_type(), nullable=False),
+    Column("confirmed_at", UtcTimestamp, nullable=False),
+    Column("event_generation", BigInteger, nullable=False),
+    Column("event_sequence", BigInteger, nullable=False),
+)
+
+key_image = Table(
+    "key_image",
+    metadata,
+    # The image a key was last confirmed to hold (written and read back, or read at a visit).
+    Column("serial", String(CREDENTIAL_NUMBER), primary_key=True),
+    Column("revision", String(128), nullable=False),
+    Column("credential_revision", String(128)),
+    Column("enabled", Boolean, nullable=False),
+    Column("cylinders", json_type(), nullable=False),
+    Column("lapses_at", UtcTimestamp),
+    Column("blacklists", json_type(), nullable=False),
+    Column("station_id", String(IDENT), nullable=False),
+    Column("confirmed_at", UtcTimestamp, nullable=False),
+)
+
+key_audit = Table(
+    "key_audit",
+    metadata,
+    Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("carrier", String(CREDENTIAL_NUMBER), nullable=False),
+    Column("source", String(ENUM), nullable=False),
+    Column("cylinder", String(CREDENTIAL_NUMBER), nullable=False),
+    Column("key_serial", String(CREDENTIAL_NUMBER), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("at", UtcTimestamp, nullable=False),
+    Column("outcome", String(ENUM), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("blacklist_version", BigInteger, nullable=False),
+    Column("received_at", UtcTimestamp, nullable=False),
+    Index(None, "source", "cylinder", "key_serial", "sequence", unique=True),
+    Index(None, "key_serial", "at"),
+    sqlite_autoincrement=True,
+)
+
+cylinder_confirmed = Table(
+    "cylinder_confirmed",
+    metadata,
+    # The blacklist version a cylinder reported applying (through a visiting key's audit).
+    Column("cylinder", String(CREDENTIAL_NUMBER), primary_key=True),
+    Column("blacklist_version", BigInteger, nullable=False),
+    Column("confirmed_at", UtcTimestamp, nullable=False),
+    Column("via_key", String(CREDENTIAL_NUMBER), nullable=False),
+)
+
+controller_event = Table(
+    "controller_event",
+    metadata,
+    Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("controller_id", String(IDENT), nullable=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("kind", String(ENUM), nullable=False),
+    Column("credential", String(CREDENTIAL_NUMBER), nullable=False),
+    Column("door", SmallInteger, nullable=False),
+    Column("at", UtcTimestamp, nullable=False),
+    Column("received_at", UtcTimestamp, nullable=False),
+    Index(None, "controller_id", "generation", "sequence", unique=True),
+    Index(None, "credential", "at"),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,488 @@
+"""Repository of the sync state: pending jobs, device status, what devices were confirmed to
+hold, key audit trails, cylinder blacklist confirmations and controller events.
+
+Every function takes the caller's session, so a confirmation, its events and its outbox
+messages commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from gateway.store.tables import (
+    controller_event,
+    controller_sync,
+    cylinder_confirmed,
+    device_status,
+    key_audit,
+    key_image,
+    sync_job,
+)
+
+REVOCATION = 0
+"""Job priority of a change that takes access away: served before every other."""
+UPDATE = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    target_kind: str  # "key" | "controller"
+    target_id: str
+    priority: int
+    desired_revision: str
+    queued_at: datetime
+    attempts: int
+    last_attempt_at: datetime | None
+    last_error: str | None
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        row.target_kind,
+        row.target_id,
+        row.priority,
+        row.desired_revision,
+        row.queued_at,
+        row.attempts,
+        row.last_attempt_at,
+        row.last_error,
+    )
+
+
+def put_job(
+    session: Session, kind: str, target: str, revision: str, priority: int, at: datetime
+) -> None:
+    """Queue (or re-target) the job bringing ``target`` to ``revision``. A job keeps the
+    most urgent priority it was ever given until it is done."""
+    old = session.execute(
+        select(sync_job).where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
+    ).first()
+    if old is None:
+        session.execute(
+            insert(sync_job).values(
+                target_kind=kind,
+                target_id=target,
+                priority=priority,
+                desired_revision=revision,
+                queued_at=at,
+                attempts=0,
+                last_attempt_at=None,
+                last_error=None,
+            )
+        )
+    else:
+        session.execute(
+            update(sync_job)
+            .where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
+            .values(desired_revision=revision, priority=min(priority, old.priority))
+        )
+
+
+def get_job(session: Session, kind: str, target: str) -> Job | None:
+    row = session.execute(
+        select(sync_job).where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
+    ).first()
+    return _job(row) if row else None
+
+
+def jobs(session: Session, kind: str | None = None) -> list[Job]:
+    """Pending jobs, most urgent first (revocations first, then oldest first)."""
+    stmt = select(sync_job).order_by(
+        sync_job.c.priority, sync_job.c.queued_at, sync_job.c.target_id
+    )
+    if kind is not None:
+        stmt = stmt.where(sync_job.c.target_kind == kind)
+    return [_job(r) for r in session.execute(stmt).all()]
+
+
+def finish_job(session: Session, kind: str, target: str, revision: str) -> bool:
+    """Delete the job if it still asks for ``revision`` (a newer change keeps it)."""
+    result = session.execute(
+        delete(sync_job).where(
+            sync_job.c.target_kind == kind,
+            sync_job.c.target_id == target,
+            sync_job.c.desired_revision == revision,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def fail_job(session: Session, kind: str, target: str, error: str, at: datetime) -> None:
+    session.execute(
+        update(sync_job)
+        .where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
+        .values(attempts=sync_job.c.attempts + 1, last_attempt_at=at, last_error=error[:500])
+    )
+
+
+# ------------------------------------------------------------------ device status
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    device_id: str
+    role: str
+    online: bool
+    reason: str
+    changed_at: datetime
+    info: dict[str, Any]
+
+
+def set_device_status(
+    session: Session,
+    device_id: str,
+    role: str,
+    online: bool,
+    reason: str,
+    at: datetime,
+    info: dict[str, Any] | None = None,
+) -> bool:
+    """Record a device's availability; returns True when it changed."""
+    old = session.execute(
+        select(device_status).where(device_status.c.device_id == device_id)
+    ).first()
+    values = {
+        "role": role,
+        "online": online,
+        "reason": reason,
+        "changed_at": at,
+        "info": info if info is not None else (old.info if old else {}),
+    }
+    if old is None:
+        session.execute(insert(device_status).values(device_id=device_id, **values))
+        return True
+    if old.online == online and old.reason == reason and info in (None, old.info):
+        return False
+    session.execute(
+        update(device_status).where(device_status.c.device_id == device_id).values(**values)
+    )
+    return True
+
+
+def device_statuses(session: Session) -> list[DeviceStatus]:
+    return [
+        DeviceStatus(r.device_id, r.role, r.online, r.reason, r.changed_at, r.info)
+        for r in session.execute(select(device_status).order_by(device_status.c.device_id))
+    ]
+
+
+# ------------------------------------------------------------------ controllers
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfirmed:
+    controller_id: str
+    revision: str
+    checksum: int
+    generation: int
+    entries: int
+    credentials: tuple[str, ...]
+    confirmed_at: datetime
+    event_generation: int
+    event_sequence: int
+
+
+def _controller(r: Any) -> ControllerConfirmed:
+    return ControllerConfirmed(
+        r.controller_id,
+        r.revision,
+        r.checksum,
+        r.generation,
+        r.entries,
+        tuple(r.credentials),
+        r.confirmed_at,
+        r.event_generation,
+        r.event_sequence,
+    )
+
+
+def get_controller(session: Session, controller_id: str) -> ControllerConfirmed | None:
+    row = session.execute(
+        select(controller_sync).where(controller_sync.c.controller_id == controller_id)
+    ).first()
+    return None if row is None else _controller(row)
+
+
+def all_controllers(session: Session) -> list[ControllerConfirmed]:
+    return [_controller(r) for r in session.execute(select(controller_sync))]
+
+
+def confirm_controller(
+    session: Session,
+    controller_id: str,
+    revision: str,
+    checksum: int,
+    generation: int,
+    credentials: Sequence[str],
+    entries: int,
+    at: datetime,
+) -> None:
+    """Record the allow-list a controller verified: its revision, checksum, generation, the
+    credential numbers on it and the number of entries."""
+    old = get_controller(session, controller_id)
+    values = {
+        "revision": revision,
+        "checksum": checksum,
+        "generation": generation,
+        "entries": entries,
+        "credentials": sorted(set(credentials), key=int),
+        "confirmed_at": at,
+    }
+    if old is None:
+        session.execute(
+            insert(controller_sync).values(
+                controller_id=controller_id, event_generation=generation, event_sequence=0, **values
+            )
+        )
+    else:
+        session.execute(
+            update(controller_sync)
+            .where(controller_sync.c.controller_id == controller_id)
+            .values(**values)
+        )
+
+
+def forget_controller(session: Session, controller_id: str, generation: int, at: datetime) -> None:
+    """The controller lost its memory: nothing it held counts as confirmed any more."""
+    confirm_controller(session, controller_id, "", 0, generation, (), 0, at)
+    session.execute(
+        update(controller_sync)
+        .where(controller_sync.c.controller_id == controller_id)
+        .values(event_generation=generation, event_sequence=0)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredControllerEvent:
+    controller_id: str
+    generation: int
+    sequence: int
+    kind: str
+    credential: str
+    door: int
+    at: datetime
+
+
+def add_controller_events(
+    session: Session, events: Sequence[StoredControllerEvent], at: datetime
+) -> list[StoredControllerEvent]:
+    """Store events not stored before (by controller, generation, sequence); return the new
+    ones, and advance the controller's event cursor."""
+    new: list[StoredControllerEvent] = []
+    for ev in events:
+        seen = session.execute(
+            select(controller_event.c.id).where(
+                controller_event.c.controller_id == ev.controller_id,
+                controller_event.c.generation == ev.generation,
+                controller_event.c.sequence == ev.sequence,
+            )
+        ).first()
+        if seen is None:
+            session.execute(
+                insert(controller_event).values(
+                    controller_id=ev.controller_id,
+                    generation=ev.generation,
+                    sequence=ev.sequence,
+                    kind=ev.kind,
+                    credential=ev.credential,
+                    door=ev.door,
+                    at=ev.at,
+                    received_at=at,
+                )
+            )
+            new.append(ev)
+    if events:
+        last = events[-1]
+        session.execute(
+            update(controller_sync)
+            .where(controller_sync.c.controller_id == last.controller_id)
+            .values(
+                event_generation=last.generation, event_sequence=max(e.sequence for e in events)
+            )
+        )
+    return new
+
+
+def controller_events(
+    session: Session, *, credential: str | None = None, limit: int = 1000
+) -> list[StoredControllerEvent]:
+    stmt = select(controller_event).order_by(controller_event.c.id.desc()).limit(limit)
+    if credential is not None:
+        stmt = stmt.where(controller_event.c.credential == credential)
+    return [
+        StoredControllerEvent(
+            r.controller_id, r.generation, r.sequence, r.kind, r.credential, r.door, r.at
+        )
+        for r in session.execute(stmt)
+    ]
+
+
+# ------------------------------------------------------------------ keys
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfirmed:
+    """What a key was last confirmed to hold."""
+
+    serial: str
+    revision: str
+    credential_revision: str | None
+    enabled: bool
+    cylinders: tuple[str, ...]
+    lapses_at: datetime | None
+    blacklists: dict[str, int]
+    station_id: str
+    confirmed_at: datetime
+
+
+def _key(row: Any) -> KeyConfirmed:
+    return KeyConfirmed(
+        row.serial,
+        row.revision,
+        row.credential_revision,
+        row.enabled,
+        tuple(row.cylinders),
+        row.lapses_at,
+        dict(row.blacklists),
+        row.station_id,
+        row.confirmed_at,
+    )
+
+
+def confirm_key(session: Session, image: KeyConfirmed) -> None:
+    values = {
+        "revision": image.revision,
+        "credential_revision": image.credential_revision,
+        "enabled": image.enabled,
+        "cylinders": list(image.cylinders),
+        "lapses_at": image.lapses_at,
+        "blacklists": dict(image.blacklists),
+        "station_id": image.station_id,
+        "confirmed_at": image.confirmed_at,
+    }
+    done = session.execute(
+        update(key_image).where(key_image.c.serial == image.serial).values(**values)
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        session.execute(insert(key_image).values(serial=image.serial, **values))
+
+
+def get_key(session: Session, serial: str) -> KeyConfirmed | None:
+    row = session.execute(select(key_image).where(key_image.c.serial == serial)).first()
+    return _key(row) if row else None
+
+
+def all_keys(session: Session) -> list[KeyConfirmed]:
+    return [_key(r) for r in session.execute(select(key_image))]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKeyAudit:
+    carrier: str
+    source: str
+    cylinder: str
+    key_serial: str
+    sequence: int
+    at: datetime
+    outcome: str
+    reason: str
+    blacklist_version: int
+
+
+def add_key_audit(
+    session: Session, records: Iterable[StoredKeyAudit], at: datetime
+) -> list[StoredKeyAudit]:
+    """Store audit records not stored before; return the new ones."""
+    new: list[StoredKeyAudit] = []
+    for r in records:
+        seen = session.execute(
+            select(key_audit.c.id).where(
+                key_audit.c.source == r.source,
+                key_audit.c.cylinder == r.cylinder,
+                key_audit.c.key_serial == r.key_serial,
+                key_audit.c.sequence == r.sequence,
+            )
+        ).first()
+        if seen is None:
+            session.execute(
+                insert(key_audit).values(
+                    carrier=r.carrier,
+                    source=r.source,
+                    cylinder=r.cylinder,
+                    key_serial=r.key_serial,
+                    sequence=r.sequence,
+                    at=r.at,
+                    outcome=r.outcome,
+                    reason=r.reason,
+                    blacklist_version=r.blacklist_version,
+                    received_at=at,
+                )
+            )
+            new.append(r)
+    return new
+
+
+def key_audit_records(
+    session: Session,
+    *,
+    key_serial: str | None = None,
+    cylinder: str | None = None,
+    limit: int = 1000,
+) -> list[StoredKeyAudit]:
+    stmt = select(key_audit).order_by(key_audit.c.at.desc(), key_audit.c.id.desc()).limit(limit)
+    if key_serial is not None:
+        stmt = stmt.where(key_audit.c.key_serial == key_serial)
+    if cylinder is not None:
+        stmt = stmt.where(key_audit.c.cylinder == cylinder)
+    return [
+        StoredKeyAudit(
+            r.carrier,
+            r.source,
+            r.cylinder,
+            r.key_serial,
+            r.sequence,
+            r.at,
+            r.outcome,
+            r.reason,
+            r.blacklist_version,
+        )
+        for r in session.execute(stmt)
+    ]
+
+
+def confirm_cylinder_blacklist(
+    session: Session, cylinder: str, version: int, via_key: str, at: datetime
+) -> bool:
+    """Record that ``cylinder`` applied blacklist ``version`` (only ever moves forward)."""
+    row = session.execute(
+        select(cylinder_confirmed).where(cylinder_confirmed.c.cylinder == cylinder)
+    ).first()
+    if row is None:
+        session.execute(
+            insert(cylinder_confirmed).values(
+                cylinder=cylinder, blacklist_version=version, confirmed_at=at, via_key=via_key
+            )
+        )
+        return True
+    if version <= row.blacklist_version:
+        return False
+    session.execute(
+        update(cylinder_confirmed)
+        .where(and_(cylinder_confirmed.c.cylinder == cylinder))
+        .values(blacklist_version=version, confirmed_at=at, via_key=via_key)
+    )
+    return True
+
+
+def cylinder_versions(session: Session) -> dict[str, int]:
+    return {r.cylinder: r.blacklist_version for r in session.execute(select(cylinder_confirmed))}
+
+
+def count_jobs(session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(sync_job)).scalar_one())

@@ -1,0 +1,110 @@
+"""The sync engine as a gateway service: one worker per configured device, woken by every
+committed change, with the planner and the exposure loader installed in the core."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+
+from drivers.base import DeviceConfig, DoorController, KeyStation
+from drivers.registry import load_door_controller, load_key_station
+from gateway.config import DeviceSettings, Settings
+from gateway.core import Core
+from gateway.rules.engine import Changes
+from gateway.sync.controller import ControllerWorker
+from gateway.sync.events import SyncSink
+from gateway.sync.planner import load_exposures, plan
+from gateway.sync.station import StationWorker
+from gateway.sync.worker import CoreRunner, WorkerTiming
+
+log = logging.getLogger(__name__)
+
+
+def install(core: Core) -> None:
+    """Install the planner (a core listener) and the exposure loader into ``core``."""
+    if plan not in core.listeners:
+        core.listeners.append(plan)
+    if load_exposures not in core.loaders:
+        core.loaders.append(load_exposures)
+
+
+def _device(d: DeviceSettings) -> DeviceConfig:
+    return DeviceConfig(device_id=d.id, driver=d.driver, options=dict(d.options))
+
+
+def worker_timing(settings: Settings) -> WorkerTiming:
+    sync = settings.sync
+    return WorkerTiming(
+        retry_initial_s=sync.retry_initial_s,
+        retry_max_s=sync.retry_max_s,
+        timeout_s=sync.device_timeout_s,
+        poll_s=sync.tick_s,
+    )
+
+
+class SyncService:
+    """Starts a :class:`ControllerWorker` per controller and a :class:`StationWorker` per
+    station that is not operated at a desk (those run under ``lockgate station``)."""
+
+    name = "sync"
+
+    def __init__(
+        self,
+        settings: Settings,
+        core: Core,
+        sink: SyncSink,
+        *,
+        controller_factory: Callable[[DeviceConfig], DoorController] = load_door_controller,
+        station_factory: Callable[[DeviceConfig], KeyStation] = load_key_station,
+    ) -> None:
+        install(core)
+        self.settings = settings
+        self.sink = sink
+        self.controller_factory = controller_factory
+        self.station_factory = station_factory
+        self.controllers: dict[str, ControllerWorker] = {}
+        self.stations: dict[str, StationWorker] = {}
+
+    async def start(self, gateway: CoreRunner) -> None:
+        timing = worker_timing(self.settings)
+        for c in self.settings.controllers:
+            self.controllers[c.id] = ControllerWorker(
+                gateway,
+                c.id,
+                partial(self.controller_factory, _device(c)),
+                self.sink,
+                timing=timing,
+            )
+        for st in self.settings.stations:
+            if not st.operated:
+                self.stations[st.id] = StationWorker(
+                    gateway,
+                    st.id,
+                    partial(self.station_factory, _device(st)),
+                    self.sink,
+                    timing=timing,
+                )
+        observe = getattr(gateway, "observe", None)
+        if observe is not None:
+            observe(self.on_changes)
+        for w in [*self.controllers.values(), *self.stations.values()]:
+            await w.start()
+        log.info(
+            "sync engine serves %d controllers and %d stations",
+            len(self.controllers),
+            len(self.stations),
+        )
+
+    def on_changes(self, changes: Changes) -> None:
+        """Wake the controllers whose allow-list changed; revocations are served first
+        because each controller's worker writes its whole desired list at once."""
+        numbers = set(changes.credentials)
+        for cid in changes.controllers:
+            worker = self.controllers.get(cid)
+            if worker is not None:
+                worker.note_changed(numbers)
+
+    async def stop(self) -> None:
+        for w in [*self.stations.values(), *self.controllers.values()]:
+            await w.stop()

@@ -1,0 +1,153 @@
+"""What every device worker shares: reaching the core, availability, reconnect with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.orm import Session
+from tenacity import RetryCallState, Retrying, wait_random_exponential
+
+from drivers.base import DriverError
+from gateway.core import Core
+from gateway.store import sync as sync_store
+from gateway.sync.events import SyncSink
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class CoreRunner(Protocol):
+    """The running gateway as a worker sees it (see :class:`gateway.app.Gateway`)."""
+
+    core: Core
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+
+@dataclass(frozen=True)
+class WorkerTiming:
+    """Time limits of a device worker: first and longest reconnect delay (exponential with
+    jitter in between), the limit of one device operation, and the idle poll interval."""
+
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+    timeout_s: float = 10.0
+    poll_s: float = 1.0
+
+
+class DeviceWorker:
+    """Base of the per-device workers: one named task that connects, serves the device until
+    the link fails, marks it offline with the reason, waits with exponential backoff and
+    jitter, and connects again. ``stop()`` cancels and awaits the task."""
+
+    role = "device"
+
+    def __init__(
+        self,
+        runner: CoreRunner,
+        device_id: str,
+        sink: SyncSink,
+        *,
+        timing: WorkerTiming | None = None,
+    ) -> None:
+        self.runner = runner
+        self.device_id = device_id
+        self.sink = sink
+        t = timing or WorkerTiming()
+        self.timeout_s = t.timeout_s
+        self.poll_s = t.poll_s
+        self._wait = wait_random_exponential(multiplier=t.retry_initial_s, max=t.retry_max_s)
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.online = False
+        self.last_error = ""
+
+    @property
+    def core(self) -> Core:
+        return self.runner.core
+
+    def wake(self) -> None:
+        """Something changed: look for work now instead of at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"lockgate-{self.role}-{self.device_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def serve(self) -> None:
+        """Connect and serve the device until the link fails (raise DriverError)."""
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self.serve()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except (DriverError, TimeoutError, OSError) as exc:
+                failures += 1
+                await self.set_online(False, f"{type(exc).__name__}: {exc}")
+            except Exception as exc:
+                failures += 1
+                log.exception("worker of %s failed", self.device_id)
+                await self.set_online(False, f"internal error: {type(exc).__name__}")
+            delay = self._backoff(failures)
+            await self._sleep_or_wake(delay, wake=False)
+
+    def _backoff(self, failures: int) -> float:
+        state = RetryCallState(Retrying(), None, (), {})
+        state.attempt_number = max(1, failures)
+        return float(self._wait(state))
+
+    async def _sleep_or_wake(self, seconds: float, *, wake: bool = True) -> None:
+        if not wake:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def set_online(
+        self, online: bool, reason: str, info: dict[str, Any] | None = None
+    ) -> None:
+        """Record and report the device's availability (only changes are reported)."""
+        self.online = online
+        if not online:
+            self.last_error = reason
+
+        def record(s: Session) -> None:
+            changed = sync_store.set_device_status(
+                s, self.device_id, self.role, online, reason, self.core.clock(), info
+            )
+            if changed:
+                self.sink.availability(s, self.device_id, online, reason)
+
+        try:
+            await self.runner.call(self.core.transaction, record)
+        except Exception:
+            log.exception("could not record the availability of %s", self.device_id)
+        level = logging.INFO if online else logging.WARNING
+        log.log(
+            level, "device %s %s: %s", self.device_id, "online" if online else "offline", reason
+        )
+
+    async def guarded(self, what: str, op: Awaitable[T]) -> T:
+        """Await a device operation with the worker's time limit."""
+        try:
+            return await asyncio.wait_for(op, self.timeout_s)
+        except TimeoutError:
+            raise TimeoutError(f"{what} did not finish within {self.timeout_s:g} s") from None
