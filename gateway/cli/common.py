@@ -77,8 +77,11 @@ def database() -> Database:
 
 
 @contextmanager
-def open_core(*, upgrade: bool = False) -> Iterator[Core]:
-    """A loaded :class:`Core` on the configured database (checked to be migrated)."""
+def open_core(*, upgrade: bool = False, sync: bool = False) -> Iterator[Core]:
+    """A loaded :class:`Core` on the configured database (checked to be migrated).
+
+    With ``sync`` the sync engine's planner and the keys' exposures are installed too
+    (needed by commands that read or change what devices hold)."""
     from gateway.store import migrate
 
     db = database()
@@ -91,6 +94,10 @@ def open_core(*, upgrade: bool = False) -> Iterator[Core]:
             except Exception as exc:
                 fail(str(exc))
         core = Core(db, STATE.settings.rules_config())
+        if sync:
+            from gateway.sync.service import install
+
+            install(core)
         core.load()
         yield core
     finally:

@@ -257,3 +257,29 @@ def report_applications(
             "[bold red]OVERDUE[/]" if d.overdue else "",
         )
     console.print(table)
+
+
+@report_app.command("exposure")
+def report_exposure(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Revoked credentials that can still open something: every such lock, until when, and
+    whether its blacklist or controller has confirmed the revocation."""
+    from gateway.reports.exposure import BLOCKED, exposure
+
+    with open_core(sync=True) as core:
+        with core.db.session() as s:
+            rows = exposure(s, core.engine, core.clock())
+    if as_json:
+        print_json([r.__dict__ for r in rows])
+        return
+    open_rows = [r for r in rows if r.status != BLOCKED]
+    table = Table(title=f"exposure: {len(open_rows)} locks still open to revoked credentials, "
+                  f"{len(rows) - len(open_rows)} blocked by confirmed blacklists")
+    for col in ("credential", "kind", "why revoked", "lock", "status", "until", "detail"):
+        table.add_column(col)
+    for r in rows:
+        colour = "green" if r.status == BLOCKED else "red"
+        table.add_row(r.credential, r.kind, ", ".join(r.reasons), r.lock,
+                      f"[{colour}]{r.status}[/]", local(r.until), r.detail)
+    console.print(table)
