@@ -267,9 +267,8 @@ def report_exposure(
     whether its blacklist or controller has confirmed the revocation."""
     from gateway.reports.exposure import BLOCKED, exposure
 
-    with open_core(sync=True) as core:
-        with core.db.session() as s:
-            rows = exposure(s, core.engine, core.clock())
+    with open_core(sync=True) as core, core.db.session() as s:
+        rows = exposure(s, core.engine, core.clock())
     if as_json:
         print_json([r.__dict__ for r in rows])
         return
