@@ -11,6 +11,7 @@ from gateway.cli.admin import db_app
 from gateway.cli.common import STATE, console
 from gateway.cli.credentials import explain_command, keys_app
 from gateway.cli.documents import import_app, receipt_command, report_app
+from gateway.cli.station import station_command
 
 app = typer.Typer(
     name="lockgate",
@@ -49,6 +50,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(report_app, name="report")
 app.command("explain")(explain_command)
 app.command("receipt")(receipt_command)
+app.command("station")(station_command)
 
 
 @app.command("demo")

@@ -1,0 +1,178 @@
+"""``lockgate station``: the terminal flow of a programming-station operator.
+
+Wait for a key; show its serial, holder, lifecycle state, whether it is active and every
+reason it is not, and the change the gateway wants to write; write it on the operator's
+confirmation (or refuse, with the reasons), showing progress and the verified result; then
+wait for the next key. The station is unplugged or the key pulled early: say so plainly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+
+from drivers.base import DeviceConfig, WriteProgress
+from drivers.registry import load_key_station
+from gateway.app import Gateway
+from gateway.cli.common import STATE, console, fail, local
+from gateway.cli.credentials import holder_of
+from gateway.config import DeviceSettings
+from gateway.rules import DESCRIPTIONS
+from gateway.sync.events import Sinks
+from gateway.sync.service import install, worker_timing
+from gateway.sync.station import KeyVisit, StationWorker
+
+
+def _pick(station: str | None) -> DeviceSettings:
+    stations = STATE.settings.stations
+    if not stations:
+        fail("no station is configured: add a [[stations]] table to the configuration "
+             "(see docs/configuration.md)")
+    if station is None:
+        operated = [s for s in stations if s.operated] or stations
+        if len(operated) > 1:
+            fail("several stations are configured; choose one with --station "
+                 + "|".join(s.id for s in operated), 2)
+        return operated[0]
+    for s in stations:
+        if s.id == station:
+            return s
+    fail(f"--station: no station {station!r} is configured "
+         f"(configured: {', '.join(s.id for s in stations)})", 2)
+
+
+def describe(visit: KeyVisit, holder: str) -> None:
+    """Print what the operator needs to decide about the key in the station."""
+    state = visit.state
+    console.rule(f"key {visit.serial}")
+    if not visit.registered:
+        console.print(f"[red]key {visit.serial} is not registered[/]: register its delivery "
+                      "(lockgate import manifest) before programming it")
+        return
+    console.print(f"holder: {holder}")
+    if state is None:
+        return
+    if state.active:
+        console.print("[green]ACTIVE[/]"
+                      + (f" until {local(state.window.end)}" if state.window else ""))
+    else:
+        console.print("[red]NOT ACTIVE[/]")
+        for r in state.reasons:
+            console.print(f"  [red]{r.value}[/]: {DESCRIPTIONS[r]}")
+    for space, reason in state.denied:
+        console.print(f"  not granted: {space} ({reason.value})")
+    held = {str(a.cylinder) for a in visit.held.access} if visit.held.enabled else set()
+    new = set(visit.planned.cylinders)
+    if visit.planned.image.enabled:
+        console.print(f"to write: {len(new)} cylinders"
+                      + (f", revalidate by {local(visit.planned.image.revalidate_by)}"
+                         if visit.planned.image.revalidate_by else "")
+                      + (f", {len(visit.planned.image.blacklists)} blacklists to carry"
+                         if visit.planned.image.blacklists else ""))
+    else:
+        console.print("to write: [red]an empty, disabled image[/] (the key will open nothing)")
+    if added := sorted(new - held, key=int):
+        console.print(f"  [green]+ {', '.join(added)}[/]")
+    if removed := sorted(held - new, key=int):
+        console.print(f"  [red]- {', '.join(removed)}[/]")
+
+
+def station_command(
+    station: Annotated[str | None, typer.Option(help="Station id from the configuration.")
+                       ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Write without asking.")] = False,
+    once: Annotated[bool, typer.Option(help="Stop after the first key.")] = False,
+) -> None:
+    """Serve a programming station at a desk: activate and update keys as they are inserted."""
+    device = _pick(station)
+    asyncio.run(_serve(device, yes=yes, once=once))
+
+
+async def _serve(device: DeviceSettings, *, yes: bool, once: bool) -> None:
+    settings = STATE.settings
+    gateway = Gateway(settings, upgrade=False)
+    install(gateway.core)
+    done = asyncio.Event()
+    progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                        TextColumn("{task.completed}/{task.total} bytes"), console=console)
+    task: dict[str, TaskID] = {}
+
+    async def decide(visit: KeyVisit) -> bool:
+        holder = await gateway.call(holder_of, gateway.core.engine, visit.serial)
+        describe(visit, holder)
+        if yes:
+            return True
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(None, input, "write this image to the key? [Y/n] ")
+        return answer.strip().lower() in ("", "y", "yes", "j", "ja")
+
+    def on_progress(visit: KeyVisit, p: WriteProgress) -> None:
+        if visit.serial not in task:
+            progress.start()
+            task[visit.serial] = progress.add_task(f"writing {visit.serial}", total=p.total)
+        progress.update(task[visit.serial], completed=p.done, total=p.total)
+
+    def on_visit(visit: KeyVisit) -> None:
+        if visit.serial in task:
+            progress.stop()
+            task.pop(visit.serial)
+        match visit.outcome:
+            case "written":
+                r = visit.result
+                console.print(f"[green]key {visit.serial} programmed and verified[/]"
+                              + (f" ({r.bytes_sent} bytes{', delta' if r.delta else ''}, "
+                                 f"{r.seconds * 1000:.0f} ms)" if r else ""))
+            case "up_to_date":
+                console.print(f"key {visit.serial} already holds its image; nothing to write")
+            case "declined":
+                console.print(f"key {visit.serial} left unchanged")
+            case "pulled":
+                console.print(f"[red]key {visit.serial} was pulled out before the write "
+                              "finished[/]: it keeps its old image; insert it again")
+            case "unknown":
+                console.print(f"[red]key {visit.serial} is not registered; nothing written[/]")
+            case _:
+                console.print(f"[red]key {visit.serial}: {visit.outcome} {visit.error or ''}[/]")
+        if visit.audit_new:
+            console.print(f"collected {visit.audit_new} audit records")
+        if once:
+            done.set()
+
+    def on_event(kind: str, serial: str) -> None:
+        if kind == "removed":
+            console.print(f"key {serial} removed; waiting for a key")
+
+    worker = StationWorker(
+        gateway, device.id,
+        lambda: load_key_station(DeviceConfig(device.id, device.driver, dict(device.options))),
+        Sinks(), decide=decide, on_visit=on_visit, on_progress=on_progress, on_event=on_event,
+        timing=worker_timing(settings),
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    await gateway.start()
+    try:
+        await worker.start()
+        console.print(f"station {device.id}: waiting for a key (Ctrl-C to stop)")
+        last = ""
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 0.5)
+            if not worker.online and worker.last_error and worker.last_error != last:
+                last = worker.last_error
+                console.print(f"[red]station {device.id} is not reachable[/]: {last}; "
+                              "retrying (is it plugged in?)")
+            elif worker.online and last:
+                last = ""
+                console.print(f"station {device.id} is back; waiting for a key")
+    finally:
+        await worker.stop()
+        await gateway.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

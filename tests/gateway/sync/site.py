@@ -1,0 +1,104 @@
+"""A running gateway (core + sync engine) on the demo site's simulators, for the sync tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway import sample
+from gateway.app import Gateway
+from gateway.config import Settings
+from gateway.core import Core, Submission
+from gateway.store import migrate
+from gateway.store.database import Database
+from gateway.sync.service import SyncService
+from simulators.site import DEFAULT_SITE, SimulatedSite, load_site
+
+
+class RecordingSink:
+    """Keeps every report of the sync engine (the MQTT and audit sinks are tested apart)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.devices: dict[str, tuple[bool, str]] = {}
+        self.states: list[str] = []
+
+    def availability(self, session: Session, device_id: str, online: bool, reason: str) -> None:
+        self.devices[device_id] = (online, reason)
+
+    def event(self, session: Session, kind: str, body: dict[str, Any]) -> None:
+        self.events.append((kind, body))
+
+    def credential_state(self, session: Session, core: Core, number: str) -> None:
+        self.states.append(number)
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.events]
+
+
+@dataclass
+class RunningSite:
+    site: SimulatedSite
+    gateway: Gateway
+    sync: SyncService
+    sink: RecordingSink
+
+    @property
+    def core(self) -> Core:
+        return self.gateway.core
+
+    async def submit(self, *commands: Any) -> None:
+        outcomes = await self.gateway.call(
+            self.core.submit_many, [Submission(c, "tester") for c in commands])
+        for o in outcomes:
+            assert o.ok, o.error
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0,
+                    what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.02)
+
+    def online(self, device: str) -> bool:
+        return self.sink.devices.get(device, (False, ""))[0]
+
+
+@asynccontextmanager
+async def running_site(db_url: str, today: date, *, site_file: Path = DEFAULT_SITE,
+                       serve_desk: bool = True) -> AsyncIterator[RunningSite]:
+    migrate.upgrade(db_url)
+    spec = load_site(site_file)
+    async with SimulatedSite(spec, control_port=None) as site:
+        stations = site.station_devices()
+        if serve_desk:
+            for s in stations:
+                s["operated"] = False
+        settings = Settings.model_validate({
+            "database": {"url": db_url},
+            "mqtt": {"enabled": False},
+            "sync": {"retry_initial_s": 0.05, "retry_max_s": 0.5, "device_timeout_s": 5.0,
+                     "tick_s": 0.2},
+            "stations": stations,
+            "controllers": site.controller_devices(),
+        })
+        core = Core(Database(db_url), settings.rules_config())
+        sink = RecordingSink()
+        sync = SyncService(settings, core, sink)
+        gateway = Gateway(settings, core=core, services=[sync])
+        await gateway.start()
+        try:
+            running = RunningSite(site, gateway, sync, sink)
+            await running.submit(*sample.sample_commands(today))
+            yield running
+        finally:
+            await gateway.stop()

@@ -1,0 +1,67 @@
+"""The sync engine keeps a real (simulated) Modbus controller's allow-list equal to the desired
+one: initial sync, revocations first, power loss, events."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from gateway import sample
+from gateway.commands import model as m
+from gateway.domain import DEFAULT_TIMEZONE
+from gateway.store import sync as sync_store
+from tests.gateway.sync.site import running_site
+
+CTRL = sample.CONTROLLER
+
+
+def today() -> date:
+    return datetime.now(UTC).astimezone(ZoneInfo(DEFAULT_TIMEZONE)).date()
+
+
+async def test_the_controller_gets_its_allow_list_and_decides_by_it(sqlite_url: str) -> None:
+    async with running_site(sqlite_url, today()) as run:
+        worker = run.sync.controllers[CTRL]
+        await run.until(lambda: worker.writes >= 1, what="the first allow-list write")
+        granted = await run.site.present(CTRL, int(sample.TAG_ANNA), 1)
+        assert granted["granted"] is True
+        denied = await run.site.present(CTRL, 4999999, 1)
+        assert denied["granted"] is False
+        with run.core.db.session() as s:
+            confirmed = sync_store.get_controller(s, CTRL)
+            assert sync_store.get_job(s, "controller", CTRL) is None
+        assert confirmed is not None
+        assert confirmed.revision == run.core.engine.controller(CTRL).revision
+        assert set(confirmed.credentials) == {sample.TAG_ANNA, sample.VISITOR_CARD}
+
+        # events flow back: the grant and the deny are stored and reported
+        worker.wake()
+        await run.until(lambda: {"access_granted", "access_denied"} <= set(run.sink.kinds()),
+                        what="controller events")
+        with run.core.db.session() as s:
+            stored = sync_store.controller_events(s)
+        assert {e.kind for e in stored} >= {"granted", "denied"}
+
+
+async def test_a_revocation_reaches_the_controller_and_is_confirmed(sqlite_url: str) -> None:
+    async with running_site(sqlite_url, today()) as run:
+        worker = run.sync.controllers[CTRL]
+        await run.until(lambda: worker.writes >= 1, what="the first write")
+        await run.submit(m.BlockId06(card_number="ID06AN0001"))
+        await run.until(lambda: ("revocation_confirmed", {"credential": sample.TAG_ANNA,
+                                                          "device": CTRL}) in run.sink.events,
+                        what="the revocation confirmed")
+        result = await run.site.present(CTRL, int(sample.TAG_ANNA), 1)
+        assert result["granted"] is False
+
+
+async def test_a_controller_that_lost_its_memory_is_resynced(sqlite_url: str) -> None:
+    async with running_site(sqlite_url, today()) as run:
+        worker = run.sync.controllers[CTRL]
+        await run.until(lambda: worker.writes >= 1, what="the first write")
+        sim = run.site.controllers[CTRL]
+        await sim.power_loss()
+        assert (await run.site.present(CTRL, int(sample.TAG_ANNA), 1))["granted"] is False
+        await run.until(lambda: worker.writes >= 2, what="the resync after power loss")
+        assert (await run.site.present(CTRL, int(sample.TAG_ANNA), 1))["granted"] is True
+        assert "controller_memory_lost" in run.sink.kinds()
