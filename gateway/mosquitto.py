@@ -75,11 +75,15 @@ class PrivateMosquitto:
                     "autosave_on_changes true",
                     "max_queued_messages 100000",
                     "max_inflight_messages 100",
+                    "set_tcp_nodelay true",
                     "persistent_client_expiration 1h",
                     f"log_dest file {self.log_path}",
                     "log_type error",
                     "log_type warning",
                     "log_type notice",
+                    # Started as root, mosquitto would switch to the "mosquitto" user, which
+                    # cannot write to this private folder: its persistence would silently fail.
+                    *(["user root"] if os.geteuid() == 0 else []),
                     "",
                 ]
             )

@@ -344,3 +344,34 @@ class SimulatedSite:
             ("controller_fault", controller_fault, "controller_fault(controller, kind, ...)"),
         ):
             server.register(name, fn, doc)
+
+
+async def run_site(spec: SiteSpec, *, control_port: int, ready: Any = None) -> None:
+    """Run a site until SIGINT or SIGTERM, printing where each device is reachable."""
+    import asyncio
+    import json
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with SimulatedSite(spec, control_port=control_port) as site:
+            assert site.control is not None
+            print(
+                json.dumps(
+                    {
+                        "control": f"127.0.0.1:{site.control.port}",
+                        "stations": site.station_devices(),
+                        "controllers": site.controller_devices(),
+                    }
+                ),
+                flush=True,
+            )
+            if ready is not None:
+                ready(site)
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -99,11 +99,7 @@ def texts(max_size: int) -> S[str]:
     """Printable text (letters of any script, digits, punctuation, symbols, inner spaces),
     already stripped as the models strip it."""
     alphabet = st.characters(categories=("L", "N", "P", "S"), include_characters=" ")
-    return (
-        st.text(alphabet, min_size=1, max_size=max_size)
-        .map(lambda s: s.strip(" "))
-        .filter(bool)
-    )
+    return st.text(alphabet, min_size=1, max_size=max_size).map(lambda s: s.strip(" ")).filter(bool)
 
 
 def dates(min_value: date = date(2000, 1, 1), max_value: date = date(2100, 12, 31)) -> S[date]:
@@ -152,7 +148,7 @@ class Pools:
     rfid_numbers: S[str] = field(default_factory=rfid_numbers)
     id06_numbers: S[str] = field(default_factory=id06_numbers)
     competence_codes: S[str] = field(default_factory=competence_codes)
-    revisions: S[int] = field(default_factory=lambda: st.integers(1, 2**63 - 1))
+    revisions: S[int] = field(default_factory=lambda: st.integers(1, 2**31 - 1))
     instants: S[datetime] = field(default_factory=utc_datetimes)
     dates: S[date] = field(default_factory=dates)
 
@@ -253,9 +249,9 @@ def spaces(p: Pools | None = None) -> S[Space]:
         id=p.ids,
         name=texts(200),
         cylinders=st.lists(p.rfid_numbers, max_size=6, unique=True).map(tuple),
-        doors=st.lists(
-            door_refs(p), max_size=6, unique_by=lambda d: (d.controller_id, d.door)
-        ).map(tuple),
+        doors=st.lists(door_refs(p), max_size=6, unique_by=lambda d: (d.controller_id, d.door)).map(
+            tuple
+        ),
         required_competences=st.lists(p.competence_codes, max_size=3).map(tuple),
         revalidation_days=st.none() | st.integers(1, 365),
     )
@@ -304,7 +300,7 @@ def access_applications(p: Pools | None = None) -> S[AccessApplication]:
     @st.composite
     def build(draw: st.DrawFn) -> AccessApplication:
         status = draw(st.sampled_from(ApplicationStatus))
-        submitted = draw(p.instants)
+        submitted = draw(p.instants).astimezone(UTC)  # arithmetic in UTC, not wall time
         decided: datetime | None = None
         if status in (ApplicationStatus.APPROVED, ApplicationStatus.REJECTED) or draw(
             st.booleans()
@@ -390,7 +386,7 @@ def receipts(p: Pools | None = None) -> S[Receipt]:
 
     @st.composite
     def build(draw: st.DrawFn) -> Receipt:
-        produced = draw(p.instants)
+        produced = draw(p.instants).astimezone(UTC)
         signed = draw(
             st.none()
             | st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=30)).map(
@@ -412,7 +408,7 @@ def visitor_cards(p: Pools | None = None) -> S[VisitorCard]:
 
     @st.composite
     def build(draw: st.DrawFn) -> VisitorCard:
-        valid_from = draw(p.instants)
+        valid_from = draw(p.instants).astimezone(UTC)
         erased = draw(st.booleans())
         return VisitorCard(
             number=draw(p.rfid_numbers),

@@ -28,6 +28,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from typing import Any, Self, TypeVar
@@ -78,7 +79,6 @@ _OPTIONS = {
     "patch",
 }
 _BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400)
-
 
 T = TypeVar("T")
 
@@ -241,16 +241,22 @@ class ModbusDoorController(DoorController):
     async def _read_identity(self) -> rm.Identity:
         regs = await self._link.read_input(rm.IDENTITY_BASE, rm.IDENTITY_COUNT, "identity block")
         identity = self._decode(rm.decode_identity, regs)
-        if self._identity is not None and identity.generation != self._identity.generation:
-            log.warning(
-                "%s: generation changed %d -> %d: the controller lost its memory",
-                self.device_id or identity.controller_id,
-                self._identity.generation,
-                identity.generation,
-            )
-            self._verified = None
+        self._note_generation(identity.generation)
         self._identity = identity
         return identity
+
+    def _note_generation(self, generation: int) -> None:
+        """Forget the list verified on the controller when it reports a new generation."""
+        if self._identity is None or generation == self._identity.generation:
+            return
+        log.warning(
+            "%s: generation changed %d -> %d: the controller lost its memory",
+            self._name(),
+            self._identity.generation,
+            generation,
+        )
+        self._verified = None
+        self._identity = replace(self._identity, generation=generation)
 
     async def _known_identity(self) -> rm.Identity:
         if self._identity is None:
@@ -260,11 +266,8 @@ class ModbusDoorController(DoorController):
     async def _read_status(self) -> rm.Status:
         identity = await self._known_identity()
         regs = await self._link.read_input(rm.STATUS_BASE, rm.STATUS_COUNT, "status block")
-        status = self._decode(lambda r: rm.decode_status(r, capacity=identity.capacity), regs)
-        if status.generation != identity.generation:
-            # Power was lost since the identity was read; the cached layout is gone.
-            self._verified = None
-            self._identity = None
+        status = self._decode(partial(rm.decode_status, capacity=identity.capacity), regs)
+        self._note_generation(status.generation)
         return status
 
     # ------------------------------------------------------------------ allow-list
@@ -369,7 +372,7 @@ class ModbusDoorController(DoorController):
         if layout.schedules != previous.schedules:
             writes = schedule_writes(layout) + writes
         # The copy command is one more request; a patch must beat a full write.
-        if len(writes) + 1 >= len(schedule_writes(layout)) + len(entry_writes(layout)):
+        if len(writes) + 1 >= layout.full_write_requests:
             return None
         copy = (int(rm.Command.COPY_ACTIVE_TO_STAGING), self._next_tag())
         written = await self._send([RegisterWrite(rm.HOLD_COMMAND, copy), *writes], progress)

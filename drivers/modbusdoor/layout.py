@@ -13,9 +13,11 @@ one row (the hole is filled by the last row) instead of the whole table.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from drivers.base import AllowEntry, HardwareSchedule
 from drivers.modbusdoor.registers import (
@@ -33,16 +35,24 @@ from drivers.modbusdoor.registers import (
 Record = tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Layout:
     """Content of a controller's schedule and entry tables, in table order."""
 
     schedules: tuple[Record, ...]
     rows: tuple[Record, ...]
 
-    @property
+    @cached_property
     def checksum(self) -> int:
+        """The checksum a controller reports while it holds this layout."""
         return image_checksum(self.schedules, self.rows)
+
+    @property
+    def full_write_requests(self) -> int:
+        """Requests a full write of the tables takes (commit block not counted)."""
+        return math.ceil(
+            len(self.schedules) * SCHEDULE_RECORD_REGISTERS / MAX_WRITE_REGISTERS
+        ) + math.ceil(len(self.rows) * ENTRY_RECORD_REGISTERS / MAX_WRITE_REGISTERS)
 
 
 @dataclass(frozen=True, slots=True)

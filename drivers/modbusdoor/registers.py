@@ -20,7 +20,9 @@ the map. Both name the offending field.
 
 from __future__ import annotations
 
+import itertools
 import math
+import struct
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -285,7 +287,11 @@ def join_u32(high: int, low: int) -> int:
 
 def registers_to_bytes(registers: Iterable[int]) -> bytes:
     """Big-endian bytes of ``registers`` (the bytes a Modbus frame carries)."""
-    return b"".join(r.to_bytes(2, "big") for r in registers)
+    values = tuple(registers)
+    try:
+        return struct.pack(f">{len(values)}H", *values)
+    except struct.error:
+        raise ValueError("a register holds a value outside 0..65535") from None
 
 
 def bytes_to_registers(data: bytes) -> list[int]:
@@ -483,19 +489,14 @@ def image_bytes(
     """The canonical encoding the checksum covers: schedule count u16, entry count u16, then
     every schedule record and every entry record, in table order, as big-endian registers."""
     header = [len(schedule_records), len(entry_rows)]
-    return registers_to_bytes(header) + b"".join(
-        registers_to_bytes(r) for r in (*schedule_records, *entry_rows)
-    )
+    return registers_to_bytes(itertools.chain(header, *schedule_records, *entry_rows))
 
 
 def image_checksum(
     schedule_records: Sequence[Sequence[int]], entry_rows: Sequence[Sequence[int]]
 ) -> int:
     """CRC-32 (``zlib.crc32``) of :func:`image_bytes`."""
-    crc = zlib.crc32(registers_to_bytes([len(schedule_records), len(entry_rows)]))
-    for record in (*schedule_records, *entry_rows):
-        crc = zlib.crc32(registers_to_bytes(record), crc)
-    return crc & U32_MAX
+    return zlib.crc32(image_bytes(schedule_records, entry_rows)) & U32_MAX
 
 
 def flat_checksum(

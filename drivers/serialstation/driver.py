@@ -132,7 +132,8 @@ class SerialKeyStation(KeyStation):
     the delta is less than half the size of the full image; otherwise the full image. Both
     end with a read-back of revision and checksum. ``clear_audit(n)`` erases the oldest
     records of the trail through the last record, among those already read, whose
-    sequence is at most ``n``.
+    sequence is at most ``n``; on a station without the ``audit`` capability ``read_audit``
+    returns an empty list and ``clear_audit`` does nothing.
     """
 
     def __init__(
@@ -201,8 +202,12 @@ class SerialKeyStation(KeyStation):
         return self._info
 
     async def open(self) -> None:
+        """Open the port and say HELLO. Does nothing when already open; after the link was
+        lost, reconnects."""
         if self._link is not None:
-            return
+            if not self._link.failed:
+                return
+            await self.close()
         self._events = asyncio.Queue()
         self._ready = False
         link = HostLink(

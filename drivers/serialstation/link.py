@@ -147,6 +147,11 @@ class HostLink:
         self._seen_notifications.clear()
 
     @property
+    def failed(self) -> bool:
+        """True once the link was lost or closed; every request then fails."""
+        return self._error is not None
+
+    @property
     def max_payload(self) -> int:
         return self._max_payload
 
@@ -301,7 +306,8 @@ class HostLink:
                 self._send(raw)
                 wait = self._tx_done - self._loop.time() + reply_budget + self._timeout_s
                 try:
-                    item = await asyncio.wait_for(pending.inbox.get(), wait)
+                    async with asyncio.timeout(wait):  # wait_for may swallow a cancel on 3.11
+                        item = await pending.inbox.get()
                 except TimeoutError:
                     damaged_every_time &= pending.damaged
                     continue

@@ -68,7 +68,7 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Hello(Message):
-    """Host opens the session; the station resets its duplicate cache and pending writes."""
+    """Host opens the link; the station resets its duplicate cache and pending writes."""
 
     TYPE: ClassVar[MessageType] = MessageType.HELLO
     version: int

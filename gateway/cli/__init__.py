@@ -11,6 +11,9 @@ from gateway.cli.admin import db_app
 from gateway.cli.common import STATE, console
 from gateway.cli.credentials import explain_command, keys_app
 from gateway.cli.documents import import_app, receipt_command, report_app
+from gateway.cli.run import run_command
+from gateway.cli.schemas import schemas_app
+from gateway.cli.sim import sim_app
 from gateway.cli.station import station_command
 
 app = typer.Typer(
@@ -50,7 +53,10 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(report_app, name="report")
 app.command("explain")(explain_command)
 app.command("receipt")(receipt_command)
+app.command("run")(run_command)
+app.add_typer(schemas_app, name="schemas")
 app.command("station")(station_command)
+app.add_typer(sim_app, name="sim")
 
 
 @app.command("demo")

@@ -267,7 +267,7 @@ def report_exposure(
     whether its blacklist or controller has confirmed the revocation."""
     from gateway.reports.exposure import BLOCKED, exposure
 
-    with open_core(sync=True) as core, core.db.session() as s:
+    with open_core(sync=True) as core, core.db.session(readonly=True) as s:
         rows = exposure(s, core.engine, core.clock())
     if as_json:
         print_json([r.__dict__ for r in rows])

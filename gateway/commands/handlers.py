@@ -570,10 +570,12 @@ def _issue_visitor(ctx: CommandContext, cmd: m.IssueVisitorCard) -> None:
                 f"space {space_id} has no controller doors a card could open",
                 field=f"space_ids.{i}",
             )
-    valid_from = cmd.valid_from or ctx.now
-    if cmd.valid_until <= valid_from:
+    # Devices keep whole seconds: so does the card, rounded towards less access.
+    valid_from = _ceil_second(cmd.valid_from or ctx.now)
+    valid_until = cmd.valid_until.replace(microsecond=0)
+    if valid_until <= valid_from:
         raise DomainError("must be after the card's start", field="valid_until")
-    if cmd.reason is VisitorReason.FORGOT_CARD and cmd.valid_until > end_of_working_day(
+    if cmd.reason is VisitorReason.FORGOT_CARD and valid_until > end_of_working_day(
         valid_from, ctx.cfg
     ):
         raise DomainError(
@@ -589,7 +591,7 @@ def _issue_visitor(ctx: CommandContext, cmd: m.IssueVisitorCard) -> None:
         reason=cmd.reason,
         space_ids=cmd.space_ids,
         valid_from=valid_from,
-        valid_until=cmd.valid_until,
+        valid_until=valid_until,
         issued_at=ctx.now,
     )
     ctx.put(card)
@@ -602,7 +604,7 @@ def _issue_visitor(ctx: CommandContext, cmd: m.IssueVisitorCard) -> None:
         )
     )
     ctx.subjects.append(f"credential {cmd.number}")
-    ctx.result.update({"credential": cmd.number, "valid_until": cmd.valid_until.isoformat()})
+    ctx.result.update({"credential": cmd.number, "valid_until": valid_until.isoformat()})
 
 
 @handles(m.ChangeVisitorCard)
@@ -613,8 +615,12 @@ def _change_visitor(ctx: CommandContext, cmd: m.ChangeVisitorCard) -> None:
         raise NotFound(f"visitor card {cmd.number} is not registered", field="number")
     if cred.terminal:
         raise IllegalTransition(f"visitor card {cmd.number} is {cred.state.value}", field="number")
-    ctx.put(_rebuild(card, "valid_until", valid_until=cmd.valid_until))
+    ctx.put(_rebuild(card, "valid_until", valid_until=cmd.valid_until.replace(microsecond=0)))
     ctx.subjects.append(f"credential {cmd.number}")
+
+
+def _ceil_second(at: datetime) -> datetime:
+    return at if at.microsecond == 0 else at.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def _erase(card: VisitorCard, at: datetime) -> VisitorCard:

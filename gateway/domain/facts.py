@@ -226,7 +226,7 @@ class AccessApplication(Fact):
     """
 
     assignment_id: Ident
-    revision: Annotated[int, Field(ge=1)]
+    revision: Annotated[int, Field(ge=1, le=2_147_483_647)]
     status: ApplicationStatus
     expedited: bool = False
     submitted_at: UtcDateTime

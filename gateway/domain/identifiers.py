@@ -97,7 +97,11 @@ def _check_slug(value: str) -> str:
 
 
 def _strip(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
+    if isinstance(value, str):
+        if any(ord(ch) < 32 and ch not in "\t" for ch in value):
+            raise ValueError("must not contain control characters (line breaks, NUL, ...)")
+        return value.strip()
+    return value
 
 
 def _coerce_str(value: object) -> object:

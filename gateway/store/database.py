@@ -8,7 +8,8 @@ with another writer and outbox ids are allocated in commit order:
   started explicitly at its first statement, with ``BEGIN IMMEDIATE`` (takes the write lock at
   once) for write sessions and a plain ``BEGIN`` under ``PRAGMA query_only`` for read-only ones.
   Each connection runs with ``journal_mode=WAL`` (readers never block the writer),
-  ``synchronous=FULL`` (a committed transaction survives a power cut), ``foreign_keys=ON`` and
+  ``synchronous=FULL`` (a committed transaction survives a power cut), ``foreign_keys=ON``
+  (off only in the transaction of a migration, see :meth:`Database.begin`) and
   ``busy_timeout=10000`` ms.
 - PostgreSQL: write transactions take a transaction-scoped advisory lock as their first
   statement (under the default READ COMMITTED isolation each later statement then sees every
@@ -39,6 +40,7 @@ WRITE_LOCK_KEY: Final = 0x6C6F636B67617465  # "lockgate" in ASCII, the advisory 
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 
 _READONLY_OPTION: Final = "lockgate_readonly"
+_SCHEMA_CHANGE_OPTION: Final = "lockgate_schema_change"
 
 
 class DatabaseUrlError(ValueError):
@@ -106,6 +108,9 @@ class Database:
         self.url: str = parsed.render_as_string(hide_password=False)
         self.dialect: Dialect = "sqlite" if parsed.get_backend_name() == "sqlite" else "postgresql"
         if self.dialect == "sqlite":
+            folder = Path(str(parsed.database)).parent
+            if not folder.is_dir():
+                raise DatabaseUrlError(f"database url: the folder {folder} does not exist")
             self.engine: Engine = create_engine(parsed, echo=echo)
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
@@ -137,10 +142,20 @@ class Database:
         with factory() as session, session.begin():
             yield session
 
-    def begin(self) -> contextlib.AbstractContextManager[Connection]:
+    def begin(
+        self, *, schema_change: bool = False
+    ) -> contextlib.AbstractContextManager[Connection]:
         """A Core connection in one write transaction: commits on normal exit, rolls back on
-        exception (used by migrations)."""
-        return self.engine.begin()
+        exception.
+
+        ``schema_change=True`` (migrations) switches SQLite's foreign key enforcement off for
+        the transaction, as SQLite requires when a table is rebuilt (dropping a parent table
+        would otherwise delete its children); run ``PRAGMA foreign_key_check`` before commit.
+        """
+        engine = self.engine
+        if schema_change:
+            engine = engine.execution_options(**{_SCHEMA_CHANGE_OPTION: True})
+        return engine.begin()
 
     def dispose(self) -> None:
         """Close every pooled connection. The object stays usable (it reconnects)."""
@@ -149,6 +164,10 @@ class Database:
 
 def _is_readonly(conn: Connection) -> bool:
     return bool(conn.get_execution_options().get(_READONLY_OPTION, False))
+
+
+def _is_schema_change(conn: Connection) -> bool:
+    return bool(conn.get_execution_options().get(_SCHEMA_CHANGE_OPTION, False))
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -170,12 +189,13 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
-    if _is_readonly(conn):
-        conn.exec_driver_sql("PRAGMA query_only=ON")
-        conn.exec_driver_sql("BEGIN")
-    else:
-        conn.exec_driver_sql("PRAGMA query_only=OFF")
-        conn.exec_driver_sql("BEGIN")
+    # Both pragmas are connection settings (no-ops inside a transaction), so they are set
+    # before every BEGIN: a pooled connection never carries one transaction's mode into the
+    # next.
+    readonly = _is_readonly(conn)
+    conn.exec_driver_sql(f"PRAGMA query_only={'ON' if readonly else 'OFF'}")
+    conn.exec_driver_sql(f"PRAGMA foreign_keys={'OFF' if _is_schema_change(conn) else 'ON'}")
+    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def _postgresql_on_begin(conn: Connection) -> None:
@@ -183,4 +203,4 @@ def _postgresql_on_begin(conn: Connection) -> None:
     if _is_readonly(conn):
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     else:
-        pass
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")

@@ -81,6 +81,7 @@ __all__ = [
     "receipts_of_employment",
     "spaces_with_controller",
     "spaces_with_cylinder",
+    "tables_of",
     "visitor_cards_of_sponsor",
 ]
 
@@ -145,8 +146,8 @@ def _parse_key_part(name: str, part: str, typ: type) -> Any:
     if typ is str:
         return part
     if typ is int:
-        if not part.isascii() or not part.isdigit() or int(part) < 1:
-            raise ValueError(f"{name}: must be a positive whole number, got {part!r}")
+        if not part.isascii() or not part.isdigit() or not 1 <= int(part) <= _BIGINT:
+            raise ValueError(f"{name}: must be a whole number from 1 to 2**63-1, got {part!r}")
         return int(part)
     if typ is datetime:
         try:
@@ -428,6 +429,12 @@ def _spec(kind: type[Fact]) -> _Spec:
         raise TypeError(f"not a fact type: {getattr(kind, '__name__', kind)!r}") from None
 
 
+def tables_of(kind: type[Fact]) -> tuple[Table, ...]:
+    """The tables that hold facts of ``kind``: its own table, then its child tables."""
+    spec = _spec(kind)
+    return (spec.table, *(child.table for child in spec.children))
+
+
 def _spec_of(fact: Fact) -> _Spec:
     if not isinstance(fact, Fact):
         raise TypeError(f"not a fact: {type(fact).__name__}")
@@ -448,28 +455,47 @@ def put(session: Session, fact: Fact) -> None:
 def put_many(session: Session, facts: Iterable[Fact]) -> None:
     """:func:`put` for many facts of any types, with a few bulk statements per table.
 
-    When several facts share a key, the last one wins.
+    When several facts share a key, the last one wins. Every fact is checked before anything
+    is written: a string with a NUL character or a whole number beyond 64 bits (which the
+    domain models accept but PostgreSQL cannot store) raises ``ValueError`` naming the field.
     """
     by_kind: dict[type[Fact], dict[tuple[str, ...], Fact]] = defaultdict(dict)
     for fact in facts:
         spec = _spec_of(fact)
         by_kind[spec.kind][fact_key(fact)] = fact
+    batches: list[tuple[_Spec, list[Row], dict[str, list[Row]]]] = []
     for kind, batch in by_kind.items():
         spec = _SPECS[kind]
         roots: list[Row] = []
         children: dict[str, list[Row]] = defaultdict(list)
         for fact in batch.values():
             row, child_rows = spec.dump(fact)
+            _check_storable(kind.__name__, row)
             roots.append(row)
             for name, rows in child_rows.items():
+                for child_row in rows:
+                    _check_storable(f"{kind.__name__} ({name})", child_row)
                 children[name].extend(rows)
-        keys = [spec.key_of_row(cast(RowMapping, row)) for row in roots]
-        _delete_keys(session, spec, keys)
+        batches.append((spec, roots, children))
+    for spec, roots, children in batches:
+        _delete_keys(session, spec, [spec.key_of_row(cast(RowMapping, row)) for row in roots])
         session.execute(insert(spec.table), roots)
         for child in spec.children:
             child_batch = children.get(child.table.name)
             if child_batch:
                 session.execute(insert(child.table), child_batch)
+
+
+_BIGINT = 2**63 - 1
+
+
+def _check_storable(where: str, row: Row) -> None:
+    for column, value in row.items():
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValueError(f"{where}.{column}: must not contain a NUL character")
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > _BIGINT:
+            raise ValueError(f"{where}.{column}: {value} does not fit in 64 bits")
 
 
 def delete(session: Session, kind: type[Fact], *key: str) -> bool:

@@ -3,7 +3,9 @@
 ``lockgate db upgrade`` calls :func:`upgrade`; the service calls :func:`check_up_to_date` at
 start-up and refuses to run on a schema it does not know. Each upgrade or downgrade runs in one
 transaction (SQLite and PostgreSQL both have transactional DDL), under the store's write lock,
-so two processes upgrading at once do it one after the other.
+so two processes upgrading at once do it one after the other. On SQLite foreign keys are off
+during the migration (so that ``op.batch_alter_table`` can rebuild a parent table without
+deleting its children) and checked with ``PRAGMA foreign_key_check`` before the commit.
 
 To write a new revision: copy the style of ``migrations/versions/0001_initial.py`` (or run
 ``alembic.command.revision(make_config(), message=..., rev_id="0002_...")``), write the
@@ -20,6 +22,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
 from gateway.store.database import Database
@@ -81,7 +84,7 @@ def head() -> str:
 def _run(url: str, action: Literal["upgrade", "downgrade"], revision: str) -> None:
     database = Database(url)
     try:
-        with database.begin() as connection:
+        with database.begin(schema_change=True) as connection:
             config = make_config()
             config.attributes["connection"] = connection
             try:
@@ -91,8 +94,21 @@ def _run(url: str, action: Literal["upgrade", "downgrade"], revision: str) -> No
                     command.downgrade(config, revision)
             except CommandError as exc:
                 raise MigrationError(f"{action} to {revision!r}: {exc}") from exc
+            if database.dialect == "sqlite":
+                _check_foreign_keys(connection, action, revision)
     finally:
         database.dispose()
+
+
+def _check_foreign_keys(connection: Connection, action: str, revision: str) -> None:
+    """SQLite runs migrations with foreign keys off; refuse to commit a broken reference."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        table, rowid, parent, _ = broken[0]
+        raise MigrationError(
+            f"{action} to {revision!r}: {len(broken)} row(s) break a foreign key, the first "
+            f"in table {table} (rowid {rowid}) pointing to {parent}; nothing was changed"
+        )
 
 
 def upgrade(url: str, revision: str = "head") -> None:

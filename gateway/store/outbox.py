@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -28,6 +29,8 @@ __all__ = [
     "mark_published",
     "pending",
     "purge_published",
+    "recent_published",
+    "replace_payload",
 ]
 
 MAX_TOPIC_BYTES = 65535
@@ -105,17 +108,51 @@ def pending(session: Session, *, limit: int = 100) -> list[OutboxMessage]:
     rows = session.execute(
         select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(limit)
     ).mappings()
-    return [
-        OutboxMessage(
-            id=r["id"],
-            topic=r["topic"],
-            payload=bytes(r["payload"]),
-            qos=r["qos"],
-            retain=r["retain"],
-            created_at=r["created_at"],
-        )
-        for r in rows
-    ]
+    return [_message(r) for r in rows]
+
+
+def replace_payload(session: Session, message_id: int, payload: bytes) -> None:
+    """Replace the payload of an unpublished message (e.g. to put its own id in it).
+
+    Raises LookupError when no unpublished message has ``message_id``."""
+    if isinstance(message_id, bool) or not isinstance(message_id, int):
+        raise TypeError(f"message_id: must be an integer, got {message_id!r}")
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise TypeError(f"payload: must be bytes, got {type(payload).__name__}")
+    result = session.execute(
+        update(outbox)
+        .where(outbox.c.id == message_id, outbox.c.published_at.is_(None))
+        .values(payload=bytes(payload))
+    )
+    if not getattr(result, "rowcount", 0):
+        raise LookupError(f"message_id: no unpublished message {message_id}")
+
+
+def recent_published(session: Session, *, limit: int = 100) -> list[OutboxMessage]:
+    """The ``limit`` most recently published messages (highest ids), oldest first: what a
+    broker that lost its last changes may be missing."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit: must be a positive whole number, got {limit!r}")
+    newest = (
+        select(outbox)
+        .where(outbox.c.published_at.is_not(None))
+        .order_by(outbox.c.id.desc())
+        .limit(limit)
+        .subquery()
+    )
+    rows = session.execute(select(newest).order_by(newest.c.id)).mappings()
+    return [_message(r) for r in rows]
+
+
+def _message(r: Any) -> OutboxMessage:
+    return OutboxMessage(
+        id=r["id"],
+        topic=r["topic"],
+        payload=bytes(r["payload"]),
+        qos=r["qos"],
+        retain=r["retain"],
+        created_at=r["created_at"],
+    )
 
 
 def mark_published(session: Session, ids: Sequence[int], *, at: datetime | None = None) -> None:

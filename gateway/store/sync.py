@@ -113,6 +113,13 @@ def finish_job(session: Session, kind: str, target: str, revision: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def drop_job(session: Session, kind: str, target: str) -> None:
+    """Delete the job of ``target`` whatever revision it asks for (nothing is left to do)."""
+    session.execute(
+        delete(sync_job).where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
+    )
+
+
 def fail_job(session: Session, kind: str, target: str, error: str, at: datetime) -> None:
     session.execute(
         update(sync_job)

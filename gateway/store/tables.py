@@ -589,3 +589,106 @@ controller_event = Table(
     Index(None, "credential", "at"),
     sqlite_autoincrement=True,
 )
+
+# --------------------------------------------------------------------------- audit and operators
+# Operators and their hashed secrets (gateway.auth), the hash-chained audit log
+# (gateway.audit), lost-card charges and access reviews.
+
+OPERATOR_ROLES = (
+    "administrator",
+    "issuer",
+    "reception",
+    "access_administrator",
+    "project_manager",
+    "hr",
+    "auditor",
+    "system",
+    "maintenance",
+)
+"""The role names of gateway.auth.roles.ROLES (a test keeps both equal)."""
+
+operator_account = Table(
+    "operator_account",
+    metadata,
+    Column("name", String(IDENT), primary_key=True),
+    Column("display_name", String(100), nullable=False),
+    Column("role", String(ENUM), nullable=False),
+    Column("title", String(100)),
+    # Argon2id hash of the password and SHA-256 of the API token; at least one is set.
+    Column("password_hash", String(200)),
+    Column("token_hash", String(64)),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UtcTimestamp, nullable=False),
+    Column("created_by", String, nullable=False),
+    Column("changed_at", UtcTimestamp, nullable=False),
+    CheckConstraint("role IN (" + ", ".join(f"'{r}'" for r in OPERATOR_ROLES) + ")", name="role"),
+    CheckConstraint("password_hash IS NOT NULL OR token_hash IS NOT NULL", name="secret"),
+)
+
+audit_entry = Table(
+    "audit_entry",
+    metadata,
+    # One link of the hash chain (see gateway.audit.chain). ``data`` and ``personal`` hold
+    # canonical JSON text, so that what is hashed is exactly what is stored; ``personal`` and
+    # ``personal_salt`` are erasable, ``personal_digest`` stays.
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UtcTimestamp, nullable=False, index=True),
+    Column("actor", String, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String, nullable=False),
+    Column("data", String, nullable=False),
+    Column("personal", String),
+    Column("personal_salt", String(64)),
+    Column("personal_digest", String(64)),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("erased_at", UtcTimestamp),
+)
+
+audit_subject = Table(
+    "audit_subject",
+    metadata,
+    # Index of the subjects of each entry (``credential 4000001``), for lookups; derived from
+    # audit_entry.subject and checked against it by verification.
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("subject", String(200), primary_key=True),
+    ForeignKeyConstraint(["seq"], ["audit_entry.seq"], ondelete="CASCADE"),
+    Index(None, "subject", "seq"),
+)
+
+charge = Table(
+    "charge",
+    metadata,
+    Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("at", UtcTimestamp, nullable=False, index=True),
+    Column("credential", String(CREDENTIAL_NUMBER), nullable=False, index=True),
+    Column("employment_id", String(IDENT)),
+    Column("amount_nok", Integer, nullable=False),
+    Column("reason", String(ENUM), nullable=False),
+    Column("operator", String, nullable=False),
+    Column("request_id", String(200)),
+    CheckConstraint("amount_nok > 0", name="amount_nok"),
+    sqlite_autoincrement=True,
+)
+
+access_review = Table(
+    "access_review",
+    metadata,
+    Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("at", UtcTimestamp, nullable=False, index=True),
+    Column("reviewer", String, nullable=False),
+    Column("credentials", Integer, nullable=False),
+    Column("removed", json_type(), nullable=False),
+    Column("note", String),
+    sqlite_autoincrement=True,
+)

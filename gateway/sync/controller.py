@@ -117,11 +117,11 @@ class ControllerWorker(DeviceWorker):
         self.generation = info.generation
 
     def _confirmed(self) -> sync_store.ControllerConfirmed | None:
-        with self.core.db.session() as s:
+        with self.core.db.session(readonly=True) as s:
             return sync_store.get_controller(s, self.device_id)
 
     def _plan(self) -> _Plan:
-        with self.core.db.session() as s:
+        with self.core.db.session(readonly=True) as s:
             confirmed = sync_store.get_controller(s, self.device_id)
         return _Plan(self.core.engine.controller(self.device_id), confirmed)
 

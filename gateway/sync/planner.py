@@ -45,10 +45,12 @@ def plan(session: Session, core: Core, ctx: CommandContext | None, changes: Chan
                 sync_store.put_job(session, KEY, number, "removed", sync_store.REVOCATION, now)
             continue
         if confirmed is not None and confirmed.credential_revision == state.revision:
-            sync_store.finish_job(session, KEY, number, state.revision)
+            sync_store.drop_job(session, KEY, number)
             continue
         if not state.enabled and (confirmed is None or not confirmed.enabled):
-            continue  # an inactive key that never held anything: nothing to take away
+            # an inactive key that holds nothing: nothing to take away
+            sync_store.drop_job(session, KEY, number)
+            continue
         shrinks = confirmed is not None and bool(
             set(confirmed.cylinders) - granted_cylinders(state, engine.facts)
         )
@@ -58,7 +60,7 @@ def plan(session: Session, core: Core, ctx: CommandContext | None, changes: Chan
         desired = engine.controller(cid)
         confirmed_controller = sync_store.get_controller(session, cid)
         if confirmed_controller is not None and confirmed_controller.revision == desired.revision:
-            sync_store.finish_job(session, CONTROLLER, cid, desired.revision)
+            sync_store.drop_job(session, CONTROLLER, cid)
             continue
         priority = sync_store.REVOCATION if revoking else sync_store.UPDATE
         sync_store.put_job(session, CONTROLLER, cid, desired.revision, priority, now)

@@ -272,11 +272,13 @@ class StationWorker(DeviceWorker):
         now = core.clock()
         planned = visit.planned
         before = sync_store.get_key(s, visit.serial)
+        # Nothing written: the key keeps its own revision tag with the same content.
+        revision = planned.image.revision if visit.result is not None else visit.held.revision
         sync_store.confirm_key(
             s,
             sync_store.KeyConfirmed(
                 serial=visit.serial,
-                revision=planned.image.revision,
+                revision=revision,
                 credential_revision=planned.credential_revision,
                 enabled=planned.image.enabled,
                 cylinders=planned.cylinders,

@@ -117,8 +117,10 @@ class DeviceWorker:
         if not wake:
             await asyncio.sleep(seconds)
             return
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         self._wake.clear()
 
     async def set_online(
@@ -148,6 +150,7 @@ class DeviceWorker:
     async def guarded(self, what: str, op: Awaitable[T]) -> T:
         """Await a device operation with the worker's time limit."""
         try:
-            return await asyncio.wait_for(op, self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                return await op
         except TimeoutError:
             raise TimeoutError(f"{what} did not finish within {self.timeout_s:g} s") from None

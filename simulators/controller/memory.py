@@ -16,6 +16,7 @@ is lost by :meth:`ControllerMemory.power_loss`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections import deque
@@ -35,6 +36,12 @@ from drivers.modbusdoor.registers import (
 )
 
 DEFAULT_TIMEZONE = "Europe/Stockholm"
+
+
+@functools.lru_cache(maxsize=16384)
+def _decode_row(row: tuple[int, ...]) -> AllowEntry:
+    """Decoded entry rows, remembered: a commit decodes the whole table again."""
+    return rm.decode_entry(row)
 
 
 class WriteRefused(ValueError):
@@ -147,6 +154,10 @@ class ControllerMemory:
         self.staging_entry_count = 0
         self.staging_schedule_count = 0
         self.expected_checksum = 0
+        self.command_register = 0
+        """HOLD_COMMAND as last written."""
+        self.tag_register = 0
+        """HOLD_COMMAND_TAG as last written; a command reports it in STATUS_COMMAND_TAG."""
         self.command_tag = 0
         self.commit_status = CommitStatus.IDLE
         self.staging_checksum = 0
@@ -322,7 +333,10 @@ class ControllerMemory:
         size = rm.ENTRY_RECORD_REGISTERS
         doors = (1 << self.door_count) - 1
         for i in range(count):
-            entry = rm.decode_entry(regs[i * size : (i + 1) * size], f"entry row {i}")
+            try:
+                entry = _decode_row(tuple(regs[i * size : (i + 1) * size]))
+            except rm.DecodeError as exc:
+                raise rm.DecodeError(f"entry row {i}", exc.reason) from None
             if entry.doors_mask & ~doors:
                 raise rm.DecodeError(f"entry row {i}", "door beyond the controller's doors")
             if entry.schedule_id and entry.schedule_id not in schedules:
@@ -447,7 +461,9 @@ class ControllerMemory:
         ]
         if not entries:
             return DenyReason.OUTSIDE_VALIDITY
-        if not any(e.schedule_id == 0 or self._schedule_allows(e.schedule_id, now) for e in entries):
+        if not any(
+            e.schedule_id == 0 or self._schedule_allows(e.schedule_id, now) for e in entries
+        ):
             return DenyReason.OUTSIDE_SCHEDULE
         return DenyReason.NONE
 

@@ -34,6 +34,8 @@ class SimClock:
             at = datetime.fromisoformat(value)
         except ValueError:
             raise ValueError(f"iso: {value!r} is not an ISO 8601 date-time") from None
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(f"iso: {value!r} must carry a time zone (e.g. ...Z or +01:00)")
         self.set(at)
         return at.astimezone(UTC)
 

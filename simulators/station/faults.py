@@ -16,10 +16,11 @@ from typing import Any
 
 class FaultKind(StrEnum):
     CORRUPT = "corrupt"
-    """Flip one byte in each of the next ``count`` frames (``direction`` rx: host to
-    station, tx: station to host, both). ``count`` -1 = every frame until cleared."""
+    """Flip one byte in ``count`` bursts (``direction`` tx: frames the station sends; rx:
+    reads of the line, each holding one or more of the host's frames; both), one in every
+    ``every`` bursts. ``count`` -1 = until cleared."""
     DROP = "drop"
-    """Lose one byte in each of the next ``count`` frames (same parameters as corrupt)."""
+    """Lose one byte in ``count`` bursts (same parameters as corrupt)."""
     SLOW = "slow"
     """Delay every reply by ``delay_s`` seconds."""
     PULL_KEY = "pull_key"
@@ -48,11 +49,13 @@ class FaultPlan:
     corrupt_tx: int = 0
     drop_rx: int = 0
     drop_tx: int = 0
+    every: int = 1
     reply_delay_s: float = 0.0
     pull_key_after_chunks: int | None = None
     disconnect_after_chunks: int | None = None
     seed: int = 0
     _rng: random.Random = field(default_factory=random.Random, repr=False)
+    _seen: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._rng.seed(self.seed)
@@ -60,10 +63,13 @@ class FaultPlan:
     def state(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("_rng")
+        out.pop("_seen")
         return out
 
     def clear(self) -> None:
         self.corrupt_rx = self.corrupt_tx = self.drop_rx = self.drop_tx = 0
+        self.every = 1
+        self._seen.clear()
         self.reply_delay_s = 0.0
         self.pull_key_after_chunks = None
         self.disconnect_after_chunks = None
@@ -81,6 +87,8 @@ class FaultPlan:
             self.clear()
         elif fault in (FaultKind.CORRUPT, FaultKind.DROP):
             count = _int(params, "count", 1, -1, 1_000_000)
+            self.every = _int(params, "every", 1, 1, 1_000_000)
+            self._seen.clear()
             direction = params.pop("direction", "both")
             if direction not in _DIRECTIONS:
                 raise ValueError(f"direction: must be one of {', '.join(_DIRECTIONS)}")
@@ -112,6 +120,9 @@ class FaultPlan:
     def _take(self, name: str) -> bool:
         left: int = getattr(self, name)
         if left == 0:
+            return False
+        seen = self._seen[name] = self._seen.get(name, 0) + 1
+        if seen % self.every:
             return False
         if left > 0:
             setattr(self, name, left - 1)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from gateway.store import Database, DatabaseUrlError, default_sqlite_url, desired, outbox
 from gateway.store.database import normalize_url
@@ -51,6 +52,7 @@ def test_accepted_urls_map_to_the_supported_drivers(given: str, driver: str, dat
         ("postgresql://u@db", "database name"),
         ("mysql://u@db/x", "mysql"),
         ("not a url", "cannot be parsed"),
+        ("sqlite:////no/such/folder/lockgate.db", "the folder /no/such/folder does not exist"),
     ],
 )
 def test_unusable_urls_are_refused_with_the_reason(given: str, reason: str) -> None:
@@ -100,8 +102,8 @@ def test_sqlite_connections_use_wal_full_sync_foreign_keys_and_busy_timeout(
         database.dispose()
 
 
-def test_foreign_keys_are_enforced(db: Database) -> None:
-    with pytest.raises(DBAPIError, match="(?i)foreign key"), db.session() as s:
+def test_foreign_keys_are_enforced(clean_db: Database) -> None:
+    with pytest.raises(DBAPIError, match=r"(?i)foreign key"), clean_db.session() as s:
         s.execute(text("INSERT INTO space_cylinder VALUES ('no-such-space', '1', 0)"))
 
 
@@ -112,73 +114,82 @@ def _controller(cid: str, n: int) -> desired.StoredControllerState:
     return desired.StoredControllerState(cid, f"r{n}", {"n": n}, NOW)
 
 
-def test_a_session_commits_on_exit_and_rolls_back_on_exception(db: Database) -> None:
-    with db.session() as s:
+def test_a_session_commits_on_exit_and_rolls_back_on_exception(clean_db: Database) -> None:
+    with clean_db.session() as s:
         desired.put_controller_state(s, _controller("kept", 1))
-    with pytest.raises(RuntimeError, match="boom"), db.session() as s:
-        desired.put_controller_state(s, _controller("lost", 1))
-        raise RuntimeError("boom")
-    with db.session(readonly=True) as s:
+
+    def fail() -> None:
+        with clean_db.session() as s:
+            desired.put_controller_state(s, _controller("lost", 1))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail()
+    with clean_db.session(readonly=True) as s:
         assert [c.controller_id for c in desired.all_controller_states(s)] == ["kept"]
 
 
-def test_an_uncommitted_write_is_invisible_to_other_sessions(db: Database) -> None:
-    with db.session() as writer:
+def test_an_uncommitted_write_is_invisible_to_other_sessions(clean_db: Database) -> None:
+    with clean_db.session() as writer:
         desired.put_controller_state(writer, _controller("c1", 1))
-        with db.session(readonly=True) as reader:
+        with clean_db.session(readonly=True) as reader:
             assert desired.get_controller_state(reader, "c1") is None
         assert desired.get_controller_state(writer, "c1") is not None
-    with db.session(readonly=True) as reader:
+    with clean_db.session(readonly=True) as reader:
         assert desired.get_controller_state(reader, "c1") is not None
 
 
-def test_a_readonly_session_reads_one_snapshot(db: Database) -> None:
+def test_a_readonly_session_reads_one_snapshot(clean_db: Database) -> None:
     count = select(func.count()).select_from(controller_state)
-    with db.session(readonly=True) as reader:
+    with clean_db.session(readonly=True) as reader:
         assert reader.execute(count).scalar_one() == 0  # the snapshot starts here
-        with db.session() as writer:
+        with clean_db.session() as writer:
             desired.put_controller_state(writer, _controller("c1", 1))
         assert reader.execute(count).scalar_one() == 0
-    with db.session(readonly=True) as reader:
+    with clean_db.session(readonly=True) as reader:
         assert reader.execute(count).scalar_one() == 1
 
 
-def test_a_readonly_session_refuses_to_write(db: Database) -> None:
+def test_a_readonly_session_refuses_to_write(clean_db: Database) -> None:
     row = {"controller_id": "c", "revision": "r", "body": {}, "computed_at": NOW}
-    with pytest.raises(DBAPIError, match="(?i)read.?only"), db.session(readonly=True) as s:
+    with pytest.raises(DBAPIError, match=r"(?i)read.?only"), clean_db.session(readonly=True) as s:
         s.execute(insert(controller_state).values(row))
     # The connection goes back to the pool in write mode for the next session.
-    with db.session() as s:
+    with clean_db.session() as s:
         s.execute(insert(controller_state).values(row))
 
 
-def test_savepoints_roll_back_inside_a_transaction(db: Database) -> None:
-    with db.session() as s:
-        desired.put_controller_state(s, _controller("outer", 1))
-        with pytest.raises(RuntimeError), s.begin_nested():
+def test_savepoints_roll_back_inside_a_transaction(clean_db: Database) -> None:
+    def fail(s: Session) -> None:
+        with s.begin_nested():
             desired.put_controller_state(s, _controller("inner", 1))
-            raise RuntimeError
-    with db.session(readonly=True) as s:
+            raise RuntimeError("boom")
+
+    with clean_db.session() as s:
+        desired.put_controller_state(s, _controller("outer", 1))
+        with pytest.raises(RuntimeError, match="boom"):
+            fail(s)
+    with clean_db.session(readonly=True) as s:
         assert [c.controller_id for c in desired.all_controller_states(s)] == ["outer"]
 
 
-def test_write_sessions_are_serialised(db: Database) -> None:
+def test_write_sessions_are_serialised(clean_db: Database) -> None:
     """A second writer waits until the first commits, so its read sees the first's write."""
     first_has_read = threading.Event()
     seen_by_second: list[int] = []
 
     def second() -> None:
         first_has_read.wait(5)
-        with db.session() as s:
+        with clean_db.session() as s:
             stored = desired.get_controller_state(s, "counter")
             seen_by_second.append(-1 if stored is None else stored.body["n"])
 
-    with db.session() as s:
+    with clean_db.session() as s:
         desired.put_controller_state(s, _controller("counter", 0))
     thread = threading.Thread(target=second, name="second-writer")
     thread.start()
     try:
-        with db.session() as s:
+        with clean_db.session() as s:
             stored = desired.get_controller_state(s, "counter")
             assert stored is not None
             first_has_read.set()
@@ -191,14 +202,14 @@ def test_write_sessions_are_serialised(db: Database) -> None:
     assert seen_by_second == [1]
 
 
-def test_concurrent_read_modify_writes_lose_no_update(db: Database) -> None:
+def test_concurrent_read_modify_writes_lose_no_update(clean_db: Database) -> None:
     writers, rounds = 4, 15
     errors: list[BaseException] = []
 
     def work() -> None:
         try:
             for _ in range(rounds):
-                with db.session() as s:
+                with clean_db.session() as s:
                     stored = desired.get_controller_state(s, "counter")
                     n = 0 if stored is None else int(stored.body["n"])
                     time.sleep(0.001)  # widen the window a lost update would need
@@ -212,17 +223,17 @@ def test_concurrent_read_modify_writes_lose_no_update(db: Database) -> None:
     for thread in threads:
         thread.join(60)
     assert not errors
-    with db.session(readonly=True) as s:
+    with clean_db.session(readonly=True) as s:
         stored = desired.get_controller_state(s, "counter")
     assert stored is not None
     assert stored.body["n"] == writers * rounds
 
 
-def test_dispose_leaves_the_database_usable(db: Database) -> None:
-    with db.session() as s:
+def test_dispose_leaves_the_database_usable(clean_db: Database) -> None:
+    with clean_db.session() as s:
         desired.put_controller_state(s, _controller("c", 1))
-    db.dispose()
-    with db.session(readonly=True) as s:
+    clean_db.dispose()
+    with clean_db.session(readonly=True) as s:
         assert desired.get_controller_state(s, "c") is not None
 
 
@@ -237,9 +248,9 @@ while True:
 """
 
 
-def test_nothing_acknowledged_is_lost_when_the_writer_is_killed(migrated_url: str) -> None:
+def test_nothing_acknowledged_is_lost_when_the_writer_is_killed(module_url: str) -> None:
     child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, migrated_url], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _CHILD, module_url], stdout=subprocess.PIPE, text=True
     )
     acknowledged: list[int] = []
     try:
@@ -253,7 +264,7 @@ def test_nothing_acknowledged_is_lost_when_the_writer_is_killed(migrated_url: st
         child.wait(10)
         if child.stdout is not None:
             child.stdout.close()
-    database = Database(migrated_url)
+    database = Database(module_url)
     try:
         with database.session(readonly=True) as s:
             stored = {m.id for m in outbox.pending(s, limit=10_000)}

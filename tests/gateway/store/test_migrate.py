@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
-from gateway.domain import Person
+from gateway.domain import Person, Space
 from gateway.store import (
     Database,
     MigrationError,
@@ -188,3 +188,53 @@ def test_a_failing_upgrade_leaves_nothing_behind(
             assert inspect(connection).get_table_names() == []
     finally:
         database.dispose()
+
+
+def test_sqlite_migrations_can_rebuild_a_parent_table_without_losing_children(
+    sqlite_url: str,
+) -> None:
+    """What op.batch_alter_table does on SQLite: copy, drop, rename. With foreign keys on,
+    dropping ``space`` would delete every ``space_cylinder`` row."""
+    upgrade(sqlite_url)
+    database = Database(sqlite_url)
+    try:
+        with database.session() as s:
+            facts.put(s, Space(id="s1", name="Relay room", cylinders=("1", "2")))
+        with database.begin(schema_change=True) as connection:
+            ddl = connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'space'"
+            ).scalar_one()
+            for statement in (
+                ddl.replace("CREATE TABLE space", "CREATE TABLE space_new", 1),
+                "INSERT INTO space_new SELECT * FROM space",
+                "DROP TABLE space",
+                "ALTER TABLE space_new RENAME TO space",
+            ):
+                connection.exec_driver_sql(statement)
+            assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        with database.session() as s:
+            cylinders = s.execute(text("SELECT cylinder FROM space_cylinder")).scalars().all()
+            assert sorted(cylinders) == ["1", "2"]
+            # The pooled connection is back to enforcing foreign keys.
+            assert s.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+    finally:
+        database.dispose()
+
+
+def test_sqlite_migrations_refuse_to_commit_broken_references(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import alembic.op
+
+    real_create_table = alembic.op.create_table
+
+    def create_table_then_break_a_reference(name: str, *args: Any, **kwargs: Any) -> Any:
+        table = real_create_table(name, *args, **kwargs)
+        if name == "visitor_card_space":
+            alembic.op.execute("INSERT INTO space_cylinder VALUES ('no-such-space', '1', 0)")
+        return table
+
+    monkeypatch.setattr(alembic.op, "create_table", create_table_then_break_a_reference)
+    with pytest.raises(MigrationError, match=r"break a foreign key.*space_cylinder"):
+        upgrade(sqlite_url)
+    assert current(sqlite_url) is None

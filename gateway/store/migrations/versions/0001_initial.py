@@ -5,7 +5,8 @@ Revises:
 Create Date: 2026-11-23
 
 Written by hand; every constraint and index is named as the naming convention of
-gateway/store/tables.py names it, so later revisions can alter them on either database.
+gateway/store/tables.py names it, so later revisions can alter them on either database. Names
+are wrapped in op.f() ("final"), so that no naming convention rewrites them.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _enum() -> sa.String:
 
 def _check_in(table: str, column: str, values: Sequence[str]) -> sa.CheckConstraint:
     allowed = ", ".join(f"'{v}'" for v in values)
-    return sa.CheckConstraint(f"{column} IN ({allowed})", name=f"ck_{table}_{column}")
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=op.f(f"ck_{table}_{column}"))
 
 
 def _fk(
@@ -57,7 +58,7 @@ def _fk(
     return sa.ForeignKeyConstraint(
         columns,
         [f"{parent}.{c}" for c in parent_columns or columns],
-        name=f"fk_{table}_{parent}",
+        name=op.f(f"fk_{table}_{parent}"),
         ondelete="CASCADE",
     )
 
@@ -68,7 +69,7 @@ def upgrade() -> None:
         "organisation",
         sa.Column("org_number", _org(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.PrimaryKeyConstraint("org_number", name="pk_organisation"),
+        sa.PrimaryKeyConstraint("org_number", name=op.f("pk_organisation")),
     )
     op.create_table(
         "key_grant_agreement",
@@ -78,10 +79,10 @@ def upgrade() -> None:
         sa.Column("valid_from", sa.Date(), nullable=False),
         sa.Column("valid_until", sa.Date(), nullable=True),
         sa.Column("terminated_at", _ts(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_key_grant_agreement"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_key_grant_agreement")),
     )
     op.create_index(
-        "ix_key_grant_agreement_org_number", "key_grant_agreement", ["org_number"]
+        op.f("ix_key_grant_agreement_org_number"), "key_grant_agreement", ["org_number"]
     )
 
     # ------------------------------------------------------------------ people
@@ -91,7 +92,7 @@ def upgrade() -> None:
         sa.Column("first_name", sa.String(length=100), nullable=False),
         sa.Column("last_name", sa.String(length=100), nullable=False),
         sa.Column("mobile", sa.String(length=16), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_person"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_person")),
     )
     op.create_table(
         "employment",
@@ -102,18 +103,18 @@ def upgrade() -> None:
         sa.Column("id06_valid_until", sa.Date(), nullable=False),
         sa.Column("id06_status", _enum(), nullable=False),
         _check_in("employment", "id06_status", ["active", "blocked", "terminated"]),
-        sa.PrimaryKeyConstraint("id", name="pk_employment"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_employment")),
     )
-    op.create_index("ix_employment_id06_card_number", "employment", ["id06_card_number"])
+    op.create_index(op.f("ix_employment_id06_card_number"), "employment", ["id06_card_number"])
     op.create_index(
-        "ix_employment_person_id_org_number", "employment", ["person_id", "org_number"]
+        op.f("ix_employment_person_id_org_number"), "employment", ["person_id", "org_number"]
     )
     op.create_table(
         "competence",
         sa.Column("person_id", _ident(), nullable=False),
         sa.Column("code", sa.String(length=40), nullable=False),
         sa.Column("valid_until", sa.Date(), nullable=False),
-        sa.PrimaryKeyConstraint("person_id", "code", name="pk_competence"),
+        sa.PrimaryKeyConstraint("person_id", "code", name=op.f("pk_competence")),
     )
 
     # ------------------------------------------------------------------ spaces
@@ -122,7 +123,7 @@ def upgrade() -> None:
         sa.Column("id", _ident(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("revalidation_days", sa.Integer(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_space"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_space")),
     )
     op.create_table(
         "space_cylinder",
@@ -130,9 +131,9 @@ def upgrade() -> None:
         sa.Column("cylinder", sa.String(length=10), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         _fk("space_cylinder", ["space_id"], "space", ["id"]),
-        sa.PrimaryKeyConstraint("space_id", "cylinder", name="pk_space_cylinder"),
+        sa.PrimaryKeyConstraint("space_id", "cylinder", name=op.f("pk_space_cylinder")),
     )
-    op.create_index("ix_space_cylinder_cylinder", "space_cylinder", ["cylinder"])
+    op.create_index(op.f("ix_space_cylinder_cylinder"), "space_cylinder", ["cylinder"])
     op.create_table(
         "space_door",
         sa.Column("space_id", _ident(), nullable=False),
@@ -140,16 +141,16 @@ def upgrade() -> None:
         sa.Column("door", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         _fk("space_door", ["space_id"], "space", ["id"]),
-        sa.PrimaryKeyConstraint("space_id", "controller_id", "door", name="pk_space_door"),
+        sa.PrimaryKeyConstraint("space_id", "controller_id", "door", name=op.f("pk_space_door")),
     )
-    op.create_index("ix_space_door_controller_id", "space_door", ["controller_id"])
+    op.create_index(op.f("ix_space_door_controller_id"), "space_door", ["controller_id"])
     op.create_table(
         "space_competence",
         sa.Column("space_id", _ident(), nullable=False),
         sa.Column("code", sa.String(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         _fk("space_competence", ["space_id"], "space", ["id"]),
-        sa.PrimaryKeyConstraint("space_id", "code", name="pk_space_competence"),
+        sa.PrimaryKeyConstraint("space_id", "code", name=op.f("pk_space_competence")),
     )
 
     # ------------------------------------------------------------------ assignments
@@ -161,7 +162,7 @@ def upgrade() -> None:
         sa.Column("project_manager", sa.String(length=100), nullable=False),
         sa.Column("starts_on", sa.Date(), nullable=False),
         sa.Column("ends_on", sa.Date(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_assignment"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_assignment")),
     )
     op.create_table(
         "access_application",
@@ -174,10 +175,10 @@ def upgrade() -> None:
         _check_in(
             "access_application", "status", ["submitted", "approved", "rejected", "withdrawn"]
         ),
-        sa.PrimaryKeyConstraint("assignment_id", "revision", name="pk_access_application"),
+        sa.PrimaryKeyConstraint("assignment_id", "revision", name=op.f("pk_access_application")),
     )
     op.create_index(
-        "ix_access_application_assignment_id_status_revision",
+        op.f("ix_access_application_assignment_id_status_revision"),
         "access_application",
         ["assignment_id", "status", "revision"],
     )
@@ -192,11 +193,11 @@ def upgrade() -> None:
         sa.Column("schedule", _json(), nullable=True),
         _fk("application_entry", ["assignment_id", "revision"], "access_application"),
         sa.PrimaryKeyConstraint(
-            "assignment_id", "revision", "employment_id", name="pk_application_entry"
+            "assignment_id", "revision", "employment_id", name=op.f("pk_application_entry")
         ),
     )
     op.create_index(
-        "ix_application_entry_employment_id", "application_entry", ["employment_id"]
+        op.f("ix_application_entry_employment_id"), "application_entry", ["employment_id"]
     )
     op.create_table(
         "application_entry_space",
@@ -215,11 +216,11 @@ def upgrade() -> None:
             "revision",
             "employment_id",
             "space_id",
-            name="pk_application_entry_space",
+            name=op.f("pk_application_entry_space"),
         ),
     )
     op.create_index(
-        "ix_application_entry_space_space_id", "application_entry_space", ["space_id"]
+        op.f("ix_application_entry_space_space_id"), "application_entry_space", ["space_id"]
     )
 
     # ------------------------------------------------------------------ credentials
@@ -248,10 +249,10 @@ def upgrade() -> None:
                 "replaced",
             ],
         ),
-        sa.PrimaryKeyConstraint("number", name="pk_credential"),
+        sa.PrimaryKeyConstraint("number", name=op.f("pk_credential")),
     )
-    op.create_index("ix_credential_employment_id", "credential", ["employment_id"])
-    op.create_index("ix_credential_order_id", "credential", ["order_id"])
+    op.create_index(op.f("ix_credential_employment_id"), "credential", ["employment_id"])
+    op.create_index(op.f("ix_credential_order_id"), "credential", ["order_id"])
     op.create_table(
         "key_order",
         sa.Column("id", _ident(), nullable=False),
@@ -260,17 +261,15 @@ def upgrade() -> None:
         sa.Column("delivery_address", sa.String(length=300), nullable=False),
         sa.Column("status", _enum(), nullable=False),
         sa.Column("ordered_at", _ts(), nullable=False),
-        _check_in(
-            "key_order", "status", ["placed", "partly_delivered", "delivered", "cancelled"]
-        ),
-        sa.PrimaryKeyConstraint("id", name="pk_key_order"),
+        _check_in("key_order", "status", ["placed", "partly_delivered", "delivered", "cancelled"]),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_key_order")),
     )
-    op.create_index("ix_key_order_org_number", "key_order", ["org_number"])
+    op.create_index(op.f("ix_key_order_org_number"), "key_order", ["org_number"])
     op.create_table(
         "delivery_manifest",
         sa.Column("order_id", _ident(), nullable=False),
         sa.Column("delivered_at", _ts(), nullable=False),
-        sa.PrimaryKeyConstraint("order_id", "delivered_at", name="pk_delivery_manifest"),
+        sa.PrimaryKeyConstraint("order_id", "delivered_at", name=op.f("pk_delivery_manifest")),
     )
     op.create_table(
         "manifest_key",
@@ -280,19 +279,19 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer(), nullable=False),
         _fk("manifest_key", ["order_id", "delivered_at"], "delivery_manifest"),
         sa.PrimaryKeyConstraint(
-            "order_id", "delivered_at", "key_serial", name="pk_manifest_key"
+            "order_id", "delivered_at", "key_serial", name=op.f("pk_manifest_key")
         ),
     )
-    op.create_index("ix_manifest_key_key_serial", "manifest_key", ["key_serial"])
+    op.create_index(op.f("ix_manifest_key_key_serial"), "manifest_key", ["key_serial"])
     op.create_table(
         "receipt",
         sa.Column("credential_number", sa.String(), nullable=False),
         sa.Column("employment_id", _ident(), nullable=False),
         sa.Column("produced_at", _ts(), nullable=False),
         sa.Column("signed_at", _ts(), nullable=True),
-        sa.PrimaryKeyConstraint("credential_number", "employment_id", name="pk_receipt"),
+        sa.PrimaryKeyConstraint("credential_number", "employment_id", name=op.f("pk_receipt")),
     )
-    op.create_index("ix_receipt_employment_id", "receipt", ["employment_id"])
+    op.create_index(op.f("ix_receipt_employment_id"), "receipt", ["employment_id"])
     op.create_table(
         "visitor_card",
         sa.Column("number", sa.String(length=10), nullable=False),
@@ -307,21 +306,21 @@ def upgrade() -> None:
         sa.Column("returned_at", _ts(), nullable=True),
         sa.Column("erased", sa.Boolean(), nullable=False),
         _check_in("visitor_card", "reason", ["forgot_card", "new_employee", "supplier"]),
-        sa.PrimaryKeyConstraint("number", name="pk_visitor_card"),
+        sa.PrimaryKeyConstraint("number", name=op.f("pk_visitor_card")),
     )
     op.create_index(
-        "ix_visitor_card_sponsor_employment_id", "visitor_card", ["sponsor_employment_id"]
+        op.f("ix_visitor_card_sponsor_employment_id"), "visitor_card", ["sponsor_employment_id"]
     )
-    op.create_index("ix_visitor_card_valid_until", "visitor_card", ["valid_until"])
+    op.create_index(op.f("ix_visitor_card_valid_until"), "visitor_card", ["valid_until"])
     op.create_table(
         "visitor_card_space",
         sa.Column("number", sa.String(length=10), nullable=False),
         sa.Column("space_id", _ident(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         _fk("visitor_card_space", ["number"], "visitor_card"),
-        sa.PrimaryKeyConstraint("number", "space_id", name="pk_visitor_card_space"),
+        sa.PrimaryKeyConstraint("number", "space_id", name=op.f("pk_visitor_card_space")),
     )
-    op.create_index("ix_visitor_card_space_space_id", "visitor_card_space", ["space_id"])
+    op.create_index(op.f("ix_visitor_card_space_space_id"), "visitor_card_space", ["space_id"])
 
     # ------------------------------------------------------------------ messaging
     op.create_table(
@@ -330,9 +329,9 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=100), nullable=False),
         sa.Column("response", _json(), nullable=False),
         sa.Column("received_at", _ts(), nullable=False),
-        sa.PrimaryKeyConstraint("request_id", name="pk_inbox"),
+        sa.PrimaryKeyConstraint("request_id", name=op.f("pk_inbox")),
     )
-    op.create_index("ix_inbox_received_at", "inbox", ["received_at"])
+    op.create_index(op.f("ix_inbox_received_at"), "inbox", ["received_at"])
     op.create_table(
         "outbox",
         sa.Column(
@@ -347,11 +346,11 @@ def upgrade() -> None:
         sa.Column("retain", sa.Boolean(), nullable=False),
         sa.Column("created_at", _ts(), nullable=False),
         sa.Column("published_at", _ts(), nullable=True),
-        sa.CheckConstraint("qos IN (0, 1, 2)", name="ck_outbox_qos"),
-        sa.PrimaryKeyConstraint("id", name="pk_outbox"),
+        sa.CheckConstraint("qos IN (0, 1, 2)", name=op.f("ck_outbox_qos")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_outbox_published_at_id", "outbox", ["published_at", "id"])
+    op.create_index(op.f("ix_outbox_published_at_id"), "outbox", ["published_at", "id"])
 
     op.create_table(
         "fact_journal",
@@ -365,10 +364,10 @@ def upgrade() -> None:
         sa.Column("key", _json(), nullable=False),
         sa.Column("deleted", sa.Boolean(), nullable=False),
         sa.Column("at", _ts(), nullable=False),
-        sa.PrimaryKeyConstraint("seq", name="pk_fact_journal"),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_fact_journal")),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_fact_journal_at", "fact_journal", ["at"])
+    op.create_index(op.f("ix_fact_journal_at"), "fact_journal", ["at"])
 
     # ------------------------------------------------------------------ derived state
     op.create_table(
@@ -379,7 +378,7 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("body", _json(), nullable=False),
         sa.Column("computed_at", _ts(), nullable=False),
-        sa.PrimaryKeyConstraint("number", name="pk_credential_state"),
+        sa.PrimaryKeyConstraint("number", name=op.f("pk_credential_state")),
     )
     op.create_table(
         "controller_state",
@@ -387,7 +386,7 @@ def upgrade() -> None:
         sa.Column("revision", sa.String(length=128), nullable=False),
         sa.Column("body", _json(), nullable=False),
         sa.Column("computed_at", _ts(), nullable=False),
-        sa.PrimaryKeyConstraint("controller_id", name="pk_controller_state"),
+        sa.PrimaryKeyConstraint("controller_id", name=op.f("pk_controller_state")),
     )
     op.create_table(
         "cylinder_blacklist",
@@ -396,7 +395,7 @@ def upgrade() -> None:
         sa.Column("serials", _json(), nullable=False),
         sa.Column("revision", sa.String(length=128), nullable=False),
         sa.Column("computed_at", _ts(), nullable=False),
-        sa.PrimaryKeyConstraint("cylinder", name="pk_cylinder_blacklist"),
+        sa.PrimaryKeyConstraint("cylinder", name=op.f("pk_cylinder_blacklist")),
     )
 
 

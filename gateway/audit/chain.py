@@ -1,0 +1,215 @@
+"""The hash chain of the audit log: entry layout, canonical JSON, what is hashed.
+
+An entry is::
+
+    seq, at, actor, action, subject, data, personal, personal_salt, personal_digest,
+    prev_hash, hash
+
+- ``seq`` counts from 1 without gaps; ``prev_hash`` is the ``hash`` of entry ``seq - 1``
+  (:data:`GENESIS`, 64 zeros, for entry 1).
+- ``data`` is non-personal JSON and ``personal`` the JSON of the personal fields (a visitor's
+  name, a person's mobile, free text), both kept as canonical JSON text (:func:`canonical`).
+- ``personal_digest`` = HMAC-SHA-256 of the ``personal`` text keyed with ``personal_salt``
+  (16 random bytes, hex). The salt makes the digest useless for guessing the erased data.
+- ``hash`` = SHA-256 of the canonical JSON of ``{"v": 1, "seq", "at", "actor", "action",
+  "subject", "data", "personal_digest", "prev_hash"}`` where ``at`` is the UTC instant in ISO
+  8601 with microseconds and ``data`` the stored text. ``personal`` and the salt are *not*
+  hashed: erasing them (setting both to NULL) keeps every hash and link valid, and the kept
+  digest still binds the entry to what it once held.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import Enum
+from typing import Any, Final
+
+from pydantic import BaseModel
+
+GENESIS: Final = "0" * 64
+"""``prev_hash`` of the first entry."""
+
+FORMAT_VERSION: Final = 1
+
+SUBJECT_SEPARATOR: Final = "; "
+MAX_SUBJECT: Final = 200
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with instants, dates, enums, models, tuples and sets turned into JSON types.
+
+    Instants become UTC ISO 8601 strings; sets are sorted. Raises :class:`TypeError` for
+    anything else that JSON cannot hold."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{value} cannot be stored as JSON")
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"a naive datetime cannot be logged: {value.isoformat()}")
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"JSON keys must be strings, got {k!r}")
+            out[k] = jsonable(v)
+        return out
+    if isinstance(value, set | frozenset):
+        return sorted(jsonable(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    raise TypeError(f"{type(value).__name__} cannot be stored as JSON")
+
+
+def canonical(value: Any) -> str:
+    """Canonical JSON text: keys sorted, no spaces, UTF-8 characters as they are."""
+    return json.dumps(
+        jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def instant(at: datetime) -> str:
+    """The hashed form of an instant: UTC, ISO 8601, microseconds."""
+    if at.tzinfo is None:
+        raise ValueError(f"a naive datetime cannot be logged: {at.isoformat()}")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def new_salt() -> str:
+    """16 random bytes, hex: the per-entry salt of the personal digest."""
+    return secrets.token_hex(16)
+
+
+def personal_digest(salt: str, personal_text: str) -> str:
+    """HMAC-SHA-256 of the personal JSON text keyed with the salt, hex."""
+    return hmac.new(bytes.fromhex(salt), personal_text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def entry_hash(
+    *,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    data_text: str,
+    personal_digest: str | None,
+    prev_hash: str,
+) -> str:
+    """The hash of an entry (see the module docstring for what goes in)."""
+    document = canonical(
+        {
+            "v": FORMAT_VERSION,
+            "seq": seq,
+            "at": instant(at),
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "data": data_text,
+            "personal_digest": personal_digest,
+            "prev_hash": prev_hash,
+        }
+    )
+    return hashlib.sha256(document.encode("utf-8")).hexdigest()
+
+
+def check_subject(subject: str) -> str:
+    """A subject names what an entry is about by kind and id (``credential 4000001``): at
+    most 200 characters, no ``;`` and no line breaks."""
+    if not subject or len(subject) > MAX_SUBJECT:
+        raise ValueError(f"subject: must be 1 to {MAX_SUBJECT} characters, got {subject!r}")
+    if ";" in subject or "\n" in subject or "\r" in subject:
+        raise ValueError(f"subject: must not contain ';' or a line break: {subject!r}")
+    return subject
+
+
+def join_subjects(subjects: list[str]) -> str:
+    """The stored ``subject``: the subjects without duplicates, in order, joined by ``; ``."""
+    seen: dict[str, None] = {}
+    for s in subjects:
+        seen[check_subject(s)] = None
+    return SUBJECT_SEPARATOR.join(seen)
+
+
+def split_subjects(subject: str) -> list[str]:
+    """The subjects of a stored ``subject``."""
+    return [s for s in subject.split(SUBJECT_SEPARATOR) if s] if subject else []
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stored audit entry. ``personal`` is ``None`` when the entry has no personal part or
+    it was erased (``erased_at`` says which)."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    data: dict[str, Any]
+    personal: dict[str, Any] | None
+    personal_digest: str | None
+    prev_hash: str
+    hash: str
+    erased_at: datetime | None = None
+    subjects: list[str] = field(default_factory=list)
+
+    def as_json(self, *, personal: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "seq": self.seq,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "subject": self.subject,
+            "data": self.data,
+            "personal_digest": self.personal_digest,
+            "erased_at": self.erased_at.isoformat() if self.erased_at else None,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+        if personal:
+            out["personal"] = self.personal
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The newest entry of the chain: what an anchor publishes."""
+
+    seq: int
+    hash: str
+    at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash, "at": instant(self.at)}
+
+
+__all__ = [
+    "GENESIS",
+    "Entry",
+    "Head",
+    "canonical",
+    "check_subject",
+    "entry_hash",
+    "instant",
+    "join_subjects",
+    "jsonable",
+    "new_salt",
+    "personal_digest",
+    "split_subjects",
+]

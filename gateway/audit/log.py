@@ -1,0 +1,397 @@
+"""The audit log in the store: append, read, erase personal parts, verify the chain.
+
+Every function takes the caller's session, so an entry commits with the change it records.
+Appends read the head and write the next entry; write transactions are serialised by the store
+(``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so two writers never take the
+same ``seq``, and the primary key on ``seq`` would refuse it if they did.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import Row, and_, exists, insert, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from gateway.audit.chain import (
+    GENESIS,
+    Entry,
+    Head,
+    canonical,
+    entry_hash,
+    join_subjects,
+    new_salt,
+    personal_digest,
+    split_subjects,
+)
+from gateway.store.tables import audit_entry, audit_subject
+
+MAX_ACTOR: Final = 200
+MAX_ACTION: Final = 64
+
+
+def _check_text(name: str, value: str, limit: int) -> str:
+    if not value or len(value) > limit:
+        raise ValueError(f"{name}: must be 1 to {limit} characters, got {value!r}")
+    if "\x00" in value:
+        raise ValueError(f"{name}: must not contain a NUL character")
+    return value
+
+
+def head(session: Session) -> Head | None:
+    """The newest entry's (seq, hash, at), or ``None`` while the log is empty."""
+    row = session.execute(
+        select(audit_entry.c.seq, audit_entry.c.hash, audit_entry.c.at)
+        .order_by(audit_entry.c.seq.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else Head(int(row.seq), row.hash, row.at)
+
+
+def append(
+    session: Session,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    subjects: Sequence[str] = (),
+    data: Mapping[str, Any] | None = None,
+    personal: Mapping[str, Any] | None = None,
+) -> Entry:
+    """Append one entry and return it.
+
+    ``subjects`` name what the entry is about by kind and id only (``credential 4000001``,
+    ``person p-anna``); ``data`` must hold no personal data; ``personal`` holds what may have
+    to be erased later (empty or ``None``: no personal part).
+    """
+    _check_text("actor", actor, MAX_ACTOR)
+    _check_text("action", action, MAX_ACTION)
+    subject = join_subjects(list(subjects))
+    data_text = canonical(dict(data or {}))
+    personal_text = canonical(dict(personal)) if personal else None
+    salt = new_salt() if personal_text is not None else None
+    digest = (
+        personal_digest(salt, personal_text)
+        if salt is not None and personal_text is not None
+        else None
+    )
+    top = head(session)
+    seq = 1 if top is None else top.seq + 1
+    prev = GENESIS if top is None else top.hash
+    h = entry_hash(
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        data_text=data_text,
+        personal_digest=digest,
+        prev_hash=prev,
+    )
+    session.execute(
+        insert(audit_entry).values(
+            seq=seq,
+            at=at,
+            actor=actor,
+            action=action,
+            subject=subject,
+            data=data_text,
+            personal=personal_text,
+            personal_salt=salt,
+            personal_digest=digest,
+            prev_hash=prev,
+            hash=h,
+        )
+    )
+    names = split_subjects(subject)
+    if names:
+        session.execute(insert(audit_subject), [{"seq": seq, "subject": s} for s in names])
+    return Entry(
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        data=json.loads(data_text),
+        personal=json.loads(personal_text) if personal_text is not None else None,
+        personal_digest=digest,
+        prev_hash=prev,
+        hash=h,
+        subjects=names,
+    )
+
+
+def _entry(row: Row[Any]) -> Entry:
+    return Entry(
+        seq=int(row.seq),
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        subject=row.subject,
+        data=json.loads(row.data),
+        personal=json.loads(row.personal) if row.personal is not None else None,
+        personal_digest=row.personal_digest,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+        erased_at=row.erased_at,
+        subjects=split_subjects(row.subject),
+    )
+
+
+def entries(
+    session: Session,
+    *,
+    subject: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    after_seq: int = 0,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> list[Entry]:
+    """Entries matching every filter given, in ``seq`` order (oldest first by default).
+
+    ``subject`` is one subject (``credential 4000001``); ``since``/``until`` bound ``at``
+    (inclusive/exclusive); ``limit`` keeps the first (or, with ``newest_first``, the newest)
+    entries."""
+    stmt = select(audit_entry).where(audit_entry.c.seq > after_seq)
+    if subject is not None:
+        stmt = stmt.where(
+            exists().where(
+                and_(audit_subject.c.seq == audit_entry.c.seq, audit_subject.c.subject == subject)
+            )
+        )
+    if since is not None:
+        stmt = stmt.where(audit_entry.c.at >= since)
+    if until is not None:
+        stmt = stmt.where(audit_entry.c.at < until)
+    if actor is not None:
+        stmt = stmt.where(audit_entry.c.actor == actor)
+    if action is not None:
+        stmt = stmt.where(audit_entry.c.action == action)
+    order = audit_entry.c.seq.desc() if newest_first else audit_entry.c.seq
+    stmt = stmt.order_by(order)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    found = [_entry(r) for r in session.execute(stmt)]
+    return sorted(found, key=lambda e: e.seq) if newest_first else found
+
+
+def subjects_active_since(session: Session, subjects: Iterable[str], since: datetime) -> set[str]:
+    """Which of ``subjects`` appear in an entry at or after ``since``."""
+    wanted = sorted(set(subjects))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = session.execute(
+            select(audit_subject.c.subject)
+            .distinct()
+            .join(audit_entry, audit_entry.c.seq == audit_subject.c.seq)
+            .where(audit_subject.c.subject.in_(chunk), audit_entry.c.at >= since)
+        )
+        found |= {r.subject for r in rows}
+    return found
+
+
+def erase_personal(
+    session: Session,
+    *,
+    at: datetime,
+    subjects: Iterable[str] = (),
+    before: datetime | None = None,
+) -> list[int]:
+    """Erase the personal part (and its salt) of the entries about any of ``subjects``, or of
+    every entry older than ``before``; return the ``seq`` of each entry erased now.
+
+    The digest and every hash stay, so the chain still verifies."""
+    conditions: list[ColumnElement[bool]] = []
+    wanted = sorted(set(subjects))
+    if wanted:
+        conditions.append(
+            audit_entry.c.seq.in_(
+                select(audit_subject.c.seq).where(audit_subject.c.subject.in_(wanted))
+            )
+        )
+    if before is not None:
+        conditions.append(audit_entry.c.at < before)
+    if not conditions:
+        return []
+    target = and_(audit_entry.c.personal.is_not(None), or_(*conditions))
+    seqs = [int(r.seq) for r in session.execute(select(audit_entry.c.seq).where(target))]
+    if seqs:
+        session.execute(
+            update(audit_entry)
+            .where(target)
+            .values(personal=None, personal_salt=None, erased_at=at)
+        )
+    return sorted(seqs)
+
+
+def count(session: Session) -> int:
+    """How many entries the log holds."""
+    top = head(session)
+    return 0 if top is None else top.seq
+
+
+# ------------------------------------------------------------------ verification
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """The first thing wrong with the chain: the entry (``seq``) and what is wrong."""
+
+    seq: int
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The result of :func:`verify`: entries checked, the head, and the first problem."""
+
+    entries: int
+    head: Head | None
+    problem: Problem | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+ALTERED: Final = "altered"
+LINK_BROKEN: Final = "link_broken"
+MISSING: Final = "missing"
+PERSONAL_ALTERED: Final = "personal_altered"
+INDEX_ALTERED: Final = "index_altered"
+
+BATCH: Final = 2000
+
+
+def _batches(session: Session) -> Iterator[tuple[list[Row[Any]], dict[int, list[str]]]]:
+    last = 0
+    while True:
+        rows = list(
+            session.execute(
+                select(audit_entry)
+                .where(audit_entry.c.seq > last)
+                .order_by(audit_entry.c.seq)
+                .limit(BATCH)
+            )
+        )
+        if not rows:
+            return
+        top = int(rows[-1].seq)
+        index: dict[int, list[str]] = {}
+        for r in session.execute(
+            select(audit_subject.c.seq, audit_subject.c.subject).where(
+                audit_subject.c.seq > last, audit_subject.c.seq <= top
+            )
+        ):
+            index.setdefault(int(r.seq), []).append(r.subject)
+        yield rows, index
+        last = top
+
+
+def check_entry(row: Row[Any], expected_seq: int, prev_hash: str) -> Problem | None:
+    """The problem with one stored entry given the entry before it, if any."""
+    seq = int(row.seq)
+    if seq != expected_seq:
+        missing = (
+            f"entry {expected_seq} is missing"
+            if seq == expected_seq + 1
+            else f"entries {expected_seq} to {seq - 1} are missing"
+        )
+        return Problem(expected_seq, MISSING, f"{missing} (removed from the log)")
+    recomputed = entry_hash(
+        seq=seq,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        subject=row.subject,
+        data_text=row.data,
+        personal_digest=row.personal_digest,
+        prev_hash=row.prev_hash,
+    )
+    if recomputed != row.hash:
+        return Problem(
+            seq, ALTERED, f"entry {seq} was altered: its hash does not match its content"
+        )
+    if row.prev_hash != prev_hash:
+        return Problem(
+            seq,
+            LINK_BROKEN,
+            f"entry {seq} does not follow entry {seq - 1}: an entry was removed, inserted or "
+            "reordered before it",
+        )
+    if row.personal is not None:
+        if row.personal_salt is None or row.personal_digest is None:
+            return Problem(
+                seq, PERSONAL_ALTERED, f"entry {seq} holds personal data without its digest"
+            )
+        try:
+            digest = personal_digest(row.personal_salt, row.personal)
+        except ValueError:
+            digest = ""
+        if digest != row.personal_digest:
+            return Problem(
+                seq,
+                PERSONAL_ALTERED,
+                f"entry {seq} was altered: its personal data does not match its digest",
+            )
+    return None
+
+
+def verify(session: Session) -> Verification:
+    """Walk the whole chain: recompute every hash, check every link and ``seq``, the personal
+    parts still present against their digests, and the subject index against the entries.
+
+    Stops at the first problem. What verification alone cannot see: entries cut off the *end*
+    of the log; compare the head with an anchor for that (:mod:`gateway.audit.anchor`)."""
+    prev = GENESIS
+    expected = 1
+    last: Head | None = None
+    for rows, index in _batches(session):
+        for row in rows:
+            problem = check_entry(row, expected, prev)
+            if problem is not None:
+                return Verification(expected - 1, last, problem)
+            seq = int(row.seq)
+            if sorted(index.get(seq, [])) != sorted(split_subjects(row.subject)):
+                return Verification(
+                    expected - 1,
+                    last,
+                    Problem(
+                        seq,
+                        INDEX_ALTERED,
+                        f"entry {seq}: the subject index does not match the entry (altered)",
+                    ),
+                )
+            prev = row.hash
+            expected = seq + 1
+            last = Head(seq, row.hash, row.at)
+    return Verification(expected - 1, last)
+
+
+__all__ = [
+    "ALTERED",
+    "INDEX_ALTERED",
+    "LINK_BROKEN",
+    "MISSING",
+    "PERSONAL_ALTERED",
+    "Problem",
+    "Verification",
+    "append",
+    "check_entry",
+    "count",
+    "entries",
+    "erase_personal",
+    "head",
+    "subjects_active_since",
+    "verify",
+]

@@ -1,0 +1,284 @@
+"""Inbound requests: from the broker session's buffer to the core and back as responses.
+
+For each batch taken from the session's bounded buffer (revocations first):
+
+1. every message is parsed and validated (:mod:`gateway.bridge.envelope`); a bad one gets
+   its error response without reaching the core;
+2. the valid ones go to the core thread in **one** call: expired requests are refused there
+   (just before the transaction, so never applied late; a request seen before still gets its
+   stored response), the rest are applied with :meth:`Core.submit_many`, in one transaction;
+3. the responses are published (QoS 1, waiting for the broker's PUBACK), and only then are
+   the requests acknowledged to the broker.
+
+A crash or a lost connection anywhere in between leaves the requests unacknowledged: the broker
+delivers them again, and the inbox answers those already applied with their stored response.
+Step 3 of one batch overlaps step 2 of the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    wait_exponential_jitter,
+)
+
+from gateway.bridge.client import BrokerSession, InboundMessage, OutboundMessage
+from gateway.bridge.envelope import ParsedRequest, RequestError, parse_request
+from gateway.bridge.topics import TopicMap
+from gateway.commands.model import COMMANDS_BY_NAME
+from gateway.core import Outcome, Submission
+from gateway.store import inbox
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+    from gateway.core import Core
+
+log = logging.getLogger(__name__)
+
+SOURCE = "mqtt"
+
+
+def is_urgent(topics: TopicMap) -> Any:
+    """Classifier for the inbound buffer: requests whose command only revokes go first."""
+    revoking = {
+        topics.topic(f"request.{name}") for name, c in COMMANDS_BY_NAME.items() if c.revokes
+    }
+    return revoking.__contains__
+
+
+@dataclass
+class Pending:
+    """One received request on its way through the pipeline."""
+
+    message: InboundMessage
+    name: str
+    request: ParsedRequest | None
+    response: dict[str, Any] | None
+    reply_to: str
+    received: float
+    operator: str = ""
+    status: str = ""
+    ignored: bool = False
+    """A retained request (a replay from the broker's retained store): acknowledged, not
+    answered."""
+
+
+def _transient(exc: BaseException) -> bool:
+    """Database errors worth retrying as they are (the connection, a lock), as opposed to
+    errors of one request."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class RequestPipeline:
+    """Takes requests from a :class:`BrokerSession`, applies them, responds, acknowledges."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        topics: TopicMap,
+        *,
+        max_batch: int,
+        system_operator: str,
+        client_operators: dict[str, str],
+    ) -> None:
+        self.gateway = gateway
+        self.topics = topics
+        self.max_batch = max_batch
+        self.system_operator = system_operator
+        self.client_operators = dict(client_operators)
+        self.handled = 0
+
+    async def run(self, session: BrokerSession) -> None:
+        """Serve ``session`` until cancelled or the session breaks (ConnectionLost)."""
+        responses: asyncio.Queue[list[Pending]] = asyncio.Queue()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._respond(session, responses), name="lockgate-mqtt-responses")
+            tg.create_task(self._work(session, responses), name="lockgate-mqtt-requests")
+
+    async def _work(self, session: BrokerSession, responses: asyncio.Queue[list[Pending]]) -> None:
+        while True:
+            messages = await session.buffer.take(self.max_batch)
+            batch = [self._prepare(m) for m in messages]
+            todo = [p for p in batch if p.response is None and not p.ignored]
+            if todo:
+                await self._apply(todo)
+            # Unbounded on purpose: it only holds what was taken from the bounded buffer, and
+            # blocking here could keep the buffer from draining below its resume mark.
+            responses.put_nowait(batch)
+
+    # ------------------------------------------------------------------ step 1: parse
+
+    def _prepare(self, message: InboundMessage) -> Pending:
+        name = self.topics.request_name(message.topic) or ""
+        reply_to = self.topics.response_topic(name) if name else ""
+        pending = Pending(message, name, None, None, reply_to, time.monotonic())
+        if message.retain:
+            log.warning(
+                "ignoring a retained request on %s: requests must not be retained", message.topic
+            )
+            pending.ignored = True
+            return pending
+        if message.response_topic is not None:
+            if self._acceptable_reply(message.response_topic):
+                pending.reply_to = message.response_topic
+            else:
+                pending.response = RequestError(
+                    None,
+                    "INVALID",
+                    f"MQTT response topic must be under {self.topics.response_prefix} "
+                    "without wildcards",
+                    "response_topic",
+                ).response()
+                return pending
+        parsed = parse_request(name, message.payload)
+        if isinstance(parsed, RequestError):
+            pending.response = parsed.response()
+            return pending
+        pending.request = parsed
+        if parsed.client is None:
+            pending.operator = self.system_operator
+        elif parsed.client in self.client_operators:
+            pending.operator = self.client_operators[parsed.client]
+        else:
+            pending.response = RequestError(
+                parsed.request_id,
+                "FORBIDDEN",
+                f"client {parsed.client!r} is not configured (mqtt.client_operators)",
+                "client",
+            ).response()
+        return pending
+
+    def _acceptable_reply(self, topic: str) -> bool:
+        return (
+            topic.startswith(self.topics.response_prefix)
+            and len(topic) > len(self.topics.response_prefix)
+            and not any(c in topic for c in "+#\x00")
+        )
+
+    # ------------------------------------------------------------------ step 2: apply
+
+    async def _apply(self, batch: list[Pending]) -> None:
+        """Apply ``batch`` on the core thread; fills each ``response``."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_transient),
+            wait=wait_exponential_jitter(multiplier=0.2, max=10.0),
+            before_sleep=lambda rs: log.warning(
+                "database unavailable (%s); retrying %d requests",
+                rs.outcome.exception() if rs.outcome else "?",
+                len(batch),
+            ),
+            reraise=True,
+        ):
+            with attempt:
+                await self._apply_isolating(batch)
+
+    async def _apply_isolating(self, batch: list[Pending]) -> None:
+        try:
+            outcomes = await self.gateway.call(self._apply_on_core, self.gateway.core, batch)
+        except Exception as exc:
+            if _transient(exc):
+                raise
+            if len(batch) == 1:
+                log.exception(
+                    "request %s could not be applied",
+                    batch[0].request and batch[0].request.request_id,
+                )
+                request_id = batch[0].request.request_id if batch[0].request else None
+                batch[0].response = RequestError(
+                    request_id, "INTERNAL", f"the gateway failed to apply it ({type(exc).__name__})"
+                ).response()
+                return
+            # One request broke the whole transaction: apply them one by one to find it.
+            for pending in batch:
+                await self._apply_isolating([pending])
+            return
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            pending.response = outcome.response()
+            pending.status = "duplicate" if outcome.duplicate else outcome.status
+
+    @staticmethod
+    def _apply_on_core(core: Core, batch: list[Pending]) -> list[Outcome]:
+        """Runs on the core thread: refuse the expired, submit the rest in one transaction."""
+        now = core.clock()
+        outcomes: list[Outcome | None] = [None] * len(batch)
+        live: list[int] = []
+        for i, pending in enumerate(batch):
+            request = pending.request
+            assert request is not None
+            if request.expires_at is not None and request.expires_at <= now:
+                outcomes[i] = _expired(core, request)
+            else:
+                live.append(i)
+        if live:
+            submissions = [
+                Submission(
+                    batch[i].request.command,  # type: ignore[union-attr]
+                    batch[i].operator,
+                    request_id=batch[i].request.request_id,  # type: ignore[union-attr]
+                    source=SOURCE,
+                )
+                for i in live
+            ]
+            for i, outcome in zip(live, core.submit_many(submissions), strict=True):
+                outcomes[i] = outcome
+        return [o for o in outcomes if o is not None]
+
+    # ------------------------------------------------------------------ step 3: respond
+
+    async def _respond(self, session: BrokerSession, queue: asyncio.Queue[list[Pending]]) -> None:
+        while True:
+            batch = await queue.get()
+            await session.publish_many([self._response(p) for p in batch if not p.ignored])
+            for pending in batch:
+                session.ack(pending.message)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "request %s %s: %s",
+                        pending.name,
+                        pending.request.request_id if pending.request else None,
+                        pending.status or "error",
+                    )
+            self.handled += len(batch)
+
+    def _response(self, pending: Pending) -> OutboundMessage:
+        assert pending.response is not None
+        topic = pending.reply_to or self.topics.response_topic("unknown")
+        return OutboundMessage(
+            topic,
+            json.dumps(pending.response, separators=(",", ":"), ensure_ascii=False).encode(),
+            qos=1,
+            correlation_data=pending.message.correlation_data,
+        )
+
+
+def _expired(core: Core, request: ParsedRequest) -> Outcome:
+    """The response to an expired request: its stored response if it was applied before,
+    else ``EXPIRED`` (not recorded: nothing was applied)."""
+    with core.db.session(readonly=True) as s:
+        seen = inbox.lookup(s, request.request_id)
+    if seen is not None:
+        r = seen.response
+        return Outcome(
+            request.request_id, r["status"], r.get("data") or {}, r.get("error"), duplicate=True
+        )
+    return Outcome.failure(
+        request.request_id,
+        "EXPIRED",
+        f"the request expired at {request.expires_at.isoformat() if request.expires_at else '?'}"
+        " and was not applied",
+        "expires_at",
+    )
+
+
+__all__ = ["Pending", "RequestPipeline", "is_urgent"]

@@ -1,0 +1,380 @@
+"""Outbound messages: what the gateway announces, written to the transactional outbox, and the
+relay that publishes the outbox.
+
+:class:`StatePublisher` is a core listener: inside the transaction of every change it appends
+the retained state of each changed credential and a ``credential_revoked`` event for each
+credential that became revoked. Its ``enqueue_*`` methods are for other parts of the gateway
+(the sync engine) to call inside their own transactions. Nothing is published directly: a row
+in the outbox exists exactly when the change it announces is committed.
+
+:class:`OutboxRelay` publishes pending rows in id order, in batches, and marks them only once
+the broker acknowledged them (QoS 1): a crash or an outage in between republishes them, so
+every message is delivered at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import weakref
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from gateway.bridge import payloads as p
+from gateway.bridge.client import BrokerSession, OutboundMessage
+from gateway.bridge.topics import TopicMap
+from gateway.domain.identifiers import Ident
+from gateway.domain.timeutil import utcnow
+from gateway.rules.engine import Changes
+from gateway.rules.evaluate import DesiredCredential
+from gateway.store import desired as desired_store
+from gateway.store import outbox
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+    from gateway.commands.handlers import CommandContext
+    from gateway.core import Core
+
+log = logging.getLogger(__name__)
+
+ConfirmedLookup = Callable[[Session, str], tuple[str, datetime] | None]
+"""``(session, credential number) -> (revision, confirmed at)`` of what a device last
+confirmed holding, or None."""
+
+
+def no_confirmation(session: Session, number: str) -> None:
+    """The default :data:`ConfirmedLookup`: nothing is ever confirmed."""
+    return None
+
+
+_DEVICE_ID = TypeAdapter(Ident)
+
+
+def to_json(model: p.Payload | p.Event) -> bytes:
+    """Compact JSON of an outbound payload."""
+    return model.model_dump_json().encode()
+
+
+def credential_state_payload(
+    state: DesiredCredential, confirmed: tuple[str, datetime] | None, now: datetime
+) -> p.CredentialState:
+    """The retained state message of one credential. ``pending`` is true until a device
+    confirmed the desired revision."""
+    window = (
+        p.StateWindow(start=state.window.start, end=state.window.end)
+        if state.window is not None
+        else None
+    )
+    return p.CredentialState(
+        number=state.number,
+        kind=state.kind.value,
+        desired=p.DesiredSummary(
+            active=state.active,
+            enabled=state.enabled,
+            revoked=state.revoked,
+            reasons=[r.value for r in state.reasons],
+            window=window,
+            revision=state.revision,
+            revalidation_days=state.revalidation_days,
+            grants=p.GrantsSummary(
+                count=len(state.grants), spaces=sorted({g.space_id for g in state.grants})
+            ),
+        ),
+        confirmed=None
+        if confirmed is None
+        else p.ConfirmedState(revision=confirmed[0], at=confirmed[1]),
+        pending=confirmed is None or confirmed[0] != state.revision,
+        updated_at=now,
+    )
+
+
+class StatePublisher:
+    """Writes outbound messages to the outbox, inside the caller's transaction.
+
+    Register it as a core listener (``core.listeners.append(publisher)``) before the core
+    loads, so that states reconciled at start-up are announced too."""
+
+    def __init__(
+        self,
+        topics: TopicMap,
+        *,
+        confirmed_lookup: ConfirmedLookup = no_confirmation,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.topics = topics
+        self.confirmed_lookup = confirmed_lookup
+        self.clock = clock
+        self.availability: dict[str, p.DeviceAvailability] = {}
+        self._revoked: set[str] | None = None
+        self._watched: weakref.WeakSet[Session] = weakref.WeakSet()
+        self._wakeups: list[Callable[[], None]] = []
+
+    def on_commit(self, wakeup: Callable[[], None]) -> None:
+        """Call ``wakeup()`` (from the committing thread) after a transaction that added
+        outbox rows commits: the relay uses it to publish at once."""
+        self._wakeups.append(wakeup)
+
+    def _watch(self, session: Session) -> None:
+        if session in self._watched:
+            return
+        self._watched.add(session)
+
+        def committed(_: Session) -> None:
+            for wakeup in self._wakeups:
+                wakeup()
+
+        def rolled_back(_: Session) -> None:
+            self._revoked = None  # rebuilt from the engine at the next change
+
+        event.listen(session, "after_commit", committed, once=True)
+        event.listen(session, "after_rollback", rolled_back, once=True)
+
+    # ------------------------------------------------------------------ the core listener
+
+    def __call__(
+        self, session: Session, core: Core, ctx: CommandContext | None, changes: Changes
+    ) -> None:
+        if not changes.credentials:
+            return
+        if self._revoked is None:
+            self._revoked = {
+                number
+                for number, state in core.engine.states.items()
+                if state.revoked and number not in changes.credentials
+            }
+        now = self.clock()
+        for number, state in changes.credentials.items():
+            self._put_state(session, number, state, now)
+            if state is not None and state.revoked:
+                if number not in self._revoked:
+                    self._revoked.add(number)
+                    self.enqueue_event(
+                        session,
+                        "credential_revoked",
+                        {
+                            "number": number,
+                            "credential_kind": state.kind.value,
+                            "reasons": [r.value for r in state.reasons],
+                            "revision": state.revision,
+                            "request_id": ctx.request_id if ctx else None,
+                            "command": ctx.command.name if ctx and ctx.command else None,
+                        },
+                    )
+            else:
+                self._revoked.discard(number)
+
+    # ------------------------------------------------------------------ public helpers
+
+    def _put_state(
+        self, session: Session, number: str, state: DesiredCredential | None, now: datetime
+    ) -> int:
+        topic = self.topics.credential_state(number)
+        if state is None:
+            payload = b""  # clears the retained message
+        else:
+            confirmed = self.confirmed_lookup(session, number)
+            payload = to_json(credential_state_payload(state, confirmed, now))
+        self._watch(session)
+        return outbox.append(session, topic, payload, qos=1, retain=True, at=now)
+
+    def enqueue_credential_state(self, session: Session, core: Core, number: str) -> int:
+        """Queue the retained state of credential ``number`` as the core's engine sees it now
+        (an empty retained message when it does not exist); returns the outbox id. Call it
+        after storing a new confirmation, in the same transaction."""
+        return self._put_state(session, number, core.engine.states.get(number), self.clock())
+
+    def enqueue_availability(
+        self, session: Session, device_id: str, online: bool, reason: str
+    ) -> int:
+        """Queue the retained availability of a station or controller; returns the outbox
+        id. Raises ValueError naming the field when ``device_id`` or ``reason`` is invalid."""
+        try:
+            _DEVICE_ID.validate_python(device_id)
+        except ValidationError as exc:
+            raise ValueError(f"device_id: {exc.errors()[0]['msg']}") from None
+        try:
+            payload = p.DeviceAvailability(
+                state="online" if online else "offline", reason=reason, at=self.clock()
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        self.availability[device_id] = payload
+        self._watch(session)
+        return outbox.append(
+            session, self.topics.device_availability(device_id), to_json(payload), retain=True
+        )
+
+    def enqueue_event(self, session: Session, kind: str, body: dict[str, Any]) -> int:
+        """Queue an event on the events topic; returns its ``seq`` (its outbox id).
+
+        ``kind`` must be one of :data:`gateway.bridge.payloads.EVENT_KINDS` and ``body`` the
+        fields of its model except ``id``, ``seq``, ``kind`` and ``at``. Raises ValueError
+        naming the field when it does not fit."""
+        model = p.EVENT_KINDS.get(kind)
+        if model is None:
+            raise ValueError(f"kind: unknown event kind {kind!r} (known: {sorted(p.EVENT_KINDS)})")
+        reserved = {"id", "seq", "kind", "at"} & body.keys()
+        if reserved:
+            raise ValueError(f"body: {sorted(reserved)} are set by the gateway")
+        try:
+            evt = model.model_validate(
+                {**body, "id": uuid.uuid4(), "seq": 0, "kind": kind, "at": self.clock()}
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        self._watch(session)
+        seq = outbox.append(session, self.topics.events(), b"{}", qos=1)
+        outbox.replace_payload(session, seq, to_json(evt.model_copy(update={"seq": seq})))
+        return seq
+
+    def enqueue_all_states(self, session: Session, core: Core, numbers: Iterable[str]) -> int:
+        """Queue the state of each of ``numbers``; returns how many."""
+        now = self.clock()
+        count = 0
+        for number in numbers:
+            self._put_state(session, number, core.engine.states.get(number), now)
+            count += 1
+        return count
+
+    def enqueue_known_availability(self, session: Session) -> int:
+        """Queue again the last availability of every device reported since start."""
+        for device_id, payload in self.availability.items():
+            self._watch(session)
+            outbox.append(
+                session, self.topics.device_availability(device_id), to_json(payload), retain=True
+            )
+        return len(self.availability)
+
+
+# ---------------------------------------------------------------------- the relay
+
+
+class OutboxRelay:
+    """Publishes the outbox, oldest first, while a broker session is up."""
+
+    BATCH = 500
+    REPLAY = 1000
+    """Recently published rows sent again on every reconnect, in case the broker lost its
+    last changes (a broker killed between two autosaves)."""
+    POLL_S = 1.0
+    """Fallback polling interval (rows written by other processes wake nobody)."""
+    REPUBLISH_CHUNK = 500
+    PURGE_EVERY_S = 3600.0
+    KEEP_PUBLISHED = timedelta(days=1)
+
+    def __init__(self, gateway: Gateway, publisher: StatePublisher) -> None:
+        self.gateway = gateway
+        self.publisher = publisher
+        self.published = 0
+        self._wake = asyncio.Event()
+        self._last_purge = 0.0
+        loop = asyncio.get_running_loop()
+
+        def wakeup() -> None:
+            loop.call_soon_threadsafe(self._wake.set)
+
+        publisher.on_commit(wakeup)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, session: BrokerSession, *, replay: bool) -> None:
+        """Publish until cancelled; raises ConnectionLost when the session breaks."""
+        core = self.gateway.core
+        if replay:
+            rows = await self.gateway.call(self._read, core, True)
+            if rows:
+                log.info("republishing the %d most recently published messages", len(rows))
+                await session.publish_many([self._message(r) for r in rows])
+        while True:
+            self._wake.clear()
+            rows = await self.gateway.call(self._read, core, False)
+            if rows:
+                await session.publish_many([self._message(r) for r in rows])
+                await self.gateway.call(self._mark, core, [r.id for r in rows])
+                self.published += len(rows)
+                continue
+            await self._maybe_purge(core)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.POLL_S):
+                    await self._wake.wait()
+
+    @staticmethod
+    def _message(row: outbox.OutboxMessage) -> OutboundMessage:
+        return OutboundMessage(row.topic, row.payload, qos=row.qos, retain=row.retain)
+
+    def _read(self, core: Core, recent: bool) -> list[outbox.OutboxMessage]:
+        with core.db.session(readonly=True) as s:
+            if recent:
+                return outbox.recent_published(s, limit=self.REPLAY)
+            return outbox.pending(s, limit=self.BATCH)
+
+    @staticmethod
+    def _mark(core: Core, ids: list[int]) -> None:
+        with core.db.session() as s:
+            outbox.mark_published(s, ids)
+
+    async def _maybe_purge(self, core: Core) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_purge < self.PURGE_EVERY_S:
+            return
+        self._last_purge = loop.time()
+        purged = await self.gateway.call(self._purge, core)
+        if purged:
+            log.info("purged %d published outbox messages", purged)
+
+    def _purge(self, core: Core) -> int:
+        with core.db.session() as s:
+            return outbox.purge_published(s, utcnow() - self.KEEP_PUBLISHED)
+
+    # ------------------------------------------------------------------ republishing
+
+    async def republish_all(self) -> int:
+        """Queue the retained state of every credential and the known availability of every
+        device, in chunks (for a broker that lost its retained messages). Returns how many
+        credential states were queued."""
+        core = self.gateway.core
+        numbers = await self.gateway.call(self._numbers, core)
+        total = 0
+        for start in range(0, len(numbers), self.REPUBLISH_CHUNK):
+            chunk = numbers[start : start + self.REPUBLISH_CHUNK]
+            total += await self.gateway.call(self._enqueue_states, core, chunk)
+        await self.republish_availability()
+        return total
+
+    async def republish_availability(self) -> int:
+        """Queue the last known availability of every device again; returns how many."""
+        return await self.gateway.call(self._enqueue_availability, self.gateway.core)
+
+    @staticmethod
+    def _numbers(core: Core) -> list[str]:
+        with core.db.session(readonly=True) as s:
+            stored = [st.number for st in desired_store.all_credential_states(s)]
+        return sorted(set(stored) | set(core.engine.states))
+
+    def _enqueue_states(self, core: Core, numbers: list[str]) -> int:
+        with core.db.session() as s:
+            return self.publisher.enqueue_all_states(s, core, numbers)
+
+    def _enqueue_availability(self, core: Core) -> int:
+        with core.db.session() as s:
+            return self.publisher.enqueue_known_availability(s)
+
+
+__all__ = [
+    "ConfirmedLookup",
+    "OutboxRelay",
+    "StatePublisher",
+    "credential_state_payload",
+    "no_confirmation",
+    "to_json",
+]

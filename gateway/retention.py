@@ -1,0 +1,585 @@
+"""Retention: personal data and history older than the retention period are erased.
+
+The period is ``settings.retention.personal_data_days`` (default 730 days: the seed's two
+years); the *cutoff* is that many days before now. :class:`RetentionJob` runs from
+``lockgate retention run`` and, inside the gateway, from :class:`RetentionService` every
+``settings.retention.run_every_s`` seconds. Each run:
+
+1. erases, through the core (command ``retention``, so the rules engine, the fact journal and
+   the audit log follow):
+
+   - **visitor cards** that still hold their holder's data although their validity ended
+     before the cutoff (never handed back): name, company and mobile become ``[erased]``;
+     the card itself stays until it is returned or reported lost;
+   - **returned or lost visitor cards** closed before the cutoff: what remained of them (the
+     card with its sponsor, reason and spaces, and the credential record) is deleted;
+   - **persons** with no employment left and no activity since the cutoff: name and mobile
+     become ``[erased]`` and their competences are deleted. "No employment left": every
+     employment's ID06 card is terminated, or expired before the cutoff, and none of its
+     credentials is live (not returned, lost, broken, destroyed or replaced). "No activity":
+     no credential of theirs changed state, no approved access period of theirs reaches past
+     the cutoff, no visitor card they sponsor is live or was closed since, no audit entry, fact
+     change or hardware event about them, their employments or credentials is dated after
+     the cutoff. Whatever a live credential depends on is never erased.
+
+2. in the same store, directly:
+
+   - the personal part of every audit entry older than the cutoff (the chain still verifies);
+   - key audit trails and controller events older than the cutoff (rows);
+   - inbox records (answered requests) and fact journal entries older than the cutoff;
+   - lost-card charges older than the cutoff;
+   - access reviews older than the cutoff, except the latest one.
+
+What was erased is logged in the audit chain (``retention.run``: counts and ids, never the
+data) and as one log line of counts. Operators and the audit entries themselves are kept: they
+are the accountability record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+from sqlalchemy import and_, delete, func, select
+from sqlalchemy.orm import Session
+
+from gateway.audit import log as audit_log
+from gateway.audit.fields import register_personal_fields
+from gateway.auth.authorizer import RETENTION_OPERATOR, Authorizer
+from gateway.auth.roles import RUN_RETENTION
+from gateway.commands import model as m
+from gateway.commands.handlers import CommandContext, handles
+from gateway.config import RetentionSettings
+from gateway.core import Core
+from gateway.domain.facts import (
+    ERASED,
+    TERMINAL_STATES,
+    Competence,
+    Credential,
+    Id06Status,
+    Person,
+    VisitorCard,
+)
+from gateway.domain.identifiers import Ident, RfidNumber
+from gateway.domain.timeutil import UtcDateTime, end_of_day
+from gateway.rules.factset import FactSet
+from gateway.store import inbox, journal
+from gateway.store.tables import (
+    access_review,
+    audit_entry,
+    charge,
+    controller_event,
+    fact_journal,
+    key_audit,
+)
+from gateway.store.tables import inbox as inbox_table
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------ the fact part (a command)
+
+
+class ApplyRetention(m.Command):
+    """Erase the personal data of persons and visitor cards past the retention period."""
+
+    name: ClassVar[str] = "retention"
+    action: ClassVar[str] = RUN_RETENTION
+    summary: ClassVar[str] = "Erase personal data older than the retention period."
+
+    cutoff: UtcDateTime
+    persons: Annotated[tuple[Ident, ...], Field(max_length=100000)] = ()
+    erase_cards: Annotated[tuple[RfidNumber, ...], Field(max_length=100000)] = ()
+    delete_cards: Annotated[tuple[RfidNumber, ...], Field(max_length=100000)] = ()
+
+
+register_personal_fields(ApplyRetention, ())
+
+
+def _erased_person(p: Person) -> Person:
+    return p.model_copy(update={"first_name": ERASED, "last_name": ERASED, "mobile": None})
+
+
+def _erased_card(card: VisitorCard) -> VisitorCard:
+    return card.model_copy(
+        update={"holder_name": ERASED, "company": ERASED, "mobile": ERASED, "erased": True}
+    )
+
+
+@handles(ApplyRetention)
+def _apply(ctx: CommandContext, cmd: ApplyRetention) -> None:
+    """Re-checks every item against the current facts (they may have changed since the plan
+    was made) and skips those no longer eligible."""
+    facts = ctx.facts
+    done: dict[str, list[str]] = {"persons": [], "erase_cards": [], "delete_cards": []}
+    skipped: list[str] = []
+    for pid in cmd.persons:
+        person = facts.persons.get(pid)
+        if (
+            person is None
+            or person.first_name == ERASED
+            or not person_may_go(facts, pid, cmd.cutoff, ctx.cfg.timezone)
+        ):
+            skipped.append(f"person {pid}")
+            continue
+        ctx.put(_erased_person(person))
+        for code in sorted(facts.competences.get(pid, {})):
+            ctx.delete(Competence, (pid, code))
+        ctx.subjects.append(f"person {pid}")
+        done["persons"].append(pid)
+    for number in cmd.erase_cards:
+        card = facts.visitor_cards.get(number)
+        if card is None or card.erased or not card_data_expired(card, cmd.cutoff):
+            skipped.append(f"credential {number}")
+            continue
+        ctx.put(_erased_card(card))
+        ctx.subjects.append(f"credential {number}")
+        done["erase_cards"].append(number)
+    for number in cmd.delete_cards:
+        card = facts.visitor_cards.get(number)
+        cred = facts.credentials.get(number)
+        if card is None or cred is None or not card_closed_before(cred, card, cmd.cutoff):
+            skipped.append(f"credential {number}")
+            continue
+        if not card.erased:
+            ctx.put(_erased_card(card))
+        ctx.delete(VisitorCard, (number,))
+        ctx.delete(Credential, (number,))
+        ctx.subjects.append(f"credential {number}")
+        done["delete_cards"].append(number)
+    ctx.result.update(done)
+    ctx.result["skipped"] = skipped
+
+
+# ------------------------------------------------------------------ eligibility (facts)
+
+
+def card_data_expired(card: VisitorCard, cutoff: datetime) -> bool:
+    """The holder's data of a visitor card may go: its validity ended before ``cutoff`` (and
+    it was not returned since)."""
+    last = max(card.valid_until, card.returned_at or card.valid_until)
+    return not card.erased and last < cutoff
+
+
+def card_closed_before(cred: Credential, card: VisitorCard, cutoff: datetime) -> bool:
+    """A returned or lost visitor card closed before ``cutoff``: what remains of it may go."""
+    closed = card.returned_at or cred.state_changed_at
+    return cred.state in TERMINAL_STATES and closed is not None and closed < cutoff
+
+
+def _employment_ended(facts: FactSet, employment_id: str, cutoff: datetime, tz: ZoneInfo) -> bool:
+    e = facts.employments[employment_id]
+    if e.id06.status is Id06Status.TERMINATED:
+        return True
+    return end_of_day(e.id06.valid_until, tz) < cutoff
+
+
+def person_may_go(facts: FactSet, person_id: str, cutoff: datetime, tz: ZoneInfo) -> bool:
+    """What the facts say: no employment left, nothing live depends on the person, nothing
+    of theirs changed since ``cutoff``. (Activity in the log, the journal and hardware events
+    is checked by :func:`plan` on top.)"""
+    for eid in facts.employments_by_person.get(person_id, ()):
+        if eid not in facts.employments or not _employment_ended(facts, eid, cutoff, tz):
+            return False
+        for number in facts.credentials_by_employment.get(eid, ()):
+            cred = facts.credentials[number]
+            if cred.state not in TERMINAL_STATES:
+                return False
+            if cred.state_changed_at is None or cred.state_changed_at >= cutoff:
+                return False
+        for entry in facts.entries_by_employment.get(eid, {}).values():
+            if end_of_day(entry.valid_until, tz) >= cutoff:
+                return False
+        for number in facts.visitors_by_sponsor.get(eid, ()):
+            visitor = facts.credentials.get(number)
+            card = facts.visitor_cards.get(number)
+            if visitor is None or card is None:
+                continue
+            if not card_closed_before(visitor, card, cutoff):
+                return False
+    return True
+
+
+# ------------------------------------------------------------------ the plan
+
+
+@dataclass(frozen=True)
+class RetentionPlan:
+    """What a run will erase through the core."""
+
+    cutoff: datetime
+    persons: tuple[str, ...] = ()
+    erase_cards: tuple[str, ...] = ()
+    delete_cards: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.persons or self.erase_cards or self.delete_cards)
+
+
+def _person_subjects(facts: FactSet, pid: str) -> list[str]:
+    out = [f"person {pid}"]
+    for eid in facts.employments_by_person.get(pid, ()):
+        out.append(f"employment {eid}")
+        out += [f"credential {n}" for n in facts.credentials_by_employment.get(eid, ())]
+    return out
+
+
+def _journal_keys_since(session: Session, cutoff: datetime) -> set[tuple[str, tuple[str, ...]]]:
+    rows = session.execute(
+        select(fact_journal.c.kind, fact_journal.c.key).where(
+            fact_journal.c.at >= cutoff,
+            fact_journal.c.kind.in_(("Person", "Employment", "Competence", "Credential")),
+        )
+    )
+    return {(r.kind, tuple(str(k) for k in r.key)) for r in rows}
+
+
+def _used_since(session: Session, numbers: list[str], cutoff: datetime) -> set[str]:
+    used: set[str] = set()
+    for start in range(0, len(numbers), 500):
+        chunk = numbers[start : start + 500]
+        used |= {
+            r.key_serial
+            for r in session.execute(
+                select(key_audit.c.key_serial)
+                .distinct()
+                .where(key_audit.c.key_serial.in_(chunk), key_audit.c.at >= cutoff)
+            )
+        }
+        used |= {
+            r.credential
+            for r in session.execute(
+                select(controller_event.c.credential)
+                .distinct()
+                .where(controller_event.c.credential.in_(chunk), controller_event.c.at >= cutoff)
+            )
+        }
+    return used
+
+
+def _recently_active(
+    session: Session, facts: FactSet, candidates: list[str], cutoff: datetime
+) -> set[str]:
+    """The candidates with a trace dated at or after ``cutoff`` in the audit log, the fact
+    journal or the hardware events."""
+    if not candidates:
+        return set()
+    subjects = {pid: _person_subjects(facts, pid) for pid in candidates}
+    logged = audit_log.subjects_active_since(
+        session, [s for subs in subjects.values() for s in subs], cutoff
+    )
+    journaled = _journal_keys_since(session, cutoff)
+    numbers = sorted(
+        {s.split(" ", 1)[1] for subs in subjects.values() for s in subs if s.startswith("cred")}
+    )
+    used = _used_since(session, numbers, cutoff)
+    active: set[str] = set()
+    for pid, subs in subjects.items():
+        if logged.intersection(subs):
+            active.add(pid)
+            continue
+        keys = {("Person", (pid,))}
+        for s in subs:
+            kind, _, ident = s.partition(" ")
+            if kind == "employment":
+                keys.add(("Employment", (ident,)))
+            elif kind == "credential":
+                keys.add(("Credential", (ident,)))
+                if ident in used:
+                    active.add(pid)
+        if any(k in journaled for k in keys) or any(
+            kind == "Competence" and key[0] == pid for kind, key in journaled
+        ):
+            active.add(pid)
+    return active
+
+
+def plan(session: Session, facts: FactSet, cutoff: datetime, tz: ZoneInfo) -> RetentionPlan:
+    """What the facts and the store say may be erased at ``cutoff`` (dates of the facts are
+    read in the site's time zone ``tz``)."""
+    candidates = sorted(
+        pid
+        for pid, p in facts.persons.items()
+        if p.first_name != ERASED and person_may_go(facts, pid, cutoff, tz)
+    )
+    active = _recently_active(session, facts, candidates, cutoff)
+    erase: list[str] = []
+    remove: list[str] = []
+    for number, card in facts.visitor_cards.items():
+        cred = facts.credentials.get(number)
+        if cred is not None and card_closed_before(cred, card, cutoff):
+            remove.append(number)
+        elif card_data_expired(card, cutoff):
+            erase.append(number)
+    return RetentionPlan(
+        cutoff=cutoff,
+        persons=tuple(p for p in candidates if p not in active),
+        erase_cards=tuple(sorted(erase, key=int)),
+        delete_cards=tuple(sorted(remove, key=int)),
+    )
+
+
+# ------------------------------------------------------------------ the run
+
+
+def _ranges(seqs: Iterable[int]) -> list[list[int]]:
+    """Sorted numbers as ``[[first, last], ...]`` runs."""
+    out: list[list[int]] = []
+    for s in sorted(seqs):
+        if out and out[-1][1] == s - 1:
+            out[-1][1] = s
+        else:
+            out.append([s, s])
+    return out
+
+
+@dataclass
+class RetentionReport:
+    """What a run erased (or, in a dry run, would erase): ids and counts, never data."""
+
+    cutoff: datetime
+    dry_run: bool = False
+    persons: list[str] = field(default_factory=list)
+    visitor_cards_erased: list[str] = field(default_factory=list)
+    visitor_cards_deleted: list[str] = field(default_factory=list)
+    audit_entries_erased: int = 0
+    audit_entry_ranges: list[list[int]] = field(default_factory=list)
+    key_audit_rows: int = 0
+    controller_events: int = 0
+    inbox_records: int = 0
+    journal_entries: int = 0
+    charges: list[int] = field(default_factory=list)
+    access_reviews: list[int] = field(default_factory=list)
+
+    @property
+    def erased_anything(self) -> bool:
+        return any(
+            (
+                self.persons,
+                self.visitor_cards_erased,
+                self.visitor_cards_deleted,
+                self.audit_entries_erased,
+                self.key_audit_rows,
+                self.controller_events,
+                self.inbox_records,
+                self.journal_entries,
+                self.charges,
+                self.access_reviews,
+            )
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["cutoff"] = self.cutoff.isoformat()
+        return out
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "persons": len(self.persons),
+            "visitor_cards_erased": len(self.visitor_cards_erased),
+            "visitor_cards_deleted": len(self.visitor_cards_deleted),
+            "audit_entries_erased": self.audit_entries_erased,
+            "key_audit_rows": self.key_audit_rows,
+            "controller_events": self.controller_events,
+            "inbox_records": self.inbox_records,
+            "journal_entries": self.journal_entries,
+            "charges": len(self.charges),
+            "access_reviews": len(self.access_reviews),
+        }
+
+
+def _count(session: Session, table: Any, column: Any, cutoff: datetime) -> int:
+    return int(
+        session.execute(select(func.count()).select_from(table).where(column < cutoff)).scalar_one()
+    )
+
+
+def _delete_before(session: Session, table: Any, column: Any, cutoff: datetime) -> int:
+    n = _count(session, table, column, cutoff)
+    if n:
+        session.execute(delete(table).where(column < cutoff))
+    return n
+
+
+class RetentionJob:
+    """One retention run over a core's facts and store (run it on the core's thread)."""
+
+    def __init__(self, core: Core, settings: RetentionSettings) -> None:
+        self.core = core
+        self.settings = settings
+
+    def cutoff(self, now: datetime | None = None) -> datetime:
+        at = now or self.core.clock()
+        return at - timedelta(days=self.settings.personal_data_days)
+
+    def run(self, operator: str = RETENTION_OPERATOR, *, dry_run: bool = False) -> RetentionReport:
+        """Erase what the retention period no longer allows; return what was erased."""
+        core = self.core
+        now = core.clock()
+        cutoff = self.cutoff(now)
+        report = RetentionReport(cutoff=cutoff, dry_run=dry_run)
+        authorizer = core.authorizer
+
+        def check(s: Session) -> RetentionPlan:
+            if isinstance(authorizer, Authorizer):
+                authorizer.require(s, operator, RUN_RETENTION)
+            return plan(s, core.engine.facts, cutoff, core.cfg.timezone)
+
+        todo = core.transaction(check)
+        if dry_run:
+            report.persons = list(todo.persons)
+            report.visitor_cards_erased = list(todo.erase_cards)
+            report.visitor_cards_deleted = list(todo.delete_cards)
+            with core.db.session(readonly=True) as s:
+                self._tables(s, report, now, dry_run=True)
+            return report
+        if todo:
+            data = core.execute(
+                ApplyRetention(
+                    cutoff=cutoff,
+                    persons=todo.persons,
+                    erase_cards=todo.erase_cards,
+                    delete_cards=todo.delete_cards,
+                ),
+                operator=operator,
+            )
+            report.persons = list(data.get("persons", []))
+            report.visitor_cards_erased = list(data.get("erase_cards", []))
+            report.visitor_cards_deleted = list(data.get("delete_cards", []))
+        with core.db.session() as s:
+            self._tables(s, report, now, dry_run=False)
+            if report.erased_anything:
+                summary = report.as_json()
+                summary["period_days"] = self.settings.personal_data_days
+                audit_log.append(
+                    s,
+                    at=now,
+                    actor=operator,
+                    action="retention.run",
+                    subjects=[],
+                    data=summary,
+                )
+        if report.erased_anything:
+            log.info(
+                "retention run (cutoff %s) erased: %s",
+                cutoff.isoformat(),
+                ", ".join(f"{k} {v}" for k, v in report.counts().items() if v),
+            )
+        return report
+
+    def _tables(self, s: Session, report: RetentionReport, now: datetime, *, dry_run: bool) -> None:
+        cutoff = report.cutoff
+        if dry_run:
+            personal = audit_entry_personal_before(s, cutoff)
+            report.audit_entries_erased = len(personal)
+            report.audit_entry_ranges = _ranges(personal)
+            report.key_audit_rows = _count(s, key_audit, key_audit.c.at, cutoff)
+            report.controller_events = _count(s, controller_event, controller_event.c.at, cutoff)
+        else:
+            erased = audit_log.erase_personal(s, at=now, before=cutoff)
+            report.audit_entries_erased = len(erased)
+            report.audit_entry_ranges = _ranges(erased)
+            report.key_audit_rows = _delete_before(s, key_audit, key_audit.c.at, cutoff)
+            report.controller_events = _delete_before(
+                s, controller_event, controller_event.c.at, cutoff
+            )
+        report.charges = [
+            int(r.id) for r in s.execute(select(charge.c.id).where(charge.c.at < cutoff))
+        ]
+        latest = s.execute(select(func.max(access_review.c.at))).scalar_one_or_none()
+        old_reviews = select(access_review.c.id).where(access_review.c.at < cutoff)
+        if latest is not None:
+            old_reviews = old_reviews.where(access_review.c.at < latest)
+        report.access_reviews = [int(r.id) for r in s.execute(old_reviews)]
+        if dry_run:
+            report.inbox_records = _inbox_before(s, cutoff)
+            report.journal_entries = _journal_before(s, cutoff)
+            return
+        report.inbox_records = inbox.prune(s, cutoff)
+        report.journal_entries = journal.prune(s, cutoff)
+        if report.charges:
+            s.execute(delete(charge).where(charge.c.id.in_(report.charges)))
+        if report.access_reviews:
+            s.execute(delete(access_review).where(access_review.c.id.in_(report.access_reviews)))
+
+
+def audit_entry_personal_before(session: Session, cutoff: datetime) -> list[int]:
+    """The entries older than ``cutoff`` that still hold a personal part."""
+    rows = session.execute(
+        select(audit_entry.c.seq).where(
+            and_(audit_entry.c.at < cutoff, audit_entry.c.personal.is_not(None))
+        )
+    )
+    return sorted(int(r.seq) for r in rows)
+
+
+def _inbox_before(session: Session, cutoff: datetime) -> int:
+    return _count(session, inbox_table, inbox_table.c.received_at, cutoff)
+
+
+def _journal_before(session: Session, cutoff: datetime) -> int:
+    top = journal.head(session)
+    return int(
+        session.execute(
+            select(func.count())
+            .select_from(fact_journal)
+            .where(fact_journal.c.at < cutoff, fact_journal.c.seq < top)
+        ).scalar_one()
+    )
+
+
+# ------------------------------------------------------------------ the service
+
+
+class RetentionService:
+    """A gateway service running :class:`RetentionJob` at start and then every
+    ``settings.run_every_s`` seconds, as the built-in operator ``lockgate-retention``."""
+
+    name = "retention"
+
+    def __init__(self, settings: RetentionSettings, core: Core) -> None:
+        self.settings = settings
+        self.job = RetentionJob(core, settings)
+        self.last: RetentionReport | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, gateway: Gateway) -> None:
+        self._task = asyncio.create_task(self._loop(gateway), name="lockgate-retention")
+
+    async def _loop(self, gateway: Gateway) -> None:
+        while True:
+            try:
+                self.last = await gateway.call(self.job.run)
+            except Exception:
+                log.exception("the retention run failed; retrying at the next interval")
+            await asyncio.sleep(self.settings.run_every_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+__all__ = [
+    "ApplyRetention",
+    "RetentionJob",
+    "RetentionPlan",
+    "RetentionReport",
+    "RetentionService",
+    "card_closed_before",
+    "card_data_expired",
+    "person_may_go",
+    "plan",
+]

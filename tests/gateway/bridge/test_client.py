@@ -1,0 +1,174 @@
+"""The broker session on the private broker: manual acknowledgement in arrival order,
+redelivery, backpressure by not reading, the persistent session, ordered publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import aiomqtt
+import pytest
+
+from gateway.bridge.client import (
+    BrokerSession,
+    ConnectionLost,
+    ConnectOptions,
+    InboundBuffer,
+    InboundMessage,
+    LastWill,
+    OutboundMessage,
+)
+from gateway.mosquitto import PrivateMosquitto, free_port
+from tests.gateway.bridge.harness import poll_until
+
+
+def message(topic: str, order: int) -> InboundMessage:
+    return InboundMessage(topic, b"{}", 1, False, None, None, (), order + 1, 1, order)
+
+
+async def test_the_buffer_hands_out_urgent_messages_first_in_arrival_order() -> None:
+    buffer = InboundBuffer(100, lambda t: t.startswith("urgent"))
+    for i, topic in enumerate(["a", "urgent/1", "b", "urgent/2", "c"]):
+        buffer.put(message(topic, i))
+    assert [m.topic for m in await buffer.take(3)] == ["urgent/1", "urgent/2", "a"]
+    assert [m.topic for m in await buffer.take(10)] == ["b", "c"]
+    waiter = asyncio.ensure_future(buffer.take(1))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    buffer.put(message("d", 9))
+    assert [m.topic for m in await waiter] == ["d"]
+
+
+async def test_the_buffer_reports_full_at_its_limit_and_space_at_half() -> None:
+    calls: list[str] = []
+    buffer = InboundBuffer(10, lambda t: False)
+    buffer.on_full = lambda: calls.append("full")
+    buffer.on_space = lambda: calls.append("space")
+    for i in range(12):
+        buffer.put(message("t", i))
+    assert calls == ["full"]
+    await buffer.take(4)  # 8 left: still above half
+    assert calls == ["full"]
+    await buffer.take(3)  # 5 left
+    assert calls == ["full", "space"]
+    assert buffer.high_water == 12
+    with pytest.raises(ValueError, match="limit"):
+        InboundBuffer(1, lambda t: False)
+
+
+def options(broker: PrivateMosquitto, client_id: str, **kw: int) -> ConnectOptions:
+    return ConnectOptions(
+        host=broker.host, port=broker.port, client_id=client_id, session_expiry_s=600, **kw
+    )
+
+
+@contextlib.asynccontextmanager
+async def session_of(
+    broker: PrivateMosquitto, client_id: str, topic: str, **kw: int
+) -> AsyncIterator[BrokerSession]:
+    will = LastWill(f"{topic}/will", b"gone")
+    async with BrokerSession(options(broker, client_id, **kw), will=will) as session:
+        await session.subscribe([f"{topic}/in/#"])
+        yield session
+
+
+@contextlib.asynccontextmanager
+async def sender(broker: PrivateMosquitto) -> AsyncIterator[aiomqtt.Client]:
+    client = aiomqtt.Client(
+        broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5, max_inflight_messages=50
+    )
+    client.pending_calls_threshold = 1 << 30
+    async with client:
+        yield client
+
+
+async def test_unacknowledged_messages_are_redelivered_and_acks_follow_arrival_order(
+    broker: PrivateMosquitto,
+) -> None:
+    topic = f"c{uuid.uuid4().hex[:8]}"
+    cid = f"s-{topic}"
+    async with session_of(broker, cid, topic) as first:
+        assert not first.session_present
+        async with sender(broker) as out:
+            for i in range(3):
+                await out.publish(f"{topic}/in/x", f"{i}".encode(), qos=1)
+        got = await first.buffer.take(3)
+        assert [m.payload for m in got] == [b"0", b"1", b"2"]
+        first.ack(got[2])  # held back: 0 and 1 are not acknowledged yet
+        assert first.unacknowledged == 3
+        first.ack(got[0])
+        assert first.unacknowledged == 2
+    async with session_of(broker, cid, topic) as second:
+        assert second.session_present
+        await poll_until(lambda: len(second.buffer) >= 2)
+        again = await second.buffer.take(10)
+        assert sorted(m.payload for m in again) == [b"1", b"2"]
+        for m in again:
+            second.ack(m)
+        second.ack(got[1])  # a message of an earlier session: ignored
+        assert second.unacknowledged == 0
+    async with session_of(broker, cid, topic) as third:
+        await asyncio.sleep(0.3)
+        assert len(third.buffer) == 0
+
+
+async def test_a_full_buffer_stops_reading_and_nothing_is_lost(broker: PrivateMosquitto) -> None:
+    topic = f"c{uuid.uuid4().hex[:8]}"
+    async with session_of(broker, f"s-{topic}", topic, max_pending=20) as session:
+        async with sender(broker) as out:
+            await asyncio.gather(
+                *(out.publish(f"{topic}/in/x", str(i).encode(), qos=1) for i in range(400))
+            )
+        await poll_until(lambda: session.buffer.full)
+        await asyncio.sleep(0.3)  # the broker has more; a reading session would take it all
+        assert len(session.buffer) < 40
+        assert session.paused_count >= 1
+        received: list[bytes] = []
+        while len(received) < 400:
+            batch = await asyncio.wait_for(session.buffer.take(7), 10)
+            received += [m.payload for m in batch]
+            for m in batch:
+                session.ack(m)
+        assert received == [str(i).encode() for i in range(400)]
+        assert session.buffer.high_water < 40
+        assert session.unacknowledged == 0
+
+
+async def test_publish_many_keeps_the_order(broker: PrivateMosquitto) -> None:
+    topic = f"c{uuid.uuid4().hex[:8]}"
+    async with sender(broker) as listener:
+        await listener.subscribe(f"{topic}/out", qos=1)
+        async with session_of(broker, f"s-{topic}", topic) as session:
+            await session.publish_many(
+                [OutboundMessage(f"{topic}/out", str(i).encode()) for i in range(300)]
+            )
+        got = []
+        async with asyncio.timeout(10):
+            async for m in listener.messages:
+                got.append(m.payload)
+                if len(got) == 300:
+                    break
+    assert got == [str(i).encode() for i in range(300)]
+
+
+async def test_connecting_to_nothing_raises_connection_lost() -> None:
+    opts = ConnectOptions(host="127.0.0.1", port=free_port(), client_id="nobody")
+    with pytest.raises(ConnectionLost, match="cannot connect"):
+        async with BrokerSession(opts, will=LastWill("x/will", b"")):
+            pass
+
+
+async def test_a_broker_going_away_ends_the_session(broker: PrivateMosquitto) -> None:
+    topic = f"c{uuid.uuid4().hex[:8]}"
+    async with session_of(broker, f"s-{topic}", topic) as session:
+        waiter = asyncio.ensure_future(session.wait_closed())
+        await asyncio.sleep(0.1)
+        assert not waiter.done()
+        broker.stop()
+        with pytest.raises(ConnectionLost):
+            await asyncio.wait_for(waiter, 10)
+        with pytest.raises(ConnectionLost):
+            await session.publish(OutboundMessage(f"{topic}/out", b"x"))
+    broker.start()

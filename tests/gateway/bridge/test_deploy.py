@@ -1,0 +1,157 @@
+"""deploy/: mosquitto accepts the production configuration (only the port, folders and file
+paths changed), its ACL separates the gateway from central systems, and deploy/lockgate.toml
+is a valid gateway configuration that matches it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from gateway.config import load_settings
+from gateway.mosquitto import PrivateMosquitto
+
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
+PASSWORDS = {"lockgate": "gateway-secret", "central": "central-secret"}
+
+
+def adjusted(conf: str, folder: Path, port: int) -> str:
+    """The production configuration with the port, folders and file paths of a test."""
+    out = []
+    for line in conf.splitlines():
+        key = line.split(" ", 1)[0]
+        if key == "listener":
+            line = f"listener {port} 127.0.0.1"
+        elif key == "persistence_location":
+            line = f"persistence_location {folder}/"
+        elif key == "password_file":
+            line = f"password_file {folder / 'passwd'}"
+        elif key == "acl_file":
+            line = f"acl_file {folder / 'acl'}"
+        elif key == "log_dest":
+            line = f"log_dest file {folder / 'mosquitto.log'}"
+        elif key == "pid_file":
+            continue
+        out.append(line)
+    if os.geteuid() == 0:
+        out.append("user root")
+    return "\n".join(out) + "\n"
+
+
+class DeployedMosquitto(PrivateMosquitto):
+    """A private broker running deploy/mosquitto/mosquitto.conf."""
+
+    def _write_config(self) -> None:
+        conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
+        shutil.copy(DEPLOY / "mosquitto" / "acl", self.dir / "acl")
+        passwd = self.dir / "passwd"
+        passwd.write_text("")
+        for user, password in PASSWORDS.items():
+            subprocess.run(
+                ["mosquitto_passwd", "-b", str(passwd), user, password],
+                check=True,
+                capture_output=True,
+            )
+        self.config_path.write_text(adjusted(conf, self.dir, self.port))
+
+
+@pytest.fixture
+def deployed(broker: PrivateMosquitto) -> Iterator[DeployedMosquitto]:
+    # ``broker`` makes the test need (and skip or fail like) the other broker tests.
+    if shutil.which("mosquitto_passwd") is None:
+        pytest.fail("mosquitto_passwd is missing (it comes with the mosquitto package)")
+    with DeployedMosquitto() as b:
+        yield b
+
+
+def client(b: PrivateMosquitto, user: str, password: str | None = None) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        b.host,
+        b.port,
+        username=user,
+        password=PASSWORDS[user] if password is None else password,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        identifier=f"{user}-{uuid.uuid4().hex[:6]}",
+    )
+
+
+async def received(c: aiomqtt.Client, wait: float = 0.7) -> list[tuple[str, bytes]]:
+    got: list[tuple[str, bytes]] = []
+    try:
+        async with asyncio.timeout(wait):
+            async for m in c.messages:
+                got.append((m.topic.value, bytes(m.payload)))  # type: ignore[arg-type]
+    except TimeoutError:
+        pass
+    return got
+
+
+def test_mosquitto_accepts_the_production_configuration(deployed: DeployedMosquitto) -> None:
+    assert deployed.running
+    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
+    settings = dict(
+        line.split(" ", 1) for line in conf.splitlines() if line and not line.startswith("#")
+    )
+    assert settings["autosave_on_changes"] == "true"
+    assert int(settings["autosave_interval"]) <= 100
+    assert int(settings["max_queued_messages"]) >= 100000
+    assert "persistent_client_expiration" in settings
+    assert re.search(r"^#listener 8883", conf, re.M), "a TLS listener example"
+    assert re.search(r"^#certfile ", conf, re.M)
+
+
+async def test_the_acl_lets_only_the_gateway_publish_state(deployed: DeployedMosquitto) -> None:
+    async with client(deployed, "central") as central, client(deployed, "lockgate") as gateway:
+        await central.subscribe("lockgate/v1/credential/+/state", qos=1)
+        await central.subscribe("lockgate/v1/events", qos=1)
+        await central.subscribe("lockgate/v1/response/#", qos=1)
+        await gateway.subscribe("lockgate/v1/request/+", qos=1)
+        # A central system cannot publish state, events or responses ...
+        await central.publish("lockgate/v1/credential/1/state", b"forged", qos=1, retain=True)
+        await central.publish("lockgate/v1/events", b"forged", qos=1)
+        await central.publish("lockgate/v1/response/person", b"forged", qos=1)
+        assert await received(central) == []
+        # ... but publishes requests, which the gateway reads;
+        await central.publish("lockgate/v1/request/person", b"{}", qos=1)
+        assert await received(gateway) == [("lockgate/v1/request/person", b"{}")]
+        # the gateway publishes state, which central systems read.
+        await gateway.publish("lockgate/v1/credential/1/state", b"{}", qos=1, retain=True)
+        await gateway.publish("lockgate/v1/response/person", b"{}", qos=1)
+        assert sorted(await received(central)) == [
+            ("lockgate/v1/credential/1/state", b"{}"),
+            ("lockgate/v1/response/person", b"{}"),
+        ]
+    # The forged retained state was never stored.
+    async with client(deployed, "central") as late:
+        await late.subscribe("lockgate/v1/credential/+/state", qos=1)
+        assert await received(late) == [("lockgate/v1/credential/1/state", b"{}")]
+
+
+async def test_anonymous_and_wrong_passwords_are_refused(deployed: DeployedMosquitto) -> None:
+    with pytest.raises(aiomqtt.MqttError):
+        async with client(deployed, "central", "wrong"):
+            pass
+    anonymous = aiomqtt.Client(deployed.host, deployed.port, protocol=aiomqtt.ProtocolVersion.V5)
+    with pytest.raises(aiomqtt.MqttError):
+        async with anonymous:
+            pass
+
+
+def test_the_gateway_configuration_matches_the_broker() -> None:
+    settings = load_settings(DEPLOY / "lockgate.toml")
+    acl = (DEPLOY / "mosquitto" / "acl").read_text()
+    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
+    m = settings.mqtt
+    assert f"user {m.username}\n" in acl
+    assert f"topic read {m.base_topic}/v1/request/+" in acl
+    assert re.search(rf"^listener {m.port} {re.escape(m.host)}$", conf, re.M)
+    assert m.password is None, "secrets come from the environment"
+    assert m.session_expiry_s < 14 * 24 * 3600

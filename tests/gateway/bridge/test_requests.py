@@ -1,0 +1,292 @@
+"""Requests over MQTT against the private broker: every request kind, idempotency, stale and
+expired requests, MQTT v5 request/response, operators, and revocations first."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from gateway import sample
+from gateway.commands import model as m
+from gateway.commands.model import COMMANDS_BY_NAME, Command
+from gateway.core import Core, Submission
+from gateway.domain.facts import (
+    AccessApplication,
+    ApplicationStatus,
+    Competence,
+    Organisation,
+)
+from gateway.mosquitto import PrivateMosquitto
+from gateway.store import desired, inbox, journal, migrate, tables
+from gateway.store.database import Database
+from tests.gateway.bridge.harness import (
+    FACT_TABLES,
+    body,
+    central,
+    count,
+    poll_until,
+    running_gateway,
+    settings_for,
+    snapshot,
+    store_snapshot,
+)
+
+TODAY = date.today()
+
+
+def follow_ups() -> list[Command]:
+    """The request kinds the sample story does not use, continuing it."""
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=5)
+    return [
+        m.UnblockId06(card_number="ID06DN0001"),
+        m.RemoveCompetence(person_id="p-bjorn", code="ELSAK"),
+        m.ReportCredential(credential_number=sample.KEY_CECILIA, outcome="lost"),
+        m.ReplaceKey(old_number=sample.KEY_ANNA, new_number=sample.KEY_IN_STOCK),
+        m.ChangeVisitorCard(number=sample.VISITOR_CARD, valid_until=later),
+        m.ReturnVisitorCard(number=sample.VISITOR_CARD),
+    ]
+
+
+def story() -> list[Command]:
+    return [*sample.sample_commands(TODAY), *follow_ups()]
+
+
+Reference = tuple[list[dict[str, Any]], dict[str, tuple[str, bool]], dict[str, int]]
+
+
+def reference(commands: list[Command]) -> Reference:
+    """Responses, derived states and fact counts of the same commands applied to a core."""
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'ref.db'}"
+        migrate.upgrade(url)
+        db = Database(url)
+        try:
+            core = Core(db)
+            core.load()
+            outcomes = [core.submit(Submission(c, "reference")) for c in commands]
+            with db.session(readonly=True) as s:
+                states = {
+                    st.number: (st.revision, st.active) for st in desired.all_credential_states(s)
+                }
+            facts = snapshot(db, FACT_TABLES)
+        finally:
+            db.dispose()
+    return [o.response() for o in outcomes], states, facts
+
+
+async def test_every_request_kind_gets_its_response_and_changes_the_store(
+    db_url: str, broker: PrivateMosquitto
+) -> None:
+    commands = story()
+    assert {c.name for c in commands} == set(COMMANDS_BY_NAME), "every request kind is used"
+    expected, expected_states, expected_facts = reference(commands)
+    async with running_gateway(settings_for(db_url, broker)) as gw, central(broker, gw.base) as c:
+        responses = []
+        for i, command in enumerate(commands):  # one at a time: later requests depend on earlier
+            responses.append(await c.request(command, f"story-{i}"))
+        for i, (got, want) in enumerate(zip(responses, expected, strict=True)):
+            assert got["status"] == "ok", (commands[i].name, got)
+            assert got["request_id"] == f"story-{i}"
+            assert got["data"] == want["data"], commands[i].name
+            assert got["error"] is None
+        with gw.gateway.db.session(readonly=True) as s:
+            states = {
+                st.number: (st.revision, st.active) for st in desired.all_credential_states(s)
+            }
+            for i, command in enumerate(commands):
+                entry = inbox.lookup(s, f"story-{i}")
+                assert entry is not None
+                assert entry.kind == command.name
+                assert entry.response == responses[i]
+        assert states == expected_states
+        assert snapshot(gw.gateway.db, FACT_TABLES) == expected_facts
+        assert count(gw.gateway, tables.organisation) == 3
+
+
+async def test_a_repeated_request_id_returns_the_stored_response_and_changes_nothing(
+    db_url: str, broker: PrivateMosquitto
+) -> None:
+    org = Organisation(org_number=sample.MAIN, name="Banbyggarna AB")
+    renamed = Organisation(org_number=sample.MAIN, name="Another name")
+    async with running_gateway(settings_for(db_url, broker)) as gw, central(broker, gw.base) as c:
+        first = await c.request(m.PutOrganisation(organisation=org), "same-id")
+        assert first["status"] == "ok"
+        with gw.gateway.db.session(readonly=True) as s:
+            head = journal.head(s)
+        before = store_snapshot(gw.gateway)
+        # The same id again, even with another body, is answered from the inbox.
+        await c.publish("organisation", body(m.PutOrganisation(organisation=renamed), "same-id"))
+        await c.wait_for(lambda: len(c.responses["same-id"]) == 2)
+        assert c.responses["same-id"][1] == first
+        assert store_snapshot(gw.gateway) == before
+        with gw.gateway.db.session(readonly=True) as s:
+            assert journal.head(s) == head
+            stored = s.execute(select(tables.organisation.c.name)).scalar_one()
+        assert stored == "Banbyggarna AB"
+
+
+async def test_a_stale_application_revision_is_refused(
+    broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    commands = sample.sample_commands(TODAY)
+    async with (
+        running_gateway(settings_for(f"sqlite:///{tmp_path}/g.db", broker)) as gw,
+        central(broker, gw.base) as c,
+    ):
+        for i, command in enumerate(commands):
+            assert (await c.request(command, f"s-{i}"))["status"] == "ok"
+        app = next(
+            x.application
+            for x in commands
+            if isinstance(x, m.PutApplication) and x.application.revision == 1
+        )
+        older = m.PutApplication(
+            application=AccessApplication.model_validate(
+                {**app.model_dump(), "status": ApplicationStatus.WITHDRAWN}
+            )
+        )
+        before = store_snapshot(gw.gateway)
+        response = await c.request(older, "stale-1")
+        assert response["status"] == "error"
+        assert response["error"]["code"] == "STALE"
+        assert response["error"]["field"]
+        after = store_snapshot(gw.gateway)
+        assert after == {**before, "inbox": before["inbox"] + 1}
+
+
+async def test_an_expired_request_is_refused_and_never_applied(
+    broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    org = m.PutOrganisation(organisation=Organisation(org_number=sample.SUB, name="Signal AB"))
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    async with (
+        running_gateway(settings_for(f"sqlite:///{tmp_path}/g.db", broker)) as gw,
+        central(broker, gw.base) as c,
+    ):
+        before = store_snapshot(gw.gateway)
+        expired = await c.request(org, "exp-1", expires_at=past)
+        assert expired["status"] == "error"
+        assert expired["error"]["code"] == "EXPIRED"
+        assert expired["error"]["field"] == "expires_at"
+        assert store_snapshot(gw.gateway) == before
+        # Not recorded: the same id with a later expiry is applied.
+        await c.publish("organisation", body(org, "exp-1", expires_at=future))
+        await c.wait_for(lambda: len(c.responses["exp-1"]) == 2)
+        assert c.responses["exp-1"][1]["status"] == "ok"
+        # Applied once, a late duplicate gets the stored response, not EXPIRED.
+        await c.publish("organisation", body(org, "exp-1", expires_at=past))
+        await c.wait_for(lambda: len(c.responses["exp-1"]) == 3)
+        assert c.responses["exp-1"][2] == c.responses["exp-1"][1]
+        assert count(gw.gateway, tables.organisation) == 1
+
+
+async def test_mqtt5_response_topic_and_correlation_data_are_honoured(
+    broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    org = m.PutOrganisation(organisation=Organisation(org_number=sample.MAIN, name="Bygg AB"))
+    async with (
+        running_gateway(settings_for(f"sqlite:///{tmp_path}/g.db", broker)) as gw,
+        central(broker, gw.base) as c,
+    ):
+        reply_to = f"{gw.base}/v1/response/organisation/erp-7"
+        await c.publish(
+            "organisation", body(org, "v5-1"), correlation=b"\x01corr", response_topic=reply_to
+        )
+        response = await c.correlated(b"\x01corr")
+        assert response["request_id"] == "v5-1"
+        assert response["status"] == "ok"
+        assert [t for t, _ in c.by_correlation[b"\x01corr"]] == [reply_to]
+        assert c.on("v1/response/organisation") == [], "one response, on the requested topic"
+        # A response topic outside the response tree is refused, on the default topic.
+        await c.publish(
+            "organisation",
+            body(org, "v5-2"),
+            correlation=b"c2",
+            response_topic=f"{gw.base}/v1/credential/1/state",
+        )
+        refused = await c.correlated(b"c2")
+        assert refused["error"]["code"] == "INVALID"
+        assert refused["error"]["field"] == "response_topic"
+        assert c.by_correlation[b"c2"][0][0] == f"{gw.base}/v1/response/organisation"
+        assert count(gw.gateway, tables.organisation) == 1
+
+
+async def test_the_client_property_selects_the_operator(
+    broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    seen: list[str] = []
+    org = m.PutOrganisation(organisation=Organisation(org_number=sample.MAIN, name="Bygg AB"))
+    settings = settings_for(
+        f"sqlite:///{tmp_path}/g.db", broker, client_operators={"erp": "erp-integration"}
+    )
+    async with running_gateway(settings) as gw, central(broker, gw.base) as c:
+
+        def listener(session: Any, core: Core, ctx: Any, changes: Any) -> None:
+            if ctx is not None:
+                seen.append(ctx.operator)
+
+        gw.gateway.core.listeners.append(listener)
+        assert (await c.request(org, "op-1"))["status"] == "ok"
+        assert (await c.request(org, "op-2", client="erp"))["status"] == "ok"
+        unknown = await c.request(org, "op-3", client="intruder")
+        assert unknown["error"]["code"] == "FORBIDDEN"
+        assert unknown["error"]["field"] == "client"
+        assert seen == [settings.mqtt.system_operator, "erp-integration"]
+
+
+async def test_revocations_overtake_queued_requests(
+    broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    """With the core busy, a queue of ordinary requests builds up; an ID06 block published
+    after them is applied before every one of them that was still queued."""
+    commands = sample.sample_commands(TODAY)
+    settings = settings_for(f"sqlite:///{tmp_path}/g.db", broker, max_batch=5)
+    applied: list[str] = []
+    async with running_gateway(settings) as gw, central(broker, gw.base) as c:
+        for i, command in enumerate(commands):
+            assert (await c.request(command, f"s-{i}"))["status"] == "ok"
+
+        def listener(session: Any, core: Core, ctx: Any, changes: Any) -> None:
+            if ctx is not None and ctx.request_id:
+                applied.append(ctx.request_id)
+
+        gw.gateway.core.listeners.append(listener)
+        gate = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # Occupy the core thread until every request below has arrived.
+        blocker = asyncio.ensure_future(
+            gw.gateway.call(lambda: asyncio.run_coroutine_threadsafe(gate.wait(), loop).result())
+        )
+        for i in range(40):
+            competence = Competence(
+                person_id="p-anna", code=f"C{i}", valid_until=TODAY + timedelta(days=30 + i)
+            )
+            await c.publish("competence", body(m.PutCompetence(competence=competence), f"q-{i}"))
+        await c.publish("id06_block", body(m.BlockId06(card_number="ID06BK0001"), "urgent"))
+        session = gw.bridge.session
+        assert session is not None
+        await poll_until(lambda: len(session.buffer) >= 30)
+        gate.set()
+        await blocker
+        await c.wait_for(lambda: "urgent" in c.responses and len(c.responses) >= len(commands) + 41)
+        assert c.responses["urgent"][0]["status"] == "ok"
+        position = applied.index("urgent")
+        assert position <= 10, applied[:12]  # only requests taken before it arrived go first
+        assert all(c.responses[f"q-{i}"][0]["status"] == "ok" for i in range(40))
+
+
+def test_every_command_can_be_published_as_a_request() -> None:
+    """The flattened request body of each sample command validates back to the command."""
+    from gateway.bridge.envelope import ParsedRequest, parse_request
+
+    for i, command in enumerate(story()):
+        parsed = parse_request(command.name, json.dumps(body(command, f"r{i}")).encode())
+        assert isinstance(parsed, ParsedRequest), parsed
+        assert parsed.command == command

@@ -1,0 +1,142 @@
+"""Transactional outbox: ordering, publication marks, purging, id allocation, validation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gateway.store import Database, outbox
+
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+def test_pending_returns_unpublished_messages_in_id_order(clean_db: Database) -> None:
+    with clean_db.session() as s:
+        first = outbox.append(s, "lockgate/credential/1/state", b'{"active":true}', retain=True)
+        second = outbox.append(s, "lockgate/event", b"\x00\xff binary", qos=0)
+    with clean_db.session() as s:
+        third = outbox.append(s, "lockgate/event", b"", qos=2)
+    assert first < second < third
+    with clean_db.session(readonly=True) as s:
+        messages = outbox.pending(s)
+        assert outbox.count_pending(s) == 3
+        assert outbox.pending(s, limit=2) == messages[:2]
+    assert [(m.id, m.topic, m.payload, m.qos, m.retain) for m in messages] == [
+        (first, "lockgate/credential/1/state", b'{"active":true}', 1, True),
+        (second, "lockgate/event", b"\x00\xff binary", 0, False),
+        (third, "lockgate/event", b"", 2, False),
+    ]
+    assert all(type(m.payload) is bytes for m in messages)
+    assert all(m.created_at.tzinfo is UTC for m in messages)
+
+
+def test_a_message_exists_only_if_its_transaction_commits(clean_db: Database) -> None:
+    def fail() -> None:
+        with clean_db.session() as s:
+            outbox.append(s, "lockgate/event", b"lost")
+            raise RuntimeError("the change failed")
+
+    with pytest.raises(RuntimeError):
+        fail()
+    with clean_db.session(readonly=True) as s:
+        assert outbox.pending(s) == []
+
+
+def test_published_messages_leave_the_queue_and_are_purged_later(clean_db: Database) -> None:
+    with clean_db.session() as s:
+        ids = [outbox.append(s, "lockgate/event", str(i).encode(), at=T0) for i in range(4)]
+    with clean_db.session() as s:
+        outbox.mark_published(s, ids[:2], at=T0 + timedelta(minutes=1))
+        outbox.mark_published(s, [ids[0]], at=T0 + timedelta(hours=5))  # keeps the first mark
+        outbox.mark_published(s, [999_999])  # unknown: ignored
+        outbox.mark_published(s, [])
+    with clean_db.session() as s:
+        assert [m.id for m in outbox.pending(s)] == ids[2:]
+        assert outbox.count_pending(s) == 2
+        assert outbox.purge_published(s, older_than=T0) == 0
+        assert outbox.purge_published(s, older_than=T0 + timedelta(minutes=2)) == 2
+        assert outbox.purge_published(s, older_than=T0 + timedelta(days=365)) == 0
+        assert [m.id for m in outbox.pending(s)] == ids[2:]
+
+
+def test_ids_increase_in_commit_order_and_are_never_reused(clean_db: Database) -> None:
+    seen: list[int] = []
+    for round_ in range(3):
+        with clean_db.session() as s:
+            seen.extend(outbox.append(s, "lockgate/event", b"x") for _ in range(3))
+        with clean_db.session() as s:
+            everything = [m.id for m in outbox.pending(s, limit=1000)]
+            outbox.mark_published(s, everything, at=T0)
+            assert outbox.purge_published(s, older_than=T0 + timedelta(seconds=1)) == 3, round_
+    assert seen == sorted(seen)
+    assert len(set(seen)) == len(seen) == 9
+
+
+def test_many_ids_can_be_marked_at_once(clean_db: Database) -> None:
+    with clean_db.session() as s:
+        ids = [outbox.append(s, "lockgate/event", b"x") for _ in range(2_500)]
+    with clean_db.session() as s:
+        outbox.mark_published(s, ids)
+        assert outbox.count_pending(s) == 0
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "options", "error", "message"),
+    [
+        ("", b"x", {}, ValueError, "topic: must not be empty"),
+        ("lockgate/+/state", b"x", {}, ValueError, "topic: wildcards"),
+        ("lockgate/#", b"x", {}, ValueError, "topic: wildcards"),
+        ("lock\x00gate", b"x", {}, ValueError, "topic: must not contain a NUL"),
+        ("x" * 65536, b"x", {}, ValueError, "topic: longer than 65535 bytes"),
+        ("lockgate/event", "text", {}, TypeError, "payload: must be bytes"),
+        ("lockgate/event", b"x", {"qos": 3}, ValueError, "qos: must be 0, 1 or 2"),
+        ("lockgate/event", b"x", {"qos": True}, ValueError, "qos: must be 0, 1 or 2"),
+        ("lockgate/event", b"x", {"retain": 1}, TypeError, "retain: must be a bool"),
+        ("lockgate/event", b"x", {"at": datetime(2026, 1, 1)}, ValueError, "at: must carry"),
+    ],
+)
+def test_invalid_messages_are_refused_naming_the_field(
+    clean_db: Database,
+    topic: str,
+    payload: bytes,
+    options: dict[str, object],
+    error: type[Exception],
+    message: str,
+) -> None:
+    with clean_db.session() as s:
+        with pytest.raises(error, match=message):
+            outbox.append(s, topic, payload, **options)  # type: ignore[arg-type]
+        assert outbox.count_pending(s) == 0
+
+
+def test_invalid_arguments_of_the_relay_side_are_refused(clean_db: Database) -> None:
+    with clean_db.session() as s:
+        with pytest.raises(ValueError, match="limit: must be a positive whole number"):
+            outbox.pending(s, limit=0)
+        with pytest.raises(TypeError, match="ids: message ids are integers"):
+            outbox.mark_published(s, ["1"])  # type: ignore[list-item]
+        with pytest.raises(ValueError, match="older_than: must carry a time zone"):
+            outbox.purge_published(s, datetime(2026, 1, 1))
+
+
+def test_the_payload_of_an_unpublished_message_can_be_replaced(clean_db: Database) -> None:
+    with clean_db.session() as s:
+        message_id = outbox.append(s, "lockgate/event", b"{}")
+        outbox.replace_payload(s, message_id, f'{{"id":{message_id}}}'.encode())
+        assert [m.payload for m in outbox.pending(s)] == [f'{{"id":{message_id}}}'.encode()]
+        outbox.mark_published(s, [message_id])
+        with pytest.raises(LookupError, match=f"no unpublished message {message_id}"):
+            outbox.replace_payload(s, message_id, b"late")
+        with pytest.raises(TypeError, match="payload: must be bytes"):
+            outbox.replace_payload(s, message_id, "text")  # type: ignore[arg-type]
+
+
+def test_recent_published_returns_the_newest_published_oldest_first(clean_db: Database) -> None:
+    with clean_db.session() as s:
+        ids = [outbox.append(s, f"lockgate/event/{i}", b"x", at=T0) for i in range(5)]
+        outbox.mark_published(s, ids[:4], at=T0)
+    with clean_db.session(readonly=True) as s:
+        recent = outbox.recent_published(s, limit=3)
+    assert [m.id for m in recent] == ids[1:4]
+    assert all(m.created_at == T0 and m.created_at.tzinfo is UTC for m in recent)
