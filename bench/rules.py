@@ -27,15 +27,11 @@ import json
 import random
 import resource
 import statistics
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gateway.domain import (  # noqa: E402
+from gateway.domain import (
     AccessApplication,
     ApplicationEntry,
     ApplicationStatus,
@@ -55,8 +51,8 @@ from gateway.domain import (  # noqa: E402
     Space,
     WeeklySchedule,
 )
-from gateway.domain.identifiers import org_number_with_check_digit  # noqa: E402
-from gateway.rules import RulesConfig, RulesEngine  # noqa: E402
+from gateway.domain.identifiers import org_number_with_check_digit
+from gateway.rules import RulesConfig, RulesEngine
 
 TODAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
