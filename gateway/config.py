@@ -62,11 +62,11 @@ class SiteSettings(_Section):
 
 
 class RulesSettings(_Section):
-    default_revalidation_days: int | None = Field(
+    default_revalidation_days: int = Field(
         default=30,
-        ge=1,
+        ge=0,
         le=365,
-        description="Revalidation interval of keys whose spaces set none (empty: never).",
+        description="Revalidation interval of keys whose spaces set none; 0 means never.",
     )
     blacklist_capacity: int = Field(
         default=3000, ge=1, le=100000, description="Blacklist entries a cylinder holds."
@@ -187,7 +187,7 @@ class Settings(BaseSettings):
     def rules_config(self) -> RulesConfig:
         return RulesConfig(
             timezone=ZoneInfo(self.site.timezone),
-            default_revalidation_days=self.rules.default_revalidation_days,
+            default_revalidation_days=self.rules.default_revalidation_days or None,
             blacklist_capacity=self.rules.blacklist_capacity,
             working_day_end=self.site.working_day_end,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from sqlalchemy.engine import make_url
 
 from gateway.cli.common import console, database, fail
 
@@ -23,10 +24,11 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
         fail(f"migration failed: {exc}")
     finally:
         db.dispose()
+    where = make_url(db.url).render_as_string(hide_password=True)
     if before == after:
-        console.print(f"database {db.url} is at revision {after}: nothing to do")
+        console.print(f"database {where} is at revision {after}: nothing to do")
     else:
-        console.print(f"database {db.url} upgraded from {before or 'empty'} to {after}")
+        console.print(f"database {where} upgraded from {before or 'empty'} to {after}")
 
 
 @db_app.command("current")

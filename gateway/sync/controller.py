@@ -54,6 +54,7 @@ class ControllerWorker(DeviceWorker):
         self.writes = 0
         self.last_write: AllowListResult | None = None
         self._touched: set[str] = set()
+        self._verified_generation: int | None = None
 
     def note_changed(self, numbers: set[str]) -> None:
         """Credentials whose desired state changed: their confirmed state is reported once
@@ -63,10 +64,11 @@ class ControllerWorker(DeviceWorker):
 
     async def serve(self) -> None:
         driver = self.driver_factory()
+        self._verified_generation = None  # check the checksum again on every connection
         try:
             await self.guarded("connecting", driver.open())
             info = await self.guarded("reading the identity", driver.read_info())
-            await self._check_generation(info)
+            await self._check_generation(driver, info)
             await self.set_online(
                 True,
                 "connected",
@@ -82,17 +84,30 @@ class ControllerWorker(DeviceWorker):
                 await self.collect_events(driver)
                 await self._sleep_or_wake(self.poll_s)
                 info = await self.guarded("reading the identity", driver.read_info())
-                await self._check_generation(info)
+                await self._check_generation(driver, info)
         finally:
             await driver.close()
 
-    async def _check_generation(self, info: ControllerInfo) -> None:
+    async def _check_generation(self, driver: DoorController, info: ControllerInfo) -> None:
         if info.controller_id and info.controller_id != self.device_id:
             log.warning("controller %s reports the id %s", self.device_id, info.controller_id)
         confirmed = await self.runner.call(self._confirmed)
         if confirmed is not None and confirmed.generation == info.generation:
             self.generation = info.generation
-            return
+            if self._verified_generation == info.generation:
+                return
+            # First contact since start: trust the store only if the controller really holds
+            # what it says (a restored backup, or a write by another tool, would not).
+            held = await self.guarded("reading the checksum", driver.read_checksum())
+            self._verified_generation = info.generation
+            if held == confirmed.checksum:
+                return
+            log.warning(
+                "controller %s holds checksum %08x, the store says %08x: rewriting",
+                self.device_id,
+                held,
+                confirmed.checksum,
+            )
 
         def forget(s: Session) -> None:
             now = self.core.clock()

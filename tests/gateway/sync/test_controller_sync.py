@@ -65,3 +65,26 @@ async def test_a_controller_that_lost_its_memory_is_resynced(sqlite_url: str) ->
         await run.until(lambda: worker.writes >= 2, what="the resync after power loss")
         assert (await run.site.present(CTRL, int(sample.TAG_ANNA), 1))["granted"] is True
         assert "controller_memory_lost" in run.sink.kinds()
+
+
+async def test_a_controller_not_holding_what_the_store_says_is_rewritten(
+    sqlite_url: str,
+) -> None:
+    """As after restoring a database backup: the store believes the controller holds a list
+    it does not hold. The checksum read at the next connection reveals it."""
+    from sqlalchemy import update
+
+    from gateway.store.tables import controller_sync
+
+    async with running_site(sqlite_url, today()) as run:
+        worker = run.sync.controllers[CTRL]
+        await run.until(lambda: worker.writes >= 1, what="the first write")
+        writes = worker.writes
+        with run.core.db.session() as s:
+            s.execute(update(controller_sync).values(checksum=0x12345678))
+        await run.site.controllers[CTRL].fault("drop")
+        await run.until(lambda: worker.writes > writes, what="the rewrite after reconnecting")
+        with run.core.db.session(readonly=True) as s:
+            confirmed = sync_store.get_controller(s, CTRL)
+        assert confirmed is not None
+        assert confirmed.checksum == run.site.controllers[CTRL].memory.active_checksum
