@@ -5,8 +5,16 @@ years); the *cutoff* is that many days before now. :class:`RetentionJob` runs fr
 ``lockgate retention run`` and, inside the gateway, from :class:`RetentionService` every
 ``settings.retention.run_every_s`` seconds. Each run:
 
-1. erases, through the core (command ``retention``, so the rules engine, the fact journal and
-   the audit log follow):
+1. erases rows of the store directly:
+
+   - the personal part of every audit entry older than the cutoff (the chain still verifies);
+   - key audit trails and controller events older than the cutoff (rows);
+   - inbox records (answered requests) and fact journal entries older than the cutoff;
+   - lost-card charges older than the cutoff;
+   - access reviews older than the cutoff, except the latest one.
+
+2. then erases facts through the core (command ``retention``, so the rules engine, the fact
+   journal and the audit log follow):
 
    - **visitor cards** that still hold their holder's data although their validity ended
      before the cutoff (never handed back): name, company and mobile become ``[erased]``;
@@ -22,23 +30,17 @@ years); the *cutoff* is that many days before now. :class:`RetentionJob` runs fr
      change or hardware event about them, their employments or credentials is dated after
      the cutoff. Whatever a live credential depends on is never erased.
 
-2. in the same store, directly:
-
-   - the personal part of every audit entry older than the cutoff (the chain still verifies);
-   - key audit trails and controller events older than the cutoff (rows);
-   - inbox records (answered requests) and fact journal entries older than the cutoff;
-   - lost-card charges older than the cutoff;
-   - access reviews older than the cutoff, except the latest one.
-
-What was erased is logged in the audit chain (``retention.run``: counts and ids, never the
-data) and as one log line of counts. Operators and the audit entries themselves are kept: they
-are the accountability record.
+What was erased is logged in the audit chain, in the transaction that erased it: the rows as
+``retention.run`` (counts and ids, never the data), the facts as the ``retention`` command
+(the ids of the persons and cards); and as one log line of counts. Operators and the audit
+entries themselves are kept: they are the accountability record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -47,12 +49,13 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import String, and_, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from gateway.audit import log as audit_log
 from gateway.audit.fields import register_personal_fields
-from gateway.auth.authorizer import RETENTION_OPERATOR, Authorizer
+from gateway.auth.authorizer import RETENTION_OPERATOR, Authorizer, Forbidden
+from gateway.auth.manage import record_refusal
 from gateway.auth.roles import RUN_RETENTION
 from gateway.commands import model as m
 from gateway.commands.handlers import CommandContext, handles
@@ -234,14 +237,23 @@ def _person_subjects(facts: FactSet, pid: str) -> list[str]:
     return out
 
 
-def _journal_keys_since(session: Session, cutoff: datetime) -> set[tuple[str, tuple[str, ...]]]:
-    rows = session.execute(
-        select(fact_journal.c.kind, fact_journal.c.key).where(
-            fact_journal.c.at >= cutoff,
-            fact_journal.c.kind.in_(("Person", "Employment", "Competence", "Credential")),
-        )
-    )
-    return {(r.kind, tuple(str(k) for k in r.key)) for r in rows}
+def _journaled_since(session: Session, kind: str, ids: list[str], cutoff: datetime) -> set[str]:
+    """Which of ``ids`` had a fact of ``kind`` written at or after ``cutoff``, by the fact
+    journal (the key's first part is compared, so a person's competences count for them)."""
+    wanted = set(ids)
+    found: set[str] = set()
+    key_text = cast(fact_journal.c.key, String)
+    for start in range(0, len(ids), 200):
+        chunk = ids[start : start + 200]
+        where = and_(fact_journal.c.kind == kind, fact_journal.c.at >= cutoff)
+        if kind != "Competence":  # single-part keys: compare their JSON text (same on both)
+            where = and_(where, key_text.in_([json.dumps([i]) for i in chunk]))
+        elif start > 0:
+            break  # one pass over the competences serves every id
+        for (key,) in session.execute(select(fact_journal.c.key).where(where)):
+            if key and str(key[0]) in wanted:
+                found.add(str(key[0]))
+    return found
 
 
 def _used_since(session: Session, numbers: list[str], cutoff: datetime) -> set[str]:
@@ -278,28 +290,22 @@ def _recently_active(
     logged = audit_log.subjects_active_since(
         session, [s for subs in subjects.values() for s in subs], cutoff
     )
-    journaled = _journal_keys_since(session, cutoff)
     numbers = sorted(
         {s.split(" ", 1)[1] for subs in subjects.values() for s in subs if s.startswith("cred")}
     )
     used = _used_since(session, numbers, cutoff)
+    employments = sorted(
+        {s.split(" ", 1)[1] for subs in subjects.values() for s in subs if s.startswith("empl")}
+    )
+    touched_people = _journaled_since(session, "Person", list(subjects), cutoff)
+    touched_people |= _journaled_since(session, "Competence", list(subjects), cutoff)
+    touched = _journaled_since(session, "Employment", employments, cutoff)
+    touched |= _journaled_since(session, "Credential", numbers, cutoff)
+    touched |= used
     active: set[str] = set()
     for pid, subs in subjects.items():
-        if logged.intersection(subs):
-            active.add(pid)
-            continue
-        keys = {("Person", (pid,))}
-        for s in subs:
-            kind, _, ident = s.partition(" ")
-            if kind == "employment":
-                keys.add(("Employment", (ident,)))
-            elif kind == "credential":
-                keys.add(("Credential", (ident,)))
-                if ident in used:
-                    active.add(pid)
-        if any(k in journaled for k in keys) or any(
-            kind == "Competence" and key[0] == pid for kind, key in journaled
-        ):
+        ids = {s.split(" ", 1)[1] for s in subs if not s.startswith("person ")}
+        if logged.intersection(subs) or pid in touched_people or ids & touched:
             active.add(pid)
     return active
 
@@ -430,12 +436,21 @@ class RetentionJob:
         report = RetentionReport(cutoff=cutoff, dry_run=dry_run)
         authorizer = core.authorizer
 
-        def check(s: Session) -> RetentionPlan:
-            if isinstance(authorizer, Authorizer):
-                authorizer.require(s, operator, RUN_RETENTION)
-            return plan(s, core.engine.facts, cutoff, core.cfg.timezone)
-
-        todo = core.transaction(check)
+        if isinstance(authorizer, Authorizer):
+            try:
+                with core.db.session(readonly=True) as s:
+                    authorizer.require(s, operator, RUN_RETENTION)
+            except Forbidden as exc:
+                record_refusal(
+                    core.db,
+                    at=now,
+                    actor=operator,
+                    action="retention.run",
+                    subjects=[],
+                    error=exc,
+                )
+                raise
+        todo = core.transaction(lambda s: plan(s, core.engine.facts, cutoff, core.cfg.timezone))
         if dry_run:
             report.persons = list(todo.persons)
             report.visitor_cards_erased = list(todo.erase_cards)
@@ -443,6 +458,18 @@ class RetentionJob:
             with core.db.session(readonly=True) as s:
                 self._tables(s, report, now, dry_run=True)
             return report
+        # The rows first, logged in their own transaction; then the facts, through the core
+        # (its audit entry lists what it erased). Each part commits with its own record.
+        with core.db.session() as s:
+            self._tables(s, report, now, dry_run=False)
+            if report.erased_anything:
+                summary = report.as_json()
+                for facts_part in ("persons", "visitor_cards_erased", "visitor_cards_deleted"):
+                    summary.pop(facts_part)
+                summary["period_days"] = self.settings.personal_data_days
+                audit_log.append(
+                    s, at=now, actor=operator, action="retention.run", subjects=[], data=summary
+                )
         if todo:
             data = core.execute(
                 ApplyRetention(
@@ -456,19 +483,6 @@ class RetentionJob:
             report.persons = list(data.get("persons", []))
             report.visitor_cards_erased = list(data.get("erase_cards", []))
             report.visitor_cards_deleted = list(data.get("delete_cards", []))
-        with core.db.session() as s:
-            self._tables(s, report, now, dry_run=False)
-            if report.erased_anything:
-                summary = report.as_json()
-                summary["period_days"] = self.settings.personal_data_days
-                audit_log.append(
-                    s,
-                    at=now,
-                    actor=operator,
-                    action="retention.run",
-                    subjects=[],
-                    data=summary,
-                )
         if report.erased_anything:
             log.info(
                 "retention run (cutoff %s) erased: %s",

@@ -8,15 +8,14 @@ who can write the database. An anchor published elsewhere closes that gap: every
 An anchor file holds one JSON object per line (``{"seq", "hash", "at", "anchored_at"}``), newest
 last; :func:`write_anchor` appends and syncs to disk. Keep the file where the database's users
 cannot rewrite it (another host, append-only storage, a ticket, a mail). :class:`AnchorService`
-appends an anchor periodically while the gateway runs and, when the MQTT bridge offers
-``gateway.bridge.outbound.enqueue_event``, also publishes it as an ``audit_anchor`` event.
+appends an anchor periodically while the gateway runs and, given a publisher (the MQTT
+bridge's ``enqueue_event``), also publishes it as an ``audit_anchor`` event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -24,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -138,19 +137,10 @@ def check_anchors(session: Session, anchors: list[Anchor]) -> Problem | None:
     return None
 
 
-def _bridge_publisher() -> Publisher | None:
-    try:
-        outbound = importlib.import_module("gateway.bridge.outbound")
-    except ImportError:
-        return None
-    fn = getattr(outbound, "enqueue_event", None)
-    return cast(Publisher, fn) if callable(fn) else None
-
-
 class AnchorService:
     """A gateway service that anchors the head every ``every_s`` seconds when it moved: to
-    ``path`` (a JSON-lines file) and, through ``publish`` (default: the MQTT bridge's
-    ``enqueue_event`` when it exists), as an ``audit_anchor`` event."""
+    ``path`` (a JSON-lines file) and, when ``publish`` is given (the MQTT bridge's
+    ``enqueue_event(session, kind, body)``), as an ``audit_anchor`` event through the outbox."""
 
     name = "audit-anchor"
 
@@ -166,7 +156,7 @@ class AnchorService:
             raise ValueError("every_s: must be positive")
         self.every_s = every_s
         self.path = path
-        self.publish = publish if publish is not None else _bridge_publisher()
+        self.publish = publish
         self.clock = clock
         self.last: Head | None = None
         self._db: Database | None = None

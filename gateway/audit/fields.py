@@ -25,16 +25,14 @@ PERSONAL_FIELDS: dict[type[m.Command], tuple[str, ...]] = {
 """Command type -> the dotted paths of its personal fields. Extended by modules that define
 commands of their own (:func:`register_personal_fields`)."""
 
-NOT_PERSONAL: Final[frozenset[str]] = frozenset(
-    {
-        "organisation.name",  # a company
-        "space.name",
-        "assignment.name",  # a project
-        "order.delivery_address",  # a company's delivery address
-        "reason",  # IssueVisitorCard: forgot_card / new_employee / supplier
-    }
-)
-"""Paths that look personal by their name but are not (checked by the test above)."""
+NOT_PERSONAL: Final[dict[type[m.Command], tuple[str, ...]]] = {
+    m.PutOrganisation: ("organisation.name",),  # a company
+    m.PutSpace: ("space.name",),
+    m.PutAssignment: ("assignment.name",),  # a project
+    m.PlaceKeyOrder: ("order.delivery_address",),  # a company's delivery address
+    m.IssueVisitorCard: ("reason",),  # forgot_card / new_employee / supplier
+}
+"""Command type -> paths that look personal by their name but are not (the test above)."""
 
 
 def register_personal_fields(kind: type[m.Command], paths: Iterable[str]) -> None:

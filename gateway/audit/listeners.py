@@ -62,7 +62,7 @@ class CommandLog:
                 (n for n, st in changes.credentials.items() if st is not None and st.revoked),
                 key=lambda n: (len(n), n),
             )
-        audit_log.append(
+        entry = audit_log.append(
             session,
             at=ctx.now,
             actor=ctx.operator,
@@ -74,7 +74,7 @@ class CommandLog:
         if ctx.refusal is None:
             erased = erased_subjects(ctx)
             if erased:
-                audit_log.erase_personal(session, at=ctx.now, subjects=erased)
+                audit_log.erase_personal(session, at=ctx.now, subjects=erased, below_seq=entry.seq)
 
 
 __all__ = ["CommandLog", "erased_subjects"]

@@ -3,7 +3,9 @@
 Every function takes the caller's session, so an entry commits with the change it records.
 Appends read the head and write the next entry; write transactions are serialised by the store
 (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so two writers never take the
-same ``seq``, and the primary key on ``seq`` would refuse it if they did.
+same ``seq``, and the primary key on ``seq`` would refuse it if they did. Within one
+transaction the head is remembered (:mod:`gateway.audit.txcache`), so a batch of commands
+reads it once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from sqlalchemy import Row, and_, exists, insert, or_, select, update
@@ -29,6 +31,7 @@ from gateway.audit.chain import (
     personal_digest,
     split_subjects,
 )
+from gateway.audit.txcache import transaction_cache
 from gateway.store.tables import audit_entry, audit_subject
 
 MAX_ACTOR: Final = 200
@@ -41,6 +44,10 @@ def _check_text(name: str, value: str, limit: int) -> str:
     if "\x00" in value:
         raise ValueError(f"{name}: must not contain a NUL character")
     return value
+
+
+_INSERT_ENTRY = insert(audit_entry)
+_INSERT_SUBJECT = insert(audit_subject)
 
 
 def head(session: Session) -> Head | None:
@@ -71,6 +78,9 @@ def append(
     """
     _check_text("actor", actor, MAX_ACTOR)
     _check_text("action", action, MAX_ACTION)
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"at: a naive datetime cannot be logged: {at.isoformat()}")
+    at = at.astimezone(UTC)
     subject = join_subjects(list(subjects))
     data_text = canonical(dict(data or {}))
     personal_text = canonical(dict(personal)) if personal else None
@@ -80,9 +90,12 @@ def append(
         if salt is not None and personal_text is not None
         else None
     )
-    top = head(session)
-    seq = 1 if top is None else top.seq + 1
-    prev = GENESIS if top is None else top.hash
+    cache = transaction_cache(session, "audit-head")
+    if "head" not in cache:
+        top = head(session)
+        cache["head"] = (0, GENESIS) if top is None else (top.seq, top.hash)
+    last_seq, prev = cache["head"]
+    seq = last_seq + 1
     h = entry_hash(
         seq=seq,
         at=at,
@@ -94,23 +107,26 @@ def append(
         prev_hash=prev,
     )
     session.execute(
-        insert(audit_entry).values(
-            seq=seq,
-            at=at,
-            actor=actor,
-            action=action,
-            subject=subject,
-            data=data_text,
-            personal=personal_text,
-            personal_salt=salt,
-            personal_digest=digest,
-            prev_hash=prev,
-            hash=h,
-        )
+        _INSERT_ENTRY,
+        {
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "data": data_text,
+            "personal": personal_text,
+            "personal_salt": salt,
+            "personal_digest": digest,
+            "prev_hash": prev,
+            "hash": h,
+            "erased_at": None,
+        },
     )
     names = split_subjects(subject)
     if names:
-        session.execute(insert(audit_subject), [{"seq": seq, "subject": s} for s in names])
+        session.execute(_INSERT_SUBJECT, [{"seq": seq, "subject": s} for s in names])
+    cache["head"] = (seq, h)
     return Entry(
         seq=seq,
         at=at,
@@ -205,9 +221,11 @@ def erase_personal(
     at: datetime,
     subjects: Iterable[str] = (),
     before: datetime | None = None,
+    below_seq: int | None = None,
 ) -> list[int]:
     """Erase the personal part (and its salt) of the entries about any of ``subjects``, or of
-    every entry older than ``before``; return the ``seq`` of each entry erased now.
+    every entry older than ``before``; only entries before ``below_seq`` when it is given.
+    Return the ``seq`` of each entry erased now.
 
     The digest and every hash stay, so the chain still verifies."""
     conditions: list[ColumnElement[bool]] = []
@@ -223,6 +241,8 @@ def erase_personal(
     if not conditions:
         return []
     target = and_(audit_entry.c.personal.is_not(None), or_(*conditions))
+    if below_seq is not None:
+        target = and_(target, audit_entry.c.seq < below_seq)
     seqs = [int(r.seq) for r in session.execute(select(audit_entry.c.seq).where(target))]
     if seqs:
         session.execute(

@@ -9,8 +9,9 @@ other change: authorized, applied to the rules engine, logged. It is not offered
 What "removed" does to each credential:
 
 - a key or tag becomes ``returned`` (revoked at once; its holder must hand it in);
-- a visitor card that is valid now ends now (its validity is cut to the second; the holder's
-  data is kept until the card is handed in, when ``lockgate cards return`` erases it);
+- a visitor card that is valid now ends now (its validity is cut at the current second, or
+  one second after its start if it started within it; the holder's data is kept until the card
+  is handed in, when ``lockgate cards return`` erases it);
 - a visitor card that has already expired is left as it is (it opens nothing);
 - a visitor card whose validity has not started yet is closed as returned and its holder's
   data erased (it never opened anything).
@@ -19,7 +20,7 @@ What "removed" does to each credential:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
@@ -95,11 +96,15 @@ def _record(ctx: CommandContext, cmd: RecordAccessReview) -> None:
             )
         card = facts.visitor_cards.get(number)
         if cred.kind is CredentialKind.VISITOR_CARD and card is not None:
-            if card.valid_until <= ctx.now:
+            # Devices keep whole seconds: end at the start of the current second (or, for a
+            # card that started within it, one second after its start).
+            end = ctx.now.replace(microsecond=0)
+            if card.valid_until <= end:
                 ended.append(number)
                 continue
-            if card.valid_from < ctx.now:
-                ctx.put(card.model_copy(update={"valid_until": ctx.now}))
+            if card.valid_from <= ctx.now:
+                end = max(end, card.valid_from.replace(microsecond=0) + timedelta(seconds=1))
+                ctx.put(card.model_copy(update={"valid_until": min(end, card.valid_until)}))
                 ended.append(number)
                 continue
             ctx.put(_erase(card, ctx.now))

@@ -16,6 +16,7 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
+from gateway.audit.txcache import transaction_cache
 from gateway.auth import operators as operator_store
 from gateway.auth.operators import Operator
 from gateway.auth.roles import (
@@ -173,7 +174,11 @@ class Authorizer:
         return op
 
     def __call__(self, session: Session, operator: str, command: m.Command) -> None:
-        op = self.operator(session, operator)
+        # A batch of commands in one transaction usually comes from one operator.
+        cache = transaction_cache(session, "operators")
+        op = cache.get(operator)
+        if op is None:
+            op = cache[operator] = self.operator(session, operator)
 
         def manager_of(assignment_id: str) -> str | None:
             a = fact_store.get(session, Assignment, assignment_id)

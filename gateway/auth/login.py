@@ -9,6 +9,7 @@ older Argon2 parameters is replaced on a successful login.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from gateway.auth.passwords import (
 from gateway.store.database import Database
 
 PASSWORD_ENV: Final = "LOCKGATE_PASSWORD"
+_PLAIN_NAME: Final = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 TOKEN_ENV: Final = "LOCKGATE_TOKEN"
 
 # Verified when the operator does not exist, so that an unknown name costs as long as a
@@ -104,12 +106,13 @@ def login(db: Database, name: str, secret: Secret, *, at: datetime) -> Operator:
                     s, op.name, at=at, password_hash=hash_password(secret.value)
                 )
             return op
+        shown = name.replace("\x00", "")[:64] or "-"
         audit_log.append(
             s,
             at=at,
-            actor=name[:64] or "-",
+            actor=shown,
             action="auth.failed",
-            subjects=[f"operator {name[:64]}"] if name and ";" not in name else [],
+            subjects=[f"operator {shown}"] if _PLAIN_NAME.match(shown) else [],
             data={"method": secret.kind},
         )
     raise AuthenticationFailed(f"operator {name}: authentication failed")

@@ -8,9 +8,14 @@ from typing import Annotated
 import typer
 
 from gateway.cli.admin import db_app
+from gateway.cli.audit import audit_app
+from gateway.cli.cards import cards_app
 from gateway.cli.common import STATE, console
 from gateway.cli.credentials import explain_command, keys_app
 from gateway.cli.documents import import_app, receipt_command, report_app
+from gateway.cli.operators import operator_app
+from gateway.cli.retention import retention_app
+from gateway.cli.review import review_app
 from gateway.cli.run import run_command
 from gateway.cli.schemas import schemas_app
 from gateway.cli.sim import sim_app
@@ -57,6 +62,11 @@ app.command("run")(run_command)
 app.add_typer(schemas_app, name="schemas")
 app.command("station")(station_command)
 app.add_typer(sim_app, name="sim")
+app.add_typer(operator_app, name="operator")
+app.add_typer(audit_app, name="audit")
+app.add_typer(cards_app, name="cards")
+app.add_typer(review_app, name="review")
+app.add_typer(retention_app, name="retention")
 
 
 @app.command("demo")

@@ -29,6 +29,10 @@ class CliState:
     config: str | None = None
     db_url: str | None = None
     operator: str | None = None
+    acting: str | None = None
+    """The operator a change is made by (set by :func:`operator_name`); :func:`open_core`
+    authenticates it."""
+    authenticated: str | None = None
     _settings: Settings | None = None
 
     @property
@@ -49,7 +53,9 @@ STATE = CliState()
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print an error for a person and exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -64,6 +70,36 @@ def operator_name() -> str:
             "(or set LOCKGATE_OPERATOR)",
             2,
         )
+    STATE.acting = name
+    return name
+
+
+def authenticate(db: Database) -> str:
+    """Authenticate the acting operator (:func:`operator_name`) once per process: with
+    ``$LOCKGATE_TOKEN`` (an API token), ``$LOCKGATE_PASSWORD``, or a password typed at the
+    terminal. Fails with a clear message (and the failure logged) otherwise."""
+    import getpass
+    import os
+
+    from gateway.auth import operators as operator_store
+    from gateway.auth.login import AuthenticationFailed, login, secret_from
+    from gateway.domain.timeutil import utcnow
+
+    name = STATE.acting or operator_name()
+    if STATE.authenticated == name:
+        return name
+    with db.session(readonly=True) as s:
+        if operator_store.count(s) == 0:
+            fail(
+                "no operator exists yet: create the first administrator with "
+                "`lockgate operator bootstrap NAME`"
+            )
+    prompt = getpass.getpass if sys.stdin.isatty() else None
+    try:
+        login(db, name, secret_from(os.environ, name, prompt), at=utcnow())
+    except AuthenticationFailed as exc:
+        fail(str(exc))
+    STATE.authenticated = name
     return name
 
 
@@ -81,7 +117,10 @@ def open_core(*, upgrade: bool = False, sync: bool = False) -> Iterator[Core]:
     """A loaded :class:`Core` on the configured database (checked to be migrated).
 
     With ``sync`` the sync engine's planner and the keys' exposures are installed too
-    (needed by commands that read or change what devices hold)."""
+    (needed by commands that read or change what devices hold). The audit log and the role
+    check are always installed: a command that named its operator (:func:`operator_name`)
+    has it authenticated first, and the core accepts changes from that operator only."""
+    from gateway.audit import install_audit
     from gateway.store import migrate
 
     db = database()
@@ -93,11 +132,13 @@ def open_core(*, upgrade: bool = False, sync: bool = False) -> Iterator[Core]:
                 migrate.check_up_to_date(db.url)
             except Exception as exc:
                 fail(str(exc))
+        acting = frozenset({authenticate(db)}) if STATE.acting else frozenset()
         core = Core(db, STATE.settings.rules_config())
         if sync:
             from gateway.sync.service import install
 
             install(core)
+        install_audit(core, STATE.settings, authenticated=acting)
         core.load()
         yield core
     finally:

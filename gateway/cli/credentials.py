@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from gateway.cli.common import console, fail, local, open_core, parse_instant, print_json
@@ -75,7 +76,7 @@ def keys_list(
                 cred.number,
                 cred.kind.value,
                 cred.state.value,
-                holder_of(engine, cred.number),
+                escape(holder_of(engine, cred.number)),
                 "[green]yes[/]" if state and state.active else "[red]no[/]",
                 local(state.window.end) if state and state.window else "-",
                 ", ".join(r.value for r in state.reasons) if state else "",
@@ -101,7 +102,7 @@ def keys_show(
 
 def _print_explanation(result: Explanation, holder: str, *, checks: bool = True) -> None:
     state = result.state
-    console.print(f"[bold]{result.number}[/]  holder: {holder}  at {local(result.at)}")
+    console.print(f"[bold]{result.number}[/]  holder: {escape(holder)}  at {local(result.at)}")
     if state is None:
         console.print("[red]not registered[/]")
         return

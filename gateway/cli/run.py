@@ -63,9 +63,12 @@ class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         parts = []
         for key, value in _fields(record).items():
-            text = str(value)
-            if not text or any(c in text for c in ' "=\n\t'):
-                text = json.dumps(text, ensure_ascii=False)
+            if isinstance(value, str):
+                text = value
+                if not text or any(c in text for c in ' "=\n\t'):
+                    text = json.dumps(text, ensure_ascii=False)
+            else:
+                text = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
             parts.append(f"{key}={text}")
         return " ".join(parts)
 

@@ -34,9 +34,11 @@ def schemas_export(
     except (OSError, ValueError) as exc:
         fail(str(exc))
     total = len(schemas.generated_files())
-    console.print(f"{total} files in {out}: {len(changed)} changed", highlight=False)
+    console.print(
+        f"{total} files in {out}: {len(changed)} changed", highlight=False, soft_wrap=True
+    )
     for path in changed:
-        console.print(f"  {path}", highlight=False)
+        console.print(f"  {path}", highlight=False, soft_wrap=True)
 
 
 __all__ = ["schemas_app"]

@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gateway.core import Core, Submission
@@ -52,7 +53,7 @@ def show_states(core: Core, console: Console) -> None:
         table.add_row(
             number,
             state.kind.value,
-            holder_of(engine, number),
+            escape(holder_of(engine, number)),
             "[green]yes[/]" if state.active else "[red]no[/]",
             spaces,
             reasons + (f" [dim]not granted {denied}[/]" if denied else ""),

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from gateway.audit import log as audit_log
 from gateway.audit.anchor import (
@@ -351,3 +352,23 @@ def test_any_change_to_any_hashed_field_is_caught_at_that_entry(
             )
         problem = verify(db).problem
         assert problem is not None and problem.seq == seq
+
+
+def test_the_remembered_head_does_not_outlive_a_rolled_back_savepoint(db: Database) -> None:
+    def undone(s: Session) -> None:
+        with s.begin_nested():
+            audit_log.append(s, at=NOW, actor="a", action="undone")
+            raise RuntimeError("roll the savepoint back")
+
+    with db.session() as s:
+        audit_log.append(s, at=NOW, actor="a", action="one")
+        with pytest.raises(RuntimeError):
+            undone(s)
+        with s.begin_nested():  # a released savepoint keeps it
+            audit_log.append(s, at=NOW, actor="a", action="two")
+        three = audit_log.append(s, at=NOW, actor="a", action="three")
+    with db.session() as s:  # a new transaction reads the head again
+        four = audit_log.append(s, at=NOW, actor="a", action="four")
+    assert (three.seq, four.seq) == (3, 4)
+    result = verify(db)
+    assert result.ok and result.entries == 4

@@ -125,7 +125,12 @@ def add_operator(
 
 
 def audited_core(
-    db: Database, clock: Clock, *, settings: Settings | None = None, load_sample: bool = True
+    db: Database,
+    clock: Clock,
+    *,
+    settings: Settings | None = None,
+    load_sample: bool = True,
+    today: date = TODAY,
 ) -> Core:
     """A core with the audit installed; with ``load_sample``, the sample story loaded by the
     operator ``loader`` (role system)."""
@@ -144,6 +149,6 @@ def audited_core(
                     at=clock(),
                 )
         core.submit_many(
-            [Submission(c, LOADER) for c in sample.sample_commands(TODAY)], atomic=True
+            [Submission(c, LOADER) for c in sample.sample_commands(today)], atomic=True
         )
     return core

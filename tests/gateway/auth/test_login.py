@@ -216,3 +216,15 @@ def test_a_refused_operator_action_is_logged(db: Database) -> None:
         [entry] = audit_log.entries(s)
         assert operator_store.get(s, "x") is None
     assert entry.data["status"] == "refused" and entry.data["error"]["code"] == "FORBIDDEN"
+
+
+def test_a_failed_login_under_an_odd_name_is_still_logged(db: Database) -> None:
+    add_operator(db, "desk", "reception")
+    for odd in ("a; b\nc", "x" * 300):
+        with pytest.raises(AuthenticationFailed):
+            login(db, odd, Secret("token", "nope"), at=NOW)
+    logged = failures(db)
+    assert [(e.actor, e.subjects) for e in logged] == [
+        ("a; b\nc", []),
+        ("x" * 64, [f"operator {'x' * 64}"]),
+    ]

@@ -1,0 +1,78 @@
+"""The anchor service and the audit wiring inside a running gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway import sample
+from gateway.app import Gateway
+from gateway.audit import install_audit
+from gateway.audit import log as audit_log
+from gateway.audit.anchor import AnchorService, check_anchors, read_anchors
+from gateway.audit.charges import ChargeRecorder
+from gateway.audit.listeners import CommandLog
+from gateway.audit.reviews import ReviewRecorder
+from gateway.auth.authorizer import Authorizer
+from gateway.commands import model as m
+from gateway.config import Settings
+from gateway.core import Core, Submission
+from gateway.store.database import Database
+from tests.gateway.audit.util import LOADER, NOW, Clock, add_operator
+
+
+def test_install_adds_each_listener_once_and_the_authorizer(db: Database) -> None:
+    core = Core(db)
+    install_audit(core, Settings())
+    install_audit(core, Settings(), authenticated={"kari"})
+    kinds = [type(listener) for listener in core.listeners]
+    assert kinds.count(CommandLog) == kinds.count(ChargeRecorder) == kinds.count(ReviewRecorder)
+    assert kinds.count(CommandLog) == 1
+    assert isinstance(core.authorizer, Authorizer)
+    assert core.authorizer.authenticated == frozenset({"kari"})
+
+
+async def test_the_service_anchors_the_head_when_it_moves(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "anchors" / "audit.jsonl"
+    published: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(session: Session, kind: str, body: dict[str, Any]) -> int:
+        published.append((kind, body))
+        return len(published)
+
+    core = Core(db, clock=Clock(NOW))
+    install_audit(core, Settings())
+    add_operator(db, LOADER, "system")
+    service = AnchorService(every_s=0.05, path=path, publish=publish)
+    gateway = Gateway(Settings(), core=core, services=[service], upgrade=False)
+    await gateway.start()
+    try:
+        await gateway.call(
+            core.submit, Submission(m.BlockId06(card_number="ID06AN0001"), LOADER)
+        )  # refused (no such card yet), logged all the same
+        deadline = time.monotonic() + 10
+        while not path.exists():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # several intervals: the head did not move
+        assert len(read_anchors(path)) == 1
+        await gateway.call(
+            core.submit_many,
+            [Submission(c, LOADER) for c in sample.sample_commands(NOW.date())[:3]],
+        )
+        while len(read_anchors(path)) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+    finally:
+        await gateway.stop()
+    anchors = read_anchors(path)
+    assert [a.seq for a in anchors] == [1, 4]
+    assert [kind for kind, _ in published] == ["audit_anchor", "audit_anchor"]
+    assert published[-1][1]["seq"] == 4 and published[-1][1]["hash"] == anchors[-1].hash
+    with db.session(readonly=True) as s:
+        assert check_anchors(s, anchors) is None
+        assert audit_log.verify(s).ok
