@@ -230,7 +230,7 @@ class BrokerSession:
             collections.OrderedDict()
         )
         self._failed: asyncio.Future[None] = self._loop.create_future()
-        self._request_sock: socket.socket | Any = None
+        self._request_sock: Any = None  # the socket paho reads (a plain or an SSL socket)
         self._paused = False
         self._requests: aiomqtt.Client | None = None
         self._publisher: aiomqtt.Client | None = None
@@ -325,16 +325,19 @@ class BrokerSession:
 
     async def close(self) -> None:
         """Disconnect both connections (gracefully when they are still up)."""
-        for task in self._watchers:
-            task.cancel()
-        for task in self._watchers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._watchers.clear()
         try:
             await self._stack.aclose()
         except aiomqtt.MqttError as exc:
             log.debug("disconnect from %s: %s", self.options.address, exc)
+        # The watchers end by themselves once disconnected (and so collect the error).
+        if self._watchers:
+            _, late = await asyncio.wait(self._watchers, timeout=1.0)
+            for task in late:
+                task.cancel()
+            for task in self._watchers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._watchers.clear()
         if not self._failed.done():
             self._failed.set_exception(ConnectionLost("session closed"))
         self._failed.exception()  # mark it retrieved: nobody else may ever look
@@ -496,11 +499,18 @@ class BrokerSession:
             raise ConnectionLost(f"publishing to {message.topic} failed: {exc}") from None
 
     async def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
-        """Publish ``messages`` in order and wait until the broker acknowledged every one."""
-        results = await asyncio.gather(*(self.publish(m) for m in messages), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        """Publish ``messages`` in order and wait until the broker acknowledged every one.
+
+        They go out in windows of :data:`MAX_INFLIGHT_OUT` (what the client keeps in flight
+        anyway; more outstanding calls would only cost bookkeeping)."""
+        for start in range(0, len(messages), MAX_INFLIGHT_OUT):
+            window = messages[start : start + MAX_INFLIGHT_OUT]
+            results = await asyncio.gather(
+                *(self.publish(m) for m in window), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
 
 
 __all__ = [

@@ -165,14 +165,13 @@ def parse_request(name: str, payload: bytes) -> ParsedRequest | RequestError:
             f"payload is {len(payload)} bytes, at most {MAX_PAYLOAD_BYTES} are accepted",
         )
     command_type = COMMANDS_BY_NAME.get(name)
-    model = request_model(command_type) if command_type is not None else None
-    if model is not None:
+    if command_type is not None:
         try:
-            request = model.model_validate_json(payload)
+            request = request_model(command_type).model_validate_json(payload)
         except ValidationError:
             pass  # classified below, with the slower but more precise path
         else:
-            return _parsed(name, command_type, request)  # type: ignore[arg-type]
+            return _parsed(name, command_type, request)
     try:
         obj = _loads(payload)
     except ValueError as exc:
@@ -182,7 +181,7 @@ def parse_request(name: str, payload: bytes) -> ParsedRequest | RequestError:
         return RequestError(
             None, "INVALID", f"payload must be a JSON object, got {type(obj).__name__}"
         )
-    if model is None or command_type is None:
+    if command_type is None:
         known = ", ".join(sorted(COMMANDS_BY_NAME))
         return RequestError(
             request_id,
@@ -191,7 +190,7 @@ def parse_request(name: str, payload: bytes) -> ParsedRequest | RequestError:
             "topic",
         )
     try:
-        request = model.model_validate(obj)
+        request = request_model(command_type).model_validate(obj)
     except ValidationError as exc:
         code, message, field = error_of(exc)
         return RequestError(request_id, code, message, field)

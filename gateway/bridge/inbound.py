@@ -20,19 +20,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    wait_exponential_jitter,
-)
-
 from gateway.bridge.client import BrokerSession, InboundMessage, OutboundMessage
 from gateway.bridge.envelope import ParsedRequest, RequestError, parse_request
+from gateway.bridge.retry import retrying, transient
 from gateway.bridge.topics import TopicMap
 from gateway.commands.model import COMMANDS_BY_NAME
 from gateway.core import Outcome, Submission
@@ -47,11 +41,11 @@ log = logging.getLogger(__name__)
 SOURCE = "mqtt"
 
 
-def is_urgent(topics: TopicMap) -> Any:
-    """Classifier for the inbound buffer: requests whose command only revokes go first."""
-    revoking = {
+def is_urgent(topics: TopicMap) -> Callable[[str], bool]:
+    """Classifier for the inbound buffer: requests of revoking commands go first."""
+    revoking = frozenset(
         topics.topic(f"request.{name}") for name, c in COMMANDS_BY_NAME.items() if c.revokes
-    }
+    )
     return revoking.__contains__
 
 
@@ -64,20 +58,11 @@ class Pending:
     request: ParsedRequest | None
     response: dict[str, Any] | None
     reply_to: str
-    received: float
     operator: str = ""
     status: str = ""
     ignored: bool = False
     """A retained request (a replay from the broker's retained store): acknowledged, not
     answered."""
-
-
-def _transient(exc: BaseException) -> bool:
-    """Database errors worth retrying as they are (the connection, a lock), as opposed to
-    errors of one request."""
-    if isinstance(exc, OperationalError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class RequestPipeline:
@@ -122,26 +107,25 @@ class RequestPipeline:
     def _prepare(self, message: InboundMessage) -> Pending:
         name = self.topics.request_name(message.topic) or ""
         reply_to = self.topics.response_topic(name) if name else ""
-        pending = Pending(message, name, None, None, reply_to, time.monotonic())
+        pending = Pending(message, name, None, None, reply_to)
         if message.retain:
             log.warning(
                 "ignoring a retained request on %s: requests must not be retained", message.topic
             )
             pending.ignored = True
             return pending
+        parsed = parse_request(name, message.payload)
         if message.response_topic is not None:
-            if self._acceptable_reply(message.response_topic):
-                pending.reply_to = message.response_topic
-            else:
+            if not self._acceptable_reply(message.response_topic):
                 pending.response = RequestError(
-                    None,
+                    parsed.request_id,
                     "INVALID",
                     f"MQTT response topic must be under {self.topics.response_prefix} "
                     "without wildcards",
                     "response_topic",
                 ).response()
                 return pending
-        parsed = parse_request(name, message.payload)
+            pending.reply_to = message.response_topic
         if isinstance(parsed, RequestError):
             pending.response = parsed.response()
             return pending
@@ -170,16 +154,7 @@ class RequestPipeline:
 
     async def _apply(self, batch: list[Pending]) -> None:
         """Apply ``batch`` on the core thread; fills each ``response``."""
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(_transient),
-            wait=wait_exponential_jitter(multiplier=0.2, max=10.0),
-            before_sleep=lambda rs: log.warning(
-                "database unavailable (%s); retrying %d requests",
-                rs.outcome.exception() if rs.outcome else "?",
-                len(batch),
-            ),
-            reraise=True,
-        ):
+        async for attempt in retrying(log, f"applying {len(batch)} requests"):
             with attempt:
                 await self._apply_isolating(batch)
 
@@ -187,14 +162,11 @@ class RequestPipeline:
         try:
             outcomes = await self.gateway.call(self._apply_on_core, self.gateway.core, batch)
         except Exception as exc:
-            if _transient(exc):
+            if transient(exc):
                 raise
             if len(batch) == 1:
-                log.exception(
-                    "request %s could not be applied",
-                    batch[0].request and batch[0].request.request_id,
-                )
                 request_id = batch[0].request.request_id if batch[0].request else None
+                log.exception("request %s (%s) could not be applied", request_id, batch[0].name)
                 batch[0].response = RequestError(
                     request_id, "INTERNAL", f"the gateway failed to apply it ({type(exc).__name__})"
                 ).response()
@@ -211,28 +183,23 @@ class RequestPipeline:
     def _apply_on_core(core: Core, batch: list[Pending]) -> list[Outcome]:
         """Runs on the core thread: refuse the expired, submit the rest in one transaction."""
         now = core.clock()
-        outcomes: list[Outcome | None] = [None] * len(batch)
-        live: list[int] = []
+        outcomes: dict[int, Outcome] = {}
+        live: list[tuple[int, Submission]] = []
         for i, pending in enumerate(batch):
             request = pending.request
-            assert request is not None
+            if request is None:
+                raise ValueError("only parsed requests are applied")
             if request.expires_at is not None and request.expires_at <= now:
                 outcomes[i] = _expired(core, request)
             else:
-                live.append(i)
-        if live:
-            submissions = [
-                Submission(
-                    batch[i].request.command,  # type: ignore[union-attr]
-                    batch[i].operator,
-                    request_id=batch[i].request.request_id,  # type: ignore[union-attr]
-                    source=SOURCE,
+                submission = Submission(
+                    request.command, pending.operator, request_id=request.request_id, source=SOURCE
                 )
-                for i in live
-            ]
-            for i, outcome in zip(live, core.submit_many(submissions), strict=True):
-                outcomes[i] = outcome
-        return [o for o in outcomes if o is not None]
+                live.append((i, submission))
+        if live:
+            applied = core.submit_many([submission for _, submission in live])
+            outcomes.update(zip((i for i, _ in live), applied, strict=True))
+        return [outcomes[i] for i in range(len(batch))]
 
     # ------------------------------------------------------------------ step 3: respond
 

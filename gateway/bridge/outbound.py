@@ -21,7 +21,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import event
@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from gateway.bridge import payloads as p
 from gateway.bridge.client import BrokerSession, OutboundMessage
+from gateway.bridge.retry import retrying
 from gateway.bridge.topics import TopicMap
 from gateway.domain.identifiers import Ident
 from gateway.domain.timeutil import utcnow
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from gateway.core import Core
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 ConfirmedLookup = Callable[[Session, str], tuple[str, datetime] | None]
 """``(session, credential number) -> (revision, confirmed at)`` of what a device last
@@ -116,10 +119,12 @@ class StatePublisher:
         self._watched: weakref.WeakSet[Session] = weakref.WeakSet()
         self._wakeups: list[Callable[[], None]] = []
 
-    def on_commit(self, wakeup: Callable[[], None]) -> None:
+    def on_commit(self, wakeup: Callable[[], None]) -> Callable[[], None]:
         """Call ``wakeup()`` (from the committing thread) after a transaction that added
-        outbox rows commits: the relay uses it to publish at once."""
+        outbox rows commits: the relay uses it to publish at once. Returns the function that
+        removes it again."""
         self._wakeups.append(wakeup)
+        return lambda: self._wakeups.remove(wakeup) if wakeup in self._wakeups else None
 
     def _watch(self, session: Session) -> None:
         if session in self._watched:
@@ -127,8 +132,11 @@ class StatePublisher:
         self._watched.add(session)
 
         def committed(_: Session) -> None:
-            for wakeup in self._wakeups:
-                wakeup()
+            for wakeup in list(self._wakeups):
+                try:
+                    wakeup()
+                except Exception:  # a wakeup must never disturb a commit
+                    log.exception("outbox wakeup failed")
 
         def rolled_back(_: Session) -> None:
             self._revoked = None  # rebuilt from the engine at the next change
@@ -280,33 +288,38 @@ class OutboxRelay:
         loop = asyncio.get_running_loop()
 
         def wakeup() -> None:
-            loop.call_soon_threadsafe(self._wake.set)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._wake.set)
 
-        publisher.on_commit(wakeup)
-
-    def wake(self) -> None:
-        self._wake.set()
+        self.detach = publisher.on_commit(wakeup)
+        """Stop being woken by the publisher (when the bridge stops)."""
 
     async def run(self, session: BrokerSession, *, replay: bool) -> None:
         """Publish until cancelled; raises ConnectionLost when the session breaks."""
         core = self.gateway.core
         if replay:
-            rows = await self.gateway.call(self._read, core, True)
+            rows = await self._call("reading the outbox", self._read, core, True)
             if rows:
                 log.info("republishing the %d most recently published messages", len(rows))
                 await session.publish_many([self._message(r) for r in rows])
         while True:
             self._wake.clear()
-            rows = await self.gateway.call(self._read, core, False)
+            rows = await self._call("reading the outbox", self._read, core, False)
             if rows:
                 await session.publish_many([self._message(r) for r in rows])
-                await self.gateway.call(self._mark, core, [r.id for r in rows])
+                await self._call("marking the outbox", self._mark, core, [r.id for r in rows])
                 self.published += len(rows)
                 continue
             await self._maybe_purge(core)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.POLL_S):
                     await self._wake.wait()
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        async for attempt in retrying(log, what):
+            with attempt:
+                return await self.gateway.call(fn, *args)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _message(row: outbox.OutboxMessage) -> OutboundMessage:
@@ -328,7 +341,7 @@ class OutboxRelay:
         if loop.time() - self._last_purge < self.PURGE_EVERY_S:
             return
         self._last_purge = loop.time()
-        purged = await self.gateway.call(self._purge, core)
+        purged = await self._call("purging the outbox", self._purge, core)
         if purged:
             log.info("purged %d published outbox messages", purged)
 

@@ -188,11 +188,26 @@ _YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
 def _key(key: str) -> str:
     if _PLAIN_KEY.match(key) and key.lower() not in _YAML_WORDS:
         return key
-    return json.dumps(key, ensure_ascii=False)
+    return _scalar(key)
+
+
+def _yaml_safe(char: str) -> str:
+    code = ord(char)
+    printable = (
+        0x20 <= code <= 0x7E
+        or 0xA0 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or code >= 0x10000
+    ) and code not in (0x2028, 0x2029, 0xFEFF)  # line separators and the byte-order mark
+    return char if printable else f"\\u{code:04x}"
 
 
 def _scalar(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    """A JSON scalar; in strings, characters YAML does not allow raw are \\u-escaped."""
+    text = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and not text.isascii():
+        text = "".join(_yaml_safe(c) for c in text)
+    return text
 
 
 def _is_container(value: Any) -> bool:

@@ -14,10 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential_jitter,
+)
 
 from gateway.bridge import payloads as p
 from gateway.bridge.client import (
@@ -80,13 +84,11 @@ class MqttBridge:
         settings: MqttSettings,
         *,
         confirmed_lookup: ConfirmedLookup = no_confirmation,
-        on_connected: Callable[[BrokerSession], None] | None = None,
     ) -> None:
         self.settings = settings
         self.topics = TopicMap(settings.base_topic)
         self.options = connect_options(settings)
         self.publisher = StatePublisher(self.topics, confirmed_lookup=confirmed_lookup)
-        self.on_connected = on_connected
         self.connected = asyncio.Event()
         """Set while a session is up."""
         self.connections = 0
@@ -95,6 +97,8 @@ class MqttBridge:
         self.relay: OutboxRelay | None = None
         self._gateway: Gateway | None = None
         self._task: asyncio.Task[None] | None = None
+        self._republished = False
+        """Every credential state was queued once since start (not just begun)."""
 
     async def start(self, gateway: Gateway) -> None:
         self._gateway = gateway
@@ -122,6 +126,8 @@ class MqttBridge:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if self.relay is not None:
+            self.relay.detach()
 
     # ------------------------------------------------------------------ sessions
 
@@ -130,11 +136,10 @@ class MqttBridge:
         return OutboundMessage(self.topics.bridge_state(), payload, qos=1, retain=True)
 
     async def _supervise(self) -> None:
-        first = True
         while True:
             session = await self._connect()
             try:
-                await self._serve(session, first=first)
+                await self._serve(session)
             except* ConnectionLost as group:
                 log.warning("broker connection lost (%s); reconnecting", group.exceptions[0])
             except* Exception:
@@ -143,18 +148,15 @@ class MqttBridge:
                 self.session = None
                 self.connected.clear()
                 await session.close()
-            first = False
             await asyncio.sleep(RECONNECT_PAUSE_S)
 
     async def _connect(self) -> BrokerSession:
-        def warn(state: object) -> None:
-            outcome = getattr(state, "outcome", None)
-            sleep = getattr(getattr(state, "next_action", None), "sleep", 0.0)
+        def warn(state: RetryCallState) -> None:
             log.warning(
                 "broker %s unreachable (%s); retrying in %.1f s",
                 self.options.address,
-                outcome.exception() if outcome is not None else "?",
-                sleep,
+                state.outcome.exception() if state.outcome is not None else "?",
+                state.next_action.sleep if state.next_action is not None else 0.0,
             )
 
         async for attempt in AsyncRetrying(
@@ -175,7 +177,7 @@ class MqttBridge:
                 return session
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _serve(self, session: BrokerSession, *, first: bool) -> None:
+    async def _serve(self, session: BrokerSession) -> None:
         assert self.pipeline is not None
         assert self.relay is not None
         await session.subscribe([self.topics.request_filter])
@@ -189,13 +191,13 @@ class MqttBridge:
             "resumed" if session.session_present else "new",
         )
         self.connected.set()
-        if self.on_connected is not None:
-            self.on_connected(session)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(session.wait_closed(), name="lockgate-mqtt-session")
             tg.create_task(self.pipeline.run(session), name="lockgate-mqtt-pipeline")
-            tg.create_task(self.relay.run(session, replay=not first), name="lockgate-mqtt-outbox")
-            if first or not session.session_present:
+            tg.create_task(
+                self.relay.run(session, replay=self.connections > 1), name="lockgate-mqtt-outbox"
+            )
+            if not self._republished or not session.session_present:
                 tg.create_task(self._republish(), name="lockgate-mqtt-republish")
             else:
                 tg.create_task(self._republish_availability(), name="lockgate-mqtt-availability")
@@ -203,6 +205,7 @@ class MqttBridge:
     async def _republish(self) -> None:
         assert self.relay is not None
         count = await self.relay.republish_all()
+        self._republished = True
         log.info("queued the retained state of %d credentials", count)
 
     async def _republish_availability(self) -> None:

@@ -10,9 +10,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from gateway import sample
+from gateway.bridge.payloads import Response
 from gateway.commands import model as m
 from gateway.commands.model import COMMANDS_BY_NAME, Command
 from gateway.core import Core, Submission
@@ -91,6 +93,7 @@ async def test_every_request_kind_gets_its_response_and_changes_the_store(
         for i, command in enumerate(commands):  # one at a time: later requests depend on earlier
             responses.append(await c.request(command, f"story-{i}"))
         for i, (got, want) in enumerate(zip(responses, expected, strict=True)):
+            Response.model_validate(got)
             assert got["status"] == "ok", (commands[i].name, got)
             assert got["request_id"] == f"story-{i}"
             assert got["data"] == want["data"], commands[i].name
@@ -212,6 +215,7 @@ async def test_mqtt5_response_topic_and_correlation_data_are_honoured(
             response_topic=f"{gw.base}/v1/credential/1/state",
         )
         refused = await c.correlated(b"c2")
+        assert refused["request_id"] == "v5-2"
         assert refused["error"]["code"] == "INVALID"
         assert refused["error"]["field"] == "response_topic"
         assert c.by_correlation[b"c2"][0][0] == f"{gw.base}/v1/response/organisation"
@@ -264,17 +268,21 @@ async def test_revocations_overtake_queued_requests(
         blocker = asyncio.ensure_future(
             gw.gateway.call(lambda: asyncio.run_coroutine_threadsafe(gate.wait(), loop).result())
         )
-        for i in range(40):
-            competence = Competence(
-                person_id="p-anna", code=f"C{i}", valid_until=TODAY + timedelta(days=30 + i)
-            )
-            await c.publish("competence", body(m.PutCompetence(competence=competence), f"q-{i}"))
-        await c.publish("id06_block", body(m.BlockId06(card_number="ID06BK0001"), "urgent"))
-        session = gw.bridge.session
-        assert session is not None
-        await poll_until(lambda: len(session.buffer) >= 30)
-        gate.set()
-        await blocker
+        try:
+            for i in range(40):
+                competence = Competence(
+                    person_id="p-anna", code=f"C{i}", valid_until=TODAY + timedelta(days=30 + i)
+                )
+                await c.publish(
+                    "competence", body(m.PutCompetence(competence=competence), f"q-{i}")
+                )
+            await c.publish("id06_block", body(m.BlockId06(card_number="ID06BK0001"), "urgent"))
+            session = gw.bridge.session
+            assert session is not None
+            await poll_until(lambda: len(session.buffer) >= 30)
+        finally:
+            gate.set()
+            await blocker
         await c.wait_for(lambda: "urgent" in c.responses and len(c.responses) >= len(commands) + 41)
         assert c.responses["urgent"][0]["status"] == "ok"
         position = applied.index("urgent")
@@ -290,3 +298,99 @@ def test_every_command_can_be_published_as_a_request() -> None:
         parsed = parse_request(command.name, json.dumps(body(command, f"r{i}")).encode())
         assert isinstance(parsed, ParsedRequest), parsed
         assert parsed.command == command
+
+
+def test_the_bridge_is_built_only_when_enabled(broker: PrivateMosquitto, tmp_path: Path) -> None:
+    from gateway.service import build_gateway, mqtt_bridge
+
+    on = build_gateway(settings_for(f"sqlite:///{tmp_path}/a.db", broker))
+    off = build_gateway(settings_for(f"sqlite:///{tmp_path}/b.db", broker, enabled=False))
+    try:
+        bridge = mqtt_bridge(on)
+        assert bridge is not None
+        assert bridge.publisher in on.core.listeners
+        assert mqtt_bridge(off) is None
+        assert off.services == []
+    finally:
+        on.db.dispose()
+        off.db.dispose()
+
+
+async def test_requests_survive_the_database_dropping_its_connections(
+    pg_url: str, pg_server: str, broker: PrivateMosquitto
+) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = make_url(pg_url).database
+    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    org = Organisation(org_number=sample.MAIN, name="Bygg AB")
+    try:
+        async with (
+            running_gateway(settings_for(pg_url, broker)) as gw,
+            central(broker, gw.base) as c,
+        ):
+            assert (await c.request(m.PutOrganisation(organisation=org), "db-1"))["status"] == "ok"
+            with admin.connect() as conn:
+                killed = conn.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                ).scalar_one()
+            assert killed >= 1
+            renamed = Organisation(org_number=sample.MAIN, name="Bygg och Signal AB")
+            response = await c.request(m.PutOrganisation(organisation=renamed), "db-2")
+            assert response["status"] == "ok"
+            assert gw.bridge.connections == 1
+    finally:
+        admin.dispose()
+
+
+async def test_a_failing_database_is_retried_and_a_broken_request_isolated(
+    broker: PrivateMosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faults injected into the core: a transient database error is retried with the whole
+    batch; a request whose transaction fails for another reason gets INTERNAL alone."""
+    from sqlalchemy.exc import OperationalError
+
+    calls: list[int] = []
+    real = Core.submit_many
+
+    def flaky(self: Core, submissions: Any, **kw: Any) -> Any:
+        calls.append(len(submissions))
+        if len(calls) == 1:
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        if any(s.request_id == "poison" for s in submissions):
+            raise RuntimeError("a bug")
+        return real(self, submissions, **kw)
+
+    org = Organisation(org_number=sample.MAIN, name="Bygg AB")
+    async with (
+        running_gateway(settings_for(f"sqlite:///{tmp_path}/g.db", broker)) as gw,
+        central(broker, gw.base) as c,
+    ):
+        monkeypatch.setattr(Core, "submit_many", flaky)
+        assert (await c.request(m.PutOrganisation(organisation=org), "retry-1"))["status"] == "ok"
+        assert calls[:2] == [1, 1]
+        gate = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        blocker = asyncio.ensure_future(
+            gw.gateway.call(lambda: asyncio.run_coroutine_threadsafe(gate.wait(), loop).result())
+        )
+        try:
+            for rid in ("ok-1", "poison", "ok-2"):
+                await c.publish("organisation", body(m.PutOrganisation(organisation=org), rid))
+            session = gw.bridge.session
+            assert session is not None
+            await poll_until(lambda: session.unacknowledged == 3)
+        finally:
+            gate.set()
+            await blocker
+        assert (await c.response("poison"))["error"]["code"] == "INTERNAL"
+        assert (await c.response("ok-1"))["status"] == "ok"
+        assert (await c.response("ok-2"))["status"] == "ok"
+        with gw.gateway.db.session(readonly=True) as s:
+            assert inbox.lookup(s, "poison") is None
+            assert inbox.lookup(s, "ok-1") is not None
