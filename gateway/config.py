@@ -153,6 +153,19 @@ class RetentionSettings(_Section):
     run_every_s: float = Field(default=3600.0, gt=0, description="Retention job interval.")
 
 
+class AuditSettings(_Section):
+    anchor_every_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the head of the audit log is anchored (when it moved).",
+    )
+    anchor_file: str | None = Field(
+        default=None,
+        description="JSON-lines file the anchors are appended to; empty: only the MQTT "
+        "audit_anchor event.",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of the gateway."""
 
@@ -166,6 +179,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     stations: list[DeviceSettings] = Field(default_factory=list)
     controllers: list[DeviceSettings] = Field(default_factory=list)
 

@@ -188,12 +188,42 @@ class ExpiryWarning(EventBase):
     cause: Literal["validity", "revalidation", "id06_card", "competence", "agreement", "visitor"]
 
 
+class DeviceEvent(EventBase):
+    """Something a device reported that is not an access decision: a door forced or held
+    open, a controller that lost its memory, a cylinder that applied a blacklist."""
+
+    kind: Literal[
+        "door_forced",
+        "door_held_open",
+        "door_pulsed",
+        "controller_memory_lost",
+        "blacklist_confirmed",
+    ]
+    device_id: Ident
+    number: CredentialNumber | None = Field(default=None, description="The credential, if any.")
+    lock: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    occurred_at: UtcDateTime | None = None
+    detail: Annotated[str, Field(max_length=200)] = ""
+
+
+class AuditAnchor(EventBase):
+    """The head of the tamper-evident audit log, published periodically: keep these to
+    prove later that no entry up to ``head_seq`` was altered or removed."""
+
+    kind: Literal["audit_anchor"] = "audit_anchor"
+    head_seq: int = Field(ge=0)
+    head_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    head_at: UtcDateTime
+
+
 EVENT_MODELS: tuple[type[EventBase], ...] = (
     CredentialRevoked,
     RevocationConfirmed,
     ProgrammingResult,
     AccessEvent,
     ExpiryWarning,
+    DeviceEvent,
+    AuditAnchor,
 )
 
 
@@ -206,7 +236,13 @@ EVENT_KINDS: dict[str, type[EventBase]] = {k: m for m in EVENT_MODELS for k in _
 """Every event kind and the model its payload follows."""
 
 AnyEvent = Annotated[
-    CredentialRevoked | RevocationConfirmed | ProgrammingResult | AccessEvent | ExpiryWarning,
+    CredentialRevoked
+    | RevocationConfirmed
+    | ProgrammingResult
+    | AccessEvent
+    | ExpiryWarning
+    | DeviceEvent
+    | AuditAnchor,
     Field(discriminator="kind"),
 ]
 
@@ -219,12 +255,14 @@ __all__ = [
     "EVENT_KINDS",
     "EVENT_MODELS",
     "AccessEvent",
+    "AuditAnchor",
     "BridgeState",
     "ConfirmedState",
     "CredentialRevoked",
     "CredentialState",
     "DesiredSummary",
     "DeviceAvailability",
+    "DeviceEvent",
     "ErrorBody",
     "Event",
     "EventBase",

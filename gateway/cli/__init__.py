@@ -71,14 +71,26 @@ app.add_typer(retention_app, name="retention")
 
 @app.command("demo")
 def demo(
-    folder: Annotated[Path, typer.Option(help="Folder for the demo database.")] = Path("demo"),
+    once: Annotated[bool, typer.Option(
+        "--once", help="Run the story non-interactively; exit 0 only if every step behaved "
+        "as expected. The last line is one JSON object.")] = False,
+    folder: Annotated[Path, typer.Option(help="Folder for the demo's database and files.")
+                      ] = Path("demo"),
+    mqtt: Annotated[bool, typer.Option(help="Use a private Mosquitto when installed.")] = True,
 ) -> None:
-    """Load the sample site into a fresh SQLite database and show every credential's derived
-    state, with the reasons."""
-    from gateway.demo import sample_site
+    """The seed story on a simulated site: agreements, key orders, manifests, receipts, an
+    approved application, programming at a desk station, cylinders, a door controller, an
+    ID06 block reaching the hardware, and a visitor card."""
+    import asyncio
+    import json
 
-    core = sample_site.run(folder, console, STATE.settings.rules_config())
-    core.db.dispose()
+    from gateway.demo.runner import fresh_folder, run_demo
+
+    fresh_folder(folder)
+    summary = asyncio.run(run_demo(folder, console, once=once, use_broker=mqtt))
+    print(json.dumps(summary), flush=True)
+    if not summary["ok"]:
+        raise typer.Exit(1)
 
 
 def main() -> None:

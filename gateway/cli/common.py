@@ -18,7 +18,7 @@ from gateway.core import Core
 from gateway.domain.errors import DomainError
 from gateway.store.database import Database
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True)
 
 

@@ -39,3 +39,41 @@ def site_command(
     except SiteFileError as exc:
         fail(str(exc), 2)
     asyncio.run(run_site(spec, control_port=control_port))
+
+
+@sim_app.command("call")
+def call_command(
+    command: Annotated[str, typer.Argument(help="Control command, e.g. insert, visit, present.")],
+    arguments: Annotated[list[str] | None, typer.Argument(
+        help="Arguments as name=value (values that look like numbers are sent as numbers).")
+    ] = None,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The simulator's control port.")
+                    ] = 0,
+    host: Annotated[str, typer.Option(help="The simulator's control host.")] = "127.0.0.1",
+) -> None:
+    """Send one command to a running simulator's control interface and print the reply
+    (``lockgate sim call --port P help`` lists the commands)."""
+    import json
+
+    from simulators.control import ControlClient, ControlError
+
+    if not port:
+        fail("--port: give the control port the simulator printed", 2)
+    params: dict[str, object] = {}
+    for arg in arguments or []:
+        name, sep, value = arg.partition("=")
+        if not sep or not name:
+            fail(f"argument {arg!r}: expected name=value", 2)
+        params[name] = int(value) if value.isdigit() and not value.startswith("0") else value
+
+    async def call() -> object:
+        async with ControlClient(host, port) as client:
+            return await client.call(command, **params)
+
+    try:
+        result = asyncio.run(call())
+    except ControlError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot reach the simulator at {host}:{port}: {exc}")
+    print(json.dumps(result, indent=2, ensure_ascii=False, default=str))

@@ -570,8 +570,8 @@ def _issue_visitor(ctx: CommandContext, cmd: m.IssueVisitorCard) -> None:
                 f"space {space_id} has no controller doors a card could open",
                 field=f"space_ids.{i}",
             )
-    # Devices keep whole seconds: so does the card, rounded towards less access.
-    valid_from = _ceil_second(cmd.valid_from or ctx.now)
+    # Devices keep whole seconds: so does the card (usable from the second it is issued).
+    valid_from = (cmd.valid_from or ctx.now).replace(microsecond=0)
     valid_until = cmd.valid_until.replace(microsecond=0)
     if valid_until <= valid_from:
         raise DomainError("must be after the card's start", field="valid_until")
@@ -617,10 +617,6 @@ def _change_visitor(ctx: CommandContext, cmd: m.ChangeVisitorCard) -> None:
         raise IllegalTransition(f"visitor card {cmd.number} is {cred.state.value}", field="number")
     ctx.put(_rebuild(card, "valid_until", valid_until=cmd.valid_until.replace(microsecond=0)))
     ctx.subjects.append(f"credential {cmd.number}")
-
-
-def _ceil_second(at: datetime) -> datetime:
-    return at if at.microsecond == 0 else at.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def _erase(card: VisitorCard, at: datetime) -> VisitorCard:

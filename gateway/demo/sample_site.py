@@ -10,7 +10,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from gateway.core import Core, Submission
-from gateway.rules import DESCRIPTIONS
 from gateway.rules.config import RulesConfig
 from gateway.sample import OPERATOR, sample_commands
 from gateway.store import migrate
@@ -48,7 +47,7 @@ def show_states(core: Core, console: Console) -> None:
     for number in sorted(engine.facts.credentials, key=lambda n: (len(n), n)):
         state = engine.states[number]
         spaces = ", ".join(g.space_id for g in state.grants) or "-"
-        reasons = "; ".join(f"{r.value} ({DESCRIPTIONS[r]})" for r in state.reasons)
+        reasons = ", ".join(r.value for r in state.reasons)
         denied = "; ".join(f"{s}: {r.value}" for s, r in state.denied)
         table.add_row(
             number,

@@ -1,0 +1,219 @@
+"""``lockgate demo``: sets up the embedded default — a SQLite file in ``./demo``, the simulated
+site shipped with lockgate, a private Mosquitto when the binary is installed — runs the story,
+prints the summary, and (without ``--once``) keeps everything running for you to explore."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from sqlalchemy.orm import Session
+
+from drivers.base import DeviceConfig
+from drivers.registry import load_key_station
+from gateway.app import Gateway
+from gateway.config import Settings
+from gateway.core import Core
+from gateway.demo.central import Central, DirectCentral, MqttCentral
+from gateway.demo.narrator import Narrator
+from gateway.demo.sample_site import show_states
+from gateway.demo.story import DESK, WALL, Actors, Story, run_story
+from gateway.mosquitto import BrokerUnavailable, PrivateMosquitto
+from gateway.store.database import default_sqlite_url
+from gateway.sync.station import KeyVisit, StationWorker
+from simulators.site import DEFAULT_SITE, SimulatedSite, load_site
+
+
+class StoryEvents:
+    """A sync sink that keeps the events for the narration."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def availability(self, session: Session, device_id: str, online: bool, reason: str) -> None:
+        pass
+
+    def credential_state(self, session: Session, core: Core, number: str) -> None:
+        pass
+
+    def event(self, session: Session, kind: str, body: dict[str, Any]) -> None:
+        self.events.append((kind, body))
+
+
+@dataclass
+class DemoSetup:
+    """The running demo: site, gateway, broker, workers."""
+
+    settings: Settings
+    site: SimulatedSite
+    gateway: Gateway
+    broker: PrivateMosquitto | None
+    stations: dict[str, StationWorker]
+    story_events: StoryEvents
+    extra: list[Any] = field(default_factory=list)
+
+
+def fresh_folder(folder: Path) -> None:
+    """Remove the previous run's files: every demo starts from an empty database."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def demo_settings(db_url: str, site: SimulatedSite, broker: PrivateMosquitto | None) -> Settings:
+    stations = site.station_devices()
+    for s in stations:
+        s["operated"] = s["id"] == DESK  # the desk station is the operator's
+    return Settings.model_validate(
+        {
+            "database": {"url": db_url},
+            "mqtt": {
+                "enabled": broker is not None,
+                **({"host": broker.host, "port": broker.port} if broker else {}),
+                "client_id": "lockgate-demo-gateway",
+            },
+            "sync": {"retry_initial_s": 0.1, "retry_max_s": 2.0, "tick_s": 0.5},
+            "stations": stations,
+            "controllers": site.controller_devices(),
+        }
+    )
+
+
+@asynccontextmanager
+async def demo_setup(
+    folder: Path, console: Console, *, control: bool, use_broker: bool = True
+) -> AsyncIterator[DemoSetup]:
+    """Fresh database in ``folder``, the demo site, a broker if possible, the gateway."""
+    from gateway.service import build_gateway, sync_service
+
+    db_url = default_sqlite_url(folder / "lockgate-demo.db")
+    broker: PrivateMosquitto | None = None
+    if use_broker:
+        try:
+            broker = PrivateMosquitto()
+            broker.start()
+            console.print(f"MQTT: a private Mosquitto on {broker.host}:{broker.port}")
+        except BrokerUnavailable as exc:
+            broker = None
+            console.print(
+                f"MQTT: [yellow]off[/] ({exc}); the central system's requests go "
+                "straight to the core instead"
+            )
+    spec = load_site(DEFAULT_SITE)
+    try:
+        async with SimulatedSite(spec, control_port=0 if control else None) as site:
+            settings = demo_settings(db_url, site, broker)
+            story_events = StoryEvents()
+            gateway = build_gateway(settings, extra_sinks=[story_events])
+            sync = sync_service(gateway)
+            assert sync is not None
+            desk = next(d for d in settings.stations if d.id == DESK)
+            desk_worker = StationWorker(
+                gateway,
+                DESK,
+                partial(load_key_station, DeviceConfig(desk.id, desk.driver, dict(desk.options))),
+                sync.sink,
+                decide=_operator_confirms(console),
+            )
+            await gateway.start()
+            try:
+                await desk_worker.start()
+                stations = {DESK: desk_worker, WALL: sync.stations[WALL]}
+                yield DemoSetup(settings, site, gateway, broker, stations, story_events)
+            finally:
+                await desk_worker.stop()
+                await gateway.stop()
+    finally:
+        if broker is not None:
+            broker.cleanup()
+
+
+def _operator_confirms(console: Console) -> Any:
+    async def decide(visit: KeyVisit) -> bool:
+        console.print(
+            f"  [dim]operator: key {visit.serial} in {DESK}, "
+            f"{len(visit.planned.cylinders)} cylinders to write — confirmed[/]"
+        )
+        return True
+
+    return decide
+
+
+async def run_demo(folder: Path, console: Console, *, once: bool, use_broker: bool = True
+                   ) -> dict[str, Any]:
+    """Run the story; return the summary (``ok``, ``steps``, ``failed``, ``seconds``)."""
+    narrator = Narrator(console)
+    async with demo_setup(folder, console, control=not once, use_broker=use_broker) as setup:
+        central: Central
+        async with contextlib.AsyncExitStack() as stack:
+            if setup.broker is not None:
+                central = await stack.enter_async_context(
+                    MqttCentral(
+                        setup.broker.host, setup.broker.port, setup.settings.mqtt.base_topic
+                    )
+                )
+            else:
+                central = DirectCentral(setup.gateway, Actors().central)
+            story = Story(
+                setup.gateway,
+                setup.site,
+                central,
+                setup.stations,
+                folder,
+                narrator,
+                setup.story_events.events,
+            )
+            await run_story(story)
+            await setup.gateway.call(show_states, setup.gateway.core, console)
+            summary = narrator.summary()
+            if not once:
+                _explore(console, setup, folder)
+                await _wait_for_interrupt()
+    return summary
+
+
+def _explore(console: Console, setup: DemoSetup, folder: Path) -> None:
+    control = setup.site.control.port if setup.site.control else None
+    db = setup.settings.database.url
+    lines = [
+        "",
+        "[bold]The site and the gateway keep running. Try:[/]",
+        f"  lockgate --db {db} explain 100000004 cylinder:200101",
+        f"  lockgate --db {db} report exposure",
+        f"  lockgate sim call --port {control} insert station=wall-hallsberg serial=100000002",
+        f"  lockgate sim call --port {control} remove station=wall-hallsberg",
+        f"  lockgate sim call --port {control} visit serial=100000002 cylinder=200201",
+        f"  lockgate sim call --port {control} present controller=ctrl-office "
+        "credential=4000001 door=1",
+    ]
+    if setup.broker is not None:
+        base = setup.settings.mqtt.base_topic
+        lines += [
+            f"  mosquitto_sub -p {setup.broker.port} -t '{base}/v1/#' -v",
+            f"  mosquitto_pub -p {setup.broker.port} -t {base}/v1/request/id06_unblock "
+            '-m \'{"request_id": "try-1", "card_number": "ID06AN0001"}\'',
+        ]
+    lines += [f"  files: {folder}/ (database, manifests, receipts)", "Ctrl-C stops everything."]
+    for line in lines:
+        console.print(line, highlight=False)
+
+
+async def _wait_for_interrupt() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,76 @@
+"""``lockgate demo`` tells the whole story on the simulated site and says whether it held."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+LOCKGATE = str(Path(sys.executable).with_name("lockgate"))
+
+
+def run_once(tmp_path: Path, *extra: str) -> tuple[dict[str, object], str]:
+    proc = subprocess.run(
+        [LOCKGATE, "demo", "--once", "--folder", str(tmp_path / "demo"), *extra],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    lines = proc.stdout.strip().splitlines()
+    assert lines, proc.stderr
+    summary = json.loads(lines[-1])
+    assert proc.returncode == (0 if summary["ok"] else 1), proc.stderr
+    return summary, proc.stdout
+
+
+@pytest.mark.broker
+def test_the_story_holds_with_mqtt(tmp_path: Path, mosquitto: object) -> None:
+    summary, out = run_once(tmp_path)
+    assert summary["ok"] is True, out[-3000:]
+    assert summary["failed"] == []
+    assert summary["steps"] == 11
+    assert "through MQTT" in out
+    assert (tmp_path / "demo" / "receipts" / "receipt-100000001.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_the_story_holds_without_mqtt(tmp_path: Path) -> None:
+    summary, out = run_once(tmp_path, "--no-mqtt")
+    assert summary["ok"] is True, out[-3000:]
+    assert "the core (no MQTT broker)" in out
+
+
+def test_the_interactive_demo_keeps_running_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [LOCKGATE, "demo", "--no-mqtt", "--folder", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        port = None
+        deadline = time.monotonic() + 90
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if m := re.search(r"sim call --port (\d+) insert", line):
+                port = int(m.group(1))
+            if "Ctrl-C stops everything" in line or time.monotonic() > deadline:
+                break
+        assert port is not None
+        reply = subprocess.run(
+            [LOCKGATE, "sim", "call", "--port", str(port), "visit", "serial=100000002",
+             "cylinder=200201"], capture_output=True, text=True, timeout=30)
+        assert reply.returncode == 0, reply.stderr
+        assert json.loads(reply.stdout)["granted"] is True
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    assert json.loads(rest.strip().splitlines()[-1])["ok"] is True
