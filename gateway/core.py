@@ -372,15 +372,15 @@ class Core:
                     ),
                 )
         for cid in sorted(changes.controllers):
-            dc = self.engine.controller(cid)
+            revision = self.engine.controller_revision(cid)
             stored = desired_store.get_controller_state(s, cid)
-            if stored is None or stored.revision != dc.revision:
+            if stored is None or stored.revision != revision:
                 desired_store.put_controller_state(
                     s,
                     desired_store.StoredControllerState(
                         controller_id=cid,
-                        revision=dc.revision,
-                        body={"entries": len(dc.entries), "schedules": len(dc.schedules)},
+                        revision=revision,
+                        body={"entries": self.engine.controller_size(cid)},
                         computed_at=now,
                     ),
                 )

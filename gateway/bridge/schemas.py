@@ -186,7 +186,7 @@ _YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
 
 
 def _key(key: str) -> str:
-    if _PLAIN_KEY.match(key) and key.lower() not in _YAML_WORDS:
+    if _PLAIN_KEY.fullmatch(key) and key.lower() not in _YAML_WORDS:
         return key
     return _scalar(key)
 

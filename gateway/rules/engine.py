@@ -30,6 +30,7 @@ from gateway.rules.hardware import (
     build_blacklist,
     build_controller,
     controller_contributions,
+    controller_revision,
 )
 
 
@@ -78,6 +79,8 @@ class RulesEngine:
         self._contrib: dict[str, dict[str, tuple[AllowListEntry, ...]]] = {}
         self._controller_members: defaultdict[str, set[str]] = defaultdict(set)
         self._controllers: dict[str, DesiredController] = {}
+        self._controller_digest: defaultdict[str, int] = defaultdict(int)
+        self._controller_size: defaultdict[str, int] = defaultdict(int)
         self._exposures: dict[str, KeyExposure] = {}
         self._exposed_on: defaultdict[str, set[str]] = defaultdict(set)
         self._blacklists: dict[str, DesiredBlacklist] = {}
@@ -103,6 +106,8 @@ class RulesEngine:
         self._contrib = {}
         self._controller_members = defaultdict(set)
         self._controllers = {}
+        self._controller_digest = defaultdict(int)
+        self._controller_size = defaultdict(int)
         self._blacklists = {}
         self._blacklist_timers = []
         changes = Changes()
@@ -199,9 +204,19 @@ class RulesEngine:
             entries: list[AllowListEntry] = []
             for number in self._controller_members.get(controller_id, ()):
                 entries.extend(self._contrib[number][controller_id])
-            cached = build_controller(controller_id, entries)
+            cached = build_controller(
+                controller_id, entries, self.controller_revision(controller_id)
+            )
             self._controllers[controller_id] = cached
         return cached
+
+    def controller_revision(self, controller_id: str) -> str:
+        """The revision of the allow-list ``controller_id`` must hold (constant time)."""
+        return controller_revision(controller_id, self._controller_digest[controller_id])
+
+    def controller_size(self, controller_id: str) -> int:
+        """The number of entries of the allow-list ``controller_id`` must hold."""
+        return self._controller_size[controller_id]
 
     def controller_ids(self) -> set[str]:
         """Every controller some space has doors on."""
@@ -273,8 +288,13 @@ class RulesEngine:
         if contrib:
             self._contrib[number] = contrib
         for cid in old.keys() | contrib.keys():
-            if old.get(cid) == contrib.get(cid):
+            before, after = old.get(cid, ()), contrib.get(cid, ())
+            if before == after:
                 continue
+            self._controller_digest[cid] += sum(e.digest() for e in after) - sum(
+                e.digest() for e in before
+            )
+            self._controller_size[cid] += len(after) - len(before)
             if cid in contrib:
                 self._controller_members[cid].add(number)
             else:

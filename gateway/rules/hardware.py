@@ -4,12 +4,13 @@ cylinder blacklists. Pure functions and value types; the engine keeps them up to
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.domain.facts import CredentialKind
 from gateway.domain.timeutil import WeeklySchedule, Window
-from gateway.rules.evaluate import DesiredCredential
+from gateway.rules.evaluate import DesiredCredential, schedule_text
 from gateway.rules.factset import FactSet
 
 
@@ -22,13 +23,18 @@ class AllowListEntry:
     window: Window
     schedule: WeeklySchedule | None = None
 
-    def sort_key(self) -> tuple[int, str, str, tuple[int, ...]]:
+    def sort_key(self) -> tuple[int, float, float, tuple[int, ...]]:
         return (
             int(self.credential),
-            self.window.start.isoformat() if self.window.start else "",
-            self.window.end.isoformat() if self.window.end else "~",
+            self.window.start.timestamp() if self.window.start else -math.inf,
+            self.window.end.timestamp() if self.window.end else math.inf,
             self.doors,
         )
+
+    def digest(self) -> int:
+        """A 64-bit hash of the entry, stable across processes."""
+        text = repr((self.sort_key(), schedule_text(self.schedule)))
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +98,25 @@ def controller_contributions(
     return {cid: tuple(sorted(v, key=AllowListEntry.sort_key)) for cid, v in out.items()}
 
 
-def build_controller(controller_id: str, entries: list[AllowListEntry]) -> DesiredController:
+REVISION_MASK = (1 << 64) - 1
+
+
+def controller_revision(controller_id: str, entries_digest: int) -> str:
+    """A controller's revision from the sum (mod 2**64) of its entries' digests: a multiset
+    hash, so the engine can keep it up to date entry by entry."""
+    base = int.from_bytes(hashlib.blake2b(controller_id.encode(), digest_size=8).digest(), "big")
+    return format(base ^ (entries_digest & REVISION_MASK), "016x")
+
+
+def build_controller(
+    controller_id: str, entries: list[AllowListEntry], revision: str | None = None
+) -> DesiredController:
     """Assemble a controller's allow-list with deterministic schedule ids and a revision."""
     entries.sort(key=AllowListEntry.sort_key)
-    schedules = sorted(
-        {e.schedule for e in entries if e.schedule is not None}, key=lambda s: repr(s.key())
-    )
-    h = hashlib.blake2b(digest_size=8)
-    h.update(controller_id.encode())
-    for e in entries:
-        h.update(repr((e.sort_key(), e.schedule.key() if e.schedule else None)).encode())
-    return DesiredController(controller_id, tuple(entries), tuple(schedules), h.hexdigest())
+    schedules = sorted({e.schedule for e in entries if e.schedule is not None}, key=schedule_text)
+    if revision is None:
+        revision = controller_revision(controller_id, sum(e.digest() for e in entries))
+    return DesiredController(controller_id, tuple(entries), tuple(schedules), revision)
 
 
 def granted_cylinders(state: DesiredCredential | None, facts: FactSet) -> set[str]:

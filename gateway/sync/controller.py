@@ -54,7 +54,6 @@ class ControllerWorker(DeviceWorker):
         self.writes = 0
         self.last_write: AllowListResult | None = None
         self._touched: set[str] = set()
-        self._verified_generation: int | None = None
 
     def note_changed(self, numbers: set[str]) -> None:
         """Credentials whose desired state changed: their confirmed state is reported once
@@ -64,7 +63,6 @@ class ControllerWorker(DeviceWorker):
 
     async def serve(self) -> None:
         driver = self.driver_factory()
-        self._verified_generation = None  # check the checksum again on every connection
         try:
             await self.guarded("connecting", driver.open())
             info = await self.guarded("reading the identity", driver.read_info())
@@ -94,12 +92,9 @@ class ControllerWorker(DeviceWorker):
         confirmed = await self.runner.call(self._confirmed)
         if confirmed is not None and confirmed.generation == info.generation:
             self.generation = info.generation
-            if self._verified_generation == info.generation:
-                return
-            # First contact since start: trust the store only if the controller really holds
-            # what it says (a restored backup, or a write by another tool, would not).
+            # Trust the store only while the controller really holds what it says: a restored
+            # backup, or a write by another tool, would not.
             held = await self.guarded("reading the checksum", driver.read_checksum())
-            self._verified_generation = info.generation
             if held == confirmed.checksum:
                 return
             log.warning(

@@ -73,7 +73,7 @@ def confirmed_revision(session: Session, core: Core, number: str) -> tuple[str, 
             controllers.add(c.controller_id)
     for cid in controllers:
         held = sync_store.get_controller(session, cid)
-        if held is None or held.revision != core.engine.controller(cid).revision:
+        if held is None or held.revision != core.engine.controller_revision(cid):
             return None
         latest = held.confirmed_at if latest is None else max(latest, held.confirmed_at)
     if state is None or latest is None:

@@ -57,10 +57,10 @@ def plan(session: Session, core: Core, ctx: CommandContext | None, changes: Chan
         priority = sync_store.REVOCATION if (not state.enabled or shrinks) else sync_store.UPDATE
         sync_store.put_job(session, KEY, number, state.revision, priority, now)
     for cid in sorted(changes.controllers):
-        desired = engine.controller(cid)
+        desired_revision = engine.controller_revision(cid)
         confirmed_controller = sync_store.get_controller(session, cid)
-        if confirmed_controller is not None and confirmed_controller.revision == desired.revision:
+        if confirmed_controller is not None and confirmed_controller.revision == desired_revision:
             sync_store.drop_job(session, CONTROLLER, cid)
             continue
         priority = sync_store.REVOCATION if revoking else sync_store.UPDATE
-        sync_store.put_job(session, CONTROLLER, cid, desired.revision, priority, now)
+        sync_store.put_job(session, CONTROLLER, cid, desired_revision, priority, now)

@@ -62,9 +62,36 @@ class Running:
         return self.settings.mqtt.base_topic
 
 
+def register_system_operators(settings: Settings) -> None:
+    """What an administrator does once (``lockgate operator add NAME --role system
+    --token``): register the operators MQTT requests act as, so the role check admits them."""
+    from gateway.auth import operators
+    from gateway.auth.passwords import hash_token, new_token
+    from gateway.domain.timeutil import utcnow
+    from gateway.store import migrate
+    from gateway.store.database import Database
+
+    url = settings.database.resolved_url()
+    migrate.upgrade(url)
+    db = Database(url)
+    try:
+        with db.session() as s:
+            mqtt = settings.mqtt
+            wanted = {name: "system" for name in (mqtt.system_operator,
+                                                  *mqtt.client_operators.values())}
+            wanted["tester"] = "administrator"  # the tests' own direct commands
+            for name, role in wanted.items():
+                if operators.get(s, name) is None:
+                    operators.add(s, name=name, role=role, created_by="test-setup",
+                                  token_hash=hash_token(new_token()), at=utcnow())
+    finally:
+        db.dispose()
+
+
 @contextlib.asynccontextmanager
 async def running_gateway(settings: Settings) -> AsyncIterator[Running]:
     """Start the gateway and wait until its bridge is connected."""
+    register_system_operators(settings)
     gateway = build_gateway(settings)
     bridge = mqtt_bridge(gateway)
     assert bridge is not None
@@ -240,7 +267,7 @@ def store_snapshot(gateway: Gateway) -> dict[str, int]:
 async def poll_until(predicate: Any, timeout: float = WAIT_S, step: float = 0.02) -> None:
     """Wait until ``predicate()`` holds, checking every ``step`` seconds."""
     async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - the state polled has no event to wait on
+        while not predicate():
             await asyncio.sleep(step)
 
 

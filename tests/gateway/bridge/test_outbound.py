@@ -22,7 +22,13 @@ from gateway.core import Core
 from gateway.mosquitto import PrivateMosquitto
 from gateway.service import build_gateway, mqtt_bridge
 from gateway.store import outbox
-from tests.gateway.bridge.harness import central, poll_until, running_gateway, settings_for
+from tests.gateway.bridge.harness import (
+    central,
+    poll_until,
+    register_system_operators,
+    running_gateway,
+    settings_for,
+)
 
 TODAY = date.today()
 PERSONAL = [
@@ -136,6 +142,7 @@ async def test_confirmed_revision_comes_from_the_lookup(
     def lookup(session: Session, number: str) -> tuple[str, datetime] | None:
         return confirmed.get(number)
 
+    register_system_operators(settings)
     gateway = build_gateway(settings)
     bridge = mqtt_bridge(gateway)
     assert bridge is not None

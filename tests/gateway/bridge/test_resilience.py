@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from gateway import sample
 from gateway.commands import model as m
+from gateway.config import load_settings
 from gateway.domain.facts import Competence
 from gateway.mosquitto import PrivateMosquitto
 from gateway.store import tables
@@ -31,6 +32,7 @@ from tests.gateway.bridge.harness import (
     body,
     central,
     poll_until,
+    register_system_operators,
     running_gateway,
     settings_for,
 )
@@ -155,6 +157,7 @@ async def test_a_killed_gateway_loses_no_acknowledged_change_and_applies_none_tw
 ) -> None:
     base = f"t{uuid.uuid4().hex[:10]}"
     config = write_config(tmp_path, broker, base)
+    register_system_operators(load_settings(config))
     log = tmp_path / "gateway.log"
     stream = [f"k-{i}" for i in range(300)]
     async with central(broker, base) as c:

@@ -54,21 +54,21 @@ def weakenings(facts: list[Fact]) -> st.SearchStrategy[tuple[list[Fact], str]]:
         if isinstance(f, KeyGrantAgreement | Competence | Employment | Space):
             options.append((rest, f"remove {type(f).__name__} {fact_key(f)}"))
         if isinstance(f, KeyGrantAgreement):
-            options.append((rest + [f.model_copy(update={"terminated_at": BASE})],
+            options.append(([*rest, f.model_copy(update={"terminated_at": BASE})],
                             f"terminate {f.id}"))
         if isinstance(f, Employment) and f.id06.status is not Id06Status.TERMINATED:
             blocked = f.model_copy(update={"id06": f.id06.model_copy(
                 update={"status": Id06Status.BLOCKED})})
-            options.append((rest + [blocked], f"block {f.id}"))
+            options.append(([*rest, blocked], f"block {f.id}"))
         if isinstance(f, Credential) and f.state not in TERMINAL_STATES:
-            options.append((rest + [f.model_copy(update={"state": CredentialState.LOST})],
+            options.append(([*rest, f.model_copy(update={"state": CredentialState.LOST})],
                             f"lose {f.number}"))
         if isinstance(f, VisitorCard):
             shorter = f.model_copy(update={"valid_until": f.valid_from + timedelta(minutes=1)})
-            options.append((rest + [shorter], f"shorten {f.number}"))
+            options.append(([*rest, shorter], f"shorten {f.number}"))
         if isinstance(f, AccessApplication) and f.entries:
             fewer = f.model_copy(update={"entries": f.entries[1:]})
-            options.append((rest + [fewer], f"drop an entry of {f.assignment_id}"))
+            options.append(([*rest, fewer], f"drop an entry of {f.assignment_id}"))
     return st.sampled_from(options) if options else st.nothing()
 
 
@@ -77,7 +77,7 @@ def weakenings(facts: list[Fact]) -> st.SearchStrategy[tuple[list[Fact], str]]:
 def test_taking_a_precondition_away_never_adds_access(data: st.DataObject, at) -> None:  # type: ignore[no-untyped-def]
     facts = data.draw(rich_fact_sets())
     before = RulesEngine.build(facts, at, CFG)
-    weaker, what = data.draw(weakenings(facts))
+    weaker, _what = data.draw(weakenings(facts))
     after = RulesEngine.build(weaker, at, CFG)
     for number, state in after.states.items():
         no_more_access(before.states.get(number), state)

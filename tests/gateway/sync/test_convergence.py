@@ -24,21 +24,34 @@ DESK = "desk-1"
 KEYS = [sample.KEY_ANNA, sample.KEY_BJORN_MAIN, sample.KEY_CECILIA, sample.KEY_DAVID]
 CARDS = ["ID06AN0001", "ID06BK0001", "ID06CE0001"]
 
-station_faults = st.sampled_from([
-    ("corrupt", {"count": 2}), ("drop", {"count": 2}), ("slow", {"delay_s": 0.05}),
-    ("pull_key", {"after_chunks": 0}),
-])
-controller_faults = st.sampled_from([
-    ("delay", {"seconds": 0.05}), ("drop", {}), ("restart", {}),
-    ("reject_commits", {}), ("corrupt_commits", {}),
-])
-steps = st.lists(st.one_of(
-    st.tuples(st.just("station_fault"), station_faults),
-    st.tuples(st.just("controller_fault"), controller_faults),
-    st.tuples(st.just("block"), st.sampled_from(CARDS)),
-    st.tuples(st.just("unblock"), st.sampled_from(CARDS)),
-    st.tuples(st.just("insert"), st.sampled_from(KEYS)),
-), min_size=1, max_size=6)
+station_faults = st.sampled_from(
+    [
+        ("corrupt", {"count": 2}),
+        ("drop", {"count": 2}),
+        ("slow", {"delay_s": 0.05}),
+        ("pull_key", {"after_chunks": 0}),
+    ]
+)
+controller_faults = st.sampled_from(
+    [
+        ("delay", {"seconds": 0.05}),
+        ("drop", {}),
+        ("restart", {}),
+        ("reject_commits", {}),
+        ("corrupt_commits", {}),
+    ]
+)
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("station_fault"), station_faults),
+        st.tuples(st.just("controller_fault"), controller_faults),
+        st.tuples(st.just("block"), st.sampled_from(CARDS)),
+        st.tuples(st.just("unblock"), st.sampled_from(CARDS)),
+        st.tuples(st.just("insert"), st.sampled_from(KEYS)),
+    ),
+    min_size=1,
+    max_size=6,
+)
 
 
 async def visit(run: RunningSite, serial: str, within: float = 5.0) -> None:
@@ -78,8 +91,11 @@ async def converged(run: RunningSite) -> None:
     def controller_done() -> bool:
         with run.core.db.session() as s:
             confirmed = sync_store.get_controller(s, CTRL)
-        return (confirmed is not None and confirmed.revision == desired.revision
-                and confirmed.checksum == memory.active_checksum)
+        return (
+            confirmed is not None
+            and confirmed.revision == desired.revision
+            and confirmed.checksum == memory.active_checksum
+        )
 
     worker.wake()
     await run.until(controller_done, 15.0, "the controller to converge")
@@ -100,7 +116,9 @@ async def converged(run: RunningSite) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(plan=steps)
 def test_devices_converge_after_faults(plan: list[tuple[str, Any]], tmp_path_factory: Any) -> None:
     today = datetime.now(UTC).astimezone(ZoneInfo(DEFAULT_TIMEZONE)).date()
