@@ -48,6 +48,8 @@ import psutil  # type: ignore[import-untyped]
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gateway.auth import operators  # noqa: E402
+from gateway.auth.passwords import hash_token, new_token  # noqa: E402
 from gateway.commands import model as m  # noqa: E402
 from gateway.core import Core, Submission  # noqa: E402
 from gateway.domain.facts import (  # noqa: E402
@@ -266,6 +268,10 @@ def load_site(url: str, count: int) -> tuple[int, int]:
                 [Submission(c, "bench-setup") for c in cmds[start : start + 1000]], atomic=True
             )
             assert all(o.ok for o in outcomes)
+        # What an administrator does once: the operator MQTT requests act as.
+        with db.session() as s:
+            operators.add(s, name="central-system", role="system", created_by="bench",
+                          token_hash=hash_token(new_token()), at=datetime.now(UTC))
     finally:
         db.dispose()
     return people, visitors

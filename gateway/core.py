@@ -19,7 +19,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -87,6 +87,32 @@ class Outcome:
     ) -> Outcome:
         return cls(
             request_id, "error", error={"code": code, "message": message, "field": field_name}
+        )
+
+
+@dataclass
+class _Pending:
+    """What one transaction accumulates to write at its end, in few statements."""
+
+    journal: list[tuple[str, tuple[str, ...], bool]] = field(default_factory=list)
+    inbox: list[inbox_store.InboxEntry] = field(default_factory=list)
+    answered: dict[str, Outcome] = field(default_factory=dict)
+    states: dict[str, Any] = field(default_factory=dict)
+    controllers: set[str] = field(default_factory=set)
+    cylinders: set[str] = field(default_factory=set)
+
+    def add(self, changes: Changes) -> None:
+        self.states.update(changes.credentials)
+        self.controllers |= changes.controllers
+        self.cylinders |= changes.cylinders
+
+    def answer(self, sub: Submission, outcome: Outcome, at: datetime) -> None:
+        """Remember the response of a request (stored in the inbox at the end)."""
+        if sub.request_id is None:
+            return
+        self.answered[sub.request_id] = outcome
+        self.inbox.append(
+            inbox_store.InboxEntry(sub.request_id, sub.command.name, outcome.response(), at)
         )
 
 
@@ -211,14 +237,16 @@ class Core:
 
         By default a refused command changes nothing and does not affect the others. With
         ``atomic`` the first refusal rolls back the whole batch and raises it as a
-        :class:`DomainError` (imports are all or nothing)."""
+        :class:`DomainError` (imports are all or nothing). A database error rolls back the
+        whole batch and is raised: the caller may retry the commands one by one."""
         self._ensure_loaded()
         outcomes: list[Outcome] = []
         try:
             with self.db.session() as s:
                 self._catch_up(s)
+                pending = _Pending()
                 for sub in submissions:
-                    outcome = self._submit_one(s, sub)
+                    outcome = self._submit_one(s, sub, pending)
                     if atomic and not outcome.ok:
                         assert outcome.error is not None
                         raise DomainError(
@@ -227,6 +255,7 @@ class Core:
                             code=outcome.error["code"],
                         )
                     outcomes.append(outcome)
+                self._flush(s, pending)
         except DomainError:
             self.load()
             raise
@@ -236,9 +265,12 @@ class Core:
             raise
         return outcomes
 
-    def _submit_one(self, s: Session, sub: Submission) -> Outcome:
+    def _submit_one(self, s: Session, sub: Submission, pending: _Pending) -> Outcome:
         now = self.clock()
         if sub.request_id is not None:
+            earlier = pending.answered.get(sub.request_id)
+            if earlier is not None:
+                return replace(earlier, duplicate=True, changes=Changes())
             seen = inbox_store.lookup(s, sub.request_id)
             if seen is not None:
                 r = seen.response
@@ -263,31 +295,23 @@ class Core:
             ctx.refusal = outcome.error
             for listener in self.listeners:
                 listener(s, self, ctx, Changes())
-            self._record(s, sub, outcome, now)
+            pending.answer(sub, outcome, now)
             return outcome
-        with s.begin_nested():
-            for f in ctx.puts:
-                fact_store.put(s, f)
-            for kind, key in ctx.deletes:
-                fact_store.delete(s, kind, *key)
-            s.flush()
+        if ctx.puts:
+            fact_store.put_many(s, ctx.puts)
+        for kind, key in ctx.deletes:
+            fact_store.delete(s, kind, *key)
         changes = self.engine.apply_many(ctx.puts, now)
         for kind, key in ctx.deletes:
             changes.merge(self.engine.remove(kind, key, now))
-        self.journal_seq = journal.append(
-            s,
-            [(type(f).__name__, fact_key(f), False) for f in ctx.puts]
-            + [(kind.__name__, key, True) for kind, key in ctx.deletes],
-            now,
-        )
-        self._persist(s, ctx, changes)
+        pending.journal.extend((type(f).__name__, fact_key(f), False) for f in ctx.puts)
+        pending.journal.extend((kind.__name__, key, True) for kind, key in ctx.deletes)
+        pending.add(changes)
+        for listener in self.listeners:
+            listener(s, self, ctx, changes)
         outcome = Outcome(sub.request_id, "ok", ctx.result, None, changes=changes)
-        self._record(s, sub, outcome, now)
+        pending.answer(sub, outcome, now)
         return outcome
-
-    def _record(self, s: Session, sub: Submission, outcome: Outcome, now: datetime) -> None:
-        if sub.request_id is not None:
-            inbox_store.record(s, sub.request_id, sub.command.name, outcome.response(), now)
 
     # ------------------------------------------------------------------ time and others
 
@@ -355,26 +379,42 @@ class Core:
     # ------------------------------------------------------------------ derived state
 
     def _persist(self, s: Session, ctx: CommandContext | None, changes: Changes) -> None:
+        """Store derived changes now and tell the listeners."""
+        pending = _Pending()
+        pending.add(changes)
+        for listener in self.listeners:
+            listener(s, self, ctx, changes)
+        self._flush(s, pending)
+
+    def _flush(self, s: Session, pending: _Pending) -> None:
+        """Write what a transaction accumulated, in few statements: the journal, the inbox
+        records, the derived states of credentials, controllers and cylinders."""
         now = self.clock()
-        for number, state in changes.credentials.items():
+        if pending.journal:
+            self.journal_seq = journal.append(s, pending.journal, now)
+        if pending.inbox:
+            inbox_store.record_many(s, pending.inbox)
+        stored = [
+            desired_store.StoredCredentialState(
+                number=number,
+                kind=state.kind.value,
+                revision=state.revision,
+                active=state.active,
+                body=state.as_json(),
+                computed_at=state.computed_at,
+            )
+            for number, state in pending.states.items()
+            if state is not None
+        ]
+        if stored:
+            desired_store.put_credential_states(s, stored)
+        for number, state in pending.states.items():
             if state is None:
                 desired_store.delete_credential_state(s, number)
-            else:
-                desired_store.put_credential_state(
-                    s,
-                    desired_store.StoredCredentialState(
-                        number=number,
-                        kind=state.kind.value,
-                        revision=state.revision,
-                        active=state.active,
-                        body=state.as_json(),
-                        computed_at=state.computed_at,
-                    ),
-                )
-        for cid in sorted(changes.controllers):
+        for cid in sorted(pending.controllers):
             revision = self.engine.controller_revision(cid)
-            stored = desired_store.get_controller_state(s, cid)
-            if stored is None or stored.revision != revision:
+            held = desired_store.get_controller_state(s, cid)
+            if held is None or held.revision != revision:
                 desired_store.put_controller_state(
                     s,
                     desired_store.StoredControllerState(
@@ -384,8 +424,6 @@ class Core:
                         computed_at=now,
                     ),
                 )
-        for cylinder in sorted(changes.cylinders):
+        for cylinder in sorted(pending.cylinders):
             bl = self.engine.blacklist(cylinder)
             desired_store.put_blacklist(s, cylinder, bl.serials, bl.revision, now)
-        for listener in self.listeners:
-            listener(s, self, ctx, changes)

@@ -250,7 +250,7 @@ def _journaled_since(session: Session, kind: str, ids: list[str], cutoff: dateti
             where = and_(where, key_text.in_([json.dumps([i]) for i in chunk]))
         elif start > 0:
             break  # one pass over the competences serves every id
-        for (key,) in session.execute(select(fact_journal.c.key).where(where)):
+        for (key,) in session.connection().execute(select(fact_journal.c.key).where(where)):
             if key and str(key[0]) in wanted:
                 found.add(str(key[0]))
     return found
@@ -262,7 +262,7 @@ def _used_since(session: Session, numbers: list[str], cutoff: datetime) -> set[s
         chunk = numbers[start : start + 500]
         used |= {
             r.key_serial
-            for r in session.execute(
+            for r in session.connection().execute(
                 select(key_audit.c.key_serial)
                 .distinct()
                 .where(key_audit.c.key_serial.in_(chunk), key_audit.c.at >= cutoff)
@@ -270,7 +270,7 @@ def _used_since(session: Session, numbers: list[str], cutoff: datetime) -> set[s
         }
         used |= {
             r.credential
-            for r in session.execute(
+            for r in session.connection().execute(
                 select(controller_event.c.credential)
                 .distinct()
                 .where(controller_event.c.credential.in_(chunk), controller_event.c.at >= cutoff)
@@ -406,14 +406,16 @@ class RetentionReport:
 
 def _count(session: Session, table: Any, column: Any, cutoff: datetime) -> int:
     return int(
-        session.execute(select(func.count()).select_from(table).where(column < cutoff)).scalar_one()
+        session.connection()
+        .execute(select(func.count()).select_from(table).where(column < cutoff))
+        .scalar_one()
     )
 
 
 def _delete_before(session: Session, table: Any, column: Any, cutoff: datetime) -> int:
     n = _count(session, table, column, cutoff)
     if n:
-        session.execute(delete(table).where(column < cutoff))
+        session.connection().execute(delete(table).where(column < cutoff))
     return n
 
 
@@ -508,13 +510,14 @@ class RetentionJob:
                 s, controller_event, controller_event.c.at, cutoff
             )
         report.charges = [
-            int(r.id) for r in s.execute(select(charge.c.id).where(charge.c.at < cutoff))
+            int(r.id)
+            for r in s.connection().execute(select(charge.c.id).where(charge.c.at < cutoff))
         ]
-        latest = s.execute(select(func.max(access_review.c.at))).scalar_one_or_none()
+        latest = s.connection().execute(select(func.max(access_review.c.at))).scalar_one_or_none()
         old_reviews = select(access_review.c.id).where(access_review.c.at < cutoff)
         if latest is not None:
             old_reviews = old_reviews.where(access_review.c.at < latest)
-        report.access_reviews = [int(r.id) for r in s.execute(old_reviews)]
+        report.access_reviews = [int(r.id) for r in s.connection().execute(old_reviews)]
         if dry_run:
             report.inbox_records = _inbox_before(s, cutoff)
             report.journal_entries = _journal_before(s, cutoff)
@@ -522,14 +525,17 @@ class RetentionJob:
         report.inbox_records = inbox.prune(s, cutoff)
         report.journal_entries = journal.prune(s, cutoff)
         if report.charges:
-            s.execute(delete(charge).where(charge.c.id.in_(report.charges)))
+            s.connection().execute(delete(charge).where(charge.c.id.in_(report.charges)))
         if report.access_reviews:
-            s.execute(delete(access_review).where(access_review.c.id.in_(report.access_reviews)))
+            s.connection().execute(
+                delete(access_review).where(access_review.c.id.in_(report.access_reviews))
+            )
 
 
 def audit_entry_personal_before(session: Session, cutoff: datetime) -> list[int]:
     """The entries older than ``cutoff`` that still hold a personal part."""
-    rows = session.execute(
+    audit_log.flush(session)
+    rows = session.connection().execute(
         select(audit_entry.c.seq).where(
             and_(audit_entry.c.at < cutoff, audit_entry.c.personal.is_not(None))
         )
@@ -544,11 +550,13 @@ def _inbox_before(session: Session, cutoff: datetime) -> int:
 def _journal_before(session: Session, cutoff: datetime) -> int:
     top = journal.head(session)
     return int(
-        session.execute(
+        session.connection()
+        .execute(
             select(func.count())
             .select_from(fact_journal)
             .where(fact_journal.c.at < cutoff, fact_journal.c.seq < top)
-        ).scalar_one()
+        )
+        .scalar_one()
     )
 
 

@@ -14,10 +14,20 @@ programming result and hardware event, with erasable personal parts.
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.audit.chain import GENESIS, Entry, Head
-from gateway.audit.install import install_audit
 from gateway.audit.log import Problem, Verification, append, entries, erase_personal, head, verify
 from gateway.audit.sink import AuditSink
+
+
+def __getattr__(name: str) -> Any:
+    # install_audit needs gateway.auth, which needs this package: import it on first use.
+    if name == "install_audit":
+        from gateway.audit.install import install_audit
+
+        return install_audit
+    raise AttributeError(name)
 
 __all__ = [
     "GENESIS",

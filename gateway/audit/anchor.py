@@ -116,9 +116,11 @@ def check_anchors(session: Session, anchors: list[Anchor]) -> Problem | None:
     """The first anchor the log no longer matches, as a problem; ``None`` if all match."""
     top = audit_log.head(session)
     for a in sorted(anchors, key=lambda x: x.seq):
-        stored = session.execute(
-            select(audit_entry.c.hash).where(audit_entry.c.seq == a.seq)
-        ).scalar_one_or_none()
+        stored = (
+            session.connection()
+            .execute(select(audit_entry.c.hash).where(audit_entry.c.seq == a.seq))
+            .scalar_one_or_none()
+        )
         if stored is None:
             last = top.seq if top is not None else 0
             return Problem(

@@ -70,7 +70,7 @@ class ChargeRecorder:
         if not isinstance(number, str):
             raise ValueError(f"{command.name}: a fee without a credential number")
         billed = ctx.result.get("billed_employment")
-        session.execute(
+        session.connection().execute(
             insert(charge).values(
                 at=ctx.now,
                 credential=number,
@@ -103,15 +103,18 @@ def charges(
             r.operator,
             r.request_id,
         )
-        for r in session.execute(stmt)
+        for r in session.connection().execute(stmt)
     ]
 
 
 def prune(session: Session, before: datetime) -> list[int]:
     """Delete charges recorded before ``before``; return their ids."""
-    ids = [int(r.id) for r in session.execute(select(charge.c.id).where(charge.c.at < before))]
+    ids = [
+        int(r.id)
+        for r in session.connection().execute(select(charge.c.id).where(charge.c.at < before))
+    ]
     if ids:
-        session.execute(delete(charge).where(charge.c.id.in_(ids)))
+        session.connection().execute(delete(charge).where(charge.c.id.in_(ids)))
     return ids
 
 

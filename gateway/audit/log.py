@@ -4,7 +4,7 @@ Every function takes the caller's session, so an entry commits with the change i
 Appends read the head and write the next entry; write transactions are serialised by the store
 (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so two writers never take the
 same ``seq``, and the primary key on ``seq`` would refuse it if they did. Within one
-transaction the head is remembered (:mod:`gateway.audit.txcache`), so a batch of commands
+transaction the head is remembered (:mod:`gateway.store.txcache`), so a batch of commands
 reads it once.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Row, and_, exists, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, event, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -31,8 +31,8 @@ from gateway.audit.chain import (
     personal_digest,
     split_subjects,
 )
-from gateway.audit.txcache import transaction_cache
 from gateway.store.tables import audit_entry, audit_subject
+from gateway.store.txcache import transaction_cache
 
 MAX_ACTOR: Final = 200
 MAX_ACTION: Final = 64
@@ -48,15 +48,72 @@ def _check_text(name: str, value: str, limit: int) -> str:
 
 _INSERT_ENTRY = insert(audit_entry)
 _INSERT_SUBJECT = insert(audit_subject)
+_PENDING: Final = "lockgate.audit.pending"
+_HOOKED: Final = "lockgate.audit.flush-hooked"
+
+Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _pending(conn: Connection) -> Rows:
+    rows: Rows | None = conn.info.get(_PENDING)
+    if rows is None:
+        rows = ([], [])
+        conn.info[_PENDING] = rows
+    return rows
+
+
+def _write(conn: Connection, *_: Any) -> None:
+    entry_rows, subject_rows = _pending(conn)
+    if entry_rows:
+        conn.execute(_INSERT_ENTRY, list(entry_rows))
+        if subject_rows:
+            conn.execute(_INSERT_SUBJECT, list(subject_rows))
+    entry_rows.clear()
+    subject_rows.clear()
+
+
+def _discard(conn: Connection, *_: Any) -> None:
+    for rows in _pending(conn):
+        rows.clear()
+
+
+def flush(session: Session, *_: Any) -> None:
+    """Write the entries appended in this transaction that are still buffered.
+
+    Appends are buffered on the connection and written together (one statement for a whole
+    batch of commands) before the transaction commits, before a savepoint starts, and before
+    anything reads the log. A rolled back transaction or savepoint discards what was appended
+    in it, exactly as if the rows had been written."""
+    _write(session.connection())
+
+
+def _hook(session: Session) -> Connection:
+    conn = session.connection()
+    engine = conn.engine
+    if not event.contains(engine, "savepoint", _write):
+        event.listen(engine, "savepoint", _write)
+        event.listen(engine, "rollback_savepoint", _discard)
+        event.listen(engine, "rollback", _discard)
+    if not session.info.get(_HOOKED):
+        session.info[_HOOKED] = True
+        event.listen(session, "before_commit", flush)
+        # Anything reading through session.execute (SQL typed by hand) sees the entries too.
+        event.listen(session, "do_orm_execute", lambda state: flush(state.session))
+    return conn
 
 
 def head(session: Session) -> Head | None:
     """The newest entry's (seq, hash, at), or ``None`` while the log is empty."""
-    row = session.execute(
-        select(audit_entry.c.seq, audit_entry.c.hash, audit_entry.c.at)
-        .order_by(audit_entry.c.seq.desc())
-        .limit(1)
-    ).first()
+    flush(session)
+    row = (
+        session.connection()
+        .execute(
+            select(audit_entry.c.seq, audit_entry.c.hash, audit_entry.c.at)
+            .order_by(audit_entry.c.seq.desc())
+            .limit(1)
+        )
+        .first()
+    )
     return None if row is None else Head(int(row.seq), row.hash, row.at)
 
 
@@ -106,8 +163,8 @@ def append(
         personal_digest=digest,
         prev_hash=prev,
     )
-    session.execute(
-        _INSERT_ENTRY,
+    entry_rows, subject_rows = _pending(_hook(session))
+    entry_rows.append(
         {
             "seq": seq,
             "at": at,
@@ -124,8 +181,7 @@ def append(
         },
     )
     names = split_subjects(subject)
-    if names:
-        session.execute(_INSERT_SUBJECT, [{"seq": seq, "subject": s} for s in names])
+    subject_rows.extend({"seq": seq, "subject": s} for s in names)
     cache["head"] = (seq, h)
     return Entry(
         seq=seq,
@@ -176,6 +232,7 @@ def entries(
     ``subject`` is one subject (``credential 4000001``); ``since``/``until`` bound ``at``
     (inclusive/exclusive); ``limit`` keeps the first (or, with ``newest_first``, the newest)
     entries."""
+    flush(session)
     stmt = select(audit_entry).where(audit_entry.c.seq > after_seq)
     if subject is not None:
         stmt = stmt.where(
@@ -195,17 +252,18 @@ def entries(
     stmt = stmt.order_by(order)
     if limit is not None:
         stmt = stmt.limit(limit)
-    found = [_entry(r) for r in session.execute(stmt)]
+    found = [_entry(r) for r in session.connection().execute(stmt)]
     return sorted(found, key=lambda e: e.seq) if newest_first else found
 
 
 def subjects_active_since(session: Session, subjects: Iterable[str], since: datetime) -> set[str]:
     """Which of ``subjects`` appear in an entry at or after ``since``."""
+    flush(session)
     wanted = sorted(set(subjects))
     found: set[str] = set()
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        rows = session.execute(
+        rows = session.connection().execute(
             select(audit_subject.c.subject)
             .distinct()
             .join(audit_entry, audit_entry.c.seq == audit_subject.c.seq)
@@ -228,6 +286,7 @@ def erase_personal(
     Return the ``seq`` of each entry erased now.
 
     The digest and every hash stay, so the chain still verifies."""
+    flush(session)
     conditions: list[ColumnElement[bool]] = []
     wanted = sorted(set(subjects))
     if wanted:
@@ -243,9 +302,11 @@ def erase_personal(
     target = and_(audit_entry.c.personal.is_not(None), or_(*conditions))
     if below_seq is not None:
         target = and_(target, audit_entry.c.seq < below_seq)
-    seqs = [int(r.seq) for r in session.execute(select(audit_entry.c.seq).where(target))]
+    seqs = [
+        int(r.seq) for r in session.connection().execute(select(audit_entry.c.seq).where(target))
+    ]
     if seqs:
-        session.execute(
+        session.connection().execute(
             update(audit_entry)
             .where(target)
             .values(personal=None, personal_salt=None, erased_at=at)
@@ -255,6 +316,7 @@ def erase_personal(
 
 def count(session: Session) -> int:
     """How many entries the log holds."""
+    flush(session)
     top = head(session)
     return 0 if top is None else top.seq
 
@@ -297,7 +359,7 @@ def _batches(session: Session) -> Iterator[tuple[list[Row[Any]], dict[int, list[
     last = 0
     while True:
         rows = list(
-            session.execute(
+            session.connection().execute(
                 select(audit_entry)
                 .where(audit_entry.c.seq > last)
                 .order_by(audit_entry.c.seq)
@@ -308,7 +370,7 @@ def _batches(session: Session) -> Iterator[tuple[list[Row[Any]], dict[int, list[
             return
         top = int(rows[-1].seq)
         index: dict[int, list[str]] = {}
-        for r in session.execute(
+        for r in session.connection().execute(
             select(audit_subject.c.seq, audit_subject.c.subject).where(
                 audit_subject.c.seq > last, audit_subject.c.seq <= top
             )
@@ -373,6 +435,7 @@ def verify(session: Session) -> Verification:
 
     Stops at the first problem. What verification alone cannot see: entries cut off the *end*
     of the log; compare the head with an anchor for that (:mod:`gateway.audit.anchor`)."""
+    flush(session)
     prev = GENESIS
     expected = 1
     last: Head | None = None

@@ -156,7 +156,7 @@ class ReviewRecorder:
         cmd = ctx.command
         if not isinstance(cmd, RecordAccessReview):
             return
-        session.execute(
+        session.connection().execute(
             insert(access_review).values(
                 at=ctx.now,
                 reviewer=ctx.operator,
@@ -180,15 +180,21 @@ def _record_of(row: Row[Any]) -> ReviewRecord:
 
 def last_review(session: Session) -> ReviewRecord | None:
     """The most recent access review, if any."""
-    row = session.execute(
-        select(access_review).order_by(access_review.c.at.desc(), access_review.c.id.desc())
-    ).first()
+    row = (
+        session.connection()
+        .execute(
+            select(access_review).order_by(access_review.c.at.desc(), access_review.c.id.desc())
+        )
+        .first()
+    )
     return None if row is None else _record_of(row)
 
 
 def reviews(session: Session) -> list[ReviewRecord]:
     """Every recorded review, oldest first."""
-    rows = session.execute(select(access_review).order_by(access_review.c.at, access_review.c.id))
+    rows = session.connection().execute(
+        select(access_review).order_by(access_review.c.at, access_review.c.id)
+    )
     return [_record_of(r) for r in rows]
 
 

@@ -16,7 +16,6 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
-from gateway.audit.txcache import transaction_cache
 from gateway.auth import operators as operator_store
 from gateway.auth.operators import Operator
 from gateway.auth.roles import (
@@ -32,6 +31,7 @@ from gateway.commands import model as m
 from gateway.domain.errors import DomainError
 from gateway.domain.facts import Assignment
 from gateway.store import facts as fact_store
+from gateway.store.txcache import transaction_cache
 
 RETENTION_OPERATOR: Final = "lockgate-retention"
 """The built-in operator the gateway's retention service acts as (role ``maintenance``)."""

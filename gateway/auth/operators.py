@@ -117,21 +117,29 @@ def _check_text(field: str, value: str | None, limit: int, *, required: bool) ->
 
 
 def get(session: Session, name: str) -> Operator | None:
-    row = session.execute(select(operator_account).where(operator_account.c.name == name)).first()
+    row = (
+        session.connection()
+        .execute(select(operator_account).where(operator_account.c.name == name))
+        .first()
+    )
     return None if row is None else _operator(row)
 
 
 def all_operators(session: Session) -> list[Operator]:
-    rows = session.execute(select(operator_account).order_by(operator_account.c.name))
+    rows = session.connection().execute(select(operator_account).order_by(operator_account.c.name))
     return [_operator(r) for r in rows]
 
 
 def count(session: Session) -> int:
-    return int(session.execute(select(func.count()).select_from(operator_account)).scalar_one())
+    return int(
+        session.connection()
+        .execute(select(func.count()).select_from(operator_account))
+        .scalar_one()
+    )
 
 
 def active_administrators(session: Session) -> list[str]:
-    rows = session.execute(
+    rows = session.connection().execute(
         select(operator_account.c.name).where(
             operator_account.c.role == ADMINISTRATOR, operator_account.c.active.is_(True)
         )
@@ -160,7 +168,7 @@ def add(
         raise DomainError("an operator needs a password or an API token", field="secret")
     if get(session, name) is not None:
         raise Conflict(f"operator {name} already exists", field="name")
-    session.execute(
+    session.connection().execute(
         insert(operator_account).values(
             name=name,
             display_name=shown,
@@ -219,7 +227,7 @@ def change(session: Session, name: str, *, at: datetime, **changes: Any) -> Oper
             "administrator first",
             field="name",
         )
-    session.execute(
+    session.connection().execute(
         update(operator_account)
         .where(operator_account.c.name == name)
         .values(**values, changed_at=at)

@@ -98,6 +98,9 @@ def credential_state_payload(
     )
 
 
+_STATES = "lockgate.bridge.pending-states"
+
+
 class StatePublisher:
     """Writes outbound messages to the outbox, inside the caller's transaction.
 
@@ -157,9 +160,8 @@ class StatePublisher:
                 for number, state in core.engine.states.items()
                 if state.revoked and number not in changes.credentials
             }
-        now = self.clock()
+        self._buffer_states(session, core, changes.credentials)
         for number, state in changes.credentials.items():
-            self._put_state(session, number, state, now)
             if state is not None and state.revoked:
                 if number not in self._revoked:
                     self._revoked.add(number)
@@ -177,6 +179,41 @@ class StatePublisher:
                     )
             else:
                 self._revoked.discard(number)
+
+    def _buffer_states(
+        self, session: Session, core: Core, states: dict[str, DesiredCredential | None]
+    ) -> None:
+        """Queue the retained states of a transaction's changed credentials at its commit:
+        one message per credential (the last state wins: the topic is retained) and one
+        statement for all of them."""
+        pending: dict[str, Core] | None = session.info.get(_STATES)
+        if pending is None:
+            pending = session.info[_STATES] = {}
+
+            def write(sess: Session) -> None:
+                queued: dict[str, Core] = sess.info.pop(_STATES, {})
+                if not queued:
+                    return
+                at = self.clock()
+                messages = []
+                for number, owner in queued.items():
+                    state = owner.engine.states.get(number)
+                    if state is None:
+                        payload = b""  # clears the retained message
+                    else:
+                        confirmed = self.confirmed_lookup(sess, number)
+                        payload = to_json(credential_state_payload(state, confirmed, at))
+                    messages.append((self.topics.credential_state(number), payload))
+                outbox.append_many(sess, messages, qos=1, retain=True, at=at)
+
+            def dropped(sess: Session) -> None:
+                sess.info.pop(_STATES, None)
+
+            event.listen(session, "before_commit", write, once=True)
+            event.listen(session, "after_rollback", dropped, once=True)
+        for number in states:
+            pending[number] = core
+        self._watch(session)
 
     # ------------------------------------------------------------------ public helpers
 

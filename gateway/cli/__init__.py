@@ -71,11 +71,17 @@ app.add_typer(retention_app, name="retention")
 
 @app.command("demo")
 def demo(
-    once: Annotated[bool, typer.Option(
-        "--once", help="Run the story non-interactively; exit 0 only if every step behaved "
-        "as expected. The last line is one JSON object.")] = False,
-    folder: Annotated[Path, typer.Option(help="Folder for the demo's database and files.")
-                      ] = Path("demo"),
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            help="Run the story non-interactively; exit 0 only if every step behaved "
+            "as expected. The last line is one JSON object.",
+        ),
+    ] = False,
+    folder: Annotated[Path, typer.Option(help="Folder for the demo's database and files.")] = Path(
+        "demo"
+    ),
     mqtt: Annotated[bool, typer.Option(help="Use a private Mosquitto when installed.")] = True,
 ) -> None:
     """The seed story on a simulated site: agreements, key orders, manifests, receipts, an

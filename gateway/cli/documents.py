@@ -273,12 +273,21 @@ def report_exposure(
         print_json([r.__dict__ for r in rows])
         return
     open_rows = [r for r in rows if r.status != BLOCKED]
-    table = Table(title=f"exposure: {len(open_rows)} locks still open to revoked credentials, "
-                  f"{len(rows) - len(open_rows)} blocked by confirmed blacklists")
+    table = Table(
+        title=f"exposure: {len(open_rows)} locks still open to revoked credentials, "
+        f"{len(rows) - len(open_rows)} blocked by confirmed blacklists"
+    )
     for col in ("credential", "kind", "why revoked", "lock", "status", "until", "detail"):
         table.add_column(col)
     for r in rows:
         colour = "green" if r.status == BLOCKED else "red"
-        table.add_row(r.credential, r.kind, ", ".join(r.reasons), r.lock,
-                      f"[{colour}]{r.status}[/]", local(r.until), r.detail)
+        table.add_row(
+            r.credential,
+            r.kind,
+            ", ".join(r.reasons),
+            r.lock,
+            f"[{colour}]{r.status}[/]",
+            local(r.until),
+            r.detail,
+        )
     console.print(table)

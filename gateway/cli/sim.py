@@ -44,11 +44,13 @@ def site_command(
 @sim_app.command("call")
 def call_command(
     command: Annotated[str, typer.Argument(help="Control command, e.g. insert, visit, present.")],
-    arguments: Annotated[list[str] | None, typer.Argument(
-        help="Arguments as name=value (values that look like numbers are sent as numbers).")
+    arguments: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Arguments as name=value (values that look like numbers are sent as numbers)."
+        ),
     ] = None,
-    port: Annotated[int, typer.Option(min=1, max=65535, help="The simulator's control port.")
-                    ] = 0,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The simulator's control port.")] = 0,
     host: Annotated[str, typer.Option(help="The simulator's control host.")] = "127.0.0.1",
 ) -> None:
     """Send one command to a running simulator's control interface and print the reply

@@ -31,19 +31,27 @@ from gateway.sync.station import KeyVisit, StationWorker
 def _pick(station: str | None) -> DeviceSettings:
     stations = STATE.settings.stations
     if not stations:
-        fail("no station is configured: add a [[stations]] table to the configuration "
-             "(see docs/configuration.md)")
+        fail(
+            "no station is configured: add a [[stations]] table to the configuration "
+            "(see docs/configuration.md)"
+        )
     if station is None:
         operated = [s for s in stations if s.operated] or stations
         if len(operated) > 1:
-            fail("several stations are configured; choose one with --station "
-                 + "|".join(s.id for s in operated), 2)
+            fail(
+                "several stations are configured; choose one with --station "
+                + "|".join(s.id for s in operated),
+                2,
+            )
         return operated[0]
     for s in stations:
         if s.id == station:
             return s
-    fail(f"--station: no station {station!r} is configured "
-         f"(configured: {', '.join(s.id for s in stations)})", 2)
+    fail(
+        f"--station: no station {station!r} is configured "
+        f"(configured: {', '.join(s.id for s in stations)})",
+        2,
+    )
 
 
 def describe(visit: KeyVisit, holder: str) -> None:
@@ -51,15 +59,18 @@ def describe(visit: KeyVisit, holder: str) -> None:
     state = visit.state
     console.rule(f"key {visit.serial}")
     if not visit.registered:
-        console.print(f"[red]key {visit.serial} is not registered[/]: register its delivery "
-                      "(lockgate import manifest) before programming it")
+        console.print(
+            f"[red]key {visit.serial} is not registered[/]: register its delivery "
+            "(lockgate import manifest) before programming it"
+        )
         return
     console.print(f"holder: {holder}")
     if state is None:
         return
     if state.active:
-        console.print("[green]ACTIVE[/]"
-                      + (f" until {local(state.window.end)}" if state.window else ""))
+        console.print(
+            "[green]ACTIVE[/]" + (f" until {local(state.window.end)}" if state.window else "")
+        )
     else:
         console.print("[red]NOT ACTIVE[/]")
         for r in state.reasons:
@@ -69,11 +80,19 @@ def describe(visit: KeyVisit, holder: str) -> None:
     held = {str(a.cylinder) for a in visit.held.access} if visit.held.enabled else set()
     new = set(visit.planned.cylinders)
     if visit.planned.image.enabled:
-        console.print(f"to write: {len(new)} cylinders"
-                      + (f", revalidate by {local(visit.planned.image.revalidate_by)}"
-                         if visit.planned.image.revalidate_by else "")
-                      + (f", {len(visit.planned.image.blacklists)} blacklists to carry"
-                         if visit.planned.image.blacklists else ""))
+        console.print(
+            f"to write: {len(new)} cylinders"
+            + (
+                f", revalidate by {local(visit.planned.image.revalidate_by)}"
+                if visit.planned.image.revalidate_by
+                else ""
+            )
+            + (
+                f", {len(visit.planned.image.blacklists)} blacklists to carry"
+                if visit.planned.image.blacklists
+                else ""
+            )
+        )
     else:
         console.print("to write: [red]an empty, disabled image[/] (the key will open nothing)")
     if added := sorted(new - held, key=int):
@@ -83,8 +102,7 @@ def describe(visit: KeyVisit, holder: str) -> None:
 
 
 def station_command(
-    station: Annotated[str | None, typer.Option(help="Station id from the configuration.")
-                       ] = None,
+    station: Annotated[str | None, typer.Option(help="Station id from the configuration.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Write without asking.")] = False,
     once: Annotated[bool, typer.Option(help="Stop after the first key.")] = False,
 ) -> None:
@@ -98,8 +116,12 @@ async def _serve(device: DeviceSettings, *, yes: bool, once: bool) -> None:
     gateway = Gateway(settings, upgrade=False)
     install(gateway.core)
     done = asyncio.Event()
-    progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                        TextColumn("{task.completed}/{task.total} bytes"), console=console)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} bytes"),
+        console=console,
+    )
     task: dict[str, TaskID] = {}
 
     async def decide(visit: KeyVisit) -> bool:
@@ -124,16 +146,24 @@ async def _serve(device: DeviceSettings, *, yes: bool, once: bool) -> None:
         match visit.outcome:
             case "written":
                 r = visit.result
-                console.print(f"[green]key {visit.serial} programmed and verified[/]"
-                              + (f" ({r.bytes_sent} bytes{', delta' if r.delta else ''}, "
-                                 f"{r.seconds * 1000:.0f} ms)" if r else ""))
+                console.print(
+                    f"[green]key {visit.serial} programmed and verified[/]"
+                    + (
+                        f" ({r.bytes_sent} bytes{', delta' if r.delta else ''}, "
+                        f"{r.seconds * 1000:.0f} ms)"
+                        if r
+                        else ""
+                    )
+                )
             case "up_to_date":
                 console.print(f"key {visit.serial} already holds its image; nothing to write")
             case "declined":
                 console.print(f"key {visit.serial} left unchanged")
             case "pulled":
-                console.print(f"[red]key {visit.serial} was pulled out before the write "
-                              "finished[/]: it keeps its old image; insert it again")
+                console.print(
+                    f"[red]key {visit.serial} was pulled out before the write "
+                    "finished[/]: it keeps its old image; insert it again"
+                )
             case "unknown":
                 console.print(f"[red]key {visit.serial} is not registered; nothing written[/]")
             case _:
@@ -148,9 +178,14 @@ async def _serve(device: DeviceSettings, *, yes: bool, once: bool) -> None:
             console.print(f"key {serial} removed; waiting for a key")
 
     worker = StationWorker(
-        gateway, device.id,
+        gateway,
+        device.id,
         lambda: load_key_station(DeviceConfig(device.id, device.driver, dict(device.options))),
-        Sinks(), decide=decide, on_visit=on_visit, on_progress=on_progress, on_event=on_event,
+        Sinks(),
+        decide=decide,
+        on_visit=on_visit,
+        on_progress=on_progress,
+        on_event=on_event,
         timing=worker_timing(settings),
     )
     loop = asyncio.get_running_loop()
@@ -166,8 +201,10 @@ async def _serve(device: DeviceSettings, *, yes: bool, once: bool) -> None:
                 await asyncio.wait_for(done.wait(), 0.5)
             if not worker.online and worker.last_error and worker.last_error != last:
                 last = worker.last_error
-                console.print(f"[red]station {device.id} is not reachable[/]: {last}; "
-                              "retrying (is it plugged in?)")
+                console.print(
+                    f"[red]station {device.id} is not reachable[/]: {last}; "
+                    "retrying (is it plugged in?)"
+                )
             elif worker.online and last:
                 last = ""
                 console.print(f"station {device.id} is back; waiting for a key")

@@ -148,8 +148,9 @@ def _operator_confirms(console: Console) -> Any:
     return decide
 
 
-async def run_demo(folder: Path, console: Console, *, once: bool, use_broker: bool = True
-                   ) -> dict[str, Any]:
+async def run_demo(
+    folder: Path, console: Console, *, once: bool, use_broker: bool = True
+) -> dict[str, Any]:
     """Run the story; return the summary (``ok``, ``steps``, ``failed``, ``seconds``)."""
     narrator = Narrator(console)
     async with demo_setup(folder, console, control=not once, use_broker=use_broker) as setup:

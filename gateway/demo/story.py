@@ -685,13 +685,17 @@ async def audit(st: Story) -> None:
             return audit_log.verify(s), audit_log.entries(s, subject=f"credential {VISITOR}")
 
     result, visitor_entries = await st.gateway.call(verify)
-    n.say(f"{result.entries} audit entries: every command, refusal, programming result and "
-          "device event of the story, each holding the hash of the one before")
+    n.say(
+        f"{result.entries} audit entries: every command, refusal, programming result and "
+        "device event of the story, each holding the hash of the one before"
+    )
     n.check(result.ok, "lockgate audit verify: the hash chain is intact")
     personal = [e for e in visitor_entries if e.personal]
-    n.check(bool(visitor_entries) and not personal,
-            f"the visitor card's {len(visitor_entries)} entries keep no personal data after "
-            "its return, and the chain still verifies")
+    n.check(
+        bool(visitor_entries) and not personal,
+        f"the visitor card's {len(visitor_entries)} entries keep no personal data after "
+        "its return, and the chain still verifies",
+    )
 
 
 Step = tuple[str, str, Callable[[Story], Awaitable[None]]]

@@ -63,8 +63,17 @@ def exposure(session: Session, engine: RulesEngine, now: datetime) -> list[Expos
                     f"blacklist version {bl.version} waits for a key visiting the cylinder "
                     f"(confirmed: {confirmed_versions.get(cylinder, 0)})",
                 )
-            rows.append(ExposureRow(key.serial, "key", reasons, f"cylinder:{cylinder}", status,
-                                    key.lapses_at, detail))
+            rows.append(
+                ExposureRow(
+                    key.serial,
+                    "key",
+                    reasons,
+                    f"cylinder:{cylinder}",
+                    status,
+                    key.lapses_at,
+                    detail,
+                )
+            )
     for controller in sync_store.all_controllers(session):
         desired = engine.controller(controller.controller_id)
         wanted = {e.credential for e in desired.entries}
@@ -75,8 +84,16 @@ def exposure(session: Session, engine: RulesEngine, now: datetime) -> list[Expos
             reasons = tuple(r.value for r in state.reasons) if state else ("CREDENTIAL_UNKNOWN",)
             job = sync_store.get_job(session, "controller", controller.controller_id)
             detail = "sync pending" + (f" ({job.last_error})" if job and job.last_error else "")
-            rows.append(ExposureRow(number, state.kind.value if state else "-", reasons,
-                                    f"controller:{controller.controller_id}", ON_CONTROLLER,
-                                    None, detail))
+            rows.append(
+                ExposureRow(
+                    number,
+                    state.kind.value if state else "-",
+                    reasons,
+                    f"controller:{controller.controller_id}",
+                    ON_CONTROLLER,
+                    None,
+                    detail,
+                )
+            )
     rows.sort(key=lambda r: (r.status == BLOCKED, r.credential, r.lock))
     return rows

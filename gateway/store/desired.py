@@ -9,6 +9,8 @@ revision a device last confirmed. ``body`` is the derived state itself as a JSON
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -63,15 +65,25 @@ def _check_aware(field: str, value: object) -> datetime:
     return value
 
 
+@functools.cache
+def _upsert_statement(table: Table, key: str, dialect: str) -> Any:
+    """``INSERT .. ON CONFLICT (key) DO UPDATE`` (built once per table and dialect)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    others = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != key}
+    return stmt.on_conflict_do_update(index_elements=[key], set_=others)
+
+
 def _upsert(session: Session, table: Table, key: str, row: dict[str, Any]) -> None:
-    column = table.c[key]
-    done = session.execute(update(table).where(column == row[key]).values(row))
-    if not getattr(done, "rowcount", 0):
-        session.execute(insert(table).values(row))
+    conn = session.connection()
+    conn.execute(_upsert_statement(table, key, conn.dialect.name), row)
 
 
 def _first(session: Session, table: Table, key: str, value: str) -> RowMapping | None:
-    return session.execute(select(table).where(table.c[key] == value)).mappings().first()
+    return (
+        session.connection().execute(select(table).where(table.c[key] == value)).mappings().first()
+    )
 
 
 # --------------------------------------------------------------------------- credentials
@@ -101,8 +113,7 @@ def _credential_state(row: RowMapping) -> StoredCredentialState:
     )
 
 
-def put_credential_state(session: Session, state: StoredCredentialState) -> None:
-    """Store ``state``, replacing the stored state of the same credential number."""
+def _credential_row(state: StoredCredentialState) -> dict[str, Any]:
     _check_text("number", state.number, 10)
     if not state.number.isascii() or not state.number.isdigit():
         raise ValueError(f"number: must be digits, got {state.number!r}")
@@ -112,19 +123,27 @@ def put_credential_state(session: Session, state: StoredCredentialState) -> None
         raise TypeError(f"active: must be a bool, got {type(state.active).__name__}")
     check_json_object("body", state.body)
     _check_aware("computed_at", state.computed_at)
-    _upsert(
-        session,
-        credential_state,
-        "number",
-        {
-            "number": state.number,
-            "kind": state.kind,
-            "revision": state.revision,
-            "active": state.active,
-            "body": state.body,
-            "computed_at": state.computed_at,
-        },
-    )
+    return {
+        "number": state.number,
+        "kind": state.kind,
+        "revision": state.revision,
+        "active": state.active,
+        "body": state.body,
+        "computed_at": state.computed_at,
+    }
+
+
+def put_credential_state(session: Session, state: StoredCredentialState) -> None:
+    """Store ``state``, replacing the stored state of the same credential number."""
+    _upsert(session, credential_state, "number", _credential_row(state))
+
+
+def put_credential_states(session: Session, states: Sequence[StoredCredentialState]) -> None:
+    """:func:`put_credential_state` for many states, in one statement."""
+    rows = [_credential_row(state) for state in states]
+    if rows:
+        conn = session.connection()
+        conn.execute(_upsert_statement(credential_state, "number", conn.dialect.name), rows)
 
 
 def get_credential_state(session: Session, number: str) -> StoredCredentialState | None:
@@ -135,13 +154,17 @@ def get_credential_state(session: Session, number: str) -> StoredCredentialState
 
 def all_credential_states(session: Session) -> list[StoredCredentialState]:
     """Every stored credential state, by number."""
-    rows = session.execute(select(credential_state).order_by(credential_state.c.number))
+    rows = session.connection().execute(
+        select(credential_state).order_by(credential_state.c.number)
+    )
     return [_credential_state(r) for r in rows.mappings()]
 
 
 def delete_credential_state(session: Session, number: str) -> None:
     """Forget the desired state of credential ``number`` (nothing happens if there is none)."""
-    session.execute(delete(credential_state).where(credential_state.c.number == number))
+    session.connection().execute(
+        delete(credential_state).where(credential_state.c.number == number)
+    )
 
 
 # --------------------------------------------------------------------------- controllers
@@ -194,13 +217,15 @@ def get_controller_state(session: Session, controller_id: str) -> StoredControll
 
 def all_controller_states(session: Session) -> list[StoredControllerState]:
     """Every stored controller state, by controller id."""
-    rows = session.execute(select(controller_state).order_by(controller_state.c.controller_id))
+    rows = session.connection().execute(
+        select(controller_state).order_by(controller_state.c.controller_id)
+    )
     return [_controller_state(r) for r in rows.mappings()]
 
 
 def delete_controller_state(session: Session, controller_id: str) -> None:
     """Forget the desired state of a controller (nothing happens if there is none)."""
-    session.execute(
+    session.connection().execute(
         delete(controller_state).where(controller_state.c.controller_id == controller_id)
     )
 
@@ -270,9 +295,9 @@ def put_blacklist(
         "computed_at": at,
     }
     if current is None:
-        session.execute(insert(cylinder_blacklist).values(row))
+        session.connection().execute(insert(cylinder_blacklist).values(row))
     else:
-        session.execute(
+        session.connection().execute(
             update(cylinder_blacklist).where(cylinder_blacklist.c.cylinder == cylinder).values(row)
         )
     return stored
@@ -286,5 +311,7 @@ def get_blacklist(session: Session, cylinder: str) -> StoredBlacklist | None:
 
 def all_blacklists(session: Session) -> list[StoredBlacklist]:
     """Every stored blacklist, by cylinder."""
-    rows = session.execute(select(cylinder_blacklist).order_by(cylinder_blacklist.c.cylinder))
+    rows = session.connection().execute(
+        select(cylinder_blacklist).order_by(cylinder_blacklist.c.cylinder)
+    )
     return [_blacklist(r) for r in rows.mappings()]

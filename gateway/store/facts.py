@@ -12,6 +12,7 @@ person and organisation, ...) are the command layer's job: facts may arrive in a
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -477,13 +478,53 @@ def put_many(session: Session, facts: Iterable[Fact]) -> None:
                     _check_storable(f"{kind.__name__} ({name})", child_row)
                 children[name].extend(rows)
         batches.append((spec, roots, children))
+    conn = session.connection()
     for spec, roots, children in batches:
+        if not spec.children:
+            # A flat fact: one upsert instead of delete + insert.
+            conn.execute(_upsert_statement(spec, conn.dialect.name), roots)
+            continue
         _delete_keys(session, spec, [spec.key_of_row(cast(RowMapping, row)) for row in roots])
-        session.execute(insert(spec.table), roots)
+        conn.execute(_insert_statement(spec.table), roots)
         for child in spec.children:
             child_batch = children.get(child.table.name)
             if child_batch:
-                session.execute(insert(child.table), child_batch)
+                conn.execute(_insert_statement(child.table), child_batch)
+
+
+@functools.cache
+def _insert_statement(table: Table) -> Any:
+    return insert(table)
+
+
+@functools.cache
+def _upsert_statement(spec: _Spec, dialect: str) -> Any:
+    """``INSERT .. ON CONFLICT (key) DO UPDATE`` for a fact without child tables."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(spec.table)
+    others = {
+        c.name: stmt.excluded[c.name] for c in spec.table.columns if c.name not in spec.key_columns
+    }
+    if not others:
+        return stmt.on_conflict_do_nothing(index_elements=list(spec.key_columns))
+    return stmt.on_conflict_do_update(index_elements=list(spec.key_columns), set_=others)
+
+
+@functools.cache
+def _delete_statements(spec: _Spec) -> tuple[Any, ...]:
+    """The DELETE statements of an aggregate: its children first, then its root row."""
+    out = []
+    for child in reversed(spec.children):
+        cond = and_(
+            *(child.table.c[col] == bindparam(f"k_{i}") for i, col in enumerate(child.root_columns))
+        )
+        out.append(sql_delete(child.table).where(cond))
+    cond = and_(
+        *(spec.table.c[col] == bindparam(f"k_{i}") for i, col in enumerate(spec.key_columns))
+    )
+    out.append(sql_delete(spec.table).where(cond))
+    return tuple(out)
 
 
 _BIGINT = 2**63 - 1
@@ -511,15 +552,11 @@ def _delete_keys(session: Session, spec: _Spec, keys: Sequence[tuple[Any, ...]])
     if not keys:
         return 0
     params = [{f"k_{i}": v for i, v in enumerate(key)} for key in keys]
-    for child in reversed(spec.children):
-        cond = and_(
-            *(child.table.c[col] == bindparam(f"k_{i}") for i, col in enumerate(child.root_columns))
-        )
-        session.execute(sql_delete(child.table).where(cond), params)
-    cond = and_(
-        *(spec.table.c[col] == bindparam(f"k_{i}") for i, col in enumerate(spec.key_columns))
-    )
-    result = session.execute(sql_delete(spec.table).where(cond), params)
+    conn = session.connection()
+    *children, root = _delete_statements(spec)
+    for stmt in children:
+        conn.execute(stmt, params)
+    result = conn.execute(root, params)
     return int(getattr(result, "rowcount", 0))
 
 
@@ -536,7 +573,7 @@ def _fetch(
     query = select(root).order_by(*(root.c[c] for c in spec.key_columns))
     if where is not None:
         query = query.where(where)
-    rows = session.execute(query).mappings().all()
+    rows = session.connection().execute(query).mappings().all()
     if not rows:
         return []
     grouped: dict[str, dict[tuple[Any, ...], list[RowMapping]]] = {}
@@ -553,7 +590,7 @@ def _fetch(
             child_query = child_query.join(root, on).where(where)
         child_query = child_query.order_by(*(ct.c[c] for c in (*child.root_columns, *child.order)))
         groups: dict[tuple[Any, ...], list[RowMapping]] = defaultdict(list)
-        for r in session.execute(child_query).mappings():
+        for r in session.connection().execute(child_query).mappings():
             groups[tuple(r[c] for c in child.root_columns)].append(r)
         grouped[ct.name] = groups
     if not grouped:
@@ -592,7 +629,9 @@ def load_all(session: Session) -> list[Fact]:
 def count(session: Session, kind: type[Fact]) -> int:
     """Number of stored facts of ``kind``."""
     spec = _spec(kind)
-    return int(session.execute(select(func.count()).select_from(spec.table)).scalar_one())
+    return int(
+        session.connection().execute(select(func.count()).select_from(spec.table)).scalar_one()
+    )
 
 
 def _list(session: Session, kind: type[F], where: ColumnElement[bool]) -> list[F]:

@@ -9,11 +9,12 @@ change does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from gateway.domain import Conflict
@@ -48,16 +49,24 @@ def _check_text(field: str, value: object, limit: int) -> str:
     return value
 
 
+_LOOKUP = select(inbox).where(inbox.c.request_id == bindparam("request_id"))
+_INSERT = insert(inbox)
+
+
 def lookup(session: Session, request_id: str) -> InboxEntry | None:
     """The recorded request with ``request_id``, or None if it was never processed."""
-    row = session.execute(select(inbox).where(inbox.c.request_id == request_id)).mappings().first()
+    row = session.connection().execute(_LOOKUP, {"request_id": request_id}).mappings().first()
     if row is None:
         return None
     return InboxEntry(row["request_id"], row["kind"], row["response"], row["received_at"])
 
 
 def record(
-    session: Session, request_id: str, kind: str, response: dict[str, Any], received_at: datetime
+    session: Session,
+    request_id: str,
+    kind: str,
+    response: dict[str, Any],
+    received_at: datetime,
 ) -> None:
     """Record that ``request_id`` was processed with ``response`` (a JSON object, see
     :func:`~gateway.store.tables.check_json_object`).
@@ -71,11 +80,32 @@ def record(
         raise ValueError("received_at: must carry a time zone")
     if lookup(session, request_id) is not None:
         raise Conflict(f"request {request_id!r} is already recorded", field="request_id")
-    session.execute(
-        insert(inbox).values(
-            request_id=request_id, kind=kind, response=response, received_at=received_at
-        )
+    session.connection().execute(
+        _INSERT,
+        {"request_id": request_id, "kind": kind, "response": response, "received_at": received_at},
     )
+
+
+def record_many(session: Session, entries: Sequence[InboxEntry]) -> None:
+    """Record several processed requests at once (each id must be new: the caller looked
+    them up in this transaction)."""
+    rows = []
+    for e in entries:
+        _check_text("request_id", e.request_id, MAX_REQUEST_ID)
+        _check_text("kind", e.kind, MAX_KIND)
+        check_json_object("response", e.response)
+        if e.received_at.tzinfo is None or e.received_at.utcoffset() is None:
+            raise ValueError("received_at: must carry a time zone")
+        rows.append(
+            {
+                "request_id": e.request_id,
+                "kind": e.kind,
+                "response": e.response,
+                "received_at": e.received_at,
+            }
+        )
+    if rows:
+        session.connection().execute(_INSERT, rows)
 
 
 def prune(session: Session, older_than: datetime) -> int:
@@ -86,5 +116,5 @@ def prune(session: Session, older_than: datetime) -> int:
     """
     if older_than.tzinfo is None or older_than.utcoffset() is None:
         raise ValueError("older_than: must carry a time zone")
-    result = session.execute(delete(inbox).where(inbox.c.received_at < older_than))
+    result = session.connection().execute(delete(inbox).where(inbox.c.received_at < older_than))
     return int(getattr(result, "rowcount", 0))

@@ -29,19 +29,26 @@ class JournalEntry:
 
 def head(session: Session) -> int:
     """The sequence of the newest entry (0 when empty)."""
-    return int(session.execute(select(func.coalesce(func.max(fact_journal.c.seq), 0))).scalar_one())
+    return int(
+        session.connection()
+        .execute(select(func.coalesce(func.max(fact_journal.c.seq), 0)))
+        .scalar_one()
+    )
+
+
+_INSERT = insert(fact_journal).returning(fact_journal.c.seq)
 
 
 def append(
     session: Session, entries: Sequence[tuple[str, tuple[str, ...], bool]], at: datetime
 ) -> int:
     """Append ``(fact type name, fact key, deleted)`` entries; return the new head."""
-    if entries:
-        session.execute(
-            insert(fact_journal),
-            [{"kind": k, "key": list(key), "deleted": d, "at": at} for k, key, d in entries],
-        )
-    return head(session)
+    if not entries:
+        return head(session)
+    rows = session.connection().execute(
+        _INSERT, [{"kind": k, "key": list(key), "deleted": d, "at": at} for k, key, d in entries]
+    )
+    return max(int(r[0]) for r in rows)
 
 
 def since(session: Session, seq: int, *, limit: int | None = None) -> list[JournalEntry]:
@@ -51,14 +58,14 @@ def since(session: Session, seq: int, *, limit: int | None = None) -> list[Journ
         stmt = stmt.limit(limit)
     return [
         JournalEntry(r.seq, r.kind, tuple(r.key), r.deleted, r.at)
-        for r in session.execute(stmt).all()
+        for r in session.connection().execute(stmt).all()
     ]
 
 
 def prune(session: Session, before: datetime) -> int:
     """Delete entries written before ``before`` but never the newest one (the head)."""
     top = head(session)
-    result = session.execute(
+    result = session.connection().execute(
         delete(fact_journal).where(fact_journal.c.at < before, fact_journal.c.seq < top)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)

@@ -93,21 +93,62 @@ def append(
     if not isinstance(retain, bool):
         raise TypeError(f"retain: must be a bool, got {type(retain).__name__}")
     created = utcnow() if at is None else _aware("at", at)
-    result = session.execute(
-        insert(outbox)
-        .values(topic=topic, payload=bytes(payload), qos=qos, retain=retain, created_at=created)
-        .returning(outbox.c.id)
+    result = session.connection().execute(
+        _INSERT,
+        {
+            "topic": topic,
+            "payload": bytes(payload),
+            "qos": qos,
+            "retain": retain,
+            "created_at": created,
+        },
     )
     return int(result.scalar_one())
+
+
+_INSERT = insert(outbox).returning(outbox.c.id)
+_INSERT_MANY = insert(outbox)
+
+
+def append_many(
+    session: Session,
+    messages: Sequence[tuple[str, bytes]],
+    *,
+    qos: int = 1,
+    retain: bool = False,
+    at: datetime | None = None,
+) -> None:
+    """Queue several ``(topic, payload)`` messages in one statement, in the order given."""
+    created = utcnow() if at is None else _aware("at", at)
+    rows = []
+    for topic, payload in messages:
+        _check_topic(topic)
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError(f"payload: must be bytes, got {type(payload).__name__}")
+        rows.append(
+            {
+                "topic": topic,
+                "payload": bytes(payload),
+                "qos": qos,
+                "retain": retain,
+                "created_at": created,
+            }
+        )
+    if rows:
+        session.connection().execute(_INSERT_MANY, rows)
 
 
 def pending(session: Session, *, limit: int = 100) -> list[OutboxMessage]:
     """Up to ``limit`` unpublished messages, oldest (lowest id) first."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit: must be a positive whole number, got {limit!r}")
-    rows = session.execute(
-        select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(limit)
-    ).mappings()
+    rows = (
+        session.connection()
+        .execute(
+            select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(limit)
+        )
+        .mappings()
+    )
     return [_message(r) for r in rows]
 
 
@@ -119,7 +160,7 @@ def replace_payload(session: Session, message_id: int, payload: bytes) -> None:
         raise TypeError(f"message_id: must be an integer, got {message_id!r}")
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise TypeError(f"payload: must be bytes, got {type(payload).__name__}")
-    result = session.execute(
+    result = session.connection().execute(
         update(outbox)
         .where(outbox.c.id == message_id, outbox.c.published_at.is_(None))
         .values(payload=bytes(payload))
@@ -140,7 +181,7 @@ def recent_published(session: Session, *, limit: int = 100) -> list[OutboxMessag
         .limit(limit)
         .subquery()
     )
-    rows = session.execute(select(newest).order_by(newest.c.id)).mappings()
+    rows = session.connection().execute(select(newest).order_by(newest.c.id)).mappings()
     return [_message(r) for r in rows]
 
 
@@ -164,7 +205,7 @@ def mark_published(session: Session, ids: Sequence[int], *, at: datetime | None 
     when = utcnow() if at is None else _aware("at", at)
     unique = sorted(set(ids))
     for start in range(0, len(unique), _CHUNK):
-        session.execute(
+        session.connection().execute(
             update(outbox)
             .where(outbox.c.id.in_(unique[start : start + _CHUNK]), outbox.c.published_at.is_(None))
             .values(published_at=when)
@@ -175,7 +216,7 @@ def purge_published(session: Session, older_than: datetime) -> int:
     """Delete messages published before ``older_than``; returns how many. Unpublished
     messages are never purged."""
     _aware("older_than", older_than)
-    result = session.execute(
+    result = session.connection().execute(
         delete(outbox).where(outbox.c.published_at.is_not(None), outbox.c.published_at < older_than)
     )
     return int(getattr(result, "rowcount", 0))
@@ -184,7 +225,7 @@ def purge_published(session: Session, older_than: datetime) -> int:
 def count_pending(session: Session) -> int:
     """Number of messages not yet published."""
     return int(
-        session.execute(
-            select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
-        ).scalar_one()
+        session.connection()
+        .execute(select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))
+        .scalar_one()
     )

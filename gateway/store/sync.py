@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.store.tables import (
@@ -24,6 +24,7 @@ from gateway.store.tables import (
     key_image,
     sync_job,
 )
+from gateway.store.txcache import transaction_cache
 
 REVOCATION = 0
 """Job priority of a change that takes access away: served before every other."""
@@ -60,11 +61,15 @@ def put_job(
 ) -> None:
     """Queue (or re-target) the job bringing ``target`` to ``revision``. A job keeps the
     most urgent priority it was ever given until it is done."""
-    old = session.execute(
-        select(sync_job).where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
-    ).first()
+    old = (
+        session.connection()
+        .execute(
+            select(sync_job).where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
+        )
+        .first()
+    )
     if old is None:
-        session.execute(
+        session.connection().execute(
             insert(sync_job).values(
                 target_kind=kind,
                 target_id=target,
@@ -77,7 +82,7 @@ def put_job(
             )
         )
     else:
-        session.execute(
+        session.connection().execute(
             update(sync_job)
             .where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
             .values(desired_revision=revision, priority=min(priority, old.priority))
@@ -85,9 +90,13 @@ def put_job(
 
 
 def get_job(session: Session, kind: str, target: str) -> Job | None:
-    row = session.execute(
-        select(sync_job).where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
-    ).first()
+    row = (
+        session.connection()
+        .execute(
+            select(sync_job).where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
+        )
+        .first()
+    )
     return _job(row) if row else None
 
 
@@ -98,30 +107,30 @@ def jobs(session: Session, kind: str | None = None) -> list[Job]:
     )
     if kind is not None:
         stmt = stmt.where(sync_job.c.target_kind == kind)
-    return [_job(r) for r in session.execute(stmt).all()]
+    return [_job(r) for r in session.connection().execute(stmt).all()]
 
 
 def finish_job(session: Session, kind: str, target: str, revision: str) -> bool:
     """Delete the job if it still asks for ``revision`` (a newer change keeps it)."""
-    result = session.execute(
+    result = session.connection().execute(
         delete(sync_job).where(
             sync_job.c.target_kind == kind,
             sync_job.c.target_id == target,
             sync_job.c.desired_revision == revision,
         )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 def drop_job(session: Session, kind: str, target: str) -> None:
     """Delete the job of ``target`` whatever revision it asks for (nothing is left to do)."""
-    session.execute(
+    session.connection().execute(
         delete(sync_job).where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
     )
 
 
 def fail_job(session: Session, kind: str, target: str, error: str, at: datetime) -> None:
-    session.execute(
+    session.connection().execute(
         update(sync_job)
         .where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
         .values(attempts=sync_job.c.attempts + 1, last_attempt_at=at, last_error=error[:500])
@@ -151,9 +160,11 @@ def set_device_status(
     info: dict[str, Any] | None = None,
 ) -> bool:
     """Record a device's availability; returns True when it changed."""
-    old = session.execute(
-        select(device_status).where(device_status.c.device_id == device_id)
-    ).first()
+    old = (
+        session.connection()
+        .execute(select(device_status).where(device_status.c.device_id == device_id))
+        .first()
+    )
     values = {
         "role": role,
         "online": online,
@@ -162,11 +173,11 @@ def set_device_status(
         "info": info if info is not None else (old.info if old else {}),
     }
     if old is None:
-        session.execute(insert(device_status).values(device_id=device_id, **values))
+        session.connection().execute(insert(device_status).values(device_id=device_id, **values))
         return True
     if old.online == online and old.reason == reason and info in (None, old.info):
         return False
-    session.execute(
+    session.connection().execute(
         update(device_status).where(device_status.c.device_id == device_id).values(**values)
     )
     return True
@@ -175,7 +186,9 @@ def set_device_status(
 def device_statuses(session: Session) -> list[DeviceStatus]:
     return [
         DeviceStatus(r.device_id, r.role, r.online, r.reason, r.changed_at, r.info)
-        for r in session.execute(select(device_status).order_by(device_status.c.device_id))
+        for r in session.connection().execute(
+            select(device_status).order_by(device_status.c.device_id)
+        )
     ]
 
 
@@ -210,14 +223,16 @@ def _controller(r: Any) -> ControllerConfirmed:
 
 
 def get_controller(session: Session, controller_id: str) -> ControllerConfirmed | None:
-    row = session.execute(
-        select(controller_sync).where(controller_sync.c.controller_id == controller_id)
-    ).first()
+    row = (
+        session.connection()
+        .execute(select(controller_sync).where(controller_sync.c.controller_id == controller_id))
+        .first()
+    )
     return None if row is None else _controller(row)
 
 
 def all_controllers(session: Session) -> list[ControllerConfirmed]:
-    return [_controller(r) for r in session.execute(select(controller_sync))]
+    return [_controller(r) for r in session.connection().execute(select(controller_sync))]
 
 
 def confirm_controller(
@@ -242,13 +257,13 @@ def confirm_controller(
         "confirmed_at": at,
     }
     if old is None:
-        session.execute(
+        session.connection().execute(
             insert(controller_sync).values(
                 controller_id=controller_id, event_generation=generation, event_sequence=0, **values
             )
         )
     else:
-        session.execute(
+        session.connection().execute(
             update(controller_sync)
             .where(controller_sync.c.controller_id == controller_id)
             .values(**values)
@@ -258,7 +273,7 @@ def confirm_controller(
 def forget_controller(session: Session, controller_id: str, generation: int, at: datetime) -> None:
     """The controller lost its memory: nothing it held counts as confirmed any more."""
     confirm_controller(session, controller_id, "", 0, generation, (), 0, at)
-    session.execute(
+    session.connection().execute(
         update(controller_sync)
         .where(controller_sync.c.controller_id == controller_id)
         .values(event_generation=generation, event_sequence=0)
@@ -283,15 +298,19 @@ def add_controller_events(
     ones, and advance the controller's event cursor."""
     new: list[StoredControllerEvent] = []
     for ev in events:
-        seen = session.execute(
-            select(controller_event.c.id).where(
-                controller_event.c.controller_id == ev.controller_id,
-                controller_event.c.generation == ev.generation,
-                controller_event.c.sequence == ev.sequence,
+        seen = (
+            session.connection()
+            .execute(
+                select(controller_event.c.id).where(
+                    controller_event.c.controller_id == ev.controller_id,
+                    controller_event.c.generation == ev.generation,
+                    controller_event.c.sequence == ev.sequence,
+                )
             )
-        ).first()
+            .first()
+        )
         if seen is None:
-            session.execute(
+            session.connection().execute(
                 insert(controller_event).values(
                     controller_id=ev.controller_id,
                     generation=ev.generation,
@@ -306,7 +325,7 @@ def add_controller_events(
             new.append(ev)
     if events:
         last = events[-1]
-        session.execute(
+        session.connection().execute(
             update(controller_sync)
             .where(controller_sync.c.controller_id == last.controller_id)
             .values(
@@ -326,7 +345,7 @@ def controller_events(
         StoredControllerEvent(
             r.controller_id, r.generation, r.sequence, r.kind, r.credential, r.door, r.at
         )
-        for r in session.execute(stmt)
+        for r in session.connection().execute(stmt)
     ]
 
 
@@ -363,6 +382,7 @@ def _key(row: Any) -> KeyConfirmed:
 
 
 def confirm_key(session: Session, image: KeyConfirmed) -> None:
+    transaction_cache(session, "key-image").pop(image.serial, None)
     values = {
         "revision": image.revision,
         "credential_revision": image.credential_revision,
@@ -373,20 +393,28 @@ def confirm_key(session: Session, image: KeyConfirmed) -> None:
         "station_id": image.station_id,
         "confirmed_at": image.confirmed_at,
     }
-    done = session.execute(
+    done = session.connection().execute(
         update(key_image).where(key_image.c.serial == image.serial).values(**values)
     )
-    if not done.rowcount:  # type: ignore[attr-defined]
-        session.execute(insert(key_image).values(serial=image.serial, **values))
+    if not done.rowcount:
+        session.connection().execute(insert(key_image).values(serial=image.serial, **values))
+
+
+_GET_KEY = select(key_image).where(key_image.c.serial == bindparam("serial"))
 
 
 def get_key(session: Session, serial: str) -> KeyConfirmed | None:
-    row = session.execute(select(key_image).where(key_image.c.serial == serial)).first()
-    return _key(row) if row else None
+    """What key ``serial`` was last confirmed to hold (remembered for the transaction)."""
+    cache = transaction_cache(session, "key-image")
+    if serial not in cache:
+        row = session.connection().execute(_GET_KEY, {"serial": serial}).first()
+        cache[serial] = _key(row) if row else None
+    found: KeyConfirmed | None = cache[serial]
+    return found
 
 
 def all_keys(session: Session) -> list[KeyConfirmed]:
-    return [_key(r) for r in session.execute(select(key_image))]
+    return [_key(r) for r in session.connection().execute(select(key_image))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,16 +436,20 @@ def add_key_audit(
     """Store audit records not stored before; return the new ones."""
     new: list[StoredKeyAudit] = []
     for r in records:
-        seen = session.execute(
-            select(key_audit.c.id).where(
-                key_audit.c.source == r.source,
-                key_audit.c.cylinder == r.cylinder,
-                key_audit.c.key_serial == r.key_serial,
-                key_audit.c.sequence == r.sequence,
+        seen = (
+            session.connection()
+            .execute(
+                select(key_audit.c.id).where(
+                    key_audit.c.source == r.source,
+                    key_audit.c.cylinder == r.cylinder,
+                    key_audit.c.key_serial == r.key_serial,
+                    key_audit.c.sequence == r.sequence,
+                )
             )
-        ).first()
+            .first()
+        )
         if seen is None:
-            session.execute(
+            session.connection().execute(
                 insert(key_audit).values(
                     carrier=r.carrier,
                     source=r.source,
@@ -459,7 +491,7 @@ def key_audit_records(
             r.reason,
             r.blacklist_version,
         )
-        for r in session.execute(stmt)
+        for r in session.connection().execute(stmt)
     ]
 
 
@@ -467,11 +499,13 @@ def confirm_cylinder_blacklist(
     session: Session, cylinder: str, version: int, via_key: str, at: datetime
 ) -> bool:
     """Record that ``cylinder`` applied blacklist ``version`` (only ever moves forward)."""
-    row = session.execute(
-        select(cylinder_confirmed).where(cylinder_confirmed.c.cylinder == cylinder)
-    ).first()
+    row = (
+        session.connection()
+        .execute(select(cylinder_confirmed).where(cylinder_confirmed.c.cylinder == cylinder))
+        .first()
+    )
     if row is None:
-        session.execute(
+        session.connection().execute(
             insert(cylinder_confirmed).values(
                 cylinder=cylinder, blacklist_version=version, confirmed_at=at, via_key=via_key
             )
@@ -479,7 +513,7 @@ def confirm_cylinder_blacklist(
         return True
     if version <= row.blacklist_version:
         return False
-    session.execute(
+    session.connection().execute(
         update(cylinder_confirmed)
         .where(and_(cylinder_confirmed.c.cylinder == cylinder))
         .values(blacklist_version=version, confirmed_at=at, via_key=via_key)
@@ -488,8 +522,13 @@ def confirm_cylinder_blacklist(
 
 
 def cylinder_versions(session: Session) -> dict[str, int]:
-    return {r.cylinder: r.blacklist_version for r in session.execute(select(cylinder_confirmed))}
+    return {
+        r.cylinder: r.blacklist_version
+        for r in session.connection().execute(select(cylinder_confirmed))
+    }
 
 
 def count_jobs(session: Session) -> int:
-    return int(session.execute(select(func.count()).select_from(sync_job)).scalar_one())
+    return int(
+        session.connection().execute(select(func.count()).select_from(sync_job)).scalar_one()
+    )
