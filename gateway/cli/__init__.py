@@ -12,7 +12,7 @@ from gateway.cli.audit import audit_app
 from gateway.cli.cards import cards_app
 from gateway.cli.common import STATE, console
 from gateway.cli.credentials import explain_command, keys_app
-from gateway.cli.documents import import_app, receipt_command, report_app
+from gateway.cli.documents import import_app, order_command, receipt_command, report_app
 from gateway.cli.operators import operator_app
 from gateway.cli.retention import retention_app
 from gateway.cli.review import review_app
@@ -58,6 +58,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(report_app, name="report")
 app.command("explain")(explain_command)
 app.command("receipt")(receipt_command)
+app.command("order")(order_command)
 app.command("run")(run_command)
 app.add_typer(schemas_app, name="schemas")
 app.command("station")(station_command)

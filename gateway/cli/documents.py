@@ -291,3 +291,35 @@ def report_exposure(
             r.detail,
         )
     console.print(table)
+
+
+def order_command(
+    org_number: Annotated[str, typer.Argument(help="Organisation number of the orderer.")],
+    quantity: Annotated[int, typer.Option(min=1, max=10000, help="Number of keys.")],
+    address: Annotated[str, typer.Option(help="Delivery address.")],
+    order_id: Annotated[
+        str | None, typer.Option("--id", help="Order id (default: generated).")
+    ] = None,
+) -> None:
+    """Register a key order (behovsanmälan) of an organisation with a key grant agreement;
+    its delivery manifest is then imported with ``lockgate import manifest FILE --order ID``."""
+    from pydantic import ValidationError
+
+    from gateway.domain.facts import KeyOrder
+
+    operator = operator_name()
+    oid = order_id or f"order-{utcnow().strftime('%Y%m%d%H%M%S')}"
+    try:
+        order = KeyOrder(
+            id=oid,
+            org_number=org_number,
+            quantity=quantity,
+            delivery_address=address,
+            ordered_at=utcnow(),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", 2)
+    with domain_errors(), open_core() as core:
+        core.execute(m.PlaceKeyOrder(order=order), operator=operator)
+    console.print(f"key order {oid}: {quantity} keys for {order.org_number}")

@@ -21,9 +21,9 @@ from drivers.registry import load_key_station
 from gateway.app import Gateway
 from gateway.cli.common import STATE, console, fail, local
 from gateway.cli.credentials import holder_of
-from gateway.config import DeviceSettings
+from gateway.config import DeviceSettings, Settings
 from gateway.rules import DESCRIPTIONS
-from gateway.sync.events import Sinks
+from gateway.sync.events import Sinks, SyncSink
 from gateway.sync.service import install, worker_timing
 from gateway.sync.station import KeyVisit, StationWorker
 
@@ -101,6 +101,21 @@ def describe(visit: KeyVisit, holder: str) -> None:
         console.print(f"  [red]- {', '.join(removed)}[/]")
 
 
+def _sinks(settings: Settings, gateway: Gateway) -> Sinks:
+    """Report to the audit log, and — when MQTT is configured — to the outbox, which the
+    running service's bridge publishes (this process keeps no broker connection)."""
+    from gateway.audit.install import install_audit
+    from gateway.bridge.outbound import StatePublisher
+    from gateway.bridge.syncsink import BridgeSyncSink
+    from gateway.bridge.topics import TopicMap
+
+    sinks: list[SyncSink] = [install_audit(gateway.core, settings)]
+    if settings.mqtt.enabled:
+        publisher = StatePublisher(TopicMap(settings.mqtt.base_topic))
+        sinks.append(BridgeSyncSink(publisher, gateway.core))
+    return Sinks(sinks)
+
+
 def station_command(
     station: Annotated[str | None, typer.Option(help="Station id from the configuration.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Write without asking.")] = False,
@@ -115,6 +130,7 @@ async def _serve(device: DeviceSettings, *, yes: bool, once: bool) -> None:
     settings = STATE.settings
     gateway = Gateway(settings, upgrade=False)
     install(gateway.core)
+    sink = _sinks(settings, gateway)
     done = asyncio.Event()
     progress = Progress(
         TextColumn("{task.description}"),
@@ -181,7 +197,7 @@ async def _serve(device: DeviceSettings, *, yes: bool, once: bool) -> None:
         gateway,
         device.id,
         lambda: load_key_station(DeviceConfig(device.id, device.driver, dict(device.options))),
-        Sinks(),
+        sink,
         decide=decide,
         on_visit=on_visit,
         on_progress=on_progress,
