@@ -25,7 +25,7 @@ from gateway.config import Settings
 from gateway.core import Core
 from gateway.demo.central import Central, DirectCentral, MqttCentral
 from gateway.demo.narrator import Narrator
-from gateway.demo.sample_site import show_states
+from gateway.demo.states import show_states
 from gateway.demo.story import DESK, WALL, Actors, Story, run_story
 from gateway.mosquitto import BrokerUnavailable, PrivateMosquitto
 from gateway.store.database import default_sqlite_url
