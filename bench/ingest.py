@@ -29,10 +29,8 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -70,7 +68,7 @@ from gateway.domain.facts import (  # noqa: E402
     VisitorReason,
 )
 from gateway.domain.identifiers import org_number_with_check_digit  # noqa: E402
-from gateway.mosquitto import PrivateMosquitto  # noqa: E402
+from gateway.mosquitto import DeployedMosquitto, PrivateMosquitto  # noqa: E402
 from gateway.store import migrate  # noqa: E402
 from gateway.store.database import Database  # noqa: E402
 
@@ -85,41 +83,6 @@ def log(message: str) -> None:
 
 
 # --------------------------------------------------------------------------- the broker
-
-
-class DeployedMosquitto(PrivateMosquitto):
-    """A private broker running deploy/mosquitto/mosquitto.conf, adjusted to this run."""
-
-    def _write_config(self) -> None:
-        conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
-        shutil.copy(ROOT / "deploy" / "mosquitto" / "acl", self.dir / "acl")
-        passwd = self.dir / "passwd"
-        passwd.write_text("")
-        for user, password in PASSWORDS.items():
-            subprocess.run(
-                ["mosquitto_passwd", "-b", str(passwd), user, password],
-                check=True,
-                capture_output=True,
-            )
-        lines = []
-        for line in conf.splitlines():
-            key = line.split(" ", 1)[0]
-            if key == "listener":
-                line = f"listener {self.port} 127.0.0.1"
-            elif key == "persistence_location":
-                line = f"persistence_location {self.dir}/"
-            elif key == "password_file":
-                line = f"password_file {passwd}"
-            elif key == "acl_file":
-                line = f"acl_file {self.dir / 'acl'}"
-            elif key == "log_dest":
-                line = f"log_dest file {self.log_path}"
-            elif key == "pid_file":
-                continue
-            lines.append(line)
-        if os.geteuid() == 0:
-            lines.append("user root")
-        self.config_path.write_text("\n".join(lines) + "\n")
 
 
 # --------------------------------------------------------------------------- the site
@@ -497,7 +460,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         took = time.perf_counter() - t
         log(f"site loaded: {people} people, {visitors} visitor cards ({took:.1f} s)")
         stream = changes(args.count, people, visitors, visitor_cards=args.mix == "all")
-        with DeployedMosquitto() as broker:
+        with DeployedMosquitto(ROOT / "deploy" / "mosquitto", PASSWORDS) as broker:
             raw = await raw_round_trip(broker, args)
             gateway = await gateway_run(broker, args, url, folder, stream)
     finally:

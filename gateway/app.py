@@ -47,6 +47,41 @@ class Service(Protocol):
 ChangeObserver = Callable[[Changes], None]
 
 
+class PeriodicService:
+    """A service that runs :meth:`run_once` at start and then every ``interval_s`` seconds,
+    logging (and surviving) a failed run. Subclasses set ``name`` and implement
+    :meth:`run_once`."""
+
+    name = "periodic"
+
+    def __init__(self, interval_s: float) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s: must be positive")
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self, gateway: Gateway) -> None:
+        raise NotImplementedError
+
+    async def start(self, gateway: Gateway) -> None:
+        self._task = asyncio.create_task(self._loop(gateway), name=f"lockgate-{self.name}")
+
+    async def _loop(self, gateway: Gateway) -> None:
+        while True:
+            try:
+                await self.run_once(gateway)
+            except Exception:
+                log.exception("%s failed; retrying in %g s", self.name, self.interval_s)
+            await asyncio.sleep(self.interval_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
 class Gateway:
     """The running service. Use ``async with Gateway(settings) as gw:`` or start/stop."""
 

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 
 class BrokerUnavailable(RuntimeError):
@@ -158,3 +159,50 @@ class PrivateMosquitto:
         tb: TracebackType | None,
     ) -> None:
         self.cleanup()
+
+
+def adjusted_config(conf: str, folder: Path, port: int) -> str:
+    """A production Mosquitto configuration (``deploy/mosquitto/mosquitto.conf``) with the
+    port, folders and file paths of a private run in ``folder``."""
+    out = []
+    for line in conf.splitlines():
+        key = line.split(" ", 1)[0]
+        if key == "listener":
+            line = f"listener {port} 127.0.0.1"
+        elif key == "persistence_location":
+            line = f"persistence_location {folder}/"
+        elif key == "password_file":
+            line = f"password_file {folder / 'passwd'}"
+        elif key == "acl_file":
+            line = f"acl_file {folder / 'acl'}"
+        elif key == "log_dest":
+            line = f"log_dest file {folder / 'mosquitto.log'}"
+        elif key == "pid_file":
+            continue
+        out.append(line)
+    if os.geteuid() == 0:
+        out.append("user root")  # else the broker drops to a user that cannot write here
+    return "\n".join(out) + "\n"
+
+
+class DeployedMosquitto(PrivateMosquitto):
+    """A private broker running a production configuration folder (``mosquitto.conf`` and
+    ``acl``, as in ``deploy/mosquitto``) with a password file of the given users."""
+
+    def __init__(self, config_dir: Path, passwords: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config_dir = config_dir
+        self.passwords = passwords
+
+    def _write_config(self) -> None:
+        conf = (self.config_dir / "mosquitto.conf").read_text()
+        shutil.copy(self.config_dir / "acl", self.dir / "acl")
+        passwd = self.dir / "passwd"
+        passwd.write_text("")
+        for user, password in self.passwords.items():
+            subprocess.run(
+                ["mosquitto_passwd", "-b", str(passwd), user, password],
+                check=True,
+                capture_output=True,
+            )
+        self.config_path.write_text(adjusted_config(conf, self.dir, self.port))

@@ -38,20 +38,19 @@ entries themselves are kept: they are the accountability record.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
 from sqlalchemy import String, and_, cast, delete, func, select
 from sqlalchemy.orm import Session
 
+from gateway.app import Gateway, PeriodicService
 from gateway.audit import log as audit_log
 from gateway.audit.fields import register_personal_fields
 from gateway.auth.authorizer import RETENTION_OPERATOR, Authorizer, Forbidden
@@ -83,9 +82,6 @@ from gateway.store.tables import (
     key_audit,
 )
 from gateway.store.tables import inbox as inbox_table
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -563,35 +559,20 @@ def _journal_before(session: Session, cutoff: datetime) -> int:
 # ------------------------------------------------------------------ the service
 
 
-class RetentionService:
+class RetentionService(PeriodicService):
     """A gateway service running :class:`RetentionJob` at start and then every
     ``settings.run_every_s`` seconds, as the built-in operator ``lockgate-retention``."""
 
     name = "retention"
 
     def __init__(self, settings: RetentionSettings, core: Core) -> None:
+        super().__init__(settings.run_every_s)
         self.settings = settings
         self.job = RetentionJob(core, settings)
         self.last: RetentionReport | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self, gateway: Gateway) -> None:
-        self._task = asyncio.create_task(self._loop(gateway), name="lockgate-retention")
-
-    async def _loop(self, gateway: Gateway) -> None:
-        while True:
-            try:
-                self.last = await gateway.call(self.job.run)
-            except Exception:
-                log.exception("the retention run failed; retrying at the next interval")
-            await asyncio.sleep(self.settings.run_every_s)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def run_once(self, gateway: Gateway) -> None:
+        self.last = await gateway.call(self.job.run)
 
 
 __all__ = [

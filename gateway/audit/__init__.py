@@ -29,6 +29,7 @@ def __getattr__(name: str) -> Any:
         return install_audit
     raise AttributeError(name)
 
+
 __all__ = [
     "GENESIS",
     "AuditSink",

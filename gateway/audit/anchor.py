@@ -14,8 +14,6 @@ bridge's ``enqueue_event``), also publishes it as an ``audit_anchor`` event.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -23,20 +21,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.app import Gateway, PeriodicService
 from gateway.audit import log as audit_log
 from gateway.audit.chain import Head, instant
 from gateway.audit.log import Problem
 from gateway.domain.timeutil import utcnow
 from gateway.store.database import Database
 from gateway.store.tables import audit_entry
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +135,7 @@ def check_anchors(session: Session, anchors: list[Anchor]) -> Problem | None:
     return None
 
 
-class AnchorService:
+class AnchorService(PeriodicService):
     """A gateway service that anchors the head every ``every_s`` seconds when it moved: to
     ``path`` (a JSON-lines file) and, when ``publish`` is given (the MQTT bridge's
     ``enqueue_event(session, kind, body)``), as an ``audit_anchor`` event through the outbox."""
@@ -156,13 +152,12 @@ class AnchorService:
     ) -> None:
         if every_s <= 0:
             raise ValueError("every_s: must be positive")
+        super().__init__(every_s)
         self.every_s = every_s
         self.path = path
         self.publish = publish
         self.clock = clock
         self.last: Head | None = None
-        self._db: Database | None = None
-        self._task: asyncio.Task[None] | None = None
 
     def anchor_once(self, db: Database) -> Anchor | None:
         """Anchor the current head if it moved since the last anchor; return the anchor."""
@@ -181,24 +176,8 @@ class AnchorService:
         log.info("audit log anchored at entry %d", top.seq)
         return anchor
 
-    async def start(self, gateway: Gateway) -> None:
-        db = gateway.db
-        self._task = asyncio.create_task(self._loop(gateway, db), name="lockgate-audit-anchor")
-
-    async def _loop(self, gateway: Gateway, db: Database) -> None:
-        while True:
-            try:
-                await gateway.call(self.anchor_once, db)
-            except Exception:
-                log.exception("anchoring the audit log failed; retrying at the next interval")
-            await asyncio.sleep(self.every_s)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def run_once(self, gateway: Gateway) -> None:
+        await gateway.call(self.anchor_once, gateway.db)
 
 
 __all__ = [

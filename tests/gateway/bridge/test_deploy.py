@@ -5,10 +5,8 @@ is a valid gateway configuration that matches it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,50 +15,10 @@ import aiomqtt
 import pytest
 
 from gateway.config import load_settings
-from gateway.mosquitto import PrivateMosquitto
+from gateway.mosquitto import DeployedMosquitto, PrivateMosquitto
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 PASSWORDS = {"lockgate": "gateway-secret", "central": "central-secret"}
-
-
-def adjusted(conf: str, folder: Path, port: int) -> str:
-    """The production configuration with the port, folders and file paths of a test."""
-    out = []
-    for line in conf.splitlines():
-        key = line.split(" ", 1)[0]
-        if key == "listener":
-            line = f"listener {port} 127.0.0.1"
-        elif key == "persistence_location":
-            line = f"persistence_location {folder}/"
-        elif key == "password_file":
-            line = f"password_file {folder / 'passwd'}"
-        elif key == "acl_file":
-            line = f"acl_file {folder / 'acl'}"
-        elif key == "log_dest":
-            line = f"log_dest file {folder / 'mosquitto.log'}"
-        elif key == "pid_file":
-            continue
-        out.append(line)
-    if os.geteuid() == 0:
-        out.append("user root")
-    return "\n".join(out) + "\n"
-
-
-class DeployedMosquitto(PrivateMosquitto):
-    """A private broker running deploy/mosquitto/mosquitto.conf."""
-
-    def _write_config(self) -> None:
-        conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
-        shutil.copy(DEPLOY / "mosquitto" / "acl", self.dir / "acl")
-        passwd = self.dir / "passwd"
-        passwd.write_text("")
-        for user, password in PASSWORDS.items():
-            subprocess.run(
-                ["mosquitto_passwd", "-b", str(passwd), user, password],
-                check=True,
-                capture_output=True,
-            )
-        self.config_path.write_text(adjusted(conf, self.dir, self.port))
 
 
 @pytest.fixture
@@ -68,7 +26,7 @@ def deployed(broker: PrivateMosquitto) -> Iterator[DeployedMosquitto]:
     # ``broker`` makes the test need (and skip or fail like) the other broker tests.
     if shutil.which("mosquitto_passwd") is None:
         pytest.fail("mosquitto_passwd is missing (it comes with the mosquitto package)")
-    with DeployedMosquitto() as b:
+    with DeployedMosquitto(DEPLOY / "mosquitto", PASSWORDS) as b:
         yield b
 
 
