@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from gateway.commands.handlers import CommandContext
@@ -154,7 +155,11 @@ class Gateway:
         except BaseException:
             await self.stop()
             raise
-        log.info("gateway started on %s with %d services", self.db.url, len(self._started))
+        log.info(
+            "gateway started on %s with %d services",
+            make_url(self.db.url).render_as_string(hide_password=True),
+            len(self._started),
+        )
 
     async def stop(self) -> None:
         for service in reversed(self._started):
