@@ -346,7 +346,7 @@ class SimulatedSite:
             server.register(name, fn, doc)
 
 
-async def run_site(spec: SiteSpec, *, control_port: int, ready: Any = None) -> None:
+async def run_site(spec: SiteSpec, *, control_port: int) -> None:
     """Run a site until SIGINT or SIGTERM, printing where each device is reachable."""
     import asyncio
     import json
@@ -369,8 +369,6 @@ async def run_site(spec: SiteSpec, *, control_port: int, ready: Any = None) -> N
                 ),
                 flush=True,
             )
-            if ready is not None:
-                ready(site)
             await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -34,7 +34,6 @@ from drivers.base import (
     KeyStation,
     NoKeyInserted,
     StationInfo,
-    StationMounting,
     WriteProgress,
     WriteResult,
 )
@@ -330,7 +329,3 @@ class StationWorker(DeviceWorker):
             )
 
         await self.runner.call(self.core.transaction, record)
-
-
-def is_wall(info: StationInfo | None) -> bool:
-    return info is not None and info.mounting is StationMounting.WALL

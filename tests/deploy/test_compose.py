@@ -244,7 +244,9 @@ def sim_script(compose: dict[str, Any], tmp_path: Path) -> str:
     (source, target, _) = next(m for m in mounts(sim) if m[1].endswith(".toml"))
     assert f"--config {target}" in text
     assert bind_source(source) == DEPLOY / "lockgate-site.toml"
-    return text.replace(target, str(DEPLOY / "lockgate-site.toml")).replace("/tmp/", f"{tmp_path}/")
+    # Container paths under /tmp/ first: the checkout itself may live under /tmp.
+    text = text.replace("/tmp/", f"{tmp_path}/")
+    return text.replace(target.replace("/tmp/", f"{tmp_path}/"), str(DEPLOY / "lockgate-site.toml"))
 
 
 @pytest.fixture
