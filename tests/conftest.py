@@ -3,6 +3,9 @@ and a guard that fails any test leaving threads or sockets behind."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import logging
 import os
 import threading
 import time
@@ -138,9 +141,39 @@ def _threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.is_alive()}
 
 
+class _PendingTaskRecorder(logging.Handler):
+    """Catches asyncio's report of a task garbage-collected while still pending (a task
+    that was started and never cancelled and awaited)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "Task was destroyed but it is pending" in message:
+            self.messages.append(message.splitlines()[-1][:300])
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads_or_sockets() -> Iterator[None]:
-    """Fail a test that leaves a thread running or an inet socket open behind it."""
+    """Fail a test that leaves a thread running, an inet socket open or an asyncio task
+    pending behind it."""
+    recorder = _PendingTaskRecorder()
+    logging.getLogger("asyncio").addHandler(recorder)
+    _LEFT_RUNNING.clear()
+    try:
+        yield from _no_leaked_threads_or_sockets()
+        gc.collect()
+    finally:
+        logging.getLogger("asyncio").removeHandler(recorder)
+    if _LEFT_RUNNING:
+        pytest.fail("asyncio tasks left running when the loop closed: " + ", ".join(_LEFT_RUNNING))
+    if recorder.messages:
+        pytest.fail("asyncio tasks left pending: " + "; ".join(recorder.messages))
+
+
+def _no_leaked_threads_or_sockets() -> Iterator[None]:
     threads_before = _threads()
     sockets_before = _inet_sockets()
     yield
@@ -161,3 +194,18 @@ def no_leaked_threads_or_sockets() -> Iterator[None]:
     if new_sockets:
         problems.append("sockets left open: " + ", ".join(sorted(map(str, new_sockets))))
     pytest.fail("; ".join(problems))
+
+
+
+_LEFT_RUNNING: list[str] = []
+_cancel_all_tasks = asyncio.runners._cancel_all_tasks  # type: ignore[attr-defined]
+
+
+def _recording_cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """asyncio.Runner cancels what a test left running when its loop closes; note the
+    names first, so that the leak guard can fail the test."""
+    _LEFT_RUNNING.extend(sorted(t.get_name() for t in asyncio.all_tasks(loop) if not t.done()))
+    _cancel_all_tasks(loop)
+
+
+asyncio.runners._cancel_all_tasks = _recording_cancel_all_tasks  # type: ignore[attr-defined]
