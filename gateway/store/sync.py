@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.store.tables import (
@@ -291,38 +291,40 @@ class StoredControllerEvent:
     at: datetime
 
 
+def _insert_new(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> list[bool]:
+    """Insert each row unless one with the same ``keys`` exists; say which were new."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    conn = session.connection()
+    insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert_(table).on_conflict_do_nothing(index_elements=list(keys)).returning(table.c.id)
+    return [conn.execute(stmt, row).first() is not None for row in rows]
+
+
 def add_controller_events(
     session: Session, events: Sequence[StoredControllerEvent], at: datetime
 ) -> list[StoredControllerEvent]:
     """Store events not stored before (by controller, generation, sequence); return the new
     ones, and advance the controller's event cursor."""
-    new: list[StoredControllerEvent] = []
-    for ev in events:
-        seen = (
-            session.connection()
-            .execute(
-                select(controller_event.c.id).where(
-                    controller_event.c.controller_id == ev.controller_id,
-                    controller_event.c.generation == ev.generation,
-                    controller_event.c.sequence == ev.sequence,
-                )
-            )
-            .first()
-        )
-        if seen is None:
-            session.connection().execute(
-                insert(controller_event).values(
-                    controller_id=ev.controller_id,
-                    generation=ev.generation,
-                    sequence=ev.sequence,
-                    kind=ev.kind,
-                    credential=ev.credential,
-                    door=ev.door,
-                    at=ev.at,
-                    received_at=at,
-                )
-            )
-            new.append(ev)
+    rows = [
+        {
+            "controller_id": ev.controller_id,
+            "generation": ev.generation,
+            "sequence": ev.sequence,
+            "kind": ev.kind,
+            "credential": ev.credential,
+            "door": ev.door,
+            "at": ev.at,
+            "received_at": at,
+        }
+        for ev in events
+    ]
+    fresh = _insert_new(
+        session, controller_event, rows, ("controller_id", "generation", "sequence")
+    )
+    new = [ev for ev, is_new in zip(events, fresh, strict=True) if is_new]
     if events:
         last = events[-1]
         session.connection().execute(
@@ -434,37 +436,24 @@ def add_key_audit(
     session: Session, records: Iterable[StoredKeyAudit], at: datetime
 ) -> list[StoredKeyAudit]:
     """Store audit records not stored before; return the new ones."""
-    new: list[StoredKeyAudit] = []
-    for r in records:
-        seen = (
-            session.connection()
-            .execute(
-                select(key_audit.c.id).where(
-                    key_audit.c.source == r.source,
-                    key_audit.c.cylinder == r.cylinder,
-                    key_audit.c.key_serial == r.key_serial,
-                    key_audit.c.sequence == r.sequence,
-                )
-            )
-            .first()
-        )
-        if seen is None:
-            session.connection().execute(
-                insert(key_audit).values(
-                    carrier=r.carrier,
-                    source=r.source,
-                    cylinder=r.cylinder,
-                    key_serial=r.key_serial,
-                    sequence=r.sequence,
-                    at=r.at,
-                    outcome=r.outcome,
-                    reason=r.reason,
-                    blacklist_version=r.blacklist_version,
-                    received_at=at,
-                )
-            )
-            new.append(r)
-    return new
+    records = list(records)
+    rows = [
+        {
+            "carrier": r.carrier,
+            "source": r.source,
+            "cylinder": r.cylinder,
+            "key_serial": r.key_serial,
+            "sequence": r.sequence,
+            "at": r.at,
+            "outcome": r.outcome,
+            "reason": r.reason,
+            "blacklist_version": r.blacklist_version,
+            "received_at": at,
+        }
+        for r in records
+    ]
+    fresh = _insert_new(session, key_audit, rows, ("source", "cylinder", "key_serial", "sequence"))
+    return [r for r, is_new in zip(records, fresh, strict=True) if is_new]
 
 
 def key_audit_records(
