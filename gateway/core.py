@@ -97,6 +97,7 @@ class _Pending:
     journal: list[tuple[str, tuple[str, ...], bool]] = field(default_factory=list)
     inbox: list[inbox_store.InboxEntry] = field(default_factory=list)
     answered: dict[str, Outcome] = field(default_factory=dict)
+    seen: dict[str, inbox_store.InboxEntry] = field(default_factory=dict)
     states: dict[str, Any] = field(default_factory=dict)
     controllers: set[str] = field(default_factory=set)
     cylinders: set[str] = field(default_factory=set)
@@ -245,6 +246,9 @@ class Core:
             with self.db.session() as s:
                 self._catch_up(s)
                 pending = _Pending()
+                ids = [sub.request_id for sub in submissions if sub.request_id is not None]
+                if ids:
+                    pending.seen = inbox_store.lookup_many(s, ids)
                 for sub in submissions:
                     outcome = self._submit_one(s, sub, pending)
                     if atomic and not outcome.ok:
@@ -271,7 +275,7 @@ class Core:
             earlier = pending.answered.get(sub.request_id)
             if earlier is not None:
                 return replace(earlier, duplicate=True, changes=Changes())
-            seen = inbox_store.lookup(s, sub.request_id)
+            seen = pending.seen.get(sub.request_id)
             if seen is not None:
                 r = seen.response
                 return Outcome(

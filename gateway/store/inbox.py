@@ -61,6 +61,23 @@ def lookup(session: Session, request_id: str) -> InboxEntry | None:
     return InboxEntry(row["request_id"], row["kind"], row["response"], row["received_at"])
 
 
+def lookup_many(session: Session, request_ids: Sequence[str]) -> dict[str, InboxEntry]:
+    """The recorded requests among ``request_ids``, by id (one query per 500 ids)."""
+    found: dict[str, InboxEntry] = {}
+    unique = list(dict.fromkeys(request_ids))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        for row in (
+            session.connection()
+            .execute(select(inbox).where(inbox.c.request_id.in_(chunk)))
+            .mappings()
+        ):
+            found[row["request_id"]] = InboxEntry(
+                row["request_id"], row["kind"], row["response"], row["received_at"]
+            )
+    return found
+
+
 def record(
     session: Session,
     request_id: str,
