@@ -324,6 +324,12 @@ class Core:
         self._ensure_loaded()
         now = self.clock()
         due = self.engine.next_change_at()
+        if due is None or due > now:
+            # Nothing due: only another process's commits could matter. Look without taking
+            # the write lock, which every tick would otherwise hold for a moment.
+            with self.db.session(readonly=True) as r:
+                if journal.head(r) == self.journal_seq:
+                    return Changes()
         with self.db.session() as s:
             foreign = self._catch_up_changes(s)
             if foreign is None and (due is None or due > now):

@@ -67,12 +67,11 @@ def confirmed_revision(session: Session, core: Core, number: str) -> tuple[str, 
             return None
         return k.credential_revision, k.confirmed_at
     controllers = set(controller_contributions(state, core.engine.facts)) if state else set()
+    confirmed = {c.controller_id: c for c in sync_store.all_controllers(session)}
+    controllers |= {cid for cid, c in confirmed.items() if number in c.credentials}
     latest: datetime | None = None
-    for c in sync_store.all_controllers(session):
-        if number in c.credentials:
-            controllers.add(c.controller_id)
     for cid in controllers:
-        held = sync_store.get_controller(session, cid)
+        held = confirmed.get(cid)
         if held is None or held.revision != core.engine.controller_revision(cid):
             return None
         latest = held.confirmed_at if latest is None else max(latest, held.confirmed_at)
