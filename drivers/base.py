@@ -334,6 +334,12 @@ class ControllerEventKind(StrEnum):
     FORCED = "forced"
     HELD_OPEN = "held_open"
     PULSED = "pulsed"
+    TAMPER = "tamper"
+    TAMPER_CLEARED = "tamper_cleared"
+    POWER_FAILURE = "power_failure"
+    POWER_RESTORED = "power_restored"
+    READER_OFFLINE = "reader_offline"
+    READER_ONLINE = "reader_online"
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +351,9 @@ class ControllerEvent:
     credential: int
     door: int
     at: datetime
+    reason: str = ""
+    """Why, when the controller says: the deny reason of an access decision or the cause of a
+    device event; empty when unknown."""
 
 
 @dataclass(frozen=True, slots=True)
