@@ -10,6 +10,7 @@ import typer
 
 from gateway.cli.common import fail
 from simulators.controller.cli import main as controller_main
+from simulators.osdp.cli import main as osdp_main
 from simulators.station.cli import main as station_main
 
 sim_app = typer.Typer(
@@ -17,6 +18,7 @@ sim_app = typer.Typer(
 )
 sim_app.command("station")(station_main)
 sim_app.command("controller")(controller_main)
+sim_app.command("osdp")(osdp_main)
 
 
 @sim_app.command("site")
