@@ -133,6 +133,8 @@ class _Reader:
     attempt_started: float = 0.0
     offline_since: float | None = None
     last_retry: float = 0.0
+    attempts: int = 1
+    """Sessions started with this reader since the driver opened."""
     reason: str = "not connected yet"
     can: dict[int, bool] = field(default_factory=dict)
     held: bool | None = None
@@ -587,6 +589,7 @@ class OsdpReaderDriver(DoorController):
                 if now - r.last_retry >= self.options.retry_s:
                     r.last_retry = now
                     r.attempt_started = time.monotonic()
+                    r.attempts += 1
                     await asyncio.to_thread(panel.restart, r.config.address)
             for r in self._readers:
                 self._apply_hold(r)
@@ -603,7 +606,9 @@ class OsdpReaderDriver(DoorController):
 
     def _apply_hold(self, reader: _Reader) -> None:
         """Send the strike's permanent state when it differs from what was last sent."""
-        if self._panel is None or not reader.online or not reader.can.get(CAP_OUTPUT, True):
+        if self._panel is None or not (reader.online and reader.sc_active):
+            return
+        if not reader.can.get(CAP_OUTPUT, True):
             return
         wanted = self._wants_held(reader)
         if reader.held is wanted or (reader.held is None and not wanted):
@@ -825,6 +830,7 @@ class OsdpReaderDriver(DoorController):
                     "online": r.online,
                     "secure_channel": r.sc_active,
                     "reason": r.reason,
+                    "attempts": r.attempts,
                     "tamper": setting.tamper if setting else None,
                     "power_failure": setting.power_failure if setting else None,
                 }
@@ -873,6 +879,7 @@ class OsdpReaderDriver(DoorController):
             await asyncio.to_thread(panel.set_enforce_secure, address, False)
             reader.attempt_started = time.monotonic()
             reader.last_retry = reader.attempt_started
+            reader.attempts += 1
             await asyncio.to_thread(panel.restart, address)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout_s):
@@ -896,6 +903,7 @@ class OsdpReaderDriver(DoorController):
             if not (reader.online and reader.sc_active and not reader.default_key):
                 reader.attempt_started = time.monotonic()
                 reader.last_retry = reader.attempt_started
+                reader.attempts += 1
                 await asyncio.to_thread(panel.restart, address)
         level = logging.WARNING if installed else logging.ERROR
         log.log(level, "%s: %s: install mode ended: %s", self._name, reader.name, detail)

@@ -61,7 +61,6 @@ class ReaderSpec:
     outputs: int = 1
     leds: int = 1
     buzzer: bool = True
-    secure_channel: bool = True
 
 
 class _LibReader(osdp.PeripheralDevice):  # type: ignore[misc]
@@ -103,8 +102,7 @@ class SimulatedReader:
             (osdp.Capability.CardDataFormat, 1, 0),
             (osdp.Capability.Readers, 0, 1),
         ]
-        if spec.secure_channel:
-            caps.append((osdp.Capability.CommunicationSecurity, 1, 1))
+        # The library always advertises the secure channel (AES-128) for its readers.
         info = osdp.PDInfo(
             spec.address,
             self.channel,
