@@ -66,7 +66,7 @@ from drivers.osdp.channel import SerialChannel, open_port
 from drivers.osdp.journal import EventJournal
 from drivers.osdp.keys import KeyFile, KeyFileError
 from drivers.osdp.options import OsdpOptions, ReaderConfig, parse_options
-from drivers.osdp.panel import COMPLETION_OK, Panel, PanelReader
+from drivers.osdp.panel import COMPLETION_FAILED, COMPLETION_OK, Panel, PanelReader
 from drivers.osdp.state import EVENTS, PanelState
 
 log = logging.getLogger(__name__)
@@ -555,7 +555,7 @@ class OsdpReaderDriver(DoorController):
     def _on_completion(self, address: int, command: dict[str, Any], status: int) -> None:
         reader = self._by_address.get(address)
         name = COMMAND_NAMES.get(command.get("command", -1), str(command.get("command")))
-        if status != COMPLETION_OK and reader is not None:
+        if status == COMPLETION_FAILED and reader is not None:
             log.warning(
                 "%s: %s: %s command failed (completion status %d)",
                 self._name,

@@ -37,6 +37,7 @@ LOG_LEVELS = {
     "debug": osdp.LogLevel.Debug,
 }
 COMPLETION_OK = osdp.CompletionStatus.Ok
+COMPLETION_FAILED = osdp.CompletionStatus.Failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,4 +194,4 @@ class Panel:
         return False
 
 
-__all__ = ["COMPLETION_OK", "LOG_LEVELS", "Panel", "PanelReader"]
+__all__ = ["COMPLETION_FAILED", "COMPLETION_OK", "LOG_LEVELS", "Panel", "PanelReader"]
