@@ -244,19 +244,28 @@ class OsdpReaderDriver(DoorController):
         except (serial.SerialException, OSError, ValueError) as exc:
             raise self._unavailable(f"serial port {opts.port}: {exc}") from None
         keys = self._keys
-        panel = Panel(
-            SerialChannel(port),
-            [PanelReader(r.address, keys.key(r.address)) for r in opts.readers],
-            on_event=self._event_from_thread,
-            on_completion=self._completion_from_thread,
-            refresh_s=opts.refresh_ms / 1000,
-            log_level=opts.log_level,
-            name=self._name,
-        )
+        try:
+            panel = Panel(
+                SerialChannel(port),
+                [PanelReader(r.address, keys.key(r.address)) for r in opts.readers],
+                on_event=self._event_from_thread,
+                on_completion=self._completion_from_thread,
+                refresh_s=opts.refresh_ms / 1000,
+                log_level=opts.log_level,
+                name=self._name,
+            )
+        except Exception as exc:
+            port.close()
+            raise self._unavailable(f"the OSDP library refused the set-up: {exc}") from None
         now = time.monotonic()
         for r in self._readers:
-            r.attempt_started = now
-            r.last_retry = now
+            r.online = r.sc_active = r.default_key = False
+            r.offline_since = None
+            r.reason = "not connected yet"
+            r.attempt_started = r.last_retry = now
+            r.attempts = 1
+            r.can.clear()
+            r.held = None
         self._panel = panel
         panel.start()
         self._tasks = [
@@ -714,6 +723,8 @@ class OsdpReaderDriver(DoorController):
         _, state = self._require_open()
         held = state.allow_list.checksum if state.allow_list is not None else 0
         on_disk = await asyncio.to_thread(state.persisted_checksum)
+        if state.allow_list is None and on_disk is None:
+            return 0  # nothing written yet
         if on_disk != held:
             log.error(
                 "%s: the allow-list file no longer matches the list in memory (%s on disk, "
@@ -761,6 +772,8 @@ class OsdpReaderDriver(DoorController):
             raise ValueError(f"door: door {door} is in lockdown; a pulse is refused")
         if not reader.online:
             raise self._unavailable(f"{reader.name} is offline: {reader.reason}")
+        if not reader.can.get(CAP_OUTPUT, True):
+            raise self._unavailable(f"{reader.name} reports no output to pulse")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         output = commands.strike_pulse(reader.config, self.options.pulse_s)

@@ -479,3 +479,20 @@ async def test_garbage_and_forged_frames_on_the_line_change_nothing(
     (event,) = await _events(driver, 1)
     assert (event.kind, event.credential) == (ControllerEventKind.GRANTED, 4000123)
     assert all(r["secure_channel"] for r in driver.reader_status())
+
+
+async def test_the_same_driver_opens_again_once_its_reader_is_back(
+    sim: OsdpSimulator, control: ControlClient, state_dir: Path, key_file: Path
+) -> None:
+    await control.call("offline", reader=DOOR1)
+    await control.call("offline", reader=DOOR2)
+    drv = driver_for(sim, state_dir, key_file, connect_timeout_s=1.0)
+    with pytest.raises(DeviceUnavailable, match="no reply within 1 s"):
+        await drv.open()
+    await control.call("online", reader=DOOR1)
+    await drv.open()
+    try:
+        assert (await drv.read_info()).doors == 2
+        assert drv.reader_status()[0]["online"]
+    finally:
+        await drv.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from drivers.base import AllowEntry, DoorMode, VerifyMismatch
 from drivers.osdp.allowlist import AllowList
+from drivers.osdp.files import write_atomic
 from drivers.osdp.state import PanelState
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -82,3 +84,31 @@ def test_door_settings_persist(tmp_path: Path) -> None:
     assert again.door_settings[2].schedule_id == 3
     assert again.door_settings[1].tamper is True
     assert again.door_settings[1].reported_online is False
+
+
+def test_concurrent_writes_of_one_file_do_not_collide(tmp_path: Path) -> None:
+    """Two writers of one file (the flush task and a door-mode change): each verifies its own
+    bytes and each replace succeeds, even when both have written before either renames."""
+    both_written = threading.Barrier(2, timeout=10)
+    errors: list[BaseException] = []
+    verified: dict[int, bytes] = {}
+
+    def write(n: int) -> None:
+        def verify(data: bytes) -> None:
+            verified[n] = data
+            both_written.wait()
+
+        try:
+            write_atomic(tmp_path / "doors.json", f'{{"writer": {n}}}'.encode(), verify=verify)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert verified == {0: b'{"writer": 0}', 1: b'{"writer": 1}'}
+    assert json.loads((tmp_path / "doors.json").read_text())["writer"] in (0, 1)
+    assert sorted(os.listdir(tmp_path)) == ["doors.json"]
