@@ -189,14 +189,14 @@ class EventJournal:
                 self.overflowed = False
                 compact = self._lines > 2 * self.capacity + 64
                 keep = list(self._events)
-                if compact:
-                    # The rewrite below carries every kept event, written or not.
-                    self._unwritten = []
             if compact:
                 lines = [json.dumps({"ack": up_to})] + [json.dumps(_to_line(e)) for e in keep]
                 write_atomic(self.path, ("\n".join(lines) + "\n").encode())
+                newest = keep[-1].sequence if keep else up_to
                 with self._lock:
                     self._lines = len(lines)
+                    # The rewrite carries every kept event, written before or not.
+                    self._unwritten = [e for e in self._unwritten if e.sequence > newest]
             else:
                 append_synced(self.path, (json.dumps({"ack": up_to}) + "\n").encode())
                 with self._lock:

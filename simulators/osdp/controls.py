@@ -13,6 +13,8 @@ may be left out when there is one reader):
     report on the next poll.
 ``status_report(reader, tamper, power)``
     A local status report with these raw byte values (for reports that are not 0 or 1).
+``keypad(keys, reader)``
+    Keys pressed on the reader's keypad (``osdp_KEYPAD``; the panel has no use for them).
 ``offline(reader, seconds=None)`` / ``online(reader)``
     Cut the reader off the bus (for ``seconds``, or until ``online``), or reconnect it.
 ``inject(data)``
@@ -190,6 +192,7 @@ class OsdpSimulator:
                 self.status_report,
                 "status_report(reader, tamper, power): raw local status bytes",
             ),
+            "keypad": (self.keypad, "keypad(keys, reader): keys pressed on the keypad"),
             "offline": (self.offline, "offline(reader, seconds=None): cut off the bus"),
             "online": (self.online, "online(reader): back on the bus"),
             "inject": (self.inject, "inject(data): raw hex bytes to the panel"),
@@ -246,6 +249,12 @@ class OsdpSimulator:
                 _int_arg("tamper", tamper, 0, 255), _int_arg("power", power, 0, 255)
             )
         }
+
+    async def keypad(self, keys: Any, reader: Any = None) -> dict[str, Any]:
+        r = self.reader(reader)
+        if not isinstance(keys, str) or not keys or len(keys) > 64 or not keys.isascii():
+            raise ValueError(f"keys: must be 1..64 ASCII characters, got {keys!r}")
+        return {"queued": r.press_keys(keys.encode())}
 
     async def offline(self, reader: Any = None, seconds: Any = None) -> dict[str, Any]:
         r = self.reader(reader)

@@ -232,6 +232,10 @@ class SimulatedReader:
             raise ValueError(f"encoding: must be 'raw' or 'wiegand26', got {encoding!r}")
         return self.present_bits(data, count)
 
+    def press_keys(self, keys: bytes, *, reader_no: int = 0) -> bool:
+        """Keys are pressed on the reader's keypad (sent as ``osdp_KEYPAD``)."""
+        return self._submit({"event": osdp.Event.KeyPress, "reader_no": reader_no, "data": keys})
+
     def report_local_status(self, tamper: int, power: int) -> bool:
         """Send a local status report (tamper, power: 0 normal, 1 active) as the reader's next
         reply to a poll."""

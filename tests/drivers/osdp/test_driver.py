@@ -496,3 +496,19 @@ async def test_the_same_driver_opens_again_once_its_reader_is_back(
         assert drv.reader_status()[0]["online"]
     finally:
         await drv.close()
+
+
+async def test_unexpected_reports_are_logged_and_ignored(
+    driver: OsdpReaderDriver, control: ControlClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="drivers.osdp")
+    await _write(driver, AllowEntry(4000123, 0b01))
+    await control.call("keypad", keys="1234#", reader=DOOR1)
+    await wait_for(
+        lambda: any("unexpected report" in r.getMessage() for r in caplog.records),
+        what="the keypad report logged",
+    )
+    await control.call("present", card=4000123, reader=DOOR1)
+    (event,) = await _events(driver, 1)
+    assert (event.kind, event.credential) == (ControllerEventKind.GRANTED, 4000123)
+    assert [e for e in await driver.read_events(0) if e.kind not in LINK] == [event]

@@ -23,8 +23,8 @@ async def test_help_lists_every_command(client: tuple[OsdpSimulator, ControlClie
     _, c = client
     names = set(await c.call("help"))
     assert {
-        "present", "present_raw", "tamper", "power", "status_report", "offline", "online",
-        "inject", "commands", "status",
+        "present", "present_raw", "tamper", "power", "status_report", "keypad", "offline",
+        "online", "inject", "commands", "status",
     } <= names  # fmt: skip
 
 
@@ -75,6 +75,7 @@ async def test_events_are_queued_and_commands_listed(
         ("tamper", {"reader": 3, "active": "yes"}, "active: must be true or false"),
         ("offline", {"reader": 3, "seconds": -1}, "seconds: must be a positive number"),
         ("inject", {"data": 5}, "data: must be a string of hex digits"),
+        ("keypad", {"keys": "", "reader": 3}, "keys: must be 1..64 ASCII characters"),
         ("present", {"card": 5, "reader": 3, "colour": 1}, "bad arguments"),
     ],
 )
