@@ -131,8 +131,11 @@ class _Reader:
     sc_active: bool = False
     default_key: bool = False
     attempt_started: float = 0.0
-    offline_since: float | None = None
-    last_retry: float = 0.0
+    session_failed: bool = False
+    restarting: bool = False
+    """The latest session with the reader failed (and no new one has started yet)."""
+    failed_at: float = 0.0
+    """When the latest session failed (the library gave the reader up)."""
     attempts: int = 1
     """Sessions started with this reader since the driver opened."""
     reason: str = "not connected yet"
@@ -175,8 +178,9 @@ class OsdpReaderDriver(DoorController):
     ``capacity``
         Most allow-list entries accepted (default 10000).
     ``connect_timeout_s``, ``retry_s``
-        How long ``open`` waits for the readers (default 5 s), and how often an offline
-        reader is tried again (default 5 s).
+        How long ``open`` waits for the readers (default 5 s), and how long after the OSDP
+        library gave a reader up it is tried again (default 5 s; the library alone would
+        wait five minutes).
     ``refresh_ms``, ``log_level``
         The OSDP library's refresh period (default 5 ms) and log level (default warning).
     """
@@ -260,9 +264,9 @@ class OsdpReaderDriver(DoorController):
         now = time.monotonic()
         for r in self._readers:
             r.online = r.sc_active = r.default_key = False
-            r.offline_since = None
+            r.session_failed = False
             r.reason = "not connected yet"
-            r.attempt_started = r.last_retry = now
+            r.attempt_started = now
             r.attempts = 1
             r.can.clear()
             r.held = None
@@ -278,7 +282,6 @@ class OsdpReaderDriver(DoorController):
                 if not r.online:
                     if r.reason == "not connected yet":
                         r.reason = f"no reply within {opts.connect_timeout_s:g} s"
-                    r.offline_since = r.offline_since or time.monotonic()
                     self._report_link(r, online=False)
             if require_reader and not any(r.online for r in self._readers):
                 raise self._unavailable(self._offline_summary())
@@ -295,10 +298,13 @@ class OsdpReaderDriver(DoorController):
         )
 
     async def _wait_for_readers(self, timeout_s: float) -> None:
-        """Until every reader is online or has failed its first session, or ``timeout_s``."""
+        """Until every reader is online or has failed two sessions (one lost reply during a
+        handshake is not a verdict), or ``timeout_s``."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
-                while not all(r.online or r.offline_since is not None for r in self._readers):
+                while not all(
+                    r.online or (r.session_failed and r.attempts >= 2) for r in self._readers
+                ):
                     self._changed.clear()
                     await self._changed.wait()
 
@@ -511,7 +517,7 @@ class OsdpReaderDriver(DoorController):
         address = reader.config.address
         if online:
             reader.online = True
-            reader.offline_since = None
+            reader.session_failed = False
             reader.reason = "online"
             reader.held = None
             for cap in (CAP_OUTPUT, CAP_LED, CAP_BUZZER):
@@ -525,6 +531,8 @@ class OsdpReaderDriver(DoorController):
                 )
             self._report_link(reader, online=True)
             self._apply_hold(reader)
+        elif reader.restarting:
+            reader.online = reader.sc_active = False
         else:
             if reader.online:
                 reason = "the reader stopped answering (link lost or a command refused)"
@@ -540,7 +548,8 @@ class OsdpReaderDriver(DoorController):
             else:
                 reason = "no reply from the reader"
             reader.online = reader.sc_active = False
-            reader.offline_since = now
+            reader.session_failed = True
+            reader.failed_at = now
             reader.reason = reason
             self._report_link(reader, online=False)
         self._changed.set()
@@ -593,15 +602,35 @@ class OsdpReaderDriver(DoorController):
                 return
             now = time.monotonic()
             for r in self._readers:
-                if r.online or r.install is not None:
+                # Only a session the library gave up on: one still trying (a reader that
+                # does not answer yet) cannot be restarted before it ends.
+                if r.online or r.install is not None or not r.session_failed:
                     continue
-                if now - r.last_retry >= self.options.retry_s:
-                    r.last_retry = now
-                    r.attempt_started = time.monotonic()
-                    r.attempts += 1
-                    await asyncio.to_thread(panel.restart, r.config.address)
+                if now - r.failed_at >= self.options.retry_s:
+                    await self._restart(r)
             for r in self._readers:
+                if not r.restarting and panel.ensure_enabled(r.config.address):
+                    log.info("%s: %s: enabled again after a late restart", self._name, r.name)
                 self._apply_hold(r)
+
+    async def _restart(self, reader: _Reader) -> None:
+        """Start a new session with a reader now. The library reports the reader offline as
+        it disables it; that report is not a failure of the new session and is ignored."""
+        panel = self._panel
+        if panel is None:
+            return
+        reader.restarting = True
+        try:
+            if not await asyncio.to_thread(panel.restart, reader.config.address):
+                log.warning(
+                    "%s: %s: the session could not be restarted yet", self._name, reader.name
+                )
+        finally:
+            # The disable's reports were queued on the loop before this resumes.
+            reader.restarting = False
+        reader.session_failed = False
+        reader.attempt_started = time.monotonic()
+        reader.attempts += 1
 
     def _wants_held(self, reader: _Reader) -> bool:
         assert self._state is not None
@@ -890,10 +919,7 @@ class OsdpReaderDriver(DoorController):
         detail = f"no secure channel within {timeout_s:g} s"
         try:
             await asyncio.to_thread(panel.set_enforce_secure, address, False)
-            reader.attempt_started = time.monotonic()
-            reader.last_retry = reader.attempt_started
-            reader.attempts += 1
-            await asyncio.to_thread(panel.restart, address)
+            await self._restart(reader)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout_s):
                     while True:
@@ -914,10 +940,7 @@ class OsdpReaderDriver(DoorController):
             reader.install = None
             await asyncio.to_thread(panel.set_enforce_secure, address, True)
             if not (reader.online and reader.sc_active and not reader.default_key):
-                reader.attempt_started = time.monotonic()
-                reader.last_retry = reader.attempt_started
-                reader.attempts += 1
-                await asyncio.to_thread(panel.restart, address)
+                await self._restart(reader)
         level = logging.WARNING if installed else logging.ERROR
         log.log(level, "%s: %s: install mode ended: %s", self._name, reader.name, detail)
         return InstallResult(door, address, installed, detail)

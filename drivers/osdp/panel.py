@@ -167,6 +167,14 @@ class Panel:
             level, items = self._cp.ctx.check_capability(self._index(address), function_code)
         return int(level), int(items)
 
+    def ensure_enabled(self, address: int) -> bool:
+        """Enable a reader left disabled (a restart that timed out); True if it was."""
+        index = self._index(address)
+        with self._lock:
+            if self._cp.ctx is None or self._cp.ctx.is_pd_enabled(index):
+                return False
+            return bool(self._cp.ctx.enable_pd(index))
+
     def set_enforce_secure(self, address: int, enforce: bool) -> None:
         flag = osdp.LibFlag.EnforceSecure
         with self._lock:
@@ -175,9 +183,11 @@ class Panel:
             else:
                 self._cp.ctx.clear_flag(self._index(address), flag)
 
-    def restart(self, address: int, *, timeout_s: float = 2.0) -> bool:
+    def restart(self, address: int, *, timeout_s: float = 12.0) -> bool:
         """Take a reader through disable and enable, so the library starts its session over
-        now instead of after its own five-minute back-off. Blocks up to ``timeout_s``."""
+        now instead of after its own five-minute back-off. The library disables a reader
+        only between commands, which for one that does not answer can take its whole retry
+        cycle (about 9 s); blocks up to ``timeout_s``."""
         index = self._index(address)
         with self._lock:
             if self._cp.ctx is None:

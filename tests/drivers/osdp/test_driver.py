@@ -284,6 +284,10 @@ async def test_offline_readers_are_events_and_availability(
     with pytest.raises(DeviceUnavailable, match="no reader online") as err:
         await driver.read_info()
     assert "door 1 (reader 101)" in str(err.value)
+    # The driver starts a new session after retry_s; taking the reader down for it is not
+    # a new verdict: the reason stays until that session ends.
+    await wait_for(lambda: driver.reader_status()[1]["attempts"] >= 2, what="a new session")
+    assert "stopped answering" in str(driver.reader_status()[1]["reason"])
     await control.call("online", reader=DOOR1)
     event = await link(1, ControllerEventKind.READER_ONLINE)
     assert event.reason == "secure channel active"
