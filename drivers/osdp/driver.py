@@ -567,7 +567,14 @@ class OsdpReaderDriver(DoorController):
             return
         setting.reported_online = online
         kind = ControllerEventKind.READER_ONLINE if online else ControllerEventKind.READER_OFFLINE
-        reason = "secure channel active" if online else reader.reason
+        if online:
+            reason = (
+                "secure channel active"
+                if reader.sc_active
+                else "online without a secure channel: its reads are refused"
+            )
+        else:
+            reason = reader.reason
         self._device_event(reader, kind, reason, self.clock())
 
     def _on_completion(self, address: int, command: dict[str, Any], status: int) -> None:
