@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gateway.audit import log as audit_log
 from gateway.bridge.client import BrokerSession, InboundMessage, OutboundMessage
 from gateway.bridge.envelope import ParsedRequest, RequestError, parse_request
 from gateway.bridge.retry import retrying, transient
@@ -63,6 +64,9 @@ class Pending:
     ignored: bool = False
     """A retained request (a replay from the broker's retained store): acknowledged, not
     answered."""
+    failure: str | None = None
+    """The type of the unexpected exception this request raised (it is answered
+    ``INTERNAL``, logged and audited)."""
 
 
 class RequestPipeline:
@@ -94,15 +98,38 @@ class RequestPipeline:
     async def _work(self, session: BrokerSession, responses: asyncio.Queue[list[Pending]]) -> None:
         while True:
             messages = await session.buffer.take(self.max_batch)
-            batch = [self._prepare(m) for m in messages]
+            batch = [self._prepare_safely(m) for m in messages]
             todo = [p for p in batch if p.response is None and not p.ignored]
             if todo:
                 await self._apply(todo)
+            failed = [p for p in batch if p.failure is not None]
+            if failed:
+                await self._record_failures(failed)
             # Unbounded on purpose: it only holds what was taken from the bounded buffer, and
             # blocking here could keep the buffer from draining below its resume mark.
             responses.put_nowait(batch)
 
     # ------------------------------------------------------------------ step 1: parse
+
+    def _prepare_safely(self, message: InboundMessage) -> Pending:
+        """:meth:`_prepare`, turning an unexpected exception into an ``INTERNAL`` answer:
+        one message must never stop the pipeline (the broker would redeliver it forever)."""
+        try:
+            return self._prepare(message)
+        except Exception as exc:
+            name = self.topics.request_name(message.topic) or ""
+            pending = Pending(
+                message, name, None, None, self.topics.response_topic(name or "unknown")
+            )
+            log.exception("request on %s could not be read", message.topic)
+            self._fail(pending, _readable_id(message.payload), exc)
+            return pending
+
+    def _fail(self, pending: Pending, request_id: str | None, exc: Exception) -> None:
+        pending.failure = type(exc).__name__
+        pending.response = RequestError(
+            request_id, "INTERNAL", f"the gateway failed to handle it ({pending.failure})"
+        ).response()
 
     def _prepare(self, message: InboundMessage) -> Pending:
         name = self.topics.request_name(message.topic) or ""
@@ -167,9 +194,7 @@ class RequestPipeline:
             if len(batch) == 1:
                 request_id = batch[0].request.request_id if batch[0].request else None
                 log.exception("request %s (%s) could not be applied", request_id, batch[0].name)
-                batch[0].response = RequestError(
-                    request_id, "INTERNAL", f"the gateway failed to apply it ({type(exc).__name__})"
-                ).response()
+                self._fail(batch[0], request_id, exc)
                 return
             # One request broke the whole transaction: apply them one by one to find it.
             for pending in batch:
@@ -201,6 +226,39 @@ class RequestPipeline:
             outcomes.update(zip((i for i, _ in live), applied, strict=True))
         return [outcomes[i] for i in range(len(batch))]
 
+    async def _record_failures(self, failed: list[Pending]) -> None:
+        """Audit the requests answered ``INTERNAL`` (no payload: it may hold personal data)."""
+        entries = [
+            {
+                "request": p.name or None,
+                "topic": p.message.topic,
+                "request_id": p.response["request_id"] if p.response else None,
+                "error": p.failure,
+                "source": SOURCE,
+            }
+            for p in failed
+        ]
+        actor = self.system_operator
+
+        def record(core: Core) -> None:
+            with core.db.session() as s:
+                for data in entries:
+                    audit_log.append(
+                        s,
+                        at=core.clock(),
+                        actor=actor,
+                        action="request_failed",
+                        subjects=[f"request {data['request_id']}"] if data["request_id"] else [],
+                        data=data,
+                    )
+
+        try:
+            async for attempt in retrying(log, "auditing failed requests"):
+                with attempt:
+                    await self.gateway.call(record, self.gateway.core)
+        except Exception:
+            log.exception("the failed requests could not be audited: %s", entries)
+
     # ------------------------------------------------------------------ step 3: respond
 
     async def _respond(self, session: BrokerSession, queue: asyncio.Queue[list[Pending]]) -> None:
@@ -227,6 +285,16 @@ class RequestPipeline:
             qos=1,
             correlation_data=pending.message.correlation_data,
         )
+
+
+def _readable_id(payload: bytes) -> str | None:
+    """The request id of a payload, if it can be read at all."""
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        return None
+    rid = obj.get("request_id") if isinstance(obj, dict) else None
+    return rid if isinstance(rid, str) and 0 < len(rid) <= 200 and rid.isprintable() else None
 
 
 def _expired(core: Core, request: ParsedRequest) -> Outcome:
