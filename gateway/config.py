@@ -105,7 +105,17 @@ class MqttSettings(_Section):
         default=2000,
         ge=10,
         le=1000000,
-        description="Inbound requests buffered before the bridge stops reading (backpressure).",
+        description="Requests the broker may have in flight to the gateway (MQTT 5 Receive "
+        "Maximum): they are held in memory until applied; the gateway holds at most twice "
+        "this many, leaving the rest queued at the broker.",
+    )
+    replay_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="After a lost connection, what the gateway published in this many last "
+        "seconds is published again (a broker killed between two saves loses it); keep it at "
+        "least twice the broker's autosave_interval.",
     )
     system_operator: str = Field(
         default="central-system", description="Operator that MQTT requests act as."

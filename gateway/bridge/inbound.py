@@ -7,8 +7,8 @@ For each batch taken from the session's bounded buffer (revocations first):
 2. the valid ones go to the core thread in **one** call: expired requests are refused there
    (just before the transaction, so never applied late; a request seen before still gets its
    stored response), the rest are applied with :meth:`Core.submit_many`, in one transaction;
-3. the responses are published (QoS 1, waiting for the broker's PUBACK), and only then are
-   the requests acknowledged to the broker.
+3. the responses are published (QoS 1, waiting for the broker's PUBACK), those of urgent
+   requests (revocations) first, and only then are the requests acknowledged to the broker.
 
 A crash or a lost connection anywhere in between leaves the requests unacknowledged: the broker
 delivers them again, and the inbox answers those already applied with their stored response.
@@ -18,6 +18,7 @@ Step 3 of one batch overlaps step 2 of the next.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 from collections.abc import Callable
@@ -25,7 +26,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.audit import log as audit_log
-from gateway.bridge.client import BrokerSession, InboundMessage, OutboundMessage
+from gateway.bridge.client import (
+    MAX_INFLIGHT_OUT,
+    BrokerSession,
+    InboundMessage,
+    OutboundMessage,
+)
 from gateway.bridge.envelope import ParsedRequest, RequestError, parse_request
 from gateway.bridge.retry import retrying, transient
 from gateway.bridge.topics import TopicMap
@@ -69,6 +75,39 @@ class Pending:
     ``INTERNAL``, logged and audited)."""
 
 
+class ResponseQueue:
+    """Requests answered and waiting for their response to be published: the responses of
+    urgent requests (revocations) go out first, each kind in the order it was applied."""
+
+    def __init__(self, urgent: Callable[[str], bool]) -> None:
+        self._urgent = urgent
+        self._queues: tuple[collections.deque[Pending], ...] = (
+            collections.deque(),
+            collections.deque(),
+        )
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._queues[0]) + len(self._queues[1])
+
+    def put(self, batch: list[Pending]) -> None:
+        for pending in batch:
+            self._queues[0 if self._urgent(pending.message.topic) else 1].append(pending)
+        if batch:
+            self._ready.set()
+
+    async def take(self, n: int) -> list[Pending]:
+        """Wait for at least one; return up to ``n``, urgent ones first."""
+        while not len(self):
+            self._ready.clear()
+            await self._ready.wait()
+        out: list[Pending] = []
+        for queue in self._queues:
+            while queue and len(out) < n:
+                out.append(queue.popleft())
+        return out
+
+
 class RequestPipeline:
     """Takes requests from a :class:`BrokerSession`, applies them, responds, acknowledges."""
 
@@ -80,22 +119,26 @@ class RequestPipeline:
         max_batch: int,
         system_operator: str,
         client_operators: dict[str, str],
+        on_presence: Callable[[InboundMessage], None] = lambda message: None,
     ) -> None:
         self.gateway = gateway
         self.topics = topics
         self.max_batch = max_batch
         self.system_operator = system_operator
         self.client_operators = dict(client_operators)
+        self.on_presence = on_presence
+        self.urgent = is_urgent(topics)
+        """Called with each message on the bridge state topic (acknowledged, not answered)."""
         self.handled = 0
 
     async def run(self, session: BrokerSession) -> None:
         """Serve ``session`` until cancelled or the session breaks (ConnectionLost)."""
-        responses: asyncio.Queue[list[Pending]] = asyncio.Queue()
+        responses = ResponseQueue(self.urgent)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._respond(session, responses), name="lockgate-mqtt-responses")
             tg.create_task(self._work(session, responses), name="lockgate-mqtt-requests")
 
-    async def _work(self, session: BrokerSession, responses: asyncio.Queue[list[Pending]]) -> None:
+    async def _work(self, session: BrokerSession, responses: ResponseQueue) -> None:
         while True:
             messages = await session.buffer.take(self.max_batch)
             batch = [self._prepare_safely(m) for m in messages]
@@ -105,9 +148,8 @@ class RequestPipeline:
             failed = [p for p in batch if p.failure is not None]
             if failed:
                 await self._record_failures(failed)
-            # Unbounded on purpose: it only holds what was taken from the bounded buffer, and
-            # blocking here could keep the buffer from draining below its resume mark.
-            responses.put_nowait(batch)
+            # Bounded by the session: it holds at most its limit of unacknowledged requests.
+            responses.put(batch)
 
     # ------------------------------------------------------------------ step 1: parse
 
@@ -135,6 +177,10 @@ class RequestPipeline:
         name = self.topics.request_name(message.topic) or ""
         reply_to = self.topics.response_topic(name) if name else ""
         pending = Pending(message, name, None, None, reply_to)
+        if message.topic == self.topics.bridge_state():
+            pending.ignored = True
+            self.on_presence(message)
+            return pending
         if message.retain:
             log.warning(
                 "ignoring a retained request on %s: requests must not be retained", message.topic
@@ -261,9 +307,9 @@ class RequestPipeline:
 
     # ------------------------------------------------------------------ step 3: respond
 
-    async def _respond(self, session: BrokerSession, queue: asyncio.Queue[list[Pending]]) -> None:
+    async def _respond(self, session: BrokerSession, queue: ResponseQueue) -> None:
         while True:
-            batch = await queue.get()
+            batch = await queue.take(MAX_INFLIGHT_OUT)
             await session.publish_many([self._response(p) for p in batch if not p.ignored])
             for pending in batch:
                 session.ack(pending.message)
@@ -316,4 +362,4 @@ def _expired(core: Core, request: ParsedRequest) -> Outcome:
     )
 
 
-__all__ = ["Pending", "RequestPipeline", "is_urgent"]
+__all__ = ["Pending", "RequestPipeline", "ResponseQueue", "is_urgent"]

@@ -32,6 +32,12 @@ class BridgeState(Payload):
     gateway's last will: the broker publishes it when the gateway disappears."""
 
     state: Literal["online", "offline"]
+    instance: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = Field(
+        default=None,
+        description="Identifies one running gateway process (new at every start). A second "
+        "gateway announcing itself online on the same topics is reported as a "
+        "gateway_conflict event.",
+    )
 
 
 class DeviceAvailability(Payload):
@@ -206,6 +212,21 @@ class DeviceEvent(EventBase):
     detail: Annotated[str, Field(max_length=200)] = ""
 
 
+class GatewayConflict(EventBase):
+    """Another gateway process announced itself online on this gateway's topics: two
+    gateways would both apply every request (a deposed gateway still running, or two
+    configured alike). The operator must stop one of them."""
+
+    kind: Literal["gateway_conflict"] = "gateway_conflict"
+    instance: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] = Field(
+        description="The reporting gateway's instance."
+    )
+    other_instance: Annotated[str, Field(max_length=64)] | None = Field(
+        description="The other gateway's instance, when it said."
+    )
+    detail: Annotated[str, Field(max_length=200)] = ""
+
+
 class AuditAnchor(EventBase):
     """The head of the tamper-evident audit log, published periodically: keep these to
     prove later that no entry up to ``head_seq`` was altered or removed."""
@@ -223,6 +244,7 @@ EVENT_MODELS: tuple[type[EventBase], ...] = (
     AccessEvent,
     ExpiryWarning,
     DeviceEvent,
+    GatewayConflict,
     AuditAnchor,
 )
 
@@ -242,6 +264,7 @@ AnyEvent = Annotated[
     | AccessEvent
     | ExpiryWarning
     | DeviceEvent
+    | GatewayConflict
     | AuditAnchor,
     Field(discriminator="kind"),
 ]
@@ -267,6 +290,7 @@ __all__ = [
     "Event",
     "EventBase",
     "ExpiryWarning",
+    "GatewayConflict",
     "GrantsSummary",
     "Payload",
     "ProgrammingResult",

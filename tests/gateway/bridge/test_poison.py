@@ -128,7 +128,7 @@ def extreme_requests(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def story_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def story_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('poison') / 'story.db'}"
     migrate.upgrade(url)
     db = Database(url)
@@ -136,7 +136,7 @@ def story_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     core.load()
     core.submit_many([Submission(c, "tester") for c in _story()], atomic=True)
     db.dispose()
-    yield url
+    return url
 
 
 @settings(max_examples=150)
