@@ -158,8 +158,6 @@ class ControllerWorker(DeviceWorker):
                 ),
             )
             raise
-        self.writes += 1
-        self.last_write = result
         generation = self.generation or 0
         numbers = [e.credential for e in plan.desired.entries]
 
@@ -198,6 +196,9 @@ class ControllerWorker(DeviceWorker):
                 self.sink.credential_state(s, self.core, number)
 
         await self.runner.call(self.core.transaction, confirm)
+        # Counted only now: whoever waits for a write may read its confirmation at once.
+        self.writes += 1
+        self.last_write = result
         log.info(
             "controller %s holds revision %s (%d entries)",
             self.device_id,

@@ -4,6 +4,7 @@ one: initial sync, revocations first, power loss, events."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway import sample
@@ -87,3 +88,35 @@ async def test_a_controller_not_holding_what_the_store_says_is_rewritten(
             confirmed = sync_store.get_controller(s, CTRL)
         assert confirmed is not None
         assert confirmed.checksum == run.site.controllers[CTRL].memory.active_checksum
+
+
+async def test_a_write_is_counted_only_once_its_confirmation_is_committed(
+    sqlite_url: str,
+) -> None:
+    """``writes`` is what tests and benches wait for before they read the store: it must not
+    run ahead of the transaction that records the confirmation. The sink holds that
+    transaction open (on the core thread) until the test has looked at the counter."""
+    import threading
+
+    async with running_site(sqlite_url, today()) as run:
+        worker = run.sync.controllers[CTRL]
+        inside = threading.Event()
+        release = threading.Event()
+        original = run.sink.event
+
+        def holding_event(session: Any, kind: str, body: dict[str, Any]) -> None:
+            if kind == "allow_list_written" and not release.is_set():
+                inside.set()
+                release.wait(10)
+            original(session, kind, body)
+
+        run.sink.event = holding_event  # type: ignore[method-assign]
+        try:
+            await run.until(inside.is_set, what="the confirming transaction")
+            writes_while_uncommitted = worker.writes
+        finally:
+            release.set()
+        assert writes_while_uncommitted == 0
+        await run.until(lambda: worker.writes >= 1, what="the counted write")
+        with run.core.db.session(readonly=True) as s:
+            assert sync_store.get_controller(s, CTRL) is not None
