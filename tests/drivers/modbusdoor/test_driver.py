@@ -425,9 +425,11 @@ async def test_clock(driver: ModbusDoorController, memory: ControllerMemory) -> 
         await driver.set_clock(datetime(2030, 1, 1))
 
 
-async def test_wrong_unit_is_a_protocol_error(sim: ControllerSimulator) -> None:
+async def test_wrong_unit_is_reported_unavailable(sim: ControllerSimulator) -> None:
+    """TCP: the controller answers exception 0B (no such device behind this address), a
+    transient error; RTU: it stays silent and the driver times out."""
     drv = driver_for(sim, unit=7)
-    with pytest.raises((ProtocolError, DeviceTimeout)):
+    with pytest.raises(DeviceUnavailable):
         await drv.open()
     await drv.close()
     await drv.close()  # idempotent
