@@ -239,7 +239,9 @@ class ModbusDoorController(DoorController):
         )
 
     async def _read_identity(self) -> rm.Identity:
-        regs = await self._link.read_input(rm.IDENTITY_BASE, rm.IDENTITY_COUNT, "identity block")
+        regs = await self._link.read_input(
+            rm.IDENTITY_BASE, rm.IDENTITY_COUNT, "identity block", rm.decode_identity
+        )
         identity = self._decode(rm.decode_identity, regs)
         self._note_generation(identity.generation)
         self._identity = identity
@@ -265,8 +267,9 @@ class ModbusDoorController(DoorController):
 
     async def _read_status(self) -> rm.Status:
         identity = await self._known_identity()
-        regs = await self._link.read_input(rm.STATUS_BASE, rm.STATUS_COUNT, "status block")
-        status = self._decode(partial(rm.decode_status, capacity=identity.capacity), regs)
+        decode = partial(rm.decode_status, capacity=identity.capacity)
+        regs = await self._link.read_input(rm.STATUS_BASE, rm.STATUS_COUNT, "status block", decode)
+        status = self._decode(decode, regs)
         self._note_generation(status.generation)
         return status
 
@@ -574,7 +577,16 @@ class ModbusDoorController(DoorController):
             rm.HOLD_EVENT_READ_AFTER, rm.split_u32(cursor), "EVENT_READ_AFTER"
         )
         count = rm.window_records_needed(identity.event_window)
-        regs = await self._link.read_input(rm.EVENT_HEADER_BASE, count, "event window")
+        regs = await self._link.read_input(
+            rm.EVENT_HEADER_BASE,
+            count,
+            "event window",
+            lambda r: rm.decode_event_header(
+                r[: rm.EVENT_HEADER_COUNT],
+                event_capacity=identity.event_capacity,
+                event_window=identity.event_window,
+            ),
+        )
         header = self._decode(
             lambda r: rm.decode_event_header(
                 r,
