@@ -336,15 +336,37 @@ class ControllerEventKind(StrEnum):
     PULSED = "pulsed"
 
 
+class DenyReason(StrEnum):
+    """Why a controller denied a credential (:attr:`ControllerEvent.reason`)."""
+
+    UNKNOWN_CREDENTIAL = "unknown_credential"
+    """No allow-list entry for the credential."""
+    DOOR_NOT_ALLOWED = "door_not_allowed"
+    """The credential's entries do not include this door."""
+    OUTSIDE_VALIDITY = "outside_validity"
+    """Outside every entry's validity window."""
+    OUTSIDE_SCHEDULE = "outside_schedule"
+    """Outside every entry's schedule."""
+    LOCKDOWN = "lockdown"
+    """The door is in lockdown."""
+    OTHER = "other"
+    """A reason the driver's protocol has no name for."""
+
+
 @dataclass(frozen=True, slots=True)
 class ControllerEvent:
-    """An event from the controller's FIFO, numbered by a sequence that only grows."""
+    """An event from the controller's FIFO, numbered by a sequence that only grows.
+
+    ``reason`` says why a :attr:`ControllerEventKind.DENIED` event was denied; a driver must
+    set it for every denial (:attr:`DenyReason.OTHER` when the device gives no reason the
+    contract names) and leave it ``None`` for every other kind."""
 
     sequence: int
     kind: ControllerEventKind
     credential: int
     door: int
     at: datetime
+    reason: DenyReason | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,7 @@ class BridgeSyncSink:
                         "lock": f"{b['device']}:{b['door']}",
                         "occurred_at": b["at"],
                         "source": "controller",
+                        "reason": b.get("reason") or None,
                     }
                 source = "cylinder_audit" if b.get("source") == "cylinder" else "key_audit"
                 return kind, {

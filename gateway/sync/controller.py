@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from drivers.base import AllowListResult, ControllerInfo, DoorController
+from drivers.base import AllowListResult, ControllerInfo, DenyReason, DoorController
 from gateway.rules.hardware import DesiredController
 from gateway.store import sync as sync_store
 from gateway.sync.events import SyncSink
@@ -232,20 +232,30 @@ class ControllerWorker(DeviceWorker):
                 for e in events
             ]
 
-            def record(s: Session, stored: list[sync_store.StoredControllerEvent] = stored) -> None:
+            reasons = {e.sequence: e.reason for e in events}
+
+            def record(
+                s: Session,
+                stored: list[sync_store.StoredControllerEvent] = stored,
+                reasons: dict[int, DenyReason | None] = reasons,
+            ) -> None:
                 for ev in sync_store.add_controller_events(s, stored, self.core.clock()):
+                    body: dict[str, object] = {
+                        "device": self.device_id,
+                        "credential": ev.credential,
+                        "door": ev.door,
+                        "at": ev.at.isoformat(),
+                        "sequence": ev.sequence,
+                    }
+                    if ev.kind == "denied":
+                        reason = reasons.get(ev.sequence)
+                        body["reason"] = reason.value if reason else DenyReason.OTHER.value
                     self.sink.event(
                         s,
                         f"access_{ev.kind}"
                         if ev.kind in ("granted", "denied")
                         else f"door_{ev.kind}",
-                        {
-                            "device": self.device_id,
-                            "credential": ev.credential,
-                            "door": ev.door,
-                            "at": ev.at.isoformat(),
-                            "sequence": ev.sequence,
-                        },
+                        body,
                     )
 
             await self.runner.call(self.core.transaction, record)

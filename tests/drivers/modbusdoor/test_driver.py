@@ -12,6 +12,7 @@ import pytest
 from drivers.base import (
     AllowEntry,
     ControllerEventKind,
+    DenyReason,
     DeviceTimeout,
     DeviceUnavailable,
     DoorMode,
@@ -184,6 +185,8 @@ async def test_events_are_read_in_windows_and_acknowledged(
         ControllerEventKind.GRANTED,
     ]
     assert events[0].credential == 77
+    assert events[0].reason is DenyReason.UNKNOWN_CREDENTIAL
+    assert {e.reason for e in events if e.kind is ControllerEventKind.GRANTED} == {None}
     assert all(e.door == 1 and e.at.tzinfo is UTC for e in events)
     assert [e.sequence for e in await driver.read_events(25)] == [26, 27, 28, 29, 30]
     assert [e.sequence for e in await driver.read_events(3, limit=14)] == list(range(4, 18))

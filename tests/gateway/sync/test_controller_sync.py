@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway import sample
+from gateway.bridge.syncsink import BridgeSyncSink
 from gateway.commands import model as m
 from gateway.domain import DEFAULT_TIMEZONE
 from gateway.store import sync as sync_store
@@ -42,6 +43,14 @@ async def test_the_controller_gets_its_allow_list_and_decides_by_it(sqlite_url: 
         with run.core.db.session() as s:
             stored = sync_store.controller_events(s)
         assert {e.kind for e in stored} >= {"granted", "denied"}
+        # every denial says why, up to the MQTT event
+        denial = next(body for kind, body in run.sink.events if kind == "access_denied")
+        assert denial["reason"] == "unknown_credential"
+        published = BridgeSyncSink(publisher=None, core=run.core)._map(  # type: ignore[arg-type]
+            "access_denied", denial
+        )
+        assert published is not None
+        assert published[1]["reason"] == "unknown_credential"
 
 
 async def test_a_revocation_reaches_the_controller_and_is_confirmed(sqlite_url: str) -> None:
