@@ -19,6 +19,8 @@ _DEVICE_KINDS = {
     "door_pulsed": "door_pulsed",
     "controller_memory_lost": "controller_memory_lost",
     "blacklist_confirmed": "blacklist_confirmed",
+    "device_error": "device_error",
+    "device_recovered": "device_recovered",
 }
 
 
@@ -103,7 +105,9 @@ class BridgeSyncSink:
                 if "cylinder" in b
                 else (f"{device}:{b['door']}" if "door" in b else None),
                 "occurred_at": b.get("at"),
-                "detail": ", ".join(
+                "detail": str(b["error"] or "")[:200]
+                if "error" in b
+                else ", ".join(
                     f"{k}={v}"
                     for k, v in b.items()
                     if k in ("version", "generation", "previous_generation")

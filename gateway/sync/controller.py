@@ -79,6 +79,7 @@ class ControllerWorker(DeviceWorker):
             )
             while True:
                 await self.sync_once(driver)
+                await self.set_error(None)
                 await self.collect_events(driver)
                 await self._sleep_or_wake(self.poll_s)
                 info = await self.guarded("reading the identity", driver.read_info())

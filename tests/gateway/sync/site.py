@@ -29,10 +29,12 @@ class RecordingSink:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.devices: dict[str, tuple[bool, str]] = {}
+        self.availability_history: list[tuple[str, bool]] = []
         self.states: list[str] = []
 
     def availability(self, session: Session, device_id: str, online: bool, reason: str) -> None:
         self.devices[device_id] = (online, reason)
+        self.availability_history.append((device_id, online))
 
     def event(self, session: Session, kind: str, body: dict[str, Any]) -> None:
         self.events.append((kind, body))

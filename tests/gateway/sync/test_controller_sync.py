@@ -129,3 +129,35 @@ async def test_a_write_is_counted_only_once_its_confirmation_is_committed(
         await run.until(lambda: worker.writes >= 1, what="the counted write")
         with run.core.db.session(readonly=True) as s:
             assert sync_store.get_controller(s, CTRL) is not None
+
+
+async def test_a_controller_that_refuses_commits_stays_online_in_an_error_state(
+    sqlite_url: str,
+) -> None:
+    """Availability is about reachability: a controller that answers but refuses every
+    commit is retried with backoff, stays online, and its error state is reported once when
+    it begins and once when it ends."""
+    async with running_site(sqlite_url, today()) as run:
+        worker = run.sync.controllers[CTRL]
+        memory = run.site.controllers[CTRL].memory
+        await run.until(lambda: worker.writes >= 1, what="the first write")
+        memory.faults.reject_commits = True
+        await run.submit(m.BlockId06(card_number="ID06AN0001"))
+
+        def attempts() -> int:
+            with run.core.db.session(readonly=True) as s:
+                job = sync_store.get_job(s, "controller", CTRL)
+            return job.attempts if job is not None else 0
+
+        await run.until(lambda: attempts() >= 4, what="several refused commits")
+        assert (CTRL, False) not in run.sink.availability_history
+        assert run.online(CTRL)
+        errors = [body for kind, body in run.sink.events if kind == "device_error"]
+        assert len(errors) == 1
+        assert errors[0]["device"] == CTRL
+        assert "commit refused" in errors[0]["error"]
+        memory.faults.reject_commits = False
+        await run.until(lambda: "device_recovered" in run.sink.kinds(), what="the recovery")
+        assert (CTRL, False) not in run.sink.availability_history
+        with run.core.db.session(readonly=True) as s:
+            assert sync_store.get_job(s, "controller", CTRL) is None
