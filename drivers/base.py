@@ -370,6 +370,36 @@ class ControllerEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ControllerSettings:
+    """What a controller keeps besides its allow-list: lock release and held-open alarm
+    times and each door's mode.
+
+    In a value *written* (:meth:`DoorController.write_settings`), ``None`` and a door missing
+    from ``door_modes`` mean "leave as the controller has it"; in a value *read*
+    (:meth:`DoorController.read_settings`) every field is filled in and ``door_modes`` holds
+    every door. ``door_modes`` is a tuple of ``(door, mode)`` pairs, doors 1-based and in
+    ascending order."""
+
+    pulse_seconds: int | None = None
+    """How long a grant or a pulse releases the lock."""
+    held_open_seconds: int | None = None
+    """How long a door may stand open before it counts as held open."""
+    door_modes: tuple[tuple[int, DoorMode], ...] = ()
+
+    def differs_from(self, held: ControllerSettings) -> bool:
+        """Whether ``held`` (a value read) misses anything this (desired) value sets."""
+        modes = dict(held.door_modes)
+        return (
+            (self.pulse_seconds is not None and self.pulse_seconds != held.pulse_seconds)
+            or (
+                self.held_open_seconds is not None
+                and self.held_open_seconds != held.held_open_seconds
+            )
+            or any(modes.get(door) != mode for door, mode in self.door_modes)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class AllowListResult:
     """A verified allow-list write."""
 
@@ -502,6 +532,29 @@ class DoorController(Driver):
     @abc.abstractmethod
     async def read_checksum(self) -> int:
         """Checksum of the allow-list the controller is enforcing right now."""
+
+    @abc.abstractmethod
+    async def read_settings(self) -> ControllerSettings:
+        """The lock release and held-open times and every door's mode, as the controller
+        holds them now."""
+
+    @abc.abstractmethod
+    async def write_settings(self, settings: ControllerSettings) -> None:
+        """Write the fields of ``settings`` that are set, and verify them by reading back.
+
+        Raises ``ValueError`` naming the field for a value the contract or the controller
+        cannot take (out of range, a door beyond the controller's doors) before anything is
+        written, and :class:`VerifyMismatch` when the controller does not hold the values
+        afterwards. Not atomic: a failure may leave some of the fields written."""
+
+    @abc.abstractmethod
+    async def read_clock(self) -> datetime:
+        """The controller's clock, as an aware UTC datetime."""
+
+    @abc.abstractmethod
+    async def set_clock(self, at: datetime) -> None:
+        """Set the controller's clock to the aware datetime ``at`` (whole seconds may be
+        dropped)."""
 
     @abc.abstractmethod
     async def set_door_mode(self, door: int, mode: DoorMode) -> None:

@@ -41,6 +41,7 @@ from drivers.base import (
     AllowListResult,
     ControllerEvent,
     ControllerInfo,
+    ControllerSettings,
     DeviceTimeout,
     DoorController,
     DoorMode,
@@ -642,6 +643,71 @@ class ModbusDoorController(DoorController):
         async with self._lock:
             await self._link.write_registers(
                 rm.HOLD_EVENT_ACK, rm.split_u32(up_to_sequence), "EVENT_ACK"
+            )
+
+    # ------------------------------------------------------------------ settings
+
+    async def read_settings(self) -> ControllerSettings:
+        async with self._lock:
+            identity = await self._known_identity()
+            pulse, held_open = await self._link.read_holding(
+                rm.HOLD_PULSE_SECONDS, 2, "PULSE_SECONDS, HELD_OPEN_SECONDS"
+            )
+            doors = await self._link.read_holding(
+                rm.HOLD_DOOR_BASE, identity.doors * rm.DOOR_STRIDE, "DOOR_MODE"
+            )
+        modes: list[tuple[int, DoorMode]] = []
+        for door in range(1, identity.doors + 1):
+            raw = doors[(door - 1) * rm.DOOR_STRIDE + rm.DOOR_MODE_OFFSET]
+            try:
+                modes.append((door, rm.DOOR_MODES[rm.DoorModeCode(raw)]))
+            except ValueError:
+                raise ProtocolError(
+                    f"DOOR_MODE door {door}: unknown door mode {raw}",
+                    device_id=self.device_id,
+                    field=f"DOOR_MODE door {door}",
+                ) from None
+        return ControllerSettings(
+            pulse_seconds=pulse, held_open_seconds=held_open, door_modes=tuple(modes)
+        )
+
+    async def write_settings(self, settings: ControllerSettings) -> None:
+        for name, value, (low, high) in (
+            ("pulse_seconds", settings.pulse_seconds, rm.PULSE_SECONDS_RANGE),
+            ("held_open_seconds", settings.held_open_seconds, rm.HELD_OPEN_SECONDS_RANGE),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
+            ):
+                raise ValueError(f"{name}: must be an integer in {low}..{high}, got {value!r}")
+        async with self._lock:
+            identity = await self._known_identity()
+            for door, mode in settings.door_modes:
+                if isinstance(door, bool) or not isinstance(door, int):
+                    raise ValueError(f"door_modes: door must be an integer, got {door!r}")
+                if not 1 <= door <= identity.doors:
+                    raise ValueError(f"door_modes: door must be in 1..{identity.doors}, got {door}")
+                if mode not in set(DoorMode):
+                    raise ValueError(f"door_modes: door {door}: unknown mode {mode!r}")
+            if settings.pulse_seconds is not None:
+                await self._link.write_registers(
+                    rm.HOLD_PULSE_SECONDS, [settings.pulse_seconds], "PULSE_SECONDS"
+                )
+            if settings.held_open_seconds is not None:
+                await self._link.write_registers(
+                    rm.HOLD_HELD_OPEN_SECONDS, [settings.held_open_seconds], "HELD_OPEN_SECONDS"
+                )
+            for door, mode in settings.door_modes:
+                await self._link.write_register(
+                    rm.door_mode_address(door),
+                    int(rm.DOOR_MODE_CODES[DoorMode(mode)]),
+                    f"DOOR_MODE door {door}",
+                )
+        held = await self.read_settings()
+        if settings.differs_from(held):
+            raise VerifyMismatch(
+                f"{self._name()}: after writing its settings the controller holds {held}",
+                device_id=self.device_id,
             )
 
     # ------------------------------------------------------------------ clock

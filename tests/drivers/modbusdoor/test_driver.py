@@ -12,6 +12,7 @@ import pytest
 from drivers.base import (
     AllowEntry,
     ControllerEventKind,
+    ControllerSettings,
     DenyReason,
     DeviceTimeout,
     DeviceUnavailable,
@@ -436,3 +437,40 @@ async def test_wrong_unit_is_reported_unavailable(sim: ControllerSimulator) -> N
         await drv.open()
     await drv.close()
     await drv.close()  # idempotent
+
+
+async def test_settings_are_written_verified_and_read_back(
+    driver: ModbusDoorController, memory: ControllerMemory
+) -> None:
+    held = await driver.read_settings()
+    assert held == ControllerSettings(
+        pulse_seconds=rm.DEFAULT_PULSE_SECONDS,
+        held_open_seconds=rm.DEFAULT_HELD_OPEN_SECONDS,
+        door_modes=tuple((d, DoorMode.LOCKED) for d in range(1, 5)),
+    )
+    wanted = ControllerSettings(
+        pulse_seconds=8, door_modes=((2, DoorMode.UNLOCKED), (4, DoorMode.LOCKDOWN))
+    )
+    assert wanted.differs_from(held)
+    await driver.write_settings(wanted)
+    held = await driver.read_settings()
+    assert not wanted.differs_from(held)
+    assert (memory.pulse_seconds, memory.held_open_seconds) == (8, rm.DEFAULT_HELD_OPEN_SECONDS)
+    assert memory.door(4).mode is rm.DoorModeCode.LOCKDOWN
+    for bad, field in (
+        (ControllerSettings(pulse_seconds=0), "pulse_seconds"),
+        (ControllerSettings(held_open_seconds=3601), "held_open_seconds"),
+        (ControllerSettings(door_modes=((5, DoorMode.LOCKED),)), "door_modes"),
+    ):
+        with pytest.raises(ValueError, match=rf"^{field}: "):
+            await driver.write_settings(bad)
+    assert memory.pulse_seconds == 8
+
+
+async def test_the_clock_is_read_and_set(
+    driver: ModbusDoorController, memory: ControllerMemory
+) -> None:
+    at = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    await driver.set_clock(at)
+    assert abs(memory.now() - at.timestamp()) < 2
+    assert abs((await driver.read_clock() - at).total_seconds()) < 2

@@ -77,7 +77,9 @@ class RunningSite:
 
 @asynccontextmanager
 async def running_site(db_url: str, today: date, *, site_file: Path = DEFAULT_SITE,
-                       serve_desk: bool = True) -> AsyncIterator[RunningSite]:
+                       serve_desk: bool = True,
+                       controller_settings: dict[str, Any] | None = None,
+                       ) -> AsyncIterator[RunningSite]:
     migrate.upgrade(db_url)
     spec = load_site(site_file)
     async with SimulatedSite(spec, control_port=None) as site:
@@ -91,7 +93,7 @@ async def running_site(db_url: str, today: date, *, site_file: Path = DEFAULT_SI
             "sync": {"retry_initial_s": 0.05, "retry_max_s": 0.5, "device_timeout_s": 5.0,
                      "tick_s": 0.2},
             "stations": stations,
-            "controllers": site.controller_devices(),
+            "controllers": [c | (controller_settings or {}) for c in site.controller_devices()],
         })
         core = Core(Database(db_url), settings.rules_config())
         sink = RecordingSink()

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from drivers.modbusdoor import registers as rm
 from gateway import sample
 from gateway.bridge.syncsink import BridgeSyncSink
 from gateway.commands import model as m
@@ -161,3 +162,38 @@ async def test_a_controller_that_refuses_commits_stays_online_in_an_error_state(
         assert (CTRL, False) not in run.sink.availability_history
         with run.core.db.session(readonly=True) as s:
             assert sync_store.get_job(s, "controller", CTRL) is None
+
+
+async def test_power_loss_restores_the_door_settings_and_the_clock(sqlite_url: str) -> None:
+    """The desired state of a controller is more than its allow-list: the lock release and
+    held-open times, the door modes and the clock are set at connection and restored after
+    the controller lost its memory."""
+    import time
+
+    settings = {"pulse_seconds": 9, "held_open_seconds": 45, "door_modes": {"2": "unlocked"}}
+    async with running_site(sqlite_url, today(), controller_settings=settings) as run:
+        worker = run.sync.controllers[CTRL]
+        sim = run.site.controllers[CTRL]
+        memory = sim.memory
+
+        def restored() -> bool:
+            return (
+                memory.pulse_seconds == 9
+                and memory.held_open_seconds == 45
+                and memory.door(2).mode is rm.DoorModeCode.UNLOCKED
+                and memory.door(1).mode is rm.DoorModeCode.LOCKED
+                and abs(memory.now() - time.time()) < 5
+            )
+
+        await run.until(lambda: worker.writes >= 1, what="the first write")
+        await run.until(restored, what="the settings at the first connection")
+        # The controller's clock is off by a year and then its memory is lost.
+        memory.set_time(time.time() - 365 * 86400)
+        await sim.power_loss()
+        assert memory.pulse_seconds == rm.DEFAULT_PULSE_SECONDS
+        assert memory.door(2).mode is rm.DoorModeCode.LOCKED
+        await run.until(lambda: worker.writes >= 2, what="the resync after power loss")
+        await run.until(restored, what="the settings and the clock restored")
+        assert "controller_settings_written" in run.sink.kinds()
+        assert "controller_clock_set" in run.sink.kinds()
+        assert (await run.site.present(CTRL, int(sample.TAG_ANNA), 1))["granted"] is True
