@@ -497,9 +497,15 @@ class KeyStation(Driver):
         to it), oldest first."""
 
     @abc.abstractmethod
-    async def clear_audit(self, up_to_sequence: int) -> None:
-        """Erase audit records up to and including ``up_to_sequence`` from the key, after
-        the gateway stored them."""
+    async def clear_audit(self, count: int) -> None:
+        """Erase the oldest ``count`` records of the inserted key's trail, after the gateway
+        stored them: the first ``count`` records the last :meth:`read_audit` of this key
+        returned (a sequence number cannot name a point in the trail: the key's own records
+        and each cylinder's records are numbered by separate counters and interleave).
+
+        Raises ``ValueError`` naming ``count`` when it is negative or more than were read,
+        and :class:`VerifyMismatch` when the trail no longer starts with those records; in
+        both cases nothing is erased."""
 
 
 class DoorController(Driver):

@@ -158,6 +158,8 @@ class RegisterMap:
             if a not in _FIXED_HOLDING and not self._door_register(a)[0] and not self._table(a):
                 raise IllegalAddress(f"holding register {a:#06x}")
         self._check_values(regs)
+        if rm.HOLD_EVENT_ACK in regs and u32_of(regs, rm.HOLD_EVENT_ACK) > m.last_sequence:
+            raise WriteRefused("EVENT_ACK: beyond the newest event")
 
         def u32(base: int) -> int:
             return rm.join_u32(regs[base], regs[base + 1])
@@ -258,6 +260,10 @@ class RegisterMap:
         """Door inputs ``address .. address + count - 1``; inputs beyond the doors are not in
         the map (exception 02)."""
         return _bits(self.discrete_inputs(), address, count, "discrete input")
+
+
+def u32_of(regs: dict[int, int], base: int) -> int:
+    return rm.join_u32(regs[base], regs[base + 1])
 
 
 def _bits(bits: list[bool], address: int, count: int, what: str) -> list[bool]:

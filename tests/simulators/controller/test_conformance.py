@@ -162,6 +162,24 @@ async def test_delayed_pipelined_replies_keep_their_transaction_ids(
     ]
 
 
+async def test_event_ack_beyond_the_newest_event_is_refused(
+    tcp: ControllerServer, memory: ControllerMemory
+) -> None:
+    memory.present(5, 1)
+    memory.present(6, 1)
+    client = _tcp_client(tcp)
+    assert not await asyncio.to_thread(
+        client.write_multiple_registers, rm.HOLD_EVENT_ACK, rm.split_u32(3)
+    )
+    assert client.last_except == 0x03
+    assert [e.sequence for e in memory.events] == [1, 2]
+    assert await asyncio.to_thread(
+        client.write_multiple_registers, rm.HOLD_EVENT_ACK, rm.split_u32(2)
+    )
+    assert not memory.events
+    client.close()
+
+
 # ------------------------------------------------------------------------------ Modbus RTU
 
 

@@ -202,7 +202,10 @@ def test_event_fifo_window_ack_and_overflow() -> None:
     m.acknowledge(4)
     assert [e.sequence for e in m.events] == [5, 6, 7]
     assert not m.overflow
-    m.acknowledge(100)
+    with pytest.raises(WriteRefused, match="EVENT_ACK"):
+        m.acknowledge(100)  # beyond the newest event: refused, nothing dropped
+    assert [e.sequence for e in m.events] == [5, 6, 7]
+    m.acknowledge(7)
     header = m.event_header()
     assert (header.stored, header.oldest, header.newest) == (0, 0, 7)
 
