@@ -21,15 +21,81 @@ Rules every driver follows
   milliseconds; do blocking I/O in the protocol library's own async API or an executor.
 * Writes are *atomic*: the device ends up holding either the old content or the new one,
   never a mix. A write returns only after the device has confirmed the new content by a
-  read-back or checksum comparison; otherwise it raises.
+  read-back or checksum comparison; otherwise it raises. (Settings and door modes, written
+  field by field, are the exception: see :meth:`DoorController.write_settings`.)
 * Errors are reported with the exceptions below and nothing else escapes a driver's public
-  methods (wrap library exceptions). ``DeviceUnavailable`` means "try again later",
-  ``ProtocolError`` means the device answered with something that is not the protocol,
-  ``VerifyMismatch`` means the device did not end up holding what was written.
+  methods (wrap library exceptions), except ``ValueError`` for arguments the contract or the
+  device cannot take (raised before anything is sent). ``DeviceUnavailable`` means "try again
+  later", ``ProtocolError`` means the device answered with something that is not the
+  protocol, ``VerifyMismatch`` means the device did not end up holding what was written.
 * Times cross the contract as timezone-aware UTC ``datetime`` objects. Weekly schedules are
   local wall-clock minutes; the device evaluates them in the site time zone it is set up
   with (the gateway and the device are configured with the same ``timezone``).
-* ``close()`` releases every resource (ports, sockets, tasks) and may be called twice.
+
+Connection life cycle
+---------------------
+* ``open()`` connects and performs the handshake; it may be called again after ``close()``
+  (or after the link was lost) to connect the same object again.
+* ``close()`` releases every resource (ports, sockets, tasks) and may be called twice. After
+  ``close()`` every method except ``open()`` and ``close()`` raises ``DeviceUnavailable``.
+* **Who reconnects: the gateway.** When a call raises :class:`DeviceUnavailable` (or any
+  other :class:`DriverError`), the gateway's device worker closes the driver, waits with
+  exponential backoff and jitter, builds a new driver object and opens it. A driver need not
+  reconnect by itself, but it must stay safe to use after an error: the next call either
+  works (the driver reopened its link on its own) or raises ``DeviceUnavailable`` again; it
+  never hangs and never answers from a connection that was left half-way.
+* Availability is derived from the errors: ``DeviceUnavailable`` (and a timeout of the
+  gateway's own limit) makes a device *offline*; every other ``DriverError`` means it answers
+  but refuses, and it stays *online* with an error state.
+
+Time limits
+-----------
+* Every call ends on its own: it returns or raises (``DeviceTimeout`` when the device does
+  not answer) within a bound that follows from the driver's options, and never waits for the
+  device indefinitely. For one request it is the reply timeout times the attempts (plus, for
+  drivers that must let a line fall silent before retransmitting, that silence); a call that
+  needs several requests (an allow-list or key write) may take as many such bounds as
+  requests, and a wait for the device to finish (a busy commit) has its own option. Each
+  shipped driver documents its budget (``timeout_s``, ``retries``, ``commit_timeout_s``).
+* The gateway also bounds every call by ``sync.device_timeout_s`` and cancels it when that
+  passes; set it above the longest write a device needs.
+
+Cancellation
+------------
+* Any call may be cancelled (the gateway's time limit, a shutdown). A cancelled write leaves
+  the device holding **either the old content or the new one**: cancelling before the write
+  reached its commit step leaves the old content (anything staged is discarded by the next
+  write), cancelling after the commit was sent may leave either. The caller does not know
+  which and must read back (``read_checksum``, ``read_key``) before recording anything; the
+  gateway records a write only when the call returned. A cancelled ``write_settings`` may
+  have written any subset of its fields.
+* After a cancelled call the driver stays usable: the next call works (the driver may have
+  dropped and reopened its link to get rid of a reply still in flight) or raises
+  ``DeviceUnavailable``.
+
+Concurrency
+-----------
+* Calls may be made concurrently from several tasks; the driver serialises them (a call
+  waits until the one before it has finished). A multi-request operation (a write, an event
+  window read) is never interleaved with another call's requests.
+* :meth:`KeyStation.events` is consumed by one task at a time, and may be consumed while any
+  other call runs (the gateway reads it in one task and reads and writes keys from another):
+  events are queued by the driver as the station sends them, independent of the calls, and
+  a key pulled during a write yields both the write's :class:`KeyRemoved` and the
+  ``REMOVED`` event.
+
+Progress
+--------
+``write_key`` and ``write_allow_list`` take ``progress``, a plain function called
+synchronously on the event loop with :class:`WriteProgress` ``(done, total)`` as the device
+acknowledges parts of the write: ``total`` is the size of the transfer in the driver's unit
+(bytes of the image or delta sent for key stations; registers written, commit included, for
+door controllers) and stays the same within one attempt; ``done`` grows strictly from one
+call to the next and ``0 < done <= total``. A successful write ends with a call where
+``done == total``. A driver that must start over (a stale delta base, a refused patch: the
+full image or list is then sent) begins a new attempt, whose calls carry its own ``total``
+from a small ``done`` again. A callback must return quickly; if it raises, the driver logs the
+error and goes on with the write.
 
 Adding a driver
 ---------------
@@ -512,9 +578,9 @@ class DoorController(Driver):
     """An online door controller with an allow-list.
 
     The allow-list is written whole and atomically: entries go to a staging area, a commit
-    swaps it in, and the controller's checksum of the active list is compared with the
-    expected one. Events are read from a FIFO after a sequence number and acknowledged once
-    stored, so none is lost when the gateway restarts."""
+    copies it into the active list, and the controller's checksum of the active list is
+    compared with the expected one. Events are read from a FIFO after a sequence number and
+    acknowledged once stored, so none is lost when the gateway restarts."""
 
     role = "door_controller"
 

@@ -9,8 +9,8 @@ Allow-list writes
 A write stages the schedule records and entry rows with Write Multiple Registers requests of
 at most 123 registers, then writes the commit block (entry count, schedule count, the
 CRC-32 the driver computed, the COMMIT command and a tag). The controller recomputes the
-checksum over what it staged and swaps the staging tables in only when both agree; the
-driver then polls the status block until its command is done and compares the active
+checksum over what it staged and copies the staging tables into the active ones only when
+both agree; the driver then polls the status block until its command is done and compares the active
 checksum and counts with its own. The controller thus holds either the old or the new list,
 never a mix, and a corrupted transfer is refused before it takes effect.
 
@@ -216,6 +216,7 @@ class ModbusDoorController(DoorController):
 
     async def open(self) -> None:
         async with self._lock:
+            self._link.shut = False
             await self._link.connect()
             try:
                 await self._read_identity()
@@ -224,6 +225,7 @@ class ModbusDoorController(DoorController):
                 raise
 
     async def close(self) -> None:
+        self._link.shut = True
         self._link.close()
 
     # ------------------------------------------------------------------ identity
@@ -311,8 +313,7 @@ class ModbusDoorController(DoorController):
                 writes = schedule_writes(layout) + entry_writes(layout)
                 written += await self._send(writes, progress)
                 written += await self._commit(layout)
-            if progress is not None:
-                progress(WriteProgress(done=written, total=written))
+            self._report(progress, written, written)
             return AllowListResult(
                 checksum=layout.checksum,
                 entries=len(layout.rows),
@@ -390,9 +391,16 @@ class ModbusDoorController(DoorController):
         for w in writes:
             await self._link.write_registers(w.address, w.values, _table_name(w.address))
             done += len(w.values)
-            if progress is not None:
-                progress(WriteProgress(done=done, total=total))
+            self._report(progress, done, total)
         return done
+
+    def _report(self, progress: ProgressCallback | None, done: int, total: int) -> None:
+        if progress is None:
+            return
+        try:
+            progress(WriteProgress(done=done, total=total))
+        except Exception:
+            log.exception("%s: progress callback failed", self._name())
 
     async def _commit(self, layout: Layout) -> int:
         """Write the commit block, wait for the command and verify the active list."""

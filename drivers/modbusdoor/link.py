@@ -92,6 +92,8 @@ class ModbusLink:
         self._lost: asyncio.Future[None] | None = None
         self._quiet_until = 0.0
         """RTU: the port stays closed until then, so that a late reply is not heard."""
+        self.shut = False
+        """Set by the driver's ``close()``: no request may reopen the link until ``open()``."""
 
     # ------------------------------------------------------------------ connection
 
@@ -101,6 +103,8 @@ class ModbusLink:
 
     async def connect(self) -> None:
         """Open the connection if it is not open. Raises :class:`DeviceUnavailable`."""
+        if self.shut:
+            raise self._unavailable(f"{self.settings.where}: the driver is closed")
         if self.connected:
             return
         self.close()
