@@ -99,8 +99,8 @@ class ControllerWorker(DeviceWorker):
                 },
             )
             while True:
+                await self.sync_once(driver)  # revocations first, settings after
                 await self.keep_settings(driver)
-                await self.sync_once(driver)
                 await self.set_error(None)
                 await self.collect_events(driver)
                 await self._sleep_or_wake(self.poll_s)
