@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -138,6 +138,33 @@ class DeviceSettings(_Section):
     )
 
 
+class ControllerDeviceSettings(DeviceSettings):
+    pulse_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=600,
+        description="Lock release time of a grant or a pulse, kept on the controller and "
+        "restored whenever it lost its memory; unset: the controller keeps its own.",
+    )
+    held_open_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="Seconds a door may stand open before it counts as held open, kept like "
+        "pulse_seconds.",
+    )
+    door_modes: dict[int, Literal["locked", "unlocked", "lockdown"]] = Field(
+        default_factory=dict,
+        description="Mode of each door, by door number, kept like pulse_seconds; doors not "
+        "named keep theirs.",
+    )
+    clock_tolerance_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="The controller's clock is set to the gateway's when it is off by more.",
+    )
+
+
 class SyncSettings(_Section):
     retry_initial_s: float = Field(default=0.5, gt=0, description="First retry delay.")
     retry_max_s: float = Field(default=30.0, gt=0, description="Longest retry delay.")
@@ -191,7 +218,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     stations: list[DeviceSettings] = Field(default_factory=list)
-    controllers: list[DeviceSettings] = Field(default_factory=list)
+    controllers: list[ControllerDeviceSettings] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(

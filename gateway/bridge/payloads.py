@@ -196,7 +196,9 @@ class ExpiryWarning(EventBase):
 
 class DeviceEvent(EventBase):
     """Something a device reported that is not an access decision: a door forced or held
-    open, a controller that lost its memory, a cylinder that applied a blacklist."""
+    open, a controller that lost its memory, a cylinder that applied a blacklist; or a
+    device that answers but refuses what it is asked (``device_error``, ``detail`` says why;
+    its availability stays online) and one that works again (``device_recovered``)."""
 
     kind: Literal[
         "door_forced",
@@ -204,6 +206,8 @@ class DeviceEvent(EventBase):
         "door_pulsed",
         "controller_memory_lost",
         "blacklist_confirmed",
+        "device_error",
+        "device_recovered",
     ]
     device_id: Ident
     number: CredentialNumber | None = Field(default=None, description="The credential, if any.")
