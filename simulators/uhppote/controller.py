@@ -631,7 +631,12 @@ class UhppoteController:
         stored = 2 <= profile_id <= 254 and start is not None and end is not None
         if stored:
             self.profiles[profile_id] = TimeProfile(
-                profile_id, start, end, weekdays, segments, rq.u8(36)  # type: ignore[arg-type]
+                profile_id,
+                start,
+                end,
+                weekdays,
+                segments,
+                rq.u8(36),  # type: ignore[arg-type]
             )
         return Reply(rq.function, self.serial).flag(8, stored).bytes()
 

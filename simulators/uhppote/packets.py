@@ -202,7 +202,9 @@ def _digits(raw: bytes, field: str) -> str:
 
 def encode_date(value: date | None) -> bytes:
     """``yyyymmdd`` in four BCD bytes; ``None`` is all zero."""
-    return bytes(4) if value is None else _bcd(f"{value:%Y%m%d}")
+    if value is None:
+        return bytes(4)
+    return _bcd(f"{value.year:04d}{value.month:02d}{value.day:02d}")
 
 
 def decode_date(raw: bytes, field: str) -> date | None:
@@ -218,7 +220,9 @@ def decode_date(raw: bytes, field: str) -> date | None:
 
 def encode_datetime(value: datetime | None) -> bytes:
     """``yyyymmddHHMMSS`` in seven BCD bytes; ``None`` is all zero."""
-    return bytes(7) if value is None else _bcd(f"{value:%Y%m%d%H%M%S}")
+    if value is None:
+        return bytes(7)
+    return encode_date(value.date()) + _bcd(f"{value:%H%M%S}")
 
 
 def decode_datetime(raw: bytes, field: str) -> datetime | None:
