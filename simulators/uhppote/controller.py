@@ -622,8 +622,8 @@ class UhppoteController:
 
     def _set_time_profile(self, rq: Request) -> bytes:
         profile_id = rq.u8(8)
-        weekdays = tuple(rq.flag(17 + i, f"weekday[{i}]") for i in range(7))
-        segments = tuple(
+        mo, tu, we, th, fr, sa, su = (rq.flag(17 + i, f"weekday[{i}]") for i in range(7))
+        s1, s2, s3 = (
             (rq.hhmm(24 + 4 * i, f"segment[{i}].start"), rq.hhmm(26 + 4 * i, f"segment[{i}].end"))
             for i in range(3)
         )
@@ -631,12 +631,7 @@ class UhppoteController:
         stored = 2 <= profile_id <= 254 and start is not None and end is not None
         if stored:
             self.profiles[profile_id] = TimeProfile(
-                profile_id,
-                start,
-                end,
-                weekdays,
-                segments,
-                rq.u8(36),  # type: ignore[arg-type]
+                profile_id, start, end, (mo, tu, we, th, fr, sa, su), (s1, s2, s3), rq.u8(36)
             )
         return Reply(rq.function, self.serial).flag(8, stored).bytes()
 
