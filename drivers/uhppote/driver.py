@@ -276,6 +276,7 @@ class UhppoteDoorController(DoorController):
         self._skip: tuple[int, int] | None = None
         self._forced: set[int] = set()
         self._held: set[int] = set()
+        self._door_noted = 0
         self.last_event_index = 0
         """The highest event index this driver has read (returned or passed over)."""
         self.event_gaps: list[tuple[int, int]] = []
@@ -874,6 +875,10 @@ class UhppoteDoorController(DoorController):
         log.warning("%s: rejected event %d: %s", self._link.name, index, reason)
 
     def _note_door(self, raw: ev.RawEvent) -> None:
+        """Follow the doors' alarms through the events, newest index last."""
+        if raw.index <= self._door_noted:
+            return
+        self._door_noted = raw.index
         if raw.reason == ev.REASON_FORCED_OPEN:
             self._forced.add(raw.door)
         elif raw.reason == ev.REASON_OPEN_TOO_LONG:
