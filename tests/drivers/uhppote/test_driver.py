@@ -138,18 +138,18 @@ async def test_a_write_the_controller_did_not_keep_is_refused_and_redone() -> No
     from simulators.uhppote import UhppoteServer
 
     controller = _LossyController(SERIAL, timezone="Europe/Stockholm")
-    async with UhppoteSimulator(UhppoteServer([controller]), control_port=None) as sim:
-        async with driver_for(sim) as driver:
-            with pytest.raises(VerifyMismatch, match="card 1005 reads"):
-                await driver.write_allow_list(_entries(10), OFFICE)
-            controller.lossy = False
-            before = len(sim.server.requests)
-            result = await driver.write_allow_list(_entries(10), OFFICE)
-            # The failed write left no trusted copy: the table was read again and only the
-            # record that was wrong is written.
-            assert "GET_CARD_BY_INDEX" in {r.function for r in list(sim.server.requests)[before:]}
-            assert _writes(sim, before) == [("PUT_CARD", 1005)]
-            assert result.checksum == await driver.read_checksum()
+    simulator = UhppoteSimulator(UhppoteServer([controller]), control_port=None)
+    async with simulator as sim, driver_for(sim) as driver:
+        with pytest.raises(VerifyMismatch, match="card 1005 reads"):
+            await driver.write_allow_list(_entries(10), OFFICE)
+        controller.lossy = False
+        before = len(sim.server.requests)
+        result = await driver.write_allow_list(_entries(10), OFFICE)
+        # The failed write left no trusted copy: the table was read again and only the
+        # record that was wrong is written.
+        assert "GET_CARD_BY_INDEX" in {r.function for r in list(sim.server.requests)[before:]}
+        assert _writes(sim, before) == [("PUT_CARD", 1005)]
+        assert result.checksum == await driver.read_checksum()
 
 
 async def test_a_full_card_table_is_refused_before_writing(
@@ -226,7 +226,7 @@ async def test_door_modes_delays_and_pulse(
     assert (await driver.door_status(2)).mode is DoorMode.LOCKDOWN  # the delay kept the mode
     await driver.set_door_mode(2, DoorMode.LOCKED)
     assert await driver.door_delay(2) == 12  # the mode kept the delay
-    with pytest.raises(ValueError, match="mode: .*has no control mode"):
+    with pytest.raises(ValueError, match=r"mode: .*has no control mode"):
         await driver.set_door_mode(1, DoorMode.SCHEDULED)
     with pytest.raises(ValueError, match=r"door: must be in 1\.\.4"):
         await driver.pulse_door(5)

@@ -115,7 +115,8 @@ def test_a_schedule_change_writes_a_new_chain_before_repointing_cards() -> None:
 
 
 def test_schedules_become_linked_profiles_of_three_segments() -> None:
-    windows = tuple(ScheduleWindow(0b1, 60 * h, 60 * h + 30) for h in range(4)) + (
+    windows = (
+        *(ScheduleWindow(0b1, 60 * h, 60 * h + 30) for h in range(4)),
         ScheduleWindow(0b1000000, 0, 1440),
     )
     table = plan(
