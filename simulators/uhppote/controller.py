@@ -146,6 +146,8 @@ class Network:
     address: str = "192.168.1.100"
     netmask: str = "255.255.255.0"
     gateway: str = "192.168.1.1"
+    mac: bytes | None = None
+    """None: derived from the serial number."""
 
 
 def _mac(serial: int) -> bytes:
@@ -471,12 +473,12 @@ class UhppoteController:
     def _get_controller(self, rq: Request) -> bytes:
         n = self.network
         reply = Reply(rq.function, self.serial).ipv4(8, n.address).ipv4(12, n.netmask)
-        reply.ipv4(16, n.gateway).raw(20, _mac(self.serial)).raw(26, FIRMWARE)
+        reply.ipv4(16, n.gateway).raw(20, n.mac or _mac(self.serial)).raw(26, FIRMWARE)
         return reply.bcd_date(28, RELEASED).bytes()
 
     def _set_ip(self, rq: Request) -> None:
         if rq.u32(20) == MAGIC:
-            self.network = Network(rq.ipv4(8), rq.ipv4(12), rq.ipv4(16))
+            self.network = Network(rq.ipv4(8), rq.ipv4(12), rq.ipv4(16), self.network.mac)
         return None
 
     def _get_time(self, rq: Request) -> bytes:
