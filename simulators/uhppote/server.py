@@ -118,6 +118,7 @@ class UhppoteServer:
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def port(self) -> int:
@@ -164,8 +165,14 @@ class UhppoteServer:
         tcp, self._tcp = self._tcp, None
         if tcp is not None:
             tcp.close()
+        for writer in list(self._writers):
+            writer.close()  # its handler sees the end of the stream and returns
+        handlers = [t for t in self._tasks if t.get_name() == "uhppote-sim-tcp"]
+        if handlers:
+            await asyncio.wait(handlers, timeout=1.0)
         for task in list(self._tasks):
-            task.cancel()
+            if not task.done():
+                task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -256,7 +263,9 @@ class UhppoteServer:
     async def _on_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        task.set_name("uhppote-sim-tcp")
         self._tasks.add(task)
+        self._writers.add(writer)
         try:
             while True:
                 data = await reader.readexactly(PACKET_SIZE)
@@ -270,6 +279,7 @@ class UhppoteServer:
             pass
         finally:
             self._tasks.discard(task)
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
