@@ -217,3 +217,12 @@ async def test_a_dropped_reply_is_retried(
     await control.call("fault", kind="drop", count=1)
     await driver.pulse_door(1)
     assert controller.unlocked(1)
+
+
+async def test_without_a_listener_the_caller_polls(sim: UhppoteSimulator) -> None:
+    from drivers.modbusdoor import ModbusDoorController
+
+    async with driver_for(sim) as polling:
+        assert polling.listening_on is None
+        assert await polling.wait_for_events(0.01) is False
+    assert ModbusDoorController.atomic_writes is True
