@@ -114,6 +114,7 @@ The gateway then uses it for every device whose configuration says ``driver = "a
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -372,6 +373,9 @@ class AllowEntry:
     valid_from: datetime | None = None
     valid_until: datetime | None = None
     schedule_id: int = 0
+    pin: int = 0
+    """Keypad PIN (1..999999) required with the card; 0 = none. Only drivers that enforce
+    PINs use it."""
 
 
 class DoorMode(StrEnum):
@@ -583,6 +587,19 @@ class DoorController(Driver):
     acknowledged once stored, so none is lost when the gateway restarts."""
 
     role = "door_controller"
+
+    atomic_writes: ClassVar[bool] = True
+    """False for devices without an atomic commit (records are written one by one): their
+    :meth:`write_allow_list` sends revocations first, verifies by reading back, and documents
+    what a reader of the device can see while it runs."""
+
+    async def wait_for_events(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the device to signal new events; True when it did.
+
+        Drivers of devices that push events override this so that the gateway reads them at
+        once; by default it waits out the timeout and the gateway polls."""
+        await asyncio.sleep(timeout_s)
+        return False
 
     @abc.abstractmethod
     async def read_info(self) -> ControllerInfo:

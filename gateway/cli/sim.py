@@ -12,12 +12,14 @@ import typer
 from gateway.cli.common import fail
 from simulators.controller.cli import main as controller_main
 from simulators.station.cli import main as station_main
+from simulators.uhppote.cli import main as uhppote_main
 
 sim_app = typer.Typer(
     help="Simulated stations, controllers and whole sites for test benches.", no_args_is_help=True
 )
 sim_app.command("station")(station_main)
 sim_app.command("controller")(controller_main)
+sim_app.command("uhppote")(uhppote_main)
 
 
 @sim_app.command("site")
