@@ -4,7 +4,10 @@ Every accepted change goes through :meth:`Core.submit`:
 
 1. the write transaction starts (writers are serialised by the store);
 2. the engine catches up with changes other processes committed (the fact journal);
-3. a request seen before (by its request id) returns its stored response, changing nothing;
+3. a request seen before (by its request id) returns its stored response, changing nothing,
+   when it is the same request again (same name, same validated fields: a replay); a request
+   that reuses the id of another one is refused with ``CONFLICT`` on ``request_id``, logged
+   and reported to the listeners (the audit log), and nothing is recorded;
 4. the handler checks the command against the current facts and names the facts to write;
 5. the facts, the journal entries, the derived desired states and whatever the listeners add
    (outbox messages, audit entries) are written, and the response is stored in the inbox;
@@ -96,7 +99,7 @@ class _Pending:
 
     journal: list[tuple[str, tuple[str, ...], bool]] = field(default_factory=list)
     inbox: list[inbox_store.InboxEntry] = field(default_factory=list)
-    answered: dict[str, Outcome] = field(default_factory=dict)
+    answered: dict[str, tuple[Outcome, inbox_store.InboxEntry]] = field(default_factory=dict)
     seen: dict[str, inbox_store.InboxEntry] = field(default_factory=dict)
     states: dict[str, Any] = field(default_factory=dict)
     controllers: set[str] = field(default_factory=set)
@@ -107,14 +110,20 @@ class _Pending:
         self.controllers |= changes.controllers
         self.cylinders |= changes.cylinders
 
-    def answer(self, sub: Submission, outcome: Outcome, at: datetime) -> None:
+    def answer(self, sub: Submission, outcome: Outcome, at: datetime, digest: str | None) -> None:
         """Remember the response of a request (stored in the inbox at the end)."""
         if sub.request_id is None:
             return
-        self.answered[sub.request_id] = outcome
-        self.inbox.append(
-            inbox_store.InboxEntry(sub.request_id, sub.command.name, outcome.response(), at)
+        entry = inbox_store.InboxEntry(
+            sub.request_id, sub.command.name, outcome.response(), at, digest
         )
+        self.answered[sub.request_id] = (outcome, entry)
+        self.inbox.append(entry)
+
+
+def request_digest(command: Command) -> str:
+    """The digest the inbox keeps of a request: its name and validated fields."""
+    return inbox_store.digest(command.name, command.model_dump(mode="json"))
 
 
 def error_of(exc: DomainError | ValidationError) -> tuple[str, str, str | None]:
@@ -271,25 +280,21 @@ class Core:
 
     def _submit_one(self, s: Session, sub: Submission, pending: _Pending) -> Outcome:
         now = self.clock()
+        digest: str | None = None
         if sub.request_id is not None:
+            digest = request_digest(sub.command)
             earlier = pending.answered.get(sub.request_id)
-            if earlier is not None:
-                return replace(earlier, duplicate=True, changes=Changes())
-            seen = pending.seen.get(sub.request_id)
+            seen = earlier[1] if earlier is not None else pending.seen.get(sub.request_id)
             if seen is not None:
+                if not seen.matches(sub.command.name, digest):
+                    return self._reused(s, sub, seen, now)
+                if earlier is not None:
+                    return replace(earlier[0], duplicate=True, changes=Changes())
                 r = seen.response
                 return Outcome(
                     sub.request_id, r["status"], r.get("data") or {}, r.get("error"), duplicate=True
                 )
-        ctx = CommandContext(
-            self.engine.facts,
-            now,
-            sub.operator,
-            self.cfg,
-            command=sub.command,
-            request_id=sub.request_id,
-            source=sub.source,
-        )
+        ctx = self._context(sub, now)
         try:
             if self.authorizer is not None:
                 self.authorizer(s, sub.operator, sub.command)
@@ -299,7 +304,7 @@ class Core:
             ctx.refusal = outcome.error
             for listener in self.listeners:
                 listener(s, self, ctx, Changes())
-            pending.answer(sub, outcome, now)
+            pending.answer(sub, outcome, now, digest)
             return outcome
         if ctx.puts:
             fact_store.put_many(s, ctx.puts)
@@ -314,7 +319,47 @@ class Core:
         for listener in self.listeners:
             listener(s, self, ctx, changes)
         outcome = Outcome(sub.request_id, "ok", ctx.result, None, changes=changes)
-        pending.answer(sub, outcome, now)
+        pending.answer(sub, outcome, now, digest)
+        return outcome
+
+    def _context(self, sub: Submission, now: datetime) -> CommandContext:
+        return CommandContext(
+            self.engine.facts,
+            now,
+            sub.operator,
+            self.cfg,
+            command=sub.command,
+            request_id=sub.request_id,
+            source=sub.source,
+        )
+
+    def _reused(
+        self, s: Session, sub: Submission, seen: inbox_store.InboxEntry, now: datetime
+    ) -> Outcome:
+        """Refuse a request whose id was recorded for another request. Nothing is recorded
+        (the id stays with the earlier request); the refusal is logged and the listeners
+        (the audit log) are told."""
+        assert sub.request_id is not None
+        other = "another request" if seen.kind == sub.command.name else f"a {seen.kind} request"
+        outcome = Outcome.failure(
+            sub.request_id,
+            "CONFLICT",
+            f"request_id {sub.request_id!r} was already used for {other} with other "
+            f"content (received {seen.received_at.isoformat()}); a resend must repeat the "
+            "request exactly, a new request needs a new request_id",
+            "request_id",
+        )
+        log.warning(
+            "%s request %r from %s refused: its request id was used for another %s request",
+            sub.command.name,
+            sub.request_id,
+            sub.operator,
+            seen.kind,
+        )
+        ctx = self._context(sub, now)
+        ctx.refusal = outcome.error
+        for listener in self.listeners:
+            listener(s, self, ctx, Changes())
         return outcome
 
     # ------------------------------------------------------------------ time and others
