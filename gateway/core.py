@@ -86,11 +86,16 @@ class Outcome:
 
     @classmethod
     def failure(
-        cls, request_id: str | None, code: str, message: str, field_name: str | None = None
+        cls,
+        request_id: str | None,
+        code: str,
+        message: str,
+        field_name: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
     ) -> Outcome:
-        return cls(
-            request_id, "error", error={"code": code, "message": message, "field": field_name}
-        )
+        """A refusal. ``errors`` lists every error found (``{field, message}``); by default
+        the one given by ``message`` and ``field_name``."""
+        return cls(request_id, "error", error=error_body(code, message, field_name, errors))
 
 
 @dataclass
@@ -126,8 +131,33 @@ def request_digest(command: Command) -> str:
     return inbox_store.digest(command.name, command.model_dump(mode="json"))
 
 
+MAX_ERRORS = 20
+"""At most this many errors are listed in a refusal's ``errors``."""
+
+
+def error_body(
+    code: str, message: str, field_name: str | None, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The ``error`` object of a response: the first error's ``code``, ``message`` and
+    ``field``, and ``errors``, every error found (at most :data:`MAX_ERRORS`)."""
+    listed = errors if errors is not None else [{"field": field_name, "message": message}]
+    return {"code": code, "message": message, "field": field_name, "errors": listed[:MAX_ERRORS]}
+
+
+def field_errors(exc: DomainError | ValidationError) -> list[dict[str, Any]]:
+    """Every error of a validation or domain error as ``{field, message}`` (dotted field
+    path or null), at most :data:`MAX_ERRORS`."""
+    if isinstance(exc, DomainError):
+        return [{"field": exc.field, "message": exc.message}]
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or None, "message": e["msg"]}
+        for e in exc.errors(include_url=False)[:MAX_ERRORS]
+    ]
+
+
 def error_of(exc: DomainError | ValidationError) -> tuple[str, str, str | None]:
-    """(code, message, field) of a validation or domain error."""
+    """(code, message, field) of a validation or domain error: its first error, and how many
+    more there are."""
     if isinstance(exc, DomainError):
         return exc.code, exc.message, exc.field
     first = exc.errors()[0]

@@ -96,15 +96,34 @@ class CredentialState(Payload):
 # ------------------------------------------------------------------ responses
 
 
+class FieldError(Payload):
+    """One error found in a request: the offending field and why."""
+
+    field: str | None = Field(
+        description="Dotted path of the field (`application.entries.0.space_ids`), or null "
+        "when the error is about the request as a whole."
+    )
+    message: str = Field(description="Why, in a sentence.")
+
+
 class ErrorBody(Payload):
-    """Why a request was refused: a stable ``code``, a sentence, and the offending field."""
+    """Why a request was refused: a stable ``code``, a sentence and the offending field of
+    the first error, and every error found."""
 
     code: str = Field(
         description="INVALID, INVALID_JSON, PAYLOAD_TOO_LARGE, UNKNOWN_REQUEST, EXPIRED, "
         "STALE, NOT_FOUND, CONFLICT, ILLEGAL_TRANSITION, FORBIDDEN or INTERNAL."
     )
-    message: str
-    field: str | None = Field(description="Dotted path of the field, or null.")
+    message: str = Field(
+        description="The first error, in a sentence; `(and N more)` when there are more."
+    )
+    field: str | None = Field(description="Dotted path of the first error's field, or null.")
+    errors: list[FieldError] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Every error found, the first one first (at most 20). A refusal by the "
+        "rules of the domain has one.",
+    )
 
 
 class Response(Payload):
@@ -267,6 +286,7 @@ __all__ = [
     "Event",
     "EventBase",
     "ExpiryWarning",
+    "FieldError",
     "GrantsSummary",
     "Payload",
     "ProgrammingResult",

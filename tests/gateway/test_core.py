@@ -184,10 +184,12 @@ def test_a_refused_command_is_answered_with_field_and_reason_and_stored_nothing(
     out = core.submit(Submission(m.HandOut(credential_number=sample.KEY_IN_STOCK,
                                            employment_id="emp-anna"), "op", request_id="r"))
     assert not out.ok
+    message = out.error["message"] if out.error else ""
     assert out.error == {
         "code": "CONFLICT",
         "field": "employment_id",
-        "message": out.error["message"] if out.error else "",
+        "message": message,
+        "errors": [{"field": "employment_id", "message": message}],
     }
     assert "one physical key per employment" in out.error["message"]
     with db.session() as s:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from gateway import sample
@@ -132,3 +133,22 @@ def test_the_topic_map_builds_and_checks_topics() -> None:
 def test_the_asyncapi_yaml_reads_back_as_the_document() -> None:
     text = (ROOT / "schemas" / schemas.ASYNCAPI_FILE).read_text(encoding="utf-8")
     assert yaml.safe_load(text) == json.loads(json.dumps(schemas.asyncapi()))
+
+
+def test_the_docs_say_exactly_which_requests_nest_their_fields() -> None:
+    doc = (ROOT / "docs" / "mqtt.md").read_text(encoding="utf-8")
+    section = doc[doc.index("**What nests.**") : doc.index("A master-data request sent flat")]
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)`", section, flags=re.MULTILINE)
+    nested = {
+        c.name: name
+        for c in COMMANDS
+        for name, info in c.model_fields.items()
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+    }
+    assert dict(rows) == nested
+    for c in COMMANDS:
+        if c.name not in nested:  # flat: no field of an object type at the top
+            assert all(
+                not (isinstance(i.annotation, type) and issubclass(i.annotation, BaseModel))
+                for i in c.model_fields.values()
+            )
