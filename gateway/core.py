@@ -9,6 +9,7 @@ Every accepted change goes through :meth:`Core.submit`:
    that reuses the id of another one is refused with ``CONFLICT`` on ``request_id``, logged
    and reported to the listeners (the audit log), and nothing is recorded;
 4. the handler checks the command against the current facts and names the facts to write;
+   the response's data lists the credentials whose desired state changed (``credentials``);
 5. the facts, the journal entries, the derived desired states and whatever the listeners add
    (outbox messages, audit entries) are written, and the response is stored in the inbox;
 6. commit. Only then is the response handed back, so nothing is acknowledged before it is
@@ -124,6 +125,12 @@ class _Pending:
         )
         self.answered[sub.request_id] = (outcome, entry)
         self.inbox.append(entry)
+
+
+def changed_credentials(changes: Changes) -> list[str]:
+    """The credentials whose desired state a change altered, in number order: every response
+    lists them (``data.credentials``) unless its handler says otherwise."""
+    return sorted(changes.credentials, key=lambda n: (len(n), n))
 
 
 def request_digest(command: Command) -> str:
@@ -346,6 +353,7 @@ class Core:
         pending.journal.extend((type(f).__name__, fact_key(f), False) for f in ctx.puts)
         pending.journal.extend((kind.__name__, key, True) for kind, key in ctx.deletes)
         pending.add(changes)
+        ctx.result.setdefault("credentials", changed_credentials(changes))
         for listener in self.listeners:
             listener(s, self, ctx, changes)
         outcome = Outcome(sub.request_id, "ok", ctx.result, None, changes=changes)

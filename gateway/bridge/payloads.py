@@ -13,7 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from gateway.domain.identifiers import Ident
-from gateway.domain.timeutil import UtcDateTime
+from gateway.domain.timeutil import UtcDateTime, WeeklySchedule
 
 CredentialNumber = Annotated[str, Field(min_length=1, max_length=10, pattern=r"^\d+$")]
 
@@ -46,18 +46,24 @@ class DeviceAvailability(Payload):
 
 
 class StateWindow(Payload):
-    """Overall validity of a credential: from ``start`` (inclusive) to ``end`` (exclusive);
-    ``null`` means unbounded."""
+    """A validity window: from ``start`` (inclusive) to ``end`` (exclusive); ``null`` means
+    unbounded."""
 
-    start: UtcDateTime | None
-    end: UtcDateTime | None
+    start: UtcDateTime | None = Field(description="First instant of the window; null: always.")
+    end: UtcDateTime | None = Field(description="First instant after the window; null: never.")
 
 
-class GrantsSummary(Payload):
-    """What the credential may open: how many grants, over which spaces."""
+class SpaceGrant(Payload):
+    """Access to one space in one window: the window is already clipped by everything that
+    bounds it (the application entry, the agreement, the ID06 card, the competences the space
+    requires, the key's validity)."""
 
-    count: int = Field(ge=0)
-    spaces: list[str] = Field(description="Space ids, sorted, each once.")
+    space: Ident = Field(description="Space id.")
+    window: StateWindow
+    schedule: WeeklySchedule | None = Field(
+        description="Weekly schedule (in the site's time zone) access is limited to inside "
+        "the window; null: at any time of the week."
+    )
 
 
 class DesiredSummary(Payload):
@@ -67,10 +73,20 @@ class DesiredSummary(Payload):
     enabled: bool = Field(description="Every condition that is not a time window holds.")
     revoked: bool = Field(description="Must be shut off (blocked, returned, lost, ...).")
     reasons: list[str] = Field(description="Reason codes why it is not active (empty if active).")
-    window: StateWindow | None
+    window: StateWindow | None = Field(
+        description="Overall validity: from the earliest start to the latest end of its "
+        "grants; null when it has none."
+    )
     revision: str = Field(description="Digest of everything a device must hold for it.")
-    revalidation_days: int | None
-    grants: GrantsSummary
+    revalidation_days: int | None = Field(
+        description="For a key: the days after each programming within which it must visit a "
+        "station again, or it lapses; null for tags and visitor cards."
+    )
+    grants: list[SpaceGrant] = Field(
+        description="Every space it may open, each with its own window, sorted by space and "
+        "start. A space is listed more than once when its windows are disjoint or differ in "
+        "schedule. Empty when it is not enabled."
+    )
 
 
 class ConfirmedState(Payload):
@@ -171,16 +187,32 @@ class RevocationConfirmed(EventBase):
 
 
 class ProgrammingResult(EventBase):
-    """A key or a controller was programmed (or the attempt failed)."""
+    """A key or a controller was programmed (or the attempt failed). Two revisions, of two
+    different things: ``credential_revision`` is the key's desired state (the ``revision`` of
+    its credential state), ``device_revision`` what the device holds after the write (the key
+    image or the controller allow-list)."""
 
     kind: Literal["programming_result"] = "programming_result"
     device_id: Ident
     number: CredentialNumber | None = Field(
         default=None, description="The key programmed; null for a controller allow-list."
     )
-    revision: str
+    credential_revision: str | None = Field(
+        default=None,
+        description="For a key: the revision of its desired state that was written (on "
+        "success) or was to be written (on failure), as in `desired.revision` of its "
+        "credential state. Null for a controller allow-list.",
+    )
+    device_revision: str | None = Field(
+        default=None,
+        description="On success: the revision of what the device now holds, the key image "
+        "(which also carries blacklists and a revalidation deadline) or the controller "
+        "allow-list. Null when the attempt failed.",
+    )
     ok: bool
-    error: Annotated[str, Field(max_length=500)] | None = None
+    error: Annotated[str, Field(max_length=500)] | None = Field(
+        default=None, description="Why the attempt failed; null on success."
+    )
 
 
 class AccessEvent(EventBase):
@@ -287,10 +319,10 @@ __all__ = [
     "EventBase",
     "ExpiryWarning",
     "FieldError",
-    "GrantsSummary",
     "Payload",
     "ProgrammingResult",
     "Response",
     "RevocationConfirmed",
+    "SpaceGrant",
     "StateWindow",
 ]

@@ -178,6 +178,27 @@ def test_records_without_a_digest_are_compared_by_request_name(core: Core, db: D
     assert out.error is not None and out.error["code"] == "CONFLICT"
 
 
+def test_terminating_an_agreement_lists_every_credential_it_changed(core: Core) -> None:
+    main = core.engine.facts.agreements["agr-main"]
+    live = {
+        n for n, st in core.engine.states.items()
+        if st.enabled and (cred := core.engine.facts.credentials[n]).employment_id is not None
+        and core.engine.facts.employments[cred.employment_id].org_number == sample.MAIN
+    }
+    assert len(live) >= 3
+    end = m.PutAgreement(agreement=main.model_copy(update={"terminated_at": NOW}))
+    out = core.submit(Submission(end, "central", request_id="end-main"))
+    assert out.ok
+    listed = out.data["credentials"]
+    assert listed == sorted(listed, key=lambda n: (len(n), n))
+    assert set(listed) == set(out.changes.credentials)
+    assert live <= set(listed)
+    assert all(core.engine.states[n].reasons == (Reason.AGREEMENT_ENDED,) for n in live)
+    # a change that touches no credential lists none
+    org = m.PutOrganisation(organisation=core.engine.facts.organisations[sample.MAIN])
+    assert core.submit(Submission(org, "central")).data == {"credentials": []}
+
+
 def test_a_refused_command_is_answered_with_field_and_reason_and_stored_nothing(
     core: Core, db: Database
 ) -> None:
