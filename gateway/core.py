@@ -383,16 +383,18 @@ class Core:
             sub.request_id,
             "CONFLICT",
             f"request_id {sub.request_id!r} was already used for {other} with other "
-            f"content (received {seen.received_at.isoformat()}); a resend must repeat the "
-            "request exactly, a new request needs a new request_id",
+            "content; a resend must repeat the request exactly, a new request needs a new "
+            "request_id",
             "request_id",
         )
         log.warning(
-            "%s request %r from %s refused: its request id was used for another %s request",
+            "%s request %r from %s refused: its request id was used for another %s request "
+            "received %s",
             sub.command.name,
             sub.request_id,
             sub.operator,
             seen.kind,
+            seen.received_at.isoformat(),
         )
         ctx = self._context(sub, now)
         ctx.refusal = outcome.error

@@ -44,13 +44,18 @@ def _printable(value: str) -> str:
     return value
 
 
+PRINTABLE_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"
+"""What a sender should write: printable ASCII, no spaces around (the gateway also accepts
+other printable characters)."""
+
 RequestId = Annotated[
     str,
     Field(
         min_length=1,
         max_length=200,
-        description="Chosen by the sender, unique per change: the same id again returns the "
-        "stored response and changes nothing.",
+        description="Chosen by the sender, unique per change: the same request again returns "
+        "the stored response, another request with the same id is refused (CONFLICT).",
+        json_schema_extra={"pattern": PRINTABLE_PATTERN},
     ),
     AfterValidator(_printable),
 ]
@@ -62,6 +67,7 @@ ClientName = Annotated[
         max_length=100,
         description="Identity of the sending system; selects the operator the request acts "
         "as (mqtt.client_operators). Absent: mqtt.system_operator.",
+        json_schema_extra={"pattern": PRINTABLE_PATTERN},
     ),
     AfterValidator(_printable),
 ]
@@ -78,7 +84,11 @@ class RequestEnvelope(BaseModel):
         description="If set, the request is refused with EXPIRED once this instant has "
         "passed, and never applied late.",
     )
-    client: ClientName | None = None
+    client: ClientName | None = Field(
+        default=None,
+        description="Identity of the sending system; selects the operator the request acts "
+        "as (mqtt.client_operators). Absent: mqtt.system_operator.",
+    )
 
 
 @functools.cache

@@ -21,7 +21,7 @@ CredentialNumber = Annotated[str, Field(min_length=1, max_length=10, pattern=r"^
 class Payload(BaseModel):
     """Base of every outbound payload."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 # ------------------------------------------------------------------ bridge and devices
@@ -32,12 +32,15 @@ class BridgeState(Payload):
     gateway's last will: the broker publishes it when the gateway disappears."""
 
     state: Literal["online", "offline"]
+    """`online` once the gateway is connected and subscribed, `offline` when it stops or
+    disappears."""
 
 
 class DeviceAvailability(Payload):
     """Whether a programming station or door controller is reachable (retained)."""
 
     state: Literal["online", "offline"]
+    """`online`: the device answers; `offline`: it does not."""
     reason: Annotated[str, Field(max_length=200, description="Why, for people; may be empty.")]
     at: UtcDateTime = Field(description="When the gateway observed it.")
 
@@ -60,6 +63,7 @@ class SpaceGrant(Payload):
 
     space: Ident = Field(description="Space id.")
     window: StateWindow
+    """When: the window of this grant."""
     schedule: WeeklySchedule | None = Field(
         description="Weekly schedule (in the site's time zone) access is limited to inside "
         "the window; null: at any time of the week."
@@ -93,7 +97,10 @@ class ConfirmedState(Payload):
     """The revision a device last confirmed holding, and when."""
 
     revision: str
+    """The desired revision the devices confirmed holding (equal to `desired.revision` when the
+    devices hold what the rules derived)."""
     at: UtcDateTime
+    """When the last confirmation this rests on was made."""
 
 
 class CredentialState(Payload):
@@ -102,11 +109,17 @@ class CredentialState(Payload):
     the credential no longer exists."""
 
     number: CredentialNumber
+    """Credential number: a key serial (9 digits), a tag or a visitor card number."""
     kind: str = Field(description="key, tag or visitor_card.")
     desired: DesiredSummary
+    """What the rules engine derived for it."""
     confirmed: ConfirmedState | None
+    """What its devices confirmed holding; null while nothing is (see docs/mqtt.md for each
+    kind)."""
     pending: bool
+    """True while a device still has to change for it."""
     updated_at: UtcDateTime
+    """When this state was published."""
 
 
 # ------------------------------------------------------------------ responses
@@ -147,9 +160,12 @@ class Response(Payload):
     could not be read (the payload was not JSON, too large, ...)."""
 
     request_id: str | None
+    """The request's `request_id`; null only when it could not be read."""
     status: Literal["ok", "error"]
+    """`ok` (applied, or applied before: a replay) or `error` (refused, nothing changed)."""
     data: dict[str, Any] = Field(description="What the change did (request specific).")
     error: ErrorBody | None
+    """Why it was refused; null when `status` is `ok`."""
 
 
 # ------------------------------------------------------------------ events
@@ -160,19 +176,28 @@ class EventBase(Payload):
     normal). Events are delivered at least once: deduplicate by ``id``."""
 
     id: UUID
+    """Unique id of the event: deduplicate by it."""
     seq: int = Field(ge=0)
+    """Increases with every event (gaps are normal)."""
     kind: str
+    """Which event this is; says which fields follow."""
     at: UtcDateTime
+    """When the gateway recorded it."""
 
 
 class CredentialRevoked(EventBase):
     """A credential's desired state became *revoked*: the devices must shut it off."""
 
     kind: Literal["credential_revoked"] = "credential_revoked"
+    """Always `credential_revoked`."""
     number: CredentialNumber
+    """The revoked credential."""
     credential_kind: str
+    """`key`, `tag` or `visitor_card`."""
     reasons: list[str]
+    """Reason codes why it is revoked (gateway/rules/reasons.py)."""
     revision: str
+    """Its new desired revision, as in its credential state."""
     request_id: str | None = Field(default=None, description="The request that caused it.")
     command: str | None = Field(default=None, description="Its request name.")
 
@@ -181,9 +206,13 @@ class RevocationConfirmed(EventBase):
     """A device confirmed holding a revoked credential's new state."""
 
     kind: Literal["revocation_confirmed"] = "revocation_confirmed"
+    """Always `revocation_confirmed`."""
     number: CredentialNumber
+    """The revoked credential."""
     device_id: Ident
+    """The station or controller that confirmed it."""
     revision: str
+    """The credential's desired revision the device now holds."""
 
 
 class ProgrammingResult(EventBase):
@@ -193,7 +222,9 @@ class ProgrammingResult(EventBase):
     image or the controller allow-list)."""
 
     kind: Literal["programming_result"] = "programming_result"
+    """Always `programming_result`."""
     device_id: Ident
+    """The station or controller written."""
     number: CredentialNumber | None = Field(
         default=None, description="The key programmed; null for a controller allow-list."
     )
@@ -210,6 +241,7 @@ class ProgrammingResult(EventBase):
         "allow-list. Null when the attempt failed.",
     )
     ok: bool
+    """Whether the write succeeded and was verified."""
     error: Annotated[str, Field(max_length=500)] | None = Field(
         default=None, description="Why the attempt failed; null on success."
     )
@@ -220,23 +252,36 @@ class AccessEvent(EventBase):
     cylinder audit trails)."""
 
     kind: Literal["access_granted", "access_denied"]
+    """`access_granted` or `access_denied`."""
     number: CredentialNumber
+    """The credential presented."""
     device_id: Ident
+    """The controller that decided, or the station that collected the key's or cylinder's audit
+    trail."""
     lock: Annotated[str, Field(min_length=1, max_length=64)] = Field(
         description="Cylinder number or door (controller:door)."
     )
     occurred_at: UtcDateTime
+    """When the door or cylinder decided."""
     source: Literal["controller", "key_audit", "cylinder_audit"]
+    """`controller`, `key_audit` (a key's trail) or `cylinder_audit` (a cylinder's trail,
+    carried by a key)."""
     reason: Annotated[str, Field(max_length=200)] | None = None
+    """Why it was denied, as the device said; null when granted or not said."""
 
 
 class ExpiryWarning(EventBase):
     """A credential stops working soon unless something is renewed."""
 
     kind: Literal["expiry_warning"] = "expiry_warning"
+    """Always `expiry_warning`."""
     number: CredentialNumber
+    """The credential."""
     expires_at: UtcDateTime
+    """When it stops working unless renewed."""
     cause: Literal["validity", "revalidation", "id06_card", "competence", "agreement", "visitor"]
+    """What expires: its `validity`, its `revalidation` deadline, the `id06_card`, a
+    `competence`, the `agreement`, or the `visitor` card."""
 
 
 class DeviceEvent(EventBase):
@@ -250,11 +295,16 @@ class DeviceEvent(EventBase):
         "controller_memory_lost",
         "blacklist_confirmed",
     ]
+    """What the device reported."""
     device_id: Ident
+    """The device that reported it."""
     number: CredentialNumber | None = Field(default=None, description="The credential, if any.")
     lock: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """The cylinder number or door (`controller:door`) concerned, if any."""
     occurred_at: UtcDateTime | None = None
+    """When the device says it happened, if it says."""
     detail: Annotated[str, Field(max_length=200)] = ""
+    """More about it, for people (`version=...`, `generation=...`); may be empty."""
 
 
 class AuditAnchor(EventBase):
@@ -262,9 +312,13 @@ class AuditAnchor(EventBase):
     prove later that no entry up to ``head_seq`` was altered or removed."""
 
     kind: Literal["audit_anchor"] = "audit_anchor"
+    """Always `audit_anchor`."""
     head_seq: int = Field(ge=0)
+    """Sequence number of the newest audit entry."""
     head_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    """Its chain hash (SHA-256, hex)."""
     head_at: UtcDateTime
+    """Its time."""
 
 
 EVENT_MODELS: tuple[type[EventBase], ...] = (

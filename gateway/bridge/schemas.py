@@ -34,13 +34,39 @@ BASE = "{base}"
 # --------------------------------------------------------------------------- JSON Schema
 
 
+INSTANT_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+"""Instants: RFC 3339 with a `T`, at most microseconds, and an offset (`Z` or `+01:00`)."""
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def tidy(node: Any) -> Any:
+    """A generated schema made exact for other validators: instants and dates get a pattern
+    besides their format (format checking is optional in JSON Schema), and descriptions read
+    as sentences (docstring line breaks removed, paragraphs kept)."""
+    if isinstance(node, list):
+        return [tidy(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: tidy(v) for k, v in node.items()}
+    if isinstance(out.get("description"), str):
+        out["description"] = re.sub(r"(?<!\n)\n(?!\n)", " ", out["description"])
+    if out.get("type") == "string" and "pattern" not in out:
+        if out.get("format") == "date-time":
+            out["pattern"] = INSTANT_PATTERN
+        elif out.get("format") == "date":
+            out["pattern"] = DATE_PATTERN
+    return out
+
+
 def json_schema(model: type[BaseModel], title: str | None = None) -> dict[str, Any]:
     """The standalone JSON Schema (draft 2020-12) of a payload model."""
     schema = model.model_json_schema(mode="validation")
     out: dict[str, Any] = {"$schema": JSON_SCHEMA_DIALECT}
     if title:
         schema["title"] = title
-    out.update(schema)
+    out.update(tidy(schema))
     return out
 
 
@@ -92,7 +118,7 @@ def asyncapi() -> dict[str, Any]:
     _, defs = models_json_schema(
         [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
     )
-    schemas: dict[str, Any] = _asyncapi_schema(dict(sorted(defs.get("$defs", {}).items())))
+    schemas: dict[str, Any] = _asyncapi_schema(tidy(dict(sorted(defs.get("$defs", {}).items()))))
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
