@@ -378,13 +378,16 @@ class Core:
         (the id stays with the earlier request); the refusal is logged and the listeners
         (the audit log) are told."""
         assert sub.request_id is not None
-        other = "another request" if seen.kind == sub.command.name else f"a {seen.kind} request"
+        other = (
+            "another request with other content"
+            if seen.kind == sub.command.name
+            else f"a {seen.kind} request"
+        )
         outcome = Outcome.failure(
             sub.request_id,
             "CONFLICT",
-            f"request_id {sub.request_id!r} was already used for {other} with other "
-            "content; a resend must repeat the request exactly, a new request needs a new "
-            "request_id",
+            f"request_id {sub.request_id!r} was already used for {other}; a resend must "
+            "repeat the request exactly, a new request needs a new request_id",
             "request_id",
         )
         log.warning(
