@@ -16,6 +16,7 @@ from gateway.domain.facts import (
     AccessApplication,
     Assignment,
     Competence,
+    CompetenceCode,
     DeliveryManifest,
     Employment,
     KeyGrantAgreement,
@@ -124,7 +125,7 @@ class RemoveCompetence(Command):
     summary = "Withdraw a person's competence."
     person_id: Ident
     """The person."""
-    code: Annotated[str, Field(min_length=1, max_length=40)]
+    code: CompetenceCode
     """The competence code the person holds."""
 
 
