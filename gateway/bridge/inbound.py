@@ -36,7 +36,7 @@ from gateway.bridge.envelope import ParsedRequest, RequestError, parse_request
 from gateway.bridge.retry import retrying, transient
 from gateway.bridge.topics import TopicMap
 from gateway.commands.model import COMMANDS_BY_NAME
-from gateway.core import Outcome, Submission
+from gateway.core import Outcome, Submission, request_digest
 from gateway.store import inbox
 
 if TYPE_CHECKING:
@@ -344,11 +344,12 @@ def _readable_id(payload: bytes) -> str | None:
 
 
 def _expired(core: Core, request: ParsedRequest) -> Outcome:
-    """The response to an expired request: its stored response if it was applied before,
-    else ``EXPIRED`` (not recorded: nothing was applied)."""
+    """The response to an expired request: its stored response if this very request (same
+    name and content) was applied before, else ``EXPIRED`` (not recorded: nothing was
+    applied)."""
     with core.db.session(readonly=True) as s:
         seen = inbox.lookup(s, request.request_id)
-    if seen is not None:
+    if seen is not None and seen.matches(request.name, request_digest(request.command)):
         r = seen.response
         return Outcome(
             request.request_id, r["status"], r.get("data") or {}, r.get("error"), duplicate=True

@@ -86,9 +86,14 @@ def credential_state_payload(
             window=window,
             revision=state.revision,
             revalidation_days=state.revalidation_days,
-            grants=p.GrantsSummary(
-                count=len(state.grants), spaces=sorted({g.space_id for g in state.grants})
-            ),
+            grants=[
+                p.SpaceGrant(
+                    space=g.space_id,
+                    window=p.StateWindow(start=g.window.start, end=g.window.end),
+                    schedule=g.schedule,
+                )
+                for g in state.grants
+            ],
         ),
         confirmed=None
         if confirmed is None

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from gateway.bridge.outbound import StatePublisher
 from gateway.core import Core
+from gateway.store import sync as sync_store
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class BridgeSyncSink:
         self.publisher.enqueue_credential_state(session, core, number)
 
     def event(self, session: Session, kind: str, body: dict[str, Any]) -> None:
-        mapped = self._map(kind, body)
+        mapped = self._map(session, kind, body)
         if mapped is None:
             return
         self.publisher.enqueue_event(session, *mapped)
@@ -47,7 +48,14 @@ class BridgeSyncSink:
         state = self.core.engine.states.get(number)
         return state.revision if state is not None else "-"
 
-    def _map(self, kind: str, b: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    def _written(self, session: Session, serial: str) -> str | None:
+        """The credential revision a key was confirmed holding (stored before the event)."""
+        held = sync_store.get_key(session, serial)
+        return held.credential_revision if held is not None else None
+
+    def _map(
+        self, session: Session, kind: str, b: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]] | None:
         match kind:
             case "revocation_confirmed":
                 return kind, {
@@ -59,14 +67,16 @@ class BridgeSyncSink:
                 return "programming_result", {
                     "device_id": b["station"],
                     "number": b["key"],
-                    "revision": b["revision"],
+                    "credential_revision": self._written(session, b["key"]),
+                    "device_revision": b["revision"],
                     "ok": True,
                 }
             case "key_programming_failed":
                 return "programming_result", {
                     "device_id": b["station"],
                     "number": b["key"],
-                    "revision": self._revision(b["key"]),
+                    "credential_revision": self._revision(b["key"]),
+                    "device_revision": None,
                     "ok": False,
                     "error": (b.get("error") or b.get("outcome") or "")[:500],
                 }
@@ -74,7 +84,8 @@ class BridgeSyncSink:
                 return "programming_result", {
                     "device_id": b["device"],
                     "number": None,
-                    "revision": b["revision"],
+                    "credential_revision": None,
+                    "device_revision": b["revision"],
                     "ok": True,
                 }
             case "access_granted" | "access_denied":

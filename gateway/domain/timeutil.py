@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     field_validator,
     model_validator,
 )
@@ -156,15 +157,35 @@ class Window:
 EVERYTHING = Window()
 
 
+LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
+
+
+def _local_time_schema(schema: dict[str, JsonValue]) -> None:
+    """JSON Schema of a local wall-clock time: a pattern, not the ``time`` format (which
+    requires an offset)."""
+    schema.pop("format", None)
+    schema["pattern"] = LOCAL_TIME_PATTERN
+
+
 class ScheduleInterval(BaseModel):
     """One weekly interval: on each of ``days`` (0 = Monday .. 6 = Sunday), local time
     ``start`` (inclusive) to ``end`` (exclusive). ``end`` of 00:00 means until midnight."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    days: tuple[int, ...] = Field(min_length=1, max_length=7)
-    start: time
-    end: time
+    days: tuple[int, ...] = Field(
+        min_length=1,
+        max_length=7,
+        json_schema_extra={
+            "uniqueItems": True,
+            "items": {"type": "integer", "minimum": 0, "maximum": 6},
+        },
+    )
+    """Weekdays, each once: 0 is Monday, 6 is Sunday."""
+    start: time = Field(json_schema_extra=_local_time_schema)
+    """Local wall-clock time it starts (inclusive), `HH:MM` or `HH:MM:SS`, no time zone."""
+    end: time = Field(json_schema_extra=_local_time_schema)
+    """Local wall-clock time it ends (exclusive), after `start`; `00:00` means midnight."""
 
     @field_validator("days")
     @classmethod
@@ -195,9 +216,10 @@ class WeeklySchedule(BaseModel):
     """A weekly schedule evaluated in the site's time zone; access is allowed inside any
     of its intervals."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     intervals: tuple[ScheduleInterval, ...] = Field(min_length=1, max_length=16)
+    """Access is allowed inside any of these intervals (1 to 16)."""
 
     def allows(self, at: datetime, tz: ZoneInfo) -> bool:
         local = at.astimezone(tz)
