@@ -230,6 +230,11 @@ async def test_an_expired_request_is_refused_and_never_applied(
         await c.publish("organisation", body(org, "exp-1", expires_at=past))
         await c.wait_for(lambda: len(c.responses["exp-1"]) == 3)
         assert c.responses["exp-1"][2] == c.responses["exp-1"][1]
+        # Another request under that id, expired: EXPIRED, not the other request's answer.
+        other = m.PutOrganisation(organisation=Organisation(org_number=sample.SUB, name="X AB"))
+        await c.publish("organisation", body(other, "exp-1", expires_at=past))
+        await c.wait_for(lambda: len(c.responses["exp-1"]) == 4)
+        assert c.responses["exp-1"][3]["error"]["code"] == "EXPIRED"
         assert count(gw.gateway, tables.organisation) == 1
 
 
