@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from gateway.domain.identifiers import Ident
+from gateway.domain.locks import LockText
 from gateway.domain.timeutil import UtcDateTime
 
 CredentialNumber = Annotated[str, Field(min_length=1, max_length=10, pattern=r"^\d+$")]
@@ -171,8 +172,9 @@ class AccessEvent(EventBase):
     kind: Literal["access_granted", "access_denied"]
     number: CredentialNumber
     device_id: Ident
-    lock: Annotated[str, Field(min_length=1, max_length=64)] = Field(
-        description="Cylinder number or door (controller:door)."
+    lock: LockText = Field(
+        description="The lock: cylinder:NUMBER (an offline cylinder) or door:CONTROLLER/DOOR "
+        "(a door of a door controller)."
     )
     occurred_at: UtcDateTime
     source: Literal["controller", "key_audit", "cylinder_audit"]
@@ -201,7 +203,10 @@ class DeviceEvent(EventBase):
     ]
     device_id: Ident
     number: CredentialNumber | None = Field(default=None, description="The credential, if any.")
-    lock: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    lock: LockText | None = Field(
+        default=None,
+        description="The lock, if any: cylinder:NUMBER or door:CONTROLLER/DOOR.",
+    )
     occurred_at: UtcDateTime | None = None
     detail: Annotated[str, Field(max_length=200)] = ""
 
