@@ -20,6 +20,7 @@ from rich.table import Table
 from gateway.audit import log as audit_log
 from gateway.audit.anchor import AnchorFileError, check_anchors, read_anchors, write_anchor
 from gateway.audit.chain import Entry, check_subject
+from gateway.audit.sink import lock_subject
 from gateway.auth.authorizer import Authorizer, Forbidden
 from gateway.auth.manage import record_refusal
 from gateway.auth.roles import READ_LOG
@@ -35,6 +36,7 @@ from gateway.cli.common import (
     print_json,
 )
 from gateway.cli.errors import BAD_INPUT
+from gateway.domain.locks import LockRef, LockRefError
 from gateway.domain.timeutil import utcnow
 from gateway.store import migrate
 from gateway.store.database import Database
@@ -122,6 +124,14 @@ def audit_show(
         str | None,
         typer.Option("--subject", help='Only entries about this subject ("person p-anna").'),
     ] = None,
+    lock: Annotated[
+        str | None,
+        typer.Option(
+            "--lock",
+            help="Only entries about this lock: cylinder:NUMBER or door:CONTROLLER/DOOR (also "
+            "accepted: NUMBER, CONTROLLER/DOOR, CONTROLLER:DOOR).",
+        ),
+    ] = None,
     since: Annotated[str | None, typer.Option("--since", help="ISO time: from then on.")] = None,
     actor: Annotated[str | None, typer.Option("--actor", help="Only this actor.")] = None,
     action: Annotated[str | None, typer.Option("--action", help="Only this action.")] = None,
@@ -133,8 +143,13 @@ def audit_show(
 ) -> None:
     """Show log entries (newest LIMIT matching the filters, oldest first). Every operator may
     read the log; the reading is logged."""
-    if credential is not None and subject is not None:
-        fail("--credential/--subject: give one of them, not both", BAD_INPUT)
+    if sum(x is not None for x in (credential, subject, lock)) > 1:
+        fail("--credential/--subject/--lock: give one of them, not several", BAD_INPUT)
+    if lock is not None:
+        try:
+            subject = lock_subject(LockRef.parse(lock))
+        except LockRefError as exc:
+            fail(f"--lock: {exc}", BAD_INPUT)
     if credential is not None:
         credential = credential_number(credential, "--credential")
     if subject is not None:
