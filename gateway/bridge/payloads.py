@@ -33,6 +33,12 @@ class BridgeState(Payload):
     gateway's last will: the broker publishes it when the gateway disappears."""
 
     state: Literal["online", "offline"]
+    instance: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = Field(
+        default=None,
+        description="Identifies one running gateway process (new at every start). A second "
+        "gateway announcing itself online on the same topics is reported as a "
+        "gateway_conflict event.",
+    )
 
 
 class DeviceAvailability(Payload):
@@ -192,7 +198,9 @@ class ExpiryWarning(EventBase):
 
 class DeviceEvent(EventBase):
     """Something a device reported that is not an access decision: a door forced or held
-    open, a controller that lost its memory, a cylinder that applied a blacklist."""
+    open, a controller that lost its memory, a cylinder that applied a blacklist; or a
+    device that answers but refuses what it is asked (``device_error``, ``detail`` says why;
+    its availability stays online) and one that works again (``device_recovered``)."""
 
     kind: Literal[
         "door_forced",
@@ -200,6 +208,8 @@ class DeviceEvent(EventBase):
         "door_pulsed",
         "controller_memory_lost",
         "blacklist_confirmed",
+        "device_error",
+        "device_recovered",
     ]
     device_id: Ident
     number: CredentialNumber | None = Field(default=None, description="The credential, if any.")
@@ -208,6 +218,21 @@ class DeviceEvent(EventBase):
         description="The lock, if any: cylinder:NUMBER or door:CONTROLLER/DOOR.",
     )
     occurred_at: UtcDateTime | None = None
+    detail: Annotated[str, Field(max_length=200)] = ""
+
+
+class GatewayConflict(EventBase):
+    """Another gateway process announced itself online on this gateway's topics: two
+    gateways would both apply every request (a deposed gateway still running, or two
+    configured alike). The operator must stop one of them."""
+
+    kind: Literal["gateway_conflict"] = "gateway_conflict"
+    instance: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] = Field(
+        description="The reporting gateway's instance."
+    )
+    other_instance: Annotated[str, Field(max_length=64)] | None = Field(
+        description="The other gateway's instance, when it said."
+    )
     detail: Annotated[str, Field(max_length=200)] = ""
 
 
@@ -228,6 +253,7 @@ EVENT_MODELS: tuple[type[EventBase], ...] = (
     AccessEvent,
     ExpiryWarning,
     DeviceEvent,
+    GatewayConflict,
     AuditAnchor,
 )
 
@@ -247,6 +273,7 @@ AnyEvent = Annotated[
     | AccessEvent
     | ExpiryWarning
     | DeviceEvent
+    | GatewayConflict
     | AuditAnchor,
     Field(discriminator="kind"),
 ]
@@ -272,6 +299,7 @@ __all__ = [
     "Event",
     "EventBase",
     "ExpiryWarning",
+    "GatewayConflict",
     "GrantsSummary",
     "Payload",
     "ProgrammingResult",

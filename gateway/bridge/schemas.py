@@ -21,7 +21,6 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from gateway.bridge import payloads as p
-from gateway.bridge.client import PUBLISHER_SUFFIX
 from gateway.bridge.envelope import MAX_PAYLOAD_BYTES
 from gateway.bridge.topics import SPECS, VERSION, Direction, TopicSpec
 
@@ -158,8 +157,7 @@ def asyncapi() -> dict[str, Any]:
                 },
                 "bindings": {
                     "mqtt": {
-                        "clientId": "lockgate-gateway (requests), "
-                        f"lockgate-gateway{PUBLISHER_SUFFIX} (publications)",
+                        "clientId": "lockgate-gateway",
                         "cleanSession": False,
                         "lastWill": {
                             "topic": f"{BASE}/{VERSION}/bridge/state",

@@ -19,6 +19,8 @@ _DEVICE_KINDS = {
     "door_pulsed": "door_pulsed",
     "controller_memory_lost": "controller_memory_lost",
     "blacklist_confirmed": "blacklist_confirmed",
+    "device_error": "device_error",
+    "device_recovered": "device_recovered",
 }
 
 
@@ -83,6 +85,7 @@ class BridgeSyncSink:
                         "lock": f"{b['device']}:{b['door']}",
                         "occurred_at": b["at"],
                         "source": "controller",
+                        "reason": b.get("reason") or None,
                     }
                 source = "cylinder_audit" if b.get("source") == "cylinder" else "key_audit"
                 return kind, {
@@ -102,7 +105,9 @@ class BridgeSyncSink:
                 if "cylinder" in b
                 else (f"{device}:{b['door']}" if "door" in b else None),
                 "occurred_at": b.get("at"),
-                "detail": ", ".join(
+                "detail": str(b["error"] or "")[:200]
+                if "error" in b
+                else ", ".join(
                     f"{k}={v}"
                     for k, v in b.items()
                     if k in ("version", "generation", "previous_generation")

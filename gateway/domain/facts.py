@@ -9,7 +9,6 @@ referenced employment exists) are checked by the command layer against the store
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
@@ -25,7 +24,7 @@ from gateway.domain.identifiers import (
     OrgNumber,
     RfidNumber,
 )
-from gateway.domain.timeutil import UtcDateTime, WeeklySchedule
+from gateway.domain.timeutil import IsoDate, UtcDateTime, WeeklySchedule
 
 PersonName = Annotated[Name, Field(min_length=1, max_length=100)]
 Text = Annotated[Name, Field(min_length=1, max_length=200)]
@@ -54,9 +53,9 @@ class KeyGrantAgreement(Fact):
 
     id: Ident
     org_number: OrgNumber
-    signed_on: date
-    valid_from: date
-    valid_until: date | None = None
+    signed_on: IsoDate
+    valid_from: IsoDate
+    valid_until: IsoDate | None = None
     terminated_at: UtcDateTime | None = None
 
     @model_validator(mode="after")
@@ -90,7 +89,7 @@ class Id06Card(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     card_number: Id06CardNumber
-    valid_until: date
+    valid_until: IsoDate
     status: Id06Status = Id06Status.ACTIVE
 
 
@@ -119,7 +118,7 @@ class Competence(Fact):
 
     person_id: Ident
     code: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
-    valid_until: date
+    valid_until: IsoDate
 
     @field_validator("code")
     @classmethod
@@ -179,8 +178,8 @@ class Assignment(Fact):
     name: Text
     main_contractor: OrgNumber
     project_manager: PersonName
-    starts_on: date
-    ends_on: date
+    starts_on: IsoDate
+    ends_on: IsoDate
 
     @model_validator(mode="after")
     def _period(self) -> Self:
@@ -204,8 +203,8 @@ class ApplicationEntry(BaseModel):
 
     employment_id: Ident
     space_ids: tuple[Ident, ...] = Field(min_length=1)
-    valid_from: date
-    valid_until: date
+    valid_from: IsoDate
+    valid_until: IsoDate
     schedule: WeeklySchedule | None = None
 
     @model_validator(mode="after")

@@ -264,11 +264,24 @@ async def test_the_relay_keeps_working_through_a_broker_outage(
         async with central(broker, gw.base) as c:
             await poll_until(lambda: gw.bridge.connected.is_set())
             await poll_until(lambda: pending_rows(gw.gateway) == 0)
-            await c.wait_for(lambda: any(e["number"] == sample.KEY_CECILIA for e in c.events()))
-            state, _ = c.on(f"v1/credential/{sample.KEY_CECILIA}/state")[-1]
-            assert CredentialState.model_validate_json(state).desired.revoked
+            # (After the reconnect the gateway first replays what it published recently, the
+            # story's states and events included: wait for the revocation itself.)
+            await c.wait_for(
+                lambda: any(
+                    e["kind"] == "credential_revoked" and e["number"] == sample.KEY_CECILIA
+                    for e in c.events()
+                )
+            )
+
+            def last_state() -> CredentialState:
+                state, _ = c.on(f"v1/credential/{sample.KEY_CECILIA}/state")[-1]
+                return CredentialState.model_validate_json(state)
+
+            await c.wait_for(lambda: last_state().desired.revoked)
             assert gw.bridge.connections == 2
-            assert json.loads(c.on("v1/bridge/state")[-1][0]) == {"state": "online"}
+            assert json.loads(c.on("v1/bridge/state")[-1][0]) == {
+                "state": "online", "instance": gw.bridge.instance
+            }
 
 
 async def test_a_broker_without_the_session_gets_every_retained_state_again(
