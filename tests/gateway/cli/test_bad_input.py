@@ -116,6 +116,8 @@ def bad_values(tmp: Path) -> dict[str, list[str]]:
         "host": [CONTROL],
         "control_port": ["-1"],
         "controller_id": ["bad id!"],
+        "controller": ["abc", "423187757:3"],
+        "events": ["many"],
         "station_id": ["bad id!"],
         "doors": ["0"],
         "capacity": ["0"],
