@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from gateway.domain.identifiers import Ident
+from gateway.domain.locks import LockText
 from gateway.domain.timeutil import UtcDateTime, WeeklySchedule
 
 CredentialNumber = Annotated[str, Field(min_length=1, max_length=10, pattern=r"^\d+$")]
@@ -261,9 +262,9 @@ class AccessEvent(EventBase):
     device_id: Ident
     """The controller that decided, or the station that collected the key's or cylinder's audit
     trail."""
-    lock: Annotated[str, Field(min_length=1, max_length=64)] = Field(
-        description="Cylinder number or door (controller:door)."
-    )
+    lock: LockText
+    """The lock: `cylinder:NUMBER` (an offline cylinder) or `door:CONTROLLER/DOOR` (a door of
+    a door controller)."""
     occurred_at: UtcDateTime
     """When the door or cylinder decided."""
     source: Literal["controller", "key_audit", "cylinder_audit"]
@@ -306,8 +307,8 @@ class DeviceEvent(EventBase):
     device_id: Ident
     """The device that reported it."""
     number: CredentialNumber | None = Field(default=None, description="The credential, if any.")
-    lock: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    """The cylinder number or door (`controller:door`) concerned, if any."""
+    lock: LockText | None = None
+    """The lock concerned, if any: `cylinder:NUMBER` or `door:CONTROLLER/DOOR`."""
     occurred_at: UtcDateTime | None = None
     """When the device says it happened, if it says."""
     detail: Annotated[str, Field(max_length=200)] = ""

@@ -226,7 +226,7 @@ async def test_availability_and_events_can_be_enqueued_by_other_services(
         assert availability["state"] == "offline"
         assert availability["reason"] == "no answer on /dev/ttyUSB0"
         assert [e["seq"] for e in c.events()] == [first, second]
-        assert c.events()[1]["lock"] == "ctrl-office:1"
+        assert c.events()[1]["lock"] == "door:ctrl-office/1"  # published in one notation
 
         def invalid(core: Core, call: Any) -> str:
             with core.db.session() as s:
