@@ -21,15 +21,81 @@ Rules every driver follows
   milliseconds; do blocking I/O in the protocol library's own async API or an executor.
 * Writes are *atomic*: the device ends up holding either the old content or the new one,
   never a mix. A write returns only after the device has confirmed the new content by a
-  read-back or checksum comparison; otherwise it raises.
+  read-back or checksum comparison; otherwise it raises. (Settings and door modes, written
+  field by field, are the exception: see :meth:`DoorController.write_settings`.)
 * Errors are reported with the exceptions below and nothing else escapes a driver's public
-  methods (wrap library exceptions). ``DeviceUnavailable`` means "try again later",
-  ``ProtocolError`` means the device answered with something that is not the protocol,
-  ``VerifyMismatch`` means the device did not end up holding what was written.
+  methods (wrap library exceptions), except ``ValueError`` for arguments the contract or the
+  device cannot take (raised before anything is sent). ``DeviceUnavailable`` means "try again
+  later", ``ProtocolError`` means the device answered with something that is not the
+  protocol, ``VerifyMismatch`` means the device did not end up holding what was written.
 * Times cross the contract as timezone-aware UTC ``datetime`` objects. Weekly schedules are
   local wall-clock minutes; the device evaluates them in the site time zone it is set up
   with (the gateway and the device are configured with the same ``timezone``).
-* ``close()`` releases every resource (ports, sockets, tasks) and may be called twice.
+
+Connection life cycle
+---------------------
+* ``open()`` connects and performs the handshake; it may be called again after ``close()``
+  (or after the link was lost) to connect the same object again.
+* ``close()`` releases every resource (ports, sockets, tasks) and may be called twice. After
+  ``close()`` every method except ``open()`` and ``close()`` raises ``DeviceUnavailable``.
+* **Who reconnects: the gateway.** When a call raises :class:`DeviceUnavailable` (or any
+  other :class:`DriverError`), the gateway's device worker closes the driver, waits with
+  exponential backoff and jitter, builds a new driver object and opens it. A driver need not
+  reconnect by itself, but it must stay safe to use after an error: the next call either
+  works (the driver reopened its link on its own) or raises ``DeviceUnavailable`` again; it
+  never hangs and never answers from a connection that was left half-way.
+* Availability is derived from the errors: ``DeviceUnavailable`` (and a timeout of the
+  gateway's own limit) makes a device *offline*; every other ``DriverError`` means it answers
+  but refuses, and it stays *online* with an error state.
+
+Time limits
+-----------
+* Every call ends on its own: it returns or raises (``DeviceTimeout`` when the device does
+  not answer) within a bound that follows from the driver's options, and never waits for the
+  device indefinitely. For one request it is the reply timeout times the attempts (plus, for
+  drivers that must let a line fall silent before retransmitting, that silence); a call that
+  needs several requests (an allow-list or key write) may take as many such bounds as
+  requests, and a wait for the device to finish (a busy commit) has its own option. Each
+  shipped driver documents its budget (``timeout_s``, ``retries``, ``commit_timeout_s``).
+* The gateway also bounds every call by ``sync.device_timeout_s`` and cancels it when that
+  passes; set it above the longest write a device needs.
+
+Cancellation
+------------
+* Any call may be cancelled (the gateway's time limit, a shutdown). A cancelled write leaves
+  the device holding **either the old content or the new one**: cancelling before the write
+  reached its commit step leaves the old content (anything staged is discarded by the next
+  write), cancelling after the commit was sent may leave either. The caller does not know
+  which and must read back (``read_checksum``, ``read_key``) before recording anything; the
+  gateway records a write only when the call returned. A cancelled ``write_settings`` may
+  have written any subset of its fields.
+* After a cancelled call the driver stays usable: the next call works (the driver may have
+  dropped and reopened its link to get rid of a reply still in flight) or raises
+  ``DeviceUnavailable``.
+
+Concurrency
+-----------
+* Calls may be made concurrently from several tasks; the driver serialises them (a call
+  waits until the one before it has finished). A multi-request operation (a write, an event
+  window read) is never interleaved with another call's requests.
+* :meth:`KeyStation.events` is consumed by one task at a time, and may be consumed while any
+  other call runs (the gateway reads it in one task and reads and writes keys from another):
+  events are queued by the driver as the station sends them, independent of the calls, and
+  a key pulled during a write yields both the write's :class:`KeyRemoved` and the
+  ``REMOVED`` event.
+
+Progress
+--------
+``write_key`` and ``write_allow_list`` take ``progress``, a plain function called
+synchronously on the event loop with :class:`WriteProgress` ``(done, total)`` as the device
+acknowledges parts of the write: ``total`` is the size of the transfer in the driver's unit
+(bytes of the image or delta sent for key stations; registers written, commit included, for
+door controllers) and stays the same within one attempt; ``done`` grows strictly from one
+call to the next and ``0 < done <= total``. A successful write ends with a call where
+``done == total``. A driver that must start over (a stale delta base, a refused patch: the
+full image or list is then sent) begins a new attempt, whose calls carry its own ``total``
+from a small ``done`` again. A callback must return quickly; if it raises, the driver logs the
+error and goes on with the write.
 
 Adding a driver
 ---------------
@@ -48,6 +114,7 @@ The gateway then uses it for every device whose configuration says ``driver = "a
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -306,6 +373,9 @@ class AllowEntry:
     valid_from: datetime | None = None
     valid_until: datetime | None = None
     schedule_id: int = 0
+    pin: int = 0
+    """Keypad PIN (1..999999) required with the card; 0 = none. Only drivers that enforce
+    PINs use it."""
 
 
 class DoorMode(StrEnum):
@@ -342,18 +412,73 @@ class ControllerEventKind(StrEnum):
     READER_ONLINE = "reader_online"
 
 
+class DenyReason(StrEnum):
+    """Why a controller denied a credential (:attr:`ControllerEvent.reason`)."""
+
+    UNKNOWN_CREDENTIAL = "unknown_credential"
+    """No allow-list entry for the credential."""
+    DOOR_NOT_ALLOWED = "door_not_allowed"
+    """The credential's entries do not include this door."""
+    OUTSIDE_VALIDITY = "outside_validity"
+    """Outside every entry's validity window."""
+    OUTSIDE_SCHEDULE = "outside_schedule"
+    """Outside every entry's schedule."""
+    LOCKDOWN = "lockdown"
+    """The door is in lockdown."""
+    UNREADABLE_CARD = "unreadable_card"
+    """The reader sent card data that is not a credential number."""
+    NO_ALLOW_LIST = "no_allow_list"
+    """The controller holds no allow-list (never written, or lost)."""
+    READER_NOT_SECURE = "reader_not_secure"
+    """The read came over a link without its secure channel."""
+    OTHER = "other"
+    """A reason the driver's protocol has no name for."""
+
+
 @dataclass(frozen=True, slots=True)
 class ControllerEvent:
-    """An event from the controller's FIFO, numbered by a sequence that only grows."""
+    """An event from the controller's FIFO, numbered by a sequence that only grows.
+
+    ``reason`` says why a :attr:`ControllerEventKind.DENIED` event was denied; a driver must
+    set it for every denial (:attr:`DenyReason.OTHER` when the device gives no reason the
+    contract names) and leave it ``None`` for every other kind."""
 
     sequence: int
     kind: ControllerEventKind
     credential: int
     door: int
     at: datetime
-    reason: str = ""
-    """Why, when the controller says: the deny reason of an access decision or the cause of a
-    device event; empty when unknown."""
+    reason: DenyReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerSettings:
+    """What a controller keeps besides its allow-list: lock release and held-open alarm
+    times and each door's mode.
+
+    In a value *written* (:meth:`DoorController.write_settings`), ``None`` and a door missing
+    from ``door_modes`` mean "leave as the controller has it"; in a value *read*
+    (:meth:`DoorController.read_settings`) every field is filled in and ``door_modes`` holds
+    every door. ``door_modes`` is a tuple of ``(door, mode)`` pairs, doors 1-based and in
+    ascending order."""
+
+    pulse_seconds: int | None = None
+    """How long a grant or a pulse releases the lock."""
+    held_open_seconds: int | None = None
+    """How long a door may stand open before it counts as held open."""
+    door_modes: tuple[tuple[int, DoorMode], ...] = ()
+
+    def differs_from(self, held: ControllerSettings) -> bool:
+        """Whether ``held`` (a value read) misses anything this (desired) value sets."""
+        modes = dict(held.door_modes)
+        return (
+            (self.pulse_seconds is not None and self.pulse_seconds != held.pulse_seconds)
+            or (
+                self.held_open_seconds is not None
+                and self.held_open_seconds != held.held_open_seconds
+            )
+            or any(modes.get(door) != mode for door, mode in self.door_modes)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,20 +579,39 @@ class KeyStation(Driver):
         to it), oldest first."""
 
     @abc.abstractmethod
-    async def clear_audit(self, up_to_sequence: int) -> None:
-        """Erase audit records up to and including ``up_to_sequence`` from the key, after
-        the gateway stored them."""
+    async def clear_audit(self, count: int) -> None:
+        """Erase the oldest ``count`` records of the inserted key's trail, after the gateway
+        stored them: the first ``count`` records the last :meth:`read_audit` of this key
+        returned (a sequence number cannot name a point in the trail: the key's own records
+        and each cylinder's records are numbered by separate counters and interleave).
+
+        Raises ``ValueError`` naming ``count`` when it is negative or more than were read,
+        and :class:`VerifyMismatch` when the trail no longer starts with those records; in
+        both cases nothing is erased."""
 
 
 class DoorController(Driver):
     """An online door controller with an allow-list.
 
     The allow-list is written whole and atomically: entries go to a staging area, a commit
-    swaps it in, and the controller's checksum of the active list is compared with the
-    expected one. Events are read from a FIFO after a sequence number and acknowledged once
-    stored, so none is lost when the gateway restarts."""
+    copies it into the active list, and the controller's checksum of the active list is
+    compared with the expected one. Events are read from a FIFO after a sequence number and
+    acknowledged once stored, so none is lost when the gateway restarts."""
 
     role = "door_controller"
+
+    atomic_writes: ClassVar[bool] = True
+    """False for devices without an atomic commit (records are written one by one): their
+    :meth:`write_allow_list` sends revocations first, verifies by reading back, and documents
+    what a reader of the device can see while it runs."""
+
+    async def wait_for_events(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the device to signal new events; True when it did.
+
+        Drivers of devices that push events override this so that the gateway reads them at
+        once; by default it waits out the timeout and the gateway polls."""
+        await asyncio.sleep(timeout_s)
+        return False
 
     @abc.abstractmethod
     async def read_info(self) -> ControllerInfo:
@@ -489,6 +633,29 @@ class DoorController(Driver):
     @abc.abstractmethod
     async def read_checksum(self) -> int:
         """Checksum of the allow-list the controller is enforcing right now."""
+
+    @abc.abstractmethod
+    async def read_settings(self) -> ControllerSettings:
+        """The lock release and held-open times and every door's mode, as the controller
+        holds them now."""
+
+    @abc.abstractmethod
+    async def write_settings(self, settings: ControllerSettings) -> None:
+        """Write the fields of ``settings`` that are set, and verify them by reading back.
+
+        Raises ``ValueError`` naming the field for a value the contract or the controller
+        cannot take (out of range, a door beyond the controller's doors) before anything is
+        written, and :class:`VerifyMismatch` when the controller does not hold the values
+        afterwards. Not atomic: a failure may leave some of the fields written."""
+
+    @abc.abstractmethod
+    async def read_clock(self) -> datetime:
+        """The controller's clock, as an aware UTC datetime."""
+
+    @abc.abstractmethod
+    async def set_clock(self, at: datetime) -> None:
+        """Set the controller's clock to the aware datetime ``at`` (whole seconds may be
+        dropped)."""
 
     @abc.abstractmethod
     async def set_door_mode(self, door: int, mode: DoorMode) -> None:

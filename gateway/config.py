@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -105,7 +105,17 @@ class MqttSettings(_Section):
         default=2000,
         ge=10,
         le=1000000,
-        description="Inbound requests buffered before the bridge stops reading (backpressure).",
+        description="Requests the broker may have in flight to the gateway (MQTT 5 Receive "
+        "Maximum): they are held in memory until applied; the gateway holds at most twice "
+        "this many, leaving the rest queued at the broker.",
+    )
+    replay_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="After a lost connection, what the gateway published in this many last "
+        "seconds is published again (a broker killed between two saves loses it); keep it at "
+        "least twice the broker's autosave_interval.",
     )
     system_operator: str = Field(
         default="central-system", description="Operator that MQTT requests act as."
@@ -125,6 +135,33 @@ class DeviceSettings(_Section):
         default=False,
         description="A desk station served by an operator with `lockgate station`, not by "
         "the service.",
+    )
+
+
+class ControllerDeviceSettings(DeviceSettings):
+    pulse_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=600,
+        description="Lock release time of a grant or a pulse, kept on the controller and "
+        "restored whenever it lost its memory; unset: the controller keeps its own.",
+    )
+    held_open_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="Seconds a door may stand open before it counts as held open, kept like "
+        "pulse_seconds.",
+    )
+    door_modes: dict[int, Literal["locked", "unlocked", "lockdown"]] = Field(
+        default_factory=dict,
+        description="Mode of each door, by door number, kept like pulse_seconds; doors not "
+        "named keep theirs.",
+    )
+    clock_tolerance_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="The controller's clock is set to the gateway's when it is off by more.",
     )
 
 
@@ -181,7 +218,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     stations: list[DeviceSettings] = Field(default_factory=list)
-    controllers: list[DeviceSettings] = Field(default_factory=list)
+    controllers: list[ControllerDeviceSettings] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(

@@ -4,8 +4,12 @@ Every accepted change goes through :meth:`Core.submit`:
 
 1. the write transaction starts (writers are serialised by the store);
 2. the engine catches up with changes other processes committed (the fact journal);
-3. a request seen before (by its request id) returns its stored response, changing nothing;
+3. a request seen before (by its request id) returns its stored response, changing nothing,
+   when it is the same request again (same name, same validated fields: a replay); a request
+   that reuses the id of another one is refused with ``CONFLICT`` on ``request_id``, logged
+   and reported to the listeners (the audit log), and nothing is recorded;
 4. the handler checks the command against the current facts and names the facts to write;
+   the response's data lists the credentials whose desired state changed (``credentials``);
 5. the facts, the journal entries, the derived desired states and whatever the listeners add
    (outbox messages, audit entries) are written, and the response is stored in the inbox;
 6. commit. Only then is the response handed back, so nothing is acknowledged before it is
@@ -83,11 +87,16 @@ class Outcome:
 
     @classmethod
     def failure(
-        cls, request_id: str | None, code: str, message: str, field_name: str | None = None
+        cls,
+        request_id: str | None,
+        code: str,
+        message: str,
+        field_name: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
     ) -> Outcome:
-        return cls(
-            request_id, "error", error={"code": code, "message": message, "field": field_name}
-        )
+        """A refusal. ``errors`` lists every error found (``{field, message}``); by default
+        the one given by ``message`` and ``field_name``."""
+        return cls(request_id, "error", error=error_body(code, message, field_name, errors))
 
 
 @dataclass
@@ -96,7 +105,7 @@ class _Pending:
 
     journal: list[tuple[str, tuple[str, ...], bool]] = field(default_factory=list)
     inbox: list[inbox_store.InboxEntry] = field(default_factory=list)
-    answered: dict[str, Outcome] = field(default_factory=dict)
+    answered: dict[str, tuple[Outcome, inbox_store.InboxEntry]] = field(default_factory=dict)
     seen: dict[str, inbox_store.InboxEntry] = field(default_factory=dict)
     states: dict[str, Any] = field(default_factory=dict)
     controllers: set[str] = field(default_factory=set)
@@ -107,18 +116,55 @@ class _Pending:
         self.controllers |= changes.controllers
         self.cylinders |= changes.cylinders
 
-    def answer(self, sub: Submission, outcome: Outcome, at: datetime) -> None:
+    def answer(self, sub: Submission, outcome: Outcome, at: datetime, digest: str | None) -> None:
         """Remember the response of a request (stored in the inbox at the end)."""
         if sub.request_id is None:
             return
-        self.answered[sub.request_id] = outcome
-        self.inbox.append(
-            inbox_store.InboxEntry(sub.request_id, sub.command.name, outcome.response(), at)
+        entry = inbox_store.InboxEntry(
+            sub.request_id, sub.command.name, outcome.response(), at, digest
         )
+        self.answered[sub.request_id] = (outcome, entry)
+        self.inbox.append(entry)
+
+
+def changed_credentials(changes: Changes) -> list[str]:
+    """The credentials whose desired state a change altered, in number order: every response
+    lists them (``data.credentials``) unless its handler says otherwise."""
+    return sorted(changes.credentials, key=lambda n: (len(n), n))
+
+
+def request_digest(command: Command) -> str:
+    """The digest the inbox keeps of a request: its name and validated fields."""
+    return inbox_store.digest(command.name, command.model_dump(mode="json"))
+
+
+MAX_ERRORS = 20
+"""At most this many errors are listed in a refusal's ``errors``."""
+
+
+def error_body(
+    code: str, message: str, field_name: str | None, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The ``error`` object of a response: the first error's ``code``, ``message`` and
+    ``field``, and ``errors``, every error found (at most :data:`MAX_ERRORS`)."""
+    listed = errors if errors is not None else [{"field": field_name, "message": message}]
+    return {"code": code, "message": message, "field": field_name, "errors": listed[:MAX_ERRORS]}
+
+
+def field_errors(exc: DomainError | ValidationError) -> list[dict[str, Any]]:
+    """Every error of a validation or domain error as ``{field, message}`` (dotted field
+    path or null), at most :data:`MAX_ERRORS`."""
+    if isinstance(exc, DomainError):
+        return [{"field": exc.field, "message": exc.message}]
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or None, "message": e["msg"]}
+        for e in exc.errors(include_url=False)[:MAX_ERRORS]
+    ]
 
 
 def error_of(exc: DomainError | ValidationError) -> tuple[str, str, str | None]:
-    """(code, message, field) of a validation or domain error."""
+    """(code, message, field) of a validation or domain error: its first error, and how many
+    more there are."""
     if isinstance(exc, DomainError):
         return exc.code, exc.message, exc.field
     first = exc.errors()[0]
@@ -271,25 +317,21 @@ class Core:
 
     def _submit_one(self, s: Session, sub: Submission, pending: _Pending) -> Outcome:
         now = self.clock()
+        digest: str | None = None
         if sub.request_id is not None:
+            digest = request_digest(sub.command)
             earlier = pending.answered.get(sub.request_id)
-            if earlier is not None:
-                return replace(earlier, duplicate=True, changes=Changes())
-            seen = pending.seen.get(sub.request_id)
+            seen = earlier[1] if earlier is not None else pending.seen.get(sub.request_id)
             if seen is not None:
+                if not seen.matches(sub.command.name, digest):
+                    return self._reused(s, sub, seen, now)
+                if earlier is not None:
+                    return replace(earlier[0], duplicate=True, changes=Changes())
                 r = seen.response
                 return Outcome(
                     sub.request_id, r["status"], r.get("data") or {}, r.get("error"), duplicate=True
                 )
-        ctx = CommandContext(
-            self.engine.facts,
-            now,
-            sub.operator,
-            self.cfg,
-            command=sub.command,
-            request_id=sub.request_id,
-            source=sub.source,
-        )
+        ctx = self._context(sub, now)
         try:
             if self.authorizer is not None:
                 self.authorizer(s, sub.operator, sub.command)
@@ -299,7 +341,7 @@ class Core:
             ctx.refusal = outcome.error
             for listener in self.listeners:
                 listener(s, self, ctx, Changes())
-            pending.answer(sub, outcome, now)
+            pending.answer(sub, outcome, now, digest)
             return outcome
         if ctx.puts:
             fact_store.put_many(s, ctx.puts)
@@ -311,10 +353,56 @@ class Core:
         pending.journal.extend((type(f).__name__, fact_key(f), False) for f in ctx.puts)
         pending.journal.extend((kind.__name__, key, True) for kind, key in ctx.deletes)
         pending.add(changes)
+        ctx.result.setdefault("credentials", changed_credentials(changes))
         for listener in self.listeners:
             listener(s, self, ctx, changes)
         outcome = Outcome(sub.request_id, "ok", ctx.result, None, changes=changes)
-        pending.answer(sub, outcome, now)
+        pending.answer(sub, outcome, now, digest)
+        return outcome
+
+    def _context(self, sub: Submission, now: datetime) -> CommandContext:
+        return CommandContext(
+            self.engine.facts,
+            now,
+            sub.operator,
+            self.cfg,
+            command=sub.command,
+            request_id=sub.request_id,
+            source=sub.source,
+        )
+
+    def _reused(
+        self, s: Session, sub: Submission, seen: inbox_store.InboxEntry, now: datetime
+    ) -> Outcome:
+        """Refuse a request whose id was recorded for another request. Nothing is recorded
+        (the id stays with the earlier request); the refusal is logged and the listeners
+        (the audit log) are told."""
+        assert sub.request_id is not None
+        other = (
+            "another request with other content"
+            if seen.kind == sub.command.name
+            else f"a {seen.kind} request"
+        )
+        outcome = Outcome.failure(
+            sub.request_id,
+            "CONFLICT",
+            f"request_id {sub.request_id!r} was already used for {other}; a resend must "
+            "repeat the request exactly, a new request needs a new request_id",
+            "request_id",
+        )
+        log.warning(
+            "%s request %r from %s refused: its request id was used for another %s request "
+            "received %s",
+            sub.command.name,
+            sub.request_id,
+            sub.operator,
+            seen.kind,
+            seen.received_at.isoformat(),
+        )
+        ctx = self._context(sub, now)
+        ctx.refusal = outcome.error
+        for listener in self.listeners:
+            listener(s, self, ctx, Changes())
         return outcome
 
     # ------------------------------------------------------------------ time and others

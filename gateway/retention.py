@@ -465,6 +465,7 @@ class RetentionJob:
                 for facts_part in ("persons", "visitor_cards_erased", "visitor_cards_deleted"):
                     summary.pop(facts_part)
                 summary["period_days"] = self.settings.personal_data_days
+                summary[audit_log.ERASED_ENTRIES] = report.audit_entry_ranges
                 audit_log.append(
                     s, at=now, actor=operator, action="retention.run", subjects=[], data=summary
                 )

@@ -223,6 +223,7 @@ def test_driver_options_are_documented_and_nothing_else(doc: str, driver: str) -
         ("serial-station", {"port": "/dev/ttyUSB0"}),
         ("modbus-door", {"host": "127.0.0.1"}),
         ("osdp-reader", {"port": "/dev/ttyUSB0", "state_dir": "/var/lib/lockgate/osdp"}),
+        ("uhppote-door", {"serial": 1, "address": "127.0.0.1", "timezone": "UTC"}),
     ],
 )
 def test_documented_driver_defaults_are_accepted(

@@ -9,8 +9,8 @@ Allow-list writes
 A write stages the schedule records and entry rows with Write Multiple Registers requests of
 at most 123 registers, then writes the commit block (entry count, schedule count, the
 CRC-32 the driver computed, the COMMIT command and a tag). The controller recomputes the
-checksum over what it staged and swaps the staging tables in only when both agree; the
-driver then polls the status block until its command is done and compares the active
+checksum over what it staged and copies the staging tables into the active ones only when
+both agree; the driver then polls the status block until its command is done and compares the active
 checksum and counts with its own. The controller thus holds either the old or the new list,
 never a mix, and a corrupted transfer is refused before it takes effect.
 
@@ -41,6 +41,7 @@ from drivers.base import (
     AllowListResult,
     ControllerEvent,
     ControllerInfo,
+    ControllerSettings,
     DeviceTimeout,
     DoorController,
     DoorMode,
@@ -215,6 +216,7 @@ class ModbusDoorController(DoorController):
 
     async def open(self) -> None:
         async with self._lock:
+            self._link.shut = False
             await self._link.connect()
             try:
                 await self._read_identity()
@@ -223,6 +225,7 @@ class ModbusDoorController(DoorController):
                 raise
 
     async def close(self) -> None:
+        self._link.shut = True
         self._link.close()
 
     # ------------------------------------------------------------------ identity
@@ -239,7 +242,9 @@ class ModbusDoorController(DoorController):
         )
 
     async def _read_identity(self) -> rm.Identity:
-        regs = await self._link.read_input(rm.IDENTITY_BASE, rm.IDENTITY_COUNT, "identity block")
+        regs = await self._link.read_input(
+            rm.IDENTITY_BASE, rm.IDENTITY_COUNT, "identity block", rm.decode_identity
+        )
         identity = self._decode(rm.decode_identity, regs)
         self._note_generation(identity.generation)
         self._identity = identity
@@ -265,8 +270,9 @@ class ModbusDoorController(DoorController):
 
     async def _read_status(self) -> rm.Status:
         identity = await self._known_identity()
-        regs = await self._link.read_input(rm.STATUS_BASE, rm.STATUS_COUNT, "status block")
-        status = self._decode(partial(rm.decode_status, capacity=identity.capacity), regs)
+        decode = partial(rm.decode_status, capacity=identity.capacity)
+        regs = await self._link.read_input(rm.STATUS_BASE, rm.STATUS_COUNT, "status block", decode)
+        status = self._decode(decode, regs)
         self._note_generation(status.generation)
         return status
 
@@ -307,8 +313,7 @@ class ModbusDoorController(DoorController):
                 writes = schedule_writes(layout) + entry_writes(layout)
                 written += await self._send(writes, progress)
                 written += await self._commit(layout)
-            if progress is not None:
-                progress(WriteProgress(done=written, total=written))
+            self._report(progress, written, written)
             return AllowListResult(
                 checksum=layout.checksum,
                 entries=len(layout.rows),
@@ -386,9 +391,16 @@ class ModbusDoorController(DoorController):
         for w in writes:
             await self._link.write_registers(w.address, w.values, _table_name(w.address))
             done += len(w.values)
-            if progress is not None:
-                progress(WriteProgress(done=done, total=total))
+            self._report(progress, done, total)
         return done
+
+    def _report(self, progress: ProgressCallback | None, done: int, total: int) -> None:
+        if progress is None:
+            return
+        try:
+            progress(WriteProgress(done=done, total=total))
+        except Exception:
+            log.exception("%s: progress callback failed", self._name())
 
     async def _commit(self, layout: Layout) -> int:
         """Write the commit block, wait for the command and verify the active list."""
@@ -574,7 +586,16 @@ class ModbusDoorController(DoorController):
             rm.HOLD_EVENT_READ_AFTER, rm.split_u32(cursor), "EVENT_READ_AFTER"
         )
         count = rm.window_records_needed(identity.event_window)
-        regs = await self._link.read_input(rm.EVENT_HEADER_BASE, count, "event window")
+        regs = await self._link.read_input(
+            rm.EVENT_HEADER_BASE,
+            count,
+            "event window",
+            lambda r: rm.decode_event_header(
+                r[: rm.EVENT_HEADER_COUNT],
+                event_capacity=identity.event_capacity,
+                event_window=identity.event_window,
+            ),
+        )
         header = self._decode(
             lambda r: rm.decode_event_header(
                 r,
@@ -630,6 +651,71 @@ class ModbusDoorController(DoorController):
         async with self._lock:
             await self._link.write_registers(
                 rm.HOLD_EVENT_ACK, rm.split_u32(up_to_sequence), "EVENT_ACK"
+            )
+
+    # ------------------------------------------------------------------ settings
+
+    async def read_settings(self) -> ControllerSettings:
+        async with self._lock:
+            identity = await self._known_identity()
+            pulse, held_open = await self._link.read_holding(
+                rm.HOLD_PULSE_SECONDS, 2, "PULSE_SECONDS, HELD_OPEN_SECONDS"
+            )
+            doors = await self._link.read_holding(
+                rm.HOLD_DOOR_BASE, identity.doors * rm.DOOR_STRIDE, "DOOR_MODE"
+            )
+        modes: list[tuple[int, DoorMode]] = []
+        for door in range(1, identity.doors + 1):
+            raw = doors[(door - 1) * rm.DOOR_STRIDE + rm.DOOR_MODE_OFFSET]
+            try:
+                modes.append((door, rm.DOOR_MODES[rm.DoorModeCode(raw)]))
+            except ValueError:
+                raise ProtocolError(
+                    f"DOOR_MODE door {door}: unknown door mode {raw}",
+                    device_id=self.device_id,
+                    field=f"DOOR_MODE door {door}",
+                ) from None
+        return ControllerSettings(
+            pulse_seconds=pulse, held_open_seconds=held_open, door_modes=tuple(modes)
+        )
+
+    async def write_settings(self, settings: ControllerSettings) -> None:
+        for name, value, (low, high) in (
+            ("pulse_seconds", settings.pulse_seconds, rm.PULSE_SECONDS_RANGE),
+            ("held_open_seconds", settings.held_open_seconds, rm.HELD_OPEN_SECONDS_RANGE),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
+            ):
+                raise ValueError(f"{name}: must be an integer in {low}..{high}, got {value!r}")
+        async with self._lock:
+            identity = await self._known_identity()
+            for door, mode in settings.door_modes:
+                if isinstance(door, bool) or not isinstance(door, int):
+                    raise ValueError(f"door_modes: door must be an integer, got {door!r}")
+                if not 1 <= door <= identity.doors:
+                    raise ValueError(f"door_modes: door must be in 1..{identity.doors}, got {door}")
+                if mode not in set(DoorMode):
+                    raise ValueError(f"door_modes: door {door}: unknown mode {mode!r}")
+            if settings.pulse_seconds is not None:
+                await self._link.write_registers(
+                    rm.HOLD_PULSE_SECONDS, [settings.pulse_seconds], "PULSE_SECONDS"
+                )
+            if settings.held_open_seconds is not None:
+                await self._link.write_registers(
+                    rm.HOLD_HELD_OPEN_SECONDS, [settings.held_open_seconds], "HELD_OPEN_SECONDS"
+                )
+            for door, mode in settings.door_modes:
+                await self._link.write_register(
+                    rm.door_mode_address(door),
+                    int(rm.DOOR_MODE_CODES[DoorMode(mode)]),
+                    f"DOOR_MODE door {door}",
+                )
+        held = await self.read_settings()
+        if settings.differs_from(held):
+            raise VerifyMismatch(
+                f"{self._name()}: after writing its settings the controller holds {held}",
+                device_id=self.device_id,
             )
 
     # ------------------------------------------------------------------ clock

@@ -37,6 +37,7 @@ from drivers.base import (
     HardwareSchedule,
     ScheduleWindow,
 )
+from drivers.base import DenyReason as ContractDenyReason
 
 # ---------------------------------------------------------------------------------------------
 # Limits
@@ -244,6 +245,13 @@ EVENT_KINDS: dict[EventKindCode, ControllerEventKind] = {
     EventKindCode.FORCED: ControllerEventKind.FORCED,
     EventKindCode.HELD_OPEN: ControllerEventKind.HELD_OPEN,
     EventKindCode.PULSED: ControllerEventKind.PULSED,
+}
+DENY_REASONS: dict[DenyReason, ContractDenyReason] = {
+    DenyReason.UNKNOWN_CREDENTIAL: ContractDenyReason.UNKNOWN_CREDENTIAL,
+    DenyReason.DOOR_NOT_ALLOWED: ContractDenyReason.DOOR_NOT_ALLOWED,
+    DenyReason.OUTSIDE_VALIDITY: ContractDenyReason.OUTSIDE_VALIDITY,
+    DenyReason.OUTSIDE_SCHEDULE: ContractDenyReason.OUTSIDE_SCHEDULE,
+    DenyReason.LOCKDOWN: ContractDenyReason.LOCKDOWN,
 }
 EVENT_KIND_CODES: dict[ControllerEventKind, EventKindCode] = {
     kind: code for code, kind in EVENT_KINDS.items()
@@ -681,6 +689,7 @@ class EventRecord:
             credential=self.credential,
             door=self.door,
             at=decode_time(self.at),
+            reason=None if self.reason is DenyReason.NONE else DENY_REASONS[self.reason],
         )
 
 

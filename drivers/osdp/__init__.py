@@ -8,7 +8,7 @@ protocol and the frames checked against the specification are in ``docs/protocol
 
 from __future__ import annotations
 
-from drivers.osdp.allowlist import AllowList, Reason
+from drivers.osdp.allowlist import AllowList
 from drivers.osdp.driver import Decision, InstallResult, OsdpReaderDriver
 from drivers.osdp.keys import KeyFile, KeyFileError, Scbk
 from drivers.osdp.options import OsdpOptions, ReaderConfig, parse_options
@@ -22,7 +22,6 @@ __all__ = [
     "OsdpOptions",
     "OsdpReaderDriver",
     "ReaderConfig",
-    "Reason",
     "Scbk",
     "parse_options",
 ]

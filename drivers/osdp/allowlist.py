@@ -13,39 +13,16 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from drivers.base import AllowEntry, HardwareSchedule, ScheduleWindow
+from drivers.base import AllowEntry, DenyReason, HardwareSchedule, ScheduleWindow
 
 FORMAT = 1
 MAX_CREDENTIAL = 0xFFFFFFFF
 MAX_SCHEDULE_ID = 254
 MAX_WINDOWS = 8
 MINUTES_PER_DAY = 1440
-
-
-class Reason(StrEnum):
-    """Why a card read was denied (or ``GRANTED``)."""
-
-    GRANTED = "granted"
-    UNKNOWN_CREDENTIAL = "unknown_credential"
-    """The credential is not on the list."""
-    DOOR_NOT_ALLOWED = "door_not_allowed"
-    """On the list, but not for this door."""
-    OUTSIDE_VALIDITY = "outside_validity"
-    """Not yet valid, or no longer valid."""
-    OUTSIDE_SCHEDULE = "outside_schedule"
-    """Valid, but not at this time of the week."""
-    LOCKDOWN = "lockdown"
-    """The door is in lockdown."""
-    NO_ALLOW_LIST = "no_allow_list"
-    """The driver holds no allow-list yet (none written, or its file was lost)."""
-    UNREADABLE_CARD = "unreadable_card"
-    """The reader sent card data that is not a credential number."""
-    READER_NOT_SECURE = "reader_not_secure"
-    """The read came from a reader without an active secure channel."""
 
 
 class AllowListFileError(ValueError):
@@ -104,6 +81,10 @@ def _check_entries(
         _instant(e.valid_until, f"{name}.valid_until")
         if e.valid_from is not None and e.valid_until is not None and e.valid_until <= e.valid_from:
             raise ValueError(f"{name}.valid_until: must be after valid_from")
+        if e.pin:
+            raise ValueError(
+                f"{name}.pin: this panel does not enforce PINs; the entry would open without one"
+            )
         sid = _int(e.schedule_id, f"{name}.schedule_id", 0, MAX_SCHEDULE_ID)
         if sid and sid not in schedules:
             raise ValueError(
@@ -236,15 +217,16 @@ class AllowList:
 
     # ------------------------------------------------------------------ decisions
 
-    def decide(self, credential: int, door: int, at: datetime, tz: ZoneInfo) -> Reason:
-        """Grant or deny ``credential`` at ``door`` (1-based) at instant ``at``."""
+    def decide(self, credential: int, door: int, at: datetime, tz: ZoneInfo) -> DenyReason | None:
+        """Why ``credential`` is denied at ``door`` (1-based) at instant ``at``; None when it
+        is granted."""
         entries = self._by_credential.get(credential)
         if not entries:
-            return Reason.UNKNOWN_CREDENTIAL
+            return DenyReason.UNKNOWN_CREDENTIAL
         bit = 1 << (door - 1)
         entries = tuple(e for e in entries if e.doors_mask & bit)
         if not entries:
-            return Reason.DOOR_NOT_ALLOWED
+            return DenyReason.DOOR_NOT_ALLOWED
         entries = tuple(
             e
             for e in entries
@@ -252,11 +234,11 @@ class AllowList:
             and (e.valid_until is None or at < e.valid_until)
         )
         if not entries:
-            return Reason.OUTSIDE_VALIDITY
+            return DenyReason.OUTSIDE_VALIDITY
         local = at.astimezone(tz)
         if any(e.schedule_id == 0 or self.schedule_allows(e.schedule_id, local) for e in entries):
-            return Reason.GRANTED
-        return Reason.OUTSIDE_SCHEDULE
+            return None
+        return DenyReason.OUTSIDE_SCHEDULE
 
     def schedule_allows(self, schedule_id: int, local: datetime) -> bool:
         """Whether schedule ``schedule_id`` allows the local wall-clock time ``local``; an
@@ -271,4 +253,4 @@ class AllowList:
         )
 
 
-__all__ = ["AllowList", "AllowListFileError", "Reason"]
+__all__ = ["AllowList", "AllowListFileError"]

@@ -4,8 +4,9 @@ Here the gateway is the panel: there is no door controller between it and the re
 driver holds each door's derived allow-list and decides every card read itself, locally, the
 moment the read arrives: a grant pulses the strike relay on the reader's output, shows green
 and beeps; a denial shows red. Every read, granted or not, becomes an access event with its
-reason (:class:`~drivers.osdp.allowlist.Reason`). Reader tamper and power reports and the
-reader's link (online, offline and why) become device events.
+reason (:class:`~drivers.base.DenyReason`). Reader tamper and power reports and the reader's
+link (online, offline) become device events; why a reader is offline is logged and named by
+``read_info`` when no reader is online.
 
 The :class:`~drivers.base.DoorController` contract maps onto the panel like this:
 
@@ -38,7 +39,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 import osdp
@@ -50,6 +51,8 @@ from drivers.base import (
     ControllerEvent,
     ControllerEventKind,
     ControllerInfo,
+    ControllerSettings,
+    DenyReason,
     DeviceUnavailable,
     DoorController,
     DoorMode,
@@ -60,7 +63,7 @@ from drivers.base import (
     WriteProgress,
 )
 from drivers.osdp import commands
-from drivers.osdp.allowlist import AllowList, Reason
+from drivers.osdp.allowlist import AllowList
 from drivers.osdp.cards import CardDataError, credential_from_read
 from drivers.osdp.channel import SerialChannel, open_port
 from drivers.osdp.journal import EventJournal
@@ -71,6 +74,8 @@ from drivers.osdp.state import EVENTS, PanelState
 
 log = logging.getLogger(__name__)
 
+DEFAULT_HELD_OPEN_S = 30
+MAX_PULSE_S = 25
 FAST_FAILURE_S = 2.0
 """A session that fails this soon after it started failed on an answer, not on silence."""
 SUPERVISE_S = 0.25
@@ -103,7 +108,8 @@ class Decision:
 
     door: int
     credential: int
-    reason: Reason
+    reason: DenyReason | None
+    """Why it was denied; None: granted."""
     received: float
     decided: float
     commands: tuple[str, ...]
@@ -189,6 +195,10 @@ class OsdpReaderDriver(DoorController):
         self.options = options
         self.device_id = options.device_id
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        """This computer's clock; the panel's clock (:meth:`now`) is it plus the offset the
+        gateway set with :meth:`set_clock`."""
+        self._clock_offset = timedelta(0)
+        self._new_events = asyncio.Event()
         self.decisions: deque[Decision] = deque(maxlen=1000)
         """The latest card reads and what was done (for diagnostics and the bench)."""
         self._readers = [_Reader(r) for r in options.readers]
@@ -217,6 +227,16 @@ class OsdpReaderDriver(DoorController):
 
     def _unavailable(self, message: str) -> DeviceUnavailable:
         return DeviceUnavailable(f"{self._name}: {message}", device_id=self.device_id)
+
+    def now(self) -> datetime:
+        """The panel's clock: decisions, schedules and event times use it."""
+        return self.clock() + self._clock_offset
+
+    def _pulse_s(self) -> float:
+        """How long a grant or a pulse releases the strike: the setting the gateway wrote,
+        else the ``pulse_s`` option."""
+        held = self._state.pulse_seconds if self._state is not None else None
+        return float(held) if held is not None else self.options.pulse_s
 
     # ------------------------------------------------------------------ life cycle
 
@@ -374,7 +394,7 @@ class OsdpReaderDriver(DoorController):
         assert self._panel is not None
         assert self._state is not None
         assert self._journal is not None
-        at = self.clock()
+        at = self.now()
         door = reader.config.door
         credential = 0
         try:
@@ -387,14 +407,15 @@ class OsdpReaderDriver(DoorController):
             credential = credential_from_read(event, self.options.card_format)
         except CardDataError as exc:
             log.warning("%s: %s: card read rejected: %s", self._name, reader.name, exc)
-            reason = Reason.UNREADABLE_CARD
+            reason: DenyReason | None = DenyReason.UNREADABLE_CARD
         else:
             reason = self._decide(reader, credential, at)
-        granted = reason is Reason.GRANTED
+        granted = reason is None
+        pulse_s = self._pulse_s()
         if granted:
             wanted = [
-                (CAP_OUTPUT, commands.strike_pulse(reader.config, self.options.pulse_s)),
-                (CAP_LED, commands.led_flash(reader.config, commands.GREEN, self.options.pulse_s)),
+                (CAP_OUTPUT, commands.strike_pulse(reader.config, pulse_s)),
+                (CAP_LED, commands.led_flash(reader.config, commands.GREEN, pulse_s)),
                 (CAP_BUZZER, commands.beep(reader.config)),
             ]
         else:
@@ -418,21 +439,28 @@ class OsdpReaderDriver(DoorController):
             credential=credential,
             door=door,
             at=at,
-            reason=reason.value,
+            reason=reason,
         )
         self._flush_wanted.set()
+        self._new_events.set()
         self.decisions.append(Decision(door, credential, reason, received, decided, tuple(sent)))
-        log.info("%s: %s: card %d %s", self._name, reader.name, credential, reason.value)
+        log.info(
+            "%s: %s: card %d %s",
+            self._name,
+            reader.name,
+            credential,
+            "granted" if reason is None else f"denied ({reason.value})",
+        )
 
-    def _decide(self, reader: _Reader, credential: int, at: datetime) -> Reason:
+    def _decide(self, reader: _Reader, credential: int, at: datetime) -> DenyReason | None:
         assert self._state is not None
         if not reader.sc_active:
-            return Reason.READER_NOT_SECURE
+            return DenyReason.READER_NOT_SECURE
         if self._state.door_settings[reader.config.door].mode is DoorMode.LOCKDOWN:
-            return Reason.LOCKDOWN
+            return DenyReason.LOCKDOWN
         allow = self._state.allow_list
         if allow is None:
-            return Reason.NO_ALLOW_LIST
+            return DenyReason.NO_ALLOW_LIST
         return allow.decide(credential, reader.config.door, at, self.options.tz)
 
     def _on_status(self, reader: _Reader, event: dict[str, Any]) -> None:
@@ -467,7 +495,7 @@ class OsdpReaderDriver(DoorController):
                 return
         setting = self._state.door_settings[reader.config.door]
         tamper, power_failure = bool(report[0]), bool(report[1])
-        at = self.clock()
+        at = self.now()
         if tamper != setting.tamper:
             setting.tamper = tamper
             kind = ControllerEventKind.TAMPER if tamper else ControllerEventKind.TAMPER_CLEARED
@@ -492,9 +520,10 @@ class OsdpReaderDriver(DoorController):
         self, reader: _Reader, kind: ControllerEventKind, reason: str, at: datetime
     ) -> None:
         assert self._journal is not None
-        self._journal.add(kind, door=reader.config.door, at=at, reason=reason)
+        self._journal.add(kind, door=reader.config.door, at=at)
         self._doors_dirty = True
         self._flush_wanted.set()
+        self._new_events.set()
         level = logging.INFO if kind in _NORMAL_KINDS else logging.WARNING
         log.log(level, "%s: %s: %s (%s)", self._name, reader.name, kind.value, reason)
 
@@ -575,7 +604,7 @@ class OsdpReaderDriver(DoorController):
             )
         else:
             reason = reader.reason
-        self._device_event(reader, kind, reason, self.clock())
+        self._device_event(reader, kind, reason, self.now())
 
     def _on_completion(self, address: int, command: dict[str, Any], status: int) -> None:
         reader = self._by_address.get(address)
@@ -645,7 +674,7 @@ class OsdpReaderDriver(DoorController):
         if setting.mode is DoorMode.UNLOCKED:
             return True
         if setting.mode is DoorMode.SCHEDULED and self._state.allow_list is not None:
-            local = self.clock().astimezone(self.options.tz)
+            local = self.now().astimezone(self.options.tz)
             return self._state.allow_list.schedule_allows(setting.schedule_id, local)
         return False
 
@@ -730,7 +759,7 @@ class OsdpReaderDriver(DoorController):
         )
         async with self._write_lock:
             try:
-                await asyncio.to_thread(state.store_allow_list, new, self.clock())
+                written = await asyncio.to_thread(state.store_allow_list, new, self.now())
             except VerifyMismatch as exc:
                 raise VerifyMismatch(f"{self._name}: {exc}", device_id=self.device_id) from None
             except OSError as exc:
@@ -738,7 +767,11 @@ class OsdpReaderDriver(DoorController):
                     f"cannot write the allow-list to {self.options.state_dir}: {exc}"
                 ) from None
         if progress is not None:
-            progress(WriteProgress(done=len(entries), total=len(entries)))
+            # One step: the verified file (its size in bytes) is the transfer.
+            try:
+                progress(WriteProgress(done=written, total=written))
+            except Exception:
+                log.exception("%s: the progress callback failed", self._name)
         for r in self._readers:
             self._apply_hold(r)
         log.info(
@@ -812,15 +845,13 @@ class OsdpReaderDriver(DoorController):
             raise self._unavailable(f"{reader.name} reports no output to pulse")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        output = commands.strike_pulse(reader.config, self.options.pulse_s)
+        output = commands.strike_pulse(reader.config, self._pulse_s())
         address = reader.config.address
         self._waiters.setdefault(address, deque()).append((output["command"], future))
         if not panel.submit(address, output):
             self._waiters[address].remove((output["command"], future))
             raise self._unavailable(f"{reader.name} did not take the pulse command")
-        panel.submit(
-            address, commands.led_flash(reader.config, commands.GREEN, self.options.pulse_s)
-        )
+        panel.submit(address, commands.led_flash(reader.config, commands.GREEN, self._pulse_s()))
         try:
             async with asyncio.timeout(PULSE_CONFIRM_S):
                 status = await future
@@ -829,10 +860,87 @@ class OsdpReaderDriver(DoorController):
         if status != COMPLETION_OK:
             raise self._unavailable(f"{reader.name} refused the pulse (status {status})")
         assert self._journal is not None
-        self._journal.add(
-            ControllerEventKind.PULSED, door=door, at=self.clock(), reason="remote open"
-        )
+        self._journal.add(ControllerEventKind.PULSED, door=door, at=self.now())
         self._flush_wanted.set()
+        self._new_events.set()
+
+    async def read_settings(self) -> ControllerSettings:
+        _, state = self._require_open()
+        return ControllerSettings(
+            pulse_seconds=max(1, round(self._pulse_s())),
+            held_open_seconds=(
+                state.held_open_seconds
+                if state.held_open_seconds is not None
+                else DEFAULT_HELD_OPEN_S
+            ),
+            door_modes=tuple((d, state.door_settings[d].mode) for d in sorted(state.door_settings)),
+        )
+
+    async def write_settings(self, settings: ControllerSettings) -> None:
+        """Store the settings (``doors.json``) and apply them. The lock release time goes into
+        every grant's and pulse's output timer (at most 25 s: the timer's range here); the
+        held-open time is kept but has no effect, as these readers report no door contact."""
+        _, state = self._require_open()
+        pulse, held_open = settings.pulse_seconds, settings.held_open_seconds
+        if pulse is not None and (
+            isinstance(pulse, bool) or not isinstance(pulse, int) or not 1 <= pulse <= MAX_PULSE_S
+        ):
+            raise ValueError(f"pulse_seconds: must be in 1..{MAX_PULSE_S}, got {pulse!r}")
+        if held_open is not None and (
+            isinstance(held_open, bool) or not isinstance(held_open, int) or held_open < 1
+        ):
+            raise ValueError(f"held_open_seconds: must be a positive integer, got {held_open!r}")
+        modes: list[tuple[int, DoorMode]] = []
+        for door, mode in settings.door_modes:
+            self._reader_for(door)
+            try:
+                modes.append((door, DoorMode(mode)))
+            except ValueError:
+                raise ValueError(f"door_modes: door {door}: unknown mode {mode!r}") from None
+        if pulse is not None:
+            state.pulse_seconds = pulse
+        if held_open is not None:
+            state.held_open_seconds = held_open
+        for door, mode in modes:
+            state.door_settings[door].mode = mode
+        await self._store_doors()
+        for r in self._readers:
+            self._apply_hold(r)
+        held = await self.read_settings()
+        if settings.differs_from(held):
+            raise VerifyMismatch(
+                f"{self._name}: the settings read back {held}, not {settings}",
+                device_id=self.device_id,
+            )
+
+    async def read_clock(self) -> datetime:
+        self._require_open()
+        return self.now()
+
+    async def set_clock(self, at: datetime) -> None:
+        """Set the panel's clock. It runs on this computer's clock (kept by NTP); the gateway
+        setting another time makes the panel decide in that time (an offset, until the driver
+        is closed)."""
+        self._require_open()
+        if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(f"at: must be a timezone-aware datetime, got {at!r}")
+        self._clock_offset = at - self.clock()
+        log.info(
+            "%s: panel clock set %+.1f s from this computer's clock",
+            self._name,
+            self._clock_offset.total_seconds(),
+        )
+
+    async def wait_for_events(self, timeout_s: float) -> bool:
+        """Card reads and reader reports arrive by themselves: returns as soon as one is
+        recorded (True), or after ``timeout_s`` (False)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._new_events.wait()
+        except TimeoutError:
+            return False
+        self._new_events.clear()
+        return True
 
     async def door_status(self, door: int) -> DoorStatus:
         _, state = self._require_open()

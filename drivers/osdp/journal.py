@@ -2,11 +2,11 @@
 restart before the gateway has stored and acknowledged it.
 
 Each line of the file is one JSON object: an event
-(``{"seq", "kind", "credential", "door", "at", "reason"}``) or an acknowledgement
-(``{"ack": N}``: events up to ``N`` are stored by the gateway and may go). Sequence numbers
-only grow, across restarts too. A torn last line (power lost mid-append) is ignored with a
-warning. When the file has grown well beyond what it still needs it is rewritten atomically
-with only the unacknowledged events.
+(``{"seq", "kind", "credential", "door", "at", "reason"}``; a denial's reason) or an
+acknowledgement (``{"ack": N}``: events up to ``N`` are stored by the gateway and may go).
+Sequence numbers only grow, across restarts too. A torn last line (power lost mid-append) is
+ignored with a warning. When the file has grown well beyond what it still needs it is
+rewritten atomically with only the unacknowledged events.
 
 Events are added in memory on the event loop (cheap, in order) and written by :meth:`flush`,
 which the driver runs in a worker thread; :meth:`after` serves both written and unwritten
@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from drivers.base import ControllerEvent, ControllerEventKind
+from drivers.base import ControllerEvent, ControllerEventKind, DenyReason
 from drivers.osdp.files import append_synced, write_atomic
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def _to_line(e: ControllerEvent) -> dict[str, Any]:
         "credential": e.credential,
         "door": e.door,
         "at": e.at.isoformat(),
-        "reason": e.reason,
+        "reason": e.reason.value if e.reason is not None else None,
     }
 
 
@@ -50,7 +50,7 @@ def _from_line(doc: dict[str, Any]) -> ControllerEvent:
         credential=int(doc["credential"]),
         door=int(doc["door"]),
         at=at,
-        reason=str(doc.get("reason", "")),
+        reason=DenyReason(doc["reason"]) if doc.get("reason") else None,
     )
 
 
@@ -127,7 +127,7 @@ class EventJournal:
         credential: int = 0,
         door: int,
         at: datetime,
-        reason: str = "",
+        reason: DenyReason | None = None,
     ) -> ControllerEvent:
         """Append an event in memory with the next sequence number; :meth:`flush` writes it."""
         with self._lock:

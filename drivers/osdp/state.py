@@ -10,7 +10,8 @@ a restart with no network to the gateway.
     Replaced atomically: the new file is read back and its checksum compared with the list in
     memory before it takes the old one's place.
 ``doors.json``
-    Each door's mode and schedule.
+    Each door's mode and schedule, the lock release and held-open times the gateway set, and
+    the reader states last reported.
 ``events.jsonl``
     The event journal (:mod:`drivers.osdp.journal`).
 
@@ -62,6 +63,9 @@ class PanelState:
     generation: int = 0
     allow_list: AllowList | None = None
     door_settings: dict[int, DoorSetting] = field(default_factory=dict)
+    pulse_seconds: int | None = None
+    """Lock release time the gateway set (None: the driver's ``pulse_s`` option)."""
+    held_open_seconds: int | None = None
     _written: os.stat_result | None = None
     _doors_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -123,9 +127,10 @@ class PanelState:
             )
             self.new_generation(f"{ALLOW_LIST} was damaged: {exc}")
 
-    def store_allow_list(self, new: AllowList, now: datetime) -> None:
+    def store_allow_list(self, new: AllowList, now: datetime) -> int:
         """Write ``new`` atomically, verified by reading it back before it replaces the old
-        file; raises :class:`VerifyMismatch` (the old file stays) when it does not match."""
+        file; returns the bytes written. Raises :class:`VerifyMismatch` (the old file stays)
+        when it does not match."""
         path = self.directory / ALLOW_LIST
 
         def verify(data: bytes) -> None:
@@ -139,8 +144,10 @@ class PanelState:
                     f"to {new.checksum:#010x}"
                 )
 
-        self._written = write_atomic(path, new.encode(now), verify=verify)
+        data = new.encode(now)
+        self._written = write_atomic(path, data, verify=verify)
         self.allow_list = new
+        return len(data)
 
     def persisted_checksum(self) -> int | None:
         """The checksum of the allow-list file as it is on disk now (re-read only when the
@@ -171,6 +178,10 @@ class PanelState:
         path = self.directory / DOORS
         try:
             doc = json.loads(path.read_bytes())
+            settings = doc.get("settings", {})
+            pulse, held_open = settings.get("pulse_seconds"), settings.get("held_open_seconds")
+            self.pulse_seconds = None if pulse is None else int(pulse)
+            self.held_open_seconds = None if held_open is None else int(held_open)
             for name, value in doc["doors"].items():
                 door = int(name)
                 if door in self.door_settings:
@@ -194,6 +205,10 @@ class PanelState:
     def _store_doors(self) -> None:
         doc = {
             "format": FORMAT,
+            "settings": {
+                "pulse_seconds": self.pulse_seconds,
+                "held_open_seconds": self.held_open_seconds,
+            },
             "doors": {
                 str(d): {
                     "mode": s.mode.value,

@@ -95,6 +95,9 @@ class ErrorCode(IntEnum):
     """The request needs a capability the station lacks; the detail names it."""
     AUDIT_RANGE = 0x40
     """READ_AUDIT index beyond the end of the trail."""
+    AUDIT_CHANGED = 0x41
+    """CLEAR_AUDIT: the trail does not start with the records the host read (fewer than
+    ``count`` records, or their digest differs); nothing was erased."""
 
 
 NAK_CODES = frozenset({ErrorCode.BAD_CRC, ErrorCode.TRUNCATED})

@@ -72,6 +72,7 @@ from drivers.serialstation.messages import (
     WriteBegin,
     WriteChunk,
     WriteCommit,
+    audit_digest,
 )
 from drivers.serialstation.transport import FdTransport, open_serial
 from drivers.serialstation.wire import DecodeError, instant_from_wire
@@ -130,10 +131,11 @@ class SerialKeyStation(KeyStation):
     ``write_key`` sends a delta against the image last read from (or written to) the same
     key when the station has the ``delta`` capability, the key still holds that image and
     the delta is less than half the size of the full image; otherwise the full image. Both
-    end with a read-back of revision and checksum. ``clear_audit(n)`` erases the oldest
-    records of the trail through the last record, among those already read, whose
-    sequence is at most ``n``; on a station without the ``audit`` capability ``read_audit``
-    returns an empty list and ``clear_audit`` does nothing.
+    end with a read-back of revision and checksum. ``clear_audit(n)`` erases the first ``n``
+    records of the trail as ``read_audit`` returned them, naming them by their digest so
+    that the station erases nothing when its trail no longer starts with them; on a station
+    without the ``audit`` capability ``read_audit`` returns an empty list and
+    ``clear_audit`` does nothing.
     """
 
     def __init__(
@@ -157,7 +159,8 @@ class SerialKeyStation(KeyStation):
         self._ready = False
         self._lock = asyncio.Lock()
         self._bases: OrderedDict[str, _Base] = OrderedDict()
-        self._audit_read: dict[str, int] = {}
+        self._audit_read: dict[str, list[AuditEntry]] = {}
+        """Per key, the trail as last read and not yet erased: what clear_audit names."""
 
     # ------------------------------------------------------------------ construction
 
@@ -317,7 +320,7 @@ class SerialKeyStation(KeyStation):
             return NoKeyInserted(text, device_id=self.device_id)
         if exc.code in (ErrorCode.KEY_REMOVED, ErrorCode.WRONG_KEY):
             return KeyRemoved(text, device_id=self.device_id)
-        if exc.code is ErrorCode.CHECKSUM_MISMATCH:
+        if exc.code in (ErrorCode.CHECKSUM_MISMATCH, ErrorCode.AUDIT_CHANGED):
             return VerifyMismatch(text, device_id=self.device_id)
         return ProtocolError(text, device_id=self.device_id, field=exc.detail or exc.code.name)
 
@@ -499,7 +502,7 @@ class SerialKeyStation(KeyStation):
                 return []
             info = await self._key_info()
             entries = await self._read_trail()
-            self._audit_read[info.serial] = len(entries)
+            self._audit_read[info.serial] = entries
             return [self._record(e, i) for i, e in enumerate(entries)]
 
     async def _read_trail(self) -> list[AuditEntry]:
@@ -536,17 +539,29 @@ class SerialKeyStation(KeyStation):
             source="cylinder" if entry.source is AuditSource.CYLINDER else "key",
         )
 
-    async def clear_audit(self, up_to_sequence: int) -> None:
-        if isinstance(up_to_sequence, bool) or not isinstance(up_to_sequence, int):
-            raise ValueError("up_to_sequence: must be an integer")
-        if not 0 <= up_to_sequence <= 0xFFFFFFFF:
-            raise ValueError(f"up_to_sequence: {up_to_sequence} is outside 0..4294967295")
+    async def clear_audit(self, count: int) -> None:
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise ValueError("count: must be an integer")
+        if count < 0:
+            raise ValueError(f"count: {count} is negative")
         async with self._lock:
             if StationCapability.AUDIT not in self.info.capabilities:
                 return
             info = await self._key_info()
-            limit = self._audit_read.get(info.serial)
-            if limit is None:
-                limit = len(await self._read_trail())
-            reply = await self._call(ClearAudit(up_to_sequence, min(limit, 0xFFFF)), AuditCleared)
-            self._audit_read[info.serial] = max(0, limit - reply.erased)
+            read = self._audit_read.get(info.serial)
+            if read is None:
+                raise ValueError(f"count: the audit trail of key {info.serial} was not read")
+            if count > len(read):
+                raise ValueError(
+                    f"count: {count} records, but {len(read)} were read from key {info.serial}"
+                )
+            if count == 0:
+                return
+            head = read[:count]
+            reply = await self._call(ClearAudit(count, audit_digest(head)), AuditCleared)
+            if reply.erased != count:
+                raise self._protocol_error(
+                    f"AUDIT_CLEARED says {reply.erased} records were erased, asked {count}",
+                    "erased",
+                )
+            self._audit_read[info.serial] = read[count:]

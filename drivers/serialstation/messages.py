@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, Self
@@ -219,22 +220,21 @@ class ReadAudit(Message):
 
 @dataclass(frozen=True, slots=True)
 class ClearAudit(Message):
-    """Erase the oldest records of the trail through the last one, among the first
-    ``limit`` (those the host has read), whose sequence is at most ``up_to_sequence``."""
+    """Erase the first ``count`` records of the trail, the ones the host read; ``digest`` is
+    :func:`audit_digest` of them. The station erases nothing when its first ``count`` records
+    are not those (ERROR ``AUDIT_CHANGED``)."""
 
     TYPE: ClassVar[MessageType] = MessageType.CLEAR_AUDIT
-    up_to_sequence: int
-    limit: int
+    count: int
+    digest: int
 
     def encode_payload(self) -> bytes:
-        return (
-            Writer().u32(self.up_to_sequence, "up_to_sequence").u16(self.limit, "limit").getvalue()
-        )
+        return Writer().u16(self.count, "count").u32(self.digest, "digest").getvalue()
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> Self:
         r = Reader(payload)
-        msg = cls(r.u32("up_to_sequence"), r.u16("limit"))
+        msg = cls(r.u16("count"), r.u32("digest"))
         r.end()
         return msg
 
@@ -466,6 +466,15 @@ class AuditEntry:
     @staticmethod
     def size(serial: str) -> int:
         return 19 + 1 + len(serial)
+
+
+def audit_digest(entries: typing.Iterable[AuditEntry]) -> int:
+    """CRC-32 of the records' encodings as AUDIT_DATA carries them, oldest first: what
+    CLEAR_AUDIT names the records to erase by."""
+    w = Writer()
+    for i, entry in enumerate(entries):
+        entry.encode(w, f"records[{i}]")
+    return zlib.crc32(w.getvalue())
 
 
 @dataclass(frozen=True, slots=True)

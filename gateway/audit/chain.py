@@ -15,7 +15,9 @@ An entry is::
   "subject", "data", "personal_digest", "prev_hash"}`` where ``at`` is the UTC instant in ISO
   8601 with microseconds and ``data`` the stored text. ``personal`` and the salt are *not*
   hashed: erasing them (setting both to NULL) keeps every hash and link valid, and the kept
-  digest still binds the entry to what it once held.
+  digest still binds the entry to what it once held. ``erased_at`` is set with them, and a
+  later entry of the chain records the erasure (:data:`gateway.audit.log.ERASED_ENTRIES`), so
+  that an erasure can be told from a removal.
 """
 
 from __future__ import annotations

@@ -62,7 +62,13 @@ class CommandLog:
                 (n for n, st in changes.credentials.items() if st is not None and st.revoked),
                 key=lambda n: (len(n), n),
             )
-        entry = audit_log.append(
+            # What the command erased is erased from the log's earlier entries too, and this
+            # entry records which (the verifier tells an erasure from tampering by it).
+            erased = erased_subjects(ctx)
+            seqs = audit_log.erase_personal(session, at=ctx.now, subjects=erased) if erased else []
+            if seqs:
+                data[audit_log.ERASED_ENTRIES] = audit_log.seq_ranges(seqs)
+        audit_log.append(
             session,
             at=ctx.now,
             actor=ctx.operator,
@@ -71,10 +77,6 @@ class CommandLog:
             data=data,
             personal=personal,
         )
-        if ctx.refusal is None:
-            erased = erased_subjects(ctx)
-            if erased:
-                audit_log.erase_personal(session, at=ctx.now, subjects=erased, below_seq=entry.seq)
 
 
 __all__ = ["CommandLog", "erased_subjects"]

@@ -37,6 +37,22 @@ from gateway.store.txcache import transaction_cache
 MAX_ACTOR: Final = 200
 MAX_ACTION: Final = 64
 
+ERASED_ENTRIES: Final = "erased_entries"
+"""The key under which an entry's ``data`` records the entries whose personal parts were
+erased with it, as ``[[first, last], ...]`` runs of ``seq``: every erasure is recorded so in
+the chain, and :func:`verify` tells an erasure from a removal behind the log's back."""
+
+
+def seq_ranges(seqs: Iterable[int]) -> list[list[int]]:
+    """Sorted numbers as ``[[first, last], ...]`` runs of consecutive numbers."""
+    out: list[list[int]] = []
+    for s in sorted(set(seqs)):
+        if out and out[-1][1] == s - 1:
+            out[-1][1] = s
+        else:
+            out.append([s, s])
+    return out
+
 
 def _check_text(name: str, value: str, limit: int) -> str:
     if not value or len(value) > limit:
@@ -285,7 +301,10 @@ def erase_personal(
     every entry older than ``before``; only entries before ``below_seq`` when it is given.
     Return the ``seq`` of each entry erased now.
 
-    The digest and every hash stay, so the chain still verifies."""
+    The digest and every hash stay, so the chain still verifies — once the erasure is recorded:
+    the caller appends, in the same transaction and with the same ``at``, an entry whose data
+    holds ``{ERASED_ENTRIES: seq_ranges(returned)}``. Without that record :func:`verify` reports
+    the removed personal parts as tampering."""
     flush(session)
     conditions: list[ColumnElement[bool]] = []
     wanted = sorted(set(subjects))
@@ -350,6 +369,7 @@ ALTERED: Final = "altered"
 LINK_BROKEN: Final = "link_broken"
 MISSING: Final = "missing"
 PERSONAL_ALTERED: Final = "personal_altered"
+PERSONAL_REMOVED: Final = "personal_removed"
 INDEX_ALTERED: Final = "index_altered"
 
 BATCH: Final = 2000
@@ -412,6 +432,12 @@ def check_entry(row: Row[Any], expected_seq: int, prev_hash: str) -> Problem | N
             "reordered before it",
         )
     if row.personal is not None:
+        if row.erased_at is not None:
+            return Problem(
+                seq,
+                PERSONAL_ALTERED,
+                f"entry {seq} holds personal data although it is marked erased (altered)",
+            )
         if row.personal_salt is None or row.personal_digest is None:
             return Problem(
                 seq, PERSONAL_ALTERED, f"entry {seq} holds personal data without its digest"
@@ -426,22 +452,99 @@ def check_entry(row: Row[Any], expected_seq: int, prev_hash: str) -> Problem | N
                 PERSONAL_ALTERED,
                 f"entry {seq} was altered: its personal data does not match its digest",
             )
+    elif row.personal_digest is None:
+        if row.erased_at is not None or row.personal_salt is not None:
+            return Problem(
+                seq,
+                PERSONAL_ALTERED,
+                f"entry {seq} had no personal data but is marked as holding or erasing some",
+            )
+    elif row.erased_at is None:
+        return Problem(
+            seq,
+            PERSONAL_REMOVED,
+            f"entry {seq}: its personal data was removed without an erasure (tampered)",
+        )
+    elif row.personal_salt is not None:
+        return Problem(
+            seq, PERSONAL_ALTERED, f"entry {seq}: its personal data is gone but its salt is kept"
+        )
     return None
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _declared(data_text: str) -> list[tuple[int, int]] | None:
+    """The runs of ``seq`` an entry's data records as erased with it, or ``None``."""
+    try:
+        data = json.loads(data_text)
+    except ValueError:
+        return None
+    runs = data.get(ERASED_ENTRIES) if isinstance(data, dict) else None
+    if not isinstance(runs, list):
+        return None
+    out: list[tuple[int, int]] = []
+    for run in runs:
+        if (
+            isinstance(run, list)
+            and len(run) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in run)
+        ):
+            out.append((run[0], run[1]))
+    return out
+
+
+class _Erasures:
+    """The erasures the chain records: by instant, the recording entry and the runs of
+    ``seq`` it erased (read once, before the walk; every recording entry is itself verified
+    by the walk)."""
+
+    def __init__(self, session: Session) -> None:
+        self.by_at: dict[datetime, list[tuple[int, list[tuple[int, int]]]]] = {}
+        rows = session.connection().execute(
+            select(audit_entry.c.seq, audit_entry.c.at, audit_entry.c.data).where(
+                audit_entry.c.data.contains(f'"{ERASED_ENTRIES}":', autoescape=True)
+            )
+        )
+        for r in rows:
+            runs = _declared(r.data)
+            if runs:
+                self.by_at.setdefault(_utc(r.at), []).append((int(r.seq), runs))
+
+    def recorded(self, seq: int, erased_at: datetime) -> bool:
+        """True when a later entry at ``erased_at`` records the erasure of entry ``seq``."""
+        return any(
+            by > seq and any(lo <= seq <= hi for lo, hi in runs)
+            for by, runs in self.by_at.get(_utc(erased_at), ())
+        )
 
 
 def verify(session: Session) -> Verification:
     """Walk the whole chain: recompute every hash, check every link and ``seq``, the personal
-    parts still present against their digests, and the subject index against the entries.
+    parts still present against their digests, every removed personal part against the entry
+    that records its erasure (:data:`ERASED_ENTRIES`), and the subject index against the
+    entries.
 
     Stops at the first problem. What verification alone cannot see: entries cut off the *end*
     of the log; compare the head with an anchor for that (:mod:`gateway.audit.anchor`)."""
     flush(session)
+    erasures = _Erasures(session)
     prev = GENESIS
     expected = 1
     last: Head | None = None
     for rows, index in _batches(session):
         for row in rows:
             problem = check_entry(row, expected, prev)
+            erased = row.personal_digest is not None and row.erased_at is not None
+            if problem is None and erased and not erasures.recorded(int(row.seq), row.erased_at):
+                problem = Problem(
+                    int(row.seq),
+                    PERSONAL_REMOVED,
+                    f"entry {row.seq}: its personal data was removed, but no entry records "
+                    "that erasure (tampered)",
+                )
             if problem is not None:
                 return Verification(expected - 1, last, problem)
             seq = int(row.seq)
@@ -463,10 +566,12 @@ def verify(session: Session) -> Verification:
 
 __all__ = [
     "ALTERED",
+    "ERASED_ENTRIES",
     "INDEX_ALTERED",
     "LINK_BROKEN",
     "MISSING",
     "PERSONAL_ALTERED",
+    "PERSONAL_REMOVED",
     "Problem",
     "Verification",
     "append",
@@ -475,6 +580,7 @@ __all__ = [
     "entries",
     "erase_personal",
     "head",
+    "seq_ranges",
     "subjects_active_since",
     "verify",
 ]

@@ -5,7 +5,8 @@ The sync engine calls a sink inside the transaction that records what a device r
 the entry commits with it. Bodies hold device ids, credential numbers, lock numbers and times,
 never a person's data; they are logged as they come (``data``), under the action
 ``device.<kind>`` (``device.key_programmed``, ``device.access_granted``, ...), with the device
-as the actor.
+as the actor. An entry about a lock has the lock among its subjects (:func:`lock_subject`:
+``cylinder 200101``, ``door ctrl-office/1``), so ``lockgate audit show --lock`` finds it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,29 @@ from sqlalchemy.orm import Session
 
 from gateway.audit import log as audit_log
 from gateway.core import Core
+from gateway.domain.locks import LockRef, LockRefError
 from gateway.domain.timeutil import utcnow
 
 _DEVICE_KEYS: Final = ("device", "station", "via_station")
 _CREDENTIAL_KEYS: Final = ("credential", "key")
+
+
+def lock_subject(lock: LockRef) -> str:
+    """The audit subject of a lock: ``cylinder 200101`` or ``door ctrl-office/1``."""
+    if lock.kind == "cylinder":
+        return f"cylinder {lock.cylinder}"
+    return f"door {lock.controller_id}/{lock.door}"
+
+
+def _lock_of(device: str, body: dict[str, Any]) -> LockRef | None:
+    try:
+        if body.get("cylinder"):
+            return LockRef.of_cylinder(body["cylinder"])
+        if body.get("door") and device != "gateway":
+            return LockRef.of_door(device, int(body["door"]))
+    except (LockRefError, TypeError, ValueError):
+        return None
+    return None
 
 
 class AuditSink:
@@ -50,8 +70,9 @@ class AuditSink:
         for k in _CREDENTIAL_KEYS:
             if body.get(k):
                 subjects.append(f"credential {body[k]}")
-        if body.get("cylinder"):
-            subjects.append(f"cylinder {body['cylinder']}")
+        lock = _lock_of(device, body)
+        if lock is not None:
+            subjects.append(lock_subject(lock))
         audit_log.append(
             session,
             at=self.clock(),
@@ -62,4 +83,4 @@ class AuditSink:
         )
 
 
-__all__ = ["AuditSink"]
+__all__ = ["AuditSink", "lock_subject"]

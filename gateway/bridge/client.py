@@ -4,27 +4,32 @@ Everything else in the bridge sees :class:`BrokerSession` (connect, subscribe, t
 messages, acknowledge them, publish) and the plain data classes below; swapping the library
 means rewriting this module only.
 
-A session is two MQTT v5 connections to the same broker:
+A session is one MQTT v5 connection (client id ``mqtt.client_id``; with the shipped broker
+configuration the broker replaces it by the account name, so no other account can take over
+the gateway's session). It holds the persistent session (clean start off, a session expiry,
+QoS 1 subscriptions) and the last will, and carries everything the gateway publishes.
 
-- the **request connection** (client id ``mqtt.client_id``) holds the persistent session:
-  clean start off, a session expiry, QoS 1 subscriptions. Messages are acknowledged
-  (PUBACK) only when :meth:`BrokerSession.ack` is called, i.e. after their effect and their
-  response are stored, and always in the order they arrived (MQTT 5 §4.6). Its Receive Maximum
-  asks the broker to keep at most ``max_pending`` messages in flight, and when the inbound
-  buffer still fills up (some brokers overshoot), the socket is simply not read until the
-  buffer has drained to half: nothing is dropped and memory stays bounded.
-- the **publishing connection** (client id ``<client_id>.pub``) carries the last will and
-  everything the gateway publishes. It is separate because a paused request socket would
-  also hold back the PUBACKs of the gateway's own publications, which the acknowledgements
-  of requests wait for.
+- **Inbound**: messages are acknowledged (PUBACK) only when :meth:`BrokerSession.ack` is
+  called, i.e. after their effect and their response are stored, and always in the order they
+  arrived (MQTT 5 §4.6). The Receive Maximum tells the broker to keep at most ``max_pending``
+  unacknowledged messages in flight (MQTT 5 §4.9). The socket is always read, so control
+  packets (SUBACK, PINGRESP, PUBACKs of the gateway's own publications) are never stuck behind
+  a backlog of requests. Brokers do not all keep to the Receive Maximum (Mosquitto 2.0 sends a
+  resumed session's backlog faster), so the session bounds memory itself: beyond twice
+  ``max_pending`` unacknowledged requests (buffered or taken) it takes no more and leaves them
+  unacknowledged, finishes
+  and acknowledges what it holds, and then ends with :class:`SessionRecycled`; the broker
+  sends the rest again on the next connection. QoS 0 requests, which have no flow control and
+  cannot be sent again, are dropped with a warning once ``max_pending`` are buffered.
+- **Outbound**: QoS 1 publications, at most :data:`MAX_INFLIGHT_OUT` in flight.
 
-If either connection fails the session is lost as a whole (:class:`ConnectionLost`); the
-caller opens a new one. Unacknowledged requests are then redelivered by the broker.
+When the connection fails the session is lost (:class:`ConnectionLost`); the caller opens a
+new one. Unacknowledged requests are then redelivered by the broker. A graceful close first
+makes sure the broker has processed every acknowledgement given.
 
-aiomqtt 2.x has no manual acknowledgement, no hook to pause reading and does not report
-whether the broker kept the session; the paho-mqtt client it drives has all three
-(``manual_ack_set``/``ack``, the socket and connect callbacks). :func:`_paho` is the one
-place that reaches under aiomqtt to it.
+aiomqtt 2.x has no manual acknowledgement and does not report whether the broker kept the
+session; the paho-mqtt client it drives has both (``manual_ack_set``/``ack``, the connect
+callback). :func:`_paho` is the one place that reaches under aiomqtt to it.
 """
 
 from __future__ import annotations
@@ -44,20 +49,35 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger(__name__)
 
-PUBLISHER_SUFFIX = ".pub"
 MAX_INFLIGHT_OUT = 100
 """QoS 1 publications in flight at once on the publishing connection."""
 OPERATION_TIMEOUT_S = 60.0
 """Longest wait for a PUBACK or SUBACK before the session counts as lost."""
+
+TAKEN_OVER = 0x8E
+"""MQTT 5 DISCONNECT reason: Session taken over."""
+FLUSH_TIMEOUT_S = 2.0
+"""Longest wait for queued acknowledgements to be written when a session closes."""
 
 _generations = itertools.count(1)
 
 
 class ConnectionLost(Exception):
     """The broker could not be reached, refused the connection, or the connection broke."""
+
+
+class SessionTakenOver(ConnectionLost):
+    """The broker ended the session because another connection used the same client id
+    (MQTT 5 reason 0x8E): another gateway, or another client, runs as this gateway."""
+
+
+class SessionRecycled(ConnectionLost):
+    """The session ended itself after the broker sent more than the inbound buffer holds:
+    everything taken was acknowledged; connect again at once to receive the rest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,36 +155,35 @@ def _paho(client: aiomqtt.Client) -> paho.Client:
 class InboundBuffer:
     """Received requests not yet taken, urgent ones (revocations) first.
 
-    ``limit`` bounds it: when it holds ``limit`` messages, ``on_full`` is called (the session
-    stops reading its socket); once :meth:`take` brings it down to half, ``on_space``."""
+    ``limit`` is the Receive Maximum the broker was given: a broker that keeps to it never
+    makes the buffer hold more. :meth:`put` refuses a QoS 0 message once the buffer holds
+    ``limit`` messages; the session bounds QoS 1 and 2 messages itself (it counts those taken
+    and not yet acknowledged too: see the module docstring)."""
 
     def __init__(self, limit: int, urgent: Callable[[str], bool]) -> None:
-        if limit < 2:
-            raise ValueError(f"limit: at least 2, got {limit}")
+        if limit < 1:
+            raise ValueError(f"limit: at least 1, got {limit}")
         self.limit = limit
-        self._resume_at = limit // 2
         self._urgent = urgent
         self._queues: tuple[collections.deque[InboundMessage], ...] = (
             collections.deque(),
             collections.deque(),
         )
         self._ready = asyncio.Event()
-        self.full = False
-        self.on_full: Callable[[], None] = lambda: None
-        self.on_space: Callable[[], None] = lambda: None
         self.high_water = 0
 
     def __len__(self) -> int:
         return len(self._queues[0]) + len(self._queues[1])
 
-    def put(self, message: InboundMessage) -> None:
+    def put(self, message: InboundMessage) -> bool:
+        """Queue ``message``; False (and nothing queued) when the buffer is over its bound."""
+        size = len(self)
+        if message.qos == 0 and size >= self.limit:
+            return False
         self._queues[0 if self._urgent(message.topic) else 1].append(message)
         self._ready.set()
-        size = len(self)
-        self.high_water = max(self.high_water, size)
-        if size >= self.limit and not self.full:
-            self.full = True
-            self.on_full()
+        self.high_water = max(self.high_water, size + 1)
+        return True
 
     async def take(self, n: int) -> list[InboundMessage]:
         """Wait for at least one message; return up to ``n``, urgent ones first, each in
@@ -176,9 +195,6 @@ class InboundBuffer:
         for queue in self._queues:
             while queue and len(batch) < n:
                 batch.append(queue.popleft())
-        if self.full and len(self) <= self._resume_at:
-            self.full = False
-            self.on_space()
         return batch
 
 
@@ -196,6 +212,10 @@ def _forwarding_queue(
 
 def _properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
+def _reason(code: int) -> ReasonCode:
+    return ReasonCode(PacketTypes.DISCONNECT, identifier=code)
 
 
 def _property(props: Properties | None, name: str) -> Any:
@@ -218,11 +238,16 @@ class BrokerSession:
         self.options = options
         self.will = will
         self.generation = next(_generations)
-        self.buffer = InboundBuffer(max(2, options.max_pending), urgent)
-        self.buffer.on_full = self._pause
-        self.buffer.on_space = self._resume
+        self.buffer = InboundBuffer(self.receive_maximum, urgent)
         self.session_present = False
-        self.paused_count = 0
+        self.dropped = 0
+        """QoS 0 requests dropped because the buffer was full."""
+        self.unacked_limit = 2 * self.receive_maximum
+        """Unacknowledged requests held at most (the bound on memory)."""
+        self.unacked_high_water = 0
+        self.overflowing = False
+        """The broker sent more than :attr:`unacked_limit`: requests are left unacknowledged
+        for the next session, which starts once everything taken is acknowledged."""
         self._loop = asyncio.get_running_loop()
         self._stack = contextlib.AsyncExitStack()
         self._order = itertools.count()
@@ -230,11 +255,14 @@ class BrokerSession:
             collections.OrderedDict()
         )
         self._failed: asyncio.Future[None] = self._loop.create_future()
-        self._request_sock: Any = None  # the socket paho reads (a plain or an SSL socket)
-        self._paused = False
-        self._requests: aiomqtt.Client | None = None
-        self._publisher: aiomqtt.Client | None = None
-        self._watchers: list[asyncio.Task[None]] = []
+        self._mqtt: aiomqtt.Client | None = None
+        self._taken_over = False
+        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def receive_maximum(self) -> int:
+        """The Receive Maximum sent to the broker: ``max_pending``, within 1..65535."""
+        return max(1, min(self.options.max_pending, 65535))
 
     # ------------------------------------------------------------------ connecting
 
@@ -247,36 +275,25 @@ class BrokerSession:
             context.load_cert_chain(o.cert_file, o.key_file)
         return context
 
-    def _client(
-        self,
-        identifier: str,
-        *,
-        persistent: bool,
-        will: LastWill | None,
-        queue_type: type[asyncio.Queue[aiomqtt.Message]] | None,
-        tls: ssl.SSLContext | None,
-    ) -> aiomqtt.Client:
+    def _client(self, tls: ssl.SSLContext | None) -> aiomqtt.Client:
         o = self.options
         props = _properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = o.session_expiry_s if persistent else 0
-        if persistent:
-            props.ReceiveMaximum = max(1, min(o.max_pending, 65535))
+        props.SessionExpiryInterval = o.session_expiry_s
+        props.ReceiveMaximum = self.receive_maximum
         client = aiomqtt.Client(
             o.host,
             o.port,
             username=o.username,
             password=o.password,
-            identifier=identifier,
+            identifier=o.client_id,
             protocol=aiomqtt.ProtocolVersion.V5,
-            will=None
-            if will is None
-            else aiomqtt.Will(will.topic, will.payload, will.qos, will.retain),
-            clean_start=not persistent,
+            will=aiomqtt.Will(self.will.topic, self.will.payload, self.will.qos, self.will.retain),
+            clean_start=False,
             keepalive=o.keepalive_s,
             properties=props,
             tls_context=tls,
             max_inflight_messages=MAX_INFLIGHT_OUT,
-            queue_type=queue_type,
+            queue_type=_forwarding_queue(self._received),
             timeout=OPERATION_TIMEOUT_S,
             # Small packets (PUBACKs, responses) must not wait for Nagle's algorithm.
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
@@ -289,65 +306,67 @@ class BrokerSession:
             tls = self._tls_context()
         except (OSError, ssl.SSLError) as exc:
             raise ConnectionLost(f"TLS files of mqtt settings cannot be used: {exc}") from None
-        self._publisher = self._client(
-            self.options.client_id + PUBLISHER_SUFFIX,
-            persistent=False,
-            will=self.will,
-            queue_type=None,
-            tls=tls,
-        )
-        self._requests = self._client(
-            self.options.client_id,
-            persistent=True,
-            will=None,
-            queue_type=_forwarding_queue(self._received),
-            tls=tls,
-        )
-        self._hook(self._requests)
+        self._mqtt = self._client(tls)
+        self._hook(self._mqtt)
         try:
-            for client in (self._publisher, self._requests):
-                await self._stack.enter_async_context(client)
-                self._watchers.append(
-                    asyncio.create_task(
-                        self._watch(client), name=f"lockgate-mqtt-watch-{self.generation}"
-                    )
-                )
+            await self._stack.enter_async_context(self._mqtt)
         except aiomqtt.MqttError as exc:
             await self.close()
             raise ConnectionLost(f"cannot connect to {self.options.address}: {exc}") from None
         except BaseException:
             await self.close()
             raise
+        self._watcher = asyncio.create_task(
+            self._watch(self._mqtt), name=f"lockgate-mqtt-watch-{self.generation}"
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     async def close(self) -> None:
-        """Disconnect both connections (gracefully when they are still up)."""
+        """Disconnect (gracefully when still connected), after the broker has processed the
+        acknowledgements already given."""
+        await self._flush_acks()
         try:
             await self._stack.aclose()
         except aiomqtt.MqttError as exc:
             log.debug("disconnect from %s: %s", self.options.address, exc)
-        # The watchers end by themselves once disconnected (and so collect the error).
-        if self._watchers:
-            _, late = await asyncio.wait(self._watchers, timeout=1.0)
+        # The watcher ends by itself once disconnected (and so collects the error).
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            _, late = await asyncio.wait([watcher], timeout=1.0)
             for task in late:
                 task.cancel()
-            for task in self._watchers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._watchers.clear()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         if not self._failed.done():
             self._failed.set_exception(ConnectionLost("session closed"))
         self._failed.exception()  # mark it retrieved: nobody else may ever look
 
+    async def _flush_acks(self) -> None:
+        """Make sure the broker has processed the acknowledgements given, before closing.
+
+        Closing a socket while the broker is still sending makes the kernel reset the
+        connection, and the broker then drops what it had not read yet: the last PUBACKs,
+        so it would send those requests again. The broker handles a connection's packets in
+        order, so once it answered an UNSUBSCRIBE (of a filter never subscribed) sent after
+        them, it has processed them all."""
+        if self._mqtt is None or (self._failed.done() and not self._recycled()):
+            return
+        with contextlib.suppress(TimeoutError, aiomqtt.MqttError):
+            async with asyncio.timeout(FLUSH_TIMEOUT_S):
+                await self._mqtt.unsubscribe(f"$lockgate/flush/{self.generation}")
+
+    def _recycled(self) -> bool:
+        return self._failed.done() and isinstance(self._failed.exception(), SessionRecycled)
+
     def _hook(self, client: aiomqtt.Client) -> None:
-        """Manual acknowledgement, session-present and socket capture on the request client."""
+        """Manual acknowledgement and session-present on the client."""
         inner = _paho(client)
         inner.manual_ack_set(True)
         on_connect: Any = inner.on_connect
-        on_socket_open: Any = inner.on_socket_open
+        on_disconnect: Any = inner.on_disconnect
 
         def connected(
             c: paho.Client,
@@ -360,13 +379,16 @@ class BrokerSession:
             if on_connect is not None:
                 on_connect(c, userdata, flags, reason, props)
 
-        def socket_opened(c: paho.Client, userdata: Any, sock: Any) -> None:
-            self._request_sock = sock
-            if on_socket_open is not None:
-                on_socket_open(c, userdata, sock)
+        def disconnected(
+            c: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any = None
+        ) -> None:
+            if getattr(reason, "value", None) == TAKEN_OVER:
+                self._taken_over = True
+            if on_disconnect is not None:
+                on_disconnect(c, userdata, flags, reason, props)
 
         inner.on_connect = connected
-        inner.on_socket_open = socket_opened
+        inner.on_disconnect = disconnected
 
     async def _watch(self, client: aiomqtt.Client) -> None:
         """Ends the session when ``client``'s connection ends (aiomqtt reports it through
@@ -375,14 +397,22 @@ class BrokerSession:
             async for _ in client.messages:
                 pass
         except aiomqtt.MqttError as exc:
-            self._fail(ConnectionLost(f"connection to {self.options.address} lost: {exc}"))
+            if self._taken_over:
+                self._fail(
+                    SessionTakenOver(
+                        f"another connection to {self.options.address} took over client id "
+                        f"{self.options.client_id!r}"
+                    )
+                )
+            else:
+                self._fail(ConnectionLost(f"connection to {self.options.address} lost: {exc}"))
 
     def _fail(self, exc: ConnectionLost) -> None:
         if not self._failed.done():
             self._failed.set_exception(exc)
 
     async def wait_closed(self) -> None:
-        """Return never; raise :class:`ConnectionLost` once either connection has ended."""
+        """Return never; raise :class:`ConnectionLost` once the connection has ended."""
         await asyncio.shield(self._failed)
 
     # ------------------------------------------------------------------ inbound
@@ -392,71 +422,68 @@ class BrokerSession:
         correlation = _property(props, "CorrelationData")
         user = _property(props, "UserProperty") or []
         order = next(self._order)
-        if message.qos > 0:
-            self._unacked[order] = (message.mid, message.qos, False)
-        self.buffer.put(
-            InboundMessage(
-                topic=message.topic.value,
-                payload=bytes(message.payload)
-                if isinstance(message.payload, bytes | bytearray)
-                else str(message.payload).encode(),
-                qos=message.qos,
-                retain=message.retain,
-                response_topic=_property(props, "ResponseTopic"),
-                correlation_data=bytes(correlation) if correlation is not None else None,
-                user_properties=tuple((str(k), str(v)) for k, v in user),
-                mid=message.mid,
-                generation=self.generation,
-                order=order,
-            )
+        inbound = InboundMessage(
+            topic=message.topic.value,
+            payload=bytes(message.payload)
+            if isinstance(message.payload, bytes | bytearray)
+            else str(message.payload).encode(),
+            qos=message.qos,
+            retain=message.retain,
+            response_topic=_property(props, "ResponseTopic"),
+            correlation_data=bytes(correlation) if correlation is not None else None,
+            user_properties=tuple((str(k), str(v)) for k, v in user),
+            mid=message.mid,
+            generation=self.generation,
+            order=order,
         )
+        if message.qos == 0:
+            if not self.buffer.put(inbound):
+                self.dropped += 1
+                log.warning(
+                    "inbound buffer full (%d): a QoS 0 request on %s was dropped; send "
+                    "requests at QoS 1",
+                    len(self.buffer),
+                    inbound.topic,
+                )
+            return
+        if not self.overflowing and len(self._unacked) < self.unacked_limit:
+            self.buffer.put(inbound)
+            self._unacked[order] = (message.mid, message.qos, False)
+            self.unacked_high_water = max(self.unacked_high_water, len(self._unacked))
+            return
+        if not self.overflowing:
+            self.overflowing = True
+            log.warning(
+                "the broker sent more than %d unacknowledged requests (Receive Maximum %d): "
+                "the rest waits at the broker for the next session",
+                len(self._unacked),
+                self.receive_maximum,
+            )
+            self._recycle_when_done()
 
-    def _pause(self) -> None:
-        if self._request_sock is not None and not self._paused:
-            self._loop.remove_reader(self._request_sock.fileno())
-            self._paused = True
-            self.paused_count += 1
-            log.info("inbound buffer full (%d requests): reading paused", len(self.buffer))
-
-    def _resume(self) -> None:
-        if self._paused and self._request_sock is not None and self._requests is not None:
-            self._paused = False
-            if self._request_sock.fileno() >= 0:
-                self._loop.add_reader(self._request_sock.fileno(), self._read)
-            log.info("inbound buffer drained (%d requests): reading resumed", len(self.buffer))
-
-    def _read(self) -> None:
-        """Reads the request socket after a pause (what aiomqtt's own reader does)."""
-        assert self._requests is not None
-        inner = _paho(self._requests)
-        try:
-            while not self._paused:
-                inner.loop_read()
-                pending = getattr(self._request_sock, "pending", None)
-                if pending is None or pending() <= 0:
-                    break
-        except Exception as exc:
-            if self._request_sock is not None and self._request_sock.fileno() >= 0:
-                self._loop.remove_reader(self._request_sock.fileno())
-            self._fail(ConnectionLost(f"reading from {self.options.address} failed: {exc}"))
+    def _recycle_when_done(self) -> None:
+        """After an overflow, end the session once nothing taken is unacknowledged."""
+        if not self.overflowing or self._unacked or len(self.buffer):
+            return
+        self._fail(SessionRecycled("inbound buffer overflowed: taking the rest on a new session"))
 
     def ack(self, message: InboundMessage) -> None:
         """Acknowledge ``message`` to the broker. PUBACKs go out in arrival order, so one may
         wait for earlier messages to be acknowledged too. Messages of an earlier session are
         ignored: the broker redelivers those."""
-        if message.generation != self.generation or self._requests is None:
+        if message.generation != self.generation or self._mqtt is None:
             return
         entry = self._unacked.get(message.order)
-        if entry is None:
-            return
-        self._unacked[message.order] = (entry[0], entry[1], True)
-        inner = _paho(self._requests)
+        if entry is not None:
+            self._unacked[message.order] = (entry[0], entry[1], True)
+        inner = _paho(self._mqtt)
         while self._unacked:
             order, (mid, qos, done) = next(iter(self._unacked.items()))
             if not done:
                 break
             del self._unacked[order]
             inner.ack(mid, qos)
+        self._recycle_when_done()
 
     @property
     def unacknowledged(self) -> int:
@@ -464,12 +491,12 @@ class BrokerSession:
         return len(self._unacked)
 
     async def subscribe(self, filters: Sequence[str], qos: int = 1) -> None:
-        """Subscribe the request connection to ``filters``; raise :class:`ConnectionLost`
+        """Subscribe to ``filters``; raise :class:`ConnectionLost`
         when the broker refuses one."""
-        if self._requests is None:
+        if self._mqtt is None:
             raise ConnectionLost("not connected")
         try:
-            granted = await self._requests.subscribe([(f, qos) for f in filters])
+            granted = await self._mqtt.subscribe([(f, qos) for f in filters])
         except aiomqtt.MqttError as exc:
             raise ConnectionLost(f"subscribe failed: {exc}") from None
         for f, code in zip(filters, granted, strict=False):
@@ -481,14 +508,14 @@ class BrokerSession:
 
     async def publish(self, message: OutboundMessage) -> None:
         """Publish and wait for the broker's acknowledgement (QoS 1)."""
-        if self._publisher is None:
+        if self._mqtt is None:
             raise ConnectionLost("not connected")
         props: Properties | None = None
         if message.correlation_data is not None:
             props = _properties(PacketTypes.PUBLISH)
             props.CorrelationData = message.correlation_data
         try:
-            await self._publisher.publish(
+            await self._mqtt.publish(
                 message.topic,
                 message.payload,
                 qos=message.qos,
@@ -521,4 +548,6 @@ __all__ = [
     "InboundMessage",
     "LastWill",
     "OutboundMessage",
+    "SessionRecycled",
+    "SessionTakenOver",
 ]

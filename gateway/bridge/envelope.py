@@ -2,14 +2,20 @@
 error response that names what is wrong.
 
 A request payload is one JSON object: the envelope fields ``request_id`` (required),
-``expires_at`` and ``client`` (optional) side by side with the command's own fields
-(flattened, the same for every request name). For example, on ``<base>/v1/request/id06_block``::
+``expires_at`` and ``client`` (optional) side by side with the command's own top-level
+fields. For example, on ``<base>/v1/request/id06_block``::
 
     {"request_id": "c-1842", "expires_at": "2026-11-23T12:00:00Z",
      "card_number": "ID06DN0001", "reason": "reported lost"}
 
+The master-data requests carry their fact as one nested object named after it, e.g. on
+``<base>/v1/request/organisation``::
+
+    {"request_id": "c-1843", "organisation": {"org_number": "5566778899", "name": "..."}}
+
 Parsing never raises: :func:`parse_request` returns either a :class:`ParsedRequest` or a
-:class:`RequestError` with a stable code, a message and the dotted field path.
+:class:`RequestError` with a stable code, a message and the dotted field path of the first
+error, and the list of every error found.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from gateway.commands.model import COMMANDS, COMMANDS_BY_NAME, Command
-from gateway.core import error_of
+from gateway.core import error_body, error_of, field_errors
 from gateway.domain.timeutil import UtcDateTime
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -38,13 +44,18 @@ def _printable(value: str) -> str:
     return value
 
 
+PRINTABLE_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"
+"""What a sender should write: printable ASCII, no spaces around (the gateway also accepts
+other printable characters)."""
+
 RequestId = Annotated[
     str,
     Field(
         min_length=1,
         max_length=200,
-        description="Chosen by the sender, unique per change: the same id again returns the "
-        "stored response and changes nothing.",
+        description="Chosen by the sender, unique per change: the same request again returns "
+        "the stored response, another request with the same id is refused (CONFLICT).",
+        json_schema_extra={"pattern": PRINTABLE_PATTERN},
     ),
     AfterValidator(_printable),
 ]
@@ -56,6 +67,7 @@ ClientName = Annotated[
         max_length=100,
         description="Identity of the sending system; selects the operator the request acts "
         "as (mqtt.client_operators). Absent: mqtt.system_operator.",
+        json_schema_extra={"pattern": PRINTABLE_PATTERN},
     ),
     AfterValidator(_printable),
 ]
@@ -72,7 +84,11 @@ class RequestEnvelope(BaseModel):
         description="If set, the request is refused with EXPIRED once this instant has "
         "passed, and never applied late.",
     )
-    client: ClientName | None = None
+    client: ClientName | None = Field(
+        default=None,
+        description="Identity of the sending system; selects the operator the request acts "
+        "as (mqtt.client_operators). Absent: mqtt.system_operator.",
+    )
 
 
 @functools.cache
@@ -107,19 +123,22 @@ class ParsedRequest:
 
 @dataclass(frozen=True, slots=True)
 class RequestError:
-    """Why a payload is not a valid request; ``request_id`` when it could still be read."""
+    """Why a payload is not a valid request; ``request_id`` when it could still be read.
+    ``errors`` lists every error found (``{field, message}``); empty means just the one of
+    ``message`` and ``field``."""
 
     request_id: str | None
     code: str
     message: str
     field: str | None = None
+    errors: tuple[dict[str, Any], ...] = ()
 
     def response(self) -> dict[str, Any]:
         return {
             "request_id": self.request_id,
             "status": "error",
             "data": {},
-            "error": {"code": self.code, "message": self.message, "field": self.field},
+            "error": error_body(self.code, self.message, self.field, list(self.errors) or None),
         }
 
 
@@ -192,9 +211,32 @@ def parse_request(name: str, payload: bytes) -> ParsedRequest | RequestError:
     try:
         request = request_model(command_type).model_validate(obj)
     except ValidationError as exc:
-        code, message, field = error_of(exc)
-        return RequestError(request_id, code, message, field)
+        code, message, field_name = error_of(exc)
+        errors = field_errors(exc)
+        hint = _nesting_hint(command_type, obj, exc)
+        if hint:
+            message = f"{message}: {hint}"
+            errors[0] = {**errors[0], "message": f"{errors[0]['message']}: {hint}"}
+        return RequestError(request_id, code, message, field_name, tuple(errors))
     return _parsed(name, command_type, request)
+
+
+def _nesting_hint(command_type: type[Command], obj: dict[str, Any], exc: ValidationError) -> str:
+    """For a request whose fields were sent flat although they nest in one object (the master
+    data requests: ``{"organisation": {"org_number": ..., "name": ...}}``), say so."""
+    first = exc.errors()[0]
+    if first["type"] != "missing" or len(first["loc"]) != 1:
+        return ""
+    name = str(first["loc"][0])
+    spec = command_type.model_fields.get(name)
+    annotation = spec.annotation if spec is not None else None
+    if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return ""
+    inner = set(annotation.model_fields)
+    flat = sorted(k for k in obj if k in inner and k not in command_type.model_fields)
+    if not flat:
+        return ""
+    return f"the fields {', '.join(flat)} belong inside the object {name!r}"
 
 
 def _parsed(name: str, command_type: type[Command], request: BaseModel) -> ParsedRequest:

@@ -7,8 +7,8 @@ For each batch taken from the session's bounded buffer (revocations first):
 2. the valid ones go to the core thread in **one** call: expired requests are refused there
    (just before the transaction, so never applied late; a request seen before still gets its
    stored response), the rest are applied with :meth:`Core.submit_many`, in one transaction;
-3. the responses are published (QoS 1, waiting for the broker's PUBACK), and only then are
-   the requests acknowledged to the broker.
+3. the responses are published (QoS 1, waiting for the broker's PUBACK), those of urgent
+   requests (revocations) first, and only then are the requests acknowledged to the broker.
 
 A crash or a lost connection anywhere in between leaves the requests unacknowledged: the broker
 delivers them again, and the inbox answers those already applied with their stored response.
@@ -18,18 +18,25 @@ Step 3 of one batch overlaps step 2 of the next.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gateway.bridge.client import BrokerSession, InboundMessage, OutboundMessage
+from gateway.audit import log as audit_log
+from gateway.bridge.client import (
+    MAX_INFLIGHT_OUT,
+    BrokerSession,
+    InboundMessage,
+    OutboundMessage,
+)
 from gateway.bridge.envelope import ParsedRequest, RequestError, parse_request
 from gateway.bridge.retry import retrying, transient
 from gateway.bridge.topics import TopicMap
 from gateway.commands.model import COMMANDS_BY_NAME
-from gateway.core import Outcome, Submission
+from gateway.core import Outcome, Submission, request_digest
 from gateway.store import inbox
 
 if TYPE_CHECKING:
@@ -63,6 +70,42 @@ class Pending:
     ignored: bool = False
     """A retained request (a replay from the broker's retained store): acknowledged, not
     answered."""
+    failure: str | None = None
+    """The type of the unexpected exception this request raised (it is answered
+    ``INTERNAL``, logged and audited)."""
+
+
+class ResponseQueue:
+    """Requests answered and waiting for their response to be published: the responses of
+    urgent requests (revocations) go out first, each kind in the order it was applied."""
+
+    def __init__(self, urgent: Callable[[str], bool]) -> None:
+        self._urgent = urgent
+        self._queues: tuple[collections.deque[Pending], ...] = (
+            collections.deque(),
+            collections.deque(),
+        )
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._queues[0]) + len(self._queues[1])
+
+    def put(self, batch: list[Pending]) -> None:
+        for pending in batch:
+            self._queues[0 if self._urgent(pending.message.topic) else 1].append(pending)
+        if batch:
+            self._ready.set()
+
+    async def take(self, n: int) -> list[Pending]:
+        """Wait for at least one; return up to ``n``, urgent ones first."""
+        while not len(self):
+            self._ready.clear()
+            await self._ready.wait()
+        out: list[Pending] = []
+        for queue in self._queues:
+            while queue and len(out) < n:
+                out.append(queue.popleft())
+        return out
 
 
 class RequestPipeline:
@@ -76,38 +119,68 @@ class RequestPipeline:
         max_batch: int,
         system_operator: str,
         client_operators: dict[str, str],
+        on_presence: Callable[[InboundMessage], None] = lambda message: None,
     ) -> None:
         self.gateway = gateway
         self.topics = topics
         self.max_batch = max_batch
         self.system_operator = system_operator
         self.client_operators = dict(client_operators)
+        self.on_presence = on_presence
+        self.urgent = is_urgent(topics)
+        """Called with each message on the bridge state topic (acknowledged, not answered)."""
         self.handled = 0
 
     async def run(self, session: BrokerSession) -> None:
         """Serve ``session`` until cancelled or the session breaks (ConnectionLost)."""
-        responses: asyncio.Queue[list[Pending]] = asyncio.Queue()
+        responses = ResponseQueue(self.urgent)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._respond(session, responses), name="lockgate-mqtt-responses")
             tg.create_task(self._work(session, responses), name="lockgate-mqtt-requests")
 
-    async def _work(self, session: BrokerSession, responses: asyncio.Queue[list[Pending]]) -> None:
+    async def _work(self, session: BrokerSession, responses: ResponseQueue) -> None:
         while True:
             messages = await session.buffer.take(self.max_batch)
-            batch = [self._prepare(m) for m in messages]
+            batch = [self._prepare_safely(m) for m in messages]
             todo = [p for p in batch if p.response is None and not p.ignored]
             if todo:
                 await self._apply(todo)
-            # Unbounded on purpose: it only holds what was taken from the bounded buffer, and
-            # blocking here could keep the buffer from draining below its resume mark.
-            responses.put_nowait(batch)
+            failed = [p for p in batch if p.failure is not None]
+            if failed:
+                await self._record_failures(failed)
+            # Bounded by the session: it holds at most its limit of unacknowledged requests.
+            responses.put(batch)
 
     # ------------------------------------------------------------------ step 1: parse
+
+    def _prepare_safely(self, message: InboundMessage) -> Pending:
+        """:meth:`_prepare`, turning an unexpected exception into an ``INTERNAL`` answer:
+        one message must never stop the pipeline (the broker would redeliver it forever)."""
+        try:
+            return self._prepare(message)
+        except Exception as exc:
+            name = self.topics.request_name(message.topic) or ""
+            pending = Pending(
+                message, name, None, None, self.topics.response_topic(name or "unknown")
+            )
+            log.exception("request on %s could not be read", message.topic)
+            self._fail(pending, _readable_id(message.payload), exc)
+            return pending
+
+    def _fail(self, pending: Pending, request_id: str | None, exc: Exception) -> None:
+        pending.failure = type(exc).__name__
+        pending.response = RequestError(
+            request_id, "INTERNAL", f"the gateway failed to handle it ({pending.failure})"
+        ).response()
 
     def _prepare(self, message: InboundMessage) -> Pending:
         name = self.topics.request_name(message.topic) or ""
         reply_to = self.topics.response_topic(name) if name else ""
         pending = Pending(message, name, None, None, reply_to)
+        if message.topic == self.topics.bridge_state():
+            pending.ignored = True
+            self.on_presence(message)
+            return pending
         if message.retain:
             log.warning(
                 "ignoring a retained request on %s: requests must not be retained", message.topic
@@ -167,9 +240,7 @@ class RequestPipeline:
             if len(batch) == 1:
                 request_id = batch[0].request.request_id if batch[0].request else None
                 log.exception("request %s (%s) could not be applied", request_id, batch[0].name)
-                batch[0].response = RequestError(
-                    request_id, "INTERNAL", f"the gateway failed to apply it ({type(exc).__name__})"
-                ).response()
+                self._fail(batch[0], request_id, exc)
                 return
             # One request broke the whole transaction: apply them one by one to find it.
             for pending in batch:
@@ -201,11 +272,44 @@ class RequestPipeline:
             outcomes.update(zip((i for i, _ in live), applied, strict=True))
         return [outcomes[i] for i in range(len(batch))]
 
+    async def _record_failures(self, failed: list[Pending]) -> None:
+        """Audit the requests answered ``INTERNAL`` (no payload: it may hold personal data)."""
+        entries = [
+            {
+                "request": p.name or None,
+                "topic": p.message.topic,
+                "request_id": p.response["request_id"] if p.response else None,
+                "error": p.failure,
+                "source": SOURCE,
+            }
+            for p in failed
+        ]
+        actor = self.system_operator
+
+        def record(core: Core) -> None:
+            with core.db.session() as s:
+                for data in entries:
+                    audit_log.append(
+                        s,
+                        at=core.clock(),
+                        actor=actor,
+                        action="request_failed",
+                        subjects=[f"request {data['request_id']}"] if data["request_id"] else [],
+                        data=data,
+                    )
+
+        try:
+            async for attempt in retrying(log, "auditing failed requests"):
+                with attempt:
+                    await self.gateway.call(record, self.gateway.core)
+        except Exception:
+            log.exception("the failed requests could not be audited: %s", entries)
+
     # ------------------------------------------------------------------ step 3: respond
 
-    async def _respond(self, session: BrokerSession, queue: asyncio.Queue[list[Pending]]) -> None:
+    async def _respond(self, session: BrokerSession, queue: ResponseQueue) -> None:
         while True:
-            batch = await queue.get()
+            batch = await queue.take(MAX_INFLIGHT_OUT)
             await session.publish_many([self._response(p) for p in batch if not p.ignored])
             for pending in batch:
                 session.ack(pending.message)
@@ -229,12 +333,23 @@ class RequestPipeline:
         )
 
 
+def _readable_id(payload: bytes) -> str | None:
+    """The request id of a payload, if it can be read at all."""
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        return None
+    rid = obj.get("request_id") if isinstance(obj, dict) else None
+    return rid if isinstance(rid, str) and 0 < len(rid) <= 200 and rid.isprintable() else None
+
+
 def _expired(core: Core, request: ParsedRequest) -> Outcome:
-    """The response to an expired request: its stored response if it was applied before,
-    else ``EXPIRED`` (not recorded: nothing was applied)."""
+    """The response to an expired request: its stored response if this very request (same
+    name and content) was applied before, else ``EXPIRED`` (not recorded: nothing was
+    applied)."""
     with core.db.session(readonly=True) as s:
         seen = inbox.lookup(s, request.request_id)
-    if seen is not None:
+    if seen is not None and seen.matches(request.name, request_digest(request.command)):
         r = seen.response
         return Outcome(
             request.request_id, r["status"], r.get("data") or {}, r.get("error"), duplicate=True
@@ -248,4 +363,4 @@ def _expired(core: Core, request: ParsedRequest) -> Outcome:
     )
 
 
-__all__ = ["Pending", "RequestPipeline", "is_urgent"]
+__all__ = ["Pending", "RequestPipeline", "ResponseQueue", "is_urgent"]

@@ -86,9 +86,14 @@ def credential_state_payload(
             window=window,
             revision=state.revision,
             revalidation_days=state.revalidation_days,
-            grants=p.GrantsSummary(
-                count=len(state.grants), spaces=sorted({g.space_id for g in state.grants})
-            ),
+            grants=[
+                p.SpaceGrant(
+                    space=g.space_id,
+                    window=p.StateWindow(start=g.window.start, end=g.window.end),
+                    schedule=g.schedule,
+                )
+                for g in state.grants
+            ],
         ),
         confirmed=None
         if confirmed is None
@@ -307,18 +312,22 @@ class OutboxRelay:
     """Publishes the outbox, oldest first, while a broker session is up."""
 
     BATCH = 500
-    REPLAY = 1000
-    """Recently published rows sent again on every reconnect, in case the broker lost its
-    last changes (a broker killed between two autosaves)."""
+    REPLAY_MAX = 50_000
+    """At most this many recently published rows are sent again after a lost connection."""
     POLL_S = 1.0
     """Fallback polling interval (rows written by other processes wake nobody)."""
     REPUBLISH_CHUNK = 500
     PURGE_EVERY_S = 3600.0
     KEEP_PUBLISHED = timedelta(days=1)
 
-    def __init__(self, gateway: Gateway, publisher: StatePublisher) -> None:
+    def __init__(
+        self, gateway: Gateway, publisher: StatePublisher, *, replay_s: float = 30.0
+    ) -> None:
         self.gateway = gateway
         self.publisher = publisher
+        self.replay = timedelta(seconds=replay_s)
+        """Rows published this recently are sent again after a lost connection, in case the
+        broker lost them (a broker killed between two saves)."""
         self.published = 0
         self._wake = asyncio.Event()
         self._last_purge = 0.0
@@ -332,9 +341,10 @@ class OutboxRelay:
         """Stop being woken by the publisher (when the bridge stops)."""
 
     async def run(self, session: BrokerSession, *, replay: bool) -> None:
-        """Publish until cancelled; raises ConnectionLost when the session breaks."""
+        """Publish until cancelled; raises ConnectionLost when the session breaks. With
+        ``replay``, first publish again what was published in the last ``replay_s``."""
         core = self.gateway.core
-        if replay:
+        if replay and self.replay:
             rows = await self._call("reading the outbox", self._read, core, True)
             if rows:
                 log.info("republishing the %d most recently published messages", len(rows))
@@ -365,7 +375,9 @@ class OutboxRelay:
     def _read(self, core: Core, recent: bool) -> list[outbox.OutboxMessage]:
         with core.db.session(readonly=True) as s:
             if recent:
-                return outbox.recent_published(s, limit=self.REPLAY)
+                return outbox.recent_published(
+                    s, since=utcnow() - self.replay, limit=self.REPLAY_MAX
+                )
             return outbox.pending(s, limit=self.BATCH)
 
     @staticmethod

@@ -13,7 +13,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from gateway.domain.identifiers import Ident
-from gateway.domain.timeutil import UtcDateTime
+from gateway.domain.locks import LockText
+from gateway.domain.timeutil import UtcDateTime, WeeklySchedule
 
 CredentialNumber = Annotated[str, Field(min_length=1, max_length=10, pattern=r"^\d+$")]
 
@@ -21,7 +22,7 @@ CredentialNumber = Annotated[str, Field(min_length=1, max_length=10, pattern=r"^
 class Payload(BaseModel):
     """Base of every outbound payload."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 # ------------------------------------------------------------------ bridge and devices
@@ -32,12 +33,18 @@ class BridgeState(Payload):
     gateway's last will: the broker publishes it when the gateway disappears."""
 
     state: Literal["online", "offline"]
+    """`online` once the gateway is connected and subscribed, `offline` when it stops or
+    disappears."""
+    instance: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+    """Identifies one running gateway process (new at every start). A second gateway
+    announcing itself online on the same topics is reported as a `gateway_conflict` event."""
 
 
 class DeviceAvailability(Payload):
     """Whether a programming station or door controller is reachable (retained)."""
 
     state: Literal["online", "offline"]
+    """`online`: the device answers; `offline`: it does not."""
     reason: Annotated[str, Field(max_length=200, description="Why, for people; may be empty.")]
     at: UtcDateTime = Field(description="When the gateway observed it.")
 
@@ -46,18 +53,25 @@ class DeviceAvailability(Payload):
 
 
 class StateWindow(Payload):
-    """Overall validity of a credential: from ``start`` (inclusive) to ``end`` (exclusive);
-    ``null`` means unbounded."""
+    """A validity window: from ``start`` (inclusive) to ``end`` (exclusive); ``null`` means
+    unbounded."""
 
-    start: UtcDateTime | None
-    end: UtcDateTime | None
+    start: UtcDateTime | None = Field(description="First instant of the window; null: always.")
+    end: UtcDateTime | None = Field(description="First instant after the window; null: never.")
 
 
-class GrantsSummary(Payload):
-    """What the credential may open: how many grants, over which spaces."""
+class SpaceGrant(Payload):
+    """Access to one space in one window: the window is already clipped by everything that
+    bounds it (the application entry, the agreement, the ID06 card, the competences the space
+    requires, the key's validity)."""
 
-    count: int = Field(ge=0)
-    spaces: list[str] = Field(description="Space ids, sorted, each once.")
+    space: Ident = Field(description="Space id.")
+    window: StateWindow
+    """When: the window of this grant."""
+    schedule: WeeklySchedule | None = Field(
+        description="Weekly schedule (in the site's time zone) access is limited to inside "
+        "the window; null: at any time of the week."
+    )
 
 
 class DesiredSummary(Payload):
@@ -67,17 +81,30 @@ class DesiredSummary(Payload):
     enabled: bool = Field(description="Every condition that is not a time window holds.")
     revoked: bool = Field(description="Must be shut off (blocked, returned, lost, ...).")
     reasons: list[str] = Field(description="Reason codes why it is not active (empty if active).")
-    window: StateWindow | None
+    window: StateWindow | None = Field(
+        description="Overall validity: from the earliest start to the latest end of its "
+        "grants; null when it has none."
+    )
     revision: str = Field(description="Digest of everything a device must hold for it.")
-    revalidation_days: int | None
-    grants: GrantsSummary
+    revalidation_days: int | None = Field(
+        description="For a key: the days after each programming within which it must visit a "
+        "station again, or it lapses; null for tags and visitor cards."
+    )
+    grants: list[SpaceGrant] = Field(
+        description="Every space it may open, each with its own window, sorted by space and "
+        "start. A space is listed more than once when its windows are disjoint or differ in "
+        "schedule. Empty when it is not enabled."
+    )
 
 
 class ConfirmedState(Payload):
     """The revision a device last confirmed holding, and when."""
 
     revision: str
+    """The desired revision the devices confirmed holding (equal to `desired.revision` when the
+    devices hold what the rules derived)."""
     at: UtcDateTime
+    """When the last confirmation this rests on was made."""
 
 
 class CredentialState(Payload):
@@ -86,25 +113,50 @@ class CredentialState(Payload):
     the credential no longer exists."""
 
     number: CredentialNumber
+    """Credential number: a key serial (9 digits), a tag or a visitor card number."""
     kind: str = Field(description="key, tag or visitor_card.")
     desired: DesiredSummary
+    """What the rules engine derived for it."""
     confirmed: ConfirmedState | None
+    """What its devices confirmed holding; null while nothing is (see docs/mqtt.md for each
+    kind)."""
     pending: bool
+    """True while a device still has to change for it."""
     updated_at: UtcDateTime
+    """When this state was published."""
 
 
 # ------------------------------------------------------------------ responses
 
 
+class FieldError(Payload):
+    """One error found in a request: the offending field and why."""
+
+    field: str | None = Field(
+        description="Dotted path of the field (`application.entries.0.space_ids`), or null "
+        "when the error is about the request as a whole."
+    )
+    message: str = Field(description="Why, in a sentence.")
+
+
 class ErrorBody(Payload):
-    """Why a request was refused: a stable ``code``, a sentence, and the offending field."""
+    """Why a request was refused: a stable ``code``, a sentence and the offending field of
+    the first error, and every error found."""
 
     code: str = Field(
         description="INVALID, INVALID_JSON, PAYLOAD_TOO_LARGE, UNKNOWN_REQUEST, EXPIRED, "
         "STALE, NOT_FOUND, CONFLICT, ILLEGAL_TRANSITION, FORBIDDEN or INTERNAL."
     )
-    message: str
-    field: str | None = Field(description="Dotted path of the field, or null.")
+    message: str = Field(
+        description="The first error, in a sentence; `(and N more)` when there are more."
+    )
+    field: str | None = Field(description="Dotted path of the first error's field, or null.")
+    errors: list[FieldError] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Every error found, the first one first (at most 20). A refusal by the "
+        "rules of the domain has one.",
+    )
 
 
 class Response(Payload):
@@ -112,9 +164,12 @@ class Response(Payload):
     could not be read (the payload was not JSON, too large, ...)."""
 
     request_id: str | None
+    """The request's `request_id`; null only when it could not be read."""
     status: Literal["ok", "error"]
+    """`ok` (applied, or applied before: a replay) or `error` (refused, nothing changed)."""
     data: dict[str, Any] = Field(description="What the change did (request specific).")
     error: ErrorBody | None
+    """Why it was refused; null when `status` is `ok`."""
 
 
 # ------------------------------------------------------------------ events
@@ -125,19 +180,28 @@ class EventBase(Payload):
     normal). Events are delivered at least once: deduplicate by ``id``."""
 
     id: UUID
+    """Unique id of the event: deduplicate by it."""
     seq: int = Field(ge=0)
+    """Increases with every event (gaps are normal)."""
     kind: str
+    """Which event this is; says which fields follow."""
     at: UtcDateTime
+    """When the gateway recorded it."""
 
 
 class CredentialRevoked(EventBase):
     """A credential's desired state became *revoked*: the devices must shut it off."""
 
     kind: Literal["credential_revoked"] = "credential_revoked"
+    """Always `credential_revoked`."""
     number: CredentialNumber
+    """The revoked credential."""
     credential_kind: str
+    """`key`, `tag` or `visitor_card`."""
     reasons: list[str]
+    """Reason codes why it is revoked (gateway/rules/reasons.py)."""
     revision: str
+    """Its new desired revision, as in its credential state."""
     request_id: str | None = Field(default=None, description="The request that caused it.")
     command: str | None = Field(default=None, description="Its request name.")
 
@@ -146,22 +210,45 @@ class RevocationConfirmed(EventBase):
     """A device confirmed holding a revoked credential's new state."""
 
     kind: Literal["revocation_confirmed"] = "revocation_confirmed"
+    """Always `revocation_confirmed`."""
     number: CredentialNumber
+    """The revoked credential."""
     device_id: Ident
+    """The station or controller that confirmed it."""
     revision: str
+    """The credential's desired revision the device now holds."""
 
 
 class ProgrammingResult(EventBase):
-    """A key or a controller was programmed (or the attempt failed)."""
+    """A key or a controller was programmed (or the attempt failed). Two revisions, of two
+    different things: ``credential_revision`` is the key's desired state (the ``revision`` of
+    its credential state), ``device_revision`` what the device holds after the write (the key
+    image or the controller allow-list)."""
 
     kind: Literal["programming_result"] = "programming_result"
+    """Always `programming_result`."""
     device_id: Ident
+    """The station or controller written."""
     number: CredentialNumber | None = Field(
         default=None, description="The key programmed; null for a controller allow-list."
     )
-    revision: str
+    credential_revision: str | None = Field(
+        default=None,
+        description="For a key: the revision of its desired state that was written (on "
+        "success) or was to be written (on failure), as in `desired.revision` of its "
+        "credential state. Null for a controller allow-list.",
+    )
+    device_revision: str | None = Field(
+        default=None,
+        description="On success: the revision of what the device now holds, the key image "
+        "(which also carries blacklists and a revalidation deadline) or the controller "
+        "allow-list. Null when the attempt failed.",
+    )
     ok: bool
-    error: Annotated[str, Field(max_length=500)] | None = None
+    """Whether the write succeeded and was verified."""
+    error: Annotated[str, Field(max_length=500)] | None = Field(
+        default=None, description="Why the attempt failed; null on success."
+    )
 
 
 class AccessEvent(EventBase):
@@ -169,28 +256,43 @@ class AccessEvent(EventBase):
     cylinder audit trails)."""
 
     kind: Literal["access_granted", "access_denied"]
+    """`access_granted` or `access_denied`."""
     number: CredentialNumber
+    """The credential presented."""
     device_id: Ident
-    lock: Annotated[str, Field(min_length=1, max_length=64)] = Field(
-        description="Cylinder number or door (controller:door)."
-    )
+    """The controller that decided, or the station that collected the key's or cylinder's audit
+    trail."""
+    lock: LockText
+    """The lock: `cylinder:NUMBER` (an offline cylinder) or `door:CONTROLLER/DOOR` (a door of
+    a door controller)."""
     occurred_at: UtcDateTime
+    """When the door or cylinder decided."""
     source: Literal["controller", "key_audit", "cylinder_audit"]
+    """`controller`, `key_audit` (a key's trail) or `cylinder_audit` (a cylinder's trail,
+    carried by a key)."""
     reason: Annotated[str, Field(max_length=200)] | None = None
+    """Why it was denied, as the device said; null when granted or not said."""
 
 
 class ExpiryWarning(EventBase):
     """A credential stops working soon unless something is renewed."""
 
     kind: Literal["expiry_warning"] = "expiry_warning"
+    """Always `expiry_warning`."""
     number: CredentialNumber
+    """The credential."""
     expires_at: UtcDateTime
+    """When it stops working unless renewed."""
     cause: Literal["validity", "revalidation", "id06_card", "competence", "agreement", "visitor"]
+    """What expires: its `validity`, its `revalidation` deadline, the `id06_card`, a
+    `competence`, the `agreement`, or the `visitor` card."""
 
 
 class DeviceEvent(EventBase):
     """Something a device reported that is not an access decision: a door forced or held
-    open, a controller that lost its memory, a cylinder that applied a blacklist."""
+    open, a controller that lost its memory, a cylinder that applied a blacklist; or a
+    device that answers but refuses what it is asked (``device_error``, ``detail`` says why;
+    its availability stays online) and one that works again (``device_recovered``)."""
 
     kind: Literal[
         "door_forced",
@@ -198,12 +300,34 @@ class DeviceEvent(EventBase):
         "door_pulsed",
         "controller_memory_lost",
         "blacklist_confirmed",
+        "device_error",
+        "device_recovered",
     ]
+    """What the device reported."""
     device_id: Ident
+    """The device that reported it."""
     number: CredentialNumber | None = Field(default=None, description="The credential, if any.")
-    lock: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    lock: LockText | None = None
+    """The lock concerned, if any: `cylinder:NUMBER` or `door:CONTROLLER/DOOR`."""
     occurred_at: UtcDateTime | None = None
+    """When the device says it happened, if it says."""
     detail: Annotated[str, Field(max_length=200)] = ""
+    """More about it, for people (`version=...`, `generation=...`); may be empty."""
+
+
+class GatewayConflict(EventBase):
+    """Another gateway process announced itself online on this gateway's topics: two
+    gateways would both apply every request (a deposed gateway still running, or two
+    configured alike). The operator must stop one of them."""
+
+    kind: Literal["gateway_conflict"] = "gateway_conflict"
+    """Always `gateway_conflict`."""
+    instance: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    """The reporting gateway's instance (as in its bridge state)."""
+    other_instance: Annotated[str, Field(max_length=64)] | None
+    """The other gateway's instance, when it said."""
+    detail: Annotated[str, Field(max_length=200)] = ""
+    """What was seen, for people."""
 
 
 class AuditAnchor(EventBase):
@@ -211,9 +335,13 @@ class AuditAnchor(EventBase):
     prove later that no entry up to ``head_seq`` was altered or removed."""
 
     kind: Literal["audit_anchor"] = "audit_anchor"
+    """Always `audit_anchor`."""
     head_seq: int = Field(ge=0)
+    """Sequence number of the newest audit entry."""
     head_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    """Its chain hash (SHA-256, hex)."""
     head_at: UtcDateTime
+    """Its time."""
 
 
 EVENT_MODELS: tuple[type[EventBase], ...] = (
@@ -223,6 +351,7 @@ EVENT_MODELS: tuple[type[EventBase], ...] = (
     AccessEvent,
     ExpiryWarning,
     DeviceEvent,
+    GatewayConflict,
     AuditAnchor,
 )
 
@@ -242,6 +371,7 @@ AnyEvent = Annotated[
     | AccessEvent
     | ExpiryWarning
     | DeviceEvent
+    | GatewayConflict
     | AuditAnchor,
     Field(discriminator="kind"),
 ]
@@ -267,10 +397,12 @@ __all__ = [
     "Event",
     "EventBase",
     "ExpiryWarning",
-    "GrantsSummary",
+    "FieldError",
+    "GatewayConflict",
     "Payload",
     "ProgrammingResult",
     "Response",
     "RevocationConfirmed",
+    "SpaceGrant",
     "StateWindow",
 ]

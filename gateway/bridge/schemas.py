@@ -5,9 +5,7 @@ Everything here is a pure function of :data:`gateway.bridge.topics.SPECS`, so th
 files can be compared with what the models produce (a test does). ``lockgate schemas export``
 writes them.
 
-The AsyncAPI document is written as YAML by :func:`to_yaml`, a small emitter for JSON data
-(block mappings and sequences, every string double-quoted with JSON escapes, which YAML 1.2
-reads the same), so no YAML library is needed.
+The AsyncAPI document is written as YAML by PyYAML (:func:`to_yaml`).
 """
 
 from __future__ import annotations
@@ -17,11 +15,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from gateway.bridge import payloads as p
-from gateway.bridge.client import PUBLISHER_SUFFIX
 from gateway.bridge.envelope import MAX_PAYLOAD_BYTES
 from gateway.bridge.topics import SPECS, VERSION, Direction, TopicSpec
 
@@ -35,13 +33,39 @@ BASE = "{base}"
 # --------------------------------------------------------------------------- JSON Schema
 
 
+INSTANT_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+"""Instants: RFC 3339 with a `T`, at most microseconds, and an offset (`Z` or `+01:00`)."""
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def tidy(node: Any) -> Any:
+    """A generated schema made exact for other validators: instants and dates get a pattern
+    besides their format (format checking is optional in JSON Schema), and descriptions read
+    as sentences (docstring line breaks removed, paragraphs kept)."""
+    if isinstance(node, list):
+        return [tidy(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: tidy(v) for k, v in node.items()}
+    if isinstance(out.get("description"), str):
+        out["description"] = re.sub(r"(?<!\n)\n(?!\n)", " ", out["description"])
+    if out.get("type") == "string" and "pattern" not in out:
+        if out.get("format") == "date-time":
+            out["pattern"] = INSTANT_PATTERN
+        elif out.get("format") == "date":
+            out["pattern"] = DATE_PATTERN
+    return out
+
+
 def json_schema(model: type[BaseModel], title: str | None = None) -> dict[str, Any]:
     """The standalone JSON Schema (draft 2020-12) of a payload model."""
     schema = model.model_json_schema(mode="validation")
     out: dict[str, Any] = {"$schema": JSON_SCHEMA_DIALECT}
     if title:
         schema["title"] = title
-    out.update(schema)
+    out.update(tidy(schema))
     return out
 
 
@@ -71,15 +95,29 @@ def _message_id(spec: TopicSpec) -> str:
     return "response" if spec.key.startswith("response.") else _channel_id(spec)
 
 
+def _asyncapi_schema(node: Any) -> Any:
+    """A JSON Schema as an AsyncAPI Schema Object: the same, except that ``discriminator`` is
+    the name of the property (pydantic writes OpenAPI's ``{propertyName, mapping}``)."""
+    if isinstance(node, dict):
+        out = {k: _asyncapi_schema(v) for k, v in node.items()}
+        disc = out.get("discriminator")
+        if isinstance(disc, dict):
+            out["discriminator"] = disc["propertyName"]
+        return out
+    if isinstance(node, list):
+        return [_asyncapi_schema(v) for v in node]
+    return node
+
+
 def asyncapi() -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of every channel and operation, from the gateway's side:
+    """The AsyncAPI 3.1 document of every channel and operation, from the gateway's side:
     it *receives* requests (and replies on the response channel) and *sends* everything else.
     Addresses use ``{base}`` for the configured base topic."""
     models = sorted({s.model for s in SPECS}, key=lambda m: m.__name__)
     _, defs = models_json_schema(
         [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
     )
-    schemas: dict[str, Any] = dict(sorted(defs.get("$defs", {}).items()))
+    schemas: dict[str, Any] = _asyncapi_schema(tidy(dict(sorted(defs.get("$defs", {}).items()))))
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -136,7 +174,7 @@ def asyncapi() -> dict[str, Any]:
                 "messages": [{"$ref": f"#/channels/{cid}/messages/{mid}"}],
             }
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "lockgate MQTT API",
             "version": VERSION,
@@ -158,8 +196,7 @@ def asyncapi() -> dict[str, Any]:
                 },
                 "bindings": {
                     "mqtt": {
-                        "clientId": "lockgate-gateway (requests), "
-                        f"lockgate-gateway{PUBLISHER_SUFFIX} (publications)",
+                        "clientId": "lockgate-gateway",
                         "cleanSession": False,
                         "lastWill": {
                             "topic": f"{BASE}/{VERSION}/bridge/state",
@@ -181,65 +218,12 @@ def asyncapi() -> dict[str, Any]:
 # --------------------------------------------------------------------------- YAML
 
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z_$][A-Za-z0-9_.$-]*$")
-_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
-
-
-def _key(key: str) -> str:
-    if _PLAIN_KEY.fullmatch(key) and key.lower() not in _YAML_WORDS:
-        return key
-    return _scalar(key)
-
-
-def _yaml_safe(char: str) -> str:
-    code = ord(char)
-    printable = (
-        0x20 <= code <= 0x7E
-        or 0xA0 <= code <= 0xD7FF
-        or 0xE000 <= code <= 0xFFFD
-        or code >= 0x10000
-    ) and code not in (0x2028, 0x2029, 0xFEFF)  # line separators and the byte-order mark
-    return char if printable else f"\\u{code:04x}"
-
-
-def _scalar(value: Any) -> str:
-    """A JSON scalar; in strings, characters YAML does not allow raw are \\u-escaped."""
-    text = json.dumps(value, ensure_ascii=False)
-    if isinstance(value, str) and not text.isascii():
-        text = "".join(_yaml_safe(c) for c in text)
-    return text
-
-
-def _is_container(value: Any) -> bool:
-    return isinstance(value, dict | list) and bool(value)
-
-
-def _emit(value: Any, indent: int, lines: list[str]) -> None:
-    pad = "  " * indent
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if _is_container(v):
-                lines.append(f"{pad}{_key(str(k))}:")
-                _emit(v, indent + 1, lines)
-            else:
-                lines.append(f"{pad}{_key(str(k))}: {_scalar(v)}")
-    else:
-        for item in value:
-            if _is_container(item):
-                sub: list[str] = []
-                _emit(item, indent + 1, sub)
-                first = sub[0].lstrip()
-                lines.append(f"{pad}- {first}")
-                lines.extend(sub[1:])
-            else:
-                lines.append(f"{pad}- {_scalar(item)}")
-
-
 def to_yaml(data: dict[str, Any]) -> str:
-    """YAML text of JSON data (a mapping at the top)."""
-    lines: list[str] = []
-    _emit(data, 0, lines)
-    return "\n".join(lines) + "\n"
+    """YAML text of JSON data (a mapping at the top), in block style and in the mapping's
+    own key order, written by PyYAML."""
+    return yaml.safe_dump(
+        data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
+    )
 
 
 # --------------------------------------------------------------------------- docs

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from gateway.bridge.outbound import StatePublisher
 from gateway.core import Core
+from gateway.store import sync as sync_store
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +20,8 @@ _DEVICE_KINDS = {
     "door_pulsed": "door_pulsed",
     "controller_memory_lost": "controller_memory_lost",
     "blacklist_confirmed": "blacklist_confirmed",
+    "device_error": "device_error",
+    "device_recovered": "device_recovered",
 }
 
 
@@ -36,7 +39,7 @@ class BridgeSyncSink:
         self.publisher.enqueue_credential_state(session, core, number)
 
     def event(self, session: Session, kind: str, body: dict[str, Any]) -> None:
-        mapped = self._map(kind, body)
+        mapped = self._map(session, kind, body)
         if mapped is None:
             return
         self.publisher.enqueue_event(session, *mapped)
@@ -45,7 +48,14 @@ class BridgeSyncSink:
         state = self.core.engine.states.get(number)
         return state.revision if state is not None else "-"
 
-    def _map(self, kind: str, b: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    def _written(self, session: Session, serial: str) -> str | None:
+        """The credential revision a key was confirmed holding (stored before the event)."""
+        held = sync_store.get_key(session, serial)
+        return held.credential_revision if held is not None else None
+
+    def _map(
+        self, session: Session, kind: str, b: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]] | None:
         match kind:
             case "revocation_confirmed":
                 return kind, {
@@ -57,14 +67,16 @@ class BridgeSyncSink:
                 return "programming_result", {
                     "device_id": b["station"],
                     "number": b["key"],
-                    "revision": b["revision"],
+                    "credential_revision": self._written(session, b["key"]),
+                    "device_revision": b["revision"],
                     "ok": True,
                 }
             case "key_programming_failed":
                 return "programming_result", {
                     "device_id": b["station"],
                     "number": b["key"],
-                    "revision": self._revision(b["key"]),
+                    "credential_revision": self._revision(b["key"]),
+                    "device_revision": None,
                     "ok": False,
                     "error": (b.get("error") or b.get("outcome") or "")[:500],
                 }
@@ -72,7 +84,8 @@ class BridgeSyncSink:
                 return "programming_result", {
                     "device_id": b["device"],
                     "number": None,
-                    "revision": b["revision"],
+                    "credential_revision": None,
+                    "device_revision": b["revision"],
                     "ok": True,
                 }
             case "access_granted" | "access_denied":
@@ -83,6 +96,7 @@ class BridgeSyncSink:
                         "lock": f"{b['device']}:{b['door']}",
                         "occurred_at": b["at"],
                         "source": "controller",
+                        "reason": b.get("reason") or None,
                     }
                 source = "cylinder_audit" if b.get("source") == "cylinder" else "key_audit"
                 return kind, {
@@ -102,7 +116,9 @@ class BridgeSyncSink:
                 if "cylinder" in b
                 else (f"{device}:{b['door']}" if "door" in b else None),
                 "occurred_at": b.get("at"),
-                "detail": ", ".join(
+                "detail": str(b["error"] or "")[:200]
+                if "error" in b
+                else ", ".join(
                     f"{k}={v}"
                     for k, v in b.items()
                     if k in ("version", "generation", "previous_generation")

@@ -13,6 +13,15 @@ from gateway.cli.cards import cards_app
 from gateway.cli.common import STATE, console
 from gateway.cli.credentials import explain_command, keys_app
 from gateway.cli.documents import import_app, order_command, receipt_command, report_app
+from gateway.cli.errors import LockgateGroup
+from gateway.cli.facts import (
+    agreements_app,
+    applications_app,
+    employments_app,
+    orgs_app,
+    persons_app,
+    spaces_app,
+)
 from gateway.cli.operators import operator_app
 from gateway.cli.retention import retention_app
 from gateway.cli.review import review_app
@@ -22,6 +31,7 @@ from gateway.cli.sim import sim_app
 from gateway.cli.station import station_command
 
 app = typer.Typer(
+    cls=LockgateGroup,
     name="lockgate",
     help="lockgate: lock-system integration gateway for CLIQ-style keys and door controllers.",
     no_args_is_help=True,
@@ -55,6 +65,12 @@ def _global(
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(keys_app, name="keys")
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(persons_app, name="persons")
+app.add_typer(employments_app, name="employments")
+app.add_typer(agreements_app, name="agreements")
+app.add_typer(spaces_app, name="spaces")
+app.add_typer(applications_app, name="applications")
 app.add_typer(report_app, name="report")
 app.command("explain")(explain_command)
 app.command("receipt")(receipt_command)
@@ -80,9 +96,9 @@ def demo(
             "as expected. The last line is one JSON object.",
         ),
     ] = False,
-    folder: Annotated[Path, typer.Option(help="Folder for the demo's database and files.")] = Path(
-        "demo"
-    ),
+    folder: Annotated[
+        Path, typer.Option(help="Folder for the demo's database and files.", file_okay=False)
+    ] = Path("demo"),
     mqtt: Annotated[bool, typer.Option(help="Use a private Mosquitto when installed.")] = True,
 ) -> None:
     """The seed story on a simulated site: agreements, key orders, manifests, receipts, an

@@ -6,6 +6,7 @@ import typer
 from sqlalchemy.engine import make_url
 
 from gateway.cli.common import console, database, fail
+from gateway.cli.errors import BAD_INPUT
 
 db_app = typer.Typer(help="Database schema (migrations).", no_args_is_help=True)
 
@@ -15,6 +16,7 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
     """Create or migrate the schema to REVISION (default: the newest)."""
     from gateway.store import migrate
 
+    _check_revision(revision)
     db = database()
     try:
         before = migrate.current(db.url)
@@ -41,3 +43,20 @@ def db_current() -> None:
         console.print(migrate.current(db.url) or "empty (run lockgate db upgrade)")
     finally:
         db.dispose()
+
+
+def _check_revision(revision: str) -> None:
+    """Fail naming REVISION (exit code 2) unless the migrations know it."""
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
+    from gateway.store import migrate
+
+    scripts = ScriptDirectory.from_config(migrate.make_config())
+    try:
+        known = scripts.get_revision(revision) is not None
+    except CommandError:
+        known = False
+    if not known:
+        revisions = ", ".join(r.revision for r in scripts.walk_revisions())
+        fail(f"REVISION: unknown revision {revision!r} (known: head, {revisions})", BAD_INPUT)

@@ -19,13 +19,15 @@ from rich.table import Table
 
 from gateway.audit import log as audit_log
 from gateway.audit.anchor import AnchorFileError, check_anchors, read_anchors, write_anchor
-from gateway.audit.chain import Entry
+from gateway.audit.chain import Entry, check_subject
+from gateway.audit.sink import lock_subject
 from gateway.auth.authorizer import Authorizer, Forbidden
 from gateway.auth.manage import record_refusal
 from gateway.auth.roles import READ_LOG
 from gateway.cli.common import (
     authenticate,
     console,
+    credential_number,
     database,
     fail,
     local,
@@ -33,6 +35,8 @@ from gateway.cli.common import (
     parse_instant,
     print_json,
 )
+from gateway.cli.errors import BAD_INPUT
+from gateway.domain.locks import LockRef, LockRefError
 from gateway.domain.timeutil import utcnow
 from gateway.store import migrate
 from gateway.store.database import Database
@@ -56,7 +60,12 @@ def _open() -> Database:
 def audit_verify(
     anchor: Annotated[
         list[Path] | None,
-        typer.Option("--anchor", help="Anchor file(s) the log must still match."),
+        typer.Option(
+            "--anchor",
+            help="Anchor file(s) the log must still match.",
+            exists=True,
+            dir_okay=False,
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -115,6 +124,14 @@ def audit_show(
         str | None,
         typer.Option("--subject", help='Only entries about this subject ("person p-anna").'),
     ] = None,
+    lock: Annotated[
+        str | None,
+        typer.Option(
+            "--lock",
+            help="Only entries about this lock: cylinder:NUMBER or door:CONTROLLER/DOOR (also "
+            "accepted: NUMBER, CONTROLLER/DOOR, CONTROLLER:DOOR).",
+        ),
+    ] = None,
     since: Annotated[str | None, typer.Option("--since", help="ISO time: from then on.")] = None,
     actor: Annotated[str | None, typer.Option("--actor", help="Only this actor.")] = None,
     action: Annotated[str | None, typer.Option("--action", help="Only this action.")] = None,
@@ -126,8 +143,20 @@ def audit_show(
 ) -> None:
     """Show log entries (newest LIMIT matching the filters, oldest first). Every operator may
     read the log; the reading is logged."""
-    if credential is not None and subject is not None:
-        fail("give --credential or --subject, not both", 2)
+    if sum(x is not None for x in (credential, subject, lock)) > 1:
+        fail("--credential/--subject/--lock: give one of them, not several", BAD_INPUT)
+    if lock is not None:
+        try:
+            subject = lock_subject(LockRef.parse(lock))
+        except LockRefError as exc:
+            fail(f"--lock: {exc}", BAD_INPUT)
+    if credential is not None:
+        credential = credential_number(credential, "--credential")
+    if subject is not None:
+        try:
+            check_subject(subject)
+        except ValueError as exc:
+            fail(f"--{exc}", BAD_INPUT)  # the message starts with "subject: "
     wanted = f"credential {credential}" if credential is not None else subject
     start: datetime | None = parse_instant(since, "--since")
     name = operator_name()
@@ -196,7 +225,9 @@ def audit_show(
 def audit_anchor(
     file: Annotated[
         Path | None,
-        typer.Option("--file", help="Append the anchor to this file (default: print it)."),
+        typer.Option(
+            "--file", help="Append the anchor to this file (default: print it).", dir_okay=False
+        ),
     ] = None,
 ) -> None:
     """Write the head of the chain (seq, hash, at): keep it where the database's users cannot
@@ -215,7 +246,7 @@ def audit_anchor(
     try:
         write_anchor(file, head, at=utcnow())
     except OSError as exc:
-        fail(f"--file: {file}: {exc.strerror}")
+        fail(f"--file: {file}: {exc.strerror or exc}", BAD_INPUT)
     console.print(f"anchored entry {head.seq} ({head.hash}) in {file}")
 
 

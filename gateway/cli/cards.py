@@ -12,28 +12,31 @@ data; a lost employee card costs NOK 400, a visitor card nothing.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
 from gateway.audit.charges import charges
 from gateway.cli.common import (
     console,
+    credential_number,
     domain_errors,
     fail,
+    identifier,
     local,
     open_core,
     operator_name,
     parse_instant,
     print_json,
+    validated,
 )
 from gateway.cli.credentials import holder_of
 from gateway.cli.documents import report_app
+from gateway.cli.errors import BAD_INPUT
 from gateway.commands import model as m
 from gateway.commands.handlers import end_of_working_day
 from gateway.core import Core
@@ -51,16 +54,6 @@ def _confirmed(flag: bool, question: str, option: str) -> bool:
     if sys.stdin.isatty() and typer.confirm(question, default=False):
         return True
     fail(f"{option}: {question.rstrip('?')} — required by the routine", 2)
-
-
-def _command(kind: type[m.Command], fields: dict[str, Any], options: dict[str, str]) -> Any:
-    """Build and validate a command; an error names the CLI option."""
-    try:
-        return kind.model_validate(fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
-        fail(f"{options.get(field, field)}: {first['msg']}", 2)
 
 
 @cards_app.command("issue")
@@ -93,6 +86,9 @@ def cards_issue(
 ) -> None:
     """Issue a visitor or temporary card."""
     operator = operator_name()
+    number = credential_number(number, "NUMBER")
+    sponsor = identifier(sponsor, "--sponsor")
+    space = [identifier(s, "--space") for s in space]
     start = parse_instant(valid_from, "--from")
     end = parse_instant(until, "--until")
     present = _confirmed(in_person, "Is the holder here in person?", "--in-person")
@@ -102,9 +98,9 @@ def cards_issue(
     with open_core() as core:
         if end is None:
             if reason is not VisitorReason.FORGOT_CARD:
-                fail("--until: every card expires at a date and time; give --until", 2)
+                fail("--until: every card expires at a date and time; give --until", BAD_INPUT)
             end = end_of_working_day(start or core.clock(), core.cfg)
-        cmd = _command(
+        cmd = validated(
             m.IssueVisitorCard,
             {
                 "number": number,
@@ -146,9 +142,12 @@ def cards_change(
 ) -> None:
     """Extend or shorten a visitor card's validity."""
     operator = operator_name()
+    number = credential_number(number, "NUMBER")
     end = parse_instant(until, "--until")
-    cmd = _command(
-        m.ChangeVisitorCard, {"number": number, "valid_until": end}, {"valid_until": "--until"}
+    cmd = validated(
+        m.ChangeVisitorCard,
+        {"number": number, "valid_until": end},
+        {"number": "NUMBER", "valid_until": "--until"},
     )
     with open_core() as core, domain_errors():
         core.execute(cmd, operator=operator)
@@ -169,6 +168,7 @@ def cards_return(
 ) -> None:
     """Take a card back: it is revoked; a visitor card's holder data is erased."""
     operator = operator_name()
+    number = credential_number(number, "NUMBER")
     when = parse_instant(at, "--at")
     with open_core() as core:
         kind = _kind(core, number)
@@ -190,6 +190,7 @@ def cards_lost(
 ) -> None:
     """Record a lost card: revoked at once; an employee card costs its holder NOK 400."""
     operator = operator_name()
+    number = credential_number(number, "NUMBER")
     when = parse_instant(at, "--at")
     with open_core() as core:
         kind = _kind(core, number)
@@ -234,7 +235,7 @@ def cards_list(
                 )
             )
     if as_json:
-        print_json([asdict(r) for r in rows])
+        print_json(rows)
         return
     table = Table(title=f"{len(rows)} visitor cards")
     for col in ("number", "state", "holder", "sponsor", "reason", "valid until", ""):

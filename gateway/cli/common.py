@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, TypeVar
 
-import typer
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from rich.console import Console
 
+from gateway.cli.errors import BAD_INPUT, err_console, fail, validation_message
+from gateway.cli.output import print_json
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.core import Core
 from gateway.domain.errors import DomainError
+from gateway.domain.identifiers import Ident
+from gateway.domain.localtime import local_text
 from gateway.store.database import Database
 
 console = Console(width=None if sys.stdout.isatty() else 120)
-err_console = Console(stderr=True)
+M = TypeVar("M", bound=BaseModel)
+_IDENT: TypeAdapter[str] = TypeAdapter(Ident)
 
 
 @dataclass
@@ -44,19 +49,11 @@ class CliState:
                     overrides["database"] = {"url": self.db_url}
                 self._settings = load_settings(self.config, **overrides)
             except ConfigError as exc:
-                fail(str(exc))
+                fail(str(exc), BAD_INPUT)
         return self._settings
 
 
 STATE = CliState()
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print an error for a person and exit non-zero."""
-    from rich.markup import escape
-
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
 
 
 def operator_name() -> str:
@@ -164,15 +161,66 @@ def parse_instant(text: str | None, option: str) -> datetime | None:
         fail(f"{option}: {text!r} is not an ISO 8601 date-time (e.g. 2026-11-23T14:00)", 2)
     if value.tzinfo is None:
         value = value.replace(tzinfo=STATE.settings.rules_config().timezone)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        fail(f"{option}: {text!r} lies outside the years 1 to 9999 in UTC", 2)
 
 
-def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+_NUMBER_RE = re.compile(r"^\d{1,10}$")
+
+
+def credential_number(text: str, name: str) -> str:
+    """``text`` when it has the shape of a credential number (a key serial of 9 digits, a tag
+    or card number of 1 to 10 digits); otherwise fail naming ``name`` (exit code 2)."""
+    value = text.strip()
+    if not _NUMBER_RE.match(value):
+        fail(
+            f"{name}: {text!r} is not a credential number (a key serial is 9 digits, a tag or "
+            "card number 1 to 10 digits)",
+            BAD_INPUT,
+        )
+    return value
+
+
+def identifier(text: str, name: str) -> str:
+    """``text`` when it is an identifier (1 to 64 letters, digits and ``. _ : -``, starting
+    with a letter or digit); otherwise fail naming ``name`` (exit code 2)."""
+    try:
+        return str(_IDENT.validate_python(text))
+    except ValidationError as exc:
+        fail(f"{name}: {text!r}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}", BAD_INPUT)
+
+
+def validated(kind: type[M], fields: dict[str, Any], names: dict[str, str]) -> M:
+    """``kind`` built from ``fields``; a validation error names the CLI option or argument
+    (``names`` maps model fields to them) and exits with code 2."""
+    try:
+        return kind.model_validate(fields)
+    except ValidationError as exc:
+        fail(validation_message(exc, names), BAD_INPUT)
 
 
 def local(dt: datetime | None) -> str:
-    if dt is None:
-        return "-"
-    tz = STATE.settings.rules_config().timezone
-    return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    """``dt`` in the site's time zone, with the zone's label (``2026-11-23 09:00 CET``)."""
+    return local_text(dt, STATE.settings.rules_config().timezone)
+
+
+__all__ = [
+    "STATE",
+    "CliState",
+    "authenticate",
+    "console",
+    "credential_number",
+    "database",
+    "domain_errors",
+    "err_console",
+    "fail",
+    "identifier",
+    "local",
+    "open_core",
+    "operator_name",
+    "parse_instant",
+    "print_json",
+    "validated",
+]

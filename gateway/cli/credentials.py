@@ -8,9 +8,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from gateway.cli.common import console, fail, local, open_core, parse_instant, print_json
+from gateway.cli.common import (
+    console,
+    credential_number,
+    fail,
+    local,
+    open_core,
+    parse_instant,
+    print_json,
+)
+from gateway.cli.errors import BAD_INPUT
 from gateway.domain.facts import CredentialKind
-from gateway.rules import DESCRIPTIONS, Explanation, LockRef, explain
+from gateway.domain.locks import LockRef, LockRefError
+from gateway.rules import DESCRIPTIONS, Explanation, explain
 from gateway.rules.engine import RulesEngine
 
 keys_app = typer.Typer(help="List and inspect keys, tags and visitor cards.", no_args_is_help=True)
@@ -90,6 +100,7 @@ def keys_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """One credential: holder, lifecycle state, derived state and what it opens."""
+    number = credential_number(number, "NUMBER")
     with open_core() as core:
         if number not in core.engine.facts.credentials:
             fail(f"credential {number} is not registered")
@@ -112,7 +123,7 @@ def _print_explanation(result: Explanation, holder: str, *, checks: bool = True)
         console.print(f"  [red]{r.value}[/]: {DESCRIPTIONS[r]}")
     if state.window:
         console.print(
-            f"  valid {local(state.window.start)} .. {local(state.window.end)}"
+            f"  valid {local(state.window.start)} – {local(state.window.end)}"
             + (
                 f", revalidate every {state.revalidation_days} days"
                 if state.revalidation_days
@@ -136,14 +147,15 @@ def _print_explanation(result: Explanation, holder: str, *, checks: bool = True)
         console.print(f"  not granted: {space} ({reason.value}: {DESCRIPTIONS[reason]})")
     if checks:
         table = Table(title="conditions checked")
-        for col in ("", "condition", "source", "detail"):
+        for col in ("", "condition", "source", "detail", "reason"):
             table.add_column(col)
         for c in result.checks + result.lock_checks:
             table.add_row(
                 "[green]✔[/]" if c.held else "[red]✘[/]",
-                c.condition,
-                c.source,
-                c.detail + (f" [red]{c.reason.value}[/]" if c.reason else ""),
+                escape(c.condition),
+                escape(c.source),
+                escape(c.detail),
+                f"[red]{c.reason.value}[/]" if c.reason and not c.held else "",
             )
         console.print(table)
     if result.lock is not None:
@@ -156,17 +168,19 @@ def explain_command(
     lock: Annotated[
         str | None,
         typer.Argument(
-            help="A lock: cylinder number (cylinder:200101) or door (door:CONTROLLER/N)."
+            help="A lock: cylinder:NUMBER or door:CONTROLLER/DOOR (also accepted: NUMBER, "
+            "CONTROLLER/DOOR, CONTROLLER:DOOR)."
         ),
     ] = None,
     at: Annotated[str | None, typer.Option(help="ISO time to evaluate at (default now).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Why can or can't CREDENTIAL open LOCK: every condition, its source fact, and the result."""
+    credential = credential_number(credential, "CREDENTIAL")
     try:
         ref = LockRef.parse(lock) if lock else None
-    except ValueError as exc:
-        fail(str(exc), 2)
+    except LockRefError as exc:
+        fail(f"LOCK: {exc}", BAD_INPUT)
     when = parse_instant(at, "--at")
     with open_core() as core:
         result = explain(core.engine, credential, ref, when)

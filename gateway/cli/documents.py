@@ -11,18 +11,23 @@ from rich.table import Table
 from gateway.cli.common import (
     STATE,
     console,
+    credential_number,
     domain_errors,
     fail,
+    identifier,
     local,
     open_core,
     operator_name,
     parse_instant,
     print_json,
+    validated,
 )
+from gateway.cli.errors import BAD_INPUT
 from gateway.commands import model as m
 from gateway.core import Core, Submission
 from gateway.documents.receipt import ReceiptDocument, render_receipt
 from gateway.domain.facts import DeliveryManifest
+from gateway.domain.locks import LockRef, LockRefError
 from gateway.domain.timeutil import utcnow
 from gateway.imports.manifest import (
     parse_delivery_manifest,
@@ -40,7 +45,10 @@ report_app = typer.Typer(help="Reports operators expect.", no_args_is_help=True)
 
 @import_app.command("manifest")
 def import_manifest(
-    file: Annotated[Path, typer.Argument(help="CSV or XLSX with a key-number column.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV or XLSX with a key-number column.", exists=True, dir_okay=False),
+    ],
     order: Annotated[str, typer.Option("--order", help="The key order the delivery is for.")],
     delivered_at: Annotated[
         str | None, typer.Option(help="ISO time of delivery (default now).")
@@ -48,6 +56,7 @@ def import_manifest(
 ) -> None:
     """Register a delivery manifest: every key in FILE, inactive, against ORDER. All or nothing."""
     operator = operator_name()
+    order = identifier(order, "--order")
     when = parse_instant(delivered_at, "--delivered-at") or utcnow()
     with domain_errors():
         serials = parse_delivery_manifest(file)
@@ -70,10 +79,15 @@ def import_manifest(
 def import_returned(
     file: Annotated[
         Path,
-        typer.Argument(help="CSV or XLSX: key number, first name, last name, ID06 card number."),
+        typer.Argument(
+            help="CSV or XLSX: key number, first name, last name, ID06 card number.",
+            exists=True,
+            dir_okay=False,
+        ),
     ],
     receipts: Annotated[
-        Path | None, typer.Option(help="Write each receipt PDF to this folder.")
+        Path | None,
+        typer.Option(help="Write each receipt PDF to this folder.", file_okay=False),
     ] = None,
 ) -> None:
     """Link each key in the returned manifest to the employment of its ID06 card, producing
@@ -155,22 +169,25 @@ def receipt_command(
             metavar="KEY | sign KEY",
         ),
     ],
-    out: Annotated[Path | None, typer.Option("--out", help="PDF file to write.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="PDF file to write.", dir_okay=False)
+    ] = None,
     signed_at: Annotated[str | None, typer.Option("--at", help="ISO time of signing.")] = None,
 ) -> None:
     """Produce a key handout receipt (PDF), or record that it was signed (``receipt sign KEY``)."""
     if args and args[0] == "sign":
         if len(args) != 2:
-            fail("usage: lockgate receipt sign KEY", 2)
+            fail("KEY: give one key: lockgate receipt sign KEY", BAD_INPUT)
+        if out is not None:
+            fail("--out: a receipt is written by lockgate receipt KEY, not by sign", BAD_INPUT)
+        number = credential_number(args[1], "KEY")
         operator = operator_name()
         when = parse_instant(signed_at, "--at")
         with domain_errors(), open_core() as core:
-            core.execute(
-                m.SignReceipt(credential_number=args[1], signed_at=when), operator=operator
-            )
-            state = core.engine.state(args[1])
+            core.execute(m.SignReceipt(credential_number=number, signed_at=when), operator=operator)
+            state = core.engine.state(number)
         console.print(
-            f"receipt of {args[1]} signed; credential in service"
+            f"receipt of {number} signed; credential in service"
             + (
                 ""
                 if state is None or state.active
@@ -179,11 +196,19 @@ def receipt_command(
         )
         return
     if len(args) != 1:
-        fail("usage: lockgate receipt KEY [--out FILE]  or  lockgate receipt sign KEY", 2)
-    number = args[0]
+        fail("KEY: give one key: lockgate receipt KEY [--out FILE] or receipt sign KEY", BAD_INPUT)
+    if signed_at is not None:
+        fail("--at: the time of signing goes with lockgate receipt sign KEY", BAD_INPUT)
+    number = credential_number(args[0], "KEY")
     target = out or Path(f"receipt-{number}.pdf")
+    if not target.parent.is_dir():
+        fail(f"--out: {target.parent} is not a folder", BAD_INPUT)
     with open_core() as core:
-        target.write_bytes(render_receipt(receipt_document(core, number)))
+        pdf = render_receipt(receipt_document(core, number))
+    try:
+        target.write_bytes(pdf)
+    except OSError as exc:
+        fail(f"--out: {target}: {exc.strerror or exc}", BAD_INPUT)
     console.print(f"wrote {target}")
 
 
@@ -212,7 +237,7 @@ def report_expiring(
             credential_lapses=lapses,
         )
     if as_json:
-        print_json([i.__dict__ for i in items])
+        print_json(items)
         return
     table = Table(title=f"lapsing within {days} days: {len(items)}")
     for col in ("lapses", "days", "kind", "subject", "organisation", "detail"):
@@ -241,7 +266,7 @@ def report_applications(
             expedited_working_days=settings.rules.expedited_working_days,
         )
     if as_json:
-        print_json([d.__dict__ for d in due])
+        print_json(due)
         return
     table = Table(title=f"{len(due)} applications awaiting a decision")
     for col in ("assignment", "rev", "expedited", "submitted", "due", "working days left", ""):
@@ -261,16 +286,36 @@ def report_applications(
 
 @report_app.command("exposure")
 def report_exposure(
+    lock: Annotated[
+        str | None,
+        typer.Option(
+            "--lock",
+            help="Only this lock: cylinder:NUMBER or door:CONTROLLER/DOOR (also accepted: "
+            "NUMBER, CONTROLLER/DOOR, CONTROLLER:DOOR).",
+        ),
+    ] = None,
+    credential: Annotated[
+        str | None, typer.Option("--credential", help="Only this credential.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Revoked credentials that can still open something: every such lock, until when, and
     whether its blacklist or controller has confirmed the revocation."""
     from gateway.reports.exposure import BLOCKED, exposure
 
+    try:
+        only = LockRef.parse(lock) if lock is not None else None
+    except LockRefError as exc:
+        fail(f"--lock: {exc}", BAD_INPUT)
+    number = credential_number(credential, "--credential") if credential is not None else None
     with open_core(sync=True) as core, core.db.session(readonly=True) as s:
-        rows = exposure(s, core.engine, core.clock())
+        rows = [
+            r
+            for r in exposure(s, core.engine, core.clock())
+            if (only is None or r.concerns(only)) and (number is None or r.credential == number)
+        ]
     if as_json:
-        print_json([r.__dict__ for r in rows])
+        print_json(rows)
         return
     open_rows = [r for r in rows if r.status != BLOCKED]
     table = Table(
@@ -303,23 +348,26 @@ def order_command(
 ) -> None:
     """Register a key order (behovsanmälan) of an organisation with a key grant agreement;
     its delivery manifest is then imported with ``lockgate import manifest FILE --order ID``."""
-    from pydantic import ValidationError
-
     from gateway.domain.facts import KeyOrder
 
     operator = operator_name()
     oid = order_id or f"order-{utcnow().strftime('%Y%m%d%H%M%S')}"
-    try:
-        order = KeyOrder(
-            id=oid,
-            org_number=org_number,
-            quantity=quantity,
-            delivery_address=address,
-            ordered_at=utcnow(),
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", 2)
+    order = validated(
+        KeyOrder,
+        {
+            "id": oid,
+            "org_number": org_number,
+            "quantity": quantity,
+            "delivery_address": address,
+            "ordered_at": utcnow(),
+        },
+        {
+            "id": "--id",
+            "org_number": "ORG_NUMBER",
+            "quantity": "--quantity",
+            "delivery_address": "--address",
+        },
+    )
     with domain_errors(), open_core() as core:
         core.execute(m.PlaceKeyOrder(order=order), operator=operator)
     console.print(f"key order {oid}: {quantity} keys for {order.org_number}")

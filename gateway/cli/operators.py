@@ -35,6 +35,7 @@ from gateway.cli.common import (
     operator_name,
     print_json,
 )
+from gateway.cli.errors import BAD_INPUT
 from gateway.domain.errors import DomainError
 from gateway.domain.timeutil import utcnow
 from gateway.store import migrate
@@ -94,6 +95,14 @@ def _run_logged(
         fail(f"{exc.code}: {exc}")
 
 
+def _name(name: str) -> str:
+    """``name`` when it can be an operator's name; otherwise fail naming NAME (exit code 2)."""
+    try:
+        return operator_store.check_name(name)
+    except DomainError as exc:
+        fail(f"NAME: {name!r}: {exc}", BAD_INPUT)
+
+
 def _authorizer(actor: str) -> Authorizer:
     return Authorizer(authenticated={actor})
 
@@ -107,6 +116,7 @@ def operator_bootstrap(
 ) -> None:
     """Create the first operator, an administrator with a password. Refused once any
     operator exists."""
+    name = _name(name)
     with _store() as db:
         with db.session(readonly=True) as s:
             if operator_store.count(s) > 0:
@@ -146,6 +156,7 @@ def operator_add(
 ) -> None:
     """Add an operator (administrators only). Prints a new API token once with --token."""
     actor = operator_name()
+    name = _name(name)
     if role not in ROLES:
         fail(f"--role: unknown role {role!r} (roles: {', '.join(ROLES)})", 2)
     with _store() as db:
@@ -199,6 +210,7 @@ def operator_set(
 ) -> None:
     """Change an operator's role, title or display name (administrators only)."""
     actor = operator_name()
+    name = _name(name)
     changes: dict[str, Any] = {}
     if role is not None:
         if role not in ROLES:
@@ -217,14 +229,14 @@ def operator_set(
 @operator_app.command("disable")
 def operator_disable(name: Annotated[str, typer.Argument(help="The operator.")]) -> None:
     """Disable an operator: it can no longer authenticate or act (administrators only)."""
-    _change(operator_name(), name, "operator.change", active=False)
+    _change(operator_name(), _name(name), "operator.change", active=False)
     console.print(f"operator {name} disabled")
 
 
 @operator_app.command("enable")
 def operator_enable(name: Annotated[str, typer.Argument(help="The operator.")]) -> None:
     """Enable a disabled operator again (administrators only)."""
-    _change(operator_name(), name, "operator.change", active=True)
+    _change(operator_name(), _name(name), "operator.change", active=True)
     console.print(f"operator {name} enabled")
 
 
@@ -234,7 +246,7 @@ def operator_password(
 ) -> None:
     """Set a new password: your own, or (administrators) anyone's."""
     actor = operator_name()
-    target = name or actor
+    target = _name(name) if name is not None else actor
     password_hash = hash_password(_new_password(target))
     _change(actor, target, "operator.change", password_hash=password_hash)
     console.print(f"password of {target} changed")
@@ -246,7 +258,7 @@ def operator_token(
 ) -> None:
     """Issue a new API token (the old one stops working); printed once."""
     actor = operator_name()
-    target = name or actor
+    target = _name(name) if name is not None else actor
     secret = new_token()
     _change(actor, target, "operator.change", token_hash=hash_token(secret))
     console.print(f"new API token of {target} (shown once; store it now):")

@@ -147,7 +147,8 @@ def run_command(
     """Run the gateway: the MQTT bridge and every configured service, until SIGTERM/SIGINT."""
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         typer.echo(
-            f"--log-level: {log_level!r} is not one of debug, info, warning, error", err=True
+            f"error: --log-level: {log_level!r} is not one of debug, info, warning, error",
+            err=True,
         )
         raise typer.Exit(2)
     configure_logging(log_format, log_level)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from gateway.cli.common import fail
 from simulators.controller.cli import main as controller_main
 from simulators.osdp.cli import main as osdp_main
 from simulators.station.cli import main as station_main
+from simulators.uhppote.cli import main as uhppote_main
 
 sim_app = typer.Typer(
     help="Simulated stations, controllers and whole sites for test benches.", no_args_is_help=True
@@ -19,6 +21,7 @@ sim_app = typer.Typer(
 sim_app.command("station")(station_main)
 sim_app.command("controller")(controller_main)
 sim_app.command("osdp")(osdp_main)
+sim_app.command("uhppote")(uhppote_main)
 
 
 @sim_app.command("site")
@@ -43,13 +46,34 @@ def site_command(
     asyncio.run(run_site(spec, control_port=control_port))
 
 
+def call_arguments(arguments: list[str]) -> dict[str, object]:
+    """``name=value`` arguments of ``sim call`` as a command's JSON arguments: a value that is
+    a JSON number (without leading zeros), ``true``, ``false`` or ``null`` is sent as that,
+    ``'text'`` or ``"text"`` as the text between the quotes, anything else as text."""
+    params: dict[str, object] = {}
+    for arg in arguments:
+        name, sep, value = arg.partition("=")
+        if not sep or not name:
+            raise ValueError(f"argument {arg!r}: expected name=value")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            params[name] = value[1:-1]
+            continue
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        params[name] = parsed if isinstance(parsed, bool | int | float | None) else value
+    return params
+
+
 @sim_app.command("call")
 def call_command(
     command: Annotated[str, typer.Argument(help="Control command, e.g. insert, visit, present.")],
     arguments: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Arguments as name=value (values that look like numbers are sent as numbers)."
+            help="Arguments as name=value: numbers, true, false and null are sent as such "
+            "(JSON), anything else as text; quote a number to send it as text (serial='007')."
         ),
     ] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="The simulator's control port.")] = 0,
@@ -57,18 +81,14 @@ def call_command(
 ) -> None:
     """Send one command to a running simulator's control interface and print the reply
     (``lockgate sim call --port P help`` lists the commands)."""
-    import json
-
     from simulators.control import ControlClient, ControlError
 
     if not port:
         fail("--port: give the control port the simulator printed", 2)
-    params: dict[str, object] = {}
-    for arg in arguments or []:
-        name, sep, value = arg.partition("=")
-        if not sep or not name:
-            fail(f"argument {arg!r}: expected name=value", 2)
-        params[name] = int(value) if value.isdigit() and not value.startswith("0") else value
+    try:
+        params = call_arguments(arguments or [])
+    except ValueError as exc:
+        fail(str(exc), 2)
 
     async def call() -> object:
         async with ControlClient(host, port) as client:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from sqlalchemy.orm import Session
 
 from drivers.base import DeviceConfig, WriteProgress
 from drivers.registry import load_key_station
@@ -23,7 +25,7 @@ from gateway.cli.common import STATE, console, fail, local
 from gateway.cli.credentials import holder_of
 from gateway.config import DeviceSettings, Settings
 from gateway.rules import DESCRIPTIONS
-from gateway.sync.events import Sinks, SyncSink
+from gateway.sync.events import Sinks, SyncSink, confirmed_revision
 from gateway.sync.service import install, worker_timing
 from gateway.sync.station import KeyVisit, StationWorker
 
@@ -103,16 +105,22 @@ def describe(visit: KeyVisit, holder: str) -> None:
 
 def _sinks(settings: Settings, gateway: Gateway) -> Sinks:
     """Report to the audit log, and — when MQTT is configured — to the outbox, which the
-    running service's bridge publishes (this process keeps no broker connection)."""
+    running service's bridge publishes (this process keeps no broker connection). The
+    credential states it writes say what the devices confirmed, as the service's do."""
     from gateway.audit.install import install_audit
     from gateway.bridge.outbound import StatePublisher
     from gateway.bridge.syncsink import BridgeSyncSink
     from gateway.bridge.topics import TopicMap
 
-    sinks: list[SyncSink] = [install_audit(gateway.core, settings)]
+    core = gateway.core
+
+    def confirmed(session: Session, number: str) -> tuple[str, datetime] | None:
+        return confirmed_revision(session, core, number)
+
+    sinks: list[SyncSink] = [install_audit(core, settings)]
     if settings.mqtt.enabled:
-        publisher = StatePublisher(TopicMap(settings.mqtt.base_topic))
-        sinks.append(BridgeSyncSink(publisher, gateway.core))
+        publisher = StatePublisher(TopicMap(settings.mqtt.base_topic), confirmed_lookup=confirmed)
+        sinks.append(BridgeSyncSink(publisher, core))
     return Sinks(sinks)
 
 

@@ -16,6 +16,7 @@ from gateway.domain.facts import (
     AccessApplication,
     Assignment,
     Competence,
+    CompetenceCode,
     DeliveryManifest,
     Employment,
     KeyGrantAgreement,
@@ -30,11 +31,12 @@ from gateway.domain.identifiers import (
     Ident,
     KeySerial,
     Mobile,
+    Name,
     RfidNumber,
 )
 from gateway.domain.timeutil import UtcDateTime
 
-CredentialNumber = Annotated[str, Field(min_length=1, max_length=10, pattern=r"^\d+$")]
+CredentialNumber = Annotated[str, Field(min_length=1, max_length=10, pattern=r"^[0-9]+$")]
 
 
 class Command(BaseModel):
@@ -42,7 +44,9 @@ class Command(BaseModel):
     an operator's role needs; ``revokes`` marks commands that can only take access away (they
     jump every queue)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, use_attribute_docstrings=True
+    )
 
     name: ClassVar[str]
     action: ClassVar[str]
@@ -58,6 +62,7 @@ class PutOrganisation(Command):
     action = "manage_master_data"
     summary = "Register or rename an organisation."
     organisation: Organisation
+    """The organisation."""
 
 
 class PutAgreement(Command):
@@ -65,6 +70,7 @@ class PutAgreement(Command):
     action = "manage_master_data"
     summary = "Register, change or terminate a key grant agreement."
     agreement: KeyGrantAgreement
+    """The agreement (a new one, or a change of a stored one of the same organisation)."""
 
 
 class PutPerson(Command):
@@ -72,6 +78,7 @@ class PutPerson(Command):
     action = "manage_master_data"
     summary = "Register a person or correct their name or mobile."
     person: Person
+    """The person."""
 
 
 class PutEmployment(Command):
@@ -79,6 +86,7 @@ class PutEmployment(Command):
     action = "manage_master_data"
     summary = "Register an employment with its ID06 card, or update the card."
     employment: Employment
+    """The employment and its ID06 card."""
 
 
 class BlockId06(Command):
@@ -87,8 +95,11 @@ class BlockId06(Command):
     revokes = True
     summary = "Block an ID06 card (blocking-register feed): every credential of it is revoked."
     card_number: Id06CardNumber
-    reason: Annotated[str, Field(max_length=200)] = ""
+    """The blocked ID06 card (registered to an employment)."""
+    reason: Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x08\x0a-\x1f]*$")] = ""
+    """Why, for people (at most 200 characters)."""
     terminate: bool = False
+    """The card is terminated for good (it can then never be unblocked)."""
 
 
 class UnblockId06(Command):
@@ -96,6 +107,7 @@ class UnblockId06(Command):
     action = "block_id06"
     summary = "Lift the block of an ID06 card (a terminated card cannot be unblocked)."
     card_number: Id06CardNumber
+    """The ID06 card (registered to an employment, not terminated)."""
 
 
 class PutCompetence(Command):
@@ -103,6 +115,7 @@ class PutCompetence(Command):
     action = "manage_master_data"
     summary = "Register or renew a person's competence."
     competence: Competence
+    """The competence."""
 
 
 class RemoveCompetence(Command):
@@ -111,7 +124,9 @@ class RemoveCompetence(Command):
     revokes = True
     summary = "Withdraw a person's competence."
     person_id: Ident
-    code: Annotated[str, Field(min_length=1, max_length=40)]
+    """The person."""
+    code: CompetenceCode
+    """The competence code the person holds."""
 
 
 class PutSpace(Command):
@@ -119,6 +134,7 @@ class PutSpace(Command):
     action = "manage_spaces"
     summary = "Register or change a space: its cylinders, doors and required competences."
     space: Space
+    """The space."""
 
 
 class PutAssignment(Command):
@@ -126,6 +142,7 @@ class PutAssignment(Command):
     action = "manage_master_data"
     summary = "Register or change an assignment."
     assignment: Assignment
+    """The assignment."""
 
 
 class PutApplication(Command):
@@ -136,6 +153,7 @@ class PutApplication(Command):
         "withdrawn). The latest approved revision replaces every earlier one."
     )
     application: AccessApplication
+    """The application revision."""
 
 
 # ------------------------------------------------------------------ keys and credentials
@@ -146,6 +164,7 @@ class PlaceKeyOrder(Command):
     action = "issue_credentials"
     summary = "Place a key order (behovsanmälan) for an organisation with an agreement."
     order: KeyOrder
+    """The order."""
 
 
 class RegisterDelivery(Command):
@@ -153,13 +172,18 @@ class RegisterDelivery(Command):
     action = "issue_credentials"
     summary = "Register a delivery manifest: the delivered keys, all inactive."
     manifest: DeliveryManifest
+    """The delivery manifest."""
 
 
 class RegisterTags(Command):
     name = "tags"
     action = "issue_credentials"
     summary = "Register RFID tags (employee cards) in stock, inactive."
-    numbers: Annotated[tuple[RfidNumber, ...], Field(min_length=1, max_length=10000)]
+    numbers: Annotated[
+        tuple[RfidNumber, ...],
+        Field(min_length=1, max_length=10000, json_schema_extra={"uniqueItems": True}),
+    ]
+    """Tag numbers (1 to 4294967295), each once, none registered before."""
 
 
 class HandOut(Command):
@@ -167,8 +191,12 @@ class HandOut(Command):
     action = "link_credentials"
     summary = "Link a delivered key or tag to an employment; produces the handout receipt."
     credential_number: CredentialNumber
+    """The delivered key (9 digits) or tag number."""
     employment_id: Ident
+    """The employment it is handed out to (with an active ID06 card and no other live
+    credential of the kind)."""
     at: UtcDateTime | None = None
+    """Instant of the hand-out; null: when the gateway applies it."""
 
 
 class SignReceipt(Command):
@@ -176,7 +204,10 @@ class SignReceipt(Command):
     action = "link_credentials"
     summary = "Record that the holder signed the handout receipt: the credential goes in service."
     credential_number: CredentialNumber
+    """The handed-out key or tag."""
     signed_at: UtcDateTime | None = None
+    """Instant the receipt was signed, not before it was produced; null: when the gateway
+    applies it."""
 
 
 class ApproveEmployeeCard(Command):
@@ -184,7 +215,9 @@ class ApproveEmployeeCard(Command):
     action = "approve_employee_cards"
     summary = "HR approves an employee card (tag) so that it can be activated."
     credential_number: CredentialNumber
+    """The employee card (tag)."""
     at: UtcDateTime | None = None
+    """Instant of the approval; null: when the gateway applies it."""
 
 
 Outcome = Literal["returned", "lost", "broken", "destroyed"]
@@ -196,8 +229,11 @@ class ReportCredential(Command):
     revokes = True
     summary = "Report a credential returned, lost, broken or destroyed: it is revoked at once."
     credential_number: CredentialNumber
+    """The key, tag or visitor card."""
     outcome: Outcome
+    """What happened to it: `returned`, `lost`, `broken` or `destroyed`."""
     at: UtcDateTime | None = None
+    """When; null: when the gateway applies it."""
 
 
 class ReplaceKey(Command):
@@ -209,9 +245,13 @@ class ReplaceKey(Command):
         "revoked. The old key's outcome (lost, broken, ...) is recorded."
     )
     old_number: KeySerial
+    """The handed-out key replaced (9 digits)."""
     new_number: KeySerial
+    """The delivered key that takes over (9 digits)."""
     old_outcome: Literal["lost", "broken", "destroyed", "returned", "replaced"] = "replaced"
+    """What happened to the old key: `lost`, `broken`, `destroyed`, `returned` or `replaced`."""
     at: UtcDateTime | None = None
+    """When; null: when the gateway applies it."""
 
 
 class IssueVisitorCard(Command):
@@ -222,16 +262,28 @@ class IssueVisitorCard(Command):
         "holder must be present in person and acknowledge the duty to return it."
     )
     number: RfidNumber
-    holder_name: Annotated[str, Field(min_length=1, max_length=200)]
-    company: Annotated[str, Field(min_length=1, max_length=200)]
+    """The card's number (1 to 4294967295), not registered before."""
+    holder_name: Annotated[Name, Field(min_length=1, max_length=200)]
+    """The holder's name (erased when the card is returned)."""
+    company: Annotated[Name, Field(min_length=1, max_length=200)]
+    """The holder's company (erased when the card is returned)."""
     mobile: Mobile
+    """The holder's mobile number, 7 to 15 digits with an optional leading `+` (erased when the
+    card is returned)."""
     sponsor_employment_id: Ident
+    """The employment of the contact person who vouches for the holder (registered before)."""
     reason: VisitorReason
+    """`forgot_card` (valid at most to the end of the working day), `new_employee` or `supplier`."""
     space_ids: Annotated[tuple[Ident, ...], Field(min_length=1)]
+    """The spaces it opens (registered, with controller doors)."""
     valid_until: UtcDateTime
+    """Instant it expires; after `valid_from` (whole seconds)."""
     valid_from: UtcDateTime | None = None
+    """Instant it starts; null: when the gateway applies it."""
     confirmed_in_person: Literal[True]
+    """The holder appeared in person (must be true)."""
     return_duty_acknowledged: Literal[True]
+    """The holder was told to return it (must be true)."""
 
 
 class ChangeVisitorCard(Command):
@@ -239,7 +291,9 @@ class ChangeVisitorCard(Command):
     action = "change_credentials"
     summary = "Extend or shorten a visitor card's validity."
     number: RfidNumber
+    """The visitor card (issued, not returned)."""
     valid_until: UtcDateTime
+    """The new expiry instant, after the card's start."""
 
 
 class ReturnVisitorCard(Command):
@@ -248,8 +302,11 @@ class ReturnVisitorCard(Command):
     revokes = True
     summary = "Take a visitor card back: it is revoked and its holder's personal data erased."
     number: RfidNumber
+    """The visitor card (issued, not returned)."""
     at: UtcDateTime | None = None
+    """When; null: when the gateway applies it."""
     lost: bool = False
+    """The card was lost rather than returned."""
 
 
 COMMANDS: tuple[type[Command], ...] = (

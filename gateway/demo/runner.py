@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import shutil
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -182,30 +184,77 @@ async def run_demo(
     return summary
 
 
-def _explore(console: Console, setup: DemoSetup, folder: Path) -> None:
-    control = setup.site.control.port if setup.site.control else None
-    db = setup.settings.database.url
+def lockgate_command(executable: str | None = None, path: str | None = None) -> str:
+    """How to start this lockgate from a shell, as printed for the user to copy: ``lockgate``
+    when the ``lockgate`` found on ``path`` (default ``$PATH``) is this one, else the full path
+    of the ``lockgate`` beside the running Python (a virtual environment not activated, as
+    after ``make demo``), else ``PYTHON -m gateway.cli``."""
+    here = Path(executable or sys.executable).parent / "lockgate"
+    found = shutil.which("lockgate", path=path)
+    if here.is_file():
+        if found is not None and Path(found).resolve() == here.resolve():
+            return "lockgate"
+        return shlex.quote(str(here.absolute()))
+    return f"{shlex.quote(executable or sys.executable)} -m gateway.cli"
+
+
+def explore_lines(
+    *,
+    db_url: str,
+    control_port: int | None,
+    broker_port: int | None,
+    base_topic: str,
+    folder: Path,
+    lockgate: str,
+    path: str | None = None,
+) -> list[str]:
+    """What the running demo suggests trying, each line a command that works as printed
+    (the MQTT tools only when they are installed)."""
+    db = shlex.quote(db_url)
     lines = [
         "",
-        "[bold]The site and the gateway keep running. Try:[/]",
-        f"  lockgate --db {db} explain 100000004 cylinder:200101",
-        f"  lockgate --db {db} report exposure",
-        f"  lockgate sim call --port {control} insert station=wall-hallsberg serial=100000002",
-        f"  lockgate sim call --port {control} remove station=wall-hallsberg",
-        f"  lockgate sim call --port {control} visit serial=100000002 cylinder=200201",
-        f"  lockgate sim call --port {control} present controller=ctrl-office "
-        "credential=4000001 door=1",
+        "The site and the gateway keep running. Try:",
+        f"  {lockgate} --db {db} explain 100000004 cylinder:200101",
+        f"  {lockgate} --db {db} report exposure",
     ]
-    if setup.broker is not None:
-        base = setup.settings.mqtt.base_topic
+    if control_port is not None:
+        call = f"  {lockgate} sim call --port {control_port}"
         lines += [
-            f"  mosquitto_sub -p {setup.broker.port} -t '{base}/v1/#' -v",
-            f"  mosquitto_pub -p {setup.broker.port} -t {base}/v1/request/id06_unblock "
-            '-m \'{"request_id": "try-1", "card_number": "ID06AN0001"}\'',
+            f"{call} insert station=wall-hallsberg serial=100000002",
+            f"{call} remove station=wall-hallsberg",
+            f"{call} visit serial=100000002 cylinder=200201",
+            f"{call} present controller=ctrl-office credential=4000001 door=1",
         ]
-    lines += [f"  files: {folder}/ (database, manifests, receipts)", "Ctrl-C stops everything."]
+    if broker_port is not None:
+        sub = shutil.which("mosquitto_sub", path=path)
+        pub = shutil.which("mosquitto_pub", path=path)
+        if sub and pub:
+            lines += [
+                f"  {shlex.quote(sub)} -p {broker_port} -t '{base_topic}/v1/#' -v",
+                f"  {shlex.quote(pub)} -p {broker_port} -t {base_topic}/v1/request/id06_unblock "
+                '-m \'{"request_id": "try-1", "card_number": "ID06AN0001"}\'',
+            ]
+        else:
+            lines.append(
+                f"  the broker listens on 127.0.0.1:{broker_port} (install mosquitto-clients "
+                "for mosquitto_sub and mosquitto_pub)"
+            )
+    lines += [f"  files: {folder.absolute()}/ (database, manifests, receipts)"]
+    lines.append("Ctrl-C stops everything.")
+    return lines
+
+
+def _explore(console: Console, setup: DemoSetup, folder: Path) -> None:
+    lines = explore_lines(
+        db_url=setup.settings.database.url,
+        control_port=setup.site.control.port if setup.site.control else None,
+        broker_port=setup.broker.port if setup.broker is not None else None,
+        base_topic=setup.settings.mqtt.base_topic,
+        folder=folder,
+        lockgate=lockgate_command(),
+    )
     for line in lines:
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 async def _wait_for_interrupt() -> None:

@@ -36,6 +36,7 @@ from gateway.domain.facts import (
 )
 from gateway.domain.timeutil import (
     DEFAULT_TIMEZONE,
+    IsoDate,
     ScheduleInterval,
     UtcDateTime,
     WeeklySchedule,
@@ -67,6 +68,7 @@ __all__ = [
     "Id06Card",
     "Id06Status",
     "IllegalTransition",
+    "IsoDate",
     "KeyGrantAgreement",
     "KeyOrder",
     "KeyOrderStatus",

@@ -9,7 +9,6 @@ referenced employment exists) are checked by the command layer against the store
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
@@ -25,23 +24,29 @@ from gateway.domain.identifiers import (
     OrgNumber,
     RfidNumber,
 )
-from gateway.domain.timeutil import UtcDateTime, WeeklySchedule
+from gateway.domain.timeutil import IsoDate, UtcDateTime, WeeklySchedule
 
 PersonName = Annotated[Name, Field(min_length=1, max_length=100)]
+CompetenceCode = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
 Text = Annotated[Name, Field(min_length=1, max_length=200)]
 
 
 class Fact(BaseModel):
     """Base of every fact: frozen, unknown fields refused."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, use_attribute_docstrings=True
+    )
 
 
 class Organisation(Fact):
     """A company or authority, identified by its Swedish organisation number."""
 
     org_number: OrgNumber
+    """Swedish organisation number, `NNNNNN-NNNN` or ten digits; the last digit is a Luhn check
+    digit."""
     name: Text
+    """The organisation's name."""
 
 
 class KeyGrantAgreement(Fact):
@@ -53,11 +58,18 @@ class KeyGrantAgreement(Fact):
     """
 
     id: Ident
+    """Agreement id, chosen by the sender."""
     org_number: OrgNumber
-    signed_on: date
-    valid_from: date
-    valid_until: date | None = None
+    """Organisation number of the organisation that signed it (registered before)."""
+    signed_on: IsoDate
+    """Day it was signed; not after `valid_from`."""
+    valid_from: IsoDate
+    """First day in force (local date)."""
+    valid_until: IsoDate | None = None
+    """Last day in force (local date, inclusive), not before `valid_from`; null: open-ended."""
     terminated_at: UtcDateTime | None = None
+    """Instant it was terminated; every key and tag of the organisation stops working then.
+    Null: not terminated."""
 
     @model_validator(mode="after")
     def _dates(self) -> Self:
@@ -73,9 +85,13 @@ class Person(Fact):
     """A person. Only what the seeds name: first and last name, optionally a mobile."""
 
     id: Ident
+    """Person id, chosen by the sender."""
     first_name: PersonName
+    """First name."""
     last_name: PersonName
+    """Last name."""
     mobile: Mobile | None = None
+    """Mobile number, 7 to 15 digits with an optional leading `+`; null: none."""
 
 
 class Id06Status(StrEnum):
@@ -87,11 +103,14 @@ class Id06Status(StrEnum):
 class Id06Card(BaseModel):
     """The ID06 card of one employment. ``blocked`` can be lifted, ``terminated`` cannot."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     card_number: Id06CardNumber
-    valid_until: date
+    """ID06 card number: 6 to 20 letters or digits (stored upper-case)."""
+    valid_until: IsoDate
+    """Last day the card is valid (local date)."""
     status: Id06Status = Id06Status.ACTIVE
+    """`active`, `blocked` (can be lifted) or `terminated` (final)."""
 
 
 ID06_TRANSITIONS: dict[Id06Status, frozenset[Id06Status]] = {
@@ -109,17 +128,25 @@ class Employment(Fact):
     """
 
     id: Ident
+    """Employment id, chosen by the sender."""
     person_id: Ident
+    """The person employed (registered before)."""
     org_number: OrgNumber
+    """Organisation number of the employer (registered before); one employment per person and
+    organisation."""
     id06: Id06Card
+    """The ID06 card registered for this employment."""
 
 
 class Competence(Fact):
     """A vocational certificate of a person (code such as ``ELSAK``), valid through a date."""
 
     person_id: Ident
-    code: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
-    valid_until: date
+    """The person holding it (registered before)."""
+    code: CompetenceCode
+    """Competence code such as `ELSAK` (letters, digits, `_`, `.`, `-`; stored upper-case)."""
+    valid_until: IsoDate
+    """Last day it is valid (local date)."""
 
     @field_validator("code")
     @classmethod
@@ -130,10 +157,12 @@ class Competence(Fact):
 class DoorRef(BaseModel):
     """A door: its number (1..16) on a door controller."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     controller_id: Ident
+    """Door controller id from the gateway configuration."""
     door: Annotated[int, Field(ge=1, le=16)]
+    """Door number on the controller, 1 to 16."""
 
 
 class Space(Fact):
@@ -145,11 +174,24 @@ class Space(Fact):
     """
 
     id: Ident
+    """Space id, chosen by the sender."""
     name: Text
-    cylinders: tuple[CylinderId, ...] = ()
-    doors: tuple[DoorRef, ...] = ()
-    required_competences: tuple[str, ...] = ()
+    """The space's name."""
+    cylinders: tuple[CylinderId, ...] = Field(
+        default=(), json_schema_extra={"uniqueItems": True}
+    )
+    """Offline cylinders of the space: hardware numbers, each once."""
+    doors: tuple[DoorRef, ...] = Field(
+        default=(), json_schema_extra={"uniqueItems": True}
+    )
+    """Controller doors of the space, each once."""
+    required_competences: tuple[CompetenceCode, ...] = Field(
+        default=(), json_schema_extra={"uniqueItems": True}
+    )
+    """Competence codes a person must hold (and be valid) to be granted the space."""
     revalidation_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    """Keys with this space lapse unless updated at a programming station within this many days
+    (1 to 365); null: the site default."""
 
     @field_validator("cylinders")
     @classmethod
@@ -176,11 +218,17 @@ class Assignment(Fact):
     of the owner, over a period. Access applications belong to an assignment."""
 
     id: Ident
+    """Assignment id, chosen by the sender."""
     name: Text
+    """The assignment's name."""
     main_contractor: OrgNumber
+    """Organisation number of the main contractor (registered before)."""
     project_manager: PersonName
-    starts_on: date
-    ends_on: date
+    """The owner's project manager who approves its applications."""
+    starts_on: IsoDate
+    """First day (local date)."""
+    ends_on: IsoDate
+    """Last day (local date), not before `starts_on`."""
 
     @model_validator(mode="after")
     def _period(self) -> Self:
@@ -200,13 +248,20 @@ class ApplicationEntry(BaseModel):
     """One line of an access application: an employment, the spaces it needs, from/until
     (local dates, inclusive) and an optional weekly schedule."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     employment_id: Ident
-    space_ids: tuple[Ident, ...] = Field(min_length=1)
-    valid_from: date
-    valid_until: date
+    """The employment granted access (registered before); once per application."""
+    space_ids: tuple[Ident, ...] = Field(
+        min_length=1, json_schema_extra={"uniqueItems": True}
+    )
+    """The spaces it needs (registered before), each once."""
+    valid_from: IsoDate
+    """First day (local date)."""
+    valid_until: IsoDate
+    """Last day (local date, inclusive), not before `valid_from`."""
     schedule: WeeklySchedule | None = None
+    """Weekly schedule access is limited to; null: any time."""
 
     @model_validator(mode="after")
     def _period(self) -> Self:
@@ -225,13 +280,37 @@ class AccessApplication(Fact):
     revisions grant nothing.
     """
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            # A decision needs its instant: JSON Schema says so with if/then.
+            "if": {
+                "properties": {"status": {"enum": ["approved", "rejected"]}},
+                "required": ["status"],
+            },
+            "then": {
+                "properties": {"decided_at": {"type": "string"}},
+                "required": ["decided_at"],
+            },
+        }
+    )
+
     assignment_id: Ident
+    """The assignment it belongs to (registered before)."""
     revision: Annotated[int, Field(ge=1, le=2_147_483_647)]
+    """Revision number, increasing per assignment; an older one than the stored latest is
+    refused as STALE."""
     status: ApplicationStatus
+    """`submitted`, `approved`, `rejected` or `withdrawn`. The latest approved revision grants
+    access."""
     expedited: bool = False
+    """Expedited handling asked for."""
     submitted_at: UtcDateTime
+    """Instant it was submitted."""
     decided_at: UtcDateTime | None = None
+    """Instant of the decision, not before `submitted_at`; required when the status is
+    `approved` or `rejected`."""
     entries: tuple[ApplicationEntry, ...] = ()
+    """Who needs which spaces, when: one entry per employment."""
 
     @model_validator(mode="after")
     def _decision(self) -> Self:
@@ -343,11 +422,17 @@ class KeyOrder(Fact):
     Orders may come in several rounds."""
 
     id: Ident
+    """Order id, chosen by the sender."""
     org_number: OrgNumber
+    """Organisation number of the ordering organisation (registered, with an agreement in force)."""
     quantity: Annotated[int, Field(ge=1, le=10000)]
+    """Number of keys ordered, 1 to 10000."""
     delivery_address: Annotated[Name, Field(min_length=1, max_length=300)]
+    """Where the keys are to be delivered."""
     status: KeyOrderStatus = KeyOrderStatus.PLACED
+    """`placed` when ordering; `partly_delivered`, `delivered` and `cancelled` follow."""
     ordered_at: UtcDateTime
+    """Instant it was ordered."""
 
 
 class DeliveryManifest(Fact):
@@ -355,8 +440,13 @@ class DeliveryManifest(Fact):
     order: the serial numbers of the keys delivered, all inactive."""
 
     order_id: Ident
+    """The key order delivered against (registered before)."""
     delivered_at: UtcDateTime
-    key_serials: tuple[KeySerial, ...] = Field(min_length=1)
+    """Instant of the delivery."""
+    key_serials: tuple[KeySerial, ...] = Field(
+        min_length=1, json_schema_extra={"uniqueItems": True}
+    )
+    """Serial numbers (9 digits) of the keys delivered, each once, none registered before."""
 
     @field_validator("key_serials")
     @classmethod

@@ -7,9 +7,9 @@ pydantic errors that name the field and the reason. The plain functions are usab
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Field, JsonValue
 
 _ORG_RE = re.compile(r"^(\d{6})-?(\d{4})$")
 _KEY_SERIAL_RE = re.compile(r"^\d{9}$")
@@ -19,6 +19,22 @@ _MOBILE_RE = re.compile(r"^\+?[0-9]{7,15}$")
 _SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 RFID_MAX = 0xFFFFFFFF
+
+# JSON Schema patterns of the canonical forms (ECMA-262 and Python ``re`` read them alike).
+# They describe what the validators below accept, written the way a sender should write it.
+IDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+ORG_NUMBER_PATTERN = r"^[0-9]{6}-?[0-9]{4}$"
+KEY_SERIAL_PATTERN = r"^[0-9]{9}$"
+RFID_PATTERN = (
+    r"^([1-9][0-9]{0,8}|[1-3][0-9]{9}|4[01][0-9]{8}|42[0-8][0-9]{7}|429[0-3][0-9]{6}"
+    r"|4294[0-8][0-9]{5}|42949[0-5][0-9]{4}|429496[0-6][0-9]{3}|4294967[01][0-9]{2}"
+    r"|42949672[0-8][0-9]|429496729[0-5])$"
+)
+"""1 to 4294967295, decimal, without leading zeros."""
+ID06_PATTERN = r"^[A-Za-z0-9]{6,20}$"
+MOBILE_PATTERN = r"^\+?[0-9]{7,15}$"
+TEXT_PATTERN = r"^[^\x00-\x08\x0a-\x1f]*[^\s\x00-\x1f\x85][^\x00-\x08\x0a-\x1f]*$"
+"""Text with something besides spaces, and no control characters but tabs."""
 
 
 def luhn_valid(digits: str) -> bool:
@@ -110,25 +126,45 @@ def _coerce_str(value: object) -> object:
     return value
 
 
-OrgNumber = Annotated[str, BeforeValidator(_strip), AfterValidator(normalize_org_number)]
+def _schema(pattern: str, **extra: JsonValue) -> Any:
+    return Field(json_schema_extra={"pattern": pattern, **extra})
+
+
+OrgNumber = Annotated[
+    str,
+    BeforeValidator(_strip),
+    AfterValidator(normalize_org_number),
+    _schema(ORG_NUMBER_PATTERN, examples=["556677-8899"]),
+]
 """Swedish organisation number, normalised to ``NNNNNN-NNNN``, Luhn-checked."""
 
-KeySerial = Annotated[str, BeforeValidator(_coerce_str), AfterValidator(_check_key_serial)]
+KeySerial = Annotated[
+    str,
+    BeforeValidator(_coerce_str),
+    AfterValidator(_check_key_serial),
+    _schema(KEY_SERIAL_PATTERN),
+]
 """Serial number of a CLIQ-style key: exactly 9 digits."""
 
-RfidNumber = Annotated[str, BeforeValidator(_coerce_str), AfterValidator(_check_rfid)]
+RfidNumber = Annotated[
+    str, BeforeValidator(_coerce_str), AfterValidator(_check_rfid), _schema(RFID_PATTERN)
+]
 """Number of an RFID tag or visitor card: 1..2**32-1, decimal, no leading zeros."""
 
-CylinderId = Annotated[str, BeforeValidator(_coerce_str), AfterValidator(_check_rfid)]
+CylinderId = Annotated[
+    str, BeforeValidator(_coerce_str), AfterValidator(_check_rfid), _schema(RFID_PATTERN)
+]
 """Hardware number of an offline cylinder: 1..2**32-1, decimal, no leading zeros."""
 
-Id06CardNumber = Annotated[str, AfterValidator(_check_id06)]
+Id06CardNumber = Annotated[str, AfterValidator(_check_id06), _schema(ID06_PATTERN)]
 """ID06 card number: 6-20 letters or digits, upper-cased, spaces removed."""
 
-Mobile = Annotated[str, AfterValidator(_check_mobile)]
+Mobile = Annotated[str, AfterValidator(_check_mobile), _schema(MOBILE_PATTERN)]
 """Mobile phone number: 7-15 digits, optional leading +."""
 
-Ident = Annotated[str, BeforeValidator(_strip), AfterValidator(_check_slug)]
+Ident = Annotated[
+    str, BeforeValidator(_strip), AfterValidator(_check_slug), _schema(IDENT_PATTERN)
+]
 """Identifier of a fact chosen by the system that owns it (a central system, an operator)."""
 
-Name = Annotated[str, BeforeValidator(_strip)]
+Name = Annotated[str, BeforeValidator(_strip), _schema(TEXT_PATTERN)]

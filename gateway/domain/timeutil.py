@@ -8,24 +8,73 @@ time zone: a date range ``[from, until]`` covers from the start of ``from`` to t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_TIMEZONE = "Europe/Stockholm"
+
+
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+"""The first instant the calendar can hold (0001-01-01T00:00:00Z)."""
+LATEST = datetime.max.replace(tzinfo=UTC)
+"""The last instant the calendar can hold (9999-12-31T23:59:59.999999Z)."""
 
 
 def _aware_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a time zone (for example 2026-11-23T08:00:00+01:00 or ...Z)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            "lies outside the calendar once converted to UTC (years 0001 to 9999)"
+        ) from None
 
 
-UtcDateTime = Annotated[datetime, AfterValidator(_aware_utc)]
-"""A timezone-aware instant, converted to UTC. Naive datetimes are refused."""
+_ISO_INSTANT = re.compile(r"\s*\d{4}-\d{2}-\d{2}T")
+_ISO_DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
+
+
+def _iso_instant(value: object) -> object:
+    """Only an ISO 8601 string (or a datetime, from code) may become an instant: pydantic
+    would otherwise read numbers and digit strings as Unix timestamps."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_INSTANT.match(value)):
+        return value
+    raise ValueError(
+        "must be an ISO 8601 date and time with a time zone, as a string "
+        "(for example 2026-11-23T08:00:00Z)"
+    )
+
+
+def _iso_date(value: object) -> object:
+    """Only a ``YYYY-MM-DD`` string (or a date, from code) may become a date."""
+    if (isinstance(value, date) and not isinstance(value, datetime)) or (
+        isinstance(value, str) and _ISO_DATE.fullmatch(value)
+    ):
+        return value
+    raise ValueError("must be a date as an ISO 8601 string YYYY-MM-DD (for example 2026-11-23)")
+
+
+UtcDateTime = Annotated[datetime, BeforeValidator(_iso_instant), AfterValidator(_aware_utc)]
+"""A timezone-aware instant, converted to UTC. Only ISO 8601 strings are read (no Unix
+timestamps); naive datetimes and instants beyond the calendar in UTC are refused."""
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+"""A calendar date, read only from ``YYYY-MM-DD`` (no timestamps, no date-times)."""
 
 
 def utcnow() -> datetime:
@@ -34,12 +83,19 @@ def utcnow() -> datetime:
 
 
 def start_of_day(day: date, tz: ZoneInfo) -> datetime:
-    """The UTC instant at which ``day`` starts in ``tz``."""
-    return datetime.combine(day, time(0, 0), tzinfo=tz).astimezone(UTC)
+    """The UTC instant at which ``day`` starts in ``tz``; :data:`EARLIEST` or :data:`LATEST`
+    where that instant lies beyond the calendar (the first and last local days)."""
+    try:
+        return datetime.combine(day, time(0, 0), tzinfo=tz).astimezone(UTC)
+    except OverflowError:
+        return EARLIEST if day.year == date.min.year else LATEST
 
 
 def end_of_day(day: date, tz: ZoneInfo) -> datetime:
-    """The UTC instant at which ``day`` ends in ``tz`` (start of the next day, exclusive)."""
+    """The UTC instant at which ``day`` ends in ``tz`` (start of the next day, exclusive);
+    :data:`LATEST` for the last day of the calendar."""
+    if day == date.max:
+        return LATEST
     return start_of_day(day + timedelta(days=1), tz)
 
 
@@ -101,15 +157,35 @@ class Window:
 EVERYTHING = Window()
 
 
+LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
+
+
+def _local_time_schema(schema: dict[str, JsonValue]) -> None:
+    """JSON Schema of a local wall-clock time: a pattern, not the ``time`` format (which
+    requires an offset)."""
+    schema.pop("format", None)
+    schema["pattern"] = LOCAL_TIME_PATTERN
+
+
 class ScheduleInterval(BaseModel):
     """One weekly interval: on each of ``days`` (0 = Monday .. 6 = Sunday), local time
     ``start`` (inclusive) to ``end`` (exclusive). ``end`` of 00:00 means until midnight."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    days: tuple[int, ...] = Field(min_length=1, max_length=7)
-    start: time
-    end: time
+    days: tuple[int, ...] = Field(
+        min_length=1,
+        max_length=7,
+        json_schema_extra={
+            "uniqueItems": True,
+            "items": {"type": "integer", "minimum": 0, "maximum": 6},
+        },
+    )
+    """Weekdays, each once: 0 is Monday, 6 is Sunday."""
+    start: time = Field(json_schema_extra=_local_time_schema)
+    """Local wall-clock time it starts (inclusive), `HH:MM` or `HH:MM:SS`, no time zone."""
+    end: time = Field(json_schema_extra=_local_time_schema)
+    """Local wall-clock time it ends (exclusive), after `start`; `00:00` means midnight."""
 
     @field_validator("days")
     @classmethod
@@ -140,9 +216,10 @@ class WeeklySchedule(BaseModel):
     """A weekly schedule evaluated in the site's time zone; access is allowed inside any
     of its intervals."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     intervals: tuple[ScheduleInterval, ...] = Field(min_length=1, max_length=16)
+    """Access is allowed inside any of these intervals (1 to 16)."""
 
     def allows(self, at: datetime, tz: ZoneInfo) -> bool:
         local = at.astimezone(tz)

@@ -5,16 +5,21 @@ validity ends or its revalidation deadline passes. Until then the only defence i
 blacklist of each cylinder, which reaches the cylinder through another key's visit. An online
 credential (tag, visitor card) stays on a controller until the controller confirms the new
 allow-list. This report lists, for each credential that must not open something it may still
-open, every such lock with its state.
+open, every such lock with its state. Locks are written ``cylinder:NUMBER`` and
+``door:CONTROLLER/DOOR`` (:mod:`gateway.domain.locks`); a credential still on a controller is
+listed at every door of the controller that a space names (the controller's allow-list entry
+may open any of them), or at ``door:CONTROLLER/*`` when no space names one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from gateway.domain.locks import LockRef, cylinder_lock, door_lock
 from gateway.rules.engine import RulesEngine
 from gateway.rules.hardware import granted_cylinders
 from gateway.store import desired as desired_store
@@ -30,8 +35,16 @@ ON_CONTROLLER = "on_controller"
 """The controller has not yet confirmed an allow-list without the credential."""
 
 
+ANY_DOOR = "*"
+"""The door of ``door:CONTROLLER/*``: every door of the controller."""
+
+
 @dataclass(frozen=True, slots=True)
 class ExposureRow:
+    """A lock that a credential can still open although it must not: ``lock`` in the
+    canonical notation, ``status`` one of the constants above, ``until`` when the key's own
+    validity ends it (``None``: nothing ends it but the revocation reaching the lock)."""
+
     credential: str
     kind: str
     reasons: tuple[str, ...]
@@ -39,6 +52,23 @@ class ExposureRow:
     status: str
     until: datetime | None
     detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "credential": self.credential,
+            "kind": self.kind,
+            "reasons": list(self.reasons),
+            "lock": self.lock,
+            "status": self.status,
+            "until": self.until.isoformat() if self.until else None,
+            "detail": self.detail,
+        }
+
+    def concerns(self, lock: LockRef) -> bool:
+        """True when this row is about ``lock`` (a wildcard door row about every door)."""
+        if lock.kind == "cylinder":
+            return self.lock == str(lock)
+        return self.lock in (str(lock), f"door:{lock.controller_id}/{ANY_DOOR}")
 
 
 def exposure(session: Session, engine: RulesEngine, now: datetime) -> list[ExposureRow]:
@@ -68,7 +98,7 @@ def exposure(session: Session, engine: RulesEngine, now: datetime) -> list[Expos
                     key.serial,
                     "key",
                     reasons,
-                    f"cylinder:{cylinder}",
+                    cylinder_lock(cylinder),
                     status,
                     key.lapses_at,
                     detail,
@@ -77,6 +107,7 @@ def exposure(session: Session, engine: RulesEngine, now: datetime) -> list[Expos
     for controller in sync_store.all_controllers(session):
         desired = engine.controller(controller.controller_id)
         wanted = {e.credential for e in desired.entries}
+        locks = _doors(engine, controller.controller_id)
         for number in controller.credentials:
             if number in wanted:
                 continue
@@ -84,16 +115,33 @@ def exposure(session: Session, engine: RulesEngine, now: datetime) -> list[Expos
             reasons = tuple(r.value for r in state.reasons) if state else ("CREDENTIAL_UNKNOWN",)
             job = sync_store.get_job(session, "controller", controller.controller_id)
             detail = "sync pending" + (f" ({job.last_error})" if job and job.last_error else "")
-            rows.append(
+            rows.extend(
                 ExposureRow(
                     number,
                     state.kind.value if state else "-",
                     reasons,
-                    f"controller:{controller.controller_id}",
+                    lock,
                     ON_CONTROLLER,
                     None,
                     detail,
                 )
+                for lock in locks
             )
     rows.sort(key=lambda r: (r.status == BLOCKED, r.credential, r.lock))
     return rows
+
+
+def _doors(engine: RulesEngine, controller_id: str) -> list[str]:
+    facts = engine.facts
+    doors = sorted(
+        {
+            d.door
+            for space_id in facts.spaces_by_controller.get(controller_id, ())
+            if (space := facts.spaces.get(space_id)) is not None
+            for d in space.doors
+            if d.controller_id == controller_id
+        }
+    )
+    if not doors:
+        return [f"door:{controller_id}/{ANY_DOOR}"]
+    return [door_lock(controller_id, d) for d in doors]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from gateway.domain.timeutil import DEFAULT_TIMEZONE
+from gateway.domain.timeutil import DEFAULT_TIMEZONE, LATEST, start_of_day
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,9 @@ class RulesConfig:
         cache: dict[date, datetime] = self._day_cache  # type: ignore[attr-defined]
         hit = cache.get(day)
         if hit is None:
-            hit = datetime.combine(day, time(0, 0), tzinfo=self.timezone).astimezone(UTC)
-            cache[day] = hit
+            hit = cache[day] = start_of_day(day, self.timezone)
         return hit
 
     def day_end(self, day: date) -> datetime:
         """UTC instant at which local ``day`` ends (exclusive)."""
-        return self.day_start(day + timedelta(days=1))
+        return LATEST if day == date.max else self.day_start(day + timedelta(days=1))

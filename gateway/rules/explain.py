@@ -6,48 +6,17 @@ operator at a programming station or an auditor can see the exact cause of a dec
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from gateway.domain.facts import CredentialKind
-from gateway.domain.timeutil import Window
+from gateway.domain.localtime import window_text
+from gateway.domain.locks import LockRef, cylinder_lock, door_lock
+from gateway.domain.timeutil import WeeklySchedule, Window
 from gateway.rules.engine import RulesEngine
 from gateway.rules.evaluate import Check, DesiredCredential, evaluate
 from gateway.rules.reasons import DESCRIPTIONS, Reason
-
-_DOOR_RE = re.compile(r"^(?:door:)?(?P<controller>[A-Za-z0-9][A-Za-z0-9._:-]*)/(?P<door>\d{1,2})$")
-_CYL_RE = re.compile(r"^(?:cylinder:)?(?P<cylinder>\d{1,10})$")
-
-
-@dataclass(frozen=True, slots=True)
-class LockRef:
-    """A lock: an offline cylinder (``cylinder:100001`` or ``100001``) or a controller door
-    (``door:ctrl-a/2`` or ``ctrl-a/2``)."""
-
-    kind: str  # "cylinder" | "door"
-    cylinder: str | None = None
-    controller_id: str | None = None
-    door: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> LockRef:
-        """Parse a lock reference; raise ``ValueError`` saying the accepted forms."""
-        t = text.strip()
-        if m := _CYL_RE.match(t):
-            return cls("cylinder", cylinder=str(int(m["cylinder"])))
-        if m := _DOOR_RE.match(t):
-            return cls("door", controller_id=m["controller"], door=int(m["door"]))
-        raise ValueError(
-            f"lock {text!r}: expected a cylinder number (cylinder:100001) or a controller door "
-            "(door:CONTROLLER/N)"
-        )
-
-    def __str__(self) -> str:
-        if self.kind == "cylinder":
-            return f"cylinder:{self.cylinder}"
-        return f"door:{self.controller_id}/{self.door}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +67,13 @@ class Explanation:
         }
 
 
-def _schedule_text(state: DesiredCredential, index: int) -> str | None:
-    sched = state.grants[index].schedule
-    if sched is None:
+def schedule_summary(schedule: WeeklySchedule | None) -> str | None:
+    """A weekly schedule in one line, ``MTWTF-- 06:00-18:00``; ``None`` for no schedule."""
+    if schedule is None:
         return None
     days = "MTWTFSS"
     parts = []
-    for iv in sched.intervals:
+    for iv in schedule.intervals:
         d = "".join(days[i] if i in iv.days else "-" for i in range(7))
         parts.append(f"{d} {iv.start.strftime('%H:%M')}-{iv.end.strftime('%H:%M')}")
     return "; ".join(parts)
@@ -131,18 +100,18 @@ def explain(
 
 def _opens(engine: RulesEngine, state: DesiredCredential) -> list[LockAccess]:
     out: list[LockAccess] = []
-    for i, g in enumerate(state.grants):
+    for g in state.grants:
         space = engine.facts.spaces.get(g.space_id)
         if space is None:
             continue
-        sched = _schedule_text(state, i)
+        sched = schedule_summary(g.schedule)
         if state.kind is CredentialKind.KEY:
             out.extend(
-                LockAccess(f"cylinder:{c}", g.space_id, g.window, sched) for c in space.cylinders
+                LockAccess(cylinder_lock(c), g.space_id, g.window, sched) for c in space.cylinders
             )
         else:
             out.extend(
-                LockAccess(f"door:{d.controller_id}/{d.door}", g.space_id, g.window, sched)
+                LockAccess(door_lock(d.controller_id, d.door), g.space_id, g.window, sched)
                 for d in space.doors
             )
     return out
@@ -194,7 +163,7 @@ def _lock_checks(
             "credential active",
             state.active,
             f"credential {state.number}",
-            ", ".join(r.value for r in state.reasons) or "active",
+            "active" if state.active else "not active",
             None if state.active else (state.reasons or (None,))[0],
         )
     )
@@ -216,7 +185,7 @@ def _lock_checks(
             "now inside a granted window",
             bool(in_window),
             f"credential {state.number}",
-            "; ".join(f"{g.space_id} {g.window.as_json()}" for g in grants),
+            "; ".join(f"{g.space_id} {window_text(g.window, engine.cfg.timezone)}" for g in grants),
             None if in_window else Reason.OUTSIDE_WINDOW,
         )
     )
@@ -230,7 +199,7 @@ def _lock_checks(
             "weekly schedule allows now",
             bool(scheduled),
             f"credential {state.number}",
-            f"local time {at.astimezone(engine.cfg.timezone).strftime('%a %H:%M')}",
+            f"local time {at.astimezone(engine.cfg.timezone).strftime('%a %H:%M %Z')}",
             None if scheduled else Reason.OUTSIDE_SCHEDULE,
         )
     )
@@ -252,3 +221,6 @@ def _lock_checks(
         )
         ok = ok and not listed
     return checks, ok
+
+
+__all__ = ["Explanation", "LockAccess", "LockRef", "explain", "schedule_summary"]

@@ -5,10 +5,17 @@ same transaction in which it would apply the request; if it was processed before
 with the stored response instead of applying it again. Otherwise it applies the request and
 records the id and response in that same transaction, so the record exists exactly when the
 change does.
+
+Each record keeps the :func:`digest` of the validated request. A request id seen again is a
+*replay* when the request name and the digest are the same (it gets the stored response); any
+other reuse of the id is a different request, which :meth:`InboxEntry.matches` tells apart so
+that the caller can refuse it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,21 +27,42 @@ from sqlalchemy.orm import Session
 from gateway.domain import Conflict
 from gateway.store.tables import check_json_object, inbox
 
-__all__ = ["InboxEntry", "lookup", "prune", "record"]
+__all__ = ["InboxEntry", "digest", "lookup", "lookup_many", "prune", "record", "record_many"]
 
 MAX_REQUEST_ID = 200
 MAX_KIND = 100
+_DIGEST_LENGTH = 64
+
+
+def digest(kind: str, body: dict[str, Any]) -> str:
+    """The SHA-256 (hex) of a request: its kind and its validated fields as canonical JSON
+    (keys sorted, no spaces), so that the same request gives the same digest however its
+    payload was spelled."""
+    text = json.dumps(
+        {"kind": kind, "body": body}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
 class InboxEntry:
     """A processed request: its id, its kind (e.g. ``credential/activate``), the response that
-    was sent and when the request was received (aware, UTC)."""
+    was sent, when the request was received (aware, UTC) and its :func:`digest` (``None`` in
+    records written before digests were kept)."""
 
     request_id: str
     kind: str
     response: dict[str, Any]
     received_at: datetime
+    digest: str | None = None
+
+    def matches(self, kind: str, request_digest: str | None) -> bool:
+        """Whether a request of ``kind`` with ``request_digest`` is a replay of this one (the
+        same request again) rather than another request reusing its id. Without a digest on
+        either side only the kinds are compared."""
+        if kind != self.kind:
+            return False
+        return self.digest is None or request_digest is None or self.digest == request_digest
 
 
 def _check_text(field: str, value: object, limit: int) -> str:
@@ -58,7 +86,21 @@ def lookup(session: Session, request_id: str) -> InboxEntry | None:
     row = session.connection().execute(_LOOKUP, {"request_id": request_id}).mappings().first()
     if row is None:
         return None
-    return InboxEntry(row["request_id"], row["kind"], row["response"], row["received_at"])
+    return _entry(row)
+
+
+def _entry(row: Any) -> InboxEntry:
+    return InboxEntry(
+        row["request_id"], row["kind"], row["response"], row["received_at"], row["digest"]
+    )
+
+
+def _check_digest(value: str | None) -> str | None:
+    if value is not None and (
+        len(value) != _DIGEST_LENGTH or value.strip("0123456789abcdef") != ""
+    ):
+        raise ValueError(f"digest: must be {_DIGEST_LENGTH} lowercase hex digits, got {value!r}")
+    return value
 
 
 def lookup_many(session: Session, request_ids: Sequence[str]) -> dict[str, InboxEntry]:
@@ -72,9 +114,7 @@ def lookup_many(session: Session, request_ids: Sequence[str]) -> dict[str, Inbox
             .execute(select(inbox).where(inbox.c.request_id.in_(chunk)))
             .mappings()
         ):
-            found[row["request_id"]] = InboxEntry(
-                row["request_id"], row["kind"], row["response"], row["received_at"]
-            )
+            found[row["request_id"]] = _entry(row)
     return found
 
 
@@ -84,9 +124,10 @@ def record(
     kind: str,
     response: dict[str, Any],
     received_at: datetime,
+    request_digest: str | None = None,
 ) -> None:
     """Record that ``request_id`` was processed with ``response`` (a JSON object, see
-    :func:`~gateway.store.tables.check_json_object`).
+    :func:`~gateway.store.tables.check_json_object`) and the request's :func:`digest`.
 
     Raises :class:`~gateway.domain.Conflict` if the id was recorded before: look it up first.
     """
@@ -95,11 +136,18 @@ def record(
     check_json_object("response", response)
     if received_at.tzinfo is None or received_at.utcoffset() is None:
         raise ValueError("received_at: must carry a time zone")
+    _check_digest(request_digest)
     if lookup(session, request_id) is not None:
         raise Conflict(f"request {request_id!r} is already recorded", field="request_id")
     session.connection().execute(
         _INSERT,
-        {"request_id": request_id, "kind": kind, "response": response, "received_at": received_at},
+        {
+            "request_id": request_id,
+            "kind": kind,
+            "response": response,
+            "received_at": received_at,
+            "digest": request_digest,
+        },
     )
 
 
@@ -113,12 +161,14 @@ def record_many(session: Session, entries: Sequence[InboxEntry]) -> None:
         check_json_object("response", e.response)
         if e.received_at.tzinfo is None or e.received_at.utcoffset() is None:
             raise ValueError("received_at: must carry a time zone")
+        _check_digest(e.digest)
         rows.append(
             {
                 "request_id": e.request_id,
                 "kind": e.kind,
                 "response": e.response,
                 "received_at": e.received_at,
+                "digest": e.digest,
             }
         )
     if rows:

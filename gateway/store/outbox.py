@@ -169,14 +169,22 @@ def replace_payload(session: Session, message_id: int, payload: bytes) -> None:
         raise LookupError(f"message_id: no unpublished message {message_id}")
 
 
-def recent_published(session: Session, *, limit: int = 100) -> list[OutboxMessage]:
-    """The ``limit`` most recently published messages (highest ids), oldest first: what a
-    broker that lost its last changes may be missing."""
+def recent_published(
+    session: Session, *, limit: int = 100, since: datetime | None = None
+) -> list[OutboxMessage]:
+    """The ``limit`` most recently published messages (highest ids), published at ``since``
+    or later when given, oldest first: what a broker that lost its last changes may be
+    missing."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit: must be a positive whole number, got {limit!r}")
+    published = (
+        outbox.c.published_at.is_not(None)
+        if since is None
+        else outbox.c.published_at >= since
+    )
     newest = (
         select(outbox)
-        .where(outbox.c.published_at.is_not(None))
+        .where(published)
         .order_by(outbox.c.id.desc())
         .limit(limit)
         .subquery()

@@ -400,6 +400,9 @@ inbox = Table(
     Column("kind", String(100), nullable=False),
     Column("response", json_type(), nullable=False),
     Column("received_at", UtcTimestamp, nullable=False, index=True),
+    # SHA-256 of the validated request (gateway.store.inbox.digest); null in records written
+    # before it was kept.
+    Column("digest", String(64)),
 )
 
 outbox = Table(

@@ -1,11 +1,15 @@
-"""The worker of one door controller: keeps its allow-list equal to the desired one and
-collects its events.
+"""The worker of one door controller: keeps its allow-list, its settings and its clock equal
+to the desired ones and collects its events.
 
-On every connection it reads the controller's identity; a generation different from the one
-stored means the controller lost its memory, and everything is written again. Whenever the
-desired revision differs from the confirmed one it writes the whole allow-list (the driver
-stages, commits and verifies the checksum) and only then records it as confirmed. Events are
-read after the stored cursor, stored (deduplicated) and then acknowledged on the controller.
+The desired state of a controller is its allow-list (derived by the rules engine), its
+settings (lock release and held-open times, door modes: from the configuration) and its
+clock (the gateway's). On every connection it reads the controller's identity; a generation
+different from the one stored means the controller lost its memory, and everything is
+written again. Whenever the desired revision differs from the confirmed one it writes the
+whole allow-list (the driver stages, commits and verifies the checksum) and only then records
+it as confirmed. The settings and the clock are read and restored on every connection, after
+every generation change and every ``settings_check_s``. Events are read after the stored
+cursor, stored (deduplicated) and then acknowledged on the controller.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from drivers.base import AllowListResult, ControllerInfo, DoorController
+from drivers.base import (
+    AllowListResult,
+    ControllerInfo,
+    ControllerSettings,
+    DenyReason,
+    DoorController,
+)
 from gateway.rules.hardware import DesiredController
 from gateway.store import sync as sync_store
 from gateway.sync.events import SyncSink
@@ -47,13 +57,24 @@ class ControllerWorker(DeviceWorker):
         sink: SyncSink,
         *,
         timing: WorkerTiming | None = None,
+        settings: ControllerSettings | None = None,
+        clock_tolerance_s: float = 2.0,
+        settings_check_s: float = 60.0,
     ) -> None:
         super().__init__(runner, device_id, sink, timing=timing)
         self.driver_factory = driver_factory
+        self.settings = settings or ControllerSettings()
+        """The settings the controller must hold (fields left unset are not managed)."""
+        self.clock_tolerance_s = clock_tolerance_s
+        self.settings_check_s = settings_check_s
         self.generation: int | None = None
         self.writes = 0
+        self.settings_writes = 0
+        self.clock_sets = 0
         self.last_write: AllowListResult | None = None
         self._touched: set[str] = set()
+        self._settings_checked: tuple[int | None, float] | None = None
+        """Generation and monotonic time of the last settings and clock check."""
 
     def note_changed(self, numbers: set[str]) -> None:
         """Credentials whose desired state changed: their confirmed state is reported once
@@ -78,13 +99,59 @@ class ControllerWorker(DeviceWorker):
                 },
             )
             while True:
-                await self.sync_once(driver)
+                await self.sync_once(driver)  # revocations first, settings after
+                await self.keep_settings(driver)
+                await self.set_error(None)
                 await self.collect_events(driver)
                 await self._sleep_or_wake(self.poll_s)
                 info = await self.guarded("reading the identity", driver.read_info())
                 await self._check_generation(driver, info)
         finally:
             await driver.close()
+
+    async def keep_settings(self, driver: DoorController, *, force: bool = False) -> bool:
+        """Restore the controller's settings and clock when they differ from the desired
+        ones. Runs at the first call after a connection or a generation change and every
+        ``settings_check_s``; returns True when something was written."""
+        now = time.monotonic()
+        checked = self._settings_checked
+        if (
+            not force
+            and checked is not None
+            and checked[0] == self.generation
+            and now - checked[1] < self.settings_check_s
+        ):
+            return False
+        wrote = False
+        held = await self.guarded("reading the settings", driver.read_settings())
+        if self.settings.differs_from(held):
+            await self.guarded("writing the settings", driver.write_settings(self.settings))
+            self.settings_writes += 1
+            wrote = True
+            await self._report(
+                "controller_settings_written",
+                {
+                    "device": self.device_id,
+                    "pulse_seconds": self.settings.pulse_seconds,
+                    "held_open_seconds": self.settings.held_open_seconds,
+                    "door_modes": {str(d): m.value for d, m in self.settings.door_modes},
+                },
+            )
+        clock = await self.guarded("reading the clock", driver.read_clock())
+        gateway_now = self.core.clock()
+        drift = (clock - gateway_now).total_seconds()
+        if abs(drift) > self.clock_tolerance_s:
+            await self.guarded("setting the clock", driver.set_clock(self.core.clock()))
+            self.clock_sets += 1
+            wrote = True
+            await self._report(
+                "controller_clock_set", {"device": self.device_id, "drift_s": round(drift, 1)}
+            )
+        self._settings_checked = (self.generation, now)
+        return wrote
+
+    async def _report(self, kind: str, body: dict[str, object]) -> None:
+        await self.runner.call(self.core.transaction, lambda s: self.sink.event(s, kind, body))
 
     async def _check_generation(self, driver: DoorController, info: ControllerInfo) -> None:
         if info.controller_id and info.controller_id != self.device_id:
@@ -158,8 +225,6 @@ class ControllerWorker(DeviceWorker):
                 ),
             )
             raise
-        self.writes += 1
-        self.last_write = result
         generation = self.generation or 0
         numbers = [e.credential for e in plan.desired.entries]
 
@@ -198,6 +263,9 @@ class ControllerWorker(DeviceWorker):
                 self.sink.credential_state(s, self.core, number)
 
         await self.runner.call(self.core.transaction, confirm)
+        # Counted only now: whoever waits for a write may read its confirmation at once.
+        self.writes += 1
+        self.last_write = result
         log.info(
             "controller %s holds revision %s (%d entries)",
             self.device_id,
@@ -231,20 +299,30 @@ class ControllerWorker(DeviceWorker):
                 for e in events
             ]
 
-            def record(s: Session, stored: list[sync_store.StoredControllerEvent] = stored) -> None:
+            reasons = {e.sequence: e.reason for e in events}
+
+            def record(
+                s: Session,
+                stored: list[sync_store.StoredControllerEvent] = stored,
+                reasons: dict[int, DenyReason | None] = reasons,
+            ) -> None:
                 for ev in sync_store.add_controller_events(s, stored, self.core.clock()):
+                    body: dict[str, object] = {
+                        "device": self.device_id,
+                        "credential": ev.credential,
+                        "door": ev.door,
+                        "at": ev.at.isoformat(),
+                        "sequence": ev.sequence,
+                    }
+                    if ev.kind == "denied":
+                        reason = reasons.get(ev.sequence)
+                        body["reason"] = reason.value if reason else DenyReason.OTHER.value
                     self.sink.event(
                         s,
                         f"access_{ev.kind}"
                         if ev.kind in ("granted", "denied")
                         else f"door_{ev.kind}",
-                        {
-                            "device": self.device_id,
-                            "credential": ev.credential,
-                            "door": ev.door,
-                            "at": ev.at.isoformat(),
-                            "sequence": ev.sequence,
-                        },
+                        body,
                     )
 
             await self.runner.call(self.core.transaction, record)

@@ -52,29 +52,39 @@ class Sinks:
 
 
 def confirmed_revision(session: Session, core: Core, number: str) -> tuple[str, datetime] | None:
-    """The desired revision of credential ``number`` that its devices confirmed, and when.
+    """The desired revision of credential ``number`` that its devices confirmed, and when;
+    ``None`` while a device still has to change for it (its state is *pending*).
 
-    A key is confirmed by the station that last wrote it; a tag or visitor card when every
-    controller it is (or must be) on holds its desired allow-list. ``None`` while anything is
-    pending."""
+    - A **key** is confirmed by the station that last wrote and verified it: the credential
+      revision of that write. A key out of reach stays pending, revoked or not, until it is
+      next in a station (cylinder blacklists are confirmed separately).
+    - A **tag or visitor card** is confirmed when every controller it concerns (those its
+      desired state puts it on, and those whose last confirmed allow-list still has it) holds
+      its desired allow-list, at the latest of those confirmations. One that no controller must
+      hold and none holds (revoked and removed everywhere, or never placed) is confirmed once
+      every controller of a space has confirmed an allow-list, at the latest of those; with no
+      controllers at all, as soon as its state was computed."""
     state = core.engine.state(number)
     cred = core.engine.facts.credentials.get(number)
-    if cred is None:
+    if cred is None or state is None:
         return None
     if cred.kind is CredentialKind.KEY:
         k = sync_store.get_key(session, number)
         if k is None or k.credential_revision is None:
             return None
         return k.credential_revision, k.confirmed_at
-    controllers = set(controller_contributions(state, core.engine.facts)) if state else set()
     confirmed = {c.controller_id: c for c in sync_store.all_controllers(session)}
-    controllers |= {cid for cid, c in confirmed.items() if number in c.credentials}
-    latest: datetime | None = None
-    for cid in controllers:
-        held = confirmed.get(cid)
-        if held is None or held.revision != core.engine.controller_revision(cid):
-            return None
-        latest = held.confirmed_at if latest is None else max(latest, held.confirmed_at)
-    if state is None or latest is None:
-        return None
-    return state.revision, latest
+    concerned = set(controller_contributions(state, core.engine.facts))
+    concerned |= {cid for cid, c in confirmed.items() if number in c.credentials}
+    if concerned:
+        for cid in concerned:
+            held = confirmed.get(cid)
+            if held is None or held.revision != core.engine.controller_revision(cid):
+                return None
+        return state.revision, max(confirmed[cid].confirmed_at for cid in concerned)
+    known = core.engine.controller_ids()
+    if any(cid not in confirmed for cid in known):
+        return None  # a controller never confirmed: whether it holds the card is unknown
+    if not confirmed:
+        return state.revision, state.computed_at
+    return state.revision, max(c.confirmed_at for c in confirmed.values())

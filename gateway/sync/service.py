@@ -7,9 +7,9 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-from drivers.base import DeviceConfig, DoorController, KeyStation
+from drivers.base import ControllerSettings, DeviceConfig, DoorController, DoorMode, KeyStation
 from drivers.registry import load_door_controller, load_key_station
-from gateway.config import DeviceSettings, Settings
+from gateway.config import ControllerDeviceSettings, DeviceSettings, Settings
 from gateway.core import Core
 from gateway.rules.engine import Changes
 from gateway.sync.controller import ControllerWorker
@@ -31,6 +31,15 @@ def install(core: Core) -> None:
 
 def _device(d: DeviceSettings) -> DeviceConfig:
     return DeviceConfig(device_id=d.id, driver=d.driver, options=dict(d.options))
+
+
+def controller_settings(c: ControllerDeviceSettings) -> ControllerSettings:
+    """The settings a controller's configuration asks it to keep."""
+    return ControllerSettings(
+        pulse_seconds=c.pulse_seconds,
+        held_open_seconds=c.held_open_seconds,
+        door_modes=tuple((door, DoorMode(mode)) for door, mode in sorted(c.door_modes.items())),
+    )
 
 
 def worker_timing(settings: Settings) -> WorkerTiming:
@@ -75,6 +84,8 @@ class SyncService:
                 partial(self.controller_factory, _device(c)),
                 self.sink,
                 timing=timing,
+                settings=controller_settings(c),
+                clock_tolerance_s=c.clock_tolerance_s,
             )
         for st in self.settings.stations:
             if not st.operated:

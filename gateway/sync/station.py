@@ -160,7 +160,7 @@ class StationWorker(DeviceWorker):
         visit = await self.runner.call(self._record_visit, serial, held, records)
         if records:
             await self.guarded(
-                "clearing the audit trail", driver.clear_audit(max(r.sequence for r in records))
+                "clearing the audit trail", driver.clear_audit(len(records))
             )
         if not visit.registered:
             visit.outcome = "unknown"

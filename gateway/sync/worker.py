@@ -1,4 +1,11 @@
-"""What every device worker shares: reaching the core, availability, reconnect with backoff."""
+"""What every device worker shares: reaching the core, availability, reconnect with backoff.
+
+Availability is about reachability. A device is *offline* while it cannot be reached
+(:class:`~drivers.base.DeviceUnavailable`, including timeouts, or an OS error on its port);
+a device that answers but refuses what it is asked (a verify mismatch, a refused commit, a
+reply that is not the protocol) stays *online* and is in an *error state*, reported once when
+it begins or changes (event ``device_error``) and once when it ends (``device_recovered``).
+A persistent refusal therefore never makes the device's availability flap."""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.orm import Session
 from tenacity import RetryCallState, Retrying, wait_random_exponential
 
-from drivers.base import DriverError
+from drivers.base import DeviceUnavailable, DriverError
 from gateway.core import Core
 from gateway.store import sync as sync_store
 from gateway.sync.events import SyncSink
@@ -67,6 +74,8 @@ class DeviceWorker:
         self._wake = asyncio.Event()
         self.online = False
         self.last_error = ""
+        self.error: str | None = None
+        """The device's error state: why it refuses while it answers (None: no error)."""
 
     @property
     def core(self) -> Core:
@@ -98,9 +107,14 @@ class DeviceWorker:
                 failures = 0
             except asyncio.CancelledError:
                 raise
-            except (DriverError, TimeoutError, OSError) as exc:
+            except (DeviceUnavailable, TimeoutError, OSError) as exc:
                 failures += 1
                 await self.set_online(False, f"{type(exc).__name__}: {exc}")
+            except DriverError as exc:
+                # It answered: reachable, but refusing. Retried with backoff, still online.
+                failures += 1
+                await self.set_online(True, "connected")
+                await self.set_error(f"{type(exc).__name__}: {exc}")
             except Exception as exc:
                 failures += 1
                 log.exception("worker of %s failed", self.device_id)
@@ -146,6 +160,26 @@ class DeviceWorker:
         log.log(
             level, "device %s %s: %s", self.device_id, "online" if online else "offline", reason
         )
+
+    async def set_error(self, error: str | None) -> None:
+        """Record and report the device's error state (only changes are reported)."""
+        if error == self.error:
+            return
+        previous, self.error = self.error, error
+        if error is None:
+            kind, body = "device_recovered", {"device": self.device_id, "error": previous}
+            log.info("device %s recovered from: %s", self.device_id, previous)
+        else:
+            kind, body = "device_error", {"device": self.device_id, "error": error}
+            log.warning("device %s refuses: %s", self.device_id, error)
+
+        def record(s: Session) -> None:
+            self.sink.event(s, kind, body)
+
+        try:
+            await self.runner.call(self.core.transaction, record)
+        except Exception:
+            log.exception("could not record the error state of %s", self.device_id)
 
     async def guarded(self, what: str, op: Awaitable[T]) -> T:
         """Await a device operation with the worker's time limit."""

@@ -521,7 +521,11 @@ class ControllerMemory:
         return list(itertools.islice(self.events, skip, skip + self.event_window))
 
     def acknowledge(self, up_to: int) -> None:
-        """Drop the events up to and including ``up_to`` and clear the overflow flag."""
+        """Drop the events up to and including ``up_to`` and clear the overflow flag. A
+        value beyond the newest sequence ever assigned acknowledges events that do not
+        exist: refused (exception 03), nothing changes."""
+        if up_to > self._sequence:
+            raise WriteRefused(f"EVENT_ACK: {up_to} is beyond the newest event {self._sequence}")
         while self.events and self.events[0].sequence <= up_to:
             self.events.popleft()
         self.last_ack = up_to

@@ -1,15 +1,17 @@
-"""The simulated controller on the wire: the register map served by pymodbus.
+"""The simulated controller on the wire: the register map served over Modbus TCP and RTU.
 
 :class:`RegisterMap` translates Modbus addresses into reads and writes of a
-:class:`~simulators.controller.memory.ControllerMemory` (pure, no I/O).
-:class:`ControllerServer` serves it with a pymodbus server over Modbus TCP or Modbus RTU
-(on a serial device, or on a :class:`~simulators.controller.ptylink.PtyLink` it creates) and
-injects the transport faults: slow replies, dropped connections, a cut line, a restart.
+:class:`~simulators.controller.memory.ControllerMemory` (pure, no I/O);
+:mod:`simulators.controller.pdu` answers request PDUs from it. :class:`ControllerServer`
+carries them over Modbus TCP (MBAP framing, one connection task per client, requests answered
+in order with their own transaction ids) or Modbus RTU (on a serial device, or on a
+:class:`~simulators.controller.ptylink.PtyLink` it creates), and injects the transport
+faults: slow replies, dropped connections, a cut line, a restart.
 
-pymodbus 3.16 keeps register values in a :class:`~pymodbus.simulator.SimDevice`; its
-``action`` hook runs before every access. The hook renders the requested registers from
-the memory before a read and applies a write to the memory (refusing it with a Modbus
-exception when the map says so), so the memory is the only state.
+On RTU the controller behaves as a device on a shared RS-485 bus: it answers only frames for
+its own unit id, executes broadcast writes (unit 0) without answering, drops frames with a
+bad CRC, and takes the time a frame needs on the line at its baud rate (10 bits per byte) to
+receive each request and to send each reply.
 """
 
 from __future__ import annotations
@@ -17,15 +19,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 from collections.abc import Sequence
 from typing import Literal
 
-from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
-from pymodbus.simulator import DataType, SimData, SimDevice
+import serial
+from pymodbus.framer import FramerRTU
 
 from drivers.modbusdoor import registers as rm
+from drivers.serialstation.transport import FdTransport, open_serial
+from simulators.controller import pdu
 from simulators.controller.memory import ControllerMemory, DeviceBusy, WriteRefused
+from simulators.controller.pdu import IllegalAddress
 from simulators.controller.ptylink import PtyLink
 
 log = logging.getLogger(__name__)
@@ -46,14 +51,11 @@ _FIXED_HOLDING = frozenset(
     ]
 )
 """Holding registers outside the door block and the staging tables."""
-_COIL_FUNCTIONS = {1, 5, 15}
-_DISCRETE_FUNCTIONS = {2}
-_INPUT_FUNCTIONS = {4}
-_READ_FUNCTIONS = {1, 2, 3, 4}
-
-
-class IllegalAddress(LookupError):
-    """No register of the map at this address (Modbus exception 02)."""
+TCP_ANY_UNIT = (0, 0xFF)
+"""Unit ids a Modbus TCP device answers besides its own (the TCP implementation guide)."""
+RTU_GAP_S = 0.05
+"""Silence after which the RTU simulator gives up a partial frame (at least 3.5 characters;
+longer than on a real line so that a busy test machine does not split frames)."""
 
 
 class RegisterMap:
@@ -156,6 +158,8 @@ class RegisterMap:
             if a not in _FIXED_HOLDING and not self._door_register(a)[0] and not self._table(a):
                 raise IllegalAddress(f"holding register {a:#06x}")
         self._check_values(regs)
+        if rm.HOLD_EVENT_ACK in regs and u32_of(regs, rm.HOLD_EVENT_ACK) > m.last_sequence:
+            raise WriteRefused("EVENT_ACK: beyond the newest event")
 
         def u32(base: int) -> int:
             return rm.join_u32(regs[base], regs[base + 1])
@@ -247,14 +251,29 @@ class RegisterMap:
         return out
 
 
-def _pack_bits(bits: list[bool], registers: list[int]) -> None:
-    """Store ``bits`` into pymodbus's bit block (16 per register, bit 0 first)."""
-    for i in range(0, len(bits), 16):
-        registers[i // 16] = sum(1 << j for j, bit in enumerate(bits[i : i + 16]) if bit)
+    def read_coils(self, address: int, count: int) -> list[bool]:
+        """Pulse coils ``address .. address + count - 1``; coils beyond the doors are not in
+        the map (exception 02)."""
+        return _bits(self.coils(), address, count, "coil")
+
+    def read_discrete_inputs(self, address: int, count: int) -> list[bool]:
+        """Door inputs ``address .. address + count - 1``; inputs beyond the doors are not in
+        the map (exception 02)."""
+        return _bits(self.discrete_inputs(), address, count, "discrete input")
+
+
+def u32_of(regs: dict[int, int], base: int) -> int:
+    return rm.join_u32(regs[base], regs[base + 1])
+
+
+def _bits(bits: list[bool], address: int, count: int, what: str) -> list[bool]:
+    if address + count > len(bits):
+        raise IllegalAddress(f"{what} {address:#06x}+{count}: beyond the doors")
+    return bits[address : address + count]
 
 
 class ControllerServer:
-    """A pymodbus server for one :class:`ControllerMemory` over Modbus TCP or RTU.
+    """A Modbus server for one :class:`ControllerMemory` over Modbus TCP or RTU.
 
     TCP: ``host``/``port`` (0 picks a free port; :attr:`port` tells which). RTU: ``device``
     is the serial port to open; without one the server creates a :class:`PtyLink` and
@@ -275,9 +294,11 @@ class ControllerServer:
         if transport not in ("tcp", "rtu"):
             raise ValueError(f"transport: must be 'tcp' or 'rtu', got {transport!r}")
         if not 1 <= unit <= 247:
-            raise ValueError(f"unit: must be in 1..247, got {unit}")
+            raise ValueError(f"unit: must be in 1..{247}, got {unit}")
         if not 0 <= port <= 65535:
             raise ValueError(f"port: must be in 0..65535, got {port}")
+        if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate < 1:
+            raise ValueError(f"baudrate: must be a positive integer, got {baudrate!r}")
         self.memory = memory
         self.map = RegisterMap(memory)
         self.transport: Transport = transport
@@ -288,15 +309,24 @@ class ControllerServer:
         self.unit = unit
         self._delay_s = 0.0
         self._wake = asyncio.Event()
-        self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self._running = False
+        self._tcp: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._pty: PtyLink | None = None
+        self._serial: FdTransport | None = None
+        self._rtu_task: asyncio.Task[None] | None = None
+        self._frames: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        self._rx = bytearray()
+        self._rx_last = 0.0
+        self._rx_clock = 0.0
+        self._tx_clock = 0.0
 
     # ------------------------------------------------------------------ addresses
 
     @property
     def port(self) -> int:
         """The bound TCP port."""
-        if self.transport != "tcp" or self._server is None:
+        if self.transport != "tcp" or not self._running:
             raise RuntimeError("port is known once a TCP server is started")
         return self._port
 
@@ -326,30 +356,39 @@ class ControllerServer:
             options["port"] = self._pty.client_path
         return {**options, "baudrate": self.baudrate, "unit": self.unit}
 
+    @property
+    def byte_time(self) -> float:
+        """Seconds one byte takes on the RTU line (10 bits: 8N1)."""
+        return 10.0 / self.baudrate
+
     # ------------------------------------------------------------------ life cycle
 
     async def start(self) -> None:
-        if self._server is not None:
+        if self._running:
             return
-        device = self._device_model()
-        server: ModbusTcpServer | ModbusSerialServer
         if self.transport == "tcp":
-            server = ModbusTcpServer(device, address=(self.host, self._port))
+            try:
+                self._tcp = await asyncio.start_server(self._on_client, self.host, self._port)
+            except OSError as exc:
+                raise OSError(f"cannot serve {self._where()}: {exc}") from None
+            self._port = int(self._tcp.sockets[0].getsockname()[1])
         else:
             if self._device is None and self._pty is None:
                 self._pty = PtyLink()
                 self._pty.open()
-            path = self._pty.device_path if self._pty is not None else self._device
-            assert path is not None
-            server = ModbusSerialServer(device, port=path, baudrate=self.baudrate)
-        try:
-            await server.serve_forever(background=True)
-        except RuntimeError as exc:  # pymodbus: "Could not start listen"
-            raise OSError(f"cannot serve {self._where()}: {exc}") from None
-        self._server = server
-        listener: object = server.transport
-        if isinstance(listener, asyncio.Server):
-            self._port = int(listener.sockets[0].getsockname()[1])
+            path = self.device_path
+            self._rx.clear()
+            self._frames = asyncio.Queue()
+            try:
+                self._serial = open_serial(
+                    path, baudrate=self.baudrate, on_data=self._on_serial, on_lost=self._on_lost
+                )
+            except (OSError, ValueError, serial.SerialException) as exc:
+                raise OSError(f"cannot serve {self._where()}: {exc}") from None
+            self._rtu_task = asyncio.create_task(
+                self._rtu_loop(), name=f"controller-sim {self.memory.controller_id}: rtu"
+            )
+        self._running = True
         log.info("controller %s serving %s", self.memory.controller_id, self._where())
 
     async def close(self) -> None:
@@ -362,16 +401,32 @@ class ControllerServer:
     async def stop(self) -> None:
         """Stop serving, as a controller that is switched off: the TCP port is closed, the
         pty link stays, silent. :meth:`start` serves again on the same address."""
-        server, self._server = self._server, None
-        if server is None:
+        if not self._running:
             return
+        self._running = False
         self._wake_waiting()
-        await asyncio.sleep(0)  # let woken requests finish before their transport closes
-        listener: object = server.transport
-        await server.shutdown()  # type: ignore[no-untyped-call]
-        if isinstance(listener, asyncio.Server):
+        tcp, self._tcp = self._tcp, None
+        if tcp is not None:
+            tcp.close()
+        # Connection tasks end by themselves once their socket is closed (cancelling them
+        # would make asyncio's stream callback log the cancellation as an error).
+        clients = list(self._connections)
+        for writer in self._connections.values():
+            writer.close()
+        if clients:
+            await asyncio.wait(clients)
+        self._connections.clear()
+        rtu, self._rtu_task = self._rtu_task, None
+        if rtu is not None:
+            rtu.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await rtu
+        port, self._serial = self._serial, None
+        if port is not None:
+            port.close()
+        if tcp is not None:
             with contextlib.suppress(OSError):
-                await listener.wait_closed()
+                await tcp.wait_closed()
 
     def _where(self) -> str:
         if self.transport == "tcp":
@@ -395,16 +450,20 @@ class ControllerServer:
         self._wake.set()
         self._wake = asyncio.Event()
 
+    async def _delay(self) -> None:
+        if self._delay_s > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._delay_s):
+                    await self._wake.wait()
+
     def drop_connections(self) -> int:
         """Close every client connection (TCP); returns how many were closed."""
-        if self._server is None:
-            return 0
-        connections = list(self._server.active_connections.values())
         if self.transport != "tcp":
             return 0
-        for connection in connections:
-            connection.close()
-        return len(connections)
+        writers = list(self._connections.values())
+        for writer in writers:
+            writer.close()
+        return len(writers)
 
     def cut_line(self, seconds: float) -> None:
         """Lose every byte on the serial line for ``seconds`` (RTU over the pty link)."""
@@ -420,80 +479,87 @@ class ControllerServer:
         await self.start()
         return generation
 
-    # ------------------------------------------------------------------ pymodbus glue
+    # ------------------------------------------------------------------ Modbus TCP
 
-    def _device_model(self) -> SimDevice:
-        m = self.memory
-
-        def regs(address: int, count: int) -> SimData:
-            return SimData(address, count=count, values=0, datatype=DataType.REGISTERS)
-
-        inputs = [
-            regs(rm.IDENTITY_BASE, rm.IDENTITY_COUNT),
-            regs(rm.STATUS_BASE, rm.STATUS_COUNT),
-            regs(rm.EVENT_HEADER_BASE, rm.window_records_needed(m.event_window)),
-        ]
-        holding = [
-            regs(rm.HOLD_CLOCK, rm.HOLD_HELD_OPEN_SECONDS + 1 - rm.HOLD_CLOCK),
-            regs(rm.HOLD_EVENT_READ_AFTER, 4),
-            regs(rm.COMMIT_BLOCK_BASE, rm.COMMIT_BLOCK_COUNT),
-            regs(rm.HOLD_DOOR_BASE, m.door_count * rm.DOOR_STRIDE),
-            regs(rm.HOLD_ENTRY_TABLE, m.capacity * rm.ENTRY_RECORD_REGISTERS),
-        ]
-        if m.schedule_slots:
-            holding.append(
-                regs(rm.HOLD_SCHEDULE_TABLE, m.schedule_slots * rm.SCHEDULE_RECORD_REGISTERS)
-            )
-        coils = [
-            SimData(rm.COIL_PULSE_BASE, count=m.door_count, values=False, datatype=DataType.BITS)
-        ]
-        discrete = [
-            SimData(
-                rm.DI_DOOR_BASE,
-                count=m.door_count * rm.DI_STRIDE,
-                values=False,
-                datatype=DataType.BITS,
-            )
-        ]
-        return SimDevice(self.unit, simdata=(coils, discrete, holding, inputs), action=self._action)
-
-    async def _action(
-        self,
-        function_code: int,
-        start_address: int,
-        address: int,
-        count: int,
-        registers: list[int],
-        values: list[int] | list[bool] | None,
-    ) -> ExcCodes | None:
-        """pymodbus calls this before each access: render a read, apply a write."""
-        first_access = values is not None or function_code in _READ_FUNCTIONS
-        if self._delay_s > 0 and first_access:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._delay_s)
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.set_name(f"controller-sim {self.memory.controller_id}: tcp client")
+        self._connections[task] = writer
         try:
-            if function_code in _COIL_FUNCTIONS:
-                if values is not None:
-                    self.map.write_coils(address, [bool(v) for v in values])
-                _pack_bits(self.map.coils(), registers)
-            elif function_code in _DISCRETE_FUNCTIONS:
-                _pack_bits(self.map.discrete_inputs(), registers)
-            elif function_code in _INPUT_FUNCTIONS:
-                registers[address - start_address : address - start_address + count] = (
-                    self.map.read_input(address, count)
-                )
-            elif values is not None:
-                self.map.write_holding(address, [int(v) for v in values])
-            else:
-                registers[address - start_address : address - start_address + count] = (
-                    self.map.read_holding(address, count)
-                )
-        except WriteRefused as exc:
-            log.info("controller %s refused a write: %s", self.memory.controller_id, exc)
-            return ExcCodes.ILLEGAL_VALUE
-        except DeviceBusy:
-            return ExcCodes.DEVICE_BUSY
-        except IllegalAddress as exc:
-            log.info("controller %s: no register at %s", self.memory.controller_id, exc)
-            return ExcCodes.ILLEGAL_ADDRESS
-        return None
+            while True:
+                header = await reader.readexactly(7)
+                tid, protocol, length, unit = struct.unpack(">HHHB", header)
+                if protocol != 0 or not 2 <= length <= 254:
+                    log.info("controller %s: not a Modbus TCP frame", self.memory.controller_id)
+                    return
+                request = await reader.readexactly(length - 1)
+                reply = await self._answer_tcp(unit, request)
+                if reply is not None:
+                    writer.write(struct.pack(">HHHB", tid, 0, len(reply) + 1, unit) + reply)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            self._connections.pop(task, None)
+
+    async def _answer_tcp(self, unit: int, request: bytes) -> bytes | None:
+        if unit == self.unit or unit in TCP_ANY_UNIT:
+            reply = pdu.answer(self.map, request)
+        else:
+            reply = pdu.exception_pdu(request[0], pdu.GATEWAY_NO_RESPONSE)
+        await self._delay()
+        return reply
+
+    # ------------------------------------------------------------------ Modbus RTU
+
+    def _on_serial(self, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._rx and now - self._rx_last > max(RTU_GAP_S, 3.5 * self.byte_time):
+            log.info("controller %s: partial RTU frame dropped", self.memory.controller_id)
+            self._rx.clear()
+        self._rx_last = now
+        # The bytes arrive at once on a pty; on the line they take their time.
+        self._rx_clock = max(now, self._rx_clock) + len(data) * self.byte_time
+        self._rx += data
+        while self._rx:
+            size = pdu.rtu_request_size(bytes(self._rx))
+            if size is None or size > len(self._rx):
+                return
+            if size == 0:  # unknown function: the frame is everything up to the silence
+                size = len(self._rx)
+            frame = bytes(self._rx[:size])
+            del self._rx[:size]
+            if FramerRTU.compute_CRC(frame[:-2]).to_bytes(2, "big") != frame[-2:]:
+                log.info("controller %s: RTU frame with a bad CRC", self.memory.controller_id)
+                self._rx.clear()
+                return
+            self._frames.put_nowait((self._rx_clock, frame))
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        log.warning("controller %s: serial port lost: %s", self.memory.controller_id, exc)
+
+    async def _rtu_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            received_at, frame = await self._frames.get()
+            await asyncio.sleep(max(0.0, received_at - loop.time()))
+            unit, request = frame[0], frame[1:-2]
+            if unit == 0:
+                if request and request[0] in pdu.WRITE_FUNCTIONS:
+                    pdu.answer(self.map, request)  # a broadcast: executed, never answered
+                continue
+            if unit != self.unit:
+                continue  # another device's frame on the shared bus
+            reply = pdu.answer(self.map, request)
+            await self._delay()
+            adu = bytes([unit]) + reply
+            adu += FramerRTU.compute_CRC(adu).to_bytes(2, "big")
+            self._tx_clock = max(loop.time(), self._tx_clock) + len(adu) * self.byte_time
+            await asyncio.sleep(max(0.0, self._tx_clock - loop.time()))
+            if self._serial is not None and not self._serial.closed:
+                self._serial.write(adu)

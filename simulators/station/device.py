@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from drivers.base import KeyAuditRecord
 from drivers.serialstation.codes import (
     NAK_CODES,
     PROTOCOL_VERSION,
@@ -64,6 +66,7 @@ from drivers.serialstation.messages import (
     WriteBegin,
     WriteChunk,
     WriteCommit,
+    audit_digest,
     decode_message,
     encode_message,
 )
@@ -437,7 +440,10 @@ class StationDevice:
         if isinstance(message, ClearAudit):
             self._require(Capability.AUDIT, "audit")
             key = self._require_key()
-            erased = key.clear_audit(message.up_to_sequence, message.limit)
+            head = [_audit_entry(r) for r in itertools.islice(key.audit, message.count)]
+            if len(head) < message.count or audit_digest(head) != message.digest:
+                raise Refused(ErrorCode.AUDIT_CHANGED, "digest")
+            erased = key.clear_audit(message.count)
             return AuditCleared(erased, len(key.audit))
         raise Refused(ErrorCode.UNKNOWN_TYPE, "type")
 
@@ -533,6 +539,7 @@ class StationDevice:
             raise Refused(ErrorCode.CHECKSUM_MISMATCH, "checksum")
         if staging.covered.count(0):
             raise Refused(ErrorCode.INCOMPLETE, "length")
+        self._staging = None  # from here on the commit ends the write, whatever its answer
         data = bytes(staging.buffer)
         try:
             if begin.mode is WriteMode.DELTA:
@@ -546,9 +553,7 @@ class StationDevice:
                 image = decode_image(data)
                 encoded = data
         except DecodeError as exc:
-            self._staging = None
             raise Refused(ErrorCode.BAD_IMAGE, exc.field) from None
-        self._staging = None
         if image_checksum(encoded) != begin.checksum:
             raise Refused(ErrorCode.CHECKSUM_MISMATCH, "checksum")
         if image.serial != key.serial:
@@ -576,16 +581,19 @@ class StationDevice:
             if size > room:
                 break
             room -= size
-            out.append(
-                AuditEntry(
-                    sequence=record.sequence,
-                    at=instant_to_wire(record.at, "at"),
-                    cylinder=record.cylinder,
-                    outcome=AuditOutcomeCode[record.outcome.name],
-                    reason=AuditReason[record.reason] if record.reason else AuditReason.NONE,
-                    source=AuditSource[record.source.upper()],
-                    blacklist_version=record.blacklist_version,
-                    key_serial=record.key_serial,
-                )
-            )
+            out.append(_audit_entry(record))
         return AuditData(min(len(records), 0xFFFF), message.index, tuple(out))
+
+
+def _audit_entry(record: KeyAuditRecord) -> AuditEntry:
+    """A key's audit record as AUDIT_DATA carries it."""
+    return AuditEntry(
+        sequence=record.sequence,
+        at=instant_to_wire(record.at, "at"),
+        cylinder=record.cylinder,
+        outcome=AuditOutcomeCode[record.outcome.name],
+        reason=AuditReason[record.reason] if record.reason else AuditReason.NONE,
+        source=AuditSource[record.source.upper()],
+        blacklist_version=record.blacklist_version,
+        key_serial=record.key_serial,
+    )

@@ -89,16 +89,12 @@ class VirtualKey:
         for record in records:
             self._append(record)
 
-    def clear_audit(self, up_to_sequence: int, limit: int) -> int:
-        """Erase the oldest records through the last one, among the first ``limit``, whose
-        sequence is at most ``up_to_sequence``. Returns how many were erased."""
-        last = -1
-        for i, record in enumerate(list(self.audit)[:limit]):
-            if record.sequence <= up_to_sequence:
-                last = i
-        for _ in range(last + 1):
+    def clear_audit(self, count: int) -> int:
+        """Erase the oldest ``count`` records (at most all of them); returns how many."""
+        erased = min(count, len(self.audit))
+        for _ in range(erased):
             self.audit.popleft()
-        return last + 1
+        return erased
 
     def summary(self) -> dict[str, Any]:
         img = self.image

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from drivers.registry import load_key_station
-from gateway.config import DeviceSettings, load_settings
+from gateway.config import ControllerDeviceSettings, DeviceSettings, load_settings
 from gateway.mosquitto import free_port
 from tests.deploy.bench import device_config, serving, started_unit, wait_online
 from tests.deploy.units import (
@@ -55,8 +55,9 @@ async def test_site_unit_hands_its_devices_to_the_gateway(
             monkeypatch.setenv(name, value)
 
         settings = load_settings(SITE_CONFIG)
-        for kind in ("stations", "controllers"):
-            expected = [DeviceSettings.model_validate(d) for d in printed[kind]]
+        models = {"stations": DeviceSettings, "controllers": ControllerDeviceSettings}
+        for kind, model in models.items():
+            expected = [model.model_validate(d) for d in printed[kind]]
             assert getattr(settings, kind) == expected
         assert {d.id for d in settings.stations} == {"desk-1", "wall-hallsberg"}
 

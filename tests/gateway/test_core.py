@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy.orm import Session
 
 from gateway import sample
 from gateway.commands import model as m
+from gateway.commands.handlers import CommandContext
 from gateway.core import Core, Submission
 from gateway.domain import DomainError, Id06Status
+from gateway.domain.facts import Person
 from gateway.rules import Reason
-from gateway.store import desired, migrate
+from gateway.rules.engine import Changes
+from gateway.store import desired, inbox, migrate
 from gateway.store import facts as fact_store
 from gateway.store.database import Database
 
@@ -91,16 +96,121 @@ def test_a_request_id_seen_before_returns_the_stored_response_and_changes_nothin
     assert core.engine.facts.employments["emp-anna"].id06.status is Id06Status.ACTIVE
 
 
+class RecordingListener:
+    """Keeps the context of every command the core reports."""
+
+    def __init__(self) -> None:
+        self.seen: list[CommandContext] = []
+
+    def __call__(self, session: Session, core: Core, ctx: CommandContext | None,
+                 changes: Changes) -> None:
+        if ctx is not None:
+            self.seen.append(ctx)
+
+
+def test_a_request_id_reused_for_another_request_is_refused_logged_and_reported(
+    core: Core, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    listener = RecordingListener()
+    core.listeners.append(listener)
+    person = m.PutPerson(person=Person(id="p-new", first_name="Ny", last_name="Person"))
+    assert core.submit(Submission(person, "central", request_id="reused")).ok
+    block = m.BlockId06(card_number="ID06AN0001", reason="lost")
+    with db.session(readonly=True) as s:
+        before = inbox.lookup(s, "reused")
+    with caplog.at_level(logging.WARNING, logger="gateway.core"):
+        out = core.submit(Submission(block, "central", request_id="reused"))
+    assert not out.ok and not out.duplicate
+    assert out.error is not None
+    assert out.error["code"] == "CONFLICT"
+    assert out.error["field"] == "request_id"
+    assert "'reused' was already used for a person request" in out.error["message"]
+    assert "id06_block request 'reused'" in caplog.text
+    # nothing happened: the card is not blocked, the id stays with the person request
+    assert core.engine.facts.employments["emp-anna"].id06.status is Id06Status.ACTIVE
+    with db.session(readonly=True) as s:
+        assert inbox.lookup(s, "reused") == before
+    assert listener.seen[-1].refusal == out.error
+    assert listener.seen[-1].command == block
+    # the same request name with other fields is another request too
+    other = m.PutPerson(person=Person(id="p-new", first_name="Annan", last_name="Person"))
+    again = core.submit(Submission(other, "central", request_id="reused"))
+    assert again.error is not None and again.error["code"] == "CONFLICT"
+    assert "'reused' was already used for another request" in again.error["message"]
+    assert core.engine.facts.persons["p-new"].first_name == "Ny"
+
+
+def test_a_replay_of_the_same_request_returns_its_response_however_it_was_spelled(
+    core: Core,
+) -> None:
+    start = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    card = m.ChangeVisitorCard(number=sample.VISITOR_CARD, valid_until=start + timedelta(days=1))
+    first = core.submit(Submission(card, "reception", request_id="vc-1"))
+    assert first.ok
+    same = m.ChangeVisitorCard.model_validate(
+        {"number": f" {sample.VISITOR_CARD} ", "valid_until": "2026-11-24T09:00:00+01:00"}
+    )
+    replay = core.submit(Submission(same, "reception", request_id="vc-1"))
+    assert replay.duplicate and replay.response() == first.response()
+
+
+def test_a_request_id_reused_within_one_batch_is_refused(core: Core) -> None:
+    a = m.UnblockId06(card_number="ID06DN0001")
+    b = m.BlockId06(card_number="ID06AN0001")
+    first, replay, reuse = core.submit_many([
+        Submission(a, "central", request_id="batch-1"),
+        Submission(a, "central", request_id="batch-1"),
+        Submission(b, "central", request_id="batch-1"),
+    ])
+    assert first.ok and replay.duplicate and replay.response() == first.response()
+    assert reuse.error is not None and reuse.error["code"] == "CONFLICT"
+    assert core.engine.facts.employments["emp-anna"].id06.status is Id06Status.ACTIVE
+
+
+def test_records_without_a_digest_are_compared_by_request_name(core: Core, db: Database) -> None:
+    response = {"request_id": "old", "status": "ok", "data": {}, "error": None}
+    with db.session() as s:
+        inbox.record(s, "old", "id06_unblock", response, NOW)
+    unblock = m.UnblockId06(card_number="ID06DN0001")
+    assert core.submit(Submission(unblock, "central", request_id="old")).duplicate
+    out = core.submit(Submission(m.BlockId06(card_number="ID06DN0001"), "central",
+                                 request_id="old"))
+    assert out.error is not None and out.error["code"] == "CONFLICT"
+
+
+def test_terminating_an_agreement_lists_every_credential_it_changed(core: Core) -> None:
+    main = core.engine.facts.agreements["agr-main"]
+    live = {
+        n for n, st in core.engine.states.items()
+        if st.enabled and (cred := core.engine.facts.credentials[n]).employment_id is not None
+        and core.engine.facts.employments[cred.employment_id].org_number == sample.MAIN
+    }
+    assert len(live) >= 3
+    end = m.PutAgreement(agreement=main.model_copy(update={"terminated_at": NOW}))
+    out = core.submit(Submission(end, "central", request_id="end-main"))
+    assert out.ok
+    listed = out.data["credentials"]
+    assert listed == sorted(listed, key=lambda n: (len(n), n))
+    assert set(listed) == set(out.changes.credentials)
+    assert live <= set(listed)
+    assert all(core.engine.states[n].reasons == (Reason.AGREEMENT_ENDED,) for n in live)
+    # a change that touches no credential lists none
+    org = m.PutOrganisation(organisation=core.engine.facts.organisations[sample.MAIN])
+    assert core.submit(Submission(org, "central")).data == {"credentials": []}
+
+
 def test_a_refused_command_is_answered_with_field_and_reason_and_stored_nothing(
     core: Core, db: Database
 ) -> None:
     out = core.submit(Submission(m.HandOut(credential_number=sample.KEY_IN_STOCK,
                                            employment_id="emp-anna"), "op", request_id="r"))
     assert not out.ok
+    message = out.error["message"] if out.error else ""
     assert out.error == {
         "code": "CONFLICT",
         "field": "employment_id",
-        "message": out.error["message"] if out.error else "",
+        "message": message,
+        "errors": [{"field": "employment_id", "message": message}],
     }
     assert "one physical key per employment" in out.error["message"]
     with db.session() as s:

@@ -12,6 +12,8 @@ import pytest
 from drivers.base import (
     AllowEntry,
     ControllerEventKind,
+    ControllerSettings,
+    DenyReason,
     DeviceTimeout,
     DeviceUnavailable,
     DoorMode,
@@ -184,6 +186,8 @@ async def test_events_are_read_in_windows_and_acknowledged(
         ControllerEventKind.GRANTED,
     ]
     assert events[0].credential == 77
+    assert events[0].reason is DenyReason.UNKNOWN_CREDENTIAL
+    assert {e.reason for e in events if e.kind is ControllerEventKind.GRANTED} == {None}
     assert all(e.door == 1 and e.at.tzinfo is UTC for e in events)
     assert [e.sequence for e in await driver.read_events(25)] == [26, 27, 28, 29, 30]
     assert [e.sequence for e in await driver.read_events(3, limit=14)] == list(range(4, 18))
@@ -425,9 +429,48 @@ async def test_clock(driver: ModbusDoorController, memory: ControllerMemory) -> 
         await driver.set_clock(datetime(2030, 1, 1))
 
 
-async def test_wrong_unit_is_a_protocol_error(sim: ControllerSimulator) -> None:
+async def test_wrong_unit_is_reported_unavailable(sim: ControllerSimulator) -> None:
+    """TCP: the controller answers exception 0B (no such device behind this address), a
+    transient error; RTU: it stays silent and the driver times out."""
     drv = driver_for(sim, unit=7)
-    with pytest.raises((ProtocolError, DeviceTimeout)):
+    with pytest.raises(DeviceUnavailable):
         await drv.open()
     await drv.close()
     await drv.close()  # idempotent
+
+
+async def test_settings_are_written_verified_and_read_back(
+    driver: ModbusDoorController, memory: ControllerMemory
+) -> None:
+    held = await driver.read_settings()
+    assert held == ControllerSettings(
+        pulse_seconds=rm.DEFAULT_PULSE_SECONDS,
+        held_open_seconds=rm.DEFAULT_HELD_OPEN_SECONDS,
+        door_modes=tuple((d, DoorMode.LOCKED) for d in range(1, 5)),
+    )
+    wanted = ControllerSettings(
+        pulse_seconds=8, door_modes=((2, DoorMode.UNLOCKED), (4, DoorMode.LOCKDOWN))
+    )
+    assert wanted.differs_from(held)
+    await driver.write_settings(wanted)
+    held = await driver.read_settings()
+    assert not wanted.differs_from(held)
+    assert (memory.pulse_seconds, memory.held_open_seconds) == (8, rm.DEFAULT_HELD_OPEN_SECONDS)
+    assert memory.door(4).mode is rm.DoorModeCode.LOCKDOWN
+    for bad, field in (
+        (ControllerSettings(pulse_seconds=0), "pulse_seconds"),
+        (ControllerSettings(held_open_seconds=3601), "held_open_seconds"),
+        (ControllerSettings(door_modes=((5, DoorMode.LOCKED),)), "door_modes"),
+    ):
+        with pytest.raises(ValueError, match=rf"^{field}: "):
+            await driver.write_settings(bad)
+    assert memory.pulse_seconds == 8
+
+
+async def test_the_clock_is_read_and_set(
+    driver: ModbusDoorController, memory: ControllerMemory
+) -> None:
+    at = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    await driver.set_clock(at)
+    assert abs(memory.now() - at.timestamp()) < 2
+    assert abs((await driver.read_clock() - at).total_seconds()) < 2

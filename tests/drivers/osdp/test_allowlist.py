@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.base import AllowEntry, HardwareSchedule, ScheduleWindow
-from drivers.osdp.allowlist import AllowList, AllowListFileError, Reason
+from drivers.base import AllowEntry, DenyReason, HardwareSchedule, ScheduleWindow
+from drivers.osdp.allowlist import AllowList, AllowListFileError
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # Monday 10:00 in Stockholm
@@ -108,6 +108,7 @@ def test_a_file_that_does_not_match_its_checksum_is_refused() -> None:
             r"end_minute: must be after start_minute",
         ),
         (AllowEntry(7, 1), [WORKDAYS, WORKDAYS], r"schedules\[1\]\.schedule_id: .* twice"),
+        (AllowEntry(7, 1, pin=1234), [], r"entries\[0\]\.pin: this panel does not enforce PINs"),
     ],
 )
 def test_bad_entries_name_the_field(
@@ -136,31 +137,29 @@ def test_decisions_in_order_of_reasons() -> None:
             AllowEntry(16, 0b0001, schedule_id=1),
         ]
     )
-    assert allow.decide(10, 1, T0, STOCKHOLM) is Reason.GRANTED
-    assert allow.decide(99, 1, T0, STOCKHOLM) is Reason.UNKNOWN_CREDENTIAL
-    assert allow.decide(11, 1, T0, STOCKHOLM) is Reason.DOOR_NOT_ALLOWED
-    assert allow.decide(12, 1, T0, STOCKHOLM) is Reason.OUTSIDE_VALIDITY  # until is exclusive
-    assert allow.decide(13, 1, T0, STOCKHOLM) is Reason.OUTSIDE_VALIDITY
-    assert allow.decide(14, 1, T0, STOCKHOLM) is Reason.OUTSIDE_SCHEDULE
-    assert allow.decide(15, 1, T0, STOCKHOLM) is Reason.GRANTED
-    assert allow.decide(16, 1, T0, STOCKHOLM) is Reason.GRANTED
+    assert allow.decide(10, 1, T0, STOCKHOLM) is None
+    assert allow.decide(99, 1, T0, STOCKHOLM) is DenyReason.UNKNOWN_CREDENTIAL
+    assert allow.decide(11, 1, T0, STOCKHOLM) is DenyReason.DOOR_NOT_ALLOWED
+    assert allow.decide(12, 1, T0, STOCKHOLM) is DenyReason.OUTSIDE_VALIDITY  # until is exclusive
+    assert allow.decide(13, 1, T0, STOCKHOLM) is DenyReason.OUTSIDE_VALIDITY
+    assert allow.decide(14, 1, T0, STOCKHOLM) is DenyReason.OUTSIDE_SCHEDULE
+    assert allow.decide(15, 1, T0, STOCKHOLM) is None
+    assert allow.decide(16, 1, T0, STOCKHOLM) is None
 
 
 def test_schedules_use_local_wall_clock_time_across_dst() -> None:
     allow = _build([AllowEntry(15, 1, schedule_id=1)])
     # Monday 2026-03-30, the day after the spring change: 06:59 and 07:00 local (UTC+2).
     assert allow.decide(15, 1, datetime(2026, 3, 30, 4, 59, tzinfo=UTC), STOCKHOLM) is (
-        Reason.OUTSIDE_SCHEDULE
+        DenyReason.OUTSIDE_SCHEDULE
     )
-    assert allow.decide(15, 1, datetime(2026, 3, 30, 5, 0, tzinfo=UTC), STOCKHOLM) is (
-        Reason.GRANTED
-    )
+    assert allow.decide(15, 1, datetime(2026, 3, 30, 5, 0, tzinfo=UTC), STOCKHOLM) is (None)
     # Saturday is not a workday; the end minute is exclusive.
     assert allow.decide(15, 1, datetime(2026, 3, 28, 10, 0, tzinfo=UTC), STOCKHOLM) is (
-        Reason.OUTSIDE_SCHEDULE
+        DenyReason.OUTSIDE_SCHEDULE
     )
     assert allow.decide(15, 1, datetime(2026, 3, 30, 16, 0, tzinfo=UTC), STOCKHOLM) is (
-        Reason.OUTSIDE_SCHEDULE
+        DenyReason.OUTSIDE_SCHEDULE
     )
 
 

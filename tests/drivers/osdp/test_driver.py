@@ -17,13 +17,15 @@ from drivers.base import (
     AllowEntry,
     ControllerEvent,
     ControllerEventKind,
+    ControllerSettings,
+    DenyReason,
     DeviceUnavailable,
     DoorMode,
     HardwareSchedule,
     ScheduleWindow,
     WriteProgress,
 )
-from drivers.osdp import OsdpReaderDriver, Reason, Scbk
+from drivers.osdp import OsdpReaderDriver, Scbk
 from drivers.osdp.keys import store_keys
 from drivers.registry import load_driver_class
 from simulators.control import ControlClient
@@ -93,7 +95,7 @@ async def test_grant_pulses_the_strike_shows_green_and_beeps(
         ControllerEventKind.GRANTED,
         4000123,
         1,
-        "granted",
+        None,
     )
     seen = await wait_for(
         lambda: len(_commands(sim, DOOR1)) >= 3 and _commands(sim, DOOR1), what="3 commands"
@@ -129,7 +131,7 @@ async def test_unknown_card_is_denied_with_red(
 ) -> None:
     await _write(driver, AllowEntry(4000123, 0b11))
     event = await _denied(driver, sim, control, 4000999, DOOR1)
-    assert event.reason == Reason.UNKNOWN_CREDENTIAL
+    assert event.reason is DenyReason.UNKNOWN_CREDENTIAL
 
 
 async def test_wrong_door_is_denied(
@@ -137,7 +139,7 @@ async def test_wrong_door_is_denied(
 ) -> None:
     await _write(driver, AllowEntry(4000123, 0b10))
     event = await _denied(driver, sim, control, 4000123, DOOR1)
-    assert (event.door, event.reason) == (1, Reason.DOOR_NOT_ALLOWED)
+    assert (event.door, event.reason) == (1, DenyReason.DOOR_NOT_ALLOWED)
 
 
 @pytest.mark.parametrize(
@@ -163,7 +165,7 @@ async def test_outside_the_validity_window_is_denied(
         ),
     )
     event = await _denied(driver, sim, control, 4000123, DOOR1)
-    assert event.reason == Reason.OUTSIDE_VALIDITY
+    assert event.reason is DenyReason.OUTSIDE_VALIDITY
 
 
 async def test_outside_the_schedule_is_denied(
@@ -180,10 +182,10 @@ async def test_outside_the_schedule_is_denied(
         schedules=[ALWAYS, elsewhen],
     )
     event = await _denied(driver, sim, control, 4000123, DOOR1)
-    assert event.reason == Reason.OUTSIDE_SCHEDULE
+    assert event.reason is DenyReason.OUTSIDE_SCHEDULE
     await control.call("present", card=4000124, reader=DOOR1)
     events = await _events(driver, 2)
-    assert (events[1].kind, events[1].reason) == (ControllerEventKind.GRANTED, "granted")
+    assert (events[1].kind, events[1].reason) == (ControllerEventKind.GRANTED, None)
 
 
 async def test_lockdown_denies_and_unlocked_holds_the_strike(
@@ -192,7 +194,7 @@ async def test_lockdown_denies_and_unlocked_holds_the_strike(
     await _write(driver, AllowEntry(4000123, 0b01))
     await driver.set_door_mode(1, DoorMode.LOCKDOWN)
     event = await _denied(driver, sim, control, 4000123, DOOR1)
-    assert event.reason == Reason.LOCKDOWN
+    assert event.reason is DenyReason.LOCKDOWN
     with pytest.raises(ValueError, match="lockdown"):
         await driver.pulse_door(1)
     await driver.set_door_mode(1, DoorMode.UNLOCKED)
@@ -256,7 +258,7 @@ async def test_tamper_and_power_become_device_events(
         (ControllerEventKind.TAMPER_CLEARED, 2),
         (ControllerEventKind.POWER_RESTORED, 2),
     ]
-    assert all(e.reason for e in events)
+    assert all(e.reason is None for e in events)
 
 
 async def test_offline_readers_are_events_and_availability(
@@ -275,7 +277,8 @@ async def test_offline_readers_are_events_and_availability(
     await control.call("offline", reader=DOOR1)
     event = await link(1, ControllerEventKind.READER_OFFLINE)
     cursor = event.sequence
-    assert "stopped answering" in event.reason
+    assert event.reason is None
+    assert "stopped answering" in str(driver.reader_status()[0]["reason"])
     # One reader still online: the device is available.
     assert (await driver.read_info()).doors == 2
     await control.call("offline", reader=DOOR2)
@@ -290,7 +293,7 @@ async def test_offline_readers_are_events_and_availability(
     assert "stopped answering" in str(driver.reader_status()[1]["reason"])
     await control.call("online", reader=DOOR1)
     event = await link(1, ControllerEventKind.READER_ONLINE)
-    assert event.reason == "secure channel active"
+    assert driver.reader_status()[0]["reason"] == "online"
     await driver.read_info()
     await control.call("present", card=4000123, reader=DOOR1)
     (granted,) = await _events(driver, 1)
@@ -341,7 +344,8 @@ async def test_restart_decides_with_the_persisted_list(
             [ALWAYS],
             progress=progress.append,
         )
-        assert progress[-1] == WriteProgress(done=2, total=2)
+        (step,) = progress
+        assert step.done == step.total == (state_dir / "allowlist.json").stat().st_size
         generation = (await first.read_info()).generation
     finally:
         await first.close()
@@ -356,8 +360,8 @@ async def test_restart_decides_with_the_persisted_list(
         await control.call("present", card=4000124, reader=DOOR1)
         events = await _events(second, 2)
         assert [(e.kind, e.reason) for e in events] == [
-            (ControllerEventKind.GRANTED, "granted"),
-            (ControllerEventKind.DENIED, "door_not_allowed"),
+            (ControllerEventKind.GRANTED, None),
+            (ControllerEventKind.DENIED, DenyReason.DOOR_NOT_ALLOWED),
         ]
     finally:
         await second.close()
@@ -384,7 +388,7 @@ async def test_damaged_list_file_means_a_new_generation_and_no_grants(
         assert any(name.startswith("allowlist.json.bad-") for name in kept)
         await control.call("present", card=4000124, reader=DOOR1)
         (event,) = await _events(second, 1)
-        assert (event.kind, event.reason) == (ControllerEventKind.DENIED, "no_allow_list")
+        assert (event.kind, event.reason) == (ControllerEventKind.DENIED, DenyReason.NO_ALLOW_LIST)
     finally:
         await second.close()
 
@@ -435,8 +439,8 @@ async def test_malformed_card_data_is_rejected_and_the_panel_carries_on(
     await control.call("present_raw", data="003d0a5b", bits=32, reader=DOOR1, reader_no=3)
     events = await _events(driver, 2)
     assert [(e.kind, e.credential, e.reason) for e in events] == [
-        (ControllerEventKind.DENIED, 0, "unreadable_card"),
-        (ControllerEventKind.DENIED, 0, "unreadable_card"),
+        (ControllerEventKind.DENIED, 0, DenyReason.UNREADABLE_CARD),
+        (ControllerEventKind.DENIED, 0, DenyReason.UNREADABLE_CARD),
     ]
     messages = [r.getMessage() for r in caplog.records]
     assert any("card read rejected: length: 40 bits" in m for m in messages)
@@ -462,7 +466,7 @@ async def test_bad_status_reports_are_rejected_with_a_reason(
     assert [e for e in await driver.read_events(0) if e.kind not in LINK] == []
     await control.call("tamper", reader=DOOR1, active=True)
     (event,) = await _events(driver, 1, {ControllerEventKind.TAMPER})
-    assert event.reason == "tamper switch open"
+    assert (event.kind, event.door, event.reason) == (ControllerEventKind.TAMPER, 1, None)
 
 
 async def test_garbage_and_forged_frames_on_the_line_change_nothing(
@@ -516,3 +520,69 @@ async def test_unexpected_reports_are_logged_and_ignored(
     (event,) = await _events(driver, 1)
     assert (event.kind, event.credential) == (ControllerEventKind.GRANTED, 4000123)
     assert [e for e in await driver.read_events(0) if e.kind not in LINK] == [event]
+
+
+async def test_settings_are_applied_kept_and_read_back(
+    sim: OsdpSimulator, control: ControlClient, state_dir: Path, key_file: Path
+) -> None:
+    first = driver_for(sim, state_dir, key_file)
+    await first.open()
+    try:
+        assert await first.read_settings() == ControllerSettings(
+            pulse_seconds=3,
+            held_open_seconds=30,
+            door_modes=((1, DoorMode.LOCKED), (2, DoorMode.LOCKED)),
+        )
+        await first.write_settings(
+            ControllerSettings(pulse_seconds=7, door_modes=((2, DoorMode.UNLOCKED),))
+        )
+        held = await wait_for(
+            lambda: [c for c in _commands(sim, DOOR2) if c["command"] == "output"],
+            what="door 2 held open",
+        )
+        assert held[0]["control_code"] == 2
+        for bad, field in (
+            (ControllerSettings(pulse_seconds=30), "pulse_seconds"),
+            (ControllerSettings(held_open_seconds=0), "held_open_seconds"),
+            (ControllerSettings(door_modes=((3, DoorMode.LOCKED),)), "door"),
+        ):
+            with pytest.raises(ValueError, match=field):
+                await first.write_settings(bad)
+        await _write(first, AllowEntry(4000123, 0b01))
+        await control.call("present", card=4000123, reader=DOOR1)
+        await _events(first, 1)
+        pulse = await wait_for(
+            lambda: [c for c in _commands(sim, DOOR1) if c["command"] == "output"],
+            what="the strike pulse",
+        )
+        assert (pulse[0]["control_code"], pulse[0]["timer_count"]) == (5, 70)
+    finally:
+        await first.close()
+    second = driver_for(sim, state_dir, key_file)
+    await second.open()
+    try:
+        assert await second.read_settings() == ControllerSettings(
+            pulse_seconds=7,
+            held_open_seconds=30,
+            door_modes=((1, DoorMode.LOCKED), (2, DoorMode.UNLOCKED)),
+        )
+    finally:
+        await second.close()
+
+
+async def test_the_panel_decides_on_the_clock_the_gateway_set(
+    driver: OsdpReaderDriver, control: ControlClient
+) -> None:
+    now = datetime.now(UTC)
+    assert abs((await driver.read_clock() - now).total_seconds()) < 60
+    tomorrow = now + timedelta(days=1)
+    await _write(driver, AllowEntry(4000123, 0b01, valid_from=now + timedelta(hours=12)))
+    await driver.set_clock(tomorrow)
+    assert abs((await driver.read_clock() - tomorrow).total_seconds()) < 60
+    with pytest.raises(ValueError, match="at: must be a timezone-aware"):
+        await driver.set_clock(datetime(2026, 1, 1))
+    await control.call("present", card=4000123, reader=DOOR1)
+    assert await driver.wait_for_events(15.0)
+    (event,) = await _events(driver, 1)
+    assert (event.kind, event.reason) == (ControllerEventKind.GRANTED, None)
+    assert event.at > now + timedelta(hours=12)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import ControllerEventKind
+from drivers.base import ControllerEventKind, DenyReason
 from drivers.osdp.journal import EventJournal
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -17,7 +17,11 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 def _fill(journal: EventJournal, count: int) -> None:
     for i in range(count):
         journal.add(
-            ControllerEventKind.GRANTED, credential=100 + i, door=1, at=T0, reason="granted"
+            ControllerEventKind.DENIED,
+            credential=100 + i,
+            door=1,
+            at=T0,
+            reason=DenyReason.OUTSIDE_SCHEDULE,
         )
 
 
@@ -30,7 +34,7 @@ def test_events_survive_a_restart_until_acknowledged(tmp_path: Path) -> None:
     again = EventJournal.open(path)
     assert [e.sequence for e in again.after(0, 10)] == [2, 3]
     assert again.after(0, 10) == journal.after(0, 10)
-    again.add(ControllerEventKind.TAMPER, door=2, at=T0, reason="tamper switch open")
+    again.add(ControllerEventKind.TAMPER, door=2, at=T0)
     assert again.last_sequence == 4
     assert again.after(3, 10)[0].kind is ControllerEventKind.TAMPER
 

@@ -58,7 +58,7 @@ MESSAGE_STRATEGIES: dict[type[m.Message], st.SearchStrategy[m.Message]] = {
     m.WriteCommit: st.builds(m.WriteCommit, checksum=u32),
     m.WriteAbort: st.just(m.WriteAbort()),
     m.ReadAudit: st.builds(m.ReadAudit, index=u16, max_records=st.integers(1, 255)),
-    m.ClearAudit: st.builds(m.ClearAudit, up_to_sequence=u32, limit=u16),
+    m.ClearAudit: st.builds(m.ClearAudit, count=u16, digest=u32),
     m.KeyInsertedNotice: st.builds(m.KeyInsertedNotice, serial=serials),
     m.KeyRemovedNotice: st.builds(m.KeyRemovedNotice, serial=serials),
     m.Ack: st.just(m.Ack()),

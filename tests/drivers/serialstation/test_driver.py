@@ -16,6 +16,7 @@ from drivers.base import (
     AuditOutcome,
     DeviceTimeout,
     DeviceUnavailable,
+    KeyAuditRecord,
     KeyEvent,
     KeyEventKind,
     KeyRemoved,
@@ -447,7 +448,7 @@ async def test_audit_trail_is_read_oldest_first_and_cleared(
     assert records[0].at == datetime(2026, 3, 2, 10, 0, tzinfo=UTC).replace(
         second=records[0].at.second
     )
-    await station.clear_audit(records[-1].sequence)
+    await station.clear_audit(len(records))
     assert await station.read_audit() == []
 
 
@@ -462,8 +463,9 @@ async def test_audit_trail_longer_than_one_frame(
     assert [r.sequence for r in records] == list(range(1, 101))
     await station.clear_audit(40)
     assert [r.sequence for r in await station.read_audit()] == list(range(41, 101))
-    with pytest.raises(ValueError, match="up_to_sequence"):
-        await station.clear_audit(-1)
+    for bad in (-1, 61):
+        with pytest.raises(ValueError, match=r"^count: "):
+            await station.clear_audit(bad)
 
 
 async def test_clear_never_erases_records_that_were_not_read(
@@ -474,8 +476,46 @@ async def test_clear_never_erases_records_that_were_not_read(
     await insert(sim, station)
     assert len(await station.read_audit()) == 1
     key.record_own(at=T0, cylinder=2, outcome=AuditOutcome.GRANTED)  # arrives after the read
-    await station.clear_audit(10)
+    with pytest.raises(ValueError, match=r"^count: 2 records, but 1 were read"):
+        await station.clear_audit(2)
+    await station.clear_audit(1)
     assert [r.sequence for r in key.audit] == [2]
+
+
+async def test_clear_audit_counts_records_not_sequence_numbers(
+    sim: StationSimulator, station: SerialKeyStation
+) -> None:
+    """Own records (1, 2) and a cylinder's record (7) interleave; clearing the first two
+    erases exactly those two, whatever their numbers."""
+    key = sim.world.registry.get(SERIAL)
+    key.record_own(at=T0, cylinder=1, outcome=AuditOutcome.GRANTED)
+    key.carry(
+        [
+            KeyAuditRecord(
+                sequence=7, at=T0, cylinder=9, key_serial="100000009",
+                outcome=AuditOutcome.DENIED, reason="BLACKLISTED", source="cylinder",
+            )
+        ]
+    )
+    key.record_own(at=T0, cylinder=2, outcome=AuditOutcome.GRANTED)
+    await insert(sim, station)
+    assert [r.sequence for r in await station.read_audit()] == [1, 7, 2]
+    await station.clear_audit(2)
+    assert [(r.source, r.sequence) for r in key.audit] == [("key", 2)]
+
+
+async def test_clear_audit_erases_nothing_when_the_trail_changed_since_it_was_read(
+    sim: StationSimulator, station: SerialKeyStation
+) -> None:
+    key = sim.world.registry.add("100000077", audit_capacity=2)
+    key.record_own(at=T0, cylinder=1, outcome=AuditOutcome.GRANTED)
+    key.record_own(at=T0, cylinder=2, outcome=AuditOutcome.GRANTED)
+    await insert(sim, station, "100000077")
+    assert len(await station.read_audit()) == 2
+    key.record_own(at=T0, cylinder=3, outcome=AuditOutcome.GRANTED)  # overwrites record 1
+    with pytest.raises(VerifyMismatch, match="AUDIT_CHANGED"):
+        await station.clear_audit(1)
+    assert [r.sequence for r in key.audit] == [2, 3]
 
 
 # ---------------------------------------------------------------------------- other ports

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -183,13 +184,26 @@ def test_a_recomputed_entry_still_breaks_the_link_to_the_next(db: Database) -> N
     assert (problem.seq, problem.kind) == (3, audit_log.LINK_BROKEN)
 
 
+def erase(db: Database, at: datetime, **which: Any) -> list[int]:
+    """Erase as the gateway does: the personal parts, and an entry recording the erasure."""
+    with db.session() as s:
+        seqs = audit_log.erase_personal(s, at=at, **which)
+        if seqs:
+            audit_log.append(
+                s,
+                at=at,
+                actor="lockgate-retention",
+                action="retention.run",
+                data={audit_log.ERASED_ENTRIES: audit_log.seq_ranges(seqs)},
+            )
+    return seqs
+
+
 def test_erasure_removes_personal_data_and_keeps_the_chain_valid(db: Database) -> None:
     fill(db)
     with db.session() as s:
         before = {e.seq: e for e in audit_log.entries(s)}
-        erased = audit_log.erase_personal(
-            s, at=NOW + timedelta(days=1), subjects=["credential 5000003"]
-        )
+    erased = erase(db, NOW + timedelta(days=1), subjects=["credential 5000003"])
     assert erased == [3]
     assert verify(db).ok
     with db.session(readonly=True) as s:
@@ -199,12 +213,68 @@ def test_erasure_removes_personal_data_and_keeps_the_chain_valid(db: Database) -
     assert after[3].personal is None and after[3].erased_at is not None
     assert after[3].personal_digest == before[3].personal_digest
     assert after[3].hash == before[3].hash
+    assert after[6].data == {"erased_entries": [[3, 3]]}
     assert after[1].personal is not None  # others untouched
     # erasing by age takes the rest, once
-    with db.session() as s:
-        assert audit_log.erase_personal(s, at=NOW, before=NOW + timedelta(seconds=10)) == [1, 5]
-        assert audit_log.erase_personal(s, at=NOW, before=NOW + timedelta(seconds=10)) == []
+    assert erase(db, NOW, before=NOW + timedelta(seconds=10)) == [1, 5]
+    assert erase(db, NOW, before=NOW + timedelta(seconds=10)) == []
     assert verify(db).ok
+
+
+ERASED_AT = "'2026-11-24 10:00:00+00:00'"
+
+
+@pytest.mark.parametrize(
+    ("statement", "seq", "kind"),
+    [
+        # the personal part deleted as an erasure would, but no erasure marked
+        (
+            "UPDATE audit_entry SET personal = NULL, personal_salt = NULL WHERE seq = 3",
+            3,
+            audit_log.PERSONAL_REMOVED,
+        ),
+        ("UPDATE audit_entry SET personal = NULL WHERE seq = 3", 3, audit_log.PERSONAL_REMOVED),
+        # marked erased, but no entry of the chain records that erasure
+        (
+            "UPDATE audit_entry SET personal = NULL, personal_salt = NULL, "
+            f"erased_at = {ERASED_AT} WHERE seq = 3",
+            3,
+            audit_log.PERSONAL_REMOVED,
+        ),
+        # marked erased at the instant of the recorded erasure of entry 1, which is not 5
+        (
+            "UPDATE audit_entry SET personal = NULL, personal_salt = NULL, "
+            "erased_at = (SELECT erased_at FROM audit_entry WHERE seq = 1) WHERE seq = 5",
+            5,
+            audit_log.PERSONAL_REMOVED,
+        ),
+        # the salt kept, so the part was not erased by the gateway
+        (
+            f"UPDATE audit_entry SET personal = NULL, erased_at = {ERASED_AT} WHERE seq = 5",
+            5,
+            audit_log.PERSONAL_ALTERED,
+        ),
+        # marked erased while it still holds its personal part
+        (f"UPDATE audit_entry SET erased_at = {ERASED_AT} WHERE seq = 5", 5,
+         audit_log.PERSONAL_ALTERED),
+        # marked erased though it never had a personal part
+        (f"UPDATE audit_entry SET erased_at = {ERASED_AT} WHERE seq = 2", 2,
+         audit_log.PERSONAL_ALTERED),
+    ],
+)
+def test_a_removed_personal_part_is_an_erasure_only_when_the_chain_records_one(
+    db: Database, statement: str, seq: int, kind: str
+) -> None:
+    fill(db)
+    erase(db, NOW + timedelta(days=1), subjects=["credential 5000001"])
+    assert verify(db).ok
+    if db.dialect == "sqlite":
+        statement = statement.replace(ERASED_AT, "'2026-11-24 10:00:00.000000'")
+    sql(db, statement)
+    result = verify(db)
+    assert result.problem is not None
+    assert (result.problem.seq, result.problem.kind) == (seq, kind)
+    assert f"entry {seq}" in result.problem.message
 
 
 def test_the_digest_is_salted_per_entry(db: Database) -> None:

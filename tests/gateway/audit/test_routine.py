@@ -143,7 +143,9 @@ def test_returning_a_card_erases_the_holder_in_facts_and_log_and_the_chain_verif
     assert history[0].personal_digest == digest and history[0].erased_at is not None
     assert not any("Helga" in (p or "") or "Helga" in d for p, d in raw)
     assert verified.ok, verified.problem
-    assert history[-1].data["result"] == {"credential": CARD, "erased": True, "fee_nok": 0}
+    assert history[-1].data["result"] == {
+        "credential": CARD, "erased": True, "fee_nok": 0, "credentials": [CARD]
+    }
 
 
 def test_a_lost_employee_card_costs_400_and_a_lost_visitor_card_nothing(

@@ -70,6 +70,22 @@ def test_events_become_entries_about_the_device_and_the_credential(db: Database)
     assert found[0].data == {"reason": "connection refused"}
 
 
+def test_an_entry_about_a_door_names_the_door(db: Database) -> None:
+    sink = AuditSink(lambda: NOW)
+    with db.session() as s:
+        sink.event(
+            s,
+            "access_granted",
+            {"credential": "4000001", "device": "ctrl-office", "door": 2, "at": NOW},
+        )
+        sink.event(s, "door_forced", {"device": "ctrl-office", "door": 1})
+        found = audit_log.entries(s)
+    assert [e.subjects for e in found] == [
+        ["device ctrl-office", "credential 4000001", "door ctrl-office/2"],
+        ["device ctrl-office", "door ctrl-office/1"],
+    ]
+
+
 async def test_a_running_site_fills_the_log(sqlite_url: str) -> None:
     migrate.upgrade(sqlite_url)
     db = Database(sqlite_url)

@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 
 from gateway import sample
 from gateway.bridge.envelope import MAX_PAYLOAD_BYTES, request_model
+from gateway.bridge.payloads import Response
 from gateway.commands import model as m
 from gateway.commands.model import COMMANDS_BY_NAME
+from gateway.core import MAX_ERRORS
 from gateway.domain.facts import Organisation
 from gateway.mosquitto import PrivateMosquitto
 from tests.gateway.bridge.harness import (
@@ -131,6 +133,10 @@ def test_bad_requests_get_one_error_each_and_change_nothing(
                 error = response["error"]
                 assert error["code"] in CODES, error
                 assert error["message"]
+                Response.model_validate(response)
+                assert error["errors"], error
+                assert error["errors"][0]["field"] == error["field"]
+                assert error["message"].startswith(error["errors"][0]["message"])
                 if field == ANY_FIELD:
                     pass
                 elif field is None:
@@ -154,6 +160,41 @@ def test_bad_requests_get_one_error_each_and_change_nothing(
             assert gw.bridge.connections == 1
         finally:
             loop.run(stack.aclose())
+
+
+async def test_every_error_of_a_request_is_listed_and_a_flat_payload_is_told_to_nest(
+    broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    """A master-data request sent flat got only `Field required (and 2 more)`."""
+    async with (
+        running_gateway(settings_for(f"sqlite:///{tmp_path}/g.db", broker)) as gw,
+        central(broker, gw.base) as c,
+    ):
+        await c.publish("organisation", {"request_id": "flat-1", "org_number": sample.MAIN,
+                                         "name": "Banbyggarna AB"})
+        response = await c.response("flat-1")
+        Response.model_validate(response)
+        error = response["error"]
+        assert error["code"] == "INVALID"
+        assert error["field"] == "organisation"
+        assert "(and 2 more)" in error["message"]
+        assert "the fields name, org_number belong inside the object 'organisation'" in (
+            error["message"]
+        )
+        assert [(e["field"], e["message"].split(":")[0]) for e in error["errors"]] == [
+            ("organisation", "Field required"),
+            ("org_number", "Extra inputs are not permitted"),
+            ("name", "Extra inputs are not permitted"),
+        ]
+        # Many errors: every one listed, up to the bound.
+        app = {"request_id": "many-1", "application": {
+            "assignment_id": "", "revision": -1, "status": "maybe", "expedited": "x",
+            "submitted_at": "yesterday", "entries": [{"employment_id": ""}] * 30}}
+        await c.publish("application", app)
+        many = (await c.response("many-1"))["error"]
+        assert len(many["errors"]) == MAX_ERRORS
+        assert len({e["field"] for e in many["errors"]}) == MAX_ERRORS
+        assert "application.assignment_id" in {e["field"] for e in many["errors"]}
 
 
 async def test_unreadable_and_unknown_requests_are_answered_on_the_response_tree(

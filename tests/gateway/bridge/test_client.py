@@ -1,5 +1,5 @@
 """The broker session on the private broker: manual acknowledgement in arrival order,
-redelivery, backpressure by not reading, the persistent session, ordered publishing."""
+redelivery, flow control by Receive Maximum, the persistent session, ordered publishing."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from gateway.bridge.client import (
     InboundMessage,
     LastWill,
     OutboundMessage,
+    SessionRecycled,
 )
 from gateway.mosquitto import PrivateMosquitto, free_port
 from tests.gateway.bridge.harness import poll_until
@@ -41,21 +42,20 @@ async def test_the_buffer_hands_out_urgent_messages_first_in_arrival_order() -> 
     assert [m.topic for m in await waiter] == ["d"]
 
 
-async def test_the_buffer_reports_full_at_its_limit_and_space_at_half() -> None:
-    calls: list[str] = []
+def qos0(topic: str, order: int) -> InboundMessage:
+    return InboundMessage(topic, b"{}", 0, False, None, None, (), 0, 1, order)
+
+
+async def test_the_buffer_refuses_qos0_at_its_limit() -> None:
     buffer = InboundBuffer(10, lambda t: False)
-    buffer.on_full = lambda: calls.append("full")
-    buffer.on_space = lambda: calls.append("space")
-    for i in range(12):
-        buffer.put(message("t", i))
-    assert calls == ["full"]
-    await buffer.take(4)  # 8 left: still above half
-    assert calls == ["full"]
-    await buffer.take(3)  # 5 left
-    assert calls == ["full", "space"]
-    assert buffer.high_water == 12
+    assert all(buffer.put(message("t", i)) for i in range(10))
+    assert not buffer.put(qos0("t", 10)), "QoS 0 is not flow controlled: dropped when full"
+    assert buffer.put(message("t", 11)), "QoS 1 is bounded by the session"
+    assert len(buffer) == 11 and buffer.high_water == 11
+    await buffer.take(5)
+    assert buffer.put(qos0("t", 21))
     with pytest.raises(ValueError, match="limit"):
-        InboundBuffer(1, lambda t: False)
+        InboundBuffer(0, lambda t: False)
 
 
 def options(broker: PrivateMosquitto, client_id: str, **kw: int) -> ConnectOptions:
@@ -114,17 +114,18 @@ async def test_unacknowledged_messages_are_redelivered_and_acks_follow_arrival_o
         assert len(third.buffer) == 0
 
 
-async def test_a_full_buffer_stops_reading_and_nothing_is_lost(broker: PrivateMosquitto) -> None:
+async def test_receive_maximum_bounds_the_buffer_and_nothing_is_lost(
+    broker: PrivateMosquitto,
+) -> None:
     topic = f"c{uuid.uuid4().hex[:8]}"
     async with session_of(broker, f"s-{topic}", topic, max_pending=20) as session:
         async with sender(broker) as out:
             await asyncio.gather(
                 *(out.publish(f"{topic}/in/x", str(i).encode(), qos=1) for i in range(400))
             )
-        await poll_until(lambda: session.buffer.full)
-        await asyncio.sleep(0.3)  # the broker has more; a reading session would take it all
-        assert len(session.buffer) < 40
-        assert session.paused_count >= 1
+        await poll_until(lambda: len(session.buffer) == 20)
+        await asyncio.sleep(0.3)  # the broker has more, and keeps it until we acknowledge
+        assert len(session.buffer) == 20
         received: list[bytes] = []
         while len(received) < 400:
             batch = await asyncio.wait_for(session.buffer.take(7), 10)
@@ -132,8 +133,66 @@ async def test_a_full_buffer_stops_reading_and_nothing_is_lost(broker: PrivateMo
             for m in batch:
                 session.ack(m)
         assert received == [str(i).encode() for i in range(400)]
-        assert session.buffer.high_water < 40
+        assert session.unacked_high_water == 20
         assert session.unacknowledged == 0
+
+
+async def test_a_backlog_waiting_at_connect_does_not_hold_back_the_suback(
+    broker: PrivateMosquitto,
+) -> None:
+    """The broker sends a persistent session's backlog before the SUBACK: the session must
+    read on (10 x Receive Maximum waiting here)."""
+    topic = f"c{uuid.uuid4().hex[:8]}"
+    cid = f"s-{topic}"
+    async with session_of(broker, cid, topic, max_pending=20):
+        pass
+    async with sender(broker) as out:
+        await asyncio.gather(
+            *(out.publish(f"{topic}/in/x", str(i).encode(), qos=1) for i in range(200))
+        )
+    will = LastWill(f"{topic}/will", b"gone")
+    async with BrokerSession(options(broker, cid, max_pending=20), will=will) as session:
+        await poll_until(lambda: len(session.buffer) == 20)
+        await asyncio.wait_for(session.subscribe([f"{topic}/in/#"]), 10)
+        received = 0
+        while received < 200:
+            batch = await asyncio.wait_for(session.buffer.take(50), 10)
+            received += len(batch)
+            for m in batch:
+                session.ack(m)
+        assert session.unacked_high_water == 20
+
+
+async def test_an_overflowing_session_acknowledges_what_it_took_then_recycles(
+    broker: PrivateMosquitto,
+) -> None:
+    """A broker sending more than the session holds (made certain here by a limit below the
+    Receive Maximum): the session takes no more, and once everything taken is acknowledged
+    it ends with SessionRecycled; the next session gets the rest."""
+    topic = f"c{uuid.uuid4().hex[:8]}"
+    cid = f"s-{topic}"
+    received: list[bytes] = []
+    async with sender(broker) as out:
+        async with session_of(broker, cid, topic, max_pending=40) as session:
+            session.unacked_limit = 10  # of the 40 the broker may send
+            await asyncio.gather(
+                *(out.publish(f"{topic}/in/x", str(i).encode(), qos=1) for i in range(40))
+            )
+            await poll_until(lambda: session.overflowing)
+            assert len(session.buffer) == 10
+            closed = asyncio.ensure_future(session.wait_closed())
+            while len(session.buffer):
+                for m in await session.buffer.take(3):
+                    received.append(m.payload)
+                    session.ack(m)
+            with pytest.raises(SessionRecycled):
+                await asyncio.wait_for(closed, 10)
+        async with session_of(broker, cid, topic) as again:
+            while len(received) < 40:
+                for m in await asyncio.wait_for(again.buffer.take(40), 10):
+                    received.append(m.payload)
+                    again.ack(m)
+    assert received == [str(i).encode() for i in range(40)]
 
 
 async def test_publish_many_keeps_the_order(broker: PrivateMosquitto) -> None:

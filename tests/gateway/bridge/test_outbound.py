@@ -6,19 +6,24 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import jsonschema
 import pytest
 from sqlalchemy.orm import Session
 
 from gateway import sample
+from gateway.bridge import schemas
 from gateway.bridge.outbound import StatePublisher
 from gateway.bridge.payloads import CredentialState, Event
 from gateway.bridge.topics import TopicMap
 from gateway.commands import model as m
 from gateway.core import Core
+from gateway.domain import DEFAULT_TIMEZONE
+from gateway.domain.facts import Competence
 from gateway.mosquitto import PrivateMosquitto
 from gateway.service import build_gateway, mqtt_bridge
 from gateway.store import outbox
@@ -85,7 +90,7 @@ async def test_credential_state_is_retained_keyed_by_number_without_personal_dat
         assert anna.desired.active
         assert anna.confirmed is None
         assert anna.pending
-        assert anna.desired.grants.spaces == ["sp-signal", "sp-tech"]
+        assert sorted({g.space for g in anna.desired.grants}) == ["sp-signal", "sp-tech"]
         assert states[sample.KEY_DAVID].desired.revoked
         assert states[sample.KEY_DAVID].desired.reasons == ["ID06_BLOCKED"]
         assert states[sample.KEY_IN_STOCK].desired.reasons == ["NOT_HANDED_OUT"]
@@ -190,7 +195,13 @@ async def test_availability_and_events_can_be_enqueued_by_other_services(
                 first = publisher.enqueue_event(
                     s,
                     "programming_result",
-                    {"device_id": "station-1", "number": "100000001", "revision": "r1", "ok": True},
+                    {
+                        "device_id": "station-1",
+                        "number": "100000001",
+                        "credential_revision": "r1",
+                        "device_revision": "i1",
+                        "ok": True,
+                    },
                 )
                 second = publisher.enqueue_event(
                     s,
@@ -215,7 +226,7 @@ async def test_availability_and_events_can_be_enqueued_by_other_services(
         assert availability["state"] == "offline"
         assert availability["reason"] == "no answer on /dev/ttyUSB0"
         assert [e["seq"] for e in c.events()] == [first, second]
-        assert c.events()[1]["lock"] == "ctrl-office:1"
+        assert c.events()[1]["lock"] == "door:ctrl-office/1"  # published in one notation
 
         def invalid(core: Core, call: Any) -> str:
             with core.db.session() as s:
@@ -264,11 +275,24 @@ async def test_the_relay_keeps_working_through_a_broker_outage(
         async with central(broker, gw.base) as c:
             await poll_until(lambda: gw.bridge.connected.is_set())
             await poll_until(lambda: pending_rows(gw.gateway) == 0)
-            await c.wait_for(lambda: any(e["number"] == sample.KEY_CECILIA for e in c.events()))
-            state, _ = c.on(f"v1/credential/{sample.KEY_CECILIA}/state")[-1]
-            assert CredentialState.model_validate_json(state).desired.revoked
+            # (After the reconnect the gateway first replays what it published recently, the
+            # story's states and events included: wait for the revocation itself.)
+            await c.wait_for(
+                lambda: any(
+                    e["kind"] == "credential_revoked" and e["number"] == sample.KEY_CECILIA
+                    for e in c.events()
+                )
+            )
+
+            def last_state() -> CredentialState:
+                state, _ = c.on(f"v1/credential/{sample.KEY_CECILIA}/state")[-1]
+                return CredentialState.model_validate_json(state)
+
+            await c.wait_for(lambda: last_state().desired.revoked)
             assert gw.bridge.connections == 2
-            assert json.loads(c.on("v1/bridge/state")[-1][0]) == {"state": "online"}
+            assert json.loads(c.on("v1/bridge/state")[-1][0]) == {
+                "state": "online", "instance": gw.bridge.instance
+            }
 
 
 async def test_a_broker_without_the_session_gets_every_retained_state_again(
@@ -315,3 +339,43 @@ def test_publisher_payload_for_an_unknown_credential_clears_the_retained_state(
             TopicMap("site-a").credential_state("1/2")
     finally:
         db.dispose()
+
+
+async def test_the_state_publishes_a_window_per_space_and_shows_a_shortened_competence(
+    broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    """Only the revision changed when a competence was shortened: the windows per space show
+    what changed."""
+    async with (
+        running_gateway(settings_for(f"sqlite:///{tmp_path}/g.db", broker)) as gw,
+        central(broker, gw.base) as c,
+    ):
+        await load_story(c)
+        topic = f"v1/credential/{sample.KEY_ANNA}/state"
+        await c.wait_for(lambda: bool(c.on(topic)))
+
+        def latest() -> CredentialState:
+            return CredentialState.model_validate_json(c.on(topic)[-1][0])
+
+        before = latest()
+        windows = {g.space: g.window for g in before.desired.grants}
+        assert set(windows) == {"sp-signal", "sp-tech"}
+        shorter = TODAY + timedelta(days=30)
+        renewal = m.PutCompetence(
+            competence=Competence(person_id="p-anna", code="ELSAK", valid_until=shorter)
+        )
+        count = len(c.on(topic))
+        assert (await c.request(renewal, "shorter"))["status"] == "ok"
+        await c.wait_for(lambda: len(c.on(topic)) > count)
+        after = latest()
+        assert after.desired.revision != before.desired.revision
+        now = {g.space: g.window for g in after.desired.grants}
+        assert now["sp-signal"] == windows["sp-signal"]
+        assert now["sp-tech"].start == windows["sp-tech"].start
+        end = now["sp-tech"].end
+        assert end is not None and windows["sp-tech"].end is not None
+        assert end < windows["sp-tech"].end
+        assert end.astimezone(ZoneInfo(DEFAULT_TIMEZONE)).date() == shorter + timedelta(days=1)
+        # Every published state follows its schema, grants included.
+        schema = schemas.schema_files()["credential_state.json"]
+        jsonschema.validate(json.loads(c.on(topic)[-1][0]), schema)

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway import sample
+from gateway.audit import log as audit_log
 from gateway.bridge import MqttBridge
 from gateway.bridge.payloads import Response
 from gateway.commands import model as m
@@ -124,15 +125,56 @@ async def test_a_repeated_request_id_returns_the_stored_response_and_changes_not
         with gw.gateway.db.session(readonly=True) as s:
             head = journal.head(s)
         before = store_snapshot(gw.gateway)
-        # The same id again, even with another body, is answered from the inbox.
-        await c.publish("organisation", body(m.PutOrganisation(organisation=renamed), "same-id"))
+        # The same request again (spelled otherwise) is answered from the inbox.
+        replay = body(m.PutOrganisation(organisation=org), "same-id")
+        replay["organisation"]["name"] = " Banbyggarna AB "
+        await c.publish("organisation", replay)
         await c.wait_for(lambda: len(c.responses["same-id"]) == 2)
         assert c.responses["same-id"][1] == first
+        # The same id with another body is another request: refused, nothing changes.
+        await c.publish("organisation", body(m.PutOrganisation(organisation=renamed), "same-id"))
+        await c.wait_for(lambda: len(c.responses["same-id"]) == 3)
+        refused = c.responses["same-id"][2]
+        assert refused["status"] == "error"
+        assert refused["error"]["code"] == "CONFLICT"
+        assert refused["error"]["field"] == "request_id"
         assert store_snapshot(gw.gateway) == before
         with gw.gateway.db.session(readonly=True) as s:
             assert journal.head(s) == head
             stored = s.execute(select(tables.organisation.c.name)).scalar_one()
+            assert inbox.lookup(s, "same-id").response == first  # type: ignore[union-attr]
         assert stored == "Banbyggarna AB"
+
+
+async def test_a_request_id_reused_by_another_request_is_refused_and_audited(
+    broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    """An id06_block reusing the id of an earlier person request was answered ok and lost."""
+    async with (
+        running_gateway(settings_for(f"sqlite:///{tmp_path}/g.db", broker)) as gw,
+        central(broker, gw.base) as c,
+    ):
+        for i, command in enumerate(sample.sample_commands(TODAY)):
+            assert (await c.request(command, f"s-{i}"))["status"] == "ok"
+        person = next(i for i, x in enumerate(sample.sample_commands(TODAY))
+                      if isinstance(x, m.PutPerson))
+        before = store_snapshot(gw.gateway)
+        rid = f"s-{person}"
+        await c.publish("id06_block", body(m.BlockId06(card_number="ID06AN0001"), rid))
+        await c.wait_for(lambda: len(c.responses[rid]) == 2)
+        response = c.responses[rid][1]
+        assert response["status"] == "error", response
+        assert response["error"]["code"] == "CONFLICT"
+        assert response["error"]["field"] == "request_id"
+        assert "person request" in response["error"]["message"]
+        assert store_snapshot(gw.gateway) == before
+        assert gw.gateway.core.engine.states[sample.KEY_ANNA].active
+        with gw.gateway.db.session(readonly=True) as s:
+            entries = audit_log.entries(s, action="id06_block")
+        refused = [e for e in entries if e.data.get("request_id") == f"s-{person}"]
+        assert len(refused) == 1
+        assert refused[0].data["status"] == "refused"
+        assert refused[0].data["error"]["code"] == "CONFLICT"
 
 
 async def test_a_stale_application_revision_is_refused(
@@ -188,6 +230,11 @@ async def test_an_expired_request_is_refused_and_never_applied(
         await c.publish("organisation", body(org, "exp-1", expires_at=past))
         await c.wait_for(lambda: len(c.responses["exp-1"]) == 3)
         assert c.responses["exp-1"][2] == c.responses["exp-1"][1]
+        # Another request under that id, expired: EXPIRED, not the other request's answer.
+        other = m.PutOrganisation(organisation=Organisation(org_number=sample.SUB, name="X AB"))
+        await c.publish("organisation", body(other, "exp-1", expires_at=past))
+        await c.wait_for(lambda: len(c.responses["exp-1"]) == 4)
+        assert c.responses["exp-1"][3]["error"]["code"] == "EXPIRED"
         assert count(gw.gateway, tables.organisation) == 1
 
 

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from gateway.audit import log as audit_log
+from gateway.audit.sink import AuditSink
+from gateway.domain.timeutil import utcnow
 from gateway.store.database import Database
 from tests.gateway.cli.util import lockgate, site, token
 
@@ -72,6 +74,35 @@ def test_show_needs_an_operator_and_logs_the_reading(db: Database) -> None:
         token=token("audit"),
     )
     assert table.exit_code == 0 and "5 audit entries" in table.stdout
+
+
+def test_show_finds_the_entries_about_a_lock_given_in_any_notation(db: Database) -> None:
+    site(db)
+    sink = AuditSink(utcnow)
+    with db.session() as s:
+        sink.event(s, "access_denied", {"key": "100000001", "cylinder": "200201",
+                                        "via_station": "desk-1", "reason": "BLACKLISTED"})
+        sink.event(s, "access_granted", {"credential": "4000001", "device": "ctrl-office",
+                                         "door": 2})
+    auth = {"operator": "audit", "token": token("audit")}
+    for given, action in (
+        ("200201", "device.access_denied"),
+        ("cylinder:200201", "device.access_denied"),
+        ("door:ctrl-office/2", "device.access_granted"),
+        ("ctrl-office/2", "device.access_granted"),
+        ("ctrl-office:2", "device.access_granted"),
+    ):
+        out = lockgate(db, "audit", "show", "--lock", given, "--json", **auth)
+        assert out.exit_code == 0, out.stderr
+        # (each reading is logged about the same subject: leave those out)
+        found = [e["action"] for e in json.loads(out.stdout) if e["action"] != "audit.read"]
+        assert found == [action], given
+    nothing = json.loads(
+        lockgate(db, "audit", "show", "--lock", "ctrl-office:1", "--json", **auth).stdout
+    )
+    assert [e for e in nothing if e["action"] != "audit.read"] == []
+    bad = lockgate(db, "audit", "show", "--lock", "front door", **auth)
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: --lock: ")
 
 
 def test_show_reveals_personal_parts_only_when_asked(db: Database) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -45,7 +46,14 @@ def lockgate(
         environment["LOCKGATE_TOKEN"] = token
     environment.update(env or {})
     argv = ["--db", db.url, *(["--operator", operator] if operator else []), *args]
-    return runner.invoke(app, argv, env=environment, input=input)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        return runner.invoke(app, argv, env=environment, input=input)
+    finally:
+        # `lockgate run` points the root logger at the stderr this run captured.
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def site(db: Database) -> Core:

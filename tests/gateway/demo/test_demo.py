@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -45,27 +44,39 @@ def test_the_story_holds_without_mqtt(tmp_path: Path) -> None:
     assert "the core (no MQTT broker)" in out
 
 
+BARE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""A PATH without the virtual environment, as in a shell after ``make demo``."""
+
+
 def test_the_interactive_demo_keeps_running_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """...and every lockgate command it suggests works as printed from a shell whose PATH
+    lacks the virtual environment."""
+    env = {**os.environ, "PATH": BARE_PATH, "COLUMNS": "400"}
     proc = subprocess.Popen(
         [LOCKGATE, "demo", "--no-mqtt", "--folder", str(tmp_path / "demo")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, "COLUMNS": "200"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env,
     )
     try:
-        port = None
+        suggested: list[str] = []
+        trying = False
         deadline = time.monotonic() + 90
         assert proc.stdout is not None
         for line in proc.stdout:
-            if m := re.search(r"sim call --port (\d+) insert", line):
-                port = int(m.group(1))
-            if "Ctrl-C stops everything" in line or time.monotonic() > deadline:
+            if "keep running. Try:" in line:
+                trying = True
+            elif "Ctrl-C stops everything" in line or time.monotonic() > deadline:
                 break
-        assert port is not None
-        reply = subprocess.run(
-            [LOCKGATE, "sim", "call", "--port", str(port), "visit", "serial=100000002",
-             "cylinder=200201"], capture_output=True, text=True, timeout=30)
-        assert reply.returncode == 0, reply.stderr
-        assert json.loads(reply.stdout)["granted"] is True
+            elif trying and line.startswith("  ") and line.split()[0].endswith("lockgate"):
+                suggested.append(line.strip())
+        assert len(suggested) == 6, suggested
+        assert all(c.startswith(LOCKGATE) for c in suggested)
+        for command in suggested:
+            reply = subprocess.run(
+                ["/bin/sh", "-c", command], capture_output=True, text=True, timeout=60, env=env
+            )
+            assert reply.returncode == 0, f"{command}: {reply.stderr}"
+            if " visit " in command:
+                assert json.loads(reply.stdout)["granted"] is True
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)
     finally:

@@ -32,13 +32,16 @@ def local(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
 
 
 def agreement(
-    aid: str, valid_until: date | None, terminated_at: datetime | None = None
+    aid: str,
+    valid_until: date | None,
+    terminated_at: datetime | None = None,
+    valid_from: date = date(2025, 1, 1),
 ) -> KeyGrantAgreement:
     return KeyGrantAgreement(
         id=aid,
         org_number=ORG,
-        signed_on=date(2025, 1, 1),
-        valid_from=date(2025, 1, 1),
+        signed_on=valid_from,
+        valid_from=valid_from,
         valid_until=valid_until,
         terminated_at=terminated_at,
     )
@@ -200,7 +203,9 @@ def test_bad_input_names_the_field(kwargs: dict[str, object], field: str) -> Non
 
 # --------------------------------------------------------------------------------- properties
 
-day_offsets = st.integers(min_value=-20, max_value=60)
+EARLIEST_OFFSET = -20
+day_offsets = st.integers(min_value=EARLIEST_OFFSET, max_value=60)
+EARLIEST_NOW = datetime(2025, 1, 1, tzinfo=UTC)
 now_strategy = st.datetimes(
     min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
 )
@@ -218,13 +223,17 @@ class Drawn:
 
 
 @st.composite
-def drawn_facts(draw: st.DrawFn) -> Drawn:
-    now = draw(now_strategy)
+def drawn_facts(draw: st.DrawFn, nows: st.SearchStrategy[datetime] = now_strategy) -> Drawn:
+    now = draw(nows)
     today = now.astimezone(TZ).date()
     some_day = day_offsets.map(lambda d: today + timedelta(days=d))
     some_instant = st.integers(-20 * 1440, 60 * 1440).map(lambda m: now + timedelta(minutes=m))
+    # Every agreement is in force from the earliest day drawn on: its end may be any day drawn.
+    in_force_from = today + timedelta(days=EARLIEST_OFFSET)
     agreements = [
-        agreement(f"ag{n}", draw(st.none() | some_day), draw(st.none() | some_instant))
+        agreement(
+            f"ag{n}", draw(st.none() | some_day), draw(st.none() | some_instant), in_force_from
+        )
         for n in range(draw(st.integers(0, 4)))
     ]
     statuses = st.sampled_from(list(Id06Status))
@@ -252,6 +261,17 @@ def drawn_facts(draw: st.DrawFn) -> Drawn:
 
 @given(drawn_facts())
 def test_items_lie_in_the_window_and_nothing_is_missing(f: Drawn) -> None:
+    check_items_lie_in_the_window_and_nothing_is_missing(f)
+
+
+@given(drawn_facts(st.just(EARLIEST_NOW)))
+def test_the_property_holds_at_the_earliest_instant_drawn(f: Drawn) -> None:
+    """Agreements ending before the earliest ``now`` drawn (the edge where the strategy once
+    built agreements ending before they began) are drawn and reported correctly."""
+    check_items_lie_in_the_window_and_nothing_is_missing(f)
+
+
+def check_items_lie_in_the_window_and_nothing_is_missing(f: Drawn) -> None:
     now, days = f.now, f.days
     items = expiring(
         now=now,

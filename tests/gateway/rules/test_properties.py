@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,21 +10,27 @@ from hypothesis import strategies as st
 from gateway.domain import (
     TERMINAL_STATES,
     AccessApplication,
+    ApplicationEntry,
+    ApplicationStatus,
+    Assignment,
     Competence,
     Credential,
     CredentialKind,
     CredentialState,
     Employment,
     Fact,
+    Id06Card,
     Id06Status,
     KeyGrantAgreement,
+    Organisation,
+    Person,
     Space,
     VisitorCard,
     Window,
     fact_key,
 )
 from gateway.rules import DesiredCredential, Reason, RulesConfig, RulesEngine
-from tests.gateway.rules.universe import BASE, instant, rich_fact_sets
+from tests.gateway.rules.universe import BASE, KEYS, ORGS, day, instant, rich_fact_sets
 
 CFG = RulesConfig()
 times = st.integers(min_value=-24 * 30, max_value=24 * 30).map(instant)
@@ -118,13 +124,11 @@ def test_a_blocked_id06_card_deactivates_every_credential_of_the_employment(
         assert not {e.credential for e in engine.controller(cid).entries} & holders
 
 
-@settings(max_examples=80)
-@given(data=st.data(), at=times)
-def test_every_granted_window_lies_inside_every_contributing_window(
-    data: st.DataObject, at  # type: ignore[no-untyped-def]
-) -> None:
-    facts = data.draw(rich_fact_sets())
-    engine = RulesEngine.build(facts, at, CFG)
+def assert_grants_inside_contributing_windows(engine: RulesEngine, at: datetime) -> None:
+    """Every granted window lies inside every window that limits it: the visitor card's, the
+    ID06 card's, the agreements', the required competences', and the union of the windows of
+    the application entries (each clipped by its assignment) that grant the space on the same
+    schedule: grants of several applications that touch or overlap are merged into one."""
     fs = engine.facts
     for number, state in engine.states.items():
         cred = fs.credentials[number]
@@ -147,19 +151,73 @@ def test_every_granted_window_lies_inside_every_contributing_window(
                     assert g.window.end is not None and g.window.end <= a.terminated_at
             entries = fs.entries_by_employment[emp.id]
             contributing = [
-                (aid, e) for aid, e in entries.items() if g.space_id in e.space_ids
+                Window(CFG.day_start(e.valid_from), CFG.day_end(e.valid_until)).intersect(
+                    Window(CFG.day_start(fs.assignments[aid].starts_on),
+                           CFG.day_end(fs.assignments[aid].ends_on)))
+                for aid, e in entries.items()
+                if g.space_id in e.space_ids and e.schedule == g.schedule
             ]
             assert contributing
-            assert any(
-                g.window.inside(Window(CFG.day_start(e.valid_from), CFG.day_end(e.valid_until)))
-                and g.window.inside(Window(CFG.day_start(fs.assignments[aid].starts_on),
-                                           CFG.day_end(fs.assignments[aid].ends_on)))
-                for aid, e in contributing
-            )
+            assert any(g.window.inside(w) for w in union(contributing)), (g, contributing)
             for code in fs.spaces[g.space_id].required_competences:
                 comp = fs.competences[emp.person_id][code]
                 assert g.window.inside(Window(None, CFG.day_end(comp.valid_until)))
             assert not g.window.ended_by(at)
+
+
+def union(windows: list[Window]) -> list[Window]:
+    """The windows merged where they overlap or touch (bounded ones only are merged by end)."""
+    ordered = sorted(
+        (w for w in windows if not w.is_empty()),
+        key=lambda w: w.start or datetime.min.replace(tzinfo=UTC),
+    )
+    out: list[Window] = []
+    for w in ordered:
+        last = out[-1] if out else None
+        if last is not None and (last.end is None or (w.start is not None and w.start <= last.end)):
+            end = None if last.end is None or w.end is None else max(last.end, w.end)
+            out[-1] = Window(last.start, end)
+        else:
+            out.append(w)
+    return out
+
+
+@settings(max_examples=80)
+@given(data=st.data(), at=times)
+def test_every_granted_window_lies_inside_every_contributing_window(
+    data: st.DataObject, at  # type: ignore[no-untyped-def]
+) -> None:
+    facts = data.draw(rich_fact_sets())
+    assert_grants_inside_contributing_windows(RulesEngine.build(facts, at, CFG), at)
+
+
+def test_grants_of_two_applications_that_touch_merge_and_stay_inside_their_union() -> None:
+    """Two approved applications grant the same space in consecutive periods: the engine
+    merges them into one grant spanning both, which lies inside neither entry alone."""
+    org = ORGS[1]
+    facts: list[Fact] = [
+        Organisation(org_number=org, name="Org"),
+        Person(id="p1", first_name="A", last_name="B"),
+        KeyGrantAgreement(id="ag", org_number=org, signed_on=day(-60), valid_from=day(-60)),
+        Employment(id="e2", person_id="p1", org_number=org,
+                   id06=Id06Card(card_number="CARD0002", valid_until=day(60))),
+        Space(id="s3", name="S3", cylinders=("4", "5")),
+        Credential(number=KEYS[1], kind=CredentialKind.KEY, state=CredentialState.IN_SERVICE,
+                   employment_id="e2"),
+        *(Assignment(id=a, name="A", main_contractor=ORGS[0], project_manager="PM",
+                     starts_on=day(-60), ends_on=day(60)) for a in ("a1", "a2")),
+    ]
+    for aid, first, last in (("a1", -10, 5), ("a2", 6, 20)):
+        facts.append(AccessApplication(
+            assignment_id=aid, revision=1, status=ApplicationStatus.APPROVED,
+            submitted_at=instant(-500), decided_at=instant(-400),
+            entries=(ApplicationEntry(employment_id="e2", space_ids=("s3",),
+                                      valid_from=day(first), valid_until=day(last)),),
+        ))
+    engine = RulesEngine.build(facts, BASE, CFG)
+    grants = [g for g in engine.states[KEYS[1]].grants if g.space_id == "s3"]
+    assert [g.window for g in grants] == [Window(CFG.day_start(day(-10)), CFG.day_end(day(20)))]
+    assert_grants_inside_contributing_windows(engine, BASE)
 
 
 @settings(max_examples=60)

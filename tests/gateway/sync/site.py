@@ -29,10 +29,12 @@ class RecordingSink:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.devices: dict[str, tuple[bool, str]] = {}
+        self.availability_history: list[tuple[str, bool]] = []
         self.states: list[str] = []
 
     def availability(self, session: Session, device_id: str, online: bool, reason: str) -> None:
         self.devices[device_id] = (online, reason)
+        self.availability_history.append((device_id, online))
 
     def event(self, session: Session, kind: str, body: dict[str, Any]) -> None:
         self.events.append((kind, body))
@@ -75,7 +77,9 @@ class RunningSite:
 
 @asynccontextmanager
 async def running_site(db_url: str, today: date, *, site_file: Path = DEFAULT_SITE,
-                       serve_desk: bool = True) -> AsyncIterator[RunningSite]:
+                       serve_desk: bool = True,
+                       controller_settings: dict[str, Any] | None = None,
+                       ) -> AsyncIterator[RunningSite]:
     migrate.upgrade(db_url)
     spec = load_site(site_file)
     async with SimulatedSite(spec, control_port=None) as site:
@@ -89,7 +93,7 @@ async def running_site(db_url: str, today: date, *, site_file: Path = DEFAULT_SI
             "sync": {"retry_initial_s": 0.05, "retry_max_s": 0.5, "device_timeout_s": 5.0,
                      "tick_s": 0.2},
             "stations": stations,
-            "controllers": site.controller_devices(),
+            "controllers": [c | (controller_settings or {}) for c in site.controller_devices()],
         })
         core = Core(Database(db_url), settings.rules_config())
         sink = RecordingSink()

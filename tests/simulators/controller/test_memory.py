@@ -40,7 +40,7 @@ def _stage(
     m.expected_checksum = layout.checksum if checksum is None else checksum
 
 
-def test_commit_swaps_in_a_verified_list() -> None:
+def test_commit_copies_in_a_verified_list() -> None:
     m = _memory()
     _stage(m, [AllowEntry(credential=5, doors_mask=1, schedule_id=1)], [EARLY])
     m.command(rm.Command.COMMIT, tag=77)
@@ -202,7 +202,10 @@ def test_event_fifo_window_ack_and_overflow() -> None:
     m.acknowledge(4)
     assert [e.sequence for e in m.events] == [5, 6, 7]
     assert not m.overflow
-    m.acknowledge(100)
+    with pytest.raises(WriteRefused, match="EVENT_ACK"):
+        m.acknowledge(100)  # beyond the newest event: refused, nothing dropped
+    assert [e.sequence for e in m.events] == [5, 6, 7]
+    m.acknowledge(7)
     header = m.event_header()
     assert (header.stored, header.oldest, header.newest) == (0, 0, 7)
 
@@ -253,3 +256,52 @@ def test_present_validates_its_arguments() -> None:
         m.present(0, 1)
     with pytest.raises(ValueError, match="credential"):
         m.present(True, 1)  # type: ignore[arg-type]
+
+
+def test_commit_copies_and_leaves_staging_as_written() -> None:
+    """As the spec says: COMMIT copies (staging keeps its content, also after a refusal),
+    the staging checksum is 0 before the first commit, empty windows and duplicate entries
+    are valid, and the commit block may be written in parts."""
+    m = _memory()
+    assert m.status().staging_checksum == 0
+    entries = [
+        AllowEntry(credential=5, doors_mask=1),
+        AllowEntry(credential=5, doors_mask=1),  # a duplicate
+        AllowEntry(credential=6, doors_mask=1, valid_from=T0, valid_until=T0),  # empty window
+    ]
+    _stage(m, entries, checksum=1)
+    staged = list(m.staging_entries)
+    m.command(rm.Command.COMMIT, tag=1)
+    assert m.status().commit is rm.CommitStatus.CHECKSUM_ERROR
+    assert m.status().staging_checksum != 0
+    assert (m.staging_entries, m.staging_entry_count, m.expected_checksum) == (staged, 3, 1)
+    m.expected_checksum = m.status().staging_checksum  # only this register written again
+    m.command(rm.Command.COMMIT, tag=2)
+    assert m.status().commit is rm.CommitStatus.OK
+    assert m.staging_entries == staged
+    assert m.active_entry_registers == staged[: 3 * rm.ENTRY_RECORD_REGISTERS]
+    assert m.present(5, 1).granted
+    assert m.present(6, 1).reason is rm.DenyReason.OUTSIDE_VALIDITY
+
+
+def test_power_loss_volatility() -> None:
+    m = _memory()
+    _stage(m, [AllowEntry(credential=5, doors_mask=1)])
+    m.command(rm.Command.COMMIT, tag=3)
+    m.set_pulse_seconds(9)
+    m.set_door_mode(2, rm.DoorModeCode.UNLOCKED)
+    m.present(5, 1)
+    clock, newest = m.now(), m.last_sequence
+    m.power_loss()
+    status = m.status()
+    assert (status.commit, status.command_tag, status.staging_checksum) == (
+        rm.CommitStatus.IDLE,
+        0,
+        0,
+    )
+    assert status.active_checksum == rm.EMPTY_CHECKSUM
+    assert m.pulse_seconds == rm.DEFAULT_PULSE_SECONDS
+    assert m.door(2).mode is rm.DoorModeCode.LOCKED
+    assert not m.events
+    assert m.now() == clock  # the clock is kept
+    assert m.present(5, 1).sequence == newest + 1  # so is the event sequence

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from drivers.base import AuditOutcome
+from drivers.base import AuditOutcome, KeyAuditRecord
 from drivers.serialstation import messages as m
 from drivers.serialstation.codes import ErrorCode, MessageType, WriteMode
 from drivers.serialstation.frames import FrameError, FrameErrorKind, encode_frame
@@ -114,6 +114,44 @@ async def test_commit_checks_completeness_and_checksum(
     assert key.image.revision == "0" * 16
     assert await host.call(7, m.WriteCommit(crc)) == m.Ack()
     assert key.image.revision == "00000000000000aa"
+    # a commit that got as far as building the image ends the write, successful or not
+    assert await host.call(8, m.WriteCommit(crc)) == m.ErrorReply(ErrorCode.NO_WRITE, "")
+    bad = data[:-1] + bytes([data[-1] ^ 1])
+    assert await host.call(9, m.WriteBegin(WriteMode.FULL, len(bad), crc)) == m.Ack()
+    assert await host.call(10, m.WriteChunk(0, bad)) == m.Ack()
+    assert await host.call(11, m.WriteCommit(crc)) == m.ErrorReply(
+        ErrorCode.CHECKSUM_MISMATCH, "checksum"
+    )
+    assert await host.call(12, m.WriteCommit(crc)) == m.ErrorReply(ErrorCode.NO_WRITE, "")
+    assert await host.call(13, m.WriteChunk(0, data)) == m.ErrorReply(ErrorCode.NO_WRITE, "")
+
+
+async def test_key_removed_is_sticky_until_a_new_write(
+    sim: StationSimulator, host: RawHost
+) -> None:
+    sim.device.insert("100000001")
+    await hello(host)
+    data = encode_image(image())
+    crc = zlib.crc32(data)
+    assert await host.call(1, m.WriteBegin(WriteMode.FULL, len(data), crc)) == m.Ack()
+    sim.device.remove()
+    removed = m.ErrorReply(ErrorCode.KEY_REMOVED, "")
+    assert await host.call(2, m.WriteChunk(0, data)) == removed
+    assert await host.call(3, m.WriteCommit(crc)) == removed
+    assert await host.call(4, m.KeyInfo()) == m.ErrorReply(ErrorCode.NO_KEY, "")
+    assert await host.call(5, m.WriteCommit(crc)) == removed
+    assert await host.call(6, m.WriteAbort()) == m.Ack()
+    assert await host.call(7, m.WriteCommit(crc)) == m.ErrorReply(ErrorCode.NO_WRITE, "")
+
+
+async def test_reads_past_the_image_end(sim: StationSimulator, host: RawHost) -> None:
+    sim.device.insert("100000001")
+    await hello(host)
+    key = sim.world.registry.get("100000001")
+    total = len(key.encoded)
+    tail = await host.call(1, m.ReadKey(total - 3, 200))
+    assert tail == m.KeyData(key.checksum, total, total - 3, key.encoded[-3:])
+    assert await host.call(2, m.ReadKey(total, 1)) == m.ErrorReply(ErrorCode.BAD_OFFSET, "offset")
 
 
 async def test_commit_refuses_images_for_another_key_and_bad_images(
@@ -146,14 +184,52 @@ async def test_retransmitted_request_is_answered_from_the_cache_not_applied_twic
         key.record_own(at=NOW, cylinder=cylinder, outcome=AuditOutcome.GRANTED)
     sim.device.insert("100000001")
     await hello(host)
-    first = await host.call(40, m.ClearAudit(1, 3))
+    trail = await host.call(39, m.ReadAudit(0, 10))
+    assert isinstance(trail, m.AuditData)
+    first = await host.call(40, m.ClearAudit(1, m.audit_digest(trail.records[:1])))
     assert first == m.AuditCleared(1, 2)
-    again = await host.call(40, m.ClearAudit(1, 3))
+    again = await host.call(40, m.ClearAudit(1, m.audit_digest(trail.records[:1])))
     assert again == first
     assert sim.device.stats.duplicates == 1
     assert len(key.audit) == 2
     # the same sequence number with other content is a new request
-    assert await host.call(40, m.ClearAudit(3, 2)) == m.AuditCleared(2, 0)
+    rest = trail.records[1:]
+    assert await host.call(40, m.ClearAudit(2, m.audit_digest(rest))) == m.AuditCleared(2, 0)
+
+
+async def test_clear_audit_erases_only_the_records_it_names(
+    sim: StationSimulator, host: RawHost
+) -> None:
+    """The key's own records and a cylinder's records are numbered apart and interleave: the
+    position and the digest of the records read, not a sequence number, say what to erase."""
+    key = sim.world.registry.get("100000001")
+    key.record_own(at=NOW, cylinder=1, outcome=AuditOutcome.GRANTED)  # own sequence 1
+    key.carry(  # a cylinder's event 7, about another key
+        [
+            KeyAuditRecord(
+                sequence=7, at=NOW, cylinder=9, key_serial="100000009",
+                outcome=AuditOutcome.DENIED, reason="BLACKLISTED", source="cylinder",
+            )
+        ]
+    )
+    key.record_own(at=NOW, cylinder=2, outcome=AuditOutcome.GRANTED)  # own sequence 2
+    sim.device.insert("100000001")
+    await hello(host)
+    trail = await host.call(1, m.ReadAudit(0, 10))
+    assert isinstance(trail, m.AuditData)
+    assert [r.sequence for r in trail.records] == [1, 7, 2]
+    wrong = m.audit_digest(trail.records[1:3])
+    assert await host.call(2, m.ClearAudit(2, wrong)) == m.ErrorReply(
+        ErrorCode.AUDIT_CHANGED, "digest"
+    )
+    assert await host.call(3, m.ClearAudit(4, m.audit_digest(trail.records))) == m.ErrorReply(
+        ErrorCode.AUDIT_CHANGED, "digest"
+    )
+    assert len(key.audit) == 3
+    reply = await host.call(4, m.ClearAudit(2, m.audit_digest(trail.records[:2])))
+    assert reply == m.AuditCleared(2, 1)
+    assert [r.sequence for r in key.audit] == [2]
+    assert await host.call(5, m.ClearAudit(0, 0)) == m.AuditCleared(0, 1)
 
 
 async def test_hello_forgets_cached_replies(sim: StationSimulator, host: RawHost) -> None:
@@ -161,10 +237,14 @@ async def test_hello_forgets_cached_replies(sim: StationSimulator, host: RawHost
     await hello(host)
     key = sim.world.registry.get("100000001")
     key.record_own(at=NOW, cylinder=1, outcome=AuditOutcome.GRANTED)
-    assert await host.call(40, m.ClearAudit(1, 1)) == m.AuditCleared(1, 0)
+    trail = await host.call(39, m.ReadAudit(0, 1))
+    assert isinstance(trail, m.AuditData)
+    request = m.ClearAudit(1, m.audit_digest(trail.records))
+    assert await host.call(40, request) == m.AuditCleared(1, 0)
     key.record_own(at=NOW, cylinder=1, outcome=AuditOutcome.GRANTED)
     await hello(host)
-    assert await host.call(40, m.ClearAudit(2, 1)) == m.AuditCleared(1, 0)
+    # The same request again is new after HELLO: refused, the trail holds another record.
+    assert await host.call(40, request) == m.ErrorReply(ErrorCode.AUDIT_CHANGED, "digest")
 
 
 async def test_read_audit_pages_by_payload_size(sim: StationSimulator, host: RawHost) -> None:
