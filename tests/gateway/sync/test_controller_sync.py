@@ -47,9 +47,10 @@ async def test_the_controller_gets_its_allow_list_and_decides_by_it(sqlite_url: 
         # every denial says why, up to the MQTT event
         denial = next(body for kind, body in run.sink.events if kind == "access_denied")
         assert denial["reason"] == "unknown_credential"
-        published = BridgeSyncSink(publisher=None, core=run.core)._map(  # type: ignore[arg-type]
-            "access_denied", denial
-        )
+        with run.core.db.session(readonly=True) as s:
+            published = BridgeSyncSink(publisher=None, core=run.core)._map(  # type: ignore[arg-type]
+                s, "access_denied", denial
+            )
         assert published is not None
         assert published[1]["reason"] == "unknown_credential"
 
