@@ -53,6 +53,7 @@ from drivers.base import (
     ControllerInfo,
     ControllerSettings,
     DenyReason,
+    DeviceTimeout,
     DeviceUnavailable,
     DoorController,
     DoorMode,
@@ -77,6 +78,8 @@ log = logging.getLogger(__name__)
 DEFAULT_HELD_OPEN_S = 30
 MAX_PULSE_S = 25
 FAST_FAILURE_S = 2.0
+LIVENESS_S = 1.0
+LIVENESS_STEP_S = 0.005
 """A session that fails this soon after it started failed on an answer, not on silence."""
 SUPERVISE_S = 0.25
 PULSE_CONFIRM_S = 3.0
@@ -213,6 +216,7 @@ class OsdpReaderDriver(DoorController):
         self._changed = asyncio.Event()
         self._flush_wanted = asyncio.Event()
         self._doors_dirty = False
+        self._connecting = False
         self._write_lock = asyncio.Lock()
         self._install_lock = asyncio.Lock()
         self._waiters: dict[int, deque[tuple[int, asyncio.Future[int]]]] = {}
@@ -297,12 +301,17 @@ class OsdpReaderDriver(DoorController):
             asyncio.create_task(self._flush_loop(), name=f"osdp-flush-{self._name}"),
         ]
         try:
-            await self._wait_for_readers(opts.connect_timeout_s)
+            # A session failing and the next succeeding while the bus opens is no change of
+            # state: the link is reported as it stands once the wait is over.
+            self._connecting = True
+            try:
+                await self._wait_for_readers(opts.connect_timeout_s)
+            finally:
+                self._connecting = False
             for r in self._readers:
-                if not r.online:
-                    if r.reason == "not connected yet":
-                        r.reason = f"no reply within {opts.connect_timeout_s:g} s"
-                    self._report_link(r, online=False)
+                if not r.online and r.reason == "not connected yet":
+                    r.reason = f"no reply within {opts.connect_timeout_s:g} s"
+                self._report_link(r, online=r.online)
             if require_reader and not any(r.online for r in self._readers):
                 raise self._unavailable(self._offline_summary())
         except BaseException:
@@ -587,6 +596,8 @@ class OsdpReaderDriver(DoorController):
         """Record a change of the reader's link as a device event (once per change, also
         across restarts: the last reported state is kept in ``doors.json``)."""
         assert self._state is not None
+        if self._connecting:
+            return
         setting = self._state.door_settings[reader.config.door]
         if setting.reported_online is online or (setting.reported_online is None and online):
             if setting.reported_online is None:
@@ -726,17 +737,41 @@ class OsdpReaderDriver(DoorController):
             raise self._unavailable("the panel is not open")
         return self._panel, self._state
 
+    def _require_available(self) -> tuple[Panel, PanelState]:
+        """The panel, when the device is available: its port works and a reader is online
+        (the device's availability is its readers')."""
+        panel, state = self._require_open()
+        if panel.channel.error is not None:
+            raise self._unavailable(panel.channel.error)
+        if not any(r.online for r in self._readers):
+            raise self._unavailable(self._offline_summary())
+        return panel, state
+
+    async def _require_heard(self) -> tuple[Panel, PanelState]:
+        """As :meth:`_require_available`, and a reader answered while waiting (the panel
+        polls every reader every 50 ms): the library needs about 9 s to give a silent
+        reader up, this notices within ``LIVENESS_S``."""
+        panel, _ = self._require_available()
+        heard = panel.channel.bytes_in
+        for _ in range(round(LIVENESS_S / LIVENESS_STEP_S)):
+            await asyncio.sleep(LIVENESS_STEP_S)
+            if panel.channel.bytes_in != heard:
+                return self._require_available()
+        raise DeviceTimeout(
+            f"{self._name}: no reader has answered for {LIVENESS_S:g} s", device_id=self.device_id
+        )
+
     def _reader_for(self, door: int) -> _Reader:
         if isinstance(door, bool) or not isinstance(door, int) or door not in self._by_door:
             raise ValueError(f"door: must be in 1..{len(self._readers)}, got {door!r}")
         return self._by_door[door]
 
     async def read_info(self) -> ControllerInfo:
-        panel, state = self._require_open()
-        if panel.channel.error is not None:
-            raise self._unavailable(panel.channel.error)
-        if not any(r.online for r in self._readers):
-            raise self._unavailable(self._offline_summary())
+        panel, state = await self._require_heard()
+        try:
+            await asyncio.to_thread(state.check_identity)
+        except OSError as exc:
+            raise self._unavailable(f"state_dir {self.options.state_dir}: {exc}") from None
         return ControllerInfo(
             controller_id=self._name,
             doors=len(self._readers),
@@ -752,7 +787,7 @@ class OsdpReaderDriver(DoorController):
         *,
         progress: ProgressCallback | None = None,
     ) -> AllowListResult:
-        _, state = self._require_open()
+        _, state = self._require_available()
         started = time.monotonic()
         new = AllowList.build(
             entries, schedules, doors=len(self._readers), capacity=self.options.capacity
@@ -789,7 +824,7 @@ class OsdpReaderDriver(DoorController):
         )
 
     async def read_checksum(self) -> int:
-        _, state = self._require_open()
+        _, state = await self._require_heard()
         held = state.allow_list.checksum if state.allow_list is not None else 0
         on_disk = await asyncio.to_thread(state.persisted_checksum)
         if state.allow_list is None and on_disk is None:
@@ -806,7 +841,7 @@ class OsdpReaderDriver(DoorController):
         return held
 
     async def set_door_mode(self, door: int, mode: DoorMode) -> None:
-        _, state = self._require_open()
+        _, state = self._require_available()
         reader = self._reader_for(door)
         state.door_settings[door].mode = DoorMode(mode)
         await self._store_doors()
@@ -815,7 +850,7 @@ class OsdpReaderDriver(DoorController):
     async def set_door_schedule(self, door: int, schedule_id: int) -> None:
         """Set the schedule a door follows in :attr:`DoorMode.SCHEDULED` (0 = none, which
         keeps the door locked)."""
-        _, state = self._require_open()
+        _, state = self._require_available()
         reader = self._reader_for(door)
         if (
             isinstance(schedule_id, bool)
@@ -835,7 +870,7 @@ class OsdpReaderDriver(DoorController):
             raise self._unavailable(f"cannot write the door settings: {exc}") from None
 
     async def pulse_door(self, door: int) -> None:
-        panel, state = self._require_open()
+        panel, state = self._require_available()
         reader = self._reader_for(door)
         if state.door_settings[door].mode is DoorMode.LOCKDOWN:
             raise ValueError(f"door: door {door} is in lockdown; a pulse is refused")
@@ -865,7 +900,7 @@ class OsdpReaderDriver(DoorController):
         self._new_events.set()
 
     async def read_settings(self) -> ControllerSettings:
-        _, state = self._require_open()
+        _, state = self._require_available()
         return ControllerSettings(
             pulse_seconds=max(1, round(self._pulse_s())),
             held_open_seconds=(
@@ -880,7 +915,7 @@ class OsdpReaderDriver(DoorController):
         """Store the settings (``doors.json``) and apply them. The lock release time goes into
         every grant's and pulse's output timer (at most 25 s: the timer's range here); the
         held-open time is kept but has no effect, as these readers report no door contact."""
-        _, state = self._require_open()
+        _, state = self._require_available()
         pulse, held_open = settings.pulse_seconds, settings.held_open_seconds
         if pulse is not None and (
             isinstance(pulse, bool) or not isinstance(pulse, int) or not 1 <= pulse <= MAX_PULSE_S
@@ -892,7 +927,11 @@ class OsdpReaderDriver(DoorController):
             raise ValueError(f"held_open_seconds: must be a positive integer, got {held_open!r}")
         modes: list[tuple[int, DoorMode]] = []
         for door, mode in settings.door_modes:
-            self._reader_for(door)
+            if isinstance(door, bool) or not isinstance(door, int) or door not in self._by_door:
+                raise ValueError(
+                    f"door_modes: door {door!r} is not one of the panel's doors "
+                    f"1..{len(self._readers)}"
+                )
             try:
                 modes.append((door, DoorMode(mode)))
             except ValueError:
@@ -914,14 +953,14 @@ class OsdpReaderDriver(DoorController):
             )
 
     async def read_clock(self) -> datetime:
-        self._require_open()
+        self._require_available()
         return self.now()
 
     async def set_clock(self, at: datetime) -> None:
         """Set the panel's clock. It runs on this computer's clock (kept by NTP); the gateway
         setting another time makes the panel decide in that time (an offset, until the driver
         is closed)."""
-        self._require_open()
+        self._require_available()
         if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
             raise ValueError(f"at: must be a timezone-aware datetime, got {at!r}")
         self._clock_offset = at - self.clock()
@@ -943,7 +982,7 @@ class OsdpReaderDriver(DoorController):
         return True
 
     async def door_status(self, door: int) -> DoorStatus:
-        _, state = self._require_open()
+        _, state = self._require_available()
         self._reader_for(door)
         # Readers report no door contact here: open/forced/held-open are not monitored.
         return DoorStatus(

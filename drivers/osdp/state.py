@@ -94,6 +94,25 @@ class PanelState:
             log.error("%s: unreadable (%s)", path, exc)
             return self.new_generation(f"{IDENTITY} was unreadable")
 
+    def check_identity(self) -> int:
+        """Compare the generation on disk with the one in memory: a state directory that was
+        lost or replaced behind the driver (``identity.json`` gone or different) is memory
+        lost, so a new generation is drawn (the gateway then writes everything again).
+        Returns the generation."""
+        path = self.directory / IDENTITY
+        try:
+            on_disk = json.loads(path.read_bytes()).get("generation")
+        except FileNotFoundError:
+            on_disk = None
+        except (OSError, ValueError, AttributeError):
+            on_disk = None
+        if on_disk != self.generation:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if not (self.directory / ALLOW_LIST).exists():
+                self._written = None
+            return self.new_generation(f"{IDENTITY} was lost or replaced")
+        return self.generation
+
     def new_generation(self, why: str) -> int:
         """Draw and store a new generation: the gateway will write everything again."""
         generation = secrets.randbelow(0x7FFFFFFF) + 1

@@ -106,6 +106,7 @@ def bad_values(tmp: Path) -> dict[str, list[str]]:
         "docs": [missing],
         "config": [missing],
         "site_file": [missing],
+        "key_file": [str(tmp)],  # a folder, where a key file is read
         # the service and the simulators
         "log_format": ["xml"],
         "log_level": ["loud"],
