@@ -258,13 +258,14 @@ async def run_through_gateway(entries_count: int, revocations: int) -> dict[str,
     import tempfile
     from pathlib import Path
 
-    from gateway.app import Gateway
     from gateway.commands import model as cmd
     from gateway.config import Settings
     from gateway.core import Core, Submission
+    from gateway.runtime import CommitNotifier, Gateway
     from gateway.store import facts as fact_store
     from gateway.store import migrate
     from gateway.store.database import Database, default_sqlite_url
+    from gateway.sync.planner import load_exposures, plan
     from gateway.sync.service import SyncService
 
     memory = ControllerMemory(controller_id="bench-ctl", doors=4, capacity=2000)
@@ -290,10 +291,16 @@ async def run_through_gateway(entries_count: int, revocations: int) -> dict[str,
                     ],
                 }
             )
-            core = Core(db, settings.rules_config())
+            notifier = CommitNotifier()
+            core = Core(
+                db,
+                settings.rules_config(),
+                listeners=[notifier, plan],
+                loaders=[load_exposures],
+            )
             sink = _ConfirmationSink(asyncio.get_running_loop())
-            sync = SyncService(settings, core, sink)
-            gateway = Gateway(settings, core=core, services=[sync])
+            sync = SyncService(settings, sink)
+            gateway = Gateway(settings, core, notifier=notifier, services=[sync])
             await gateway.start()
             try:
                 worker = sync.controllers["bench-ctl"]

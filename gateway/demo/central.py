@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 import aiomqtt
 
-from gateway.app import Gateway
 from gateway.commands.model import COMMANDS_BY_NAME
 from gateway.core import Submission
+from gateway.runtime import Gateway
 
 
 class Central(Protocol):

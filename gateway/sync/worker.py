@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 
 class CoreRunner(Protocol):
-    """The running gateway as a worker sees it (see :class:`gateway.app.Gateway`)."""
+    """The running gateway as a worker sees it (see :class:`gateway.runtime.Gateway`)."""
 
     core: Core
 

@@ -9,9 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from gateway import sample
 from gateway.commands import model as m
-from gateway.commands.handlers import CommandContext
+from gateway.commands.context import CommandContext
 from gateway.core import Core, Submission
 from gateway.domain import DomainError, Id06Status
 from gateway.domain.facts import Person
@@ -20,6 +19,7 @@ from gateway.rules.engine import Changes
 from gateway.store import desired, inbox, migrate
 from gateway.store import facts as fact_store
 from gateway.store.database import Database
+from tests import sample
 
 TODAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -112,7 +112,8 @@ def test_a_request_id_reused_for_another_request_is_refused_logged_and_reported(
     core: Core, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     listener = RecordingListener()
-    core.listeners.append(listener)
+    core = Core(core.db, clock=core.clock, listeners=[listener])
+    core.load()
     person = m.PutPerson(person=Person(id="p-new", first_name="Ny", last_name="Person"))
     assert core.submit(Submission(person, "central", request_id="reused")).ok
     block = m.BlockId06(card_number="ID06AN0001", reason="lost")

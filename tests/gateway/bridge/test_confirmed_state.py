@@ -17,12 +17,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from gateway import sample
 from gateway.bridge.payloads import CredentialState, Event, ProgrammingResult
 from gateway.commands import model as m
 from gateway.config import Settings
-from gateway.mosquitto import PrivateMosquitto
+from gateway.demo.broker import PrivateMosquitto
 from simulators.site import DEFAULT_SITE, SimulatedSite, load_site
+from tests import sample
 from tests.gateway.bridge.harness import WAIT_S, Central, central, running_gateway
 
 TODAY = date.today()

@@ -15,18 +15,18 @@ import jsonschema
 import pytest
 from sqlalchemy.orm import Session
 
-from gateway import sample
 from gateway.bridge import schemas
 from gateway.bridge.outbound import StatePublisher
 from gateway.bridge.payloads import CredentialState, Event
 from gateway.bridge.topics import TopicMap
 from gateway.commands import model as m
+from gateway.compose import build_gateway, mqtt_bridge
 from gateway.core import Core
+from gateway.demo.broker import PrivateMosquitto
 from gateway.domain import DEFAULT_TIMEZONE
 from gateway.domain.facts import Competence
-from gateway.mosquitto import PrivateMosquitto
-from gateway.service import build_gateway, mqtt_bridge
 from gateway.store import outbox
+from tests import sample
 from tests.gateway.bridge.harness import (
     central,
     poll_until,
@@ -144,7 +144,7 @@ async def test_confirmed_revision_comes_from_the_lookup(
     settings = settings_for(f"sqlite:///{tmp_path}/g.db", broker)
     confirmed: dict[str, tuple[str, datetime]] = {}
 
-    def lookup(session: Session, number: str) -> tuple[str, datetime] | None:
+    def lookup(session: Session, core: Any, number: str) -> tuple[str, datetime] | None:
         return confirmed.get(number)
 
     register_system_operators(settings)

@@ -11,11 +11,11 @@ from pathlib import Path
 from openpyxl import Workbook
 from pypdf import PdfReader
 
-from gateway import sample
 from gateway.commands import model as m
 from gateway.domain import Employment, Id06Card, Person
 from gateway.store import facts as fact_store
 from gateway.store.database import Database
+from tests import sample
 from tests.gateway.cli.util import lockgate, site, token
 
 
