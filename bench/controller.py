@@ -262,11 +262,11 @@ async def run_through_gateway(entries_count: int, revocations: int) -> dict[str,
     from gateway.config import Settings
     from gateway.core import Core, Submission
     from gateway.runtime import CommitNotifier, Gateway
-    from gateway.store import facts as fact_store
+    from gateway.store import fact_repository as fact_store
     from gateway.store import migrate
     from gateway.store.database import Database, default_sqlite_url
+    from gateway.sync.engine import SyncService
     from gateway.sync.planner import load_exposures, plan
-    from gateway.sync.service import SyncService
 
     memory = ControllerMemory(controller_id="bench-ctl", doors=4, capacity=2000)
     simulator = ControllerSimulator(ControllerServer(memory, transport="tcp"), control_port=None)

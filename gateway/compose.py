@@ -44,9 +44,9 @@ from gateway.retention import RetentionService
 from gateway.reviews import ReviewRecorder
 from gateway.runtime import CommitNotifier, Gateway, Service
 from gateway.store.database import Database
+from gateway.sync.engine import SyncService
 from gateway.sync.events import Sinks, SyncSink, confirmed_revision
 from gateway.sync.planner import load_exposures, plan
-from gateway.sync.service import SyncService
 
 
 def _hints(settings: Settings) -> dict[str, str]:

@@ -35,11 +35,11 @@ from gateway.commands.model import Command
 from gateway.domain.errors import DomainError
 from gateway.domain.facts import FACT_TYPES, Fact, fact_key
 from gateway.domain.timeutil import utcnow
-from gateway.rules.config import RulesConfig
 from gateway.rules.engine import Changes, RulesEngine
 from gateway.rules.hardware import KeyExposure
+from gateway.rules.parameters import RulesConfig
 from gateway.store import desired as desired_store
-from gateway.store import facts as fact_store
+from gateway.store import fact_repository as fact_store
 from gateway.store import inbox as inbox_store
 from gateway.store import journal
 from gateway.store.database import Database
@@ -186,7 +186,7 @@ class ChangeListener(Protocol):
     ) -> None: ...
 
 
-class Authorizer(Protocol):
+class AuthorizationHook(Protocol):
     """Decides whether ``operator`` may run ``command``; raises a :class:`DomainError` with
     code ``FORBIDDEN`` (naming the operator, the role and the action) when not."""
 
@@ -210,7 +210,7 @@ class Core:
         clock: Callable[[], datetime] = utcnow,
         listeners: Iterable[ChangeListener] = (),
         loaders: Iterable[Loader] = (),
-        authorizer: Authorizer | None = None,
+        authorizer: AuthorizationHook | None = None,
     ) -> None:
         self.db = db
         self.cfg = cfg or RulesConfig()
@@ -234,7 +234,7 @@ class Core:
         return self._loaders
 
     @property
-    def authorizer(self) -> Authorizer | None:
+    def authorizer(self) -> AuthorizationHook | None:
         """Decides whether an operator may run a command; ``None``: anyone may."""
         return self._authorizer
 

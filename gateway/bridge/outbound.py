@@ -67,7 +67,7 @@ def to_json(model: p.Payload | p.Event) -> bytes:
 
 def credential_state_payload(
     state: DesiredCredential, confirmed: tuple[str, datetime] | None, now: datetime
-) -> p.CredentialState:
+) -> p.RetainedCredentialState:
     """The retained state message of one credential. ``pending`` is true until a device
     confirmed the desired revision."""
     window = (
@@ -75,7 +75,7 @@ def credential_state_payload(
         if state.window is not None
         else None
     )
-    return p.CredentialState(
+    return p.RetainedCredentialState(
         number=state.number,
         kind=state.kind.value,
         desired=p.DesiredSummary(

@@ -23,7 +23,7 @@ from gateway.compose import build_desk_station
 from gateway.config import DeviceSettings
 from gateway.reports.holders import holder_of
 from gateway.rules import DESCRIPTIONS
-from gateway.sync.service import worker_timing
+from gateway.sync.engine import worker_timing
 from gateway.sync.station import KeyVisit, StationWorker
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from gateway.commands.model import Command
 from gateway.domain.facts import Fact
-from gateway.rules.config import RulesConfig
 from gateway.rules.factset import FactSet
+from gateway.rules.parameters import RulesConfig
 
 
 @dataclass

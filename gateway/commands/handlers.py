@@ -33,7 +33,7 @@ from gateway.domain.facts import (
     VisitorCard,
     VisitorReason,
 )
-from gateway.rules.config import RulesConfig
+from gateway.rules.parameters import RulesConfig
 
 
 def _rebuild(fact: Fact, field_name: str, **changes: Any) -> Any:

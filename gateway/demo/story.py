@@ -41,7 +41,7 @@ from gateway.imports.manifest import (
 from gateway.reports.exposure import BLACKLIST_PENDING, BLOCKED, exposure
 from gateway.rules import DESCRIPTIONS, LockRef, Reason, explain
 from gateway.runtime import Gateway
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 from gateway.sync.station import StationWorker
 from simulators.site import SimulatedSite
 

@@ -15,7 +15,7 @@ from drivers.base import DeviceConfig
 from gateway.compose import build_gateway
 from gateway.config import Settings
 from gateway.runtime import Gateway
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 from tests.deploy.units import (
     RUN_DIR,
     SYSTEMD,

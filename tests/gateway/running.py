@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from gateway.config import Settings
-from gateway.core import Authorizer, ChangeListener, Core
+from gateway.core import AuthorizationHook, ChangeListener, Core
 from gateway.domain.timeutil import utcnow
 from gateway.runtime import CommitNotifier, Gateway, Service
 from gateway.store.database import Database
@@ -20,7 +20,7 @@ def sync_core(
     *,
     clock: Callable[[], datetime] = utcnow,
     listeners: Sequence[ChangeListener] = (),
-    authorizer: Authorizer | None = None,
+    authorizer: AuthorizationHook | None = None,
 ) -> tuple[Core, CommitNotifier]:
     """A core with the sync planner and the exposure loader (what the sync engine needs),
     ``listeners`` and no audit unless given; and the notifier a :class:`Gateway` needs."""

@@ -13,11 +13,11 @@ from gateway.commands import model as m
 from gateway.commands.context import CommandContext
 from gateway.core import Core, Submission
 from gateway.domain import DomainError, Id06Status
-from gateway.domain.facts import Person
+from gateway.domain.facts import Credential, Person
 from gateway.rules import Reason
 from gateway.rules.engine import Changes
 from gateway.store import desired, inbox, migrate
-from gateway.store import facts as fact_store
+from gateway.store import fact_repository as fact_store
 from gateway.store.database import Database
 from tests import sample
 
@@ -74,7 +74,7 @@ def test_the_sample_story_derives_the_expected_states(core: Core) -> None:
 def test_derived_states_are_stored_with_the_facts(core: Core, db: Database) -> None:
     with db.session() as s:
         stored = {st.number: st for st in desired.all_credential_states(s)}
-        assert fact_store.credential_by_number(s, sample.KEY_ANNA) is not None
+        assert fact_store.get(s, Credential, sample.KEY_ANNA) is not None
     assert stored.keys() == core.engine.states.keys()
     for number, state in core.engine.states.items():
         assert stored[number].revision == state.revision
@@ -215,7 +215,7 @@ def test_a_refused_command_is_answered_with_field_and_reason_and_stored_nothing(
     }
     assert "one physical key per employment" in out.error["message"]
     with db.session() as s:
-        cred = fact_store.credential_by_number(s, sample.KEY_IN_STOCK)
+        cred = fact_store.get(s, Credential, sample.KEY_IN_STOCK)
     assert cred is not None and cred.employment_id is None
     # the refusal itself is remembered for the request id
     assert core.submit(Submission(m.HandOut(credential_number=sample.KEY_IN_STOCK,

@@ -28,7 +28,7 @@ from gateway.domain import (
 from gateway.domain.errors import DomainError
 from gateway.retention import RetentionJob, RetentionService
 from gateway.reviews import reviews
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 from gateway.store.database import Database
 from gateway.store.tables import controller_event, fact_journal, inbox, key_audit
 from tests import sample

@@ -16,7 +16,7 @@ from gateway.core import Core, Submission
 from gateway.domain import ERASED, CredentialState, VisitorReason
 from gateway.domain.facts import VisitorCard
 from gateway.rules import Reason
-from gateway.store import facts as fact_store
+from gateway.store import fact_repository as fact_store
 from gateway.store.database import Database
 from tests import sample
 from tests.gateway.audit.util import NOW, Clock, add_operator, audited_core

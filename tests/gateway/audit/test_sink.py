@@ -19,7 +19,7 @@ from gateway.domain import DEFAULT_TIMEZONE
 from gateway.runtime import CommitNotifier, Gateway
 from gateway.store import migrate
 from gateway.store.database import Database
-from gateway.sync.service import SyncService
+from gateway.sync.engine import SyncService
 from simulators.site import DEFAULT_SITE, SimulatedSite, load_site
 from tests import sample
 from tests.gateway.audit.util import LOADER, NOW, add_operator

@@ -13,7 +13,7 @@ import typer
 
 from gateway.cli import app
 from gateway.domain.timeutil import utcnow
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 from gateway.store.database import Database
 from tests import sample
 from tests.gateway.cli.util import lockgate, site, token

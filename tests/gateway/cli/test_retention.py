@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 from gateway.domain.timeutil import utcnow
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 from gateway.store.database import Database
 from tests import sample
 from tests.gateway.audit.util import add_operator

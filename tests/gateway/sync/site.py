@@ -18,7 +18,7 @@ from gateway.core import Core, Submission
 from gateway.runtime import Gateway
 from gateway.store import migrate
 from gateway.store.database import Database
-from gateway.sync.service import SyncService
+from gateway.sync.engine import SyncService
 from simulators.site import DEFAULT_SITE, SimulatedSite, load_site
 from tests import sample
 from tests.gateway.running import gateway_of, sync_core
