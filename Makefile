@@ -23,6 +23,7 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check gateway drivers simulators tests bench
 	$(BIN)/mypy --strict gateway drivers simulators
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)

@@ -258,14 +258,15 @@ async def run_through_gateway(entries_count: int, revocations: int) -> dict[str,
     import tempfile
     from pathlib import Path
 
-    from gateway.app import Gateway
     from gateway.commands import model as cmd
     from gateway.config import Settings
     from gateway.core import Core, Submission
-    from gateway.store import facts as fact_store
+    from gateway.runtime import CommitNotifier, Gateway
+    from gateway.store import fact_repository as fact_store
     from gateway.store import migrate
     from gateway.store.database import Database, default_sqlite_url
-    from gateway.sync.service import SyncService
+    from gateway.sync.engine import SyncService
+    from gateway.sync.planner import load_exposures, plan
 
     memory = ControllerMemory(controller_id="bench-ctl", doors=4, capacity=2000)
     simulator = ControllerSimulator(ControllerServer(memory, transport="tcp"), control_port=None)
@@ -290,10 +291,16 @@ async def run_through_gateway(entries_count: int, revocations: int) -> dict[str,
                     ],
                 }
             )
-            core = Core(db, settings.rules_config())
+            notifier = CommitNotifier()
+            core = Core(
+                db,
+                settings.rules_config(),
+                listeners=[notifier, plan],
+                loaders=[load_exposures],
+            )
             sink = _ConfirmationSink(asyncio.get_running_loop())
-            sync = SyncService(settings, core, sink)
-            gateway = Gateway(settings, core=core, services=[sync])
+            sync = SyncService(settings, sink)
+            gateway = Gateway(settings, core, notifier=notifier, services=[sync])
             await gateway.start()
             try:
                 worker = sync.controllers["bench-ctl"]

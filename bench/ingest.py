@@ -50,6 +50,7 @@ from gateway.auth import operators  # noqa: E402
 from gateway.auth.passwords import hash_token, new_token  # noqa: E402
 from gateway.commands import model as m  # noqa: E402
 from gateway.core import Core, Submission  # noqa: E402
+from gateway.demo.broker import DeployedMosquitto, PrivateMosquitto  # noqa: E402
 from gateway.domain.facts import (  # noqa: E402
     AccessApplication,
     ApplicationEntry,
@@ -68,7 +69,6 @@ from gateway.domain.facts import (  # noqa: E402
     VisitorReason,
 )
 from gateway.domain.identifiers import org_number_with_check_digit  # noqa: E402
-from gateway.mosquitto import DeployedMosquitto, PrivateMosquitto  # noqa: E402
 from gateway.store import migrate  # noqa: E402
 from gateway.store.database import Database  # noqa: E402
 

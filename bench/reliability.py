@@ -49,9 +49,9 @@ from gateway.auth import operators  # noqa: E402
 from gateway.auth.passwords import hash_token, new_token  # noqa: E402
 from gateway.commands import model as m  # noqa: E402
 from gateway.core import Core, Submission  # noqa: E402
+from gateway.demo.broker import DeployedMosquitto  # noqa: E402
 from gateway.domain.facts import Competence, Person  # noqa: E402
 from gateway.domain.timeutil import utcnow  # noqa: E402
-from gateway.mosquitto import DeployedMosquitto  # noqa: E402
 from gateway.store import migrate, tables  # noqa: E402
 from gateway.store.database import Database  # noqa: E402
 

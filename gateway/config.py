@@ -23,7 +23,7 @@ from pydantic_settings import (
 )
 
 from gateway.domain.timeutil import DEFAULT_TIMEZONE
-from gateway.rules.config import RulesConfig
+from gateway.rules.parameters import RulesConfig
 
 DEFAULT_DB_FILE = "lockgate.db"
 

@@ -30,16 +30,16 @@ from typing import Any, Protocol, TypeVar
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from gateway.commands.handlers import CommandContext, handle
+from gateway.commands import CommandContext, handle
 from gateway.commands.model import Command
 from gateway.domain.errors import DomainError
 from gateway.domain.facts import FACT_TYPES, Fact, fact_key
 from gateway.domain.timeutil import utcnow
-from gateway.rules.config import RulesConfig
 from gateway.rules.engine import Changes, RulesEngine
 from gateway.rules.hardware import KeyExposure
+from gateway.rules.parameters import RulesConfig
 from gateway.store import desired as desired_store
-from gateway.store import facts as fact_store
+from gateway.store import fact_repository as fact_store
 from gateway.store import inbox as inbox_store
 from gateway.store import journal
 from gateway.store.database import Database
@@ -186,15 +186,21 @@ class ChangeListener(Protocol):
     ) -> None: ...
 
 
-class Authorizer(Protocol):
+class AuthorizationHook(Protocol):
     """Decides whether ``operator`` may run ``command``; raises a :class:`DomainError` with
     code ``FORBIDDEN`` (naming the operator, the role and the action) when not."""
 
     def __call__(self, session: Session, operator: str, command: Command) -> None: ...
 
 
+Loader = Callable[[Session, "Core"], None]
+"""Restores, at :meth:`Core.load`, engine state that is not a fact."""
+
+
 class Core:
-    """Store + rules engine + listeners; see the module docstring for the flow."""
+    """Store + rules engine + listeners; see the module docstring for the flow. Its
+    listeners, loaders and authorizer are given at construction and never change; build a
+    core with :mod:`gateway.compose`."""
 
     def __init__(
         self,
@@ -203,19 +209,34 @@ class Core:
         *,
         clock: Callable[[], datetime] = utcnow,
         listeners: Iterable[ChangeListener] = (),
-        authorizer: Authorizer | None = None,
+        loaders: Iterable[Loader] = (),
+        authorizer: AuthorizationHook | None = None,
     ) -> None:
         self.db = db
         self.cfg = cfg or RulesConfig()
         self.clock = clock
-        self.listeners: list[ChangeListener] = list(listeners)
-        self.authorizer = authorizer
-        self.loaders: list[Callable[[Session, Core], None]] = []
-        """Called in :meth:`load` after the engine is built from the facts, to restore state
-        the engine keeps that is not a fact (what keys physically hold)."""
+        self._listeners: tuple[ChangeListener, ...] = tuple(listeners)
+        self._loaders: tuple[Loader, ...] = tuple(loaders)
+        self._authorizer = authorizer
         self.engine = RulesEngine(self.cfg)
         self.journal_seq = 0
         self.loaded = False
+
+    @property
+    def listeners(self) -> tuple[ChangeListener, ...]:
+        """Called inside every change's transaction, in this order (fixed at construction)."""
+        return self._listeners
+
+    @property
+    def loaders(self) -> tuple[Loader, ...]:
+        """Called in :meth:`load` after the engine is built from the facts, to restore state
+        the engine keeps that is not a fact (what keys physically hold)."""
+        return self._loaders
+
+    @property
+    def authorizer(self) -> AuthorizationHook | None:
+        """Decides whether an operator may run a command; ``None``: anyone may."""
+        return self._authorizer
 
     # ------------------------------------------------------------------ loading
 
@@ -226,7 +247,7 @@ class Core:
             self.journal_seq = journal.head(s)
             facts = fact_store.load_all(s)
             self.engine = RulesEngine.build(facts, self.clock(), self.cfg)
-            for loader in self.loaders:
+            for loader in self._loaders:
                 loader(s, self)
             changes = self._reconcile(s)
             self._persist(s, None, changes)
@@ -333,13 +354,13 @@ class Core:
                 )
         ctx = self._context(sub, now)
         try:
-            if self.authorizer is not None:
-                self.authorizer(s, sub.operator, sub.command)
+            if self._authorizer is not None:
+                self._authorizer(s, sub.operator, sub.command)
             handle(ctx, sub.command)
         except DomainError as exc:
             outcome = Outcome.failure(sub.request_id, *error_of(exc))
             ctx.refusal = outcome.error
-            for listener in self.listeners:
+            for listener in self._listeners:
                 listener(s, self, ctx, Changes())
             pending.answer(sub, outcome, now, digest)
             return outcome
@@ -354,7 +375,7 @@ class Core:
         pending.journal.extend((kind.__name__, key, True) for kind, key in ctx.deletes)
         pending.add(changes)
         ctx.result.setdefault("credentials", changed_credentials(changes))
-        for listener in self.listeners:
+        for listener in self._listeners:
             listener(s, self, ctx, changes)
         outcome = Outcome(sub.request_id, "ok", ctx.result, None, changes=changes)
         pending.answer(sub, outcome, now, digest)
@@ -401,7 +422,7 @@ class Core:
         )
         ctx = self._context(sub, now)
         ctx.refusal = outcome.error
-        for listener in self.listeners:
+        for listener in self._listeners:
             listener(s, self, ctx, Changes())
         return outcome
 
@@ -480,7 +501,7 @@ class Core:
         """Store derived changes now and tell the listeners."""
         pending = _Pending()
         pending.add(changes)
-        for listener in self.listeners:
+        for listener in self._listeners:
             listener(s, self, ctx, changes)
         self._flush(s, pending)
 

@@ -16,7 +16,7 @@ import psutil
 import pytest
 from hypothesis import HealthCheck, settings
 
-from gateway.mosquitto import BrokerUnavailable, PrivateMosquitto
+from gateway.demo.broker import BrokerUnavailable, PrivateMosquitto
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get(

@@ -26,11 +26,11 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.app import Gateway, PeriodicService
 from gateway.audit import log as audit_log
 from gateway.audit.chain import Head, instant
 from gateway.audit.log import Problem
 from gateway.domain.timeutil import utcnow
+from gateway.runtime import Gateway, PeriodicService
 from gateway.store.database import Database
 from gateway.store.tables import audit_entry
 

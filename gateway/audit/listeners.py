@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from gateway.audit import log as audit_log
 from gateway.audit.chain import jsonable
 from gateway.audit.fields import command_subjects, split_command
-from gateway.commands.handlers import CommandContext
+from gateway.commands.context import CommandContext
 from gateway.core import Core
 from gateway.domain.facts import ERASED, Person, VisitorCard
 from gateway.rules.engine import Changes

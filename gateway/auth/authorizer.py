@@ -2,7 +2,7 @@
 
 :func:`check_action` and :func:`check_command` decide from an :class:`Operator` alone (plus,
 for a project manager, who manages the assignment). :class:`Authorizer` is the
-:class:`gateway.core.Authorizer` the core calls inside every command's transaction: it looks
+:class:`gateway.core.AuthorizationHook` the core calls inside every command's transaction: it looks
 the operator up in the store and raises :class:`Forbidden` (code ``FORBIDDEN``, naming the
 operator, the role and the action) when the role does not allow the command. Error messages
 name operators, roles, actions and ids, never a person's name, because refusals are logged.
@@ -30,7 +30,7 @@ from gateway.auth.roles import (
 from gateway.commands import model as m
 from gateway.domain.errors import DomainError
 from gateway.domain.facts import Assignment
-from gateway.store import facts as fact_store
+from gateway.store import fact_repository as fact_store
 from gateway.store.txcache import transaction_cache
 
 RETENTION_OPERATOR: Final = "lockgate-retention"

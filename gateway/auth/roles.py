@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from gateway.commands.model import COMMANDS
+from gateway.commands.retention import ApplyRetention
+from gateway.commands.review import RecordAccessReview
 
 FACT_ACTIONS: Final[tuple[str, ...]] = tuple(sorted({c.action for c in COMMANDS}))
 """Actions of the commands that change facts (one per :data:`~gateway.commands.model.COMMANDS`
@@ -43,8 +45,8 @@ action)."""
 
 MANAGE_OPERATORS: Final = "manage_operators"
 READ_LOG: Final = "read_log"
-RECORD_ACCESS_REVIEW: Final = "record_access_review"
-RUN_RETENTION: Final = "run_retention"
+RECORD_ACCESS_REVIEW: Final = RecordAccessReview.action
+RUN_RETENTION: Final = ApplyRetention.action
 
 OPERATOR_ACTIONS: Final[tuple[str, ...]] = (
     MANAGE_OPERATORS,

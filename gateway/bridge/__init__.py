@@ -7,7 +7,7 @@
   library);
 - :mod:`~gateway.bridge.inbound` — requests to the core, responses, acknowledgements;
 - :mod:`~gateway.bridge.outbound` — states, availability and events through the outbox;
-- :mod:`~gateway.bridge.service` — :class:`MqttBridge`, the gateway service;
+- :mod:`~gateway.bridge.mqtt_bridge` — :class:`MqttBridge`, the gateway service;
 - :mod:`~gateway.bridge.schemas` — JSON Schemas, the AsyncAPI document and the topic docs.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from gateway.bridge.client import ConnectionLost, ConnectOptions
 from gateway.bridge.envelope import MAX_PAYLOAD_BYTES, parse_request
+from gateway.bridge.mqtt_bridge import MqttBridge
 from gateway.bridge.outbound import ConfirmedLookup, StatePublisher, no_confirmation
-from gateway.bridge.service import MqttBridge
 from gateway.bridge.topics import SPECS, Direction, TopicMap, TopicSpec
 
 __all__ = [

@@ -40,8 +40,8 @@ from gateway.core import Outcome, Submission, request_digest
 from gateway.store import inbox
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
     from gateway.core import Core
+    from gateway.runtime import Gateway
 
 log = logging.getLogger(__name__)
 

@@ -39,20 +39,20 @@ from gateway.store import desired as desired_store
 from gateway.store import outbox
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
-    from gateway.commands.handlers import CommandContext
+    from gateway.commands.context import CommandContext
     from gateway.core import Core
+    from gateway.runtime import Gateway
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-ConfirmedLookup = Callable[[Session, str], tuple[str, datetime] | None]
-"""``(session, credential number) -> (revision, confirmed at)`` of what a device last
+ConfirmedLookup = Callable[[Session, "Core", str], tuple[str, datetime] | None]
+"""``(session, core, credential number) -> (revision, confirmed at)`` of what a device last
 confirmed holding, or None."""
 
 
-def no_confirmation(session: Session, number: str) -> None:
+def no_confirmation(session: Session, core: Core, number: str) -> None:
     """The default :data:`ConfirmedLookup`: nothing is ever confirmed."""
     return None
 
@@ -67,7 +67,7 @@ def to_json(model: p.Payload | p.Event) -> bytes:
 
 def credential_state_payload(
     state: DesiredCredential, confirmed: tuple[str, datetime] | None, now: datetime
-) -> p.CredentialState:
+) -> p.RetainedCredentialState:
     """The retained state message of one credential. ``pending`` is true until a device
     confirmed the desired revision."""
     window = (
@@ -75,7 +75,7 @@ def credential_state_payload(
         if state.window is not None
         else None
     )
-    return p.CredentialState(
+    return p.RetainedCredentialState(
         number=state.number,
         kind=state.kind.value,
         desired=p.DesiredSummary(
@@ -109,8 +109,8 @@ _STATES = "lockgate.bridge.pending-states"
 class StatePublisher:
     """Writes outbound messages to the outbox, inside the caller's transaction.
 
-    Register it as a core listener (``core.listeners.append(publisher)``) before the core
-    loads, so that states reconciled at start-up are announced too."""
+    Give it to the core as a listener when the core is built (:mod:`gateway.compose`), so
+    that states reconciled at start-up are announced too."""
 
     def __init__(
         self,
@@ -206,7 +206,7 @@ class StatePublisher:
                     if state is None:
                         payload = b""  # clears the retained message
                     else:
-                        confirmed = self.confirmed_lookup(sess, number)
+                        confirmed = self.confirmed_lookup(sess, owner, number)
                         payload = to_json(credential_state_payload(state, confirmed, at))
                     messages.append((self.topics.credential_state(number), payload))
                 outbox.append_many(sess, messages, qos=1, retain=True, at=at)
@@ -222,14 +222,13 @@ class StatePublisher:
 
     # ------------------------------------------------------------------ public helpers
 
-    def _put_state(
-        self, session: Session, number: str, state: DesiredCredential | None, now: datetime
-    ) -> int:
+    def _put_state(self, session: Session, core: Core, number: str, now: datetime) -> int:
         topic = self.topics.credential_state(number)
+        state = core.engine.states.get(number)
         if state is None:
             payload = b""  # clears the retained message
         else:
-            confirmed = self.confirmed_lookup(session, number)
+            confirmed = self.confirmed_lookup(session, core, number)
             payload = to_json(credential_state_payload(state, confirmed, now))
         self._watch(session)
         return outbox.append(session, topic, payload, qos=1, retain=True, at=now)
@@ -238,7 +237,7 @@ class StatePublisher:
         """Queue the retained state of credential ``number`` as the core's engine sees it now
         (an empty retained message when it does not exist); returns the outbox id. Call it
         after storing a new confirmation, in the same transaction."""
-        return self._put_state(session, number, core.engine.states.get(number), self.clock())
+        return self._put_state(session, core, number, self.clock())
 
     def enqueue_availability(
         self, session: Session, device_id: str, online: bool, reason: str
@@ -291,7 +290,7 @@ class StatePublisher:
         now = self.clock()
         count = 0
         for number in numbers:
-            self._put_state(session, number, core.engine.states.get(number), now)
+            self._put_state(session, core, number, now)
             count += 1
         return count
 

@@ -107,7 +107,7 @@ class ConfirmedState(Payload):
     """When the last confirmation this rests on was made."""
 
 
-class CredentialState(Payload):
+class RetainedCredentialState(Payload):
     """Retained state of one credential, keyed by its number only. ``pending`` is true while
     no device has confirmed the desired revision. An empty retained message on the topic means
     the credential no longer exists."""
@@ -389,7 +389,6 @@ __all__ = [
     "BridgeState",
     "ConfirmedState",
     "CredentialRevoked",
-    "CredentialState",
     "DesiredSummary",
     "DeviceAvailability",
     "DeviceEvent",
@@ -402,6 +401,7 @@ __all__ = [
     "Payload",
     "ProgrammingResult",
     "Response",
+    "RetainedCredentialState",
     "RevocationConfirmed",
     "SpaceGrant",
     "StateWindow",

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from gateway.bridge.outbound import StatePublisher
 from gateway.core import Core
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 
 log = logging.getLogger(__name__)
 

@@ -109,7 +109,7 @@ def _specs() -> list[TopicSpec]:
         TopicSpec(
             key="credential_state",
             pattern=f"{VERSION}/credential/{{number}}/state",
-            model=p.CredentialState,
+            model=p.RetainedCredentialState,
             direction=Direction.OUTBOUND,
             retained=True,
             qos=1,

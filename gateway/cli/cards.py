@@ -20,7 +20,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from gateway.audit.charges import charges
+from gateway.charges import charges
 from gateway.cli.common import (
     console,
     credential_number,
@@ -34,13 +34,13 @@ from gateway.cli.common import (
     print_json,
     validated,
 )
-from gateway.cli.credentials import holder_of
 from gateway.cli.documents import report_app
 from gateway.cli.errors import BAD_INPUT
 from gateway.commands import model as m
 from gateway.commands.handlers import end_of_working_day
 from gateway.core import Core
 from gateway.domain.facts import CredentialKind, VisitorReason
+from gateway.reports.holders import holder_of
 
 cards_app = typer.Typer(
     help="Visitor and temporary cards: issue, extend or shorten, return, lost.",

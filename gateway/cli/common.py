@@ -117,7 +117,7 @@ def open_core(*, upgrade: bool = False, sync: bool = False) -> Iterator[Core]:
     (needed by commands that read or change what devices hold). The audit log and the role
     check are always installed: a command that named its operator (:func:`operator_name`)
     has it authenticated first, and the core accepts changes from that operator only."""
-    from gateway.audit import install_audit
+    from gateway.compose import build_core
     from gateway.store import migrate
 
     db = database()
@@ -130,12 +130,7 @@ def open_core(*, upgrade: bool = False, sync: bool = False) -> Iterator[Core]:
             except Exception as exc:
                 fail(str(exc))
         acting = frozenset({authenticate(db)}) if STATE.acting else frozenset()
-        core = Core(db, STATE.settings.rules_config())
-        if sync:
-            from gateway.sync.service import install
-
-            install(core)
-        install_audit(core, STATE.settings, authenticated=acting)
+        core = build_core(STATE.settings, db=db, authenticated=acting, sync=sync)
         core.load()
         yield core
     finally:

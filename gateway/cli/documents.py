@@ -25,7 +25,8 @@ from gateway.cli.common import (
 from gateway.cli.errors import BAD_INPUT
 from gateway.commands import model as m
 from gateway.core import Core, Submission
-from gateway.documents.receipt import ReceiptDocument, render_receipt
+from gateway.documents.receipt import ReceiptDocument, receipt_for, render_receipt
+from gateway.domain.errors import DomainError
 from gateway.domain.facts import DeliveryManifest
 from gateway.domain.locks import LockRef, LockRefError
 from gateway.domain.timeutil import utcnow
@@ -133,32 +134,11 @@ def import_returned(
 
 
 def receipt_document(core: Core, number: str) -> ReceiptDocument:
-    """The handout receipt of credential ``number`` (its latest hand-out)."""
-    facts = core.engine.facts
-    cred = facts.credentials.get(number)
-    if cred is None:
-        fail(f"credential {number} is not registered")
-    if cred.employment_id is None:
-        fail(f"{cred.kind.value} {number} has not been handed out; no receipt exists")
-    receipt = facts.receipts.get((number, cred.employment_id))
-    emp = facts.employments.get(cred.employment_id)
-    if receipt is None or emp is None:
-        fail(f"no handout receipt is registered for {number}")
-    person = facts.persons.get(emp.person_id)
-    org = facts.organisations.get(emp.org_number)
-    return ReceiptDocument(
-        receipt_id=f"R-{number}-{receipt.produced_at.strftime('%Y%m%d%H%M%S')}",
-        credential_number=number,
-        credential_kind=cred.kind.value,
-        holder_first_name=person.first_name if person else "-",
-        holder_last_name=person.last_name if person else "-",
-        organisation_name=org.name if org else "-",
-        org_number=emp.org_number,
-        id06_card=emp.id06.card_number,
-        produced_at=receipt.produced_at,
-        signed_at=receipt.signed_at,
-        timezone=STATE.settings.site.timezone,
-    )
+    """The handout receipt of credential ``number``; a clear error when there is none."""
+    try:
+        return receipt_for(core.engine.facts, number, STATE.settings.site.timezone)
+    except DomainError as exc:
+        fail(str(exc))
 
 
 def receipt_command(

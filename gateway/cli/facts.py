@@ -36,9 +36,9 @@ from gateway.domain.facts import (
     Space,
 )
 from gateway.domain.locks import cylinder_lock, door_lock
-from gateway.rules.config import RulesConfig
 from gateway.rules.explain import schedule_summary
 from gateway.rules.factset import FactSet
+from gateway.rules.parameters import RulesConfig
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 

@@ -15,7 +15,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from gateway.audit.reviews import RecordAccessReview, last_review, reviews
 from gateway.cli.common import (
     console,
     domain_errors,
@@ -27,7 +26,9 @@ from gateway.cli.common import (
     print_json,
 )
 from gateway.cli.documents import report_app
+from gateway.commands.review import RecordAccessReview
 from gateway.reports.access_review import AccessReview, access_review
+from gateway.reviews import last_review, reviews
 
 review_app = typer.Typer(help="Record and list quarterly access reviews.", no_args_is_help=True)
 

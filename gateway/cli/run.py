@@ -101,7 +101,7 @@ def describe(settings: Settings) -> dict[str, Any]:
 
 async def serve(settings: Settings) -> int:
     """Run the gateway until SIGTERM/SIGINT; returns the exit code."""
-    from gateway.service import build_gateway
+    from gateway.compose import build_gateway
 
     try:
         gateway = build_gateway(settings)

@@ -11,22 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
-from sqlalchemy.orm import Session
 
 from drivers.base import DeviceConfig, WriteProgress
 from drivers.registry import load_key_station
-from gateway.app import Gateway
 from gateway.cli.common import STATE, console, fail, local
-from gateway.cli.credentials import holder_of
-from gateway.config import DeviceSettings, Settings
+from gateway.compose import build_desk_station
+from gateway.config import DeviceSettings
+from gateway.reports.holders import holder_of
 from gateway.rules import DESCRIPTIONS
-from gateway.sync.events import Sinks, SyncSink, confirmed_revision
-from gateway.sync.service import install, worker_timing
+from gateway.sync.engine import worker_timing
 from gateway.sync.station import KeyVisit, StationWorker
 
 
@@ -103,27 +100,6 @@ def describe(visit: KeyVisit, holder: str) -> None:
         console.print(f"  [red]- {', '.join(removed)}[/]")
 
 
-def _sinks(settings: Settings, gateway: Gateway) -> Sinks:
-    """Report to the audit log, and — when MQTT is configured — to the outbox, which the
-    running service's bridge publishes (this process keeps no broker connection). The
-    credential states it writes say what the devices confirmed, as the service's do."""
-    from gateway.audit.install import install_audit
-    from gateway.bridge.outbound import StatePublisher
-    from gateway.bridge.syncsink import BridgeSyncSink
-    from gateway.bridge.topics import TopicMap
-
-    core = gateway.core
-
-    def confirmed(session: Session, number: str) -> tuple[str, datetime] | None:
-        return confirmed_revision(session, core, number)
-
-    sinks: list[SyncSink] = [install_audit(core, settings)]
-    if settings.mqtt.enabled:
-        publisher = StatePublisher(TopicMap(settings.mqtt.base_topic), confirmed_lookup=confirmed)
-        sinks.append(BridgeSyncSink(publisher, core))
-    return Sinks(sinks)
-
-
 def station_command(
     station: Annotated[str | None, typer.Option(help="Station id from the configuration.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Write without asking.")] = False,
@@ -136,9 +112,7 @@ def station_command(
 
 async def _serve(device: DeviceSettings, *, yes: bool, once: bool) -> None:
     settings = STATE.settings
-    gateway = Gateway(settings, upgrade=False)
-    install(gateway.core)
-    sink = _sinks(settings, gateway)
+    gateway, sink = build_desk_station(settings)
     done = asyncio.Event()
     progress = Progress(
         TextColumn("{task.description}"),

@@ -8,14 +8,13 @@ the command cannot be applied; nothing is written then.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 
 from gateway.commands import model as m
+from gateway.commands.context import CommandContext
 from gateway.domain.errors import Conflict, DomainError, IllegalTransition, NotFound, Stale
 from gateway.domain.facts import (
     ERASED,
@@ -34,58 +33,7 @@ from gateway.domain.facts import (
     VisitorCard,
     VisitorReason,
 )
-from gateway.rules.config import RulesConfig
-from gateway.rules.factset import FactSet
-
-C = TypeVar("C", bound=m.Command)
-
-
-@dataclass
-class CommandContext:
-    """What a handler sees: the current facts, the time, the operator, and the writes it asks
-    for. ``result`` is returned to the caller (and in the MQTT response's ``data``).
-
-    Listeners of the core see the same context after the handler ran: ``command``,
-    ``request_id`` and ``source`` say what was asked and by whom; ``refusal`` is set
-    (``{code, message, field}``) when the command was refused and nothing was written."""
-
-    facts: FactSet
-    now: datetime
-    operator: str
-    cfg: RulesConfig
-    command: m.Command | None = None
-    request_id: str | None = None
-    source: str = "cli"
-    refusal: dict[str, Any] | None = None
-    puts: list[Fact] = field(default_factory=list)
-    deletes: list[tuple[type[Fact], tuple[str, ...]]] = field(default_factory=list)
-    result: dict[str, Any] = field(default_factory=dict)
-    subjects: list[str] = field(default_factory=list)
-
-    def put(self, fact: Fact) -> None:
-        self.puts.append(fact)
-
-    def delete(self, kind: type[Fact], key: tuple[str, ...]) -> None:
-        self.deletes.append((kind, key))
-
-
-Handler = Callable[[CommandContext, Any], None]
-HANDLERS: dict[type[m.Command], Handler] = {}
-
-
-def handles(
-    kind: type[C],
-) -> Callable[[Callable[[CommandContext, C], None]], Callable[[CommandContext, C], None]]:
-    def register(fn: Callable[[CommandContext, C], None]) -> Callable[[CommandContext, C], None]:
-        HANDLERS[kind] = fn
-        return fn
-
-    return register
-
-
-def handle(ctx: CommandContext, command: m.Command) -> None:
-    """Run the handler of ``command``'s type."""
-    HANDLERS[type(command)](ctx, command)
+from gateway.rules.parameters import RulesConfig
 
 
 def _rebuild(fact: Fact, field_name: str, **changes: Any) -> Any:
@@ -101,14 +49,12 @@ def _rebuild(fact: Fact, field_name: str, **changes: Any) -> Any:
 # ------------------------------------------------------------------ master data
 
 
-@handles(m.PutOrganisation)
-def _organisation(ctx: CommandContext, cmd: m.PutOrganisation) -> None:
+def put_organisation(ctx: CommandContext, cmd: m.PutOrganisation) -> None:
     ctx.put(cmd.organisation)
     ctx.subjects.append(f"organisation {cmd.organisation.org_number}")
 
 
-@handles(m.PutAgreement)
-def _agreement(ctx: CommandContext, cmd: m.PutAgreement) -> None:
+def put_agreement(ctx: CommandContext, cmd: m.PutAgreement) -> None:
     a = cmd.agreement
     if a.org_number not in ctx.facts.organisations:
         raise NotFound(
@@ -123,14 +69,12 @@ def _agreement(ctx: CommandContext, cmd: m.PutAgreement) -> None:
     ctx.subjects.append(f"agreement {a.id}")
 
 
-@handles(m.PutPerson)
-def _person(ctx: CommandContext, cmd: m.PutPerson) -> None:
+def put_person(ctx: CommandContext, cmd: m.PutPerson) -> None:
     ctx.put(cmd.person)
     ctx.subjects.append(f"person {cmd.person.id}")
 
 
-@handles(m.PutEmployment)
-def _employment(ctx: CommandContext, cmd: m.PutEmployment) -> None:
+def put_employment(ctx: CommandContext, cmd: m.PutEmployment) -> None:
     e = cmd.employment
     facts = ctx.facts
     if e.person_id not in facts.persons:
@@ -178,8 +122,7 @@ def _employment_by_card(ctx: CommandContext, card: str) -> Employment:
     raise NotFound(f"no employment has ID06 card {card}", field="card_number")
 
 
-@handles(m.BlockId06)
-def _block(ctx: CommandContext, cmd: m.BlockId06) -> None:
+def block_id06(ctx: CommandContext, cmd: m.BlockId06) -> None:
     e = _employment_by_card(ctx, cmd.card_number)
     new = Id06Status.TERMINATED if cmd.terminate else Id06Status.BLOCKED
     if e.id06.status is Id06Status.TERMINATED and new is Id06Status.BLOCKED:
@@ -191,8 +134,7 @@ def _block(ctx: CommandContext, cmd: m.BlockId06) -> None:
     ctx.result["credentials"] = sorted(ctx.facts.credentials_by_employment.get(e.id, ()))
 
 
-@handles(m.UnblockId06)
-def _unblock(ctx: CommandContext, cmd: m.UnblockId06) -> None:
+def unblock_id06(ctx: CommandContext, cmd: m.UnblockId06) -> None:
     e = _employment_by_card(ctx, cmd.card_number)
     if e.id06.status is Id06Status.TERMINATED:
         raise IllegalTransition(
@@ -204,8 +146,7 @@ def _unblock(ctx: CommandContext, cmd: m.UnblockId06) -> None:
     ctx.result["employment_id"] = e.id
 
 
-@handles(m.PutCompetence)
-def _competence(ctx: CommandContext, cmd: m.PutCompetence) -> None:
+def put_competence(ctx: CommandContext, cmd: m.PutCompetence) -> None:
     c = cmd.competence
     if c.person_id not in ctx.facts.persons:
         raise NotFound(f"person {c.person_id} is not registered", field="competence.person_id")
@@ -213,8 +154,7 @@ def _competence(ctx: CommandContext, cmd: m.PutCompetence) -> None:
     ctx.subjects.append(f"person {c.person_id}")
 
 
-@handles(m.RemoveCompetence)
-def _remove_competence(ctx: CommandContext, cmd: m.RemoveCompetence) -> None:
+def remove_competence(ctx: CommandContext, cmd: m.RemoveCompetence) -> None:
     code = cmd.code.strip().upper()
     if code not in ctx.facts.competences.get(cmd.person_id, {}):
         raise NotFound(f"person {cmd.person_id} holds no competence {code}", field="code")
@@ -222,14 +162,12 @@ def _remove_competence(ctx: CommandContext, cmd: m.RemoveCompetence) -> None:
     ctx.subjects.append(f"person {cmd.person_id}")
 
 
-@handles(m.PutSpace)
-def _space(ctx: CommandContext, cmd: m.PutSpace) -> None:
+def put_space(ctx: CommandContext, cmd: m.PutSpace) -> None:
     ctx.put(cmd.space)
     ctx.subjects.append(f"space {cmd.space.id}")
 
 
-@handles(m.PutAssignment)
-def _assignment(ctx: CommandContext, cmd: m.PutAssignment) -> None:
+def put_assignment(ctx: CommandContext, cmd: m.PutAssignment) -> None:
     a = cmd.assignment
     if a.main_contractor not in ctx.facts.organisations:
         raise NotFound(
@@ -253,8 +191,7 @@ _APP_DECISIONS = {
 }
 
 
-@handles(m.PutApplication)
-def _application(ctx: CommandContext, cmd: m.PutApplication) -> None:
+def put_application(ctx: CommandContext, cmd: m.PutApplication) -> None:
     app = cmd.application
     facts = ctx.facts
     if app.assignment_id not in facts.assignments:
@@ -316,8 +253,7 @@ def _agreement_in_force(ctx: CommandContext, org: str) -> bool:
     return False
 
 
-@handles(m.PlaceKeyOrder)
-def _key_order(ctx: CommandContext, cmd: m.PlaceKeyOrder) -> None:
+def place_key_order(ctx: CommandContext, cmd: m.PlaceKeyOrder) -> None:
     o = cmd.order
     if o.org_number not in ctx.facts.organisations:
         raise NotFound(f"organisation {o.org_number} is not registered", field="order.org_number")
@@ -331,8 +267,7 @@ def _key_order(ctx: CommandContext, cmd: m.PlaceKeyOrder) -> None:
     ctx.subjects.append(f"key order {o.id}")
 
 
-@handles(m.RegisterDelivery)
-def _delivery(ctx: CommandContext, cmd: m.RegisterDelivery) -> None:
+def register_delivery(ctx: CommandContext, cmd: m.RegisterDelivery) -> None:
     mf = cmd.manifest
     order = ctx.facts.key_orders.get(mf.order_id)
     if order is None:
@@ -370,8 +305,7 @@ def _delivery(ctx: CommandContext, cmd: m.RegisterDelivery) -> None:
     ctx.result.update({"order_id": order.id, "delivered": delivered, "status": status.value})
 
 
-@handles(m.RegisterTags)
-def _tags(ctx: CommandContext, cmd: m.RegisterTags) -> None:
+def register_tags(ctx: CommandContext, cmd: m.RegisterTags) -> None:
     for i, number in enumerate(cmd.numbers):
         if number in ctx.facts.credentials:
             raise Conflict(f"credential {number} is already registered", field=f"numbers.{i}")
@@ -406,8 +340,7 @@ def _live_credentials(ctx: CommandContext, employment_id: str, kind: CredentialK
     )
 
 
-@handles(m.HandOut)
-def _handout(ctx: CommandContext, cmd: m.HandOut) -> None:
+def hand_out(ctx: CommandContext, cmd: m.HandOut) -> None:
     cred = _credential(ctx, cmd.credential_number, "credential_number")
     if cred.kind is CredentialKind.VISITOR_CARD:
         raise DomainError(
@@ -444,8 +377,7 @@ def _handout(ctx: CommandContext, cmd: m.HandOut) -> None:
     ctx.result.update({"credential": cred.number, "employment_id": emp.id, "receipt": "produced"})
 
 
-@handles(m.SignReceipt)
-def _sign(ctx: CommandContext, cmd: m.SignReceipt) -> None:
+def sign_receipt(ctx: CommandContext, cmd: m.SignReceipt) -> None:
     cred = _credential(ctx, cmd.credential_number, "credential_number")
     _transition(cred, CredentialState.IN_SERVICE, "credential_number")
     assert cred.employment_id is not None
@@ -462,8 +394,7 @@ def _sign(ctx: CommandContext, cmd: m.SignReceipt) -> None:
     ctx.subjects.append(f"credential {cred.number}")
 
 
-@handles(m.ApproveEmployeeCard)
-def _hr(ctx: CommandContext, cmd: m.ApproveEmployeeCard) -> None:
+def approve_employee_card(ctx: CommandContext, cmd: m.ApproveEmployeeCard) -> None:
     cred = _credential(ctx, cmd.credential_number, "credential_number")
     if cred.kind is not CredentialKind.TAG:
         raise DomainError("only employee cards (tags) need HR approval", field="credential_number")
@@ -478,8 +409,7 @@ def _hr(ctx: CommandContext, cmd: m.ApproveEmployeeCard) -> None:
 LOST_CARD_FEE_NOK = 400
 
 
-@handles(m.ReportCredential)
-def _report(ctx: CommandContext, cmd: m.ReportCredential) -> None:
+def report_credential(ctx: CommandContext, cmd: m.ReportCredential) -> None:
     cred = _credential(ctx, cmd.credential_number, "credential_number")
     new = CredentialState(cmd.outcome)
     _transition(cred, new, "outcome")
@@ -496,8 +426,7 @@ def _report(ctx: CommandContext, cmd: m.ReportCredential) -> None:
         ctx.result["billed_employment"] = cred.employment_id
 
 
-@handles(m.ReplaceKey)
-def _replace(ctx: CommandContext, cmd: m.ReplaceKey) -> None:
+def replace_key(ctx: CommandContext, cmd: m.ReplaceKey) -> None:
     old = _credential(ctx, cmd.old_number, "old_number")
     new = _credential(ctx, cmd.new_number, "new_number")
     if old.kind is not CredentialKind.KEY or new.kind is not CredentialKind.KEY:
@@ -550,8 +479,7 @@ def end_of_working_day(at: datetime, cfg: RulesConfig) -> datetime:
     return end.astimezone(at.tzinfo)
 
 
-@handles(m.IssueVisitorCard)
-def _issue_visitor(ctx: CommandContext, cmd: m.IssueVisitorCard) -> None:
+def issue_visitor_card(ctx: CommandContext, cmd: m.IssueVisitorCard) -> None:
     facts = ctx.facts
     if cmd.number in facts.credentials:
         raise Conflict(f"credential {cmd.number} is already registered", field="number")
@@ -607,8 +535,7 @@ def _issue_visitor(ctx: CommandContext, cmd: m.IssueVisitorCard) -> None:
     ctx.result.update({"credential": cmd.number, "valid_until": valid_until.isoformat()})
 
 
-@handles(m.ChangeVisitorCard)
-def _change_visitor(ctx: CommandContext, cmd: m.ChangeVisitorCard) -> None:
+def change_visitor_card(ctx: CommandContext, cmd: m.ChangeVisitorCard) -> None:
     card = ctx.facts.visitor_cards.get(cmd.number)
     cred = ctx.facts.credentials.get(cmd.number)
     if card is None or cred is None:
@@ -631,8 +558,7 @@ def _erase(card: VisitorCard, at: datetime) -> VisitorCard:
     )
 
 
-@handles(m.ReturnVisitorCard)
-def _return_visitor(ctx: CommandContext, cmd: m.ReturnVisitorCard) -> None:
+def return_visitor_card(ctx: CommandContext, cmd: m.ReturnVisitorCard) -> None:
     card = ctx.facts.visitor_cards.get(cmd.number)
     cred = ctx.facts.credentials.get(cmd.number)
     if card is None or cred is None:
@@ -646,4 +572,29 @@ def _return_visitor(ctx: CommandContext, cmd: m.ReturnVisitorCard) -> None:
     ctx.result.update({"credential": cmd.number, "erased": True, "fee_nok": 0})
 
 
-__all__ = ["HANDLERS", "LOST_CARD_FEE_NOK", "CommandContext", "end_of_working_day", "handle"]
+__all__ = [
+    "LOST_CARD_FEE_NOK",
+    "approve_employee_card",
+    "block_id06",
+    "change_visitor_card",
+    "end_of_working_day",
+    "hand_out",
+    "issue_visitor_card",
+    "place_key_order",
+    "put_agreement",
+    "put_application",
+    "put_assignment",
+    "put_competence",
+    "put_employment",
+    "put_organisation",
+    "put_person",
+    "put_space",
+    "register_delivery",
+    "register_tags",
+    "remove_competence",
+    "replace_key",
+    "report_credential",
+    "return_visitor_card",
+    "sign_receipt",
+    "unblock_id06",
+]

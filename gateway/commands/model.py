@@ -220,7 +220,7 @@ class ApproveEmployeeCard(Command):
     """Instant of the approval; null: when the gateway applies it."""
 
 
-Outcome = Literal["returned", "lost", "broken", "destroyed"]
+ReportedOutcome = Literal["returned", "lost", "broken", "destroyed"]
 
 
 class ReportCredential(Command):
@@ -230,7 +230,7 @@ class ReportCredential(Command):
     summary = "Report a credential returned, lost, broken or destroyed: it is revoked at once."
     credential_number: CredentialNumber
     """The key, tag or visitor card."""
-    outcome: Outcome
+    outcome: ReportedOutcome
     """What happened to it: `returned`, `lost`, `broken` or `destroyed`."""
     at: UtcDateTime | None = None
     """When; null: when the gateway applies it."""

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 import aiomqtt
 
-from gateway.app import Gateway
 from gateway.commands.model import COMMANDS_BY_NAME
 from gateway.core import Submission
+from gateway.runtime import Gateway
 
 
 class Central(Protocol):
@@ -97,6 +97,3 @@ class MqttCentral:
         await self._client.publish(f"{self.base}/request/{name}", payload, qos=1)
         async with asyncio.timeout(15):
             return await future
-
-    def events_of(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("kind") == kind]

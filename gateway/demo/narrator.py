@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,7 +71,3 @@ class Narrator:
             "failed": [r.name for r in self.results if not r.ok],
             "seconds": round(time.perf_counter() - self.started, 2),
         }
-
-    @staticmethod
-    def json_line(summary: dict[str, Any]) -> str:
-        return json.dumps(summary)

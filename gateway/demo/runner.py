@@ -22,14 +22,14 @@ from sqlalchemy.orm import Session
 
 from drivers.base import DeviceConfig
 from drivers.registry import load_key_station
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.core import Core
+from gateway.demo.broker import BrokerUnavailable, PrivateMosquitto
 from gateway.demo.central import Central, DirectCentral, MqttCentral
 from gateway.demo.narrator import Narrator
 from gateway.demo.states import show_states
 from gateway.demo.story import DESK, WALL, Actors, Story, run_story
-from gateway.mosquitto import BrokerUnavailable, PrivateMosquitto
+from gateway.runtime import Gateway
 from gateway.store.database import default_sqlite_url
 from gateway.sync.station import KeyVisit, StationWorker
 from simulators.site import DEFAULT_SITE, SimulatedSite, load_site
@@ -95,7 +95,7 @@ async def demo_setup(
     folder: Path, console: Console, *, control: bool, use_broker: bool = True
 ) -> AsyncIterator[DemoSetup]:
     """Fresh database in ``folder``, the demo site, a broker if possible, the gateway."""
-    from gateway.service import build_gateway, sync_service
+    from gateway.compose import build_gateway, sync_service
 
     db_url = default_sqlite_url(folder / "lockgate-demo.db")
     broker: PrivateMosquitto | None = None

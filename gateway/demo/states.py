@@ -7,12 +7,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from gateway.core import Core
+from gateway.reports.holders import holder_of
 
 
 def show_states(core: Core, console: Console) -> None:
     """Print every credential's derived state with the reasons."""
-    from gateway.cli.credentials import holder_of
-
     engine = core.engine
     table = Table(title="derived credential states", show_lines=False)
     for col in ("credential", "kind", "holder", "active", "opens", "reasons"):

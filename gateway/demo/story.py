@@ -18,13 +18,12 @@ from typing import Any
 
 from openpyxl import Workbook
 
-from gateway import sample
-from gateway.app import Gateway
 from gateway.commands import model as m
 from gateway.core import Core, Submission
+from gateway.demo import cast
 from gateway.demo.central import Central
 from gateway.demo.narrator import Narrator, StepFailed, StepResult
-from gateway.documents.receipt import render_receipt
+from gateway.documents.receipt import receipt_for, render_receipt
 from gateway.domain.facts import (
     AccessApplication,
     ApplicationEntry,
@@ -41,38 +40,39 @@ from gateway.imports.manifest import (
 )
 from gateway.reports.exposure import BLACKLIST_PENDING, BLOCKED, exposure
 from gateway.rules import DESCRIPTIONS, LockRef, Reason, explain
-from gateway.store import sync as sync_store
+from gateway.runtime import Gateway
+from gateway.store import device_records as sync_store
 from gateway.sync.station import StationWorker
 from simulators.site import SimulatedSite
 
 DESK = "desk-1"
 WALL = "wall-hallsberg"
-CONTROLLER = sample.CONTROLLER
-TAG = sample.TAG_ANNA
-VISITOR = sample.VISITOR_CARD
+CONTROLLER = cast.CONTROLLER
+TAG = cast.TAG_ANNA
+VISITOR = cast.VISITOR_CARD
 
 PEOPLE = [
     # key, employment, person, first, last, org, ID06 card
-    (sample.KEY_ANNA, "emp-anna", "p-anna", "Anna", "Lindqvist", sample.MAIN, "ID06AN0001"),
+    (cast.KEY_ANNA, "emp-anna", "p-anna", "Anna", "Lindqvist", cast.MAIN, "ID06AN0001"),
     (
-        sample.KEY_BJORN_MAIN,
+        cast.KEY_BJORN_MAIN,
         "emp-bjorn-main",
         "p-bjorn",
         "Björn",
         "Karlsson",
-        sample.MAIN,
+        cast.MAIN,
         "ID06BK0001",
     ),
     (
-        sample.KEY_BJORN_SUB,
+        cast.KEY_BJORN_SUB,
         "emp-bjorn-sub",
         "p-bjorn",
         "Björn",
         "Karlsson",
-        sample.SUB,
+        cast.SUB,
         "ID06BK0002",
     ),
-    (sample.KEY_CECILIA, "emp-cecilia", "p-cecilia", "Cecilia", "Ek", sample.SUB, "ID06CE0001"),
+    (cast.KEY_CECILIA, "emp-cecilia", "p-cecilia", "Cecilia", "Ek", cast.SUB, "ID06CE0001"),
 ]
 KEYS = [p[0] for p in PEOPLE]
 
@@ -239,11 +239,11 @@ async def agreements(st: Story) -> None:
     n.say(f"The owner's central system publishes the master data through {st.central.via}.")
     today = st.today()
     for org, name in (
-        (sample.MAIN, "Banbyggarna i Mälardalen AB"),
-        (sample.SUB, "Signalteknik Norr AB"),
+        (cast.MAIN, "Banbyggarna i Mälardalen AB"),
+        (cast.SUB, "Signalteknik Norr AB"),
     ):
         await st.ask("organisation", {"organisation": {"org_number": org, "name": name}})
-    for aid, org in (("agr-main", sample.MAIN), ("agr-sub", sample.SUB)):
+    for aid, org in (("agr-main", cast.MAIN), ("agr-sub", cast.SUB)):
         await st.ask(
             "agreement",
             {
@@ -311,7 +311,7 @@ async def agreements(st: Story) -> None:
             "assignment": {
                 "id": "asg-hallsberg",
                 "name": "Signalbyte Hallsberg",
-                "main_contractor": sample.MAIN,
+                "main_contractor": cast.MAIN,
                 "project_manager": "Karin Sjöberg",
                 "starts_on": (today - timedelta(days=7)).isoformat(),
                 "ends_on": (today + timedelta(days=180)).isoformat(),
@@ -333,8 +333,8 @@ async def delivery(st: Story) -> None:
     n = st.narrator
     now = st.core.clock()
     orders = {
-        "order-main-1": (sample.MAIN, [sample.KEY_ANNA, sample.KEY_BJORN_MAIN]),
-        "order-sub-1": (sample.SUB, [sample.KEY_BJORN_SUB, sample.KEY_CECILIA]),
+        "order-main-1": (cast.MAIN, [cast.KEY_ANNA, cast.KEY_BJORN_MAIN]),
+        "order-sub-1": (cast.SUB, [cast.KEY_BJORN_SUB, cast.KEY_CECILIA]),
     }
     for oid, (org, keys) in orders.items():
         await st.act(
@@ -404,10 +404,9 @@ async def handout(st: Story) -> None:
     n.say(f"the contractors returned {path.name}: {len(links)} keys linked to their holders")
     receipts = st.folder / "receipts"
     receipts.mkdir(exist_ok=True)
-    from gateway.cli.documents import receipt_document
-
+    zone = st.gateway.settings.site.timezone
     for key in KEYS:
-        doc = await st.gateway.call(receipt_document, st.core, key)
+        doc = await st.gateway.call(receipt_for, st.core.engine.facts, key, zone)
         (receipts / f"receipt-{key}.pdf").write_bytes(render_receipt(doc))
     n.say(f"handout receipts produced: {receipts}/receipt-*.pdf")
     states = st.core.engine.states
@@ -475,7 +474,7 @@ async def application(st: Story) -> None:
     )
     states = st.core.engine.states
     n.check(all(states[k].active for k in KEYS), "all four keys are now active")
-    denied = dict(states[sample.KEY_CECILIA].denied)
+    denied = dict(states[cast.KEY_CECILIA].denied)
     n.check(
         denied.get("sp-tech") is Reason.COMPETENCE_MISSING,
         "Cecilia is not granted the technical building: COMPETENCE_MISSING (no ELSAK)",
@@ -524,11 +523,11 @@ async def cylinders(st: Story) -> None:
                 mismatches.append((key, cyl, decision, allowed))
     n.say(f"{len(KEYS)} keys tried {len(all_cylinders)} cylinders each: {opened} opened")
     n.check(not mismatches, "every cylinder decided exactly as the rules engine says")
-    refused = st.site.visit(sample.KEY_CECILIA, sample_int(sample.CYL_TECH[0]))
-    why = st.explain_lock(sample.KEY_CECILIA, f"cylinder:{sample.CYL_TECH[0]}")
+    refused = st.site.visit(cast.KEY_CECILIA, sample_int(cast.CYL_TECH[0]))
+    why = st.explain_lock(cast.KEY_CECILIA, f"cylinder:{cast.CYL_TECH[0]}")
     failed = [c for c in why.checks + why.lock_checks if not c.held]
     n.say(
-        f"Cecilia's key at cylinder {sample.CYL_TECH[0]} (Teknikhus): "
+        f"Cecilia's key at cylinder {cast.CYL_TECH[0]} (Teknikhus): "
         f"[red]refused[/] ({refused['reason']}); explain says:"
     )
     for c in failed:
@@ -572,7 +571,7 @@ async def tag(st: Story) -> None:
 
 async def block(st: Story) -> None:
     n = st.narrator
-    signal = int(sample.CYL_SIGNAL[0])
+    signal = int(cast.CYL_SIGNAL[0])
     started = time.perf_counter()
     await st.ask(
         "id06_block",
@@ -604,7 +603,7 @@ async def block(st: Story) -> None:
             return {
                 r.lock: r.status
                 for r in exposure(s, st.core.engine, st.core.clock())
-                if r.credential == sample.KEY_ANNA
+                if r.credential == cast.KEY_ANNA
             }
 
     exposed = await st.gateway.call(rows)
@@ -616,18 +615,18 @@ async def block(st: Story) -> None:
         exposed.get(f"cylinder:{signal}") == BLACKLIST_PENDING,
         f"cylinder {signal}: blacklist pending (no key has carried it there yet)",
     )
-    outcome = await st.at_station(WALL, sample.KEY_BJORN_MAIN)
+    outcome = await st.at_station(WALL, cast.KEY_BJORN_MAIN)
     n.say(f"Björn's key visits the wall station {WALL} ({outcome}): it now carries the blacklist")
     n.check(
-        bool(st.site.visit(sample.KEY_BJORN_MAIN, signal)["granted"]),
+        bool(st.site.visit(cast.KEY_BJORN_MAIN, signal)["granted"]),
         f"Björn opens cylinder {signal}, which learns the blacklist from his key",
     )
-    refused = st.site.visit(sample.KEY_ANNA, signal)
+    refused = st.site.visit(cast.KEY_ANNA, signal)
     n.check(
         not refused["granted"] and refused["reason"] == "BLACKLISTED",
         f"Anna's revoked key is refused at cylinder {signal}: BLACKLISTED",
     )
-    await st.at_station(WALL, sample.KEY_BJORN_MAIN)
+    await st.at_station(WALL, cast.KEY_BJORN_MAIN)
     exposed = await st.gateway.call(rows)
     n.check(
         exposed.get(f"cylinder:{signal}") == BLOCKED,

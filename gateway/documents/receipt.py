@@ -27,6 +27,8 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from gateway.domain import CredentialKind, DomainError
+from gateway.domain.errors import NotFound
+from gateway.rules.factset import FactSet
 
 ENCODING: Final = "cp1252"
 """The core fonts' text encoding (WinAnsiEncoding in the PDF)."""
@@ -126,6 +128,40 @@ class ReceiptDocument:
                 f"'{self.timezone}' is not a known time zone (for example Europe/Stockholm)",
                 field="timezone",
             ) from exc
+
+
+def receipt_for(facts: FactSet, number: str, timezone: str) -> ReceiptDocument:
+    """The handout receipt of credential ``number`` (its latest hand-out), shown in
+    ``timezone``; raises :class:`~gateway.domain.errors.NotFound` when it has none."""
+    cred = facts.credentials.get(number)
+    if cred is None:
+        raise NotFound(f"credential {number} is not registered", field="credential_number")
+    if cred.employment_id is None:
+        raise NotFound(
+            f"{cred.kind.value} {number} has not been handed out; no receipt exists",
+            field="credential_number",
+        )
+    receipt = facts.receipts.get((number, cred.employment_id))
+    emp = facts.employments.get(cred.employment_id)
+    if receipt is None or emp is None:
+        raise NotFound(
+            f"no handout receipt is registered for {number}", field="credential_number"
+        )
+    person = facts.persons.get(emp.person_id)
+    org = facts.organisations.get(emp.org_number)
+    return ReceiptDocument(
+        receipt_id=f"R-{number}-{receipt.produced_at.strftime('%Y%m%d%H%M%S')}",
+        credential_number=number,
+        credential_kind=cred.kind.value,
+        holder_first_name=person.first_name if person else "-",
+        holder_last_name=person.last_name if person else "-",
+        organisation_name=org.name if org else "-",
+        org_number=emp.org_number,
+        id06_card=emp.id06.card_number,
+        produced_at=receipt.produced_at,
+        signed_at=receipt.signed_at,
+        timezone=timezone,
+    )
 
 
 def printable(text: str) -> str:

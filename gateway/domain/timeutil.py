@@ -139,22 +139,11 @@ class Window:
     def not_started_at(self, at: datetime) -> bool:
         return self.start is not None and at < self.start
 
-    @staticmethod
-    def of_dates(first: date | None, last: date | None, tz: ZoneInfo) -> Window:
-        """Window covering whole local days ``first`` through ``last`` (inclusive)."""
-        return Window(
-            start_of_day(first, tz) if first is not None else None,
-            end_of_day(last, tz) if last is not None else None,
-        )
-
     def as_json(self) -> dict[str, str | None]:
         return {
             "from": self.start.isoformat() if self.start else None,
             "until": self.end.isoformat() if self.end else None,
         }
-
-
-EVERYTHING = Window()
 
 
 LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"

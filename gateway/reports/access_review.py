@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from gateway.audit.reviews import ReviewRecord
 from gateway.domain.facts import (
     ERASED,
     TERMINAL_STATES,
@@ -32,6 +31,7 @@ from gateway.domain.facts import (
     CredentialKind,
     CredentialState,
 )
+from gateway.reviews import ReviewRecord
 from gateway.rules.engine import RulesEngine
 from gateway.rules.factset import FactSet
 

@@ -23,7 +23,7 @@ from gateway.domain.locks import LockRef, cylinder_lock, door_lock
 from gateway.rules.engine import RulesEngine
 from gateway.rules.hardware import granted_cylinders
 from gateway.store import desired as desired_store
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 
 BLOCKED = "blocked"
 """The cylinder confirmed a blacklist that lists the key: it refuses it."""

@@ -3,7 +3,6 @@ desired state from the facts and a time, incremental, with ``explain``. No I/O."
 
 from __future__ import annotations
 
-from gateway.rules.config import RulesConfig
 from gateway.rules.engine import Changes, RulesEngine, same_state
 from gateway.rules.evaluate import Check, DesiredCredential, Grant, evaluate
 from gateway.rules.explain import Explanation, LockAccess, LockRef, explain
@@ -14,6 +13,7 @@ from gateway.rules.hardware import (
     DesiredController,
     KeyExposure,
 )
+from gateway.rules.parameters import RulesConfig
 from gateway.rules.reasons import DESCRIPTIONS, REVOCATION_REASONS, Reason
 
 __all__ = [

@@ -19,7 +19,6 @@ from datetime import datetime
 
 from gateway.domain.facts import Fact
 from gateway.domain.timeutil import utcnow
-from gateway.rules.config import RulesConfig
 from gateway.rules.evaluate import DesiredCredential, evaluate
 from gateway.rules.factset import FactSet
 from gateway.rules.hardware import (
@@ -32,6 +31,7 @@ from gateway.rules.hardware import (
     controller_contributions,
     controller_revision,
 )
+from gateway.rules.parameters import RulesConfig
 
 
 def same_state(a: DesiredCredential | None, b: DesiredCredential | None) -> bool:

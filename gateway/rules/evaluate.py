@@ -25,8 +25,8 @@ from gateway.domain.facts import (
     Space,
 )
 from gateway.domain.timeutil import WeeklySchedule, Window
-from gateway.rules.config import RulesConfig
 from gateway.rules.factset import FactSet
+from gateway.rules.parameters import RulesConfig
 from gateway.rules.reasons import REVOCATION_REASONS, Reason
 
 

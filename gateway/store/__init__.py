@@ -1,10 +1,11 @@
 """The store: SQLAlchemy 2 tables, repositories and Alembic migrations, on SQLite or PostgreSQL.
 
 - :class:`Database` opens a database URL and hands out sessions, one transaction each;
-- :mod:`~gateway.store.facts` stores and queries the domain facts;
+- :mod:`~gateway.store.fact_repository` stores and queries the domain facts;
 - :mod:`~gateway.store.inbox` and :mod:`~gateway.store.outbox` make messaging idempotent and
   transactional;
 - :mod:`~gateway.store.desired` keeps the derived state for the sync engine;
+- :mod:`~gateway.store.device_records` keeps what devices confirmed, their jobs and events;
 - :mod:`~gateway.store.migrate` creates and upgrades the schema.
 
 Repositories are modules of functions that take the caller's session, so one command writes
@@ -12,14 +13,14 @@ its facts, its inbox record and its outbox messages in one transaction::
 
     with db.session() as s:
         if inbox.lookup(s, request_id) is None:
-            facts.put(s, fact)
+            fact_repository.put(s, fact)
             outbox.append(s, topic, payload)
             inbox.record(s, request_id, kind, response, received_at)
 """
 
 from __future__ import annotations
 
-from gateway.store import desired, facts, inbox, outbox
+from gateway.store import desired, device_records, fact_repository, inbox, outbox
 from gateway.store.database import Database, DatabaseUrlError, default_sqlite_url
 from gateway.store.desired import (
     StoredBlacklist,
@@ -52,8 +53,9 @@ __all__ = [
     "current",
     "default_sqlite_url",
     "desired",
+    "device_records",
     "downgrade",
-    "facts",
+    "fact_repository",
     "head",
     "inbox",
     "outbox",

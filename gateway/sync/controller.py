@@ -29,7 +29,7 @@ from drivers.base import (
     DoorController,
 )
 from gateway.rules.hardware import DesiredController
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 from gateway.sync.events import SyncSink
 from gateway.sync.images import allow_list
 from gateway.sync.planner import CONTROLLER

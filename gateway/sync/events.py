@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from gateway.core import Core
 from gateway.domain.facts import CredentialKind
 from gateway.rules.hardware import controller_contributions
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 
 
 class SyncSink(Protocol):

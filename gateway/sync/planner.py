@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from gateway.commands.handlers import CommandContext
+from gateway.commands.context import CommandContext
 from gateway.core import Core
 from gateway.domain.facts import CredentialKind
 from gateway.rules.engine import Changes
 from gateway.rules.hardware import KeyExposure, granted_cylinders
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 
 KEY = "key"
 CONTROLLER = "controller"

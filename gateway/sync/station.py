@@ -39,7 +39,7 @@ from drivers.base import (
 )
 from gateway.rules.evaluate import DesiredCredential
 from gateway.store import desired as desired_store
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 from gateway.sync.events import SyncSink
 from gateway.sync.images import PlannedImage, exposure_of_image, plan_key_image
 from gateway.sync.planner import KEY

@@ -21,7 +21,7 @@ from tenacity import RetryCallState, Retrying, wait_random_exponential
 
 from drivers.base import DeviceUnavailable, DriverError
 from gateway.core import Core
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 from gateway.sync.events import SyncSink
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 
 class CoreRunner(Protocol):
-    """The running gateway as a worker sees it (see :class:`gateway.app.Gateway`)."""
+    """The running gateway as a worker sees it (see :class:`gateway.runtime.Gateway`)."""
 
     core: Core
 

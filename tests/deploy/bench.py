@@ -12,12 +12,10 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
 from drivers.base import DeviceConfig
-from gateway.app import Gateway
+from gateway.compose import build_gateway
 from gateway.config import Settings
-from gateway.service import build_gateway
-from gateway.store import sync as sync_store
-from gateway.sync.events import Sinks
-from gateway.sync.service import SyncService
+from gateway.runtime import Gateway
+from gateway.store import device_records as sync_store
 from tests.deploy.units import (
     RUN_DIR,
     SYSTEMD,
@@ -88,8 +86,6 @@ async def serving(settings: Settings) -> AsyncIterator[Gateway]:
     """The gateway ``lockgate run`` builds from ``settings``, with the sync engine serving the
     configured devices."""
     gateway = build_gateway(settings)
-    if not any(isinstance(s, SyncService) for s in gateway.services):
-        gateway.services.append(SyncService(settings, gateway.core, Sinks()))
     await gateway.start()
     try:
         yield gateway

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from gateway.config import load_settings
-from gateway.mosquitto import PrivateMosquitto
+from gateway.demo.broker import PrivateMosquitto
 from tests.deploy.units import DEPLOY, ROOT, mosquitto_sub, process_env
 
 COMPOSE = DEPLOY / "compose.yaml"

@@ -20,7 +20,7 @@ import pytest
 from drivers.base import DeviceConfig
 from drivers.registry import load_driver
 from gateway.config import load_settings
-from gateway.mosquitto import PrivateMosquitto
+from gateway.demo.broker import PrivateMosquitto
 from tests.deploy.units import DEPLOY, VENV_BIN, mosquitto_sub, process_env
 
 SITE = DEPLOY / "lockgate-site.toml"

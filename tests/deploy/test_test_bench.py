@@ -13,7 +13,7 @@ import pytest
 
 from drivers.registry import load_key_station
 from gateway.config import ControllerDeviceSettings, DeviceSettings, load_settings
-from gateway.mosquitto import free_port
+from gateway.demo.broker import free_port
 from tests.deploy.bench import device_config, serving, started_unit, wait_online
 from tests.deploy.units import (
     DEPLOY,

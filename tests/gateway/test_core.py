@@ -9,17 +9,17 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from gateway import sample
 from gateway.commands import model as m
-from gateway.commands.handlers import CommandContext
+from gateway.commands.context import CommandContext
 from gateway.core import Core, Submission
 from gateway.domain import DomainError, Id06Status
-from gateway.domain.facts import Person
+from gateway.domain.facts import Credential, Person
 from gateway.rules import Reason
 from gateway.rules.engine import Changes
 from gateway.store import desired, inbox, migrate
-from gateway.store import facts as fact_store
+from gateway.store import fact_repository as fact_store
 from gateway.store.database import Database
+from tests import sample
 
 TODAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -74,7 +74,7 @@ def test_the_sample_story_derives_the_expected_states(core: Core) -> None:
 def test_derived_states_are_stored_with_the_facts(core: Core, db: Database) -> None:
     with db.session() as s:
         stored = {st.number: st for st in desired.all_credential_states(s)}
-        assert fact_store.credential_by_number(s, sample.KEY_ANNA) is not None
+        assert fact_store.get(s, Credential, sample.KEY_ANNA) is not None
     assert stored.keys() == core.engine.states.keys()
     for number, state in core.engine.states.items():
         assert stored[number].revision == state.revision
@@ -112,7 +112,8 @@ def test_a_request_id_reused_for_another_request_is_refused_logged_and_reported(
     core: Core, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     listener = RecordingListener()
-    core.listeners.append(listener)
+    core = Core(core.db, clock=core.clock, listeners=[listener])
+    core.load()
     person = m.PutPerson(person=Person(id="p-new", first_name="Ny", last_name="Person"))
     assert core.submit(Submission(person, "central", request_id="reused")).ok
     block = m.BlockId06(card_number="ID06AN0001", reason="lost")
@@ -214,7 +215,7 @@ def test_a_refused_command_is_answered_with_field_and_reason_and_stored_nothing(
     }
     assert "one physical key per employment" in out.error["message"]
     with db.session() as s:
-        cred = fact_store.credential_by_number(s, sample.KEY_IN_STOCK)
+        cred = fact_store.get(s, Credential, sample.KEY_IN_STOCK)
     assert cred is not None and cred.employment_id is None
     # the refusal itself is remembered for the request id
     assert core.submit(Submission(m.HandOut(credential_number=sample.KEY_IN_STOCK,

@@ -11,12 +11,10 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from gateway import sample
-from gateway.app import Gateway
 from gateway.audit import log as audit_log
-from gateway.audit.charges import charges
-from gateway.audit.reviews import RecordAccessReview, reviews
+from gateway.charges import charges
 from gateway.commands import model as m
+from gateway.commands.review import RecordAccessReview
 from gateway.config import RetentionSettings, Settings
 from gateway.core import Core, Submission
 from gateway.domain import (
@@ -29,12 +27,15 @@ from gateway.domain import (
 )
 from gateway.domain.errors import DomainError
 from gateway.retention import RetentionJob, RetentionService
-from gateway.store import sync as sync_store
+from gateway.reviews import reviews
+from gateway.store import device_records as sync_store
 from gateway.store.database import Database
 from gateway.store.tables import controller_event, fact_journal, inbox, key_audit
+from tests import sample
 from tests.gateway.audit.util import NOW, TODAY, Clock, add_operator, audited_core
 from tests.gateway.audit.util import db as db
 from tests.gateway.audit.util import shared_url as shared_url
+from tests.gateway.running import gateway_of
 
 PERIOD = RetentionSettings(personal_data_days=730)
 YEARS = timedelta(days=800)  # comfortably past the period
@@ -287,7 +288,7 @@ async def test_the_service_runs_the_job_in_the_gateway(
     clock.advance(YEARS)
     settings = Settings(retention=RetentionSettings(personal_data_days=730, run_every_s=0.05))
     service = RetentionService(settings.retention, core)
-    gateway = Gateway(settings, core=core, services=[service], upgrade=False)
+    gateway = gateway_of(settings, core, services=[service], upgrade=False)
     caplog.set_level(logging.INFO, logger="gateway.retention")
     await gateway.start()
     try:

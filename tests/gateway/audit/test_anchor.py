@@ -9,26 +9,26 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gateway import sample
-from gateway.app import Gateway
-from gateway.audit import install_audit
 from gateway.audit import log as audit_log
 from gateway.audit.anchor import AnchorService, check_anchors, read_anchors
-from gateway.audit.charges import ChargeRecorder
 from gateway.audit.listeners import CommandLog
-from gateway.audit.reviews import ReviewRecorder
 from gateway.auth.authorizer import Authorizer
+from gateway.charges import ChargeRecorder
 from gateway.commands import model as m
+from gateway.compose import build_core
 from gateway.config import Settings
-from gateway.core import Core, Submission
+from gateway.core import Submission
+from gateway.reviews import ReviewRecorder
+from gateway.runtime import CommitNotifier, Gateway
 from gateway.store.database import Database
+from tests import sample
 from tests.gateway.audit.util import LOADER, NOW, Clock, add_operator
 
 
-def test_install_adds_each_listener_once_and_the_authorizer(db: Database) -> None:
-    core = Core(db)
-    install_audit(core, Settings())
-    install_audit(core, Settings(), authenticated={"kari"})
+def test_every_core_built_has_each_audit_listener_once_and_the_authorizer(
+    db: Database,
+) -> None:
+    core = build_core(Settings(), db=db, authenticated={"kari"}, sync=False)
     kinds = [type(listener) for listener in core.listeners]
     assert kinds.count(CommandLog) == kinds.count(ChargeRecorder) == kinds.count(ReviewRecorder)
     assert kinds.count(CommandLog) == 1
@@ -44,11 +44,11 @@ async def test_the_service_anchors_the_head_when_it_moves(db: Database, tmp_path
         published.append((kind, body))
         return len(published)
 
-    core = Core(db, clock=Clock(NOW))
-    install_audit(core, Settings())
+    notifier = CommitNotifier()
+    core = build_core(Settings(), db=db, clock=Clock(NOW), sync=False, listeners=[notifier])
     add_operator(db, LOADER, "system")
     service = AnchorService(every_s=0.05, path=path, publish=publish)
-    gateway = Gateway(Settings(), core=core, services=[service], upgrade=False)
+    gateway = Gateway(Settings(), core, notifier=notifier, services=[service], upgrade=False)
     await gateway.start()
     try:
         await gateway.call(

@@ -7,14 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from gateway import sample
 from gateway.audit import log as audit_log
-from gateway.audit.reviews import RecordAccessReview, last_review, reviews
 from gateway.commands import model as m
+from gateway.commands.review import RecordAccessReview
 from gateway.core import Core
 from gateway.domain import ERASED, CredentialState, DomainError, VisitorReason
+from gateway.reviews import last_review, reviews
 from gateway.rules import Reason
 from gateway.store.database import Database
+from tests import sample
 from tests.gateway.audit.util import NOW, Clock, add_operator, audited_core
 
 

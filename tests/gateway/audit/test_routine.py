@@ -9,16 +9,16 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import text
 
-from gateway import sample
 from gateway.audit import log as audit_log
-from gateway.audit.charges import charges
+from gateway.charges import charges
 from gateway.commands import model as m
 from gateway.core import Core, Submission
 from gateway.domain import ERASED, CredentialState, VisitorReason
 from gateway.domain.facts import VisitorCard
 from gateway.rules import Reason
-from gateway.store import facts as fact_store
+from gateway.store import fact_repository as fact_store
 from gateway.store.database import Database
+from tests import sample
 from tests.gateway.audit.util import NOW, Clock, add_operator, audited_core
 
 CARD = "5000042"

@@ -9,19 +9,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from gateway import sample
-from gateway.app import Gateway
-from gateway.audit import install_audit
 from gateway.audit import log as audit_log
 from gateway.audit.sink import AuditSink
 from gateway.commands import model as m
+from gateway.compose import build_core
 from gateway.config import Settings
 from gateway.core import Core, Submission
 from gateway.domain import DEFAULT_TIMEZONE
+from gateway.runtime import CommitNotifier, Gateway
 from gateway.store import migrate
 from gateway.store.database import Database
-from gateway.sync.service import SyncService
+from gateway.sync.engine import SyncService
 from simulators.site import DEFAULT_SITE, SimulatedSite, load_site
+from tests import sample
 from tests.gateway.audit.util import LOADER, NOW, add_operator
 
 
@@ -105,10 +105,11 @@ async def test_a_running_site_fills_the_log(sqlite_url: str) -> None:
                 "controllers": site.controller_devices(),
             }
         )
-        core = Core(db, settings.rules_config())
-        sink = install_audit(core, settings)
-        sync = SyncService(settings, core, sink)
-        gateway = Gateway(settings, core=core, services=[sync])
+        notifier = CommitNotifier()
+        core = build_core(settings, db=db, listeners=[notifier])
+        sink = AuditSink(core.clock)
+        sync = SyncService(settings, sink)
+        gateway = Gateway(settings, core, notifier=notifier, services=[sync])
         await gateway.start()
         try:
             outcomes = await gateway.call(

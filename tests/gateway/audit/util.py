@@ -12,16 +12,17 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from gateway import sample
-from gateway.audit import install_audit
 from gateway.auth import operators as operator_store
 from gateway.auth.operators import Operator
 from gateway.auth.passwords import hash_token
+from gateway.compose import build_core
 from gateway.config import Settings
 from gateway.core import Core, Submission
+from gateway.runtime import CommitNotifier
 from gateway.store import migrate
 from gateway.store.database import Database
 from gateway.store.tables import metadata
+from tests import sample
 
 TODAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -134,8 +135,9 @@ def audited_core(
 ) -> Core:
     """A core with the audit installed; with ``load_sample``, the sample story loaded by the
     operator ``loader`` (role system)."""
-    core = Core(db, clock=clock)
-    install_audit(core, settings or Settings())
+    core = build_core(
+        settings or Settings(), db=db, clock=clock, sync=False, listeners=[CommitNotifier()]
+    )
     core.load()
     if load_sample:
         with db.session() as s:

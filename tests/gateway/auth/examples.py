@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway import sample
-from gateway.audit.reviews import RecordAccessReview
 from gateway.commands import model as m
-from gateway.retention import ApplyRetention
+from gateway.commands.retention import ApplyRetention
+from gateway.commands.review import RecordAccessReview
+from tests import sample
 from tests.gateway.audit.util import NOW, TODAY
 
 EXTRA: list[m.Command] = [

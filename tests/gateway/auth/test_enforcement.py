@@ -9,16 +9,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from gateway import sample
 from gateway.auth import roles as r
 from gateway.auth.authorizer import Authorizer
 from gateway.commands import model as m
 from gateway.config import MqttSettings, Settings
-from gateway.core import Submission
+from gateway.core import Core, Submission
 from gateway.domain import ApplicationStatus, DomainError
 from gateway.rules import Reason
 from gateway.store.database import Database
 from gateway.store.tables import audit_entry
+from tests import sample
 from tests.gateway.audit.util import NOW, Clock, add_operator, audited_core, database, empty
 from tests.gateway.auth.examples import example_commands
 
@@ -144,7 +144,10 @@ def test_unknown_disabled_and_unauthenticated_operators_are_refused(db: Database
         operator_store.change(s, "central", at=NOW, active=False)
     with pytest.raises(DomainError, match="operator central is disabled"):
         core.execute(m.UnblockId06(card_number="ID06AN0001"), operator="central")
-    core.authorizer = Authorizer(authenticated={"someone"})
+    core = Core(
+        core.db, listeners=core.listeners, authorizer=Authorizer(authenticated={"someone"})
+    )
+    core.load()
     with pytest.raises(DomainError, match="has not authenticated"):
         core.execute(m.UnblockId06(card_number="ID06AN0001"), operator=sample.OPERATOR)
 

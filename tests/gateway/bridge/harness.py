@@ -11,7 +11,7 @@ import socket
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +20,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
 from gateway.bridge import MqttBridge
 from gateway.commands.model import Command
+from gateway.compose import build_gateway, mqtt_bridge
 from gateway.config import Settings
-from gateway.mosquitto import PrivateMosquitto
-from gateway.service import build_gateway, mqtt_bridge
+from gateway.core import ChangeListener
+from gateway.demo.broker import PrivateMosquitto
+from gateway.runtime import Gateway
 from gateway.store import tables
 
 logging.getLogger("mqtt").setLevel(logging.ERROR)
@@ -89,10 +90,13 @@ def register_system_operators(settings: Settings) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: Settings) -> AsyncIterator[Running]:
-    """Start the gateway and wait until its bridge is connected."""
+async def running_gateway(
+    settings: Settings, *, listeners: Sequence[ChangeListener] = ()
+) -> AsyncIterator[Running]:
+    """Start the gateway (with extra core ``listeners``) and wait until its bridge is
+    connected."""
     register_system_operators(settings)
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, listeners=listeners)
     bridge = mqtt_bridge(gateway)
     assert bridge is not None
     async with gateway:

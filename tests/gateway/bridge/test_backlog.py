@@ -13,10 +13,10 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from gateway import sample
 from gateway.commands import model as m
+from gateway.demo.broker import PrivateMosquitto
 from gateway.domain.facts import Competence
-from gateway.mosquitto import PrivateMosquitto
+from tests import sample
 from tests.gateway.bridge.harness import (
     body,
     central,

@@ -14,14 +14,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import sample
 from gateway.bridge.envelope import MAX_PAYLOAD_BYTES, request_model
 from gateway.bridge.payloads import Response
 from gateway.commands import model as m
 from gateway.commands.model import COMMANDS_BY_NAME
 from gateway.core import MAX_ERRORS
+from gateway.demo.broker import PrivateMosquitto
 from gateway.domain.facts import Organisation
-from gateway.mosquitto import PrivateMosquitto
+from tests import sample
 from tests.gateway.bridge.harness import (
     Central,
     LoopThread,

@@ -21,7 +21,7 @@ from gateway.bridge.client import (
     OutboundMessage,
     SessionRecycled,
 )
-from gateway.mosquitto import PrivateMosquitto, free_port
+from gateway.demo.broker import PrivateMosquitto, free_port
 from tests.gateway.bridge.harness import poll_until
 
 

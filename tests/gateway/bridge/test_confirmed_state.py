@@ -17,12 +17,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from gateway import sample
-from gateway.bridge.payloads import CredentialState, Event, ProgrammingResult
+from gateway.bridge.payloads import Event, ProgrammingResult, RetainedCredentialState
 from gateway.commands import model as m
 from gateway.config import Settings
-from gateway.mosquitto import PrivateMosquitto
+from gateway.demo.broker import PrivateMosquitto
 from simulators.site import DEFAULT_SITE, SimulatedSite, load_site
+from tests import sample
 from tests.gateway.bridge.harness import WAIT_S, Central, central, running_gateway
 
 TODAY = date.today()
@@ -46,15 +46,15 @@ def site_settings(db_url: str, broker: PrivateMosquitto, site: SimulatedSite) ->
     })
 
 
-def states(c: Central, number: str) -> list[CredentialState]:
+def states(c: Central, number: str) -> list[RetainedCredentialState]:
     return [
-        CredentialState.model_validate_json(payload)
+        RetainedCredentialState.model_validate_json(payload)
         for payload, _ in c.on(f"v1/credential/{number}/state")
         if payload
     ]
 
 
-def landed(state: CredentialState) -> bool:
+def landed(state: RetainedCredentialState) -> bool:
     """The devices hold what the rules derived."""
     return (
         not state.pending
@@ -64,8 +64,8 @@ def landed(state: CredentialState) -> bool:
 
 
 async def state_where(
-    c: Central, number: str, predicate: Callable[[CredentialState], bool]
-) -> CredentialState:
+    c: Central, number: str, predicate: Callable[[RetainedCredentialState], bool]
+) -> RetainedCredentialState:
     """The first published state of ``number`` that satisfies ``predicate``."""
     await c.wait_for(lambda: any(predicate(s) for s in states(c, number)), timeout=WAIT_S * 2)
     return next(s for s in states(c, number) if predicate(s))

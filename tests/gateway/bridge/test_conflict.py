@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.mosquitto import PrivateMosquitto
+from gateway.demo.broker import PrivateMosquitto
 from tests.gateway.bridge.harness import central, poll_until, running_gateway, settings_for
 
 

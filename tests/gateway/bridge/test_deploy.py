@@ -16,7 +16,7 @@ import pytest
 
 from gateway.bridge.client import BrokerSession, ConnectOptions, LastWill
 from gateway.config import load_settings
-from gateway.mosquitto import DeployedMosquitto, PrivateMosquitto
+from gateway.demo.broker import DeployedMosquitto, PrivateMosquitto
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 PASSWORDS = {"lockgate": "gateway-secret", "central": "central-secret"}

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.mosquitto import PrivateMosquitto
+from gateway.demo.broker import PrivateMosquitto
 from tests.conftest import _unavailable
 from tests.gateway.bridge.harness import WAIT_S, central
 

@@ -15,18 +15,18 @@ import jsonschema
 import pytest
 from sqlalchemy.orm import Session
 
-from gateway import sample
 from gateway.bridge import schemas
 from gateway.bridge.outbound import StatePublisher
-from gateway.bridge.payloads import CredentialState, Event
+from gateway.bridge.payloads import Event, RetainedCredentialState
 from gateway.bridge.topics import TopicMap
 from gateway.commands import model as m
+from gateway.compose import build_gateway, mqtt_bridge
 from gateway.core import Core
+from gateway.demo.broker import PrivateMosquitto
 from gateway.domain import DEFAULT_TIMEZONE
 from gateway.domain.facts import Competence
-from gateway.mosquitto import PrivateMosquitto
-from gateway.service import build_gateway, mqtt_bridge
 from gateway.store import outbox
+from tests import sample
 from tests.gateway.bridge.harness import (
     central,
     poll_until,
@@ -80,7 +80,7 @@ async def test_credential_state_is_retained_keyed_by_number_without_personal_dat
                     assert word not in topic
                     assert word.encode() not in payload, (topic, word)
         states = {
-            topic.split("/")[-2]: CredentialState.model_validate_json(payload)
+            topic.split("/")[-2]: RetainedCredentialState.model_validate_json(payload)
             for topic, payload, _ in c.messages
             if "/credential/" in topic and payload
         }
@@ -98,9 +98,8 @@ async def test_credential_state_is_retained_keyed_by_number_without_personal_dat
     async with central(broker, gw.base, subscribe="v1/credential/+/state") as late:
         await late.wait_for(lambda: bool(late.on(f"v1/credential/{number}/state")))
         payload, _ = late.on(f"v1/credential/{number}/state")[-1]
-        assert (
-            CredentialState.model_validate_json(payload).desired.revision == anna.desired.revision
-        )
+        state = RetainedCredentialState.model_validate_json(payload)
+        assert state.desired.revision == anna.desired.revision
 
 
 async def test_revocations_emit_one_event_each_with_increasing_sequence(
@@ -144,7 +143,7 @@ async def test_confirmed_revision_comes_from_the_lookup(
     settings = settings_for(f"sqlite:///{tmp_path}/g.db", broker)
     confirmed: dict[str, tuple[str, datetime]] = {}
 
-    def lookup(session: Session, number: str) -> tuple[str, datetime] | None:
+    def lookup(session: Session, core: Any, number: str) -> tuple[str, datetime] | None:
         return confirmed.get(number)
 
     register_system_operators(settings)
@@ -166,9 +165,9 @@ async def test_confirmed_revision_comes_from_the_lookup(
 
         await gateway.call(confirm, core)
 
-        def latest() -> CredentialState | None:
+        def latest() -> RetainedCredentialState | None:
             got = c.on(f"v1/credential/{sample.KEY_ANNA}/state")
-            return CredentialState.model_validate_json(got[-1][0]) if got else None
+            return RetainedCredentialState.model_validate_json(got[-1][0]) if got else None
 
         await c.wait_for(lambda: (s := latest()) is not None and s.confirmed is not None)
         state = latest()
@@ -284,9 +283,9 @@ async def test_the_relay_keeps_working_through_a_broker_outage(
                 )
             )
 
-            def last_state() -> CredentialState:
+            def last_state() -> RetainedCredentialState:
                 state, _ = c.on(f"v1/credential/{sample.KEY_CECILIA}/state")[-1]
-                return CredentialState.model_validate_json(state)
+                return RetainedCredentialState.model_validate_json(state)
 
             await c.wait_for(lambda: last_state().desired.revoked)
             assert gw.bridge.connections == 2
@@ -354,8 +353,8 @@ async def test_the_state_publishes_a_window_per_space_and_shows_a_shortened_comp
         topic = f"v1/credential/{sample.KEY_ANNA}/state"
         await c.wait_for(lambda: bool(c.on(topic)))
 
-        def latest() -> CredentialState:
-            return CredentialState.model_validate_json(c.on(topic)[-1][0])
+        def latest() -> RetainedCredentialState:
+            return RetainedCredentialState.model_validate_json(c.on(topic)[-1][0])
 
         before = latest()
         windows = {g.space: g.window for g in before.desired.grants}

@@ -21,16 +21,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from gateway import sample
 from gateway.bridge import envelope
 from gateway.bridge.envelope import ParsedRequest, parse_request
 from gateway.commands import model as m
 from gateway.commands.model import COMMANDS_BY_NAME
 from gateway.core import Core, Submission
+from gateway.demo.broker import PrivateMosquitto
 from gateway.domain.facts import Competence
-from gateway.mosquitto import PrivateMosquitto
 from gateway.store import migrate, tables
 from gateway.store.database import Database
+from tests import sample
 from tests.gateway.bridge.harness import body, central, running_gateway, settings_for
 
 TODAY = date(2026, 11, 23)

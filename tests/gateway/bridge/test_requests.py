@@ -13,22 +13,22 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway import sample
 from gateway.audit import log as audit_log
 from gateway.bridge import MqttBridge
 from gateway.bridge.payloads import Response
 from gateway.commands import model as m
 from gateway.commands.model import COMMANDS_BY_NAME, Command
 from gateway.core import Core, Submission
+from gateway.demo.broker import PrivateMosquitto
 from gateway.domain.facts import (
     AccessApplication,
     ApplicationStatus,
     Competence,
     Organisation,
 )
-from gateway.mosquitto import PrivateMosquitto
 from gateway.store import desired, inbox, journal, migrate, tables
 from gateway.store.database import Database
+from tests import sample
 from tests.gateway.bridge.harness import (
     FACT_TABLES,
     body,
@@ -278,13 +278,15 @@ async def test_the_client_property_selects_the_operator(
     settings = settings_for(
         f"sqlite:///{tmp_path}/g.db", broker, client_operators={"erp": "erp-integration"}
     )
-    async with running_gateway(settings) as gw, central(broker, gw.base) as c:
 
-        def listener(session: Any, core: Core, ctx: Any, changes: Any) -> None:
-            if ctx is not None:
-                seen.append(ctx.operator)
+    def listener(session: Any, core: Core, ctx: Any, changes: Any) -> None:
+        if ctx is not None:
+            seen.append(ctx.operator)
 
-        gw.gateway.core.listeners.append(listener)
+    async with (
+        running_gateway(settings, listeners=[listener]) as gw,
+        central(broker, gw.base) as c,
+    ):
         assert (await c.request(org, "op-1"))["status"] == "ok"
         assert (await c.request(org, "op-2", client="erp"))["status"] == "ok"
         unknown = await c.request(org, "op-3", client="intruder")
@@ -301,15 +303,17 @@ async def test_revocations_overtake_queued_requests(
     commands = sample.sample_commands(TODAY)
     settings = settings_for(f"sqlite:///{tmp_path}/g.db", broker, max_batch=5)
     applied: list[str] = []
-    async with running_gateway(settings) as gw, central(broker, gw.base) as c:
+
+    def listener(session: Any, core: Core, ctx: Any, changes: Any) -> None:
+        if ctx is not None and ctx.request_id and ctx.request_id.startswith(("q-", "urgent")):
+            applied.append(ctx.request_id)
+
+    async with (
+        running_gateway(settings, listeners=[listener]) as gw,
+        central(broker, gw.base) as c,
+    ):
         for i, command in enumerate(commands):
             assert (await c.request(command, f"s-{i}"))["status"] == "ok"
-
-        def listener(session: Any, core: Core, ctx: Any, changes: Any) -> None:
-            if ctx is not None and ctx.request_id:
-                applied.append(ctx.request_id)
-
-        gw.gateway.core.listeners.append(listener)
         gate = asyncio.Event()
         loop = asyncio.get_running_loop()
         # Occupy the core thread until every request below has arrived.
@@ -349,7 +353,7 @@ def test_every_command_can_be_published_as_a_request() -> None:
 
 
 def test_the_bridge_is_built_only_when_enabled(broker: PrivateMosquitto, tmp_path: Path) -> None:
-    from gateway.service import build_gateway, mqtt_bridge
+    from gateway.compose import build_gateway, mqtt_bridge
 
     on = build_gateway(settings_for(f"sqlite:///{tmp_path}/a.db", broker))
     off = build_gateway(settings_for(f"sqlite:///{tmp_path}/b.db", broker, enabled=False))

@@ -21,13 +21,13 @@ import aiomqtt
 import pytest
 from sqlalchemy import func, select
 
-from gateway import sample
 from gateway.commands import model as m
 from gateway.config import load_settings
+from gateway.demo.broker import PrivateMosquitto
 from gateway.domain.facts import Competence
-from gateway.mosquitto import PrivateMosquitto
 from gateway.store import tables
 from gateway.store.database import Database
+from tests import sample
 from tests.gateway.bridge.harness import (
     body,
     central,

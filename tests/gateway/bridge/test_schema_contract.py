@@ -23,13 +23,13 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from gateway import sample
 from gateway.bridge import schemas
 from gateway.bridge.envelope import RequestError, parse_request
 from gateway.commands.model import COMMANDS
 from gateway.core import Core, Submission
 from gateway.store import migrate
 from gateway.store.database import Database
+from tests import sample
 from tests.gateway.bridge.harness import body
 
 ROOT = Path(__file__).resolve().parents[3]

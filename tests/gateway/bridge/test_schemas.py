@@ -14,11 +14,11 @@ import yaml
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from gateway import sample
 from gateway.bridge import schemas
 from gateway.bridge.topics import SPECS, SPECS_BY_KEY, Direction, TopicMap
 from gateway.cli import app
 from gateway.commands.model import COMMANDS
+from tests import sample
 from tests.gateway.bridge.harness import body
 
 ROOT = Path(__file__).resolve().parents[3]

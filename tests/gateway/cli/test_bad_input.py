@@ -16,11 +16,11 @@ import pytest
 import typer
 from sqlalchemy import select
 
-from gateway import sample
 from gateway.cli import app
 from gateway.store import migrate
 from gateway.store.database import Database
 from gateway.store.tables import metadata
+from tests import sample
 from tests.gateway.cli.util import lockgate, site, token
 
 ROOT = typer.main.get_command(app)

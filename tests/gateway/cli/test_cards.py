@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from gateway import sample
 from gateway.commands.handlers import end_of_working_day
 from gateway.domain.timeutil import utcnow
 from gateway.rules import RulesConfig
 from gateway.store.database import Database
+from tests import sample
 from tests.gateway.cli.util import lockgate, site, token
 
 ISSUE = (

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from gateway import sample
 from gateway.store.database import Database
+from tests import sample
 from tests.gateway.cli.util import lockgate, site
 
 

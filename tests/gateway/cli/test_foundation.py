@@ -11,11 +11,12 @@ from pathlib import Path
 from openpyxl import Workbook
 from pypdf import PdfReader
 
-from gateway import sample
 from gateway.commands import model as m
 from gateway.domain import Employment, Id06Card, Person
-from gateway.store import facts as fact_store
+from gateway.domain.facts import Credential
+from gateway.store import fact_repository as fact_store
 from gateway.store.database import Database
+from tests import sample
 from tests.gateway.cli.util import lockgate, site, token
 
 
@@ -125,7 +126,7 @@ def test_a_key_order_its_manifest_the_returned_list_and_the_receipts(
     assert rejected.exit_code == 1
     assert "row 3, column key_number" in rejected.stderr
     with db.session(readonly=True) as s:
-        assert fact_store.credential_by_number(s, "100000099") is None
+        assert fact_store.get(s, Credential, "100000099") is None
 
     good = tmp_path / "delivery.csv"
     with good.open("w", newline="", encoding="utf-8") as f:

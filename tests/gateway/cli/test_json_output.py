@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import typer
 
-from gateway import sample
 from gateway.cli import app
 from gateway.domain.timeutil import utcnow
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 from gateway.store.database import Database
+from tests import sample
 from tests.gateway.cli.util import lockgate, site, token
 
 ROOT = typer.main.get_command(app)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from gateway import sample
 from gateway.domain.timeutil import utcnow
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 from gateway.store.database import Database
+from tests import sample
 from tests.gateway.audit.util import add_operator
 from tests.gateway.cli.util import lockgate, site, token
 

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from gateway import sample
 from gateway.core import Core, Submission
 from gateway.domain import DEFAULT_TIMEZONE
+from gateway.store import device_records as sync_store
 from gateway.store import migrate
-from gateway.store import sync as sync_store
 from gateway.store.database import Database
 from simulators.site import DEFAULT_SITE, SimulatedSite, load_site
+from tests import sample
 
 LOCKGATE = str(Path(sys.executable).with_name("lockgate"))
 

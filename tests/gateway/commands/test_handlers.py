@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway import sample
+from gateway.commands import CommandContext, handle
 from gateway.commands import model as m
-from gateway.commands.handlers import CommandContext, end_of_working_day, handle
+from gateway.commands.handlers import end_of_working_day
 from gateway.domain import (
     CREDENTIAL_TRANSITIONS,
     ERASED,
@@ -22,6 +22,7 @@ from gateway.domain import (
     VisitorReason,
 )
 from gateway.rules import Reason, RulesConfig, RulesEngine
+from tests import sample
 
 TODAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

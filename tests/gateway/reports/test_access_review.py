@@ -7,10 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway import sample
-from gateway.audit.reviews import ReviewRecord
+from gateway.commands import CommandContext, handle
 from gateway.commands import model as m
-from gateway.commands.handlers import CommandContext, handle
 from gateway.reports.access_review import (
     EXPIRED_NOT_RETURNED,
     NO_ACCESS,
@@ -21,7 +19,9 @@ from gateway.reports.access_review import (
     months_before,
     review_warnings,
 )
+from gateway.reviews import ReviewRecord
 from gateway.rules import RulesConfig, RulesEngine
+from tests import sample
 
 TODAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -34,8 +34,8 @@ def test_a_weekly_schedule_follows_local_wall_clock_time_across_dst() -> None:
 
 
 def test_explain_uses_the_schedule_at_the_asked_time() -> None:
-    from gateway import sample
-    from gateway.commands.handlers import CommandContext, handle
+    from gateway.commands import CommandContext, handle
+    from tests import sample
 
     now = datetime(2026, 3, 27, 9, 0, tzinfo=UTC)
     engine = RulesEngine(CFG)

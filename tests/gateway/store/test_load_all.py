@@ -35,7 +35,8 @@ from gateway.domain import (
     fact_key,
 )
 from gateway.domain.identifiers import org_number_with_check_digit
-from gateway.store import Database, facts
+from gateway.store import Database
+from gateway.store import fact_repository as facts
 
 T0 = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
 FACT_TABLES = [table for kind in FACT_TYPES for table in facts.tables_of(kind)]

@@ -13,14 +13,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gateway import sample
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.core import Core, Submission
+from gateway.runtime import Gateway
 from gateway.store import migrate
 from gateway.store.database import Database
-from gateway.sync.service import SyncService
+from gateway.sync.engine import SyncService
 from simulators.site import DEFAULT_SITE, SimulatedSite, load_site
+from tests import sample
+from tests.gateway.running import gateway_of, sync_core
 
 
 class RecordingSink:
@@ -95,10 +96,10 @@ async def running_site(db_url: str, today: date, *, site_file: Path = DEFAULT_SI
             "stations": stations,
             "controllers": [c | (controller_settings or {}) for c in site.controller_devices()],
         })
-        core = Core(Database(db_url), settings.rules_config())
+        core, _ = sync_core(Database(db_url), settings)
         sink = RecordingSink()
-        sync = SyncService(settings, core, sink)
-        gateway = Gateway(settings, core=core, services=[sync])
+        sync = SyncService(settings, sink)
+        gateway = gateway_of(settings, core, services=[sync])
         await gateway.start()
         try:
             running = RunningSite(site, gateway, sync, sink)

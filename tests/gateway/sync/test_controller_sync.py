@@ -8,11 +8,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from drivers.modbusdoor import registers as rm
-from gateway import sample
 from gateway.bridge.syncsink import BridgeSyncSink
 from gateway.commands import model as m
 from gateway.domain import DEFAULT_TIMEZONE
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
+from tests import sample
 from tests.gateway.sync.site import running_site
 
 CTRL = sample.CONTROLLER

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway import sample
 from gateway.commands import model as m
 from gateway.domain import DEFAULT_TIMEZONE
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 from gateway.sync.images import allow_list
+from tests import sample
 from tests.gateway.sync.site import RunningSite, running_site
 
 CTRL = sample.CONTROLLER

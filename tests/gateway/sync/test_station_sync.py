@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from gateway import sample
 from gateway.commands import model as m
 from gateway.domain import DEFAULT_TIMEZONE
 from gateway.reports.exposure import BLACKLIST_PENDING, BLOCKED, exposure
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
+from tests import sample
 from tests.gateway.sync.site import RunningSite, running_site
 
 DESK = "desk-1"

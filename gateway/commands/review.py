@@ -1,10 +1,10 @@
-"""Recording access reviews: the quarterly review of every card and its access, with the
-credentials the reviewer marked for removal revoked in the same transaction.
+"""The access review as a command: the quarterly review of every card and its access, with
+the credentials the reviewer marked for removal revoked in the same transaction.
 
-The review is a command (:class:`RecordAccessReview`, action ``record_access_review``: an
-administrator or an operator titled operations manager), so it goes through the core like any
-other change: authorized, applied to the rules engine, logged. It is not offered over MQTT
-(it is not in :data:`gateway.commands.model.COMMANDS`).
+The review goes through the core like any other change (authorized, applied to the rules
+engine, logged); its action ``record_access_review`` belongs to an administrator or an
+operator titled operations manager. It is not offered over MQTT (it is not in
+:data:`gateway.commands.model.COMMANDS`); :mod:`gateway.reviews` keeps the record of each.
 
 What "removed" does to each credential:
 
@@ -19,19 +19,13 @@ What "removed" does to each credential:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import Field
-from sqlalchemy import Row, insert, select
-from sqlalchemy.orm import Session
 
-from gateway.audit.fields import register_personal_fields
-from gateway.auth.roles import RECORD_ACCESS_REVIEW
 from gateway.commands import model as m
-from gateway.commands.handlers import CommandContext, handles
-from gateway.core import Core
+from gateway.commands.context import CommandContext
 from gateway.domain.errors import DomainError, IllegalTransition, NotFound
 from gateway.domain.facts import (
     ERASED,
@@ -40,16 +34,14 @@ from gateway.domain.facts import (
     CredentialState,
     VisitorCard,
 )
-from gateway.rules.engine import Changes
 from gateway.rules.factset import FactSet
-from gateway.store.tables import access_review
 
 
 class RecordAccessReview(m.Command):
     """Record that the access review was done, revoking ``remove``."""
 
     name: ClassVar[str] = "access_review"
-    action: ClassVar[str] = RECORD_ACCESS_REVIEW
+    action: ClassVar[str] = "record_access_review"
     revokes: ClassVar[bool] = True
     summary: ClassVar[str] = (
         "Record the quarterly access review; the credentials marked for removal are revoked."
@@ -57,9 +49,6 @@ class RecordAccessReview(m.Command):
 
     remove: Annotated[tuple[m.CredentialNumber, ...], Field(max_length=10000)] = ()
     note: Annotated[str, Field(max_length=2000)] = ""
-
-
-register_personal_fields(RecordAccessReview, ("note",))
 
 
 def reviewable(facts: FactSet) -> int:
@@ -79,8 +68,8 @@ def _erase(card: VisitorCard, at: datetime) -> VisitorCard:
     )
 
 
-@handles(RecordAccessReview)
-def _record(ctx: CommandContext, cmd: RecordAccessReview) -> None:
+def record_access_review(ctx: CommandContext, cmd: RecordAccessReview) -> None:
+    """Revoke what the review removes (see the module docstring) and say what it did."""
     facts = ctx.facts
     if len(set(cmd.remove)) != len(cmd.remove):
         raise DomainError("a credential is listed twice", field="remove")
@@ -123,86 +112,4 @@ def _record(ctx: CommandContext, cmd: RecordAccessReview) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ReviewRecord:
-    """A recorded access review."""
-
-    id: int
-    at: datetime
-    reviewer: str
-    credentials: int
-    removed: tuple[str, ...]
-    note: str | None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "at": self.at.isoformat(),
-            "reviewer": self.reviewer,
-            "credentials": self.credentials,
-            "removed": list(self.removed),
-            "note": self.note,
-        }
-
-
-class ReviewRecorder:
-    """Core listener: stores the review row when a :class:`RecordAccessReview` is accepted."""
-
-    def __call__(
-        self, session: Session, core: Core, ctx: CommandContext | None, changes: Changes
-    ) -> None:
-        if ctx is None or ctx.refusal is not None:
-            return
-        cmd = ctx.command
-        if not isinstance(cmd, RecordAccessReview):
-            return
-        session.connection().execute(
-            insert(access_review).values(
-                at=ctx.now,
-                reviewer=ctx.operator,
-                credentials=int(ctx.result.get("credentials_listed", 0)),
-                removed=list(cmd.remove),
-                note=cmd.note or None,
-            )
-        )
-
-
-def _record_of(row: Row[Any]) -> ReviewRecord:
-    return ReviewRecord(
-        int(row.id),
-        row.at,
-        row.reviewer,
-        int(row.credentials),
-        tuple(row.removed),
-        row.note,
-    )
-
-
-def last_review(session: Session) -> ReviewRecord | None:
-    """The most recent access review, if any."""
-    row = (
-        session.connection()
-        .execute(
-            select(access_review).order_by(access_review.c.at.desc(), access_review.c.id.desc())
-        )
-        .first()
-    )
-    return None if row is None else _record_of(row)
-
-
-def reviews(session: Session) -> list[ReviewRecord]:
-    """Every recorded review, oldest first."""
-    rows = session.connection().execute(
-        select(access_review).order_by(access_review.c.at, access_review.c.id)
-    )
-    return [_record_of(r) for r in rows]
-
-
-__all__ = [
-    "RecordAccessReview",
-    "ReviewRecord",
-    "ReviewRecorder",
-    "last_review",
-    "reviewable",
-    "reviews",
-]
+__all__ = ["RecordAccessReview", "record_access_review", "reviewable"]

@@ -1,5 +1,6 @@
 """The sync engine as a gateway service: one worker per configured device, woken by every
-committed change, with the planner and the exposure loader installed in the core."""
+committed change. The core it serves has the planner and the exposure loader
+(:mod:`gateway.compose` builds it so)."""
 
 from __future__ import annotations
 
@@ -10,23 +11,13 @@ from functools import partial
 from drivers.base import ControllerSettings, DeviceConfig, DoorController, DoorMode, KeyStation
 from drivers.registry import load_door_controller, load_key_station
 from gateway.config import ControllerDeviceSettings, DeviceSettings, Settings
-from gateway.core import Core
 from gateway.rules.engine import Changes
 from gateway.sync.controller import ControllerWorker
 from gateway.sync.events import SyncSink
-from gateway.sync.planner import load_exposures, plan
 from gateway.sync.station import StationWorker
 from gateway.sync.worker import CoreRunner, WorkerTiming
 
 log = logging.getLogger(__name__)
-
-
-def install(core: Core) -> None:
-    """Install the planner (a core listener) and the exposure loader into ``core``."""
-    if plan not in core.listeners:
-        core.listeners.append(plan)
-    if load_exposures not in core.loaders:
-        core.loaders.append(load_exposures)
 
 
 def _device(d: DeviceSettings) -> DeviceConfig:
@@ -61,13 +52,11 @@ class SyncService:
     def __init__(
         self,
         settings: Settings,
-        core: Core,
         sink: SyncSink,
         *,
         controller_factory: Callable[[DeviceConfig], DoorController] = load_door_controller,
         station_factory: Callable[[DeviceConfig], KeyStation] = load_key_station,
     ) -> None:
-        install(core)
         self.settings = settings
         self.sink = sink
         self.controller_factory = controller_factory

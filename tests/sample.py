@@ -8,7 +8,7 @@ decision. One space requires a competence that someone lacks, one ID06 card is b
 receipt is unsigned, one key is still in stock, an employee tag opens the office doors and a
 supplier's visitor card expires in two days.
 
-Used by ``lockgate demo`` and by the tests. Everything is dated relative to ``today`` so the
+Used by the tests. Everything is dated relative to ``today`` so the
 story reads the same whenever it is run.
 """
 

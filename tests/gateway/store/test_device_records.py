@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gateway.store import sync as sync_store
+from gateway.store import device_records as sync_store
 from gateway.store.database import Database
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

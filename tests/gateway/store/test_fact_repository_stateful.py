@@ -16,7 +16,8 @@ from hypothesis.stateful import (
 )
 
 from gateway.domain import FACT_TYPES, Fact, fact_key
-from gateway.store import Database, facts
+from gateway.store import Database
+from gateway.store import fact_repository as facts
 from tests.domain_strategies import facts as any_facts
 from tests.domain_strategies import small_pools
 from tests.gateway.store.util import assert_identical, empty

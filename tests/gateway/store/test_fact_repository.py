@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +16,6 @@ from gateway.domain import (
     AccessApplication,
     ApplicationEntry,
     ApplicationStatus,
-    Competence,
     Credential,
     CredentialKind,
     CredentialState,
@@ -27,19 +24,17 @@ from gateway.domain import (
     Employment,
     Fact,
     Id06Card,
-    KeyGrantAgreement,
     Person,
     Receipt,
     ScheduleInterval,
     Space,
-    VisitorCard,
     WeeklySchedule,
     fact_key,
 )
-from gateway.store import Database, facts
+from gateway.store import Database
+from gateway.store import fact_repository as facts
 from gateway.store import tables as t
 from tests.domain_strategies import fact_strategy, small_pools
-from tests.domain_strategies import facts as any_facts
 from tests.gateway.store.util import assert_identical, rolled_back
 
 DB_SETTINGS = settings(
@@ -205,110 +200,9 @@ def test_a_delivery_manifest_is_found_by_its_key_in_any_time_zone(clean_db: Data
         assert facts.get(s, DeliveryManifest, "o1", local) == manifest
 
 
-# --------------------------------------------------------------------------- targeted queries
-
-
-def _brute_force() -> dict[str, Callable[[list[Fact], str], Any]]:
-    """Each targeted query, computed from the full list of facts."""
-
-    def of(kind: type[Fact], world: list[Fact]) -> list[Any]:
-        return sorted((f for f in world if type(f) is kind), key=_sort_key)
-
-    def first(items: Sequence[Any]) -> Any:
-        return items[0] if items else None
-
-    def latest(world: list[Fact], a: str, approved: bool) -> Any:
-        apps = [
-            x
-            for x in of(AccessApplication, world)
-            if x.assignment_id == a and (not approved or x.status is ApplicationStatus.APPROVED)
-        ]
-        return max(apps, key=lambda x: x.revision) if apps else None
-
-    return {
-        "agreements_of": lambda w, v: [x for x in of(KeyGrantAgreement, w) if x.org_number == v],
-        "employments_of_person": lambda w, v: [x for x in of(Employment, w) if x.person_id == v],
-        "employment_by_id06": lambda w, v: first(
-            [x for x in of(Employment, w) if x.id06.card_number == v]
-        ),
-        "competences_of": lambda w, v: [x for x in of(Competence, w) if x.person_id == v],
-        "spaces_with_cylinder": lambda w, v: [x for x in of(Space, w) if v in x.cylinders],
-        "spaces_with_controller": lambda w, v: [
-            x for x in of(Space, w) if any(d.controller_id == v for d in x.doors)
-        ],
-        "applications_of": lambda w, v: [
-            x for x in of(AccessApplication, w) if x.assignment_id == v
-        ],
-        "latest_application": lambda w, v: latest(w, v, approved=False),
-        "latest_approved_application": lambda w, v: latest(w, v, approved=True),
-        "applications_with_employment": lambda w, v: [
-            x for x in of(AccessApplication, w) if any(e.employment_id == v for e in x.entries)
-        ],
-        "credential_by_number": lambda w, v: first([x for x in of(Credential, w) if x.number == v]),
-        "credentials_of_employment": lambda w, v: [
-            x for x in of(Credential, w) if x.employment_id == v
-        ],
-        "credentials_of_order": lambda w, v: [x for x in of(Credential, w) if x.order_id == v],
-        "manifests_of_order": lambda w, v: [x for x in of(DeliveryManifest, w) if x.order_id == v],
-        "manifests_with_key": lambda w, v: [
-            x for x in of(DeliveryManifest, w) if v in x.key_serials
-        ],
-        "receipts_of": lambda w, v: [x for x in of(Receipt, w) if x.credential_number == v],
-        "receipts_of_employment": lambda w, v: [x for x in of(Receipt, w) if x.employment_id == v],
-        "visitor_cards_of_sponsor": lambda w, v: [
-            x for x in of(VisitorCard, w) if x.sponsor_employment_id == v
-        ],
-    }
-
-
-def _sort_key(fact: Fact) -> tuple[Any, ...]:
-    key = fact_key(fact)
-    if isinstance(fact, AccessApplication):
-        return (key[0], fact.revision)
-    if isinstance(fact, DeliveryManifest):
-        return (key[0], fact.delivered_at)
-    return key
-
-
-QUERY_ARGUMENTS = {
-    "agreements_of": ["556036-0793", "212000-0142", "556677-8899"],
-    "employment_by_id06": ["ABC123", "XYZ789", "QQQ000"],
-    "spaces_with_cylinder": ["1", "42", "4294967295"],
-    "credential_by_number": ["100000001", "100000002", "1", "42", "4294967295"],
-    "manifests_with_key": ["100000001", "100000002", "100000003"],
-    "receipts_of": ["100000001", "100000002", "1", "42", "4294967295"],
-}
-
-
-def test_targeted_queries_agree_with_a_scan_of_all_facts(clean_db: Database) -> None:
-    queries = _brute_force()
-
-    @DB_SETTINGS
-    @given(world=st.lists(any_facts(small_pools()), max_size=40))
-    def agree(world: list[Fact]) -> None:
-        final = list({(type(f), fact_key(f)): f for f in world}.values())
-        with rolled_back(clean_db) as s:
-            facts.put_many(s, world)
-            for name, expected in queries.items():
-                for value in QUERY_ARGUMENTS.get(name, ["a", "b", "c", "d", "zz"]):
-                    got = getattr(facts, name)(s, value)
-                    assert got == expected(final, value), (name, value)
-            for person in ("a", "b", "zz"):
-                for org in QUERY_ARGUMENTS["agreements_of"]:
-                    matches = [
-                        e
-                        for e in sorted(
-                            (f for f in final if isinstance(f, Employment)), key=_sort_key
-                        )
-                        if e.person_id == person and e.org_number == org
-                    ]
-                    assert facts.employment_of(s, person, org) == (matches[0] if matches else None)
-
-    agree()
-
-
-def test_targeted_queries_on_a_small_known_world(clean_db: Database) -> None:
-    """The same queries, by example, as documentation of what they return."""
+def test_an_application_keeps_the_order_of_its_spaces_and_its_schedule(
+    clean_db: Database,
+) -> None:
     entry = ApplicationEntry(
         employment_id="e1",
         space_ids=("s2", "s1"),
@@ -345,17 +239,10 @@ def test_targeted_queries_on_a_small_known_world(clean_db: Database) -> None:
     with clean_db.session() as s:
         facts.put_many(s, [r2, r1, key, employment, receipt])
     with clean_db.session(readonly=True) as s:
-        assert facts.applications_of(s, "a1") == [r1, r2]
-        assert facts.latest_application(s, "a1") == r2
-        assert facts.latest_approved_application(s, "a1") == r1
-        assert facts.latest_application(s, "a2") is None
-        assert facts.applications_with_employment(s, "e1") == [r1]
-        assert facts.employment_of(s, "p1", "556036-0793") == employment
-        assert facts.employment_by_id06(s, "ABC123") == employment
-        assert facts.credentials_of_employment(s, "e1") == [key]
-        assert facts.credential_by_number(s, "100000001") == key
-        assert facts.credential_by_number(s, "100000002") is None
-        assert facts.receipts_of(s, "100000001") == [receipt]
+        assert facts.get(s, AccessApplication, "a1", "2") == r2
+        assert facts.get(s, Employment, "e1") == employment
+        assert facts.get(s, Credential, "100000001") == key
+        assert facts.get(s, Receipt, "100000001", "e1") == receipt
         stored = facts.get(s, AccessApplication, "a1", "1")
     assert stored is not None
     assert stored.entries[0].space_ids == ("s2", "s1")

@@ -48,8 +48,8 @@ from gateway.bridge.topics import TopicMap
 from gateway.config import MqttSettings
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
     from gateway.core import Core
+    from gateway.runtime import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,9 @@ def connect_options(settings: MqttSettings) -> ConnectOptions:
 class MqttBridge:
     """The MQTT bridge service (see the module docstring).
 
-    ``publisher`` is the :class:`StatePublisher`; register it as a core listener before the
-    gateway starts (:func:`gateway.service.build_gateway` does) and hand it to whatever else
-    announces states, availability or events."""
+    ``publisher`` is the :class:`StatePublisher`: the core the bridge serves must have it
+    among its listeners (:func:`gateway.compose.build_gateway` builds it so), and whatever
+    else announces states, availability or events uses it."""
 
     name = "mqtt"
 
@@ -126,9 +126,9 @@ class MqttBridge:
         return max(self._high_water, session.unacked_high_water if session else 0)
 
     async def start(self, gateway: Gateway) -> None:
-        self._gateway = gateway
         if self.publisher not in gateway.core.listeners:
-            gateway.core.listeners.append(self.publisher)
+            raise ValueError("the core must have the bridge's publisher among its listeners")
+        self._gateway = gateway
         self.pipeline = RequestPipeline(
             gateway,
             self.topics,

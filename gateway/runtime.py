@@ -1,12 +1,15 @@
-"""The composition root: builds the gateway from its settings, starts and stops it.
+"""The runtime every running part of lockgate shares: the running :class:`Gateway`, the
+:class:`Service` protocol, :class:`PeriodicService` and :func:`cancel_and_wait`.
 
-``Gateway`` owns the database, the :class:`~gateway.core.Core` and every background service
-(MQTT bridge, sync engine, clock). The core is synchronous; it runs on one dedicated worker
-thread (``lockgate-core``) so that the event loop never waits on the database, and so that
-every change is applied in one order. Services reach it with :meth:`Gateway.call`.
+``Gateway`` runs a built :class:`~gateway.core.Core` and the background services it is given
+(MQTT bridge, sync engine, periodic jobs, web console). The core is synchronous; it runs on one
+dedicated worker thread (``lockgate-core``) so that the event loop never waits on the database,
+and so that every change is applied in one order. Services reach it with :meth:`Gateway.call`.
 
 Services are small objects with ``start(gateway)`` and ``stop()``; each names its background
 tasks, and ``stop()`` cancels and awaits them. The gateway stops them in reverse order.
+
+What is built, from which settings, is decided in one place: :mod:`gateway.compose`.
 """
 
 from __future__ import annotations
@@ -18,15 +21,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from gateway.commands.handlers import CommandContext
+from gateway.commands.context import CommandContext
 from gateway.config import Settings
 from gateway.core import Core
 from gateway.rules.engine import Changes
 from gateway.store import migrate
-from gateway.store.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,40 @@ class Service(Protocol):
 
 
 ChangeObserver = Callable[[Changes], None]
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` (if any, and still running) and wait until it has ended."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+class CommitNotifier:
+    """A core listener that tells observers on the event loop about every committed change.
+
+    Give it to the core at construction and to the :class:`Gateway` that runs the core; the
+    gateway connects it to its event loop when it starts."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.observers: list[ChangeObserver] = []
+
+    def __call__(
+        self, session: Session, core: Core, ctx: CommandContext | None, changes: Changes
+    ) -> None:
+        loop = self.loop
+        if loop is None or not self.observers or not changes:
+            return
+        observers = list(self.observers)
+
+        def after_commit(_: Session) -> None:
+            for observer in observers:
+                loop.call_soon_threadsafe(observer, changes)
+
+        event.listen(session, "after_commit", after_commit, once=True)
 
 
 class PeriodicService:
@@ -76,35 +113,35 @@ class PeriodicService:
             await asyncio.sleep(self.interval_s)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
 
 class Gateway:
-    """The running service. Use ``async with Gateway(settings) as gw:`` or start/stop."""
+    """The running service: a built core on its own thread, its clock, and ``services``.
+    Use ``async with gateway:`` or start/stop. Build it with :mod:`gateway.compose`."""
 
     def __init__(
         self,
         settings: Settings,
+        core: Core,
         *,
+        notifier: CommitNotifier,
         services: list[Service] | None = None,
-        core: Core | None = None,
         upgrade: bool = True,
     ) -> None:
+        if notifier not in core.listeners:
+            raise ValueError("notifier: must be one of the core's listeners")
         self.settings = settings
-        self.db = core.db if core is not None else Database(settings.database.resolved_url())
-        self.core = core or Core(self.db, settings.rules_config())
+        self.core = core
+        self.db = core.db
         self.services: list[Service] = list(services or [])
+        self._notifier = notifier
         self._upgrade = upgrade
         self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._observers: list[ChangeObserver] = []
         self._tick_task: asyncio.Task[None] | None = None
         self._started: list[Service] = []
-        self.core.listeners.append(self._on_core_changes)
 
     # ------------------------------------------------------------------ core access
 
@@ -117,30 +154,13 @@ class Gateway:
     def observe(self, observer: ChangeObserver) -> None:
         """Call ``observer(changes)`` on the event loop after every committed change.
 
-        Observers run after the transaction that produced the changes has been *opened*;
-        they are for waking up workers (which re-read the store), not for acting on data
-        that might still roll back."""
-        self._observers.append(observer)
-
-    def _on_core_changes(
-        self, session: Session, core: Core, ctx: CommandContext | None, changes: Changes
-    ) -> None:
-        loop = self._loop
-        if loop is None or not self._observers or not changes:
-            return
-
-        def after_commit(_: Session) -> None:
-            for observer in self._observers:
-                loop.call_soon_threadsafe(observer, changes)
-
-        from sqlalchemy import event
-
-        event.listen(session, "after_commit", after_commit, once=True)
+        They are for waking up workers (which re-read the store)."""
+        self._notifier.observers.append(observer)
 
     # ------------------------------------------------------------------ life cycle
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = self._notifier.loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lockgate-core")
         try:
             if self._upgrade:
@@ -168,11 +188,9 @@ class Gateway:
             except Exception:
                 log.exception("service %s failed to stop cleanly", service.name)
         self._started.clear()
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tick_task
-            self._tick_task = None
+        tick, self._tick_task = self._tick_task, None
+        await cancel_and_wait(tick)
+        self._notifier.loop = None
         if self._executor is not None:
             executor, self._executor = self._executor, None
             # Blocks only until the core finishes the transaction in hand (milliseconds).

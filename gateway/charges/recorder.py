@@ -15,7 +15,7 @@ from typing import Any, Final
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from gateway.commands.handlers import CommandContext
+from gateway.commands.context import CommandContext
 from gateway.core import Core
 from gateway.rules.engine import Changes
 from gateway.store.tables import charge

@@ -27,7 +27,6 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    exists,
     func,
     insert,
     select,
@@ -38,7 +37,6 @@ from sqlalchemy.orm import Session
 from gateway.domain import (
     FACT_TYPES,
     AccessApplication,
-    ApplicationStatus,
     Assignment,
     Competence,
     Credential,
@@ -57,33 +55,14 @@ from gateway.domain import (
 from gateway.store import tables as t
 
 __all__ = [
-    "agreements_of",
     "all_of",
-    "applications_of",
-    "applications_with_employment",
-    "competences_of",
     "count",
-    "credential_by_number",
-    "credentials_of_employment",
-    "credentials_of_order",
     "delete",
-    "employment_by_id06",
-    "employment_of",
-    "employments_of_person",
     "get",
-    "latest_application",
-    "latest_approved_application",
     "load_all",
-    "manifests_of_order",
-    "manifests_with_key",
     "put",
     "put_many",
-    "receipts_of",
-    "receipts_of_employment",
-    "spaces_with_controller",
-    "spaces_with_cylinder",
     "tables_of",
-    "visitor_cards_of_sponsor",
 ]
 
 F = TypeVar("F", bound=Fact)
@@ -632,157 +611,3 @@ def count(session: Session, kind: type[Fact]) -> int:
     return int(
         session.connection().execute(select(func.count()).select_from(spec.table)).scalar_one()
     )
-
-
-def _list(session: Session, kind: type[F], where: ColumnElement[bool]) -> list[F]:
-    return cast(list[F], _fetch(session, _SPECS[kind], where))
-
-
-def _one(session: Session, kind: type[F], where: ColumnElement[bool]) -> F | None:
-    found = _fetch(session, _SPECS[kind], where)
-    return cast(F, found[0]) if found else None
-
-
-# --------------------------------------------------------------------------- targeted queries
-
-
-def agreements_of(session: Session, org_number: str) -> list[KeyGrantAgreement]:
-    """Key grant agreements of an organisation (``NNNNNN-NNNN``), by id."""
-    return _list(session, KeyGrantAgreement, t.key_grant_agreement.c.org_number == org_number)
-
-
-def employments_of_person(session: Session, person_id: str) -> list[Employment]:
-    """Every employment of a person, by id."""
-    return _list(session, Employment, t.employment.c.person_id == person_id)
-
-
-def employment_of(session: Session, person_id: str, org_number: str) -> Employment | None:
-    """The employment of a person at an organisation (``NNNNNN-NNNN``), or None.
-
-    The domain allows one; should the store hold several, the one with the lowest id.
-    """
-    e = t.employment.c
-    return _one(session, Employment, and_(e.person_id == person_id, e.org_number == org_number))
-
-
-def employment_by_id06(session: Session, card_number: str) -> Employment | None:
-    """The employment whose ID06 card has ``card_number`` (upper case, no spaces), or None.
-
-    Should several employments name the card, the one with the lowest id.
-    """
-    return _one(session, Employment, t.employment.c.id06_card_number == card_number)
-
-
-def competences_of(session: Session, person_id: str) -> list[Competence]:
-    """The competences of a person, by code."""
-    return _list(session, Competence, t.competence.c.person_id == person_id)
-
-
-def spaces_with_cylinder(session: Session, cylinder: str) -> list[Space]:
-    """Spaces that contain the offline cylinder ``cylinder``, by id."""
-    c = t.space_cylinder.alias()
-    return _list(
-        session,
-        Space,
-        exists().where(c.c.space_id == t.space.c.id, c.c.cylinder == cylinder),
-    )
-
-
-def spaces_with_controller(session: Session, controller_id: str) -> list[Space]:
-    """Spaces that contain at least one door of the controller ``controller_id``, by id."""
-    d = t.space_door.alias()
-    return _list(
-        session,
-        Space,
-        exists().where(d.c.space_id == t.space.c.id, d.c.controller_id == controller_id),
-    )
-
-
-def applications_of(session: Session, assignment_id: str) -> list[AccessApplication]:
-    """Every stored revision of an assignment's access application, by revision."""
-    return _list(session, AccessApplication, t.access_application.c.assignment_id == assignment_id)
-
-
-def _latest(assignment_id: str, status: ApplicationStatus | None) -> ColumnElement[bool]:
-    a = t.access_application
-    inner = t.access_application.alias()
-    newest = select(func.max(inner.c.revision)).where(inner.c.assignment_id == assignment_id)
-    if status is not None:
-        newest = newest.where(inner.c.status == status.value)
-    return and_(a.c.assignment_id == assignment_id, a.c.revision == newest.scalar_subquery())
-
-
-def latest_application(session: Session, assignment_id: str) -> AccessApplication | None:
-    """The revision of an assignment's application with the highest number, or None."""
-    return _one(session, AccessApplication, _latest(assignment_id, None))
-
-
-def latest_approved_application(session: Session, assignment_id: str) -> AccessApplication | None:
-    """The approved revision with the highest number (the authoritative one), or None."""
-    return _one(session, AccessApplication, _latest(assignment_id, ApplicationStatus.APPROVED))
-
-
-def applications_with_employment(session: Session, employment_id: str) -> list[AccessApplication]:
-    """Every application revision with an entry for ``employment_id``, by assignment and
-    revision."""
-    a = t.access_application.c
-    e = t.application_entry.alias()
-    return _list(
-        session,
-        AccessApplication,
-        exists().where(
-            e.c.assignment_id == a.assignment_id,
-            e.c.revision == a.revision,
-            e.c.employment_id == employment_id,
-        ),
-    )
-
-
-def credential_by_number(session: Session, number: str) -> Credential | None:
-    """The credential (key, tag or visitor card) with ``number``, or None."""
-    return _one(session, Credential, t.credential.c.number == number)
-
-
-def credentials_of_employment(session: Session, employment_id: str) -> list[Credential]:
-    """Credentials linked to an employment (any state), by number."""
-    return _list(session, Credential, t.credential.c.employment_id == employment_id)
-
-
-def credentials_of_order(session: Session, order_id: str) -> list[Credential]:
-    """Credentials delivered against a key order, by number."""
-    return _list(session, Credential, t.credential.c.order_id == order_id)
-
-
-def manifests_of_order(session: Session, order_id: str) -> list[DeliveryManifest]:
-    """Delivery manifests of a key order, by delivery time."""
-    return _list(session, DeliveryManifest, t.delivery_manifest.c.order_id == order_id)
-
-
-def manifests_with_key(session: Session, key_serial: str) -> list[DeliveryManifest]:
-    """Delivery manifests that list the key ``key_serial`` (normally one), by order and time."""
-    m = t.delivery_manifest.c
-    k = t.manifest_key.alias()
-    return _list(
-        session,
-        DeliveryManifest,
-        exists().where(
-            k.c.order_id == m.order_id,
-            k.c.delivered_at == m.delivered_at,
-            k.c.key_serial == key_serial,
-        ),
-    )
-
-
-def receipts_of(session: Session, credential_number: str) -> list[Receipt]:
-    """Handout receipts of a credential, by employment id."""
-    return _list(session, Receipt, t.receipt.c.credential_number == credential_number)
-
-
-def receipts_of_employment(session: Session, employment_id: str) -> list[Receipt]:
-    """Handout receipts produced for an employment, by credential number."""
-    return _list(session, Receipt, t.receipt.c.employment_id == employment_id)
-
-
-def visitor_cards_of_sponsor(session: Session, employment_id: str) -> list[VisitorCard]:
-    """Visitor cards sponsored by an employment, by number."""
-    return _list(session, VisitorCard, t.visitor_card.c.sponsor_employment_id == employment_id)

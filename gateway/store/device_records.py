@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.store.tables import (
@@ -515,9 +515,3 @@ def cylinder_versions(session: Session) -> dict[str, int]:
         r.cylinder: r.blacklist_version
         for r in session.connection().execute(select(cylinder_confirmed))
     }
-
-
-def count_jobs(session: Session) -> int:
-    return int(
-        session.connection().execute(select(func.count()).select_from(sync_job)).scalar_one()
-    )

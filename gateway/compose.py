@@ -1,0 +1,191 @@
+"""The composition root: the one place that decides what is built from the settings and how
+the parts report to each other.
+
+- :func:`build_core` — a loaded-ready :class:`~gateway.core.Core` with the audit log and the
+  role check, and (for commands that read or change what devices hold) the sync planner and
+  the exposure loader; every command-line command that opens the store uses it.
+- :func:`build_gateway` — the running gateway of ``lockgate run`` and the demo: that core plus
+  the services the settings enable: the sync engine (serving every configured controller and
+  wall-mounted station), the MQTT bridge, the retention job and the audit anchor.
+- :func:`build_desk_station` — the gateway of ``lockgate station``: no services of its own;
+  the desk station's worker reports to the audit log and, when MQTT is configured, to the
+  outbox that the service's bridge publishes.
+
+A core's listeners, loaders and authorizer are fixed when it is built: everything that must
+see every change is created first, here, in this order: the commit notifier (wakes the
+workers), the audit (every command, charges, access reviews), the MQTT state publisher, the
+sync planner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway.audit.anchor import AnchorService
+from gateway.audit.listeners import CommandLog
+from gateway.audit.sink import AuditSink
+from gateway.auth.authorizer import Authorizer
+from gateway.bridge import MqttBridge
+from gateway.bridge.outbound import StatePublisher
+from gateway.bridge.syncsink import BridgeSyncSink
+from gateway.bridge.topics import TopicMap
+from gateway.charges import ChargeRecorder
+from gateway.config import Settings
+from gateway.core import ChangeListener, Core, Loader
+from gateway.domain.timeutil import utcnow
+from gateway.retention import RetentionService
+from gateway.reviews import ReviewRecorder
+from gateway.runtime import CommitNotifier, Gateway, Service
+from gateway.store.database import Database
+from gateway.sync.engine import SyncService
+from gateway.sync.events import Sinks, SyncSink, confirmed_revision
+from gateway.sync.planner import load_exposures, plan
+
+
+def _hints(settings: Settings) -> dict[str, str]:
+    """What to tell about an unknown operator that the configuration names."""
+    mqtt = settings.mqtt
+    return {
+        name: "MQTT requests act as this operator: create it with "
+        f"`lockgate operator add {name} --role system --token`"
+        for name in {mqtt.system_operator, *mqtt.client_operators.values()}
+    }
+
+
+def audit_listeners() -> list[ChangeListener]:
+    """The listeners that keep the audit log and the records it feeds: every command
+    (accepted or refused, with personal parts erased when a fact's are), lost-card charges,
+    access reviews."""
+    return [CommandLog(), ChargeRecorder(), ReviewRecorder()]
+
+
+@dataclass
+class CoreParts:
+    """What a core is built with, gathered before it is built."""
+
+    listeners: list[ChangeListener] = field(default_factory=list)
+    loaders: list[Loader] = field(default_factory=list)
+
+
+def build_core(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    authenticated: Collection[str] | None = None,
+    sync: bool = True,
+    listeners: Sequence[ChangeListener] = (),
+) -> Core:
+    """A core on the configured database (or ``db``), not yet loaded.
+
+    Every command is checked against its operator's role and logged. ``authenticated`` (the
+    command line) restricts acting to the operators that proved their identity in this
+    process; ``None`` in the service, where operator names come from the configuration.
+    With ``sync`` the sync planner (jobs for every changed desired state) and the exposure
+    loader are installed. ``listeners`` come first (the commit notifier, the state
+    publisher)."""
+    parts = CoreParts(listeners=[*listeners, *audit_listeners()])
+    if sync:
+        parts.listeners.append(plan)
+        parts.loaders.append(load_exposures)
+    return Core(
+        db or Database(settings.database.resolved_url()),
+        settings.rules_config(),
+        clock=clock,
+        listeners=parts.listeners,
+        loaders=parts.loaders,
+        authorizer=Authorizer(authenticated=authenticated, hints=_hints(settings)),
+    )
+
+
+def build_gateway(
+    settings: Settings,
+    *,
+    extra_sinks: Sequence[SyncSink] = (),
+    extra_services: Sequence[Callable[[Gateway], Service]] = (),
+    listeners: Sequence[ChangeListener] = (),
+    upgrade: bool = True,
+) -> Gateway:
+    """The running gateway with every service its settings enable (see the module
+    docstring). ``extra_sinks`` receive the sync engine's reports as well (the demo narrates
+    from them); ``extra_services`` are made from the gateway and started after the others;
+    ``listeners`` are extra core listeners (after the notifier and the state publisher)."""
+    notifier = CommitNotifier()
+    bridge = (
+        MqttBridge(settings.mqtt, confirmed_lookup=confirmed_revision)
+        if settings.mqtt.enabled
+        else None
+    )
+    core = build_core(
+        settings,
+        listeners=[notifier, *([bridge.publisher] if bridge is not None else []), *listeners],
+    )
+    sinks: list[SyncSink] = [AuditSink(core.clock), *extra_sinks]
+    if bridge is not None:
+        sinks.insert(0, BridgeSyncSink(bridge.publisher, core))
+    services: list[Service] = [SyncService(settings, Sinks(sinks))]
+    if bridge is not None:
+        services.append(bridge)
+    services.append(RetentionService(settings.retention, core))
+    services.append(
+        AnchorService(
+            every_s=settings.audit.anchor_every_s,
+            path=Path(settings.audit.anchor_file) if settings.audit.anchor_file else None,
+            publish=partial(_anchor_event, bridge) if bridge is not None else None,
+            clock=core.clock,
+        )
+    )
+    gateway = Gateway(settings, core, notifier=notifier, services=services, upgrade=upgrade)
+    gateway.services.extend(make(gateway) for make in extra_services)
+    return gateway
+
+
+def build_desk_station(settings: Settings) -> tuple[Gateway, Sinks]:
+    """The gateway of a desk station process (``lockgate station``) and the sinks its
+    station worker reports to: the audit log and, when MQTT is configured, the outbox (this
+    process keeps no broker connection; the service's bridge publishes what it writes, and
+    the credential states it writes say what the devices confirmed, as the service's do)."""
+    notifier = CommitNotifier()
+    core = build_core(settings, listeners=[notifier])
+    sinks: list[SyncSink] = [AuditSink(core.clock)]
+    if settings.mqtt.enabled:
+        publisher = StatePublisher(
+            TopicMap(settings.mqtt.base_topic), confirmed_lookup=confirmed_revision
+        )
+        sinks.append(BridgeSyncSink(publisher, core))
+    return Gateway(settings, core, notifier=notifier, upgrade=False), Sinks(sinks)
+
+
+def _anchor_event(bridge: MqttBridge, session: Session, kind: str, body: dict[str, Any]) -> int:
+    return bridge.publisher.enqueue_event(
+        session,
+        "audit_anchor",
+        {"head_seq": body["seq"], "head_hash": body["hash"], "head_at": body["at"]},
+    )
+
+
+def mqtt_bridge(gateway: Gateway) -> MqttBridge | None:
+    """The gateway's MQTT bridge, or None when MQTT is disabled."""
+    return next((s for s in gateway.services if isinstance(s, MqttBridge)), None)
+
+
+def sync_service(gateway: Gateway) -> SyncService | None:
+    """The gateway's sync engine."""
+    return next((s for s in gateway.services if isinstance(s, SyncService)), None)
+
+
+__all__ = [
+    "audit_listeners",
+    "build_core",
+    "build_desk_station",
+    "build_gateway",
+    "mqtt_bridge",
+    "sync_service",
+]
