@@ -107,107 +107,135 @@ def station_command(
 ) -> None:
     """Serve a programming station at a desk: activate and update keys as they are inserted."""
     device = _pick(station)
-    asyncio.run(_serve(device, yes=yes, once=once))
+    asyncio.run(DeskConsole(device, yes=yes, once=once).run())
 
 
-async def _serve(device: DeviceSettings, *, yes: bool, once: bool) -> None:
-    settings = STATE.settings
-    gateway, sink = build_desk_station(settings)
-    done = asyncio.Event()
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} bytes"),
-        console=console,
-    )
-    task: dict[str, TaskID] = {}
+class DeskConsole:
+    """The operator's terminal at one desk station: the station worker's callbacks (decide,
+    progress, visit, event) print to the console; :meth:`run` serves until Ctrl-C (or the
+    first key with ``once``)."""
 
-    async def decide(visit: KeyVisit) -> bool:
-        holder = await gateway.call(holder_of, gateway.core.engine, visit.serial)
+    def __init__(self, device: DeviceSettings, *, yes: bool, once: bool) -> None:
+        self.device = device
+        self.yes = yes
+        self.once = once
+        self.settings = STATE.settings
+        self.gateway, self.sink = build_desk_station(self.settings)
+        self.done = asyncio.Event()
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} bytes"),
+            console=console,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    # ------------------------------------------------------------------ worker callbacks
+
+    async def decide(self, visit: KeyVisit) -> bool:
+        """Show the key and what would be written; ask the operator (unless ``--yes``)."""
+        holder = await self.gateway.call(holder_of, self.gateway.core.engine, visit.serial)
         describe(visit, holder)
-        if yes:
+        if self.yes:
             return True
         loop = asyncio.get_running_loop()
         answer = await loop.run_in_executor(None, input, "write this image to the key? [Y/n] ")
         return answer.strip().lower() in ("", "y", "yes", "j", "ja")
 
-    def on_progress(visit: KeyVisit, p: WriteProgress) -> None:
-        if visit.serial not in task:
-            progress.start()
-            task[visit.serial] = progress.add_task(f"writing {visit.serial}", total=p.total)
-        progress.update(task[visit.serial], completed=p.done, total=p.total)
+    def on_progress(self, visit: KeyVisit, p: WriteProgress) -> None:
+        if visit.serial not in self.tasks:
+            self.progress.start()
+            self.tasks[visit.serial] = self.progress.add_task(
+                f"writing {visit.serial}", total=p.total
+            )
+        self.progress.update(self.tasks[visit.serial], completed=p.done, total=p.total)
 
-    def on_visit(visit: KeyVisit) -> None:
-        if visit.serial in task:
-            progress.stop()
-            task.pop(visit.serial)
-        match visit.outcome:
-            case "written":
-                r = visit.result
-                console.print(
-                    f"[green]key {visit.serial} programmed and verified[/]"
-                    + (
-                        f" ({r.bytes_sent} bytes{', delta' if r.delta else ''}, "
-                        f"{r.seconds * 1000:.0f} ms)"
-                        if r
-                        else ""
-                    )
-                )
-            case "up_to_date":
-                console.print(f"key {visit.serial} already holds its image; nothing to write")
-            case "declined":
-                console.print(f"key {visit.serial} left unchanged")
-            case "pulled":
-                console.print(
-                    f"[red]key {visit.serial} was pulled out before the write "
-                    "finished[/]: it keeps its old image; insert it again"
-                )
-            case "unknown":
-                console.print(f"[red]key {visit.serial} is not registered; nothing written[/]")
-            case _:
-                console.print(f"[red]key {visit.serial}: {visit.outcome} {visit.error or ''}[/]")
+    def on_visit(self, visit: KeyVisit) -> None:
+        if visit.serial in self.tasks:
+            self.progress.stop()
+            self.tasks.pop(visit.serial)
+        console.print(outcome_line(visit))
         if visit.audit_new:
             console.print(f"collected {visit.audit_new} audit records")
-        if once:
-            done.set()
+        if self.once:
+            self.done.set()
 
-    def on_event(kind: str, serial: str) -> None:
+    def on_event(self, kind: str, serial: str) -> None:
         if kind == "removed":
             console.print(f"key {serial} removed; waiting for a key")
 
-    worker = StationWorker(
-        gateway,
-        device.id,
-        lambda: load_key_station(DeviceConfig(device.id, device.driver, dict(device.options))),
-        sink,
-        decide=decide,
-        on_visit=on_visit,
-        on_progress=on_progress,
-        on_event=on_event,
-        timing=worker_timing(settings),
-    )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, done.set)
-    await gateway.start()
-    try:
-        await worker.start()
-        console.print(f"station {device.id}: waiting for a key (Ctrl-C to stop)")
+    # ------------------------------------------------------------------ serving
+
+    def worker(self) -> StationWorker:
+        device = self.device
+        return StationWorker(
+            self.gateway,
+            device.id,
+            lambda: load_key_station(DeviceConfig(device.id, device.driver, dict(device.options))),
+            self.sink,
+            decide=self.decide,
+            on_visit=self.on_visit,
+            on_progress=self.on_progress,
+            on_event=self.on_event,
+            timing=worker_timing(self.settings),
+        )
+
+    async def run(self) -> None:
+        """Serve the station until Ctrl-C / SIGTERM (or the first key with ``once``)."""
+        worker = self.worker()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.done.set)
+        await self.gateway.start()
+        try:
+            await worker.start()
+            console.print(f"station {self.device.id}: waiting for a key (Ctrl-C to stop)")
+            await self._watch(worker)
+        finally:
+            await worker.stop()
+            await self.gateway.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    async def _watch(self, worker: StationWorker) -> None:
+        """Say plainly when the station becomes unreachable, and when it is back."""
         last = ""
-        while not done.is_set():
+        while not self.done.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), 0.5)
+                await asyncio.wait_for(self.done.wait(), 0.5)
             if not worker.online and worker.last_error and worker.last_error != last:
                 last = worker.last_error
                 console.print(
-                    f"[red]station {device.id} is not reachable[/]: {last}; "
+                    f"[red]station {self.device.id} is not reachable[/]: {last}; "
                     "retrying (is it plugged in?)"
                 )
             elif worker.online and last:
                 last = ""
-                console.print(f"station {device.id} is back; waiting for a key")
-    finally:
-        await worker.stop()
-        await gateway.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+                console.print(f"station {self.device.id} is back; waiting for a key")
+
+
+def outcome_line(visit: KeyVisit) -> str:
+    """What happened to the key, in one line for the operator."""
+    match visit.outcome:
+        case "written":
+            r = visit.result
+            detail = (
+                f" ({r.bytes_sent} bytes{', delta' if r.delta else ''}, "
+                f"{r.seconds * 1000:.0f} ms)"
+                if r
+                else ""
+            )
+            return f"[green]key {visit.serial} programmed and verified[/]{detail}"
+        case "up_to_date":
+            return f"key {visit.serial} already holds its image; nothing to write"
+        case "declined":
+            return f"key {visit.serial} left unchanged"
+        case "pulled":
+            return (
+                f"[red]key {visit.serial} was pulled out before the write finished[/]: "
+                "it keeps its old image; insert it again"
+            )
+        case "unknown":
+            return f"[red]key {visit.serial} is not registered; nothing written[/]"
+        case _:
+            return f"[red]key {visit.serial}: {visit.outcome} {visit.error or ''}[/]"

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
-from tenacity import RetryCallState, Retrying, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_random_exponential,
+)
 
 from drivers.base import DeviceUnavailable, DriverError
 from gateway.core import Core
@@ -69,6 +74,7 @@ class DeviceWorker:
         t = timing or WorkerTiming()
         self.timeout_s = t.timeout_s
         self.poll_s = t.poll_s
+        self.retry_initial_s = t.retry_initial_s
         self._wait = wait_random_exponential(multiplier=t.retry_initial_s, max=t.retry_max_s)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -100,32 +106,32 @@ class DeviceWorker:
         raise NotImplementedError
 
     async def _run(self) -> None:
-        failures = 0
+        """Serve for ever: after a failure, again with exponential backoff and jitter; after
+        the link ended normally, again after the first backoff step (the backoff starts
+        afresh)."""
         while True:
-            try:
-                await self.serve()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except (DeviceUnavailable, TimeoutError, OSError) as exc:
-                failures += 1
+            async for attempt in AsyncRetrying(
+                wait=self._wait,
+                retry=retry_if_exception_type(Exception),
+                before_sleep=self._report_failure,
+            ):
+                with attempt:
+                    await self.serve()
+            await asyncio.sleep(self.retry_initial_s)
+
+    async def _report_failure(self, state: RetryCallState) -> None:
+        """Report why the last attempt failed (tenacity calls it before the backoff)."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        match exc:
+            case DeviceUnavailable() | TimeoutError() | OSError():
                 await self.set_online(False, f"{type(exc).__name__}: {exc}")
-            except DriverError as exc:
+            case DriverError():
                 # It answered: reachable, but refusing. Retried with backoff, still online.
-                failures += 1
                 await self.set_online(True, "connected")
                 await self.set_error(f"{type(exc).__name__}: {exc}")
-            except Exception as exc:
-                failures += 1
-                log.exception("worker of %s failed", self.device_id)
+            case _:
+                log.error("worker of %s failed", self.device_id, exc_info=exc)
                 await self.set_online(False, f"internal error: {type(exc).__name__}")
-            delay = self._backoff(failures)
-            await self._sleep_or_wake(delay, wake=False)
-
-    def _backoff(self, failures: int) -> float:
-        state = RetryCallState(Retrying(), None, (), {})
-        state.attempt_number = max(1, failures)
-        return float(self._wait(state))
 
     async def _sleep_or_wake(self, seconds: float, *, wake: bool = True) -> None:
         if not wake:

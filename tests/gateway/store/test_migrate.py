@@ -17,10 +17,10 @@ from gateway.store import (
     check_up_to_date,
     current,
     downgrade,
-    facts,
     head,
     upgrade,
 )
+from gateway.store import fact_repository as facts
 from gateway.store.migrate import MIGRATIONS_DIR
 from gateway.store.tables import metadata
 
