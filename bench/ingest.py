@@ -233,14 +233,8 @@ def load_site(url: str, count: int) -> tuple[int, int]:
             assert all(o.ok for o in outcomes)
         # What an administrator does once: the operator MQTT requests act as.
         with db.session() as s:
-            operators.add(
-                s,
-                name="central-system",
-                role="system",
-                created_by="bench",
-                token_hash=hash_token(new_token()),
-                at=datetime.now(UTC),
-            )
+            operators.add(s, name="central-system", role="system", created_by="bench",
+                          token_hash=hash_token(new_token()), at=datetime.now(UTC))
     finally:
         db.dispose()
     return people, visitors

@@ -58,9 +58,7 @@ from gateway.store.database import Database  # noqa: E402
 BASE = "lockgate"
 PASSWORDS = {"lockgate": "trial-gateway", "central": "trial-central"}
 LOCKGATE = str(Path(sys.executable).parent / "lockgate")
-PG_ADMIN = os.environ.get(
-    "LOCKGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+PG_ADMIN = os.environ.get("LOCKGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 FAILURES = ("kill", "broker-restart", "broker-kill")
 
 
@@ -77,34 +75,20 @@ def prepare(url: str) -> None:
     try:
         with db.session() as s:
             for name, role in (("central-system", "system"), ("trial", "administrator")):
-                operators.add(
-                    s,
-                    name=name,
-                    role=role,
-                    created_by="trial",
-                    token_hash=hash_token(new_token()),
-                    at=utcnow(),
-                )
+                operators.add(s, name=name, role=role, created_by="trial",
+                              token_hash=hash_token(new_token()), at=utcnow())
         core = Core(db)
         core.load()
-        core.submit(
-            Submission(
-                m.PutPerson(person=Person(id="p-trial", first_name="Trial", last_name="Person")),
-                "trial",
-            )
-        )
+        core.submit(Submission(m.PutPerson(person=Person(id="p-trial", first_name="Trial",
+                                                         last_name="Person")), "trial"))
     finally:
         db.dispose()
 
 
 def competence(trial: str, i: int) -> bytes:
-    change = m.PutCompetence(
-        competence=Competence(
-            person_id="p-trial",
-            code=f"{trial[:6].upper()}{i:05d}",
-            valid_until=date.today() + timedelta(days=30 + i % 300),
-        )
-    )
+    change = m.PutCompetence(competence=Competence(
+        person_id="p-trial", code=f"{trial[:6].upper()}{i:05d}",
+        valid_until=date.today() + timedelta(days=30 + i % 300)))
     return json.dumps({"request_id": f"{trial}-{i}", **change.model_dump(mode="json")}).encode()
 
 
@@ -113,18 +97,12 @@ def count_store(url: str, trial: str) -> tuple[set[str], dict[str, int]]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            ids = set(
-                conn.execute(
-                    select(tables.inbox.c.request_id).where(
-                        tables.inbox.c.request_id.like(f"{trial}-%")
-                    )
-                ).scalars()
-            )
+            ids = set(conn.execute(select(tables.inbox.c.request_id).where(
+                tables.inbox.c.request_id.like(f"{trial}-%"))).scalars())
             rows = conn.execute(
                 select(tables.fact_journal.c.key, func.count())
                 .where(tables.fact_journal.c.kind == "Competence")
-                .group_by(tables.fact_journal.c.key)
-            ).all()
+                .group_by(tables.fact_journal.c.key)).all()
     finally:
         engine.dispose()
     prefix = trial[:6].upper()
@@ -147,7 +125,7 @@ host = "{broker.host}"
 port = {broker.port}
 base_topic = "{BASE}"
 username = "lockgate"
-password = "{PASSWORDS["lockgate"]}"
+password = "{PASSWORDS['lockgate']}"
 session_expiry_s = 3600
 keepalive_s = 5
 """)
@@ -156,9 +134,8 @@ keepalive_s = 5
 
     def start(self) -> None:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [LOCKGATE, "run", "--config", str(self.config)], stdout=out, stderr=out
-            )
+            self.proc = subprocess.Popen([LOCKGATE, "run", "--config", str(self.config)],
+                                         stdout=out, stderr=out)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -183,17 +160,10 @@ class Central:
         self.online = asyncio.Event()
 
     def client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(
-            self.broker.host,
-            self.broker.port,
-            username="central",
-            password=PASSWORDS["central"],
-            protocol=aiomqtt.ProtocolVersion.V5,
-            identifier="central",
-            clean_start=False,
-            max_inflight_messages=100,
-            timeout=10,
-        )
+        return aiomqtt.Client(self.broker.host, self.broker.port, username="central",
+                              password=PASSWORDS["central"],
+                              protocol=aiomqtt.ProtocolVersion.V5, identifier="central",
+                              clean_start=False, max_inflight_messages=100, timeout=10)
 
     async def run(self, stop: asyncio.Event, outbox: asyncio.Queue[tuple[str, bytes]]) -> None:
         """Keep a connection up: collect responses, publish what ``outbox`` holds."""
@@ -240,16 +210,8 @@ async def _end_when(stop: asyncio.Event) -> None:
 # --------------------------------------------------------------------------- one trial
 
 
-async def trial(
-    kind: str,
-    url: str,
-    folder: Path,
-    broker: DeployedMosquitto,
-    gateway: Gateway,
-    n: int,
-    resend_s: float,
-    stall_s: float,
-) -> dict[str, Any]:
+async def trial(kind: str, url: str, folder: Path, broker: DeployedMosquitto, gateway: Gateway,
+                n: int, resend_s: float, stall_s: float) -> dict[str, Any]:
     name = f"t{uuid.uuid4().hex[:8]}"
     central = Central(broker)
     outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
@@ -294,40 +256,30 @@ async def trial(
         await runner
     ids, applied = count_store(url, name)
     unanswered = [r for r in payloads if r not in central.responses]
-    ok_not_stored = [
-        r
-        for r in payloads
-        if any(a["status"] == "ok" for a in central.responses.get(r, [])) and r not in ids
-    ]
+    ok_not_stored = [r for r in payloads
+                     if any(a["status"] == "ok" for a in central.responses.get(r, []))
+                     and r not in ids]
     return {
         "failure": kind,
         "requests": n,
         "lost": len(ok_not_stored) + len([r for r in unanswered if r not in ids]),
         "doubled": sum(1 for c in applied.values() if c > 1),
         "stalled": len(unanswered),
-        "mismatched": sum(
-            1
-            for r in payloads
-            if len({json.dumps(a, sort_keys=True) for a in central.responses.get(r, [])}) > 1
-        ),
-        "repeated_responses": sum(max(0, len(central.responses.get(r, [])) - 1) for r in payloads),
+        "mismatched": sum(1 for r in payloads
+                          if len({json.dumps(a, sort_keys=True)
+                                  for a in central.responses.get(r, [])}) > 1),
+        "repeated_responses": sum(max(0, len(central.responses.get(r, [])) - 1)
+                                  for r in payloads),
         "resent": resent,
         "recovered_s": round(recovered_s, 2),
     }
 
 
 async def wait_online(broker: DeployedMosquitto, limit_s: float = 60.0) -> None:
-    async with (
-        asyncio.timeout(limit_s),
-        aiomqtt.Client(
-            broker.host,
-            broker.port,
-            username="central",
-            password=PASSWORDS["central"],
-            protocol=aiomqtt.ProtocolVersion.V5,
-            identifier="central-watch",
-        ) as c,
-    ):
+    async with asyncio.timeout(limit_s), aiomqtt.Client(
+        broker.host, broker.port, username="central", password=PASSWORDS["central"],
+        protocol=aiomqtt.ProtocolVersion.V5, identifier="central-watch",
+    ) as c:
         await c.subscribe(f"{BASE}/v1/bridge/state", qos=1)
         async for message in c.messages:
             if json.loads(bytes(message.payload) or b"{}").get("state") == "online":  # type: ignore[arg-type]
@@ -366,16 +318,8 @@ async def run_db(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             try:
                 for i in range(args.trials):
                     for failure in FAILURES:
-                        result = await trial(
-                            failure,
-                            url,
-                            folder,
-                            broker,
-                            gateway,
-                            args.stream,
-                            args.resend_s,
-                            args.stall_s,
-                        )
+                        result = await trial(failure, url, folder, broker, gateway, args.stream,
+                                             args.resend_s, args.stall_s)
                         log(f"{kind} #{i + 1}: {result}")
                         results.append(result)
             finally:
@@ -401,9 +345,8 @@ def main() -> None:
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     out = {kind: asyncio.run(run_db(kind, args)) for kind in kinds}
-    out["ok"] = all(
-        out[k][x] == 0 for k in kinds for x in ("lost", "doubled", "stalled", "mismatched")
-    )
+    out["ok"] = all(out[k][x] == 0 for k in kinds for x in ("lost", "doubled", "stalled",
+                                                             "mismatched"))
     print(json.dumps(out))
 
 
