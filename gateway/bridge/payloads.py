@@ -330,6 +330,25 @@ class GatewayConflict(EventBase):
     """What was seen, for people."""
 
 
+class LeaderElected(EventBase):
+    """A core instance became the leader (`lockgate run --role core`): from now on it alone
+    answers requests and writes. Published by the new leader once it has loaded the site and
+    taken over the gateway's MQTT session."""
+
+    kind: Literal["leader_elected"] = "leader_elected"
+    """Always `leader_elected`."""
+    instance: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    """The new leader's instance (as in its bridge state)."""
+    token: int = Field(ge=0)
+    """Its fencing token: larger at every change of leader (0: a single core on SQLite)."""
+    host: Annotated[str, Field(max_length=200)] = ""
+    """Where it runs (host name and process id), for people."""
+    previous_instance: Annotated[str, Field(max_length=64)] | None = None
+    """The instance that held the lease before, if any."""
+    standby_s: float = Field(default=0.0, ge=0)
+    """How long the new leader waited as a standby before it took the lease."""
+
+
 class AuditAnchor(EventBase):
     """The head of the tamper-evident audit log, published periodically: keep these to
     prove later that no entry up to ``head_seq`` was altered or removed."""
@@ -352,6 +371,7 @@ EVENT_MODELS: tuple[type[EventBase], ...] = (
     ExpiryWarning,
     DeviceEvent,
     GatewayConflict,
+    LeaderElected,
     AuditAnchor,
 )
 
@@ -372,6 +392,7 @@ AnyEvent = Annotated[
     | ExpiryWarning
     | DeviceEvent
     | GatewayConflict
+    | LeaderElected
     | AuditAnchor,
     Field(discriminator="kind"),
 ]
@@ -398,6 +419,7 @@ __all__ = [
     "ExpiryWarning",
     "FieldError",
     "GatewayConflict",
+    "LeaderElected",
     "Payload",
     "ProgrammingResult",
     "Response",
