@@ -120,16 +120,18 @@ def build_gateway(
     upgrade: bool = True,
     db: Database | None = None,
     instance: str | None = None,
+    may_connect: Callable[[], bool] = lambda: True,
 ) -> Gateway:
     """The running gateway with every service its settings enable (see the module
     docstring). ``extra_sinks`` receive the sync engine's reports as well (the demo narrates
     from them); ``extra_services`` are made from the gateway and started after the others;
     ``listeners`` are extra core listeners (after the notifier and the state publisher);
     ``db`` is the store (default: the configured one); ``instance`` names this process on
-    the bridge state topic (default: new)."""
+    the bridge state topic (default: new); ``may_connect`` is asked by the bridge before
+    every connection to the broker (a core leader: while it holds the lease)."""
     notifier = CommitNotifier()
     bridge = (
-        MqttBridge(settings.mqtt, confirmed_lookup=confirmed_revision)
+        MqttBridge(settings.mqtt, confirmed_lookup=confirmed_revision, may_connect=may_connect)
         if settings.mqtt.enabled
         else None
     )
@@ -172,17 +174,21 @@ def build_core_role(settings: Settings) -> CoreLeadership:
         db = Database(url)
         if fence is not None:
             db.set_fence(fence)
-        return build_gateway(settings, upgrade=False, db=db, instance=instance)
+        return build_gateway(
+            settings, upgrade=False, db=db, instance=instance, may_connect=leadership.leading
+        )
 
     if normalize_url(url).get_backend_name() == "sqlite":
-        return CoreLeadership.always_leader(factory, on_elected=_announce_leader)
-    lead = settings.leadership
-    return CoreLeadership(
-        factory,
-        lease=LeaseStore(url, lease_s=lead.lease_s, lock_timeout_s=lead.lock_timeout_s),
-        renew_s=lead.renew_s,
-        on_elected=_announce_leader,
-    )
+        leadership = CoreLeadership.always_leader(factory, on_elected=_announce_leader)
+    else:
+        lead = settings.leadership
+        leadership = CoreLeadership(
+            factory,
+            lease=LeaseStore(url, lease_s=lead.lease_s, lock_timeout_s=lead.lock_timeout_s),
+            renew_s=lead.renew_s,
+            on_elected=_announce_leader,
+        )
+    return leadership
 
 
 async def _announce_leader(gateway: Gateway, takeover: Takeover) -> None:

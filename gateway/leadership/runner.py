@@ -115,6 +115,7 @@ class CoreLeadership:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._asked_at = 0.0
+        self._deadline = 0.0
 
     @classmethod
     def always_leader(
@@ -122,6 +123,14 @@ class CoreLeadership:
     ) -> CoreLeadership:
         """The single core of an SQLite store: leads at once, with no lease and no fence."""
         return cls(factory, lease=None, renew_s=1.0, on_elected=on_elected)
+
+    def leading(self) -> bool:
+        """Whether this instance may act as the leader right now: it holds the lease, has not
+        lost it, and its last renewal is recent enough. The bridge asks before every
+        connection to the broker, so a deposed or thawed leader never takes the gateway's
+        MQTT session back from the new leader."""
+        lost = self._lost
+        return lost is not None and not lost.is_set() and time.monotonic() < self._deadline
 
     # ------------------------------------------------------------------ the loop
 
@@ -212,6 +221,7 @@ class CoreLeadership:
         # The lease was granted no earlier than it was asked for: count its time from there,
         # with a margin so that this instance gives up before the database lets another in.
         deadline = self._asked_at + self.lease_s - self.renew_s * 0.5
+        self._deadline = deadline if self.lease is not None else float("inf")
 
         def fenced() -> None:  # on the core thread
             loop.call_soon_threadsafe(self._fenced)
@@ -315,7 +325,7 @@ class CoreLeadership:
             if renewed is None:
                 self._lose("another instance took over the lease")
                 return
-            deadline = sent + self.lease_s - self.renew_s * 0.5
+            deadline = self._deadline = sent + self.lease_s - self.renew_s * 0.5
 
 
 __all__ = ["CoreLeadership", "GatewayFactory", "OnElected", "Takeover"]
