@@ -3,8 +3,10 @@
 An instance is a **standby** until it holds the lease: it keeps no broker connection (only one
 connection can hold the gateway's MQTT client id and its persistent session, and taking it
 would disconnect the leader) and runs no service; every ``renew_s`` it tries to take the
-lease, which it gets once the leader's lease has expired (``lease_s`` after its last renewal)
-or was released.
+lease (or just after the lease it saw ends, if sooner), which it gets once the leader's lease
+has expired (``lease_s`` after its last renewal) or was released. A standby takes the store's
+write lock only when the lease is free: it costs the leader nothing but a read per
+``renew_s``.
 
 With the lease (a new fencing token) it becomes the **leader**: it builds the gateway with
 the token on its store (:meth:`gateway.store.database.Database.set_fence`), starts it (the
@@ -171,10 +173,14 @@ class CoreLeadership:
         seen: tuple[str, int] | None = None
         failing = False
         while not stop.is_set():
+            pause = self.renew_s
             try:
                 before = await self._db(lease.read)
-                self._asked_at = time.monotonic()
-                won = await self._db(lease.acquire, self.instance, self.host)
+                won = None
+                # Taking the lease takes the store's write lock: only try when it is free.
+                if before is None or before.expired or before.holder == self.instance:
+                    self._asked_at = time.monotonic()
+                    won = await self._db(lease.acquire, self.instance, self.host)
             except Exception as exc:
                 if not failing:
                     log.warning("standby: the lease cannot be read or taken now (%s)", exc)
@@ -183,6 +189,10 @@ class CoreLeadership:
                 failing = False
                 if won is not None:
                     return self._took(won, before, time.monotonic() - started)
+                if before is not None and not before.expired:
+                    # Try again at the next renew_s, or just after the lease ends if sooner.
+                    left = (before.expires_at - before.now).total_seconds()
+                    pause = min(self.renew_s, left + 0.02)
                 if before is not None and (before.holder, before.token) != seen:
                     seen = (before.holder, before.token)
                     log.info(
@@ -195,7 +205,7 @@ class CoreLeadership:
                         extra={"role": "standby", "leader": before.holder, "token": before.token},
                     )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.renew_s)
+                await asyncio.wait_for(stop.wait(), pause)
         return None
 
     def _took(self, won: LeaseView, before: LeaseView | None, waited: float) -> Takeover:
