@@ -5,8 +5,10 @@ and SQLite always leads."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
@@ -16,6 +18,7 @@ from gateway.config import Settings
 from gateway.leadership import CoreLeadership
 from gateway.store import migrate
 from gateway.store.database import Database
+from tests.gateway.leadership.cluster import LOCKGATE
 
 
 def _settings(url: str, lease_s: float = 2.0, renew_s: float = 0.5) -> Settings:
@@ -117,3 +120,14 @@ def test_sqlite_always_leads(sqlite_url: str) -> None:
             await run
 
     asyncio.run(main())
+
+
+def test_a_core_refuses_a_database_without_the_current_schema(tmp_path: Path) -> None:
+    """A core never migrates: it exits (code 1) and says what to run."""
+    result = subprocess.run(
+        [LOCKGATE, "--db", f"sqlite:///{tmp_path}/empty.db", "run", "--role", "core"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "lockgate db upgrade" in result.stderr
+    assert "became the leader" not in result.stderr
