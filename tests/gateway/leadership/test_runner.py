@@ -131,3 +131,13 @@ def test_a_core_refuses_a_database_without_the_current_schema(tmp_path: Path) ->
     assert result.returncode == 1, result.stderr
     assert "lockgate db upgrade" in result.stderr
     assert "became the leader" not in result.stderr
+
+
+def test_leadership_settings_are_checked_naming_the_option() -> None:
+    from gateway.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=r"leadership\.renew_s: .*half of lease_s"):
+        load_settings(leadership={"lease_s": 2.0, "renew_s": 1.5})
+    with pytest.raises(ConfigError, match=r"leadership\.lease_s"):
+        load_settings(leadership={"lease_s": 0.1})
+    assert load_settings(leadership={"lease_s": 10.0, "renew_s": 2.0}).leadership.renew_s == 2.0
