@@ -165,6 +165,11 @@ lock_timeout_s = {renew_s}
     def logged(self, fragment: str) -> int:
         return sum(1 for r in self.records() if fragment in str(r.get("msg", "")))
 
+    def first(self, fragment: str) -> int | None:
+        """The position in the log of the first record whose message holds ``fragment``."""
+        return next((i for i, r in enumerate(self.records())
+                     if fragment in str(r.get("msg", ""))), None)
+
     def instance(self) -> str | None:
         for r in self.records():
             if r.get("msg") == "lockgate core starting":

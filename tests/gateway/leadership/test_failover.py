@@ -97,6 +97,9 @@ def test_kill_9_of_the_leader_during_a_flood_loses_and_doubles_nothing(
         assert any(e["instance"] == b.instance() and e["previous_instance"] == old
                    and e["token"] == before[1] + 1 for e in elected), elected
         assert b.logged("became the leader") == 1
+        elected_at, connected_at = b.first("became the leader"), b.first("connected to")
+        assert elected_at is not None and connected_at is not None
+        assert connected_at > elected_at, "the standby did not connect to the broker"
 
     asyncio.run(main())
 
