@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from gateway.auth import operators
 from gateway.auth.passwords import hash_token, new_token
@@ -34,7 +34,7 @@ from gateway.core import Core, Submission
 from gateway.domain.facts import Competence, Person
 from gateway.domain.timeutil import utcnow
 from gateway.store import migrate, tables
-from gateway.store.database import Database
+from gateway.store.database import WRITE_LOCK_KEY, Database
 
 BASE = "lockgate"
 TOPICS = TopicMap(BASE)
@@ -90,6 +90,31 @@ def lease_row(url: str) -> tuple[str, int] | None:
             row = s.execute(select(tables.leader_lease.c.holder, tables.leader_lease.c.token)
                             ).first()
         return (row.holder, int(row.token)) if row is not None else None
+    finally:
+        db.dispose()
+
+
+def steal_lease(url: str, holder: str, seconds: float) -> int:
+    """Give the lease to ``holder`` (an instance that does not exist) for ``seconds``, under
+    the store's write lock as a standby takes it; the new token."""
+    db = Database(url)
+    try:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+            token = conn.execute(text(
+                "UPDATE leader_lease SET token = token + 1, holder = :holder, "
+                "expires_at = clock_timestamp() + make_interval(secs => :s) RETURNING token"),
+                {"holder": holder, "s": seconds}).scalar_one()
+        return int(token)
+    finally:
+        db.dispose()
+
+
+def inbox_count(url: str) -> int:
+    db = Database(url)
+    try:
+        with db.session(readonly=True) as s:
+            return int(s.execute(select(func.count()).select_from(tables.inbox)).scalar_one())
     finally:
         db.dispose()
 

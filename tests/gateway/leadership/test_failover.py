@@ -19,8 +19,10 @@ from tests.gateway.leadership.cluster import (
     Central,
     CoreProcess,
     flood_with_failure,
+    inbox_count,
     lease_row,
     prepare,
+    steal_lease,
     wait_for,
 )
 
@@ -139,5 +141,53 @@ def test_a_frozen_leader_that_thaws_after_a_takeover_writes_nothing_and_stands_b
         assert a.logged("connected to") == 1, "the old leader did not connect again"
         conflicts = [e for _, e in central.events if e.get("kind") == "gateway_conflict"]
         assert conflicts == [], "the thawed leader could not write its conflict report"
+
+    asyncio.run(main())
+
+
+def test_a_leader_running_on_after_its_lease_was_taken_writes_nothing_more(
+    cluster: tuple[str, CoreProcess, CoreProcess], broker: PrivateMosquitto
+) -> None:
+    """The lease is given to another (absent) instance in the middle of a flood, while the
+    leader runs on undisturbed: from that moment not one more request is stored, the leader
+    steps down, and once the other's lease ends it leads again and answers everything."""
+    url, a, _ = cluster
+    stolen: list[tuple[float, int, int]] = []
+
+    def steal() -> None:
+        token = steal_lease(url, "f" * 32, 5.0)
+        stolen.append((asyncio.get_running_loop().time(), token, inbox_count(url)))
+
+    async def main() -> None:
+        central = Central(broker.host, broker.port)
+        stop = asyncio.Event()
+        runner = asyncio.create_task(central.run(stop), name="central")
+
+        async def watch() -> int:
+            await wait_for(lambda: bool(stolen), 60, "the lease taken")
+            await asyncio.sleep(3.0)  # the other's lease lasts 5 s
+            return inbox_count(url)
+
+        try:
+            await asyncio.wait_for(central.online.wait(), 10)
+            a.start()
+            await wait_for(lambda: a.instance() is not None
+                           and central.online_instance() == a.instance(), 30, "core-a online")
+            old = a.instance()
+            assert old is not None
+            watcher = asyncio.create_task(watch(), name="watch-inbox")
+            outcome = await flood_with_failure(url, central, 800, steal, old_leader="none")
+            during = await watcher
+        finally:
+            stop.set()
+            await runner
+        print(f"lease taken: {outcome.as_dict()}")
+        (_, token, at_steal) = stolen[0]
+        assert during == at_steal, "a request was stored after the lease changed hands"
+        assert (outcome.unanswered, outcome.lost, outcome.doubled, outcome.mismatched) == (
+            0, 0, 0, 0), outcome
+        assert a.logged("stepping down") == 1
+        assert a.logged("became the leader") == 2
+        assert lease_row(url) == (old, token + 1)
 
     asyncio.run(main())
