@@ -318,11 +318,11 @@ class CoreLeadership:
         while True:
             now = time.monotonic()
             if now >= deadline:
-                self._lose(f"no renewal of the lease succeeded for {self.lease_s:g} s")
+                self._lose(f"no renewal of the {self.lease_s:g} s lease succeeded in time")
                 return
             await asyncio.sleep(min(self.renew_s, deadline - now))
             if time.monotonic() >= deadline:
-                self._lose(f"no renewal of the lease succeeded for {self.lease_s:g} s")
+                self._lose(f"no renewal of the {self.lease_s:g} s lease succeeded in time")
                 return
             sent = time.monotonic()
             try:
