@@ -18,7 +18,8 @@ down_revision: str | Sequence[str] | None = "0004_inbox_digest"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Kept here as written at this revision (gateway.store.fencing holds the current text).
+# The function as written at this revision (gateway.store.fencing calls it; a later change
+# of it belongs in a new revision).
 FENCED_WRITE_LOCK = """
 CREATE OR REPLACE FUNCTION lockgate_fenced_write_lock(
     lock_key bigint, lease_name text, fence_token bigint
