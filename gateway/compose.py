@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gateway.audit.anchor import AnchorService
+from gateway.audit.anchor import Anchor, AnchorService
 from gateway.audit.listeners import CommandLog
 from gateway.audit.sink import AuditSink
 from gateway.auth.authorizer import Authorizer
 from gateway.bridge import MqttBridge
 from gateway.bridge.outbound import StatePublisher
+from gateway.bridge.payloads import AuditAnchorBody
 from gateway.bridge.syncsink import BridgeSyncSink
 from gateway.bridge.topics import TopicMap
 from gateway.charges import ChargeRecorder
@@ -163,11 +163,10 @@ def build_desk_station(settings: Settings) -> tuple[Gateway, Sinks]:
     return Gateway(settings, core, notifier=notifier, upgrade=False), Sinks(sinks)
 
 
-def _anchor_event(bridge: MqttBridge, session: Session, kind: str, body: dict[str, Any]) -> int:
+def _anchor_event(bridge: MqttBridge, session: Session, anchor: Anchor) -> int:
     return bridge.publisher.enqueue_event(
         session,
-        "audit_anchor",
-        {"head_seq": body["seq"], "head_hash": body["hash"], "head_at": body["at"]},
+        AuditAnchorBody(head_seq=anchor.seq, head_hash=anchor.hash, head_at=anchor.at),
     )
 
 
