@@ -39,6 +39,8 @@ _.file_secret_settings  # config: pydantic-settings' settings_customise_sources 
 _.exc_type  # demo.broker: the context manager protocol's __exit__ signature
 _.tb  # demo.broker: the context manager protocol's __exit__ signature
 
+_.leader_lease  # store.tables: a table of the metadata, used in SQL text by leadership.lease
+
 # --- Observation points read by tests, benchmarks and the deployment check
 _.unacknowledged  # bridge.client.RequestSession: tests/gateway/bridge/test_client.py
 _.conflicts  # bridge.mqtt_bridge.MqttBridge: tests/gateway/bridge/test_conflict.py

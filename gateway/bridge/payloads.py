@@ -365,6 +365,30 @@ class GatewayConflict(GatewayConflictBody, EventBase):
     configured alike). The operator must stop one of them."""
 
 
+class LeaderElectedBody(Payload):
+    """What the sender of a :class:`LeaderElected` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
+
+    kind: Literal["leader_elected"] = "leader_elected"
+    """Always `leader_elected`."""
+    instance: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    """The new leader's instance (as in its bridge state)."""
+    token: int = Field(ge=0)
+    """Its fencing token: larger at every change of leader (0: a single core on SQLite)."""
+    host: Annotated[str, Field(max_length=200)] = ""
+    """Where it runs (host name and process id), for people."""
+    previous_instance: Annotated[str, Field(max_length=64)] | None = None
+    """The instance that held the lease before, if any."""
+    standby_s: float = Field(default=0.0, ge=0)
+    """How long the new leader waited as a standby before it took the lease."""
+
+
+class LeaderElected(LeaderElectedBody, EventBase):
+    """A core instance became the leader (`lockgate run --role core`): from now on it alone
+    answers requests and writes. Published by the new leader once it has loaded the site and
+    taken over the gateway's MQTT session."""
+
+
 class AuditAnchorBody(Payload):
     """What the sender of a :class:`AuditAnchor` says; the gateway adds ``id``, ``seq`` and
     ``at``."""
@@ -392,6 +416,7 @@ EVENT_MODELS: tuple[type[EventBase], ...] = (
     ExpiryWarning,
     DeviceEvent,
     GatewayConflict,
+    LeaderElected,
     AuditAnchor,
 )
 
@@ -412,6 +437,7 @@ EventBody = (
     | ExpiryWarningBody
     | DeviceEventBody
     | GatewayConflictBody
+    | LeaderElectedBody
     | AuditAnchorBody
 )
 """What a part of the gateway hands the outbox to announce an event (see
@@ -425,6 +451,7 @@ AnyEvent = Annotated[
     | ExpiryWarning
     | DeviceEvent
     | GatewayConflict
+    | LeaderElected
     | AuditAnchor,
     Field(discriminator="kind"),
 ]
@@ -451,6 +478,7 @@ __all__ = [
     "ExpiryWarning",
     "FieldError",
     "GatewayConflict",
+    "LeaderElected",
     "Payload",
     "ProgrammingResult",
     "Response",
