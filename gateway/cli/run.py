@@ -99,12 +99,14 @@ def describe(settings: Settings) -> dict[str, Any]:
     }
 
 
-async def serve(settings: Settings) -> int:
-    """Run the gateway until SIGTERM/SIGINT; returns the exit code."""
+async def serve(settings: Settings, *, sites: bool = False) -> int:
+    """Run the gateway until SIGTERM/SIGINT; returns the exit code. With ``sites`` it also
+    serves the site agents (:func:`gateway.agent.site_hub`)."""
+    from gateway.agent import site_hub
     from gateway.compose import build_gateway
 
     try:
-        gateway = build_gateway(settings)
+        gateway = build_gateway(settings, extra_services=[site_hub] if sites else ())
     except (ValueError, ConfigError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
@@ -143,6 +145,14 @@ def run_command(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
+    sites: Annotated[
+        bool,
+        typer.Option(
+            "--sites",
+            help="Also serve site agents (`lockgate agent`) over MQTT: publish their desired "
+            "state, apply their confirmations and events.",
+        ),
+    ] = False,
 ) -> None:
     """Run the gateway: the MQTT bridge and every configured service, until SIGTERM/SIGINT."""
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -161,7 +171,7 @@ def run_command(
         log.error("invalid configuration: %s", exc)
         raise typer.Exit(2) from None
     try:
-        code = asyncio.run(serve(settings))
+        code = asyncio.run(serve(settings, sites=sites))
     except Exception as exc:
         log.critical("lockgate failed: %s", exc, exc_info=True)
         code = 1
