@@ -129,6 +129,7 @@ async def running_core(
     people: int = 4,
     resend_s: float = 2.0,
     sites: Mapping[str, list[str]] | None = None,
+    account: tuple[str, str] | None = None,
 ) -> AsyncIterator[RunningCore]:
     """The core (no local devices) with the site hub, the facts of ``controllers``, and one
     simulated controller per id (not served by anyone until an agent is started)."""
@@ -141,7 +142,14 @@ async def running_core(
     )
     core, _ = sync_core(db, settings)
     sink = RecordingSink()
-    hub = SiteHub(settings.mqtt, sink, resend_s=resend_s, sites=sites)
+    hub = SiteHub(
+        settings.mqtt,
+        sink,
+        resend_s=resend_s,
+        sites=sites,
+        username=account[0] if account else None,
+        password=account[1] if account else None,
+    )
     gateway = gateway_of(settings, core, services=[SyncService(settings, sink), hub])
     async with AsyncExitStack() as stack:
         sims: dict[str, ControllerSimulator] = {}
