@@ -5,9 +5,15 @@ cut from the broker keeps serving its controllers and sends what it collected la
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
+import aiomqtt
+import pytest
+
 from gateway.agent import Agent
+from gateway.bridge.sitepayloads import ControllerDoc, SiteDesired, dump
 from gateway.demo.broker import PrivateMosquitto
 from tests.gateway.agent.facts import tag
 from tests.gateway.agent.harness import agent_settings, running_core, state_file, until
@@ -101,3 +107,39 @@ async def test_an_agent_cut_from_the_broker_keeps_serving_and_sends_later(
             b for k, b in run.sink.events if k == "access_granted" and b["credential"] == tag(2)
         ]
         assert len(granted) == 1
+
+
+async def test_an_agent_refuses_bad_documents_over_mqtt_and_keeps_its_state(
+    sqlite_url: str,
+    broker: PrivateMosquitto,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.agent")
+    async with (
+        running_core(sqlite_url, broker, SOUTH, resend_s=30.0) as run,
+        _agent(run, broker, "south", SOUTH, tmp_path) as south,
+    ):
+        await until(lambda: run.all_confirmed(SOUTH), what="the first sync")
+        held = south.store.revision()
+        assert held is not None
+        stale = SiteDesired(
+            site="south",
+            revision=held,
+            controllers={"s1": ControllerDoc(revision="forged", entries=[])},
+            issued_at=datetime.now(UTC),
+        )
+        topic = "lockgate/v1/site/south/desired"
+        async with aiomqtt.Client(broker.host, broker.port, identifier="forger") as forger:
+            await forger.publish(topic, b'{"site": "south", "revision": "x"}', qos=1)
+            await forger.publish(topic, dump(stale), qos=1)
+        await until(lambda: len(south.refusals) >= 2, what="two refusals")
+        assert south.refusals[0].startswith("malformed document: revision")
+        assert south.refusals[1] == f"revision: {held} is not newer than the held {held}"
+        assert "refused a desired document" in caplog.text
+        desired = south.store.desired("s1")
+        assert desired is not None and desired.revision != "forged"
+        assert run.holds("s1", tag(0))
+        # the core answers a refusal with a full document, which the agent accepts
+        await until(lambda: (south.store.revision() or 0) > held, what="a full document")
+        await until(lambda: run.all_confirmed(SOUTH), what="still confirmed")
