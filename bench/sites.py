@@ -88,6 +88,18 @@ async def serve_simulators(ids: list[str]) -> None:
 # --------------------------------------------------------------------------- the bench
 
 
+def _start_simulators(ids: list[str]) -> tuple[subprocess.Popen[str], dict[str, dict[str, Any]]]:
+    """The simulator host process and the driver options of every controller."""
+    sim = subprocess.Popen(
+        [sys.executable, __file__, "--simulate", ",".join(ids)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sim.stdout is not None
+    return sim, json.loads(sim.stdout.readline())
+
+
 class _Confirmations:
     """A sync sink that tells the bench when a tag's revocation is confirmed everywhere."""
 
@@ -136,16 +148,11 @@ async def run(sites: int, revocations: int, idle_s: float) -> dict[str, object]:
     people = revocations + 5
     with tempfile.TemporaryDirectory() as tmp_name, PrivateMosquitto() as broker:
         tmp = Path(tmp_name)
-        sim = subprocess.Popen(
-            [sys.executable, __file__, "--simulate", ",".join(everything)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        sim, options = _start_simulators(everything)
+        assert sim.stdin is not None
+        assert sim.stdout is not None
         agents: list[AgentProcess] = []
         try:
-            assert sim.stdout is not None and sim.stdin is not None
-            options: dict[str, dict[str, Any]] = json.loads(sim.stdout.readline())
             url = f"sqlite:///{tmp}/core.db"
             migrate.upgrade(url)
             db = Database(url)
