@@ -43,7 +43,11 @@ from gateway.sync.engine import worker_timing
 log = logging.getLogger(__name__)
 
 RESEND_S = 5.0
-"""An unacknowledged outbox message is sent again after this long."""
+"""An unacknowledged outbox message is sent again after this long, then after twice as long
+each time (up to :data:`RESEND_MAX_S`) while no acknowledgement comes: behind a site broker
+whose bridge to the core is down, the bridge's queue does not fill with copies. The first
+acknowledgement after a silence sends everything waiting at once."""
+RESEND_MAX_S = 300.0
 
 
 class Agent:
@@ -81,7 +85,8 @@ class Agent:
         self.refusals: list[str] = []
         self._client: aiomqtt.Client | None = None
         self._outbox_wake = asyncio.Event()
-        self._sent: dict[int, float] = {}
+        self._sent: dict[int, tuple[float, int]] = {}
+        """Outbox seq -> (when last sent, how many times) on this connection."""
         self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -216,8 +221,12 @@ class Agent:
                 log.warning("agent of site %s: malformed acknowledgement ignored", self.site)
                 return
             self.store.acknowledged(ack.seqs)
-            for s in ack.seqs:
-                self._sent.pop(s, None)
+            for seq in ack.seqs:
+                self._sent.pop(seq, None)
+            if any(n > 1 for _, n in self._sent.values()):
+                # the core answers again: what waited through the silence goes now
+                self._sent = {seq: (0.0, 0) for seq in self._sent}
+                self._outbox_wake.set()
             return
         try:
             doc = self.store.accept(raw)
@@ -253,8 +262,8 @@ class Agent:
         while True:
             now = time.monotonic()
             for p in self.store.pending():
-                sent = self._sent.get(p.seq)
-                if sent is not None and now - sent < self.resend_s:
+                sent, times = self._sent.get(p.seq, (0.0, 0))
+                if times and now - sent < min(self.resend_s * 2 ** (times - 1), RESEND_MAX_S):
                     continue
                 body = {"site": self.site, "seq": p.seq, **p.payload}
                 await client.publish(
@@ -262,7 +271,7 @@ class Agent:
                     dump_json(body),
                     qos=1,
                 )
-                self._sent[p.seq] = now
+                self._sent[p.seq] = (now, times + 1)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(1.0, self.resend_s)):
                     await self._outbox_wake.wait()
