@@ -20,6 +20,8 @@ Prints one JSON object as its last line:
 ``idle_core_cpu_pct``         core process CPU at idle (percent of one core)
 ``idle_core_cpu_pct_per_site``
 ``idle_mqtt_msgs_per_s``      messages the hub sent and received per second at idle
+``core_ms_per_confirmation`` core time to apply one controller's confirmation (its
+                              transaction on the core thread, queueing included)
 ``still_holding``             controllers that still hold a revoked tag (must be 0)
 
 Usage: ``python bench/sites.py [--sites 20] [--revocations 20] [--idle-s 10]``
@@ -213,6 +215,7 @@ async def run(
                 idle_msgs = (hub.messages_in + hub.messages_out - msgs) / idle_s
                 print(f"idle: core CPU {idle_cpu:.1f} %, {idle_msgs:.2f} MQTT messages/s")
 
+                confirm_s, confirmations = hub.confirm_s, hub.confirmations
                 latencies: list[float] = []
                 for i in range(revocations):
                     done = asyncio.Event()
@@ -232,6 +235,9 @@ async def run(
                         ) from None
                     latencies.append((time.perf_counter() - accepted) * 1000)
                     await asyncio.sleep(0.2)
+                per_confirmation_ms = (
+                    (hub.confirm_s - confirm_s) / max(1, hub.confirmations - confirmations) * 1000
+                )
                 sim.stdin.write("check " + " ".join(tag(i) for i in range(revocations)) + "\n")
                 sim.stdin.flush()
                 still_holding = json.loads(sim.stdout.readline())
@@ -258,6 +264,7 @@ async def run(
         "idle_core_cpu_pct": round(idle_cpu, 2),
         "idle_core_cpu_pct_per_site": round(idle_cpu / sites, 3),
         "idle_mqtt_msgs_per_s": round(idle_msgs, 3),
+        "core_ms_per_confirmation": round(per_confirmation_ms, 2),
         "still_holding": len(still_holding),
     }
 

@@ -104,6 +104,9 @@ class SiteHub:
         self.gateway: Gateway | None = None
         self.messages_in = 0
         self.messages_out = 0
+        self.confirmations = 0
+        self.confirm_s = 0.0
+        """Core time spent applying confirmations (for bench/sites.py)."""
         self._client: aiomqtt.Client | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -172,7 +175,8 @@ class SiteHub:
             finally:
                 self._client = None
                 for view in self.sites.values():
-                    view.full = True
+                    # what was sent while the link broke may be lost: send it whole again
+                    view.full = view.dirty = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -209,6 +213,7 @@ class SiteHub:
         if state.site != site:
             log.warning("site hub: state of %s published on site %s ignored", state.site, site)
             return
+        first = site not in self.sites
         view = self.sites.setdefault(site, SiteView(site))
         wanted = list(state.controllers)
         if self.allowed is not None:
@@ -223,7 +228,11 @@ class SiteHub:
         view.controllers = mine
         view.online = state.online
         view.agent_revision = state.revision
-        if state.online and (state.reason == "connected" or state.reason.startswith("refused")):
+        if state.online and (
+            first or state.reason == "connected" or state.reason.startswith("refused")
+        ):
+            # first heard of since this core started (its retained state), connected, or
+            # refused a document: a full document sets it right
             if state.reason.startswith("refused"):
                 log.warning(
                     "site %s refused revision %d: %s", site, view.sent_revision, state.reason
@@ -408,7 +417,10 @@ class SiteHub:
             for number in sorted((before ^ after) | (touched & (before | after)), key=int):
                 self.sink.credential_state(s, core, number)
 
+        started = time.perf_counter()
         await self.gateway.call(core.transaction, apply)
+        self.confirm_s += time.perf_counter() - started
+        self.confirmations += 1
         view.confirmations += 1
         await self._ack(client, site, c.seq)
 
