@@ -51,6 +51,8 @@ from gateway.sync.planner import CONTROLLER
 
 log = logging.getLogger(__name__)
 
+MAX_BATCH = 500
+"""Agent reports applied in one core transaction at most."""
 KEEP_SNAPSHOTS = 16
 """Revisions per site whose content the hub remembers, to send deltas against them."""
 
@@ -109,6 +111,7 @@ class SiteHub:
         """Core time spent applying confirmations (for bench/sites.py)."""
         self._client: aiomqtt.Client | None = None
         self._wake = asyncio.Event()
+        self._reports: asyncio.Queue[SiteConfirm | SiteEvent] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -165,11 +168,17 @@ class SiteHub:
                     publisher = asyncio.create_task(
                         self._publish_loop(client), name="lockgate-sites-publish"
                     )
+                    applier = asyncio.create_task(
+                        self._applier(client), name="lockgate-sites-apply"
+                    )
                     try:
                         async for message in client.messages:
                             await self._received(client, message)
                     finally:
+                        await cancel_and_wait(applier)
                         await cancel_and_wait(publisher)
+                        # unacknowledged reports are sent again by their agents
+                        self._reports = asyncio.Queue()
             except aiomqtt.MqttError as exc:
                 log.warning("site hub: link to the broker lost: %s", exc)
             finally:
@@ -181,6 +190,7 @@ class SiteHub:
             delay = min(delay * 2, 10.0)
 
     async def _received(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        """Handle one message: states at once, reports through the applier."""
         self.messages_in += 1
         where = self.topics.site_of(message.topic.value)
         raw = message.payload if isinstance(message.payload, bytes) else b""
@@ -196,9 +206,9 @@ class SiteHub:
                     if raw:
                         self._on_state(SiteState.model_validate_json(raw), site)
                 case "site_confirm":
-                    await self._on_confirm(client, SiteConfirm.model_validate_json(raw), site)
+                    self._report(SiteConfirm.model_validate_json(raw), site)
                 case "site_events":
-                    await self._on_event(client, SiteEvent.model_validate_json(raw), site)
+                    self._report(SiteEvent.model_validate_json(raw), site)
         except ValidationError as exc:
             first = exc.errors()[0]
             log.warning(
@@ -346,12 +356,21 @@ class SiteHub:
             if due:
                 docs = await self.gateway.call(self._build, due)
                 # Sites with revoking changes first.
-                for view, doc, _ in sorted(docs, key=lambda d: not d[2]):
-                    await client.publish(
-                        self.topics.site("site_desired", view.site), dump(doc), qos=1
+                ordered = sorted(docs, key=lambda d: not d[2])
+                # handed to the client in this order, revoking sites first; the PUBACKs are
+                # awaited together
+                await asyncio.gather(
+                    *(
+                        client.publish(
+                            self.topics.site("site_desired", view.site), dump(doc), qos=1
+                        )
+                        for view, doc, _ in ordered
                     )
-                    view.sent_at = time.monotonic()
-                    self.messages_out += 1
+                )
+                now = time.monotonic()
+                for view, _, _ in ordered:
+                    view.sent_at = now
+                self.messages_out += len(ordered)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self._wake.wait()
@@ -368,99 +387,137 @@ class SiteHub:
             return False
         return True
 
-    async def _ack(self, client: aiomqtt.Client, site: str, seq: int) -> None:
-        await client.publish(
-            self.topics.site("site_ack", site), dump(SiteAck(site=site, seqs=[seq])), qos=1
-        )
-        self.messages_out += 1
-
-    async def _on_confirm(self, client: aiomqtt.Client, c: SiteConfirm, site: str) -> None:
-        assert self.gateway is not None
-        if c.site != site or not self._controller_of(site, c.controller):
+    def _report(self, report: SiteConfirm | SiteEvent, site: str) -> None:
+        """Queue an agent's report for the applier (confirmations that revoke first)."""
+        if report.site != site or not self._controller_of(site, report.controller):
             return
-        view = self.sites.setdefault(site, SiteView(site))
-        touched = view.touched.pop(c.controller, set())
-        core = self.gateway.core
+        self._reports.put_nowait(report)
 
-        def apply(s: Session) -> None:
-            old = sync_store.get_controller(s, c.controller)
-            if (
-                old is not None
-                and old.revision == c.revision
-                and old.checksum == c.checksum
-                and old.generation == c.generation
-            ):
-                return  # already applied
-            now = core.clock()
-            sync_store.confirm_controller(
-                s, c.controller, c.revision, c.checksum, c.generation, c.credentials, c.entries, now
+    async def _applier(self, client: aiomqtt.Client) -> None:
+        """Apply the queued reports in batches, one core transaction each, then acknowledge
+        them (one acknowledgement per site and batch)."""
+        while True:
+            batch = [await self._reports.get()]
+            while not self._reports.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._reports.get_nowait())
+            batch.sort(key=lambda r: not isinstance(r, SiteConfirm))
+            started = time.perf_counter()
+            done = await self._apply(batch)
+            confirms = sum(1 for r in done if isinstance(r, SiteConfirm))
+            self.confirm_s += time.perf_counter() - started
+            self.confirmations += confirms
+            acks: dict[str, list[int]] = {}
+            for r in done:
+                acks.setdefault(r.site, []).append(r.seq)
+            await asyncio.gather(
+                *(
+                    client.publish(
+                        self.topics.site("site_ack", site),
+                        dump(SiteAck(site=site, seqs=seqs)),
+                        qos=1,
+                    )
+                    for site, seqs in acks.items()
+                )
             )
-            sync_store.finish_job(s, CONTROLLER, c.controller, c.revision)
-            before = set(old.credentials) if old else set()
-            after = set(c.credentials)
+            self.messages_out += len(acks)
+
+    async def _apply(self, batch: list[SiteConfirm | SiteEvent]) -> list[SiteConfirm | SiteEvent]:
+        """Apply ``batch`` in one transaction; if that fails, each report alone (a report
+        that fails alone is logged, not acknowledged: its agent sends it again later).
+        Returns the reports applied."""
+        assert self.gateway is not None
+        core = self.gateway.core
+        touched = {
+            r.controller: self.sites[r.site].touched.pop(r.controller, set())
+            for r in batch
+            if isinstance(r, SiteConfirm) and r.site in self.sites
+        }
+
+        def apply_all(s: Session, reports: list[SiteConfirm | SiteEvent]) -> None:
+            for r in reports:
+                if isinstance(r, SiteConfirm):
+                    self._apply_confirm(s, r, touched.get(r.controller, set()))
+                else:
+                    self._apply_event(s, r)
+
+        try:
+            await self.gateway.call(core.transaction, lambda s: apply_all(s, batch))
+            return batch
+        except Exception:
+            if len(batch) == 1:
+                log.exception("site hub: a report of site %s failed", batch[0].site)
+                return []
+        applied: list[SiteConfirm | SiteEvent] = []
+        for r in batch:
+            applied += await self._apply([r])
+        return applied
+
+    def _apply_confirm(self, s: Session, c: SiteConfirm, touched: set[str]) -> None:
+        assert self.gateway is not None
+        core = self.gateway.core
+        old = sync_store.get_controller(s, c.controller)
+        if (
+            old is not None
+            and old.revision == c.revision
+            and old.checksum == c.checksum
+            and old.generation == c.generation
+        ):
+            return  # already applied
+        now = core.clock()
+        sync_store.confirm_controller(
+            s, c.controller, c.revision, c.checksum, c.generation, c.credentials, c.entries, now
+        )
+        sync_store.finish_job(s, CONTROLLER, c.controller, c.revision)
+        before = set(old.credentials) if old else set()
+        after = set(c.credentials)
+        self.sink.event(
+            s,
+            "allow_list_written",
+            {
+                "device": c.controller,
+                "revision": c.revision,
+                "entries": c.entries,
+                "checksum": c.checksum,
+                "ms": c.ms,
+                "site": c.site,
+            },
+        )
+        for number in sorted(before - after, key=int):
+            self.sink.event(
+                s, "revocation_confirmed", {"credential": number, "device": c.controller}
+            )
+        for number in sorted((before ^ after) | (touched & (before | after)), key=int):
+            self.sink.credential_state(s, core, number)
+
+    def _apply_event(self, s: Session, e: SiteEvent) -> None:
+        assert self.gateway is not None
+        now = self.gateway.core.clock()
+        if e.kind == "availability":
+            online = bool(e.online)
+            reason = e.reason or ("connected" if online else "offline")
+            if sync_store.set_device_status(
+                s, e.controller, "controller", online, reason, now, {"site": e.site}
+            ):
+                self.sink.availability(s, e.controller, online, reason)
+            return
+        stored = sync_store.StoredControllerEvent(
+            e.controller, e.generation, e.sequence, e.event, e.credential, e.door, e.at
+        )
+        for ev in sync_store.add_controller_events(s, [stored], now):
+            body: dict[str, object] = {
+                "device": e.controller,
+                "credential": ev.credential,
+                "door": ev.door,
+                "at": ev.at.isoformat(),
+                "sequence": ev.sequence,
+            }
+            if ev.kind == "denied":
+                body["reason"] = e.reason or DenyReason.OTHER.value
             self.sink.event(
                 s,
-                "allow_list_written",
-                {
-                    "device": c.controller,
-                    "revision": c.revision,
-                    "entries": c.entries,
-                    "checksum": c.checksum,
-                    "ms": c.ms,
-                    "site": site,
-                },
+                f"access_{ev.kind}" if ev.kind in ("granted", "denied") else f"door_{ev.kind}",
+                body,
             )
-            for number in sorted(before - after, key=int):
-                self.sink.event(
-                    s, "revocation_confirmed", {"credential": number, "device": c.controller}
-                )
-            for number in sorted((before ^ after) | (touched & (before | after)), key=int):
-                self.sink.credential_state(s, core, number)
-
-        started = time.perf_counter()
-        await self.gateway.call(core.transaction, apply)
-        self.confirm_s += time.perf_counter() - started
-        self.confirmations += 1
-        view.confirmations += 1
-        await self._ack(client, site, c.seq)
-
-    async def _on_event(self, client: aiomqtt.Client, e: SiteEvent, site: str) -> None:
-        assert self.gateway is not None
-        if e.site != site or not self._controller_of(site, e.controller):
-            return
-        core = self.gateway.core
-
-        def apply(s: Session) -> None:
-            now = core.clock()
-            if e.kind == "availability":
-                online = bool(e.online)
-                reason = e.reason or ("connected" if online else "offline")
-                if sync_store.set_device_status(
-                    s, e.controller, "controller", online, reason, now, {"site": site}
-                ):
-                    self.sink.availability(s, e.controller, online, reason)
-                return
-            stored = sync_store.StoredControllerEvent(
-                e.controller, e.generation, e.sequence, e.event, e.credential, e.door, e.at
-            )
-            for ev in sync_store.add_controller_events(s, [stored], now):
-                body: dict[str, object] = {
-                    "device": e.controller,
-                    "credential": ev.credential,
-                    "door": ev.door,
-                    "at": ev.at.isoformat(),
-                    "sequence": ev.sequence,
-                }
-                if ev.kind == "denied":
-                    body["reason"] = e.reason or DenyReason.OTHER.value
-                self.sink.event(
-                    s,
-                    f"access_{ev.kind}" if ev.kind in ("granted", "denied") else f"door_{ev.kind}",
-                    body,
-                )
-
-        await self.gateway.call(core.transaction, apply)
-        await self._ack(client, site, e.seq)
 
 
 __all__ = ["SiteHub", "SiteView"]

@@ -261,17 +261,24 @@ class Agent:
         """Send every unacknowledged message (revocations first), again after ``resend_s``."""
         while True:
             now = time.monotonic()
+            due = []
             for p in self.store.pending():
                 sent, times = self._sent.get(p.seq, (0.0, 0))
                 if times and now - sent < min(self.resend_s * 2 ** (times - 1), RESEND_MAX_S):
                     continue
-                body = {"site": self.site, "seq": p.seq, **p.payload}
-                await client.publish(
-                    self.topics.site(p.topic, self.site),
-                    dump_json(body),
-                    qos=1,
-                )
+                due.append(p)
                 self._sent[p.seq] = (now, times + 1)
+            # handed to the client in outbox order (revocations first); PUBACKs awaited together
+            await asyncio.gather(
+                *(
+                    client.publish(
+                        self.topics.site(p.topic, self.site),
+                        dump_json({"site": self.site, "seq": p.seq, **p.payload}),
+                        qos=1,
+                    )
+                    for p in due
+                )
+            )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(1.0, self.resend_s)):
                     await self._outbox_wake.wait()
