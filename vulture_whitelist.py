@@ -53,6 +53,10 @@ _.jobs  # store.device_records: tests/gateway/store/test_device_records.py
 _.device_statuses  # store.device_records: tests/deploy/bench.py, tests
 _.key_audit_records  # store.device_records: tests/gateway/store/test_device_records.py
 _.writes  # sync.controller.ControllerWorker: tests/gateway/sync, bench/controller.py
+_.messages_in  # agent.hub.SiteHub: bench/sites.py (core cost per site)
+_.messages_out  # agent.hub.SiteHub: bench/sites.py
+_.confirm_s  # agent.hub.SiteHub: bench/sites.py
+_.confirmations  # agent.hub.SiteHub: bench/sites.py
 
 # --- Written and never read, in modules being restructured in other work (left to it)
 _.settings_writes  # sync.controller.ControllerWorker

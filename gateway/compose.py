@@ -72,6 +72,10 @@ def audit_listeners() -> list[ChangeListener]:
     return [CommandLog(), ChargeRecorder(), ReviewRecorder()]
 
 
+ServiceFactory = Callable[[Gateway], Service]
+"""Makes a service of a running gateway (``build_gateway(extra_services=...)``)."""
+
+
 @dataclass
 class CoreParts:
     """What a core is built with, gathered before it is built."""
@@ -115,7 +119,7 @@ def build_gateway(
     settings: Settings,
     *,
     extra_sinks: Sequence[SyncSink] = (),
-    extra_services: Sequence[Callable[[Gateway], Service]] = (),
+    extra_services: Sequence[ServiceFactory] = (),
     listeners: Sequence[ChangeListener] = (),
     upgrade: bool = True,
     db: Database | None = None,
@@ -162,7 +166,9 @@ def build_gateway(
     return gateway
 
 
-def build_core_role(settings: Settings) -> CoreLeadership:
+def build_core_role(
+    settings: Settings, *, extra_services: Sequence[ServiceFactory] = ()
+) -> CoreLeadership:
     """``lockgate run --role core``: the gateway of :func:`build_gateway`, run while this
     instance leads (see :mod:`gateway.leadership.runner`). On PostgreSQL the instances of one
     database share a lease (``[leadership]`` settings) and the leader's store is fenced with
@@ -175,7 +181,12 @@ def build_core_role(settings: Settings) -> CoreLeadership:
         if fence is not None:
             db.set_fence(fence)
         return build_gateway(
-            settings, upgrade=False, db=db, instance=instance, may_connect=leadership.leading
+            settings,
+            upgrade=False,
+            db=db,
+            instance=instance,
+            may_connect=leadership.leading,
+            extra_services=extra_services,
         )
 
     if normalize_url(url).get_backend_name() == "sqlite":
