@@ -28,16 +28,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gateway.audit.anchor import AnchorService
+from gateway.audit.anchor import Anchor, AnchorService
 from gateway.audit.listeners import CommandLog
 from gateway.audit.sink import AuditSink
 from gateway.auth.authorizer import Authorizer
 from gateway.bridge import MqttBridge
 from gateway.bridge.outbound import StatePublisher
+from gateway.bridge.payloads import AuditAnchorBody, LeaderElectedBody
 from gateway.bridge.syncsink import BridgeSyncSink
 from gateway.bridge.topics import TopicMap
 from gateway.charges import ChargeRecorder
@@ -70,6 +70,10 @@ def audit_listeners() -> list[ChangeListener]:
     (accepted or refused, with personal parts erased when a fact's are), lost-card charges,
     access reviews."""
     return [CommandLog(), ChargeRecorder(), ReviewRecorder()]
+
+
+ServiceFactory = Callable[[Gateway], Service]
+"""Makes a service of a running gateway (``build_gateway(extra_services=...)``)."""
 
 
 @dataclass
@@ -115,7 +119,7 @@ def build_gateway(
     settings: Settings,
     *,
     extra_sinks: Sequence[SyncSink] = (),
-    extra_services: Sequence[Callable[[Gateway], Service]] = (),
+    extra_services: Sequence[ServiceFactory] = (),
     listeners: Sequence[ChangeListener] = (),
     upgrade: bool = True,
     db: Database | None = None,
@@ -162,7 +166,9 @@ def build_gateway(
     return gateway
 
 
-def build_core_role(settings: Settings) -> CoreLeadership:
+def build_core_role(
+    settings: Settings, *, extra_services: Sequence[ServiceFactory] = ()
+) -> CoreLeadership:
     """``lockgate run --role core``: the gateway of :func:`build_gateway`, run while this
     instance leads (see :mod:`gateway.leadership.runner`). On PostgreSQL the instances of one
     database share a lease (``[leadership]`` settings) and the leader's store is fenced with
@@ -175,7 +181,12 @@ def build_core_role(settings: Settings) -> CoreLeadership:
         if fence is not None:
             db.set_fence(fence)
         return build_gateway(
-            settings, upgrade=False, db=db, instance=instance, may_connect=leadership.leading
+            settings,
+            upgrade=False,
+            db=db,
+            instance=instance,
+            may_connect=leadership.leading,
+            extra_services=extra_services,
         )
 
     if normalize_url(url).get_backend_name() == "sqlite":
@@ -196,17 +207,17 @@ async def _announce_leader(gateway: Gateway, takeover: Takeover) -> None:
     bridge = mqtt_bridge(gateway)
     if bridge is None:
         return
-    body = {
-        "instance": takeover.instance,
-        "token": takeover.token,
-        "host": takeover.host[:200],
-        "previous_instance": takeover.previous_instance,
-        "standby_s": takeover.standby_s,
-    }
+    body = LeaderElectedBody(
+        instance=takeover.instance,
+        token=takeover.token,
+        host=takeover.host[:200],
+        previous_instance=takeover.previous_instance,
+        standby_s=takeover.standby_s,
+    )
 
     def enqueue(core: Core) -> None:
         with core.db.session() as s:
-            bridge.publisher.enqueue_event(s, "leader_elected", body)
+            bridge.publisher.enqueue_event(s, body)
 
     await gateway.call(enqueue, gateway.core)
 
@@ -227,11 +238,10 @@ def build_desk_station(settings: Settings) -> tuple[Gateway, Sinks]:
     return Gateway(settings, core, notifier=notifier, upgrade=False), Sinks(sinks)
 
 
-def _anchor_event(bridge: MqttBridge, session: Session, kind: str, body: dict[str, Any]) -> int:
+def _anchor_event(bridge: MqttBridge, session: Session, anchor: Anchor) -> int:
     return bridge.publisher.enqueue_event(
         session,
-        "audit_anchor",
-        {"head_seq": body["seq"], "head_hash": body["hash"], "head_at": body["at"]},
+        AuditAnchorBody(head_seq=anchor.seq, head_hash=anchor.hash, head_at=anchor.at),
     )
 
 

@@ -243,15 +243,15 @@ class MqttBridge:
         gateway = self._gateway
         if gateway is None:
             return
-        body = {
-            "instance": self.instance,
-            "other_instance": other[:64] if other else None,
-            "detail": what[:200],
-        }
 
         def enqueue(core: Core) -> None:
+            body = p.GatewayConflictBody(
+                instance=self.instance,
+                other_instance=other[:64] if other else None,
+                detail=what[:200],
+            )
             with core.db.session() as s:
-                self.publisher.enqueue_event(s, "gateway_conflict", body)
+                self.publisher.enqueue_event(s, body)
 
         try:
             await gateway.call(enqueue, gateway.core)

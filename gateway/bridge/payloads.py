@@ -189,8 +189,9 @@ class EventBase(Payload):
     """When the gateway recorded it."""
 
 
-class CredentialRevoked(EventBase):
-    """A credential's desired state became *revoked*: the devices must shut it off."""
+class CredentialRevokedBody(Payload):
+    """What the sender of a :class:`CredentialRevoked` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["credential_revoked"] = "credential_revoked"
     """Always `credential_revoked`."""
@@ -206,8 +207,13 @@ class CredentialRevoked(EventBase):
     command: str | None = Field(default=None, description="Its request name.")
 
 
-class RevocationConfirmed(EventBase):
-    """A device confirmed holding a revoked credential's new state."""
+class CredentialRevoked(CredentialRevokedBody, EventBase):
+    """A credential's desired state became *revoked*: the devices must shut it off."""
+
+
+class RevocationConfirmedBody(Payload):
+    """What the sender of a :class:`RevocationConfirmed` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["revocation_confirmed"] = "revocation_confirmed"
     """Always `revocation_confirmed`."""
@@ -219,11 +225,13 @@ class RevocationConfirmed(EventBase):
     """The credential's desired revision the device now holds."""
 
 
-class ProgrammingResult(EventBase):
-    """A key or a controller was programmed (or the attempt failed). Two revisions, of two
-    different things: ``credential_revision`` is the key's desired state (the ``revision`` of
-    its credential state), ``device_revision`` what the device holds after the write (the key
-    image or the controller allow-list)."""
+class RevocationConfirmed(RevocationConfirmedBody, EventBase):
+    """A device confirmed holding a revoked credential's new state."""
+
+
+class ProgrammingResultBody(Payload):
+    """What the sender of a :class:`ProgrammingResult` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["programming_result"] = "programming_result"
     """Always `programming_result`."""
@@ -251,9 +259,16 @@ class ProgrammingResult(EventBase):
     )
 
 
-class AccessEvent(EventBase):
-    """A door or cylinder granted or denied a credential (controller events, key and
-    cylinder audit trails)."""
+class ProgrammingResult(ProgrammingResultBody, EventBase):
+    """A key or a controller was programmed (or the attempt failed). Two revisions, of two
+    different things: ``credential_revision`` is the key's desired state (the ``revision`` of
+    its credential state), ``device_revision`` what the device holds after the write (the key
+    image or the controller allow-list)."""
+
+
+class AccessEventBody(Payload):
+    """What the sender of a :class:`AccessEvent` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["access_granted", "access_denied"]
     """`access_granted` or `access_denied`."""
@@ -274,8 +289,14 @@ class AccessEvent(EventBase):
     """Why it was denied, as the device said; null when granted or not said."""
 
 
-class ExpiryWarning(EventBase):
-    """A credential stops working soon unless something is renewed."""
+class AccessEvent(AccessEventBody, EventBase):
+    """A door or cylinder granted or denied a credential (controller events, key and
+    cylinder audit trails)."""
+
+
+class ExpiryWarningBody(Payload):
+    """What the sender of a :class:`ExpiryWarning` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["expiry_warning"] = "expiry_warning"
     """Always `expiry_warning`."""
@@ -288,11 +309,13 @@ class ExpiryWarning(EventBase):
     `competence`, the `agreement`, or the `visitor` card."""
 
 
-class DeviceEvent(EventBase):
-    """Something a device reported that is not an access decision: a door forced or held
-    open, a controller that lost its memory, a cylinder that applied a blacklist; or a
-    device that answers but refuses what it is asked (``device_error``, ``detail`` says why;
-    its availability stays online) and one that works again (``device_recovered``)."""
+class ExpiryWarning(ExpiryWarningBody, EventBase):
+    """A credential stops working soon unless something is renewed."""
+
+
+class DeviceEventBody(Payload):
+    """What the sender of a :class:`DeviceEvent` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal[
         "door_forced",
@@ -315,10 +338,16 @@ class DeviceEvent(EventBase):
     """More about it, for people (`version=...`, `generation=...`); may be empty."""
 
 
-class GatewayConflict(EventBase):
-    """Another gateway process announced itself online on this gateway's topics: two
-    gateways would both apply every request (a deposed gateway still running, or two
-    configured alike). The operator must stop one of them."""
+class DeviceEvent(DeviceEventBody, EventBase):
+    """Something a device reported that is not an access decision: a door forced or held
+    open, a controller that lost its memory, a cylinder that applied a blacklist; or a
+    device that answers but refuses what it is asked (``device_error``, ``detail`` says why;
+    its availability stays online) and one that works again (``device_recovered``)."""
+
+
+class GatewayConflictBody(Payload):
+    """What the sender of a :class:`GatewayConflict` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["gateway_conflict"] = "gateway_conflict"
     """Always `gateway_conflict`."""
@@ -330,10 +359,15 @@ class GatewayConflict(EventBase):
     """What was seen, for people."""
 
 
-class LeaderElected(EventBase):
-    """A core instance became the leader (`lockgate run --role core`): from now on it alone
-    answers requests and writes. Published by the new leader once it has loaded the site and
-    taken over the gateway's MQTT session."""
+class GatewayConflict(GatewayConflictBody, EventBase):
+    """Another gateway process announced itself online on this gateway's topics: two
+    gateways would both apply every request (a deposed gateway still running, or two
+    configured alike). The operator must stop one of them."""
+
+
+class LeaderElectedBody(Payload):
+    """What the sender of a :class:`LeaderElected` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["leader_elected"] = "leader_elected"
     """Always `leader_elected`."""
@@ -349,9 +383,15 @@ class LeaderElected(EventBase):
     """How long the new leader waited as a standby before it took the lease."""
 
 
-class AuditAnchor(EventBase):
-    """The head of the tamper-evident audit log, published periodically: keep these to
-    prove later that no entry up to ``head_seq`` was altered or removed."""
+class LeaderElected(LeaderElectedBody, EventBase):
+    """A core instance became the leader (`lockgate run --role core`): from now on it alone
+    answers requests and writes. Published by the new leader once it has loaded the site and
+    taken over the gateway's MQTT session."""
+
+
+class AuditAnchorBody(Payload):
+    """What the sender of a :class:`AuditAnchor` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["audit_anchor"] = "audit_anchor"
     """Always `audit_anchor`."""
@@ -361,6 +401,11 @@ class AuditAnchor(EventBase):
     """Its chain hash (SHA-256, hex)."""
     head_at: UtcDateTime
     """Its time."""
+
+
+class AuditAnchor(AuditAnchorBody, EventBase):
+    """The head of the tamper-evident audit log, published periodically: keep these to
+    prove later that no entry up to ``head_seq`` was altered or removed."""
 
 
 EVENT_MODELS: tuple[type[EventBase], ...] = (
@@ -384,6 +429,20 @@ def _kinds(model: type[EventBase]) -> tuple[str, ...]:
 EVENT_KINDS: dict[str, type[EventBase]] = {k: m for m in EVENT_MODELS for k in _kinds(m)}
 """Every event kind and the model its payload follows."""
 
+EventBody = (
+    CredentialRevokedBody
+    | RevocationConfirmedBody
+    | ProgrammingResultBody
+    | AccessEventBody
+    | ExpiryWarningBody
+    | DeviceEventBody
+    | GatewayConflictBody
+    | LeaderElectedBody
+    | AuditAnchorBody
+)
+"""What a part of the gateway hands the outbox to announce an event (see
+:meth:`gateway.bridge.outbound.StatePublisher.enqueue_event`)."""
+
 AnyEvent = Annotated[
     CredentialRevoked
     | RevocationConfirmed
@@ -406,25 +465,35 @@ __all__ = [
     "EVENT_KINDS",
     "EVENT_MODELS",
     "AccessEvent",
+    "AccessEventBody",
     "AuditAnchor",
+    "AuditAnchorBody",
     "BridgeState",
     "ConfirmedState",
     "CredentialRevoked",
+    "CredentialRevokedBody",
     "DesiredSummary",
     "DeviceAvailability",
     "DeviceEvent",
+    "DeviceEventBody",
     "ErrorBody",
     "Event",
     "EventBase",
+    "EventBody",
     "ExpiryWarning",
+    "ExpiryWarningBody",
     "FieldError",
     "GatewayConflict",
+    "GatewayConflictBody",
     "LeaderElected",
+    "LeaderElectedBody",
     "Payload",
     "ProgrammingResult",
+    "ProgrammingResultBody",
     "Response",
     "RetainedCredentialState",
     "RevocationConfirmed",
+    "RevocationConfirmedBody",
     "SpaceGrant",
     "StateWindow",
 ]

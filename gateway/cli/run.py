@@ -109,13 +109,15 @@ def describe(settings: Settings) -> dict[str, Any]:
     }
 
 
-async def serve_core(settings: Settings) -> int:
-    """Run ``--role core`` until SIGTERM/SIGINT: stand by, lead while holding the lease."""
+async def serve_core(settings: Settings, *, sites: bool = False) -> int:
+    """Run ``--role core`` until SIGTERM/SIGINT: stand by, lead while holding the lease
+    (with ``sites``, the leader also serves the site agents)."""
+    from gateway.agent import site_hub
     from gateway.compose import build_core_role
     from gateway.store import migrate
 
     try:
-        leadership = build_core_role(settings)
+        leadership = build_core_role(settings, extra_services=[site_hub] if sites else ())
     except (ValueError, ConfigError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
@@ -141,12 +143,14 @@ async def serve_core(settings: Settings) -> int:
     return 0
 
 
-async def serve(settings: Settings) -> int:
-    """Run the gateway until SIGTERM/SIGINT; returns the exit code."""
+async def serve(settings: Settings, *, sites: bool = False) -> int:
+    """Run the gateway until SIGTERM/SIGINT; returns the exit code. With ``sites`` it also
+    serves the site agents (:func:`gateway.agent.site_hub`)."""
+    from gateway.agent import site_hub
     from gateway.compose import build_gateway
 
     try:
-        gateway = build_gateway(settings)
+        gateway = build_gateway(settings, extra_services=[site_hub] if sites else ())
     except (ValueError, ConfigError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
@@ -193,6 +197,14 @@ def run_command(
             "instances on one PostgreSQL; it serves only while it holds the leader lease.",
         ),
     ] = Role.ALL,
+    sites: Annotated[
+        bool,
+        typer.Option(
+            "--sites",
+            help="Also serve site agents (`lockgate agent`) over MQTT: publish their desired "
+            "state, apply their confirmations and events.",
+        ),
+    ] = False,
 ) -> None:
     """Run the gateway: the MQTT bridge and every configured service, until SIGTERM/SIGINT."""
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -211,7 +223,9 @@ def run_command(
         log.error("invalid configuration: %s", exc)
         raise typer.Exit(2) from None
     try:
-        code = asyncio.run(serve_core(settings) if role is Role.CORE else serve(settings))
+        code = asyncio.run(
+            serve_core(settings, sites=sites) if role is Role.CORE else serve(settings, sites=sites)
+        )
     except Exception as exc:
         log.critical("lockgate failed: %s", exc, exc_info=True)
         code = 1

@@ -110,8 +110,6 @@ class CoreLeadership:
         """The fencing token while leading."""
         self.gateway: Gateway | None = None
         """The running gateway while leading."""
-        self.terms = 0
-        """How many times this instance has become the leader."""
         self.step_down_reason: str | None = None
         self._lost: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -226,7 +224,6 @@ class CoreLeadership:
         self.state = "starting"
         self.token = takeover.token
         self.step_down_reason = None
-        self.terms += 1
         lost = self._lost = asyncio.Event()
         # The lease was granted no earlier than it was asked for: count its time from there,
         # with a margin so that this instance gives up before the database lets another in.
