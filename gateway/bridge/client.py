@@ -337,8 +337,12 @@ class BrokerSession:
             _, late = await asyncio.wait([watcher], timeout=1.0)
             for task in late:
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            # Wait for the watcher without awaiting it: a cancellation of the watcher is
+            # expected here, but one of the task closing the session (the bridge stopping)
+            # must go on, not be swallowed.
+            await asyncio.wait([watcher])
+            if not watcher.cancelled() and (error := watcher.exception()) is not None:
+                log.warning("the connection watcher of %s failed: %s", self.options.address, error)
         if not self._failed.done():
             self._failed.set_exception(ConnectionLost("session closed"))
         self._failed.exception()  # mark it retrieved: nobody else may ever look

@@ -118,6 +118,7 @@ class MqttBridge:
         self.relay: OutboxRelay | None = None
         self._gateway: Gateway | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._background: set[asyncio.Task[None]] = set()
         self._republished = False
         """Every credential state was queued once since start (not just begun)."""
@@ -135,6 +136,7 @@ class MqttBridge:
         if self.publisher not in gateway.core.listeners:
             raise ValueError("the core must have the bridge's publisher among its listeners")
         self._gateway = gateway
+        self._stopping = False
         self.pipeline = RequestPipeline(
             gateway,
             self.topics,
@@ -150,6 +152,9 @@ class MqttBridge:
         task, self._task = self._task, None
         if task is None:
             return
+        # Besides the cancellation below: on Python 3.11 a cancellation that meets a
+        # completing wait (aiomqtt's disconnect) can be lost; the supervisor then ends here.
+        self._stopping = True
         for pending in list(self._background):
             pending.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -259,11 +264,16 @@ class MqttBridge:
             log.exception("the gateway conflict could not be reported as an event")
 
     async def _supervise(self) -> None:
-        while True:
+        while not self._stopping:
             # A predicate of the clock and the lease, not an event: poll it.
-            while not self.may_connect():  # noqa: ASYNC110
+            while not self.may_connect():
+                if self._stopping:
+                    return
                 await asyncio.sleep(0.1)
             session = await self._connect()
+            if self._stopping:
+                await session.close()
+                return
             pause = RECONNECT_PAUSE_S
             try:
                 await self._serve(session)
@@ -285,6 +295,8 @@ class MqttBridge:
                 self.session = None
                 self.connected.clear()
                 await session.close()
+            if self._stopping:
+                return
             await asyncio.sleep(pause)
 
     async def _connect(self) -> BrokerSession:

@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+STOP_TIMEOUT_S = 15.0
+"""How long a gateway may take to stop before the tasks still running are logged."""
+
 State = Literal["standby", "starting", "leader", "stopping", "stopped"]
 
 
@@ -279,10 +282,7 @@ class CoreLeadership:
                     extra={"role": "standby", "token": takeover.token},
                 )
             if gateway is not None:
-                try:
-                    await gateway.stop()
-                except Exception:
-                    log.exception("the gateway did not stop cleanly")
+                await self._stop_gateway(gateway)
             self.gateway = None
             await cancel_and_wait(renewer)
             if self.lease is not None and not lost.is_set():
@@ -294,6 +294,21 @@ class CoreLeadership:
             self.token = None
             self._lost = None
         return failed
+
+    async def _stop_gateway(self, gateway: Gateway) -> None:
+        stopping = asyncio.create_task(gateway.stop(), name="lockgate-lease-stop-gateway")
+        done, _ = await asyncio.wait([stopping], timeout=STOP_TIMEOUT_S)
+        if not done:
+            stuck = [
+                f"{t.get_name()}: {t.get_stack(limit=8)}"
+                for t in asyncio.all_tasks()
+                if not t.done() and t is not asyncio.current_task()
+            ]
+            log.error("the gateway has not stopped after %g s: %s", STOP_TIMEOUT_S, stuck)
+        try:
+            await stopping
+        except Exception:
+            log.exception("the gateway did not stop cleanly")
 
     # ------------------------------------------------------------------ keeping the lease
 
