@@ -258,9 +258,8 @@ def check_refused(
     db: Database, args: list[str], names: list[str], value: str | None = None
 ) -> None:
     """``lockgate ARGS`` exits 2 with one line on stderr naming one of ``names`` (or quoting
-    the bad ``value``), and the database is as it was. ``lockgate run`` and ``lockgate agent`` log,
-    so their one line is
-    a structured log line at level error."""
+    the bad ``value``), and the database is as it was. ``lockgate run`` and ``lockgate agent``
+    log, so their one line is a structured log line at level error."""
     before = snapshot(db)
     result = lockgate(
         db, *args, operator="admin", token=token("admin"), env={"LOCKGATE_STATIONS": STATIONS}
