@@ -459,7 +459,9 @@ class ControllerSettings:
     In a value *written* (:meth:`DoorController.write_settings`), ``None`` and a door missing
     from ``door_modes`` mean "leave as the controller has it"; in a value *read*
     (:meth:`DoorController.read_settings`) every field is filled in and ``door_modes`` holds
-    every door. ``door_modes`` is a tuple of ``(door, mode)`` pairs, doors 1-based and in
+    every door, except the fields the driver names in
+    :attr:`DoorController.unsupported_settings` (the device has no such setting), which are
+    ``None``. ``door_modes`` is a tuple of ``(door, mode)`` pairs, doors 1-based and in
     ascending order."""
 
     pulse_seconds: int | None = None
@@ -604,6 +606,12 @@ class DoorController(Driver):
     """False for devices without an atomic commit (records are written one by one): their
     :meth:`write_allow_list` sends revocations first, verifies by reading back, and documents
     what a reader of the device can see while it runs."""
+
+    unsupported_settings: ClassVar[frozenset[str]] = frozenset()
+    """Fields of :class:`ControllerSettings` the device has no setting for (for example
+    ``"held_open_seconds"``): :meth:`read_settings` reports them as ``None`` and
+    :meth:`write_settings` refuses a value for them with a ``ValueError`` naming the field.
+    Door modes a device cannot take are refused the same way, naming ``door_modes``."""
 
     async def wait_for_events(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for the device to signal new events; True when it did.

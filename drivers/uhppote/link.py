@@ -51,6 +51,9 @@ class UhppoteLink:
         """Replies refused (not protocol, or from another controller)."""
         self._api = UhppoteAsync(bind=settings.bind)
         self._target = (settings.serial, settings.address, settings.transport)
+        self.closed = True
+        """While True (before the driver's open, after its close) every call raises
+        :class:`~drivers.base.DeviceUnavailable` without sending anything."""
 
     @property
     def name(self) -> str:
@@ -61,6 +64,10 @@ class UhppoteLink:
 
         ``what`` names the request in errors and logs."""
         s = self.settings
+        if self.closed:
+            raise DeviceUnavailable(
+                f"{self.name}: the driver is closed ({what} not sent)", device_id=self.device_id
+            )
         failure: DriverError | None = None
         for attempt in range(s.retries + 1):
             self.requests += 1
