@@ -1,6 +1,6 @@
 """A whole simulated site in one process: key stations on pseudo-terminals, offline cylinders,
-virtual keys and Modbus door controllers, declared in a site file and driven through one
-control interface.
+virtual keys, Modbus door controllers and UHPPOTE access controllers, declared in a site file
+and driven through one control interface.
 
 Site file (TOML)::
 
@@ -17,6 +17,12 @@ Site file (TOML)::
     doors = 4
     capacity = 2000
     transport = "tcp"                     # tcp | rtu (RTU on a pseudo-terminal pair)
+
+    [[controllers]]
+    id = "uhppote-gate"
+    kind = "uhppote"                      # modbus (default) | uhppote
+    serial = 423187757                    # uhppote: the controller's serial number
+    doors = 2                             # uhppote: 1, 2 or 4
 
     [[spaces]]                            # maps the site to the spaces of the store
     id = "sp-office"
@@ -37,7 +43,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from drivers.serialstation.codes import Mounting
 from simulators.control import ControlServer
@@ -47,6 +60,7 @@ from simulators.controller.server import ControllerServer
 from simulators.station.device import StationConfig
 from simulators.station.faults import FaultPlan
 from simulators.station.simulator import SimWorld, StationSimulator, parse_cylinder_id
+from simulators.uhppote import UhppoteController, UhppoteServer, UhppoteSimulator
 
 DEFAULT_SITE = Path(__file__).with_name("sites") / "demo.toml"
 
@@ -63,10 +77,28 @@ class StationSpec(_Spec):
 
 class ControllerSpec(_Spec):
     id: Annotated[str, Field(min_length=1, max_length=32)]
+    kind: Literal["modbus", "uhppote"] = "modbus"
     doors: Annotated[int, Field(ge=1, le=16)] = 4
     capacity: Annotated[int, Field(ge=1, le=65535)] = 2000
     transport: Literal["tcp", "rtu"] = "tcp"
+    """Modbus: TCP, or RTU on a pseudo-terminal pair. (A UHPPOTE controller answers both UDP
+    and TCP; its driver picks.)"""
     port: Annotated[int, Field(ge=0, le=65535)] = 0
+    serial: Annotated[int, Field(ge=1, le=0xFFFF_FFFE)] | None = None
+    """UHPPOTE: the controller's serial number (required)."""
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> ControllerSpec:
+        if self.kind == "uhppote":
+            if self.serial is None:
+                raise ValueError("serial: required for a uhppote controller")
+            if self.doors not in (1, 2, 4):
+                raise ValueError(f"doors: a uhppote controller has 1, 2 or 4, got {self.doors}")
+            if self.transport != "tcp":
+                raise ValueError("transport: a uhppote controller answers UDP and TCP; leave it")
+        elif self.serial is not None:
+            raise ValueError("serial: only a uhppote controller has a serial number")
+        return self
 
 
 class DoorSpec(_Spec):
@@ -98,6 +130,9 @@ class SiteSpec(_Spec):
         ids = [x.id for x in v]
         if len(set(ids)) != len(ids):
             raise ValueError("ids must be unique")
+        serials = [x.serial for x in v if getattr(x, "serial", None) is not None]
+        if len(set(serials)) != len(serials):
+            raise ValueError("serial numbers must be unique")
         return v
 
     def cylinders(self) -> list[int]:
@@ -170,7 +205,24 @@ class SimulatedSite:
                 control_port=None,
             )
             for c in spec.controllers
+            if c.kind == "modbus"
         }
+        """The Modbus controllers."""
+        self.uhppote: dict[str, UhppoteSimulator] = {}
+        """The UHPPOTE controllers, each on its own UDP and TCP port."""
+        for u in spec.controllers:
+            if u.kind == "uhppote":
+                assert u.serial is not None
+                device = UhppoteController(
+                    u.serial,
+                    doors=u.doors,
+                    capacity=u.capacity,
+                    timezone=spec.timezone,
+                    clock=lambda: clock.now().timestamp(),
+                )
+                self.uhppote[u.id] = UhppoteSimulator(
+                    UhppoteServer([device], port=u.port), control_port=None
+                )
         self.control: ControlServer | None = None
         if control_port is not None:
             self.control = ControlServer(port=control_port)
@@ -179,10 +231,11 @@ class SimulatedSite:
     # ------------------------------------------------------------------ life cycle
 
     async def start(self) -> None:
-        started: list[StationSimulator | ControllerSimulator] = []
-        sims: list[StationSimulator | ControllerSimulator] = [
+        started: list[StationSimulator | ControllerSimulator | UhppoteSimulator] = []
+        sims: list[StationSimulator | ControllerSimulator | UhppoteSimulator] = [
             *self.stations.values(),
             *self.controllers.values(),
+            *self.uhppote.values(),
         ]
         try:
             for sim in sims:
@@ -202,6 +255,8 @@ class SimulatedSite:
             await station.close()
         for controller in self.controllers.values():
             await controller.close()
+        for uhppote in self.uhppote.values():
+            await uhppote.close()
 
     async def __aenter__(self) -> SimulatedSite:
         await self.start()
@@ -226,10 +281,24 @@ class SimulatedSite:
 
     def controller_devices(self) -> list[dict[str, Any]]:
         """``[[controllers]]`` tables of a gateway configuration reaching these controllers."""
-        return [
+        devices = [
             {"id": cid, "driver": "modbus-door", "options": sim.driver_options()}
             for cid, sim in self.controllers.items()
         ]
+        devices += [
+            {
+                "id": cid,
+                "driver": "uhppote-door",
+                "options": {
+                    **sim.driver_options(),
+                    "bind": "127.0.0.1",
+                    "listen": "127.0.0.1:0",  # events pushed to the gateway, on a free port
+                },
+            }
+            for cid, sim in self.uhppote.items()
+        ]
+        order = [c.id for c in self.spec.controllers]
+        return sorted(devices, key=lambda d: order.index(d["id"]))
 
     # ------------------------------------------------------------------ operations
 
@@ -241,14 +310,15 @@ class SimulatedSite:
                 f"station: no station {station_id!r} (stations: {', '.join(self.stations)})"
             ) from None
 
-    def controller(self, controller_id: str) -> ControllerSimulator:
-        try:
-            return self.controllers[controller_id]
-        except KeyError:
+    def controller(self, controller_id: str) -> ControllerSimulator | UhppoteSimulator:
+        """The simulator of a controller of any kind."""
+        found = self.controllers.get(controller_id) or self.uhppote.get(controller_id)
+        if found is None:
+            known = ", ".join([*self.controllers, *self.uhppote])
             raise LookupError(
-                f"controller: no controller {controller_id!r} "
-                f"(controllers: {', '.join(self.controllers)})"
-            ) from None
+                f"controller: no controller {controller_id!r} (controllers: {known})"
+            )
+        return found
 
     def insert(self, station_id: str, serial: str) -> None:
         """Put key ``serial`` into a station (creating the virtual key if it is new)."""
@@ -264,7 +334,18 @@ class SimulatedSite:
         return self.world.visit(serial, cylinder).as_dict()
 
     async def present(self, controller_id: str, credential: int, door: int) -> dict[str, Any]:
-        return await self.controller(controller_id).present(credential, door)
+        """Present a credential at a door's reader: ``{granted, reason, ...}``."""
+        sim = self.controller(controller_id)
+        if isinstance(sim, UhppoteSimulator):
+            return await sim.present(credential, door)
+        return await sim.present(credential, door)
+
+    async def power_loss(self, controller_id: str) -> Any:
+        """A controller loses its power and its memory."""
+        sim = self.controller(controller_id)
+        if isinstance(sim, UhppoteSimulator):
+            return await sim.power_loss()
+        return await sim.power_loss()
 
     # ------------------------------------------------------------------ control commands
 
@@ -281,7 +362,10 @@ class SimulatedSite:
                     }
                     for sid, s in self.stations.items()
                 },
-                "controllers": {cid: c.describe() for cid, c in self.controllers.items()},
+                "controllers": {
+                    **{cid: c.describe() for cid, c in self.controllers.items()},
+                    **{cid: {"kind": "uhppote", **u.describe()} for cid, u in self.uhppote.items()},
+                },
                 "cylinders": self.spec.cylinders(),
                 "keys": sorted(k.serial for k in self.world.registry),
             }
@@ -300,7 +384,7 @@ class SimulatedSite:
             return await self.present(controller, credential, door)
 
         async def power_loss(controller: str) -> Any:
-            return await self.controller(controller).power_loss()
+            return await self.power_loss(controller)
 
         async def add_key(serial: str) -> dict[str, Any]:
             return self.world.add_key(str(serial)).summary()

@@ -25,3 +25,5 @@ CYL_SIGNAL: Final = ("200201", "200202")
 """Cylinders of the signal box."""
 CONTROLLER: Final = "ctrl-office"
 """The office's door controller."""
+GATE: Final = "uhppote-gate"
+"""The UHPPOTE access controller of the office's gate (door 1 is in the office space)."""

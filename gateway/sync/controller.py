@@ -73,6 +73,7 @@ class ControllerWorker(DeviceWorker):
         self.clock_sets = 0
         self.last_write: AllowListResult | None = None
         self._touched: set[str] = set()
+        self._reported_id: str | None = None
         self._settings_checked: tuple[int | None, float] | None = None
         """Generation and monotonic time of the last settings and clock check."""
 
@@ -154,8 +155,11 @@ class ControllerWorker(DeviceWorker):
         await self.runner.call(self.core.transaction, lambda s: self.sink.event(s, kind, body))
 
     async def _check_generation(self, driver: DoorController, info: ControllerInfo) -> None:
-        if info.controller_id and info.controller_id != self.device_id:
-            log.warning("controller %s reports the id %s", self.device_id, info.controller_id)
+        if info.controller_id != self._reported_id:
+            # A device's own id (a serial number) need not be the configured id; said once.
+            self._reported_id = info.controller_id
+            if info.controller_id and info.controller_id != self.device_id:
+                log.info("controller %s reports the id %s", self.device_id, info.controller_id)
         confirmed = await self.runner.call(self._confirmed)
         if confirmed is not None and confirmed.generation == info.generation:
             self.generation = info.generation
