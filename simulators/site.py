@@ -23,6 +23,7 @@ Site file (TOML)::
     kind = "uhppote"                      # modbus (default) | uhppote
     serial = 423187757                    # uhppote: the controller's serial number
     doors = 2                             # uhppote: 1, 2 or 4
+    events = 10000                        # uhppote: event log size (a ring)
 
     [[spaces]]                            # maps the site to the spaces of the store
     id = "sp-office"
@@ -86,6 +87,8 @@ class ControllerSpec(_Spec):
     port: Annotated[int, Field(ge=0, le=65535)] = 0
     serial: Annotated[int, Field(ge=1, le=0xFFFF_FFFE)] | None = None
     """UHPPOTE: the controller's serial number (required)."""
+    events: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    """UHPPOTE: size of the event log (a ring: the oldest event is overwritten)."""
 
     @model_validator(mode="after")
     def _kind_fields(self) -> ControllerSpec:
@@ -217,6 +220,7 @@ class SimulatedSite:
                     u.serial,
                     doors=u.doors,
                     capacity=u.capacity,
+                    event_capacity=u.events,
                     timezone=spec.timezone,
                     clock=lambda: clock.now().timestamp(),
                 )

@@ -107,6 +107,7 @@ from drivers.base import (
     DoorController,
     DoorMode,
     DoorStatus,
+    EventGap,
     HardwareSchedule,
     ProgressCallback,
     ProtocolError,
@@ -299,6 +300,7 @@ class UhppoteDoorController(DoorController):
         self.event_log_reset = False
         """True when the controller's newest event index was below the caller's cursor: its
         event log was reset or the controller replaced."""
+        self._new_gaps: list[EventGap] = []
         self.events_rejected = 0
         """Pushed or read events refused (malformed, replayed index, wrong door)."""
         self.last_clock_drift_s: float | None = None
@@ -1014,6 +1016,7 @@ class UhppoteDoorController(DoorController):
                     start = bookmark
             if start > newest:
                 if not self.event_log_reset:
+                    self._new_gaps.append(EventGap(start, newest, "reset"))
                     log.warning(
                         "%s: the controller's newest event is %d, below the cursor %d: its "
                         "event log was reset or the controller replaced",
@@ -1096,6 +1099,7 @@ class UhppoteDoorController(DoorController):
             )
             self.event_gaps.append((index, oldest.index - 1))
             del self.event_gaps[:-100]
+            self._new_gaps.append(EventGap(index, oldest.index - 1, "overwritten"))
             return oldest
         raw = ev.RawEvent.from_reply(reply)
         if raw.index != index:
@@ -1106,6 +1110,11 @@ class UhppoteDoorController(DoorController):
                 field="index",
             )
         return raw
+
+    def take_event_gaps(self) -> list[EventGap]:
+        """Overwritten indexes and event-log resets found since the last call."""
+        gaps, self._new_gaps = self._new_gaps, []
+        return gaps
 
     async def ack_events(self, up_to_sequence: int) -> None:
         if isinstance(up_to_sequence, bool) or not 0 <= up_to_sequence <= U32_MAX:

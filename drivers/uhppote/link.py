@@ -16,6 +16,7 @@ every library error into the driver contract's errors:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,6 +39,17 @@ class LinkSettings:
     bind: str = "0.0.0.0"
     timeout_s: float = 1.0
     retries: int = 2
+
+
+def _raise_if_cancelled() -> None:
+    """Raise the cancellation of the running task that ``uhppoted`` may have swallowed.
+
+    The library waits for replies with ``asyncio.wait_for``, which on Python 3.11 returns the
+    reply instead of raising when the task is cancelled just as the reply arrives; the task's
+    pending cancellation count still says so (``Task.cancelling``)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class UhppoteLink:
@@ -74,6 +86,7 @@ class UhppoteLink:
             try:
                 reply = await getattr(self._api, function)(self._target, *args, timeout=s.timeout_s)
             except TimeoutError:
+                _raise_if_cancelled()
                 failure = DeviceTimeout(
                     f"{self.name}: no reply to {what} from {s.address} ({s.transport}) within "
                     f"{s.timeout_s:g} s, {attempt + 1} attempt(s)",
@@ -95,6 +108,7 @@ class UhppoteLink:
                     device_id=self.device_id,
                 )
                 continue
+            _raise_if_cancelled()
             if reply is None:
                 failure = DeviceTimeout(
                     f"{self.name}: no reply to {what}", device_id=self.device_id
@@ -132,7 +146,9 @@ class UhppoteLink:
                 (0, s.address, s.transport), timeout=min(s.timeout_s, 0.5)
             )
         except (TimeoutError, ValueError, OSError, EOFError, RuntimeError):
+            _raise_if_cancelled()
             return failure
+        _raise_if_cancelled()
         other = getattr(found, "controller", None)
         if other is None or other == s.serial:
             return failure
