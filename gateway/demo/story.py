@@ -49,6 +49,7 @@ DESK = "desk-1"
 WALL = "wall-hallsberg"
 CONTROLLER = cast.CONTROLLER
 GATE = cast.GATE
+HUT = cast.HUT
 TAG = cast.TAG_ANNA
 VISITOR = cast.VISITOR_CARD
 
@@ -569,13 +570,19 @@ async def tag(st: Story) -> None:
     await st.act(st.actors.access_admin, m.SignReceipt(credential_number=TAG))
     took = await st.until(st.controllers_in_sync, "the controllers' allow-lists")
     n.say(
-        f"the door controllers {CONTROLLER} (Modbus) and {GATE} (UHPPOTE, written card by "
-        f"card, revocations first) verified their new allow-lists in {took * 1000:.0f} ms"
+        f"the door controllers {CONTROLLER} (Modbus), {GATE} (UHPPOTE, written card by "
+        f"card, revocations first) and {HUT} (OSDP readers, lockgate their panel) verified "
+        f"their new allow-lists in {took * 1000:.0f} ms"
     )
     granted = await st.site.present(CONTROLLER, int(TAG), 1)
     n.check(bool(granted["granted"]), "Anna's tag opens door 1 (office entrance)")
     gate = await st.site.present(GATE, int(TAG), 1)
     n.check(bool(gate["granted"]), f"and the office gate (UHPPOTE controller {GATE}, door 1)")
+    hut = await st.site.present(HUT, int(TAG), 1)
+    n.check(
+        bool(hut["granted"]),
+        f"and the technical hut's OSDP reader ({HUT}): lockgate itself decides, as its panel",
+    )
     other = await st.site.present(CONTROLLER, int(TAG), 4)
     n.check(not other["granted"], "it does not open door 4, which no space of hers has")
     stranger = await st.site.present(CONTROLLER, 4_999_999, 1)
@@ -600,10 +607,10 @@ async def block(st: Story) -> None:
         for k, b in st.events:
             if k == "revocation_confirmed" and b.get("credential") == TAG:
                 confirmed.setdefault(b["device"], time.perf_counter() - started)
-        return {CONTROLLER, GATE} <= set(confirmed)
+        return {CONTROLLER, GATE, HUT} <= set(confirmed)
 
     await st.until(_async(revoked_everywhere), "the controllers' revocations")
-    for device, kind in ((CONTROLLER, "Modbus"), (GATE, "UHPPOTE")):
+    for device, kind in ((CONTROLLER, "Modbus"), (GATE, "UHPPOTE"), (HUT, "OSDP reader")):
         n.say(
             f"controller {device} ({kind}) confirmed the revocation "
             f"{confirmed[device] * 1000:.0f} ms after the request"
@@ -615,6 +622,10 @@ async def block(st: Story) -> None:
     n.check(
         not (await st.site.present(GATE, int(TAG), 1))["granted"],
         f"and at the office gate ({GATE})",
+    )
+    n.check(
+        not (await st.site.present(HUT, int(TAG), 1))["granted"],
+        f"and at the technical hut's reader ({HUT})",
     )
 
     def rows() -> dict[str, str]:
@@ -726,8 +737,8 @@ STEPS: list[Step] = [
     ("application", "Access application approved (central system)", application),
     ("desk_station", "Keys programmed and verified at the desk station", desk_station),
     ("cylinders", "Keys open exactly what they may at offline cylinders", cylinders),
-    ("tag", "A tag is granted at the door controller", tag),
-    ("id06_block", "ID06 card blocked: revocation reaches controllers and cylinder", block),
+    ("tag", "A tag is granted at the three kinds of door", tag),
+    ("id06_block", "ID06 card blocked: revocation reaches every door and the cylinder", block),
     ("visitor", "Visitor card issued, used, returned and erased", visitor),
     ("audit", "The tamper-evident audit log verifies", audit),
 ]
