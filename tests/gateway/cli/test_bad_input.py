@@ -131,6 +131,9 @@ def bad_values(tmp: Path) -> dict[str, list[str]]:
         "keys": ["abc"],
         "cylinders": ["abc"],
         "max_payload": ["0"],
+        "bind": ["eth0"],
+        "timeout": ["0"],
+        "door": ["0"],
     }
 
 
@@ -183,6 +186,8 @@ def good_values(tmp: Path) -> dict[str, list[str]]:
         "address": ["Depå 1"],
         "file": [str(manifest)],
         "command": ["help"],
+        "controller": ["osdp-hut"],
+        "door": ["1"],
     }
 
 
