@@ -15,14 +15,15 @@ driver:
 
 ``entries``, ``sync_ms``     credentials of the full sync and its duration
 ``requests``                 requests (Modbus requests, UHPPOTE packets) of the full sync;
-                             OSDP: file writes (the list is lockgate's own file)
-``writes``                   registers (Modbus), records (UHPPOTE) or entries (OSDP) written
+                             OSDP: 0 (the list is lockgate's own file, nothing goes on the bus)
+``writes``                   registers (Modbus) or records (UHPPOTE) written; OSDP: 0
 ``revocation_requests``      requests of one revocation through the driver
 ``revocation_p50_ms`` / ``revocation_p99_ms``
                              one-credential revocation through the driver (Modbus target p99:
                              at most 250 ms)
 ``gateway_revocation_p50_ms`` / ``gateway_revocation_p99_ms`` / ``gateway_revocation_requests``
-                             the same through the gateway (target p99: at most 250 ms)
+                             the same through the gateway, until the confirmation is committed
+                             (target p99: at most 250 ms); requests of the write
 
 The revocation measurement is :func:`measure_revocations`, which times any ``revoke``
 coroutine.
@@ -420,7 +421,13 @@ async def run_through_gateway(
                     outcome = await gateway.call(core.submit, Submission(block, "bench"))
                     if not outcome.ok:
                         raise SystemExit(f"revocation refused: {outcome.error}")
+                    writes = worker.writes
                     await asyncio.wait_for(done.wait(), 10)
+                    # The confirmation is reported inside the write's transaction; the worker
+                    # keeps the write's result once that committed.
+                    async with asyncio.timeout(10):
+                        while worker.writes == writes:  # noqa: ASYNC110
+                            await asyncio.sleep(0.001)
                     if worker.last_write is not None:
                         requests.append(worker.last_write.requests)
 
