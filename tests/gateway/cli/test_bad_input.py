@@ -134,6 +134,9 @@ def bad_values(tmp: Path) -> dict[str, list[str]]:
         # the site agent
         "site": ["bad site!"],
         "state": [str(tmp / "missing" / "agent.db")],
+        "bind": ["eth0"],
+        "timeout": ["0"],
+        "door": ["0"],
     }
 
 
@@ -187,6 +190,8 @@ def good_values(tmp: Path) -> dict[str, list[str]]:
         "file": [str(manifest)],
         "command": ["help"],
         "site": ["depot-1"],
+        "controller": ["osdp-hut"],
+        "door": ["1"],
     }
 
 
