@@ -452,6 +452,20 @@ class ControllerEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class EventGap:
+    """Events a controller lost before they were read (:meth:`DoorController.take_event_gaps`).
+
+    ``reason`` is ``"overwritten"`` (the device's event log is a ring and these were
+    overwritten; sequences ``first..last``) or ``"reset"`` (the device's newest event is
+    below the caller's cursor: its log was cleared or the device replaced; ``first`` is the
+    cursor, ``last`` the device's newest sequence)."""
+
+    first: int
+    last: int
+    reason: Literal["overwritten", "reset"]
+
+
+@dataclass(frozen=True, slots=True)
 class ControllerSettings:
     """What a controller keeps besides its allow-list: lock release and held-open alarm
     times and each door's mode.
@@ -459,7 +473,9 @@ class ControllerSettings:
     In a value *written* (:meth:`DoorController.write_settings`), ``None`` and a door missing
     from ``door_modes`` mean "leave as the controller has it"; in a value *read*
     (:meth:`DoorController.read_settings`) every field is filled in and ``door_modes`` holds
-    every door. ``door_modes`` is a tuple of ``(door, mode)`` pairs, doors 1-based and in
+    every door, except the fields the driver names in
+    :attr:`DoorController.unsupported_settings` (the device has no such setting), which are
+    ``None``. ``door_modes`` is a tuple of ``(door, mode)`` pairs, doors 1-based and in
     ascending order."""
 
     pulse_seconds: int | None = None
@@ -604,6 +620,18 @@ class DoorController(Driver):
     """False for devices without an atomic commit (records are written one by one): their
     :meth:`write_allow_list` sends revocations first, verifies by reading back, and documents
     what a reader of the device can see while it runs."""
+
+    unsupported_settings: ClassVar[frozenset[str]] = frozenset()
+    """Fields of :class:`ControllerSettings` the device has no setting for (for example
+    ``"held_open_seconds"``): :meth:`read_settings` reports them as ``None`` and
+    :meth:`write_settings` refuses a value for them with a ``ValueError`` naming the field.
+    Door modes a device cannot take are refused the same way, naming ``door_modes``."""
+
+    def take_event_gaps(self) -> list[EventGap]:
+        """Events the device lost before :meth:`read_events` could return them, found since
+        the last call (each reported once). A device whose event log cannot lose events
+        returns none (the default)."""
+        return []
 
     async def wait_for_events(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for the device to signal new events; True when it did.

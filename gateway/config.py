@@ -163,6 +163,19 @@ class ControllerDeviceSettings(DeviceSettings):
         gt=0,
         description="The controller's clock is set to the gateway's when it is off by more.",
     )
+    device_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Time limit of one operation on this controller; unset: "
+        "sync.device_timeout_s.",
+    )
+    write_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Time limit of one allow-list write on this controller; unset: its "
+        "device_timeout_s. A controller without an atomic commit (uhppote-door) writes and "
+        "reads back card by card: allow a few round trips per changed card.",
+    )
 
 
 class SyncSettings(_Section):

@@ -65,6 +65,17 @@ at that bookmark. An index the controller already overwrote is reported (logged,
 (:attr:`event_log_reset`). Pushed packets that are short, not events, from another serial
 number or replaying an index already received are dropped with a logged reason.
 
+Settings
+--------
+:meth:`read_settings` and :meth:`write_settings` carry each door's control mode (controlled,
+normally open, normally closed: the contract's ``locked``, ``unlocked`` and ``lockdown``) and
+open delay (``pulse_seconds``, the same on every door) through GET/SET_DOOR_CONTROL. The
+controller cannot take a ``scheduled`` door mode (no time-profile door control over this
+protocol) nor a held-open time (its "open too long" alarm is fixed): both are refused naming the
+field, and ``held_open_seconds`` reads as ``None`` (:attr:`unsupported_settings`). The door
+settings are lost with the controller's memory; the gateway writes them again when it sees the
+new generation.
+
 Clock
 -----
 The controller's clock is local time in ``timezone``. :meth:`read_info` compares it with the
@@ -91,9 +102,12 @@ from drivers.base import (
     AllowListResult,
     ControllerEvent,
     ControllerInfo,
+    ControllerSettings,
+    DenyReason,
     DoorController,
     DoorMode,
     DoorStatus,
+    EventGap,
     HardwareSchedule,
     ProgressCallback,
     ProtocolError,
@@ -228,6 +242,7 @@ class UhppoteDoorController(DoorController):
     """
 
     atomic_writes: ClassVar[bool] = False
+    unsupported_settings: ClassVar[frozenset[str]] = frozenset({"held_open_seconds"})
 
     def __init__(
         self,
@@ -285,6 +300,7 @@ class UhppoteDoorController(DoorController):
         self.event_log_reset = False
         """True when the controller's newest event index was below the caller's cursor: its
         event log was reset or the controller replaced."""
+        self._new_gaps: list[EventGap] = []
         self.events_rejected = 0
         """Pushed or read events refused (malformed, replayed index, wrong door)."""
         self.last_clock_drift_s: float | None = None
@@ -366,6 +382,7 @@ class UhppoteDoorController(DoorController):
 
     async def open(self) -> None:
         async with self._lock:
+            self._link.closed = False
             try:
                 if self._listen is not None and self._listener is None:
                     self._listener = await EventListener.acquire(*self._listen)
@@ -375,10 +392,12 @@ class UhppoteDoorController(DoorController):
                 await self._configure()
                 await self._keep_clock(force=True)
             except BaseException:
+                self._link.closed = True
                 self._release_listener()
                 raise
 
     async def close(self) -> None:
+        self._link.closed = True
         self._release_listener()
 
     def _release_listener(self) -> None:
@@ -805,6 +824,88 @@ class UhppoteDoorController(DoorController):
             _, delay = await self._door_control(door)
             await self._set_door_control(door, code, delay)
 
+    # ------------------------------------------------------------------ settings
+
+    async def read_settings(self) -> ControllerSettings:
+        """Every door's control mode and open delay (GET_DOOR_CONTROL, one request a door).
+
+        ``pulse_seconds`` is door 1's open delay; the driver writes the same delay to every
+        door, and a door that holds another one is logged. ``held_open_seconds`` is ``None``:
+        the controller has no held-open time to read or set (it raises its own "open too
+        long" alarm, reported as :attr:`~drivers.base.ControllerEventKind.HELD_OPEN`)."""
+        async with self._lock:
+            held = [await self._door_control(door) for door in range(1, self.doors + 1)]
+        modes: list[tuple[int, DoorMode]] = []
+        for door, (code, _) in enumerate(held, start=1):
+            mode = CODE_MODES.get(code)
+            if mode is None:
+                raise ProtocolError(
+                    f"{self._link.name}: door {door} reports unknown control mode {code}",
+                    device_id=self.device_id,
+                    field="mode",
+                )
+            modes.append((door, mode))
+        delays = [delay for _, delay in held]
+        if len(set(delays)) > 1:
+            log.warning(
+                "%s: the doors hold different open delays %s; reporting door 1's",
+                self._link.name,
+                delays,
+            )
+        return ControllerSettings(
+            pulse_seconds=delays[0], held_open_seconds=None, door_modes=tuple(modes)
+        )
+
+    async def write_settings(self, settings: ControllerSettings) -> None:
+        """Door control modes and open delays through SET_DOOR_CONTROL (mode and delay of one
+        door per request; only doors whose mode or delay changes are written), each verified
+        by the controller's reply and then all of them by :meth:`read_settings`.
+
+        ``pulse_seconds`` (1..255) becomes every door's open delay. Door modes are
+        ``locked`` (controlled), ``unlocked`` (normally open) and ``lockdown`` (normally
+        closed); ``scheduled`` and ``held_open_seconds`` have no setting on this controller and
+        are refused before anything is written."""
+        pulse = settings.pulse_seconds
+        if pulse is not None and (
+            isinstance(pulse, bool) or not isinstance(pulse, int) or not 1 <= pulse <= 255
+        ):
+            raise ValueError(f"pulse_seconds: must be an integer in 1..255, got {pulse!r}")
+        if settings.held_open_seconds is not None:
+            raise ValueError(
+                "held_open_seconds: a UHPPOTE controller has no held-open time to set (its "
+                "'open too long' alarm is fixed); leave it unset for this door"
+            )
+        wanted: dict[int, int] = {}
+        for door, mode in settings.door_modes:
+            if isinstance(door, bool) or not isinstance(door, int):
+                raise ValueError(f"door_modes: door must be an integer, got {door!r}")
+            if not 1 <= door <= self.doors:
+                raise ValueError(f"door_modes: door must be in 1..{self.doors}, got {door}")
+            try:
+                wanted[door] = MODE_CODES[DoorMode(mode)]
+            except (KeyError, ValueError):
+                raise ValueError(
+                    f"door_modes: door {door}: a UHPPOTE door is "
+                    f"{', '.join(m.value for m in MODE_CODES)}; {mode!r} has no control mode "
+                    "on this device"
+                ) from None
+        doors = range(1, self.doors + 1) if pulse is not None else sorted(wanted)
+        async with self._lock:
+            for door in doors:
+                code, delay = await self._door_control(door)
+                new_code = wanted.get(door, code)
+                new_delay = pulse if pulse is not None else delay
+                if (new_code, new_delay) != (code, delay):
+                    await self._set_door_control(door, new_code, new_delay)
+        held = await self.read_settings()
+        if settings.differs_from(held) or (
+            pulse is not None and held.pulse_seconds != pulse
+        ):
+            raise VerifyMismatch(
+                f"{self._link.name}: after writing its settings the controller holds {held}",
+                device_id=self.device_id,
+            )
+
     async def set_door_delay(self, door: int, seconds: int) -> None:
         """How long a door stays unlocked after a grant or a pulse (0..255 s)."""
         self._check_door(door)
@@ -915,6 +1016,7 @@ class UhppoteDoorController(DoorController):
                     start = bookmark
             if start > newest:
                 if not self.event_log_reset:
+                    self._new_gaps.append(EventGap(start, newest, "reset"))
                     log.warning(
                         "%s: the controller's newest event is %d, below the cursor %d: its "
                         "event log was reset or the controller replaced",
@@ -946,7 +1048,7 @@ class UhppoteDoorController(DoorController):
                         continue
                     self._note_door(raw)
                 cursor = index
-                event = ev.to_contract(raw, self.tz)
+                event = ev.to_contract(raw, self.tz, self._deny_reason)
                 if event is not None:
                     out.append(event)
             last_returned = out[-1].sequence if out else start
@@ -955,6 +1057,21 @@ class UhppoteDoorController(DoorController):
             for stale in [i for i in self._pushed if i <= cursor]:
                 del self._pushed[stale]
             return out
+
+    def _deny_reason(self, raw: ev.RawEvent) -> DenyReason:
+        """Why a swipe was denied; "no privilege" told apart with the card's verified record
+        (its door permission, its dates)."""
+        if raw.reason != ev.REASON_NO_PRIVILEGE:
+            return ev.deny_reason(raw)
+        card = self._image.cards.get(raw.card) if self._image is not None else None
+        if card is None or not 1 <= raw.door <= len(card.doors):
+            return DenyReason.OTHER
+        if card.doors[raw.door - 1] == 0:
+            return DenyReason.DOOR_NOT_ALLOWED
+        day = raw.timestamp.date() if raw.timestamp is not None else None
+        if day is not None and not card.start <= day <= card.end:
+            return DenyReason.OUTSIDE_VALIDITY
+        return DenyReason.OTHER
 
     async def _fetch_event(self, index: int) -> ev.RawEvent | None:
         """The event at ``index``; the oldest one kept when ``index`` was overwritten; None
@@ -982,6 +1099,7 @@ class UhppoteDoorController(DoorController):
             )
             self.event_gaps.append((index, oldest.index - 1))
             del self.event_gaps[:-100]
+            self._new_gaps.append(EventGap(index, oldest.index - 1, "overwritten"))
             return oldest
         raw = ev.RawEvent.from_reply(reply)
         if raw.index != index:
@@ -992,6 +1110,11 @@ class UhppoteDoorController(DoorController):
                 field="index",
             )
         return raw
+
+    def take_event_gaps(self) -> list[EventGap]:
+        """Overwritten indexes and event-log resets found since the last call."""
+        gaps, self._new_gaps = self._new_gaps, []
+        return gaps
 
     async def ack_events(self, up_to_sequence: int) -> None:
         if isinstance(up_to_sequence, bool) or not 0 <= up_to_sequence <= U32_MAX:

@@ -9,12 +9,13 @@ button, power on, ...) are not reported but still move the event cursor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from drivers.base import ControllerEvent, ControllerEventKind
+from drivers.base import ControllerEvent, ControllerEventKind, DenyReason
 
 TYPE_NONE = 0x00
 TYPE_SWIPE = 0x01
@@ -22,6 +23,11 @@ TYPE_DOOR = 0x02
 TYPE_ALARM = 0x03
 TYPE_OVERWRITTEN = 0xFF
 
+REASON_NO_PRIVILEGE = 0x06
+REASON_WRONG_PIN = 0x07
+REASON_NORMALLY_CLOSED = 0x0B
+REASON_INVALID_TIMEZONE = 0x0F
+REASON_DENIED = 0x12
 REASON_DOOR_CLOSED = 0x18
 REASON_OPEN_TOO_LONG = 0x25
 REASON_FORCED_OPEN = 0x26
@@ -97,6 +103,21 @@ def kind_of(event: RawEvent) -> ControllerEventKind | None:
     return None
 
 
+DENY_REASONS = {
+    REASON_NORMALLY_CLOSED: DenyReason.LOCKDOWN,
+    REASON_INVALID_TIMEZONE: DenyReason.OUTSIDE_SCHEDULE,
+    REASON_DENIED: DenyReason.UNKNOWN_CREDENTIAL,
+}
+"""Denial reason codes with one meaning in the contract. ``0x06`` ("no privilege": the card is
+there but not for this door or not today) is told apart by the driver, which knows the card's
+record; the rest (wrong PIN, anti-passback, interlock, ...) are :attr:`DenyReason.OTHER`."""
+
+
+def deny_reason(event: RawEvent) -> DenyReason:
+    """The contract's reason of a denied swipe from its reason code alone."""
+    return DENY_REASONS.get(event.reason, DenyReason.OTHER)
+
+
 def check(event: RawEvent, *, doors: int) -> None:
     """Raise :class:`EventError` for a record that cannot be a real event."""
     if event.kind not in (TYPE_SWIPE, TYPE_DOOR, TYPE_ALARM):
@@ -107,8 +128,12 @@ def check(event: RawEvent, *, doors: int) -> None:
         raise EventError("timestamp", "not a valid date and time")
 
 
-def to_contract(event: RawEvent, tz: ZoneInfo) -> ControllerEvent | None:
-    """The contract's event for a checked record (None for kinds it does not carry)."""
+def to_contract(
+    event: RawEvent, tz: ZoneInfo, refine: Callable[[RawEvent], DenyReason] | None = None
+) -> ControllerEvent | None:
+    """The contract's event for a checked record (None for kinds it does not carry).
+
+    A denial's reason is ``refine(event)`` when given, else :func:`deny_reason`."""
     kind = kind_of(event)
     if kind is None or event.timestamp is None:
         return None
@@ -116,8 +141,16 @@ def to_contract(event: RawEvent, tz: ZoneInfo) -> ControllerEvent | None:
     credential = (
         event.card if kind in (ControllerEventKind.GRANTED, ControllerEventKind.DENIED) else 0
     )
+    reason = None
+    if kind is ControllerEventKind.DENIED:
+        reason = (refine or deny_reason)(event)
     return ControllerEvent(
-        sequence=event.index, kind=kind, credential=credential, door=event.door, at=at
+        sequence=event.index,
+        kind=kind,
+        credential=credential,
+        door=event.door,
+        at=at,
+        reason=reason,
     )
 
 
@@ -127,6 +160,7 @@ __all__ = [
     "EventError",
     "RawEvent",
     "check",
+    "deny_reason",
     "kind_of",
     "to_contract",
 ]

@@ -16,6 +16,7 @@ every library error into the driver contract's errors:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -40,6 +41,17 @@ class LinkSettings:
     retries: int = 2
 
 
+def _raise_if_cancelled() -> None:
+    """Raise the cancellation of the running task that ``uhppoted`` may have swallowed.
+
+    The library waits for replies with ``asyncio.wait_for``, which on Python 3.11 returns the
+    reply instead of raising when the task is cancelled just as the reply arrives; the task's
+    pending cancellation count still says so (``Task.cancelling``)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class UhppoteLink:
     """Request/response with one controller; :attr:`requests` counts the packets sent."""
 
@@ -51,6 +63,9 @@ class UhppoteLink:
         """Replies refused (not protocol, or from another controller)."""
         self._api = UhppoteAsync(bind=settings.bind)
         self._target = (settings.serial, settings.address, settings.transport)
+        self.closed = True
+        """While True (before the driver's open, after its close) every call raises
+        :class:`~drivers.base.DeviceUnavailable` without sending anything."""
 
     @property
     def name(self) -> str:
@@ -61,12 +76,17 @@ class UhppoteLink:
 
         ``what`` names the request in errors and logs."""
         s = self.settings
+        if self.closed:
+            raise DeviceUnavailable(
+                f"{self.name}: the driver is closed ({what} not sent)", device_id=self.device_id
+            )
         failure: DriverError | None = None
         for attempt in range(s.retries + 1):
             self.requests += 1
             try:
                 reply = await getattr(self._api, function)(self._target, *args, timeout=s.timeout_s)
             except TimeoutError:
+                _raise_if_cancelled()
                 failure = DeviceTimeout(
                     f"{self.name}: no reply to {what} from {s.address} ({s.transport}) within "
                     f"{s.timeout_s:g} s, {attempt + 1} attempt(s)",
@@ -88,6 +108,7 @@ class UhppoteLink:
                     device_id=self.device_id,
                 )
                 continue
+            _raise_if_cancelled()
             if reply is None:
                 failure = DeviceTimeout(
                     f"{self.name}: no reply to {what}", device_id=self.device_id
@@ -125,7 +146,9 @@ class UhppoteLink:
                 (0, s.address, s.transport), timeout=min(s.timeout_s, 0.5)
             )
         except (TimeoutError, ValueError, OSError, EOFError, RuntimeError):
+            _raise_if_cancelled()
             return failure
+        _raise_if_cancelled()
         other = getattr(found, "controller", None)
         if other is None or other == s.serial:
             return failure

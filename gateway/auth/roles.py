@@ -44,12 +44,14 @@ FACT_ACTIONS: Final[tuple[str, ...]] = tuple(sorted({c.action for c in COMMANDS}
 action)."""
 
 MANAGE_OPERATORS: Final = "manage_operators"
+MANAGE_DEVICES: Final = "manage_devices"
 READ_LOG: Final = "read_log"
 RECORD_ACCESS_REVIEW: Final = RecordAccessReview.action
 RUN_RETENTION: Final = ApplyRetention.action
 
 OPERATOR_ACTIONS: Final[tuple[str, ...]] = (
     MANAGE_OPERATORS,
+    MANAGE_DEVICES,
     READ_LOG,
     RECORD_ACCESS_REVIEW,
     RUN_RETENTION,
@@ -73,6 +75,7 @@ ACTION_DESCRIPTIONS: Final[dict[str, str]] = {
     "change_credentials": "change existing credentials: extend or shorten a visitor card, "
     "record a return or a loss",
     MANAGE_OPERATORS: "add, change and disable operators",
+    MANAGE_DEVICES: "device maintenance: install an OSDP reader's own secure-channel key",
     READ_LOG: "read the audit log",
     RECORD_ACCESS_REVIEW: "record a quarterly access review and revoke what it removes",
     RUN_RETENTION: "run the retention job (erase personal data past the retention period)",

@@ -325,6 +325,13 @@ class DeviceEventBody(Payload):
         "blacklist_confirmed",
         "device_error",
         "device_recovered",
+        "controller_events_lost",
+        "device_tamper",
+        "device_tamper_cleared",
+        "device_power_failure",
+        "device_power_restored",
+        "reader_offline",
+        "reader_online",
     ]
     """What the device reported."""
     device_id: Ident
@@ -342,7 +349,12 @@ class DeviceEvent(DeviceEventBody, EventBase):
     """Something a device reported that is not an access decision: a door forced or held
     open, a controller that lost its memory, a cylinder that applied a blacklist; or a
     device that answers but refuses what it is asked (``device_error``, ``detail`` says why;
-    its availability stays online) and one that works again (``device_recovered``)."""
+    its availability stays online) and one that works again (``device_recovered``); events a
+    controller lost before the gateway read them (``controller_events_lost``, ``detail``
+    says which); a reader's or controller's tamper switch (``device_tamper``,
+    ``device_tamper_cleared``), its power (``device_power_failure``,
+    ``device_power_restored``), a reader that stopped or started answering its panel
+    (``reader_offline``, ``reader_online``; ``lock`` is its door)."""
 
 
 class GatewayConflictBody(Payload):

@@ -23,6 +23,13 @@ _DEVICE_KINDS = {
     "blacklist_confirmed": "blacklist_confirmed",
     "device_error": "device_error",
     "device_recovered": "device_recovered",
+    "controller_events_lost": "controller_events_lost",
+    "device_tamper": "device_tamper",
+    "device_tamper_cleared": "device_tamper_cleared",
+    "device_power_failure": "device_power_failure",
+    "device_power_restored": "device_power_restored",
+    "reader_offline": "reader_offline",
+    "reader_online": "reader_online",
 }
 
 

@@ -13,6 +13,7 @@ from gateway.cli.audit import audit_app
 from gateway.cli.cards import cards_app
 from gateway.cli.common import STATE, console
 from gateway.cli.credentials import explain_command, keys_app
+from gateway.cli.devices import devices_app
 from gateway.cli.documents import import_app, order_command, receipt_command, report_app
 from gateway.cli.errors import LockgateGroup
 from gateway.cli.facts import (
@@ -81,6 +82,7 @@ app.command("agent")(agent_command)
 app.add_typer(schemas_app, name="schemas")
 app.command("station")(station_command)
 app.add_typer(sim_app, name="sim")
+app.add_typer(devices_app, name="devices")
 app.add_typer(operator_app, name="operator")
 app.add_typer(audit_app, name="audit")
 app.add_typer(cards_app, name="cards")

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from gateway.cli.common import identifier
+from gateway.cli.errors import BAD_INPUT, fail
 from gateway.cli.run import LogFormat, configure_logging
 from gateway.config import ConfigError, Settings, load_settings
 
@@ -66,6 +69,10 @@ def agent_command(
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         typer.echo(f"error: --log-level: {log_level!r} is not a level", err=True)
         raise typer.Exit(2)
+    site = identifier(site, "--site")
+    state_path = Path(state or f"lockgate-agent-{site}.db")
+    if state_path.is_dir() or not state_path.parent.is_dir():
+        fail(f"--state: {str(state_path)!r}: needs a file in an existing folder", BAD_INPUT)
     configure_logging(log_format, log_level)
     try:
         settings = load_settings(config)
@@ -73,7 +80,7 @@ def agent_command(
         log.error("invalid configuration: %s", exc)
         raise typer.Exit(2) from None
     try:
-        code = asyncio.run(serve_agent(settings, site, state or f"lockgate-agent-{site}.db"))
+        code = asyncio.run(serve_agent(settings, site, str(state_path)))
     except Exception as exc:
         log.critical("lockgate agent failed: %s", exc, exc_info=True)
         code = 1

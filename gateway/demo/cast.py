@@ -25,3 +25,8 @@ CYL_SIGNAL: Final = ("200201", "200202")
 """Cylinders of the signal box."""
 CONTROLLER: Final = "ctrl-office"
 """The office's door controller."""
+GATE: Final = "uhppote-gate"
+"""The UHPPOTE access controller of the office's gate (door 1 is in the office space)."""
+HUT: Final = "osdp-hut"
+"""The OSDP reader on the technical hut's door (lockgate is its panel; the hut's space needs
+the ELSAK competence)."""

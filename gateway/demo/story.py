@@ -48,6 +48,8 @@ from simulators.site import SimulatedSite
 DESK = "desk-1"
 WALL = "wall-hallsberg"
 CONTROLLER = cast.CONTROLLER
+GATE = cast.GATE
+HUT = cast.HUT
 TAG = cast.TAG_ANNA
 VISITOR = cast.VISITOR_CARD
 
@@ -147,16 +149,23 @@ class Story:
             await asyncio.sleep(0.02)
         return time.perf_counter() - started
 
-    async def controller_in_sync(self) -> bool:
+    async def controller_in_sync(self, controller: str = CONTROLLER) -> bool:
         def check() -> bool:
             with self.core.db.session(readonly=True) as s:
-                held = sync_store.get_controller(s, CONTROLLER)
+                held = sync_store.get_controller(s, controller)
             return (
                 held is not None
-                and held.revision == self.core.engine.controller(CONTROLLER).revision
+                and held.revision == self.core.engine.controller(controller).revision
             )
 
         return await self.gateway.call(check)
+
+    async def controllers_in_sync(self) -> bool:
+        """Every door controller of the site holds its desired allow-list."""
+        for controller in (c.id for c in self.site.spec.controllers):
+            if not await self.controller_in_sync(controller):
+                return False
+        return True
 
     async def at_station(self, station: str, serial: str) -> str:
         """Insert a key, wait until its visit is served, take it out; return the outcome."""
@@ -559,10 +568,21 @@ async def tag(st: Story) -> None:
     )
     await st.act(st.actors.hr, m.ApproveEmployeeCard(credential_number=TAG))
     await st.act(st.actors.access_admin, m.SignReceipt(credential_number=TAG))
-    took = await st.until(st.controller_in_sync, "the controller's allow-list")
-    n.say(f"the door controller {CONTROLLER} verified its new allow-list in {took * 1000:.0f} ms")
+    took = await st.until(st.controllers_in_sync, "the controllers' allow-lists")
+    n.say(
+        f"the door controllers {CONTROLLER} (Modbus), {GATE} (UHPPOTE, written card by "
+        f"card, revocations first) and {HUT} (OSDP readers, lockgate their panel) verified "
+        f"their new allow-lists in {took * 1000:.0f} ms"
+    )
     granted = await st.site.present(CONTROLLER, int(TAG), 1)
     n.check(bool(granted["granted"]), "Anna's tag opens door 1 (office entrance)")
+    gate = await st.site.present(GATE, int(TAG), 1)
+    n.check(bool(gate["granted"]), f"and the office gate (UHPPOTE controller {GATE}, door 1)")
+    hut = await st.site.present(HUT, int(TAG), 1)
+    n.check(
+        bool(hut["granted"]),
+        f"and the technical hut's OSDP reader ({HUT}): lockgate itself decides, as its panel",
+    )
     other = await st.site.present(CONTROLLER, int(TAG), 4)
     n.check(not other["granted"], "it does not open door 4, which no space of hers has")
     stranger = await st.site.present(CONTROLLER, 4_999_999, 1)
@@ -581,21 +601,31 @@ async def block(st: Story) -> None:
         "the ID06 blocking register reports Anna's card: lockgate revokes everything of "
         "that employment, revocations first"
     )
-    await st.until(
-        _async(
-            lambda: any(
-                k == "revocation_confirmed" and b.get("credential") == TAG for k, b in st.events
-            )
-        ),
-        "the controller's revocation",
-    )
-    n.say(
-        f"controller {CONTROLLER} confirmed the revocation "
-        f"{(time.perf_counter() - started) * 1000:.0f} ms after the request"
-    )
+    confirmed: dict[str, float] = {}
+
+    def revoked_everywhere() -> bool:
+        for k, b in st.events:
+            if k == "revocation_confirmed" and b.get("credential") == TAG:
+                confirmed.setdefault(b["device"], time.perf_counter() - started)
+        return {CONTROLLER, GATE, HUT} <= set(confirmed)
+
+    await st.until(_async(revoked_everywhere), "the controllers' revocations")
+    for device, kind in ((CONTROLLER, "Modbus"), (GATE, "UHPPOTE"), (HUT, "OSDP reader")):
+        n.say(
+            f"controller {device} ({kind}) confirmed the revocation "
+            f"{confirmed[device] * 1000:.0f} ms after the request"
+        )
     n.check(
         not (await st.site.present(CONTROLLER, int(TAG), 1))["granted"],
         "Anna's tag is refused at door 1",
+    )
+    n.check(
+        not (await st.site.present(GATE, int(TAG), 1))["granted"],
+        f"and at the office gate ({GATE})",
+    )
+    n.check(
+        not (await st.site.present(HUT, int(TAG), 1))["granted"],
+        f"and at the technical hut's reader ({HUT})",
     )
 
     def rows() -> dict[str, str]:
@@ -657,7 +687,7 @@ async def visitor(st: Story) -> None:
         f"reception issues visitor card {VISITOR} to a lift technician, sponsor Björn, "
         f"valid until {local} today"
     )
-    await st.until(st.controller_in_sync, "the controller's allow-list")
+    await st.until(st.controllers_in_sync, "the controllers' allow-lists")
     n.check(
         bool((await st.site.present(CONTROLLER, int(VISITOR), 1))["granted"]),
         "the visitor card opens the office entrance",
@@ -668,7 +698,7 @@ async def visitor(st: Story) -> None:
         card.erased and card.holder_name == "[erased]" and card.mobile == "[erased]",
         "returned: the holder's name, company and mobile are erased",
     )
-    await st.until(st.controller_in_sync, "the controller's allow-list")
+    await st.until(st.controllers_in_sync, "the controllers' allow-lists")
     n.check(
         not (await st.site.present(CONTROLLER, int(VISITOR), 1))["granted"],
         "the returned card no longer opens the door",
@@ -707,8 +737,8 @@ STEPS: list[Step] = [
     ("application", "Access application approved (central system)", application),
     ("desk_station", "Keys programmed and verified at the desk station", desk_station),
     ("cylinders", "Keys open exactly what they may at offline cylinders", cylinders),
-    ("tag", "A tag is granted at the door controller", tag),
-    ("id06_block", "ID06 card blocked: revocation reaches controller and cylinder", block),
+    ("tag", "A tag is granted at the three kinds of door", tag),
+    ("id06_block", "ID06 card blocked: revocation reaches every door and the cylinder", block),
     ("visitor", "Visitor card issued, used, returned and erased", visitor),
     ("audit", "The tamper-evident audit log verifies", audit),
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 from drivers.base import ControllerSettings, DeviceConfig, DoorController, DoorMode, KeyStation
@@ -67,14 +68,18 @@ class SyncService:
     async def start(self, gateway: CoreRunner) -> None:
         timing = worker_timing(self.settings)
         for c in self.settings.controllers:
+            own = timing
+            if c.device_timeout_s is not None:
+                own = replace(timing, timeout_s=c.device_timeout_s)
             self.controllers[c.id] = ControllerWorker(
                 gateway,
                 c.id,
                 partial(self.controller_factory, _device(c)),
                 self.sink,
-                timing=timing,
+                timing=own,
                 settings=controller_settings(c),
                 clock_tolerance_s=c.clock_tolerance_s,
+                write_timeout_s=c.write_timeout_s,
             )
         for st in self.settings.stations:
             if not st.operated:

@@ -187,10 +187,11 @@ class DeviceWorker:
         except Exception:
             log.exception("could not record the error state of %s", self.device_id)
 
-    async def guarded(self, what: str, op: Awaitable[T]) -> T:
-        """Await a device operation with the worker's time limit."""
+    async def guarded(self, what: str, op: Awaitable[T], *, timeout_s: float | None = None) -> T:
+        """Await a device operation with the worker's time limit (or ``timeout_s``)."""
+        limit = timeout_s or self.timeout_s
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(limit):
                 return await op
         except TimeoutError:
-            raise TimeoutError(f"{what} did not finish within {self.timeout_s:g} s") from None
+            raise TimeoutError(f"{what} did not finish within {limit:g} s") from None

@@ -17,6 +17,7 @@ INSTANCES = {
     "lockgate-sim-station@.service": "desk-1",
     "lockgate-sim-controller@.service": "ctrl-office",
     "lockgate-agent@.service": "depot-hallsberg",
+    "lockgate-sim-uhppote@.service": "uhppote-gate",
 }
 
 
@@ -30,6 +31,7 @@ def test_the_expected_units_are_there() -> None:
         "lockgate-sim-controller@.service",
         "lockgate-sim-site.service",
         "lockgate-sim-station@.service",
+        "lockgate-sim-uhppote@.service",
         "lockgate.service",
     ]
     assert (SYSTEMD / "lockgate.service.d" / "test-bench.conf").is_file()
@@ -154,6 +156,7 @@ def test_gateway_may_open_usb_serial_stations_and_nothing_else() -> None:
         ("lockgate-sim-site.service", "sim site"),
         ("lockgate-sim-station@.service", "sim station --station-id %i"),
         ("lockgate-sim-controller@.service", "sim controller --controller-id %i"),
+        ("lockgate-sim-uhppote@.service", "sim uhppote $LOCKGATE_SIM_ARGS"),
     ],
 )
 def test_simulator_units(name: str, subcommand: str) -> None:

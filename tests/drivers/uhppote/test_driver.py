@@ -11,6 +11,8 @@ import pytest
 
 from drivers.base import (
     AllowEntry,
+    ControllerSettings,
+    DenyReason,
     DeviceTimeout,
     DoorMode,
     HardwareSchedule,
@@ -275,3 +277,52 @@ async def test_an_unreachable_controller_is_a_timeout() -> None:
     with pytest.raises(DeviceTimeout):
         await driver.open()
     await driver.close()
+
+
+async def test_settings_are_the_doors_control_modes_and_delays(
+    controller: UhppoteController, driver: UhppoteDoorController
+) -> None:
+    held = await driver.read_settings()
+    assert held.held_open_seconds is None  # the controller has no such setting
+    assert held.door_modes == tuple((d, DoorMode.LOCKED) for d in range(1, 5))
+    await driver.write_settings(
+        ControllerSettings(
+            pulse_seconds=9, door_modes=((2, DoorMode.UNLOCKED), (4, DoorMode.LOCKDOWN))
+        )
+    )
+    assert [(d.mode, d.delay_s) for d in controller.doors.values()] == [
+        (3, 9),
+        (1, 9),
+        (3, 9),
+        (2, 9),
+    ]
+    for bad, field in (
+        (ControllerSettings(door_modes=((1, DoorMode.SCHEDULED),)), "door_modes"),
+        (ControllerSettings(held_open_seconds=30), "held_open_seconds"),
+        (ControllerSettings(pulse_seconds=256), "pulse_seconds"),
+        (ControllerSettings(pulse_seconds=5, door_modes=((5, DoorMode.LOCKED),)), "door_modes"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            await driver.write_settings(bad)
+    assert [d.delay_s for d in controller.doors.values()] == [9, 9, 9, 9], "nothing written"
+
+
+async def test_denials_say_why(
+    controller: UhppoteController, driver: UhppoteDoorController
+) -> None:
+    await driver.write_allow_list(
+        [AllowEntry(77, 0b1, schedule_id=1), AllowEntry(78, 0b10)], OFFICE
+    )
+    await driver.write_settings(ControllerSettings(door_modes=((2, DoorMode.LOCKDOWN),)))
+    controller.clock.frozen_at = datetime(2024, 5, 18, 10, tzinfo=UTC).timestamp()  # Saturday
+    controller.present(77, 1)  # outside its schedule
+    controller.present(78, 1)  # not its door
+    controller.present(78, 2)  # its door, in lockdown
+    controller.present(79, 1)  # unknown
+    events = await driver.read_events(0)
+    assert [(e.credential, e.reason) for e in events] == [
+        (77, DenyReason.OUTSIDE_SCHEDULE),
+        (78, DenyReason.DOOR_NOT_ALLOWED),
+        (78, DenyReason.LOCKDOWN),
+        (79, DenyReason.UNKNOWN_CREDENTIAL),
+    ]

@@ -10,7 +10,7 @@ from datetime import date
 
 import pytest
 
-from drivers.base import ControllerEventKind, DeviceTimeout, ProtocolError
+from drivers.base import ControllerEventKind, DeviceTimeout, EventGap, ProtocolError
 from drivers.uhppote import UhppoteDoorController
 from simulators.control import ControlClient
 from simulators.uhppote import UhppoteController, UhppoteSimulator
@@ -89,6 +89,8 @@ async def test_overwritten_events_are_reported_as_a_gap(
         with caplog.at_level(logging.WARNING):
             events = await driver.read_events(5, limit=100)
     assert driver.event_gaps == [(6, 10)]
+    assert driver.take_event_gaps() == [EventGap(6, 10, "overwritten")]
+    assert driver.take_event_gaps() == [], "each gap is reported once"
     assert [e.sequence for e in events] == list(range(11, 41))
     assert "events 6..10 were overwritten before they were read" in caplog.text
 
@@ -102,6 +104,7 @@ async def test_a_cursor_beyond_the_log_is_a_reset(
         with caplog.at_level(logging.WARNING):
             assert await driver.read_events(500) == []
         assert driver.event_log_reset
+        assert driver.take_event_gaps() == [EventGap(500, 1, "reset")]
         assert "below the cursor 500" in caplog.text
         assert len(await driver.read_events(0)) == 1
         assert not driver.event_log_reset

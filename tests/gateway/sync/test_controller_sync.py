@@ -117,7 +117,7 @@ async def test_a_write_is_counted_only_once_its_confirmation_is_committed(
         original = run.sink.event
 
         def holding_event(session: Any, kind: str, body: dict[str, Any]) -> None:
-            if kind == "allow_list_written" and not release.is_set():
+            if kind == "allow_list_written" and body["device"] == CTRL and not release.is_set():
                 inside.set()
                 release.wait(10)
             original(session, kind, body)
