@@ -1,5 +1,6 @@
 # lockgate: two commands on a fresh machine.
-#   make test   create .venv, install everything, lint, type-check, run the whole suite
+#   make test   create .venv, install everything, lint (ruff, mypy, import layers, dead code),
+#               run the whole suite
 #   make demo   run the demo on an embedded default (SQLite, simulated site, private broker)
 
 PYTHON ?= python3
@@ -24,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check gateway drivers simulators tests bench
 	$(BIN)/mypy --strict gateway drivers simulators
 	$(BIN)/lint-imports
+	$(BIN)/vulture
 
 test: lint
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)

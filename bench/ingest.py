@@ -593,7 +593,7 @@ async def wait_online(broker: PrivateMosquitto) -> None:
         await c.subscribe(f"{BASE}/v1/bridge/state", qos=1)
         async with asyncio.timeout(60):
             async for msg in c.messages:
-                if json.loads(msg.payload) == {"state": "online"}:
+                if json.loads(bytes(msg.payload)).get("state") == "online":  # type: ignore[arg-type]
                     return
 
 

@@ -7,6 +7,10 @@ the parts report to each other.
 - :func:`build_gateway` — the running gateway of ``lockgate run`` and the demo: that core plus
   the services the settings enable: the sync engine (serving every configured controller and
   wall-mounted station), the MQTT bridge, the retention job and the audit anchor.
+- :func:`build_core_role` — ``lockgate run --role core``: the same gateway, run only while
+  this instance holds the leader lease (PostgreSQL; on SQLite it always leads), with the
+  lease's fencing token on its store and the takeover reported as a ``leader_elected``
+  event;
 - :func:`build_desk_station` — the gateway of ``lockgate station``: no services of its own;
   the desk station's worker reports to the audit log and, when MQTT is configured, to the
   outbox that the service's bridge publishes.
@@ -24,26 +28,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gateway.audit.anchor import AnchorService
+from gateway.audit.anchor import Anchor, AnchorService
 from gateway.audit.listeners import CommandLog
 from gateway.audit.sink import AuditSink
 from gateway.auth.authorizer import Authorizer
 from gateway.bridge import MqttBridge
 from gateway.bridge.outbound import StatePublisher
+from gateway.bridge.payloads import AuditAnchorBody, LeaderElectedBody
 from gateway.bridge.syncsink import BridgeSyncSink
 from gateway.bridge.topics import TopicMap
 from gateway.charges import ChargeRecorder
 from gateway.config import Settings
 from gateway.core import ChangeListener, Core, Loader
 from gateway.domain.timeutil import utcnow
+from gateway.leadership import CoreLeadership, LeaseStore, Takeover
 from gateway.retention import RetentionService
 from gateway.reviews import ReviewRecorder
 from gateway.runtime import CommitNotifier, Gateway, Service
-from gateway.store.database import Database
+from gateway.store.database import Database, normalize_url
+from gateway.store.fencing import Fence
 from gateway.sync.engine import SyncService
 from gateway.sync.events import Sinks, SyncSink, confirmed_revision
 from gateway.sync.planner import load_exposures, plan
@@ -64,6 +70,10 @@ def audit_listeners() -> list[ChangeListener]:
     (accepted or refused, with personal parts erased when a fact's are), lost-card charges,
     access reviews."""
     return [CommandLog(), ChargeRecorder(), ReviewRecorder()]
+
+
+ServiceFactory = Callable[[Gateway], Service]
+"""Makes a service of a running gateway (``build_gateway(extra_services=...)``)."""
 
 
 @dataclass
@@ -109,22 +119,31 @@ def build_gateway(
     settings: Settings,
     *,
     extra_sinks: Sequence[SyncSink] = (),
-    extra_services: Sequence[Callable[[Gateway], Service]] = (),
+    extra_services: Sequence[ServiceFactory] = (),
     listeners: Sequence[ChangeListener] = (),
     upgrade: bool = True,
+    db: Database | None = None,
+    instance: str | None = None,
+    may_connect: Callable[[], bool] = lambda: True,
 ) -> Gateway:
     """The running gateway with every service its settings enable (see the module
     docstring). ``extra_sinks`` receive the sync engine's reports as well (the demo narrates
     from them); ``extra_services`` are made from the gateway and started after the others;
-    ``listeners`` are extra core listeners (after the notifier and the state publisher)."""
+    ``listeners`` are extra core listeners (after the notifier and the state publisher);
+    ``db`` is the store (default: the configured one); ``instance`` names this process on
+    the bridge state topic (default: new); ``may_connect`` is asked by the bridge before
+    every connection to the broker (a core leader: while it holds the lease)."""
     notifier = CommitNotifier()
     bridge = (
-        MqttBridge(settings.mqtt, confirmed_lookup=confirmed_revision)
+        MqttBridge(settings.mqtt, confirmed_lookup=confirmed_revision, may_connect=may_connect)
         if settings.mqtt.enabled
         else None
     )
+    if bridge is not None and instance is not None:
+        bridge.instance = instance
     core = build_core(
         settings,
+        db=db,
         listeners=[notifier, *([bridge.publisher] if bridge is not None else []), *listeners],
     )
     sinks: list[SyncSink] = [AuditSink(core.clock), *extra_sinks]
@@ -147,6 +166,62 @@ def build_gateway(
     return gateway
 
 
+def build_core_role(
+    settings: Settings, *, extra_services: Sequence[ServiceFactory] = ()
+) -> CoreLeadership:
+    """``lockgate run --role core``: the gateway of :func:`build_gateway`, run while this
+    instance leads (see :mod:`gateway.leadership.runner`). On PostgreSQL the instances of one
+    database share a lease (``[leadership]`` settings) and the leader's store is fenced with
+    its token; on SQLite (one process) the instance always leads. The schema is not upgraded
+    by a core: run ``lockgate db upgrade`` first."""
+    url = settings.database.resolved_url()
+
+    def factory(fence: Fence | None, instance: str) -> Gateway:
+        db = Database(url)
+        if fence is not None:
+            db.set_fence(fence)
+        return build_gateway(
+            settings,
+            upgrade=False,
+            db=db,
+            instance=instance,
+            may_connect=leadership.leading,
+            extra_services=extra_services,
+        )
+
+    if normalize_url(url).get_backend_name() == "sqlite":
+        leadership = CoreLeadership.always_leader(factory, on_elected=_announce_leader)
+    else:
+        lead = settings.leadership
+        leadership = CoreLeadership(
+            factory,
+            lease=LeaseStore(url, lease_s=lead.lease_s, lock_timeout_s=lead.lock_timeout_s),
+            renew_s=lead.renew_s,
+            on_elected=_announce_leader,
+        )
+    return leadership
+
+
+async def _announce_leader(gateway: Gateway, takeover: Takeover) -> None:
+    """Report a takeover as a ``leader_elected`` event (when MQTT is on)."""
+    bridge = mqtt_bridge(gateway)
+    if bridge is None:
+        return
+    body = LeaderElectedBody(
+        instance=takeover.instance,
+        token=takeover.token,
+        host=takeover.host[:200],
+        previous_instance=takeover.previous_instance,
+        standby_s=takeover.standby_s,
+    )
+
+    def enqueue(core: Core) -> None:
+        with core.db.session() as s:
+            bridge.publisher.enqueue_event(s, body)
+
+    await gateway.call(enqueue, gateway.core)
+
+
 def build_desk_station(settings: Settings) -> tuple[Gateway, Sinks]:
     """The gateway of a desk station process (``lockgate station``) and the sinks its
     station worker reports to: the audit log and, when MQTT is configured, the outbox (this
@@ -163,11 +238,10 @@ def build_desk_station(settings: Settings) -> tuple[Gateway, Sinks]:
     return Gateway(settings, core, notifier=notifier, upgrade=False), Sinks(sinks)
 
 
-def _anchor_event(bridge: MqttBridge, session: Session, kind: str, body: dict[str, Any]) -> int:
+def _anchor_event(bridge: MqttBridge, session: Session, anchor: Anchor) -> int:
     return bridge.publisher.enqueue_event(
         session,
-        "audit_anchor",
-        {"head_seq": body["seq"], "head_hash": body["hash"], "head_at": body["at"]},
+        AuditAnchorBody(head_seq=anchor.seq, head_hash=anchor.hash, head_at=anchor.at),
     )
 
 
@@ -184,6 +258,7 @@ def sync_service(gateway: Gateway) -> SyncService | None:
 __all__ = [
     "audit_listeners",
     "build_core",
+    "build_core_role",
     "build_desk_station",
     "build_gateway",
     "mqtt_bridge",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -216,6 +216,36 @@ class AuditSettings(_Section):
     )
 
 
+class LeadershipSettings(_Section):
+    lease_s: float = Field(
+        default=5.0,
+        ge=1.0,
+        le=300.0,
+        description="How long the core leader's lease lasts without renewal (role core, "
+        "PostgreSQL): a standby takes over at most this long after the leader died.",
+    )
+    renew_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the leader renews its lease and a standby tries to take it; "
+        "at most half of lease_s.",
+    )
+    lock_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How long a standby waits for the store's write lock when it takes the "
+        "lease, before trying again at the next renew_s.",
+    )
+
+    @field_validator("renew_s")
+    @classmethod
+    def _renew(cls, v: float, info: ValidationInfo) -> float:
+        lease = info.data.get("lease_s")
+        if lease is not None and v > lease / 2:
+            raise ValueError(f"must be at most half of lease_s ({lease:g} s)")
+        return v
+
+
 class Settings(BaseSettings):
     """Every setting of the gateway."""
 
@@ -230,6 +260,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    leadership: LeadershipSettings = Field(default_factory=LeadershipSettings)
     stations: list[DeviceSettings] = Field(default_factory=list)
     controllers: list[ControllerDeviceSettings] = Field(default_factory=list)
 

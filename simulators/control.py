@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, Self
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -146,3 +146,86 @@ class ControlClient:
         if not reply.get("ok"):
             raise ControlError(str(reply.get("error")))
         return reply.get("result")
+
+
+# ------------------------------------------------------------------- arguments of commands
+
+
+def int_arg(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an integer argument ``name`` (within ``low..high`` when given)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name}: must be an integer, got {value!r}")
+    if low is not None and high is not None and not low <= value <= high:
+        raise ValueError(f"{name}: must be in {low}..{high}, got {value}")
+    return value
+
+
+def number_arg(name: str, value: Any, low: float, high: float, *, what: str = "a number") -> float:
+    """``value`` as a number argument ``name`` in ``low..high`` (``what`` names its unit)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name}: must be {what}, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name}: must be in {low:g}..{high:g}, got {value}")
+    return float(value)
+
+
+def bool_arg(name: str, value: Any) -> bool:
+    """``value`` as a JSON boolean argument ``name`` (no truthy strings or numbers)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: must be true or false, got {value!r}")
+    return value
+
+
+# ------------------------------------------------------------- a server with its controls
+
+
+class Server(Protocol):
+    """What a simulator serves on the wire (Modbus, UHPPOTE UDP/TCP, ...)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class ControlledSimulator:
+    """A simulated device's wire ``server`` plus (``control_port`` not None) a control server
+    carrying the commands :meth:`_register` adds. ``control_port`` None runs no control server
+    (in-process users call the methods)."""
+
+    def __init__(
+        self,
+        server: Server,
+        *,
+        control_host: str = "127.0.0.1",
+        control_port: int | None = 0,
+    ) -> None:
+        self._wire = server
+        self.control: ControlServer | None = None
+        if control_port is not None:
+            self.control = ControlServer(host=control_host, port=control_port)
+            self._register(self.control)
+
+    def _register(self, control: ControlServer) -> None:
+        """Register this simulator's commands on ``control``."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        await self._wire.start()
+        if self.control is not None:
+            try:
+                await self.control.start()
+            except BaseException:
+                await self._wire.close()
+                raise
+
+    async def close(self) -> None:
+        if self.control is not None:
+            await self.control.close()
+        await self._wire.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -8,8 +8,9 @@ who can write the database. An anchor published elsewhere closes that gap: every
 An anchor file holds one JSON object per line (``{"seq", "hash", "at", "anchored_at"}``), newest
 last; :func:`write_anchor` appends and syncs to disk. Keep the file where the database's users
 cannot rewrite it (another host, append-only storage, a ticket, a mail). :class:`AnchorService`
-appends an anchor periodically while the gateway runs and, given a publisher (the MQTT
-bridge's ``enqueue_event``), also publishes it as an ``audit_anchor`` event.
+appends an anchor periodically while the gateway runs and, given a publisher (the composition
+root's, which queues it in the MQTT bridge's outbox), also publishes it as an ``audit_anchor``
+event.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ log = logging.getLogger(__name__)
 TRUNCATED: Final = "truncated"
 ANCHOR_MISMATCH: Final = "anchor_mismatch"
 
-Publisher = Callable[[Session, str, dict[str, Any]], object]
-"""``enqueue_event(session, kind, body)`` of the MQTT bridge's outbox."""
+Publisher = Callable[[Session, "Anchor"], object]
+"""Announces an anchor inside the session's transaction (the MQTT bridge queues an
+``audit_anchor`` event in its outbox)."""
 
 
 class AnchorFileError(ValueError):
@@ -137,8 +139,8 @@ def check_anchors(session: Session, anchors: list[Anchor]) -> Problem | None:
 
 class AnchorService(PeriodicService):
     """A gateway service that anchors the head every ``every_s`` seconds when it moved: to
-    ``path`` (a JSON-lines file) and, when ``publish`` is given (the MQTT bridge's
-    ``enqueue_event(session, kind, body)``), as an ``audit_anchor`` event through the outbox."""
+    ``path`` (a JSON-lines file) and, when ``publish`` is given (see :data:`Publisher`), as an
+    ``audit_anchor`` event through the outbox."""
 
     name = "audit-anchor"
 
@@ -171,7 +173,7 @@ class AnchorService(PeriodicService):
             write_anchor(self.path, top, at=now)
         if self.publish is not None:
             with db.session() as s:
-                self.publish(s, "audit_anchor", anchor.as_json())
+                self.publish(s, anchor)
         self.last = top
         log.info("audit log anchored at entry %d", top.seq)
         return anchor

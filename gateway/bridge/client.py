@@ -127,7 +127,6 @@ class InboundMessage:
     retain: bool
     response_topic: str | None
     correlation_data: bytes | None
-    user_properties: tuple[tuple[str, str], ...]
     mid: int
     generation: int
     order: int
@@ -420,7 +419,6 @@ class BrokerSession:
     def _received(self, message: aiomqtt.Message) -> None:
         props = message.properties
         correlation = _property(props, "CorrelationData")
-        user = _property(props, "UserProperty") or []
         order = next(self._order)
         inbound = InboundMessage(
             topic=message.topic.value,
@@ -431,7 +429,6 @@ class BrokerSession:
             retain=message.retain,
             response_topic=_property(props, "ResponseTopic"),
             correlation_data=bytes(correlation) if correlation is not None else None,
-            user_properties=tuple((str(k), str(v)) for k, v in user),
             mid=message.mid,
             generation=self.generation,
             order=order,

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tenacity import (
@@ -93,8 +94,13 @@ class MqttBridge:
         settings: MqttSettings,
         *,
         confirmed_lookup: ConfirmedLookup = no_confirmation,
+        may_connect: Callable[[], bool] = lambda: True,
     ) -> None:
         self.settings = settings
+        self.may_connect = may_connect
+        """Asked before every connection (and before announcing ``offline`` at the stop): a
+        core instance that is not (or no longer) the leader must not take the gateway's
+        client id, whose session the leader holds."""
         self.topics = TopicMap(settings.base_topic)
         self.options = connect_options(settings)
         self.publisher = StatePublisher(self.topics, confirmed_lookup=confirmed_lookup)
@@ -148,7 +154,7 @@ class MqttBridge:
             pending.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         session = self.session
-        if session is not None:
+        if session is not None and self.may_connect():
             with contextlib.suppress(ConnectionLost, TimeoutError):
                 async with asyncio.timeout(2.0):
                     await session.publish(self._bridge_state("offline"))
@@ -237,15 +243,15 @@ class MqttBridge:
         gateway = self._gateway
         if gateway is None:
             return
-        body = {
-            "instance": self.instance,
-            "other_instance": other[:64] if other else None,
-            "detail": what[:200],
-        }
 
         def enqueue(core: Core) -> None:
+            body = p.GatewayConflictBody(
+                instance=self.instance,
+                other_instance=other[:64] if other else None,
+                detail=what[:200],
+            )
             with core.db.session() as s:
-                self.publisher.enqueue_event(s, "gateway_conflict", body)
+                self.publisher.enqueue_event(s, body)
 
         try:
             await gateway.call(enqueue, gateway.core)
@@ -254,6 +260,9 @@ class MqttBridge:
 
     async def _supervise(self) -> None:
         while True:
+            # A predicate of the clock and the lease, not an event: poll it.
+            while not self.may_connect():  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
             session = await self._connect()
             pause = RECONNECT_PAUSE_S
             try:

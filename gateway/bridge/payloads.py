@@ -189,8 +189,9 @@ class EventBase(Payload):
     """When the gateway recorded it."""
 
 
-class CredentialRevoked(EventBase):
-    """A credential's desired state became *revoked*: the devices must shut it off."""
+class CredentialRevokedBody(Payload):
+    """What the sender of a :class:`CredentialRevoked` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["credential_revoked"] = "credential_revoked"
     """Always `credential_revoked`."""
@@ -206,8 +207,13 @@ class CredentialRevoked(EventBase):
     command: str | None = Field(default=None, description="Its request name.")
 
 
-class RevocationConfirmed(EventBase):
-    """A device confirmed holding a revoked credential's new state."""
+class CredentialRevoked(CredentialRevokedBody, EventBase):
+    """A credential's desired state became *revoked*: the devices must shut it off."""
+
+
+class RevocationConfirmedBody(Payload):
+    """What the sender of a :class:`RevocationConfirmed` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["revocation_confirmed"] = "revocation_confirmed"
     """Always `revocation_confirmed`."""
@@ -219,11 +225,13 @@ class RevocationConfirmed(EventBase):
     """The credential's desired revision the device now holds."""
 
 
-class ProgrammingResult(EventBase):
-    """A key or a controller was programmed (or the attempt failed). Two revisions, of two
-    different things: ``credential_revision`` is the key's desired state (the ``revision`` of
-    its credential state), ``device_revision`` what the device holds after the write (the key
-    image or the controller allow-list)."""
+class RevocationConfirmed(RevocationConfirmedBody, EventBase):
+    """A device confirmed holding a revoked credential's new state."""
+
+
+class ProgrammingResultBody(Payload):
+    """What the sender of a :class:`ProgrammingResult` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["programming_result"] = "programming_result"
     """Always `programming_result`."""
@@ -251,9 +259,16 @@ class ProgrammingResult(EventBase):
     )
 
 
-class AccessEvent(EventBase):
-    """A door or cylinder granted or denied a credential (controller events, key and
-    cylinder audit trails)."""
+class ProgrammingResult(ProgrammingResultBody, EventBase):
+    """A key or a controller was programmed (or the attempt failed). Two revisions, of two
+    different things: ``credential_revision`` is the key's desired state (the ``revision`` of
+    its credential state), ``device_revision`` what the device holds after the write (the key
+    image or the controller allow-list)."""
+
+
+class AccessEventBody(Payload):
+    """What the sender of a :class:`AccessEvent` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["access_granted", "access_denied"]
     """`access_granted` or `access_denied`."""
@@ -274,8 +289,14 @@ class AccessEvent(EventBase):
     """Why it was denied, as the device said; null when granted or not said."""
 
 
-class ExpiryWarning(EventBase):
-    """A credential stops working soon unless something is renewed."""
+class AccessEvent(AccessEventBody, EventBase):
+    """A door or cylinder granted or denied a credential (controller events, key and
+    cylinder audit trails)."""
+
+
+class ExpiryWarningBody(Payload):
+    """What the sender of a :class:`ExpiryWarning` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["expiry_warning"] = "expiry_warning"
     """Always `expiry_warning`."""
@@ -288,16 +309,13 @@ class ExpiryWarning(EventBase):
     `competence`, the `agreement`, or the `visitor` card."""
 
 
-class DeviceEvent(EventBase):
-    """Something a device reported that is not an access decision: a door forced or held
-    open, a controller that lost its memory, a cylinder that applied a blacklist; or a
-    device that answers but refuses what it is asked (``device_error``, ``detail`` says why;
-    its availability stays online) and one that works again (``device_recovered``); events a
-    controller lost before the gateway read them (``controller_events_lost``, ``detail``
-    says which); a reader's or controller's tamper switch (``device_tamper``,
-    ``device_tamper_cleared``), its power (``device_power_failure``,
-    ``device_power_restored``), a reader that stopped or started answering its panel
-    (``reader_offline``, ``reader_online``; ``lock`` is its door)."""
+class ExpiryWarning(ExpiryWarningBody, EventBase):
+    """A credential stops working soon unless something is renewed."""
+
+
+class DeviceEventBody(Payload):
+    """What the sender of a :class:`DeviceEvent` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal[
         "door_forced",
@@ -327,10 +345,21 @@ class DeviceEvent(EventBase):
     """More about it, for people (`version=...`, `generation=...`); may be empty."""
 
 
-class GatewayConflict(EventBase):
-    """Another gateway process announced itself online on this gateway's topics: two
-    gateways would both apply every request (a deposed gateway still running, or two
-    configured alike). The operator must stop one of them."""
+class DeviceEvent(DeviceEventBody, EventBase):
+    """Something a device reported that is not an access decision: a door forced or held
+    open, a controller that lost its memory, a cylinder that applied a blacklist; or a
+    device that answers but refuses what it is asked (``device_error``, ``detail`` says why;
+    its availability stays online) and one that works again (``device_recovered``); events a
+    controller lost before the gateway read them (``controller_events_lost``, ``detail``
+    says which); a reader's or controller's tamper switch (``device_tamper``,
+    ``device_tamper_cleared``), its power (``device_power_failure``,
+    ``device_power_restored``), a reader that stopped or started answering its panel
+    (``reader_offline``, ``reader_online``; ``lock`` is its door)."""
+
+
+class GatewayConflictBody(Payload):
+    """What the sender of a :class:`GatewayConflict` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["gateway_conflict"] = "gateway_conflict"
     """Always `gateway_conflict`."""
@@ -342,9 +371,39 @@ class GatewayConflict(EventBase):
     """What was seen, for people."""
 
 
-class AuditAnchor(EventBase):
-    """The head of the tamper-evident audit log, published periodically: keep these to
-    prove later that no entry up to ``head_seq`` was altered or removed."""
+class GatewayConflict(GatewayConflictBody, EventBase):
+    """Another gateway process announced itself online on this gateway's topics: two
+    gateways would both apply every request (a deposed gateway still running, or two
+    configured alike). The operator must stop one of them."""
+
+
+class LeaderElectedBody(Payload):
+    """What the sender of a :class:`LeaderElected` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
+
+    kind: Literal["leader_elected"] = "leader_elected"
+    """Always `leader_elected`."""
+    instance: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    """The new leader's instance (as in its bridge state)."""
+    token: int = Field(ge=0)
+    """Its fencing token: larger at every change of leader (0: a single core on SQLite)."""
+    host: Annotated[str, Field(max_length=200)] = ""
+    """Where it runs (host name and process id), for people."""
+    previous_instance: Annotated[str, Field(max_length=64)] | None = None
+    """The instance that held the lease before, if any."""
+    standby_s: float = Field(default=0.0, ge=0)
+    """How long the new leader waited as a standby before it took the lease."""
+
+
+class LeaderElected(LeaderElectedBody, EventBase):
+    """A core instance became the leader (`lockgate run --role core`): from now on it alone
+    answers requests and writes. Published by the new leader once it has loaded the site and
+    taken over the gateway's MQTT session."""
+
+
+class AuditAnchorBody(Payload):
+    """What the sender of a :class:`AuditAnchor` says; the gateway adds ``id``, ``seq`` and
+    ``at``."""
 
     kind: Literal["audit_anchor"] = "audit_anchor"
     """Always `audit_anchor`."""
@@ -356,6 +415,11 @@ class AuditAnchor(EventBase):
     """Its time."""
 
 
+class AuditAnchor(AuditAnchorBody, EventBase):
+    """The head of the tamper-evident audit log, published periodically: keep these to
+    prove later that no entry up to ``head_seq`` was altered or removed."""
+
+
 EVENT_MODELS: tuple[type[EventBase], ...] = (
     CredentialRevoked,
     RevocationConfirmed,
@@ -364,6 +428,7 @@ EVENT_MODELS: tuple[type[EventBase], ...] = (
     ExpiryWarning,
     DeviceEvent,
     GatewayConflict,
+    LeaderElected,
     AuditAnchor,
 )
 
@@ -376,6 +441,20 @@ def _kinds(model: type[EventBase]) -> tuple[str, ...]:
 EVENT_KINDS: dict[str, type[EventBase]] = {k: m for m in EVENT_MODELS for k in _kinds(m)}
 """Every event kind and the model its payload follows."""
 
+EventBody = (
+    CredentialRevokedBody
+    | RevocationConfirmedBody
+    | ProgrammingResultBody
+    | AccessEventBody
+    | ExpiryWarningBody
+    | DeviceEventBody
+    | GatewayConflictBody
+    | LeaderElectedBody
+    | AuditAnchorBody
+)
+"""What a part of the gateway hands the outbox to announce an event (see
+:meth:`gateway.bridge.outbound.StatePublisher.enqueue_event`)."""
+
 AnyEvent = Annotated[
     CredentialRevoked
     | RevocationConfirmed
@@ -384,6 +463,7 @@ AnyEvent = Annotated[
     | ExpiryWarning
     | DeviceEvent
     | GatewayConflict
+    | LeaderElected
     | AuditAnchor,
     Field(discriminator="kind"),
 ]
@@ -397,24 +477,35 @@ __all__ = [
     "EVENT_KINDS",
     "EVENT_MODELS",
     "AccessEvent",
+    "AccessEventBody",
     "AuditAnchor",
+    "AuditAnchorBody",
     "BridgeState",
     "ConfirmedState",
     "CredentialRevoked",
+    "CredentialRevokedBody",
     "DesiredSummary",
     "DeviceAvailability",
     "DeviceEvent",
+    "DeviceEventBody",
     "ErrorBody",
     "Event",
     "EventBase",
+    "EventBody",
     "ExpiryWarning",
+    "ExpiryWarningBody",
     "FieldError",
     "GatewayConflict",
+    "GatewayConflictBody",
+    "LeaderElected",
+    "LeaderElectedBody",
     "Payload",
     "ProgrammingResult",
+    "ProgrammingResultBody",
     "Response",
     "RetainedCredentialState",
     "RevocationConfirmed",
+    "RevocationConfirmedBody",
     "SpaceGrant",
     "StateWindow",
 ]

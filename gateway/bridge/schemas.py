@@ -165,6 +165,14 @@ def asyncapi() -> dict[str, Any]:
                     "messages": [{"$ref": f"#/channels/{_channel_id(reply)}/messages/response"}],
                 },
             }
+        elif spec.direction is Direction.AGENT:
+            operations[f"receive_{cid}"] = {
+                "action": "receive",
+                "channel": {"$ref": f"#/channels/{cid}"},
+                "summary": spec.description,
+                "bindings": binding,
+                "messages": [{"$ref": f"#/channels/{cid}/messages/{mid}"}],
+            }
         elif not spec.key.startswith("response."):
             operations[f"send_{cid}"] = {
                 "action": "send",
@@ -233,6 +241,13 @@ def _row(*cells: str) -> str:
     return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
 
+_DIRECTION_LABELS = {
+    Direction.OUTBOUND: "gateway → central",
+    Direction.INBOUND: "central → gw",
+    Direction.AGENT: "site agent → gw",
+}
+
+
 def topic_reference() -> str:
     """The generated Markdown section of docs/mqtt.md: every topic of the map."""
     out = [
@@ -249,7 +264,9 @@ def topic_reference() -> str:
         out.append(
             _row(
                 f"`<base>/{spec.pattern}`",
-                "gateway → central" if spec.direction is Direction.OUTBOUND else "central → gw",
+                "gateway → site agent"
+                if spec.key.startswith("site_") and spec.direction is Direction.OUTBOUND
+                else _DIRECTION_LABELS[spec.direction],
                 str(spec.qos),
                 "yes" if spec.retained else "no",
                 f"[`{spec.schema_file}`](../schemas/{spec.schema_file})",

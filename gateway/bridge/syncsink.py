@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from gateway.bridge import payloads as p
 from gateway.bridge.outbound import StatePublisher
 from gateway.core import Core
 from gateway.store import device_records as sync_store
@@ -46,10 +47,9 @@ class BridgeSyncSink:
         self.publisher.enqueue_credential_state(session, core, number)
 
     def event(self, session: Session, kind: str, body: dict[str, Any]) -> None:
-        mapped = self._map(session, kind, body)
-        if mapped is None:
-            return
-        self.publisher.enqueue_event(session, *mapped)
+        event = self._map(session, kind, body)
+        if event is not None:
+            self.publisher.enqueue_event(session, event)
 
     def _revision(self, number: str) -> str:
         state = self.core.engine.states.get(number)
@@ -60,76 +60,93 @@ class BridgeSyncSink:
         held = sync_store.get_key(session, serial)
         return held.credential_revision if held is not None else None
 
-    def _map(
-        self, session: Session, kind: str, b: dict[str, Any]
-    ) -> tuple[str, dict[str, Any]] | None:
+    def _map(self, session: Session, kind: str, b: dict[str, Any]) -> p.EventBody | None:
+        """The MQTT event of a sync event (``kind`` and ``b`` as the sync engine reports
+        them), or None for a sync event that is not announced."""
         match kind:
             case "revocation_confirmed":
-                return kind, {
-                    "number": b["credential"],
-                    "device_id": b["device"],
-                    "revision": self._revision(b["credential"]),
-                }
+                return p.RevocationConfirmedBody(
+                    number=b["credential"],
+                    device_id=b["device"],
+                    revision=self._revision(b["credential"]),
+                )
             case "key_programmed":
-                return "programming_result", {
-                    "device_id": b["station"],
-                    "number": b["key"],
-                    "credential_revision": self._written(session, b["key"]),
-                    "device_revision": b["revision"],
-                    "ok": True,
-                }
+                return p.ProgrammingResultBody(
+                    device_id=b["station"],
+                    number=b["key"],
+                    credential_revision=self._written(session, b["key"]),
+                    device_revision=b["revision"],
+                    ok=True,
+                )
             case "key_programming_failed":
-                return "programming_result", {
-                    "device_id": b["station"],
-                    "number": b["key"],
-                    "credential_revision": self._revision(b["key"]),
-                    "device_revision": None,
-                    "ok": False,
-                    "error": (b.get("error") or b.get("outcome") or "")[:500],
-                }
+                return p.ProgrammingResultBody(
+                    device_id=b["station"],
+                    number=b["key"],
+                    credential_revision=self._revision(b["key"]),
+                    device_revision=None,
+                    ok=False,
+                    error=(b.get("error") or b.get("outcome") or "")[:500],
+                )
             case "allow_list_written":
-                return "programming_result", {
-                    "device_id": b["device"],
-                    "number": None,
-                    "credential_revision": None,
-                    "device_revision": b["revision"],
-                    "ok": True,
-                }
+                return p.ProgrammingResultBody(
+                    device_id=b["device"],
+                    number=None,
+                    credential_revision=None,
+                    device_revision=b["revision"],
+                    ok=True,
+                )
             case "access_granted" | "access_denied":
-                if "door" in b:
-                    return kind, {
-                        "number": b["credential"],
-                        "device_id": b["device"],
-                        "lock": f"{b['device']}:{b['door']}",
-                        "occurred_at": b["at"],
-                        "source": "controller",
-                        "reason": b.get("reason") or None,
-                    }
-                source = "cylinder_audit" if b.get("source") == "cylinder" else "key_audit"
-                return kind, {
-                    "number": b["key"],
-                    "device_id": b["via_station"],
-                    "lock": b["cylinder"],
-                    "occurred_at": b["at"],
-                    "source": source,
-                    "reason": b.get("reason") or None,
-                }
+                return _access_event(kind, b)
         if kind in _DEVICE_KINDS:
-            device = b.get("device") or b.get("via_station") or "-"
-            return _DEVICE_KINDS[kind], {
-                "device_id": device,
-                "number": b.get("credential") or b.get("key"),
-                "lock": str(b["cylinder"])
-                if "cylinder" in b
-                else (f"{device}:{b['door']}" if "door" in b else None),
-                "occurred_at": b.get("at"),
-                "detail": str(b["error"] or "")[:200]
-                if "error" in b
-                else ", ".join(
-                    f"{k}={v}"
-                    for k, v in b.items()
-                    if k in ("version", "generation", "previous_generation")
-                ),
-            }
+            return _device_event(_DEVICE_KINDS[kind], b)
         log.debug("sync event %s has no MQTT event kind", kind)
         return None
+
+
+def _access_event(kind: str, b: dict[str, Any]) -> p.AccessEventBody:
+    """An access decision: a door controller's, or one from a key's or cylinder's audit trail
+    (collected by a station)."""
+    if "door" in b:
+        return p.AccessEventBody(
+            kind=kind,
+            number=b["credential"],
+            device_id=b["device"],
+            lock=f"{b['device']}:{b['door']}",
+            occurred_at=b["at"],
+            source="controller",
+            reason=b.get("reason") or None,
+        )
+    return p.AccessEventBody(
+        kind=kind,
+        number=b["key"],
+        device_id=b["via_station"],
+        lock=b["cylinder"],
+        occurred_at=b["at"],
+        source="cylinder_audit" if b.get("source") == "cylinder" else "key_audit",
+        reason=b.get("reason") or None,
+    )
+
+
+def _device_event(kind: str, b: dict[str, Any]) -> p.DeviceEventBody:
+    """Any other report of a device: its credential, lock, time and details when it says."""
+    device = b.get("device") or b.get("via_station") or "-"
+    if "cylinder" in b:
+        lock: str | None = str(b["cylinder"])
+    else:
+        lock = f"{device}:{b['door']}" if "door" in b else None
+    if "error" in b:
+        detail = str(b["error"] or "")[:200]
+    else:
+        detail = ", ".join(
+            f"{k}={v}"
+            for k, v in b.items()
+            if k in ("version", "generation", "previous_generation")
+        )
+    return p.DeviceEventBody(
+        kind=kind,
+        device_id=device,
+        number=b.get("credential") or b.get("key"),
+        lock=lock,
+        occurred_at=b.get("at"),
+        detail=detail,
+    )

@@ -19,6 +19,7 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from gateway.bridge import payloads as p
+from gateway.bridge import sitepayloads as sp
 from gateway.bridge.envelope import request_model
 from gateway.commands.model import COMMANDS, Command
 
@@ -31,6 +32,8 @@ class Direction(StrEnum):
 
     INBOUND = "inbound"
     OUTBOUND = "outbound"
+    AGENT = "agent"
+    """Published by a site's edge agent (``lockgate agent``) to the core."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,77 @@ def _specs() -> list[TopicSpec]:
             schema_file="event.json",
         ),
     ]
+    specs += _site_specs()
     return specs
+
+
+_SITE = {"site": "Site id: the agent's `--site` and its broker account name."}
+
+
+def _site_specs() -> list[TopicSpec]:
+    """The topics between the core and the edge agent of each site (docs/scaling.md)."""
+    return [
+        TopicSpec(
+            key="site_desired",
+            pattern=f"{VERSION}/site/{{site}}/desired",
+            model=sp.SiteDesired,
+            direction=Direction.OUTBOUND,
+            retained=False,
+            qos=1,
+            description="Desired device state of one site, versioned: a full document or a "
+            "delta against the revision the agent last reported. Revoking changes first.",
+            parameters=_SITE,
+            schema_file="site/desired.json",
+        ),
+        TopicSpec(
+            key="site_ack",
+            pattern=f"{VERSION}/site/{{site}}/ack",
+            model=sp.SiteAck,
+            direction=Direction.OUTBOUND,
+            retained=False,
+            qos=1,
+            description="The core stored these messages of the agent (outbox sequence "
+            "numbers): the agent drops them from its outbox.",
+            parameters=_SITE,
+            schema_file="site/ack.json",
+        ),
+        TopicSpec(
+            key="site_confirm",
+            pattern=f"{VERSION}/site/{{site}}/confirm",
+            model=sp.SiteConfirm,
+            direction=Direction.AGENT,
+            retained=False,
+            qos=1,
+            description="A controller of the site holds and verified a desired allow-list; "
+            "sent until acknowledged, revocations first.",
+            parameters=_SITE,
+            schema_file="site/confirm.json",
+        ),
+        TopicSpec(
+            key="site_events",
+            pattern=f"{VERSION}/site/{{site}}/events",
+            model=sp.SiteEvent,
+            direction=Direction.AGENT,
+            retained=False,
+            qos=1,
+            description="Device events and availability collected by the agent; sent until "
+            "acknowledged.",
+            parameters=_SITE,
+            schema_file="site/event.json",
+        ),
+        TopicSpec(
+            key="site_state",
+            pattern=f"{VERSION}/site/{{site}}/state",
+            model=sp.SiteState,
+            direction=Direction.AGENT,
+            retained=True,
+            qos=1,
+            description="The agent's state: online, the desired revision it holds, what its "
+            "controllers confirmed; `offline` as its last will.",
+            parameters=_SITE,
+            schema_file="site/state.json",
+        ),
+    ]
 
 
 SPECS: tuple[TopicSpec, ...] = tuple(_specs())
@@ -232,6 +305,21 @@ class TopicMap:
 
     def events(self) -> str:
         return self.topic("events")
+
+    def site(self, key: str, site: str) -> str:
+        """A site topic (``site_desired``, ``site_confirm``, ...) of site ``site``."""
+        return self.topic(key, site=site)
+
+    def site_of(self, topic: str) -> tuple[str, str] | None:
+        """``(key, site)`` of a concrete site topic, or None."""
+        prefix = f"{self.base}/{VERSION}/site/"
+        if not topic.startswith(prefix):
+            return None
+        parts = topic[len(prefix) :].split("/")
+        if len(parts) != 2 or not parts[0]:
+            return None
+        key = f"site_{parts[1]}"
+        return (key, parts[0]) if key in SPECS_BY_KEY else None
 
 
 __all__ = [

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli.admin import db_app
+from gateway.cli.agent import agent_command
 from gateway.cli.audit import audit_app
 from gateway.cli.cards import cards_app
 from gateway.cli.common import STATE, console
@@ -77,6 +78,7 @@ app.command("explain")(explain_command)
 app.command("receipt")(receipt_command)
 app.command("order")(order_command)
 app.command("run")(run_command)
+app.command("agent")(agent_command)
 app.add_typer(schemas_app, name="schemas")
 app.command("station")(station_command)
 app.add_typer(sim_app, name="sim")

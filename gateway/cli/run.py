@@ -5,6 +5,11 @@ Logs are structured, one line per event, as ``key=value`` pairs (default) or JSO
 SIGINT stop the gateway gracefully (the bridge publishes ``offline``, in-flight transactions
 finish). Exit codes: 0 after a graceful stop, 1 when the gateway could not start or failed,
 2 for an invalid configuration.
+
+``--role all`` (the default) runs everything in this one process, as always. ``--role core``
+runs the core as one of several instances on one PostgreSQL database: it serves only while it
+holds the leader lease and stands by otherwise (:mod:`gateway.leadership`); on SQLite it is
+the only instance and always leads.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ from gateway.config import ConfigError, Settings, load_settings
 log = logging.getLogger("lockgate")
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class Role(StrEnum):
+    ALL = "all"
+    CORE = "core"
 
 
 class LogFormat(StrEnum):
@@ -99,12 +109,48 @@ def describe(settings: Settings) -> dict[str, Any]:
     }
 
 
-async def serve(settings: Settings) -> int:
-    """Run the gateway until SIGTERM/SIGINT; returns the exit code."""
+async def serve_core(settings: Settings, *, sites: bool = False) -> int:
+    """Run ``--role core`` until SIGTERM/SIGINT: stand by, lead while holding the lease
+    (with ``sites``, the leader also serves the site agents)."""
+    from gateway.agent import site_hub
+    from gateway.compose import build_core_role
+    from gateway.store import migrate
+
+    try:
+        leadership = build_core_role(settings, extra_services=[site_hub] if sites else ())
+    except (ValueError, ConfigError) as exc:
+        log.error("invalid configuration: %s", exc)
+        return 2
+    try:
+        await asyncio.to_thread(migrate.check_up_to_date, settings.database.resolved_url())
+    except Exception as exc:
+        log.error("lockgate could not start: %s", exc)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "lockgate core starting",
+        extra={**describe(settings), "role": "core", "instance": leadership.instance},
+    )
+    try:
+        await leadership.run(stop)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("lockgate stopped")
+    return 0
+
+
+async def serve(settings: Settings, *, sites: bool = False) -> int:
+    """Run the gateway until SIGTERM/SIGINT; returns the exit code. With ``sites`` it also
+    serves the site agents (:func:`gateway.agent.site_hub`)."""
+    from gateway.agent import site_hub
     from gateway.compose import build_gateway
 
     try:
-        gateway = build_gateway(settings)
+        gateway = build_gateway(settings, extra_services=[site_hub] if sites else ())
     except (ValueError, ConfigError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
@@ -143,6 +189,22 @@ def run_command(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
+    role: Annotated[
+        Role,
+        typer.Option(
+            "--role",
+            help="all: everything in this process (default). core: one of several core "
+            "instances on one PostgreSQL; it serves only while it holds the leader lease.",
+        ),
+    ] = Role.ALL,
+    sites: Annotated[
+        bool,
+        typer.Option(
+            "--sites",
+            help="Also serve site agents (`lockgate agent`) over MQTT: publish their desired "
+            "state, apply their confirmations and events.",
+        ),
+    ] = False,
 ) -> None:
     """Run the gateway: the MQTT bridge and every configured service, until SIGTERM/SIGINT."""
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -161,11 +223,21 @@ def run_command(
         log.error("invalid configuration: %s", exc)
         raise typer.Exit(2) from None
     try:
-        code = asyncio.run(serve(settings))
+        code = asyncio.run(
+            serve_core(settings, sites=sites) if role is Role.CORE else serve(settings, sites=sites)
+        )
     except Exception as exc:
         log.critical("lockgate failed: %s", exc, exc_info=True)
         code = 1
     raise typer.Exit(code)
 
 
-__all__ = ["JsonLinesFormatter", "KeyValueFormatter", "LogFormat", "run_command", "serve"]
+__all__ = [
+    "JsonLinesFormatter",
+    "KeyValueFormatter",
+    "LogFormat",
+    "Role",
+    "run_command",
+    "serve",
+    "serve_core",
+]

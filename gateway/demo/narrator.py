@@ -30,7 +30,6 @@ class Narrator:
     console: Console
     results: list[StepResult] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
-    _checks: int = 0
 
     def step(self, index: int, total: int, title: str) -> None:
         self.console.rule(f"[bold]{index}/{total}  {title}")
@@ -40,7 +39,6 @@ class Narrator:
 
     def check(self, condition: bool, what: str) -> None:
         """Assert a fact of the story; print it ticked, or fail the step."""
-        self._checks += 1
         if not condition:
             self.console.print(f"  [red]✘ {what}[/]", highlight=False)
             raise StepFailed(what)

@@ -6,8 +6,10 @@ operator at a programming station or an auditor can see the exact cause of a dec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from gateway.domain.facts import CredentialKind
@@ -15,7 +17,7 @@ from gateway.domain.localtime import window_text
 from gateway.domain.locks import LockRef, cylinder_lock, door_lock
 from gateway.domain.timeutil import WeeklySchedule, Window
 from gateway.rules.engine import RulesEngine
-from gateway.rules.evaluate import Check, DesiredCredential, evaluate
+from gateway.rules.evaluate import Check, DesiredCredential, Grant, evaluate
 from gateway.rules.reasons import DESCRIPTIONS, Reason
 
 
@@ -117,16 +119,30 @@ def _opens(engine: RulesEngine, state: DesiredCredential) -> list[LockAccess]:
     return out
 
 
-def _lock_checks(
-    engine: RulesEngine, state: DesiredCredential, lock: LockRef, at: datetime
-) -> tuple[list[Check], bool]:
-    facts = engine.facts
-    checks: list[Check] = []
-    if lock.kind == "cylinder":
-        assert lock.cylinder is not None
-        spaces = set(facts.spaces_by_cylinder.get(lock.cylinder, ()))
-    else:
-        spaces = {
+class _LockContext:
+    """What the lock checks share: the credential's state, the lock, the time, and the steps
+    derived from them (each computed once, when a check first needs it)."""
+
+    def __init__(
+        self, engine: RulesEngine, state: DesiredCredential, lock: LockRef, at: datetime
+    ) -> None:
+        self.engine = engine
+        self.state = state
+        self.lock = lock
+        self.at = at
+
+    @property
+    def credential(self) -> str:
+        return f"credential {self.state.number}"
+
+    @cached_property
+    def spaces(self) -> set[str]:
+        """The spaces that hold the lock."""
+        facts, lock = self.engine.facts, self.lock
+        if lock.kind == "cylinder":
+            assert lock.cylinder is not None
+            return set(facts.spaces_by_cylinder.get(lock.cylinder, ()))
+        return {
             s
             for s in facts.spaces_by_controller.get(lock.controller_id or "", ())
             if any(
@@ -134,93 +150,142 @@ def _lock_checks(
                 for d in facts.spaces[s].doors
             )
         }
-    src = str(lock)
-    checks.append(
-        Check(
-            "lock belongs to a space",
-            bool(spaces),
-            src,
-            ", ".join(sorted(spaces)),
-            None if spaces else Reason.LOCK_UNKNOWN,
-        )
+
+    @cached_property
+    def grants(self) -> list[Grant]:
+        """The credential's grants of a space that holds the lock."""
+        return [g for g in self.state.grants if g.space_id in self.spaces]
+
+    @cached_property
+    def in_window(self) -> list[Grant]:
+        """Those grants whose window contains the time."""
+        return [g for g in self.grants if g.window.contains(self.at)]
+
+    @cached_property
+    def scheduled(self) -> list[Grant]:
+        """Those grants in their window whose weekly schedule (if any) allows the time."""
+        tz = self.engine.cfg.timezone
+        return [g for g in self.in_window if g.schedule is None or g.schedule.allows(self.at, tz)]
+
+
+def _lock_in_space(c: _LockContext) -> Check:
+    held = bool(c.spaces)
+    return Check(
+        "lock belongs to a space",
+        held,
+        str(c.lock),
+        ", ".join(sorted(c.spaces)),
+        None if held else Reason.LOCK_UNKNOWN,
     )
-    if not spaces:
-        return checks, False
-    kind_ok = (lock.kind == "cylinder") == (state.kind is CredentialKind.KEY)
-    checks.append(
-        Check(
-            "credential kind fits the lock",
-            kind_ok,
-            f"credential {state.number}",
-            f"{state.kind.value} at a {lock.kind}",
-            None if kind_ok else Reason.LOCK_KIND_MISMATCH,
-        )
+
+
+def _kind_fits(c: _LockContext) -> Check:
+    held = (c.lock.kind == "cylinder") == (c.state.kind is CredentialKind.KEY)
+    return Check(
+        "credential kind fits the lock",
+        held,
+        c.credential,
+        f"{c.state.kind.value} at a {c.lock.kind}",
+        None if held else Reason.LOCK_KIND_MISMATCH,
     )
-    if not kind_ok:
-        return checks, False
-    checks.append(
-        Check(
-            "credential active",
-            state.active,
-            f"credential {state.number}",
-            "active" if state.active else "not active",
-            None if state.active else (state.reasons or (None,))[0],
-        )
+
+
+def _active(c: _LockContext) -> Check:
+    held = c.state.active
+    return Check(
+        "credential active",
+        held,
+        c.credential,
+        "active" if held else "not active",
+        None if held else (c.state.reasons or (None,))[0],
     )
-    grants = [g for g in state.grants if g.space_id in spaces]
-    checks.append(
-        Check(
-            "a granted space contains the lock",
-            bool(grants),
-            f"credential {state.number}",
-            ", ".join(sorted({g.space_id for g in grants})) or "none",
-            None if grants else Reason.LOCK_NOT_GRANTED,
-        )
+
+
+def _granted(c: _LockContext) -> Check:
+    held = bool(c.grants)
+    return Check(
+        "a granted space contains the lock",
+        held,
+        c.credential,
+        ", ".join(sorted({g.space_id for g in c.grants})) or "none",
+        None if held else Reason.LOCK_NOT_GRANTED,
     )
-    if not grants:
-        return checks, False
-    in_window = [g for g in grants if g.window.contains(at)]
-    checks.append(
-        Check(
-            "now inside a granted window",
-            bool(in_window),
-            f"credential {state.number}",
-            "; ".join(f"{g.space_id} {window_text(g.window, engine.cfg.timezone)}" for g in grants),
-            None if in_window else Reason.OUTSIDE_WINDOW,
-        )
+
+
+def _in_window(c: _LockContext) -> Check:
+    held = bool(c.in_window)
+    tz = c.engine.cfg.timezone
+    return Check(
+        "now inside a granted window",
+        held,
+        c.credential,
+        "; ".join(f"{g.space_id} {window_text(g.window, tz)}" for g in c.grants),
+        None if held else Reason.OUTSIDE_WINDOW,
     )
-    if not in_window:
-        return checks, False
-    scheduled = [
-        g for g in in_window if g.schedule is None or g.schedule.allows(at, engine.cfg.timezone)
-    ]
-    checks.append(
-        Check(
-            "weekly schedule allows now",
-            bool(scheduled),
-            f"credential {state.number}",
-            f"local time {at.astimezone(engine.cfg.timezone).strftime('%a %H:%M %Z')}",
-            None if scheduled else Reason.OUTSIDE_SCHEDULE,
-        )
+
+
+def _schedule_allows(c: _LockContext) -> Check:
+    held = bool(c.scheduled)
+    local = c.at.astimezone(c.engine.cfg.timezone)
+    return Check(
+        "weekly schedule allows now",
+        held,
+        c.credential,
+        f"local time {local.strftime('%a %H:%M %Z')}",
+        None if held else Reason.OUTSIDE_SCHEDULE,
     )
-    if not scheduled:
-        return checks, False
-    ok = state.active
-    if lock.kind == "cylinder":
-        assert lock.cylinder is not None
-        bl = engine.blacklist(lock.cylinder)
-        listed = state.number in bl.serials
-        checks.append(
-            Check(
-                "not on the cylinder's blacklist",
-                not listed,
-                src,
-                f"{len(bl.serials)} keys listed",
-                Reason.BLACKLISTED if listed else None,
-            )
-        )
-        ok = ok and not listed
-    return checks, ok
+
+
+def _not_blacklisted(c: _LockContext) -> Check | None:
+    if c.lock.kind != "cylinder":
+        return None
+    assert c.lock.cylinder is not None
+    bl = c.engine.blacklist(c.lock.cylinder)
+    listed = c.state.number in bl.serials
+    return Check(
+        "not on the cylinder's blacklist",
+        not listed,
+        str(c.lock),
+        f"{len(bl.serials)} keys listed",
+        Reason.BLACKLISTED if listed else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _LockCheck:
+    """One row of :data:`_LOCK_CHECKS`: a check (``None`` when it does not apply to the lock)
+    and whether a failure ends the list (the later checks would say nothing more)."""
+
+    check: Callable[[_LockContext], Check | None]
+    final_on_failure: bool
+
+
+#: The checks of one credential at one lock, in the order they are shown. The credential can
+#: open the lock when every check shown held.
+_LOCK_CHECKS: tuple[_LockCheck, ...] = (
+    _LockCheck(_lock_in_space, final_on_failure=True),
+    _LockCheck(_kind_fits, final_on_failure=True),
+    _LockCheck(_active, final_on_failure=False),
+    _LockCheck(_granted, final_on_failure=True),
+    _LockCheck(_in_window, final_on_failure=True),
+    _LockCheck(_schedule_allows, final_on_failure=True),
+    _LockCheck(_not_blacklisted, final_on_failure=False),
+)
+
+
+def _lock_checks(
+    engine: RulesEngine, state: DesiredCredential, lock: LockRef, at: datetime
+) -> tuple[list[Check], bool]:
+    context = _LockContext(engine, state, lock, at)
+    checks: list[Check] = []
+    for row in _LOCK_CHECKS:
+        check = row.check(context)
+        if check is None:
+            continue
+        checks.append(check)
+        if not check.held and row.final_on_failure:
+            break
+    return checks, all(c.held for c in checks)
 
 
 __all__ = ["Explanation", "LockAccess", "LockRef", "explain", "schedule_summary"]

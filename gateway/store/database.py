@@ -14,7 +14,9 @@ with another writer and outbox ids are allocated in commit order:
 - PostgreSQL: write transactions take a transaction-scoped advisory lock as their first
   statement (under the default READ COMMITTED isolation each later statement then sees every
   earlier writer's commit); read-only transactions run ``REPEATABLE READ, READ ONLY`` (one
-  snapshot, never a serialisation failure) and take no lock.
+  snapshot, never a serialisation failure) and take no lock. A database given a fence
+  (:meth:`Database.set_fence`, the core leader's) takes the lock and checks its fencing token
+  in the same statement (:mod:`gateway.store.fencing`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from gateway.store.fencing import Fence, take_fenced_write_lock
+
 __all__ = ["Database", "DatabaseUrlError", "default_sqlite_url", "normalize_url"]
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -41,6 +45,7 @@ SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 
 _READONLY_OPTION: Final = "lockgate_readonly"
 _SCHEMA_CHANGE_OPTION: Final = "lockgate_schema_change"
+_FENCE_OPTION: Final = "lockgate_fence"
 
 
 class DatabaseUrlError(ValueError):
@@ -157,6 +162,13 @@ class Database:
             engine = engine.execution_options(**{_SCHEMA_CHANGE_OPTION: True})
         return engine.begin()
 
+    def set_fence(self, fence: Fence | None) -> None:
+        """Check ``fence`` in every later write transaction (PostgreSQL; ``None``: stop
+        checking). A transaction refused by it raises the driver's ``OperationalError``."""
+        if self.dialect != "postgresql":
+            raise ValueError("fence: only a PostgreSQL store is fenced (SQLite has one writer)")
+        self.engine.update_execution_options(**{_FENCE_OPTION: fence})
+
     def dispose(self) -> None:
         """Close every pooled connection. The object stays usable (it reconnects)."""
         self.engine.dispose()
@@ -202,5 +214,7 @@ def _postgresql_on_begin(conn: Connection) -> None:
     # psycopg opens the transaction implicitly with the first statement below.
     if _is_readonly(conn):
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    elif (fence := conn.get_execution_options().get(_FENCE_OPTION)) is not None:
+        take_fenced_write_lock(conn, WRITE_LOCK_KEY, fence)
     else:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")

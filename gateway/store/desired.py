@@ -9,15 +9,15 @@ revision a device last confirmed. ``body`` is the derived state itself as a JSON
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, Table, delete, insert, select, update
+from sqlalchemy import Row, insert, update
 from sqlalchemy.orm import Session
 
+from gateway.store.repository import Repository
 from gateway.store.tables import (
     check_json_object,
     controller_state,
@@ -65,27 +65,6 @@ def _check_aware(field: str, value: object) -> datetime:
     return value
 
 
-@functools.cache
-def _upsert_statement(table: Table, key: str, dialect: str) -> Any:
-    """``INSERT .. ON CONFLICT (key) DO UPDATE`` (built once per table and dialect)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    others = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != key}
-    return stmt.on_conflict_do_update(index_elements=[key], set_=others)
-
-
-def _upsert(session: Session, table: Table, key: str, row: dict[str, Any]) -> None:
-    conn = session.connection()
-    conn.execute(_upsert_statement(table, key, conn.dialect.name), row)
-
-
-def _first(session: Session, table: Table, key: str, value: str) -> RowMapping | None:
-    return (
-        session.connection().execute(select(table).where(table.c[key] == value)).mappings().first()
-    )
-
-
 # --------------------------------------------------------------------------- credentials
 
 
@@ -102,15 +81,18 @@ class StoredCredentialState:
     computed_at: datetime
 
 
-def _credential_state(row: RowMapping) -> StoredCredentialState:
+def _credential_state(row: Row[Any]) -> StoredCredentialState:
     return StoredCredentialState(
-        number=row["number"],
-        kind=row["kind"],
-        revision=row["revision"],
-        active=row["active"],
-        body=row["body"],
-        computed_at=row["computed_at"],
+        number=row.number,
+        kind=row.kind,
+        revision=row.revision,
+        active=row.active,
+        body=row.body,
+        computed_at=row.computed_at,
     )
+
+
+_CREDENTIAL_STATES = Repository(credential_state, "number", _credential_state)
 
 
 def _credential_row(state: StoredCredentialState) -> dict[str, Any]:
@@ -135,36 +117,29 @@ def _credential_row(state: StoredCredentialState) -> dict[str, Any]:
 
 def put_credential_state(session: Session, state: StoredCredentialState) -> None:
     """Store ``state``, replacing the stored state of the same credential number."""
-    _upsert(session, credential_state, "number", _credential_row(state))
+    _CREDENTIAL_STATES.upsert(session, _credential_row(state))
 
 
 def put_credential_states(session: Session, states: Sequence[StoredCredentialState]) -> None:
     """:func:`put_credential_state` for many states, in one statement."""
     rows = [_credential_row(state) for state in states]
     if rows:
-        conn = session.connection()
-        conn.execute(_upsert_statement(credential_state, "number", conn.dialect.name), rows)
+        _CREDENTIAL_STATES.upsert(session, rows)
 
 
 def get_credential_state(session: Session, number: str) -> StoredCredentialState | None:
     """The stored desired state of credential ``number``, or None."""
-    row = _first(session, credential_state, "number", number)
-    return None if row is None else _credential_state(row)
+    return _CREDENTIAL_STATES.get(session, number)
 
 
 def all_credential_states(session: Session) -> list[StoredCredentialState]:
     """Every stored credential state, by number."""
-    rows = session.connection().execute(
-        select(credential_state).order_by(credential_state.c.number)
-    )
-    return [_credential_state(r) for r in rows.mappings()]
+    return _CREDENTIAL_STATES.all(session)
 
 
 def delete_credential_state(session: Session, number: str) -> None:
     """Forget the desired state of credential ``number`` (nothing happens if there is none)."""
-    session.connection().execute(
-        delete(credential_state).where(credential_state.c.number == number)
-    )
+    _CREDENTIAL_STATES.delete(session, number)
 
 
 # --------------------------------------------------------------------------- controllers
@@ -181,13 +156,16 @@ class StoredControllerState:
     computed_at: datetime
 
 
-def _controller_state(row: RowMapping) -> StoredControllerState:
+def _controller_state(row: Row[Any]) -> StoredControllerState:
     return StoredControllerState(
-        controller_id=row["controller_id"],
-        revision=row["revision"],
-        body=row["body"],
-        computed_at=row["computed_at"],
+        controller_id=row.controller_id,
+        revision=row.revision,
+        body=row.body,
+        computed_at=row.computed_at,
     )
+
+
+_CONTROLLER_STATES = Repository(controller_state, "controller_id", _controller_state)
 
 
 def put_controller_state(session: Session, state: StoredControllerState) -> None:
@@ -196,10 +174,8 @@ def put_controller_state(session: Session, state: StoredControllerState) -> None
     _check_text("revision", state.revision, MAX_REVISION)
     check_json_object("body", state.body)
     _check_aware("computed_at", state.computed_at)
-    _upsert(
+    _CONTROLLER_STATES.upsert(
         session,
-        controller_state,
-        "controller_id",
         {
             "controller_id": state.controller_id,
             "revision": state.revision,
@@ -211,23 +187,17 @@ def put_controller_state(session: Session, state: StoredControllerState) -> None
 
 def get_controller_state(session: Session, controller_id: str) -> StoredControllerState | None:
     """The stored desired state of a controller, or None."""
-    row = _first(session, controller_state, "controller_id", controller_id)
-    return None if row is None else _controller_state(row)
+    return _CONTROLLER_STATES.get(session, controller_id)
 
 
 def all_controller_states(session: Session) -> list[StoredControllerState]:
     """Every stored controller state, by controller id."""
-    rows = session.connection().execute(
-        select(controller_state).order_by(controller_state.c.controller_id)
-    )
-    return [_controller_state(r) for r in rows.mappings()]
+    return _CONTROLLER_STATES.all(session)
 
 
 def delete_controller_state(session: Session, controller_id: str) -> None:
     """Forget the desired state of a controller (nothing happens if there is none)."""
-    session.connection().execute(
-        delete(controller_state).where(controller_state.c.controller_id == controller_id)
-    )
+    _CONTROLLER_STATES.delete(session, controller_id)
 
 
 # --------------------------------------------------------------------------- blacklists
@@ -248,14 +218,17 @@ class StoredBlacklist:
     computed_at: datetime
 
 
-def _blacklist(row: RowMapping) -> StoredBlacklist:
+def _blacklist(row: Row[Any]) -> StoredBlacklist:
     return StoredBlacklist(
-        cylinder=row["cylinder"],
-        version=row["version"],
-        serials=tuple(row["serials"]),
-        revision=row["revision"],
-        computed_at=row["computed_at"],
+        cylinder=row.cylinder,
+        version=row.version,
+        serials=tuple(row.serials),
+        revision=row.revision,
+        computed_at=row.computed_at,
     )
+
+
+_BLACKLISTS = Repository(cylinder_blacklist, "cylinder", _blacklist)
 
 
 def put_blacklist(
@@ -305,13 +278,9 @@ def put_blacklist(
 
 def get_blacklist(session: Session, cylinder: str) -> StoredBlacklist | None:
     """The stored blacklist of ``cylinder``, or None."""
-    row = _first(session, cylinder_blacklist, "cylinder", cylinder)
-    return None if row is None else _blacklist(row)
+    return _BLACKLISTS.get(session, cylinder)
 
 
 def all_blacklists(session: Session) -> list[StoredBlacklist]:
     """Every stored blacklist, by cylinder."""
-    rows = session.connection().execute(
-        select(cylinder_blacklist).order_by(cylinder_blacklist.c.cylinder)
-    )
-    return [_blacklist(r) for r in rows.mappings()]
+    return _BLACKLISTS.all(session)

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Table, and_, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from gateway.store.repository import Repository
 from gateway.store.tables import (
     controller_event,
     controller_sync,
@@ -56,18 +57,15 @@ def _job(row: Any) -> Job:
     )
 
 
+_JOBS = Repository(sync_job, ("target_kind", "target_id"), _job)
+
+
 def put_job(
     session: Session, kind: str, target: str, revision: str, priority: int, at: datetime
 ) -> None:
     """Queue (or re-target) the job bringing ``target`` to ``revision``. A job keeps the
     most urgent priority it was ever given until it is done."""
-    old = (
-        session.connection()
-        .execute(
-            select(sync_job).where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
-        )
-        .first()
-    )
+    old = _JOBS.row(session, kind, target)
     if old is None:
         session.connection().execute(
             insert(sync_job).values(
@@ -90,14 +88,7 @@ def put_job(
 
 
 def get_job(session: Session, kind: str, target: str) -> Job | None:
-    row = (
-        session.connection()
-        .execute(
-            select(sync_job).where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
-        )
-        .first()
-    )
-    return _job(row) if row else None
+    return _JOBS.get(session, kind, target)
 
 
 def jobs(session: Session, kind: str | None = None) -> list[Job]:
@@ -124,9 +115,7 @@ def finish_job(session: Session, kind: str, target: str, revision: str) -> bool:
 
 def drop_job(session: Session, kind: str, target: str) -> None:
     """Delete the job of ``target`` whatever revision it asks for (nothing is left to do)."""
-    session.connection().execute(
-        delete(sync_job).where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
-    )
+    _JOBS.delete(session, kind, target)
 
 
 def fail_job(session: Session, kind: str, target: str, error: str, at: datetime) -> None:
@@ -150,6 +139,13 @@ class DeviceStatus:
     info: dict[str, Any]
 
 
+def _device_status(r: Any) -> DeviceStatus:
+    return DeviceStatus(r.device_id, r.role, r.online, r.reason, r.changed_at, r.info)
+
+
+_DEVICES = Repository(device_status, "device_id", _device_status)
+
+
 def set_device_status(
     session: Session,
     device_id: str,
@@ -160,11 +156,7 @@ def set_device_status(
     info: dict[str, Any] | None = None,
 ) -> bool:
     """Record a device's availability; returns True when it changed."""
-    old = (
-        session.connection()
-        .execute(select(device_status).where(device_status.c.device_id == device_id))
-        .first()
-    )
+    old = _DEVICES.row(session, device_id)
     values = {
         "role": role,
         "online": online,
@@ -184,12 +176,7 @@ def set_device_status(
 
 
 def device_statuses(session: Session) -> list[DeviceStatus]:
-    return [
-        DeviceStatus(r.device_id, r.role, r.online, r.reason, r.changed_at, r.info)
-        for r in session.connection().execute(
-            select(device_status).order_by(device_status.c.device_id)
-        )
-    ]
+    return _DEVICES.all(session)
 
 
 # ------------------------------------------------------------------ controllers
@@ -222,17 +209,15 @@ def _controller(r: Any) -> ControllerConfirmed:
     )
 
 
+_CONTROLLERS = Repository(controller_sync, "controller_id", _controller, ordered=False)
+
+
 def get_controller(session: Session, controller_id: str) -> ControllerConfirmed | None:
-    row = (
-        session.connection()
-        .execute(select(controller_sync).where(controller_sync.c.controller_id == controller_id))
-        .first()
-    )
-    return None if row is None else _controller(row)
+    return _CONTROLLERS.get(session, controller_id)
 
 
 def all_controllers(session: Session) -> list[ControllerConfirmed]:
-    return [_controller(r) for r in session.connection().execute(select(controller_sync))]
+    return _CONTROLLERS.all(session)
 
 
 def confirm_controller(
@@ -383,6 +368,9 @@ def _key(row: Any) -> KeyConfirmed:
     )
 
 
+_KEYS = Repository(key_image, "serial", _key, ordered=False)
+
+
 def confirm_key(session: Session, image: KeyConfirmed) -> None:
     transaction_cache(session, "key-image").pop(image.serial, None)
     values = {
@@ -402,21 +390,17 @@ def confirm_key(session: Session, image: KeyConfirmed) -> None:
         session.connection().execute(insert(key_image).values(serial=image.serial, **values))
 
 
-_GET_KEY = select(key_image).where(key_image.c.serial == bindparam("serial"))
-
-
 def get_key(session: Session, serial: str) -> KeyConfirmed | None:
     """What key ``serial`` was last confirmed to hold (remembered for the transaction)."""
     cache = transaction_cache(session, "key-image")
     if serial not in cache:
-        row = session.connection().execute(_GET_KEY, {"serial": serial}).first()
-        cache[serial] = _key(row) if row else None
+        cache[serial] = _KEYS.get(session, serial)
     found: KeyConfirmed | None = cache[serial]
     return found
 
 
 def all_keys(session: Session) -> list[KeyConfirmed]:
-    return [_key(r) for r in session.connection().execute(select(key_image))]
+    return _KEYS.all(session)
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,15 +468,18 @@ def key_audit_records(
     ]
 
 
+def _cylinder_version(r: Any) -> tuple[str, int]:
+    return r.cylinder, r.blacklist_version
+
+
+_CYLINDERS = Repository(cylinder_confirmed, "cylinder", _cylinder_version, ordered=False)
+
+
 def confirm_cylinder_blacklist(
     session: Session, cylinder: str, version: int, via_key: str, at: datetime
 ) -> bool:
     """Record that ``cylinder`` applied blacklist ``version`` (only ever moves forward)."""
-    row = (
-        session.connection()
-        .execute(select(cylinder_confirmed).where(cylinder_confirmed.c.cylinder == cylinder))
-        .first()
-    )
+    row = _CYLINDERS.row(session, cylinder)
     if row is None:
         session.connection().execute(
             insert(cylinder_confirmed).values(
@@ -511,7 +498,4 @@ def confirm_cylinder_blacklist(
 
 
 def cylinder_versions(session: Session) -> dict[str, int]:
-    return {
-        r.cylinder: r.blacklist_version
-        for r in session.connection().execute(select(cylinder_confirmed))
-    }
+    return dict(_CYLINDERS.all(session))

@@ -695,3 +695,18 @@ access_review = Table(
     Column("note", String),
     sqlite_autoincrement=True,
 )
+
+
+leader_lease = Table(
+    "leader_lease",
+    metadata,
+    # One row per lease (today only "core"): the instance that leads, its fencing token
+    # (incremented at every change of leader, never reused) and until when it holds the lease
+    # (database time). See gateway.leadership and gateway.store.fencing.
+    Column("name", String(50), primary_key=True),
+    Column("token", BigInteger, nullable=False),
+    Column("holder", String(32), nullable=False),
+    Column("host", String(200), nullable=False),
+    Column("acquired_at", UtcTimestamp, nullable=False),
+    Column("expires_at", UtcTimestamp, nullable=False),
+)

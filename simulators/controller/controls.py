@@ -26,7 +26,7 @@ import contextlib
 from datetime import datetime
 from typing import Any
 
-from simulators.control import ControlServer
+from simulators.control import ControlledSimulator, ControlServer, bool_arg, int_arg, number_arg
 from simulators.controller.server import ControllerServer
 
 FAULT_KINDS = (
@@ -40,27 +40,11 @@ FAULT_KINDS = (
 )
 
 
-def _int_arg(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name}: must be an integer, got {value!r}")
-    return value
-
-
 def _seconds_arg(name: str, value: Any, high: float = 3600.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name}: must be a number of seconds, got {value!r}")
-    if not 0 <= value <= high:
-        raise ValueError(f"{name}: must be in 0..{high:g}, got {value}")
-    return float(value)
+    return number_arg(name, value, 0, high, what="a number of seconds")
 
 
-def _bool_arg(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name}: must be true or false, got {value!r}")
-    return value
-
-
-class ControllerSimulator:
+class ControllerSimulator(ControlledSimulator):
     """A simulated door controller: its Modbus server and (optionally) a control server.
 
     ``control_port`` None runs no control server (in-process users call the methods)::
@@ -79,31 +63,7 @@ class ControllerSimulator:
     ) -> None:
         self.server = server
         self.memory = server.memory
-        self.control: ControlServer | None = None
-        if control_port is not None:
-            self.control = ControlServer(host=control_host, port=control_port)
-            self._register(self.control)
-
-    async def start(self) -> None:
-        await self.server.start()
-        if self.control is not None:
-            try:
-                await self.control.start()
-            except BaseException:
-                await self.server.close()
-                raise
-
-    async def close(self) -> None:
-        if self.control is not None:
-            await self.control.close()
-        await self.server.close()
-
-    async def __aenter__(self) -> ControllerSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        super().__init__(server, control_host=control_host, control_port=control_port)
 
     def driver_options(self) -> dict[str, object]:
         """Options for :class:`drivers.modbusdoor.ModbusDoorController` reaching this one."""
@@ -130,7 +90,7 @@ class ControllerSimulator:
         control.register("fault", self.fault, f"fault(kind, ...): kind in {FAULT_KINDS}")
 
     async def present(self, credential: Any, door: Any) -> dict[str, Any]:
-        decision = self.memory.present(_int_arg("credential", credential), _int_arg("door", door))
+        decision = self.memory.present(int_arg("credential", credential), int_arg("door", door))
         return {
             "granted": decision.granted,
             "reason": decision.reason.name.lower(),
@@ -138,9 +98,9 @@ class ControllerSimulator:
         }
 
     async def door(self, door: Any, open: Any = None) -> dict[str, object]:
-        number = _int_arg("door", door)
+        number = int_arg("door", door)
         if open is not None:
-            self.memory.set_door_open(number, _bool_arg("open", open))
+            self.memory.set_door_open(number, bool_arg("open", open))
         return self.memory.door_report(number)
 
     async def status(self) -> dict[str, object]:
@@ -160,7 +120,7 @@ class ControllerSimulator:
             raise ValueError(f"at: {at!r} is not an ISO-8601 date and time") from None
         if instant.tzinfo is None:
             raise ValueError("at: must carry a time zone (for example ...Z or +01:00)")
-        self.memory.set_time(instant.timestamp(), frozen=_bool_arg("frozen", frozen))
+        self.memory.set_time(instant.timestamp(), frozen=bool_arg("frozen", frozen))
         return {"clock": self.memory.local_time().isoformat()}
 
     async def fault(self, kind: Any, **params: Any) -> dict[str, object]:
@@ -189,9 +149,9 @@ class ControllerSimulator:
         elif kind == "restart":
             await self.server.restart()
         elif kind == "reject_commits":
-            faults.reject_commits = _bool_arg("enabled", params.get("enabled", True))
+            faults.reject_commits = bool_arg("enabled", params.get("enabled", True))
         elif kind == "corrupt_commits":
-            faults.corrupt_commits = _bool_arg("enabled", params.get("enabled", True))
+            faults.corrupt_commits = bool_arg("enabled", params.get("enabled", True))
         elif kind == "commit_busy":
             faults.commit_busy_s = _seconds_arg("seconds", params.get("seconds", 0.0))
         elif kind == "clear":

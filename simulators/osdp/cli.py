@@ -7,10 +7,6 @@ address and key state, the control port), then serves until interrupted.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +14,7 @@ import typer
 
 from drivers.osdp.keys import KeyFileError
 from simulators.osdp.controls import OsdpSimulator
+from simulators.serving import serve
 
 
 def main(
@@ -49,26 +46,4 @@ def main(
         simulator = OsdpSimulator.from_key_file(addresses, key_file, control_port=control_port)
     except (KeyFileError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
-    try:
-        asyncio.run(_serve(simulator))
-    except OSError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-async def _serve(simulator: OsdpSimulator) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await simulator.start()
-        try:
-            print(json.dumps({"listening": simulator.describe()}), flush=True)
-            await stop.wait()
-        finally:
-            await simulator.close()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    sys.stdout.flush()
+    serve(simulator)

@@ -33,23 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from drivers.osdp.keys import Scbk, load_keys, store_keys
-from simulators.control import ControlServer
+from simulators.control import ControlServer, bool_arg, int_arg
 from simulators.osdp.bus import PtyBus
 from simulators.osdp.reader import ReaderSpec, SimulatedReader
-
-
-def _int_arg(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name}: must be an integer, got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name}: must be in {low}..{high}, got {value}")
-    return value
-
-
-def _bool_arg(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name}: must be true or false, got {value!r}")
-    return value
 
 
 def _hex_arg(name: str, value: Any) -> bytes:
@@ -172,7 +158,7 @@ class OsdpSimulator:
             if len(self.readers) != 1:
                 raise ValueError(f"reader: give the address, one of {sorted(self.readers)}")
             return next(iter(self.readers.values()))
-        number = _int_arg("reader", address, 0, 126)
+        number = int_arg("reader", address, 0, 126)
         if number not in self.readers:
             raise ValueError(f"reader: no reader at address {number} (have {sorted(self.readers)})")
         return self.readers[number]
@@ -206,8 +192,8 @@ class OsdpSimulator:
         self, card: Any, reader: Any = None, encoding: Any = "raw", bits: Any = 32
     ) -> dict[str, Any]:
         r = self.reader(reader)
-        number = _int_arg("card", card, 1, 0xFFFFFFFF)
-        count = _int_arg("bits", bits, 1, 32)
+        number = int_arg("card", card, 1, 0xFFFFFFFF)
+        count = int_arg("bits", bits, 1, 32)
         if encoding not in ("raw", "wiegand26"):
             raise ValueError(f"encoding: must be 'raw' or 'wiegand26', got {encoding!r}")
         return {"queued": r.present(number, encoding=encoding, bits=count)}
@@ -227,26 +213,26 @@ class OsdpSimulator:
             raise ValueError("data: at most 64 bytes")
         queued = r.present_bits(
             raw,
-            _int_arg("bits", bits, 0, 512),
-            card_format=_int_arg("format", format, 0, 1),
-            direction=_int_arg("direction", direction, 0, 255),
-            reader_no=_int_arg("reader_no", reader_no, 0, 255),
+            int_arg("bits", bits, 0, 512),
+            card_format=int_arg("format", format, 0, 1),
+            direction=int_arg("direction", direction, 0, 255),
+            reader_no=int_arg("reader_no", reader_no, 0, 255),
         )
         return {"queued": queued}
 
     async def tamper(self, reader: Any = None, active: Any = True) -> dict[str, Any]:
         r = self.reader(reader)
-        return {"queued": r.set_tamper(_bool_arg("active", active))}
+        return {"queued": r.set_tamper(bool_arg("active", active))}
 
     async def power(self, reader: Any = None, ok: Any = False) -> dict[str, Any]:
         r = self.reader(reader)
-        return {"queued": r.set_power_failure(not _bool_arg("ok", ok))}
+        return {"queued": r.set_power_failure(not bool_arg("ok", ok))}
 
     async def status_report(self, tamper: Any, power: Any, reader: Any = None) -> dict[str, Any]:
         r = self.reader(reader)
         return {
             "queued": r.report_local_status(
-                _int_arg("tamper", tamper, 0, 255), _int_arg("power", power, 0, 255)
+                int_arg("tamper", tamper, 0, 255), int_arg("power", power, 0, 255)
             )
         }
 
@@ -278,7 +264,7 @@ class OsdpSimulator:
         return {"sent": self.bus.inject(raw)}
 
     async def commands(self, reader: Any = None, clear: Any = False) -> list[dict[str, Any]]:
-        return self.reader(reader).commands(clear=_bool_arg("clear", clear))
+        return self.reader(reader).commands(clear=bool_arg("clear", clear))
 
     async def status(self) -> dict[str, Any]:
         return self.describe()

@@ -6,15 +6,12 @@ port), then serves until interrupted.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import signal
-import sys
 from typing import Annotated
 
 import typer
 
 from simulators.controller.memory import DEFAULT_TIMEZONE
+from simulators.serving import serve
 from simulators.uhppote.controller import UhppoteController
 from simulators.uhppote.controls import UhppoteSimulator
 from simulators.uhppote.server import UhppoteServer
@@ -75,26 +72,4 @@ def main(
         simulator = UhppoteSimulator(server, control_port=control_port)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    try:
-        asyncio.run(_serve(simulator))
-    except OSError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-async def _serve(simulator: UhppoteSimulator) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await simulator.start()
-        try:
-            print(json.dumps({"listening": simulator.describe()}), flush=True)
-            await stop.wait()
-        finally:
-            await simulator.close()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    sys.stdout.flush()
+    serve(simulator)

@@ -34,34 +34,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from simulators.control import ControlServer
+from simulators.control import ControlledSimulator, ControlServer, bool_arg, int_arg, number_arg
 from simulators.uhppote.controller import UhppoteController
 from simulators.uhppote.server import MALFORMED_KINDS, UhppoteServer
 
 FAULT_KINDS = ("drop", "delay", "malformed", "replay_event", "raw_event", "clear")
 
 
-def _int_arg(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name}: must be an integer, got {value!r}")
-    return value
-
-
-def _number_arg(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name}: must be a number, got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name}: must be in {low:g}..{high:g}, got {value}")
-    return float(value)
-
-
-def _bool_arg(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name}: must be true or false, got {value!r}")
-    return value
-
-
-class UhppoteSimulator:
+class UhppoteSimulator(ControlledSimulator):
     """Simulated controllers on the wire plus (``control_port`` not None) a control server."""
 
     def __init__(
@@ -72,31 +52,7 @@ class UhppoteSimulator:
         control_port: int | None = 0,
     ) -> None:
         self.server = server
-        self.control: ControlServer | None = None
-        if control_port is not None:
-            self.control = ControlServer(host=control_host, port=control_port)
-            self._register(self.control)
-
-    async def start(self) -> None:
-        await self.server.start()
-        if self.control is not None:
-            try:
-                await self.control.start()
-            except BaseException:
-                await self.server.close()
-                raise
-
-    async def close(self) -> None:
-        if self.control is not None:
-            await self.control.close()
-        await self.server.close()
-
-    async def __aenter__(self) -> UhppoteSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        super().__init__(server, control_host=control_host, control_port=control_port)
 
     def controller(self, serial: Any = None) -> UhppoteController:
         """The controller ``serial`` (the only one when None)."""
@@ -104,7 +60,7 @@ class UhppoteSimulator:
             if len(self.server.controllers) != 1:
                 raise ValueError("serial: required, this simulator runs several controllers")
             return next(iter(self.server.controllers.values()))
-        number = _int_arg("serial", serial)
+        number = int_arg("serial", serial)
         try:
             return self.server.controllers[number]
         except KeyError:
@@ -152,10 +108,10 @@ class UhppoteSimulator:
     ) -> dict[str, Any]:
         controller = self.controller(serial)
         decision = controller.present(
-            _int_arg("card", card),
-            _int_arg("door", door),
-            direction=_int_arg("direction", direction),
-            pin=None if pin is None else _int_arg("pin", pin),
+            int_arg("card", card),
+            int_arg("door", door),
+            direction=int_arg("direction", direction),
+            pin=None if pin is None else int_arg("pin", pin),
         )
         return {
             "granted": decision.granted,
@@ -165,9 +121,9 @@ class UhppoteSimulator:
 
     async def door(self, door: Any, serial: Any = None, open: Any = None) -> dict[str, object]:
         controller = self.controller(serial)
-        number = _int_arg("door", door)
+        number = int_arg("door", door)
         if open is not None:
-            controller.move_door(number, _bool_arg("open", open))
+            controller.move_door(number, bool_arg("open", open))
         doors = controller.report()["doors"]
         assert isinstance(doors, dict)
         if number not in doors:
@@ -175,10 +131,10 @@ class UhppoteSimulator:
         return dict(doors[number])
 
     async def button(self, door: Any, serial: Any = None) -> dict[str, bool]:
-        return {"unlocked": self.controller(serial).press_button(_int_arg("door", door))}
+        return {"unlocked": self.controller(serial).press_button(int_arg("door", door))}
 
     async def held_open(self, door: Any, serial: Any = None) -> dict[str, int]:
-        return {"index": self.controller(serial).held_open(_int_arg("door", door))}
+        return {"index": self.controller(serial).held_open(int_arg("door", door))}
 
     async def status(self, serial: Any = None) -> dict[str, object]:
         if serial is None and len(self.server.controllers) > 1:
@@ -205,7 +161,7 @@ class UhppoteSimulator:
             raise ValueError(f"at: {at!r} is not an ISO-8601 date and time") from None
         if instant.tzinfo is None:
             raise ValueError("at: must carry a time zone (for example ...Z or +01:00)")
-        if _bool_arg("frozen", frozen):
+        if bool_arg("frozen", frozen):
             controller.clock.frozen_at = instant.timestamp()
             controller.clock.offset_s = 0.0
         else:
@@ -215,7 +171,7 @@ class UhppoteSimulator:
 
     async def drift(self, seconds: Any, serial: Any = None) -> dict[str, str]:
         controller = self.controller(serial)
-        controller.drift(_number_arg("seconds", seconds, -10 * 365 * 86400, 10 * 365 * 86400))
+        controller.drift(number_arg("seconds", seconds, -10 * 365 * 86400, 10 * 365 * 86400))
         return {"clock": controller.now().isoformat()}
 
     async def fault(self, kind: Any, **params: Any) -> dict[str, object]:
@@ -233,17 +189,17 @@ class UhppoteSimulator:
             raise ValueError(f"{extra[0]}: not an argument of fault {kind!r}")
         faults = self.server.faults
         if kind == "drop":
-            count = _int_arg("count", params.get("count", 1))
+            count = int_arg("count", params.get("count", 1))
             if count < -1:
                 raise ValueError(f"count: -1 (every reply) or a number of replies, got {count}")
             faults.drop = count
         elif kind == "delay":
-            faults.delay_s = _number_arg("seconds", params.get("seconds", 0.0), 0.0, 60.0)
+            faults.delay_s = number_arg("seconds", params.get("seconds", 0.0), 0.0, 60.0)
         elif kind == "malformed":
             how = params.get("how")
             if how not in MALFORMED_KINDS:
                 raise ValueError(f"how: must be one of {', '.join(MALFORMED_KINDS)}, got {how!r}")
-            count = _int_arg("count", params.get("count", 1))
+            count = int_arg("count", params.get("count", 1))
             if count < -1 or count == 0:
                 raise ValueError(f"count: -1 (every reply) or a number of replies, got {count}")
             faults.malformed = how
@@ -279,7 +235,7 @@ class UhppoteSimulator:
         }
 
     async def requests(self, limit: Any = 100) -> list[dict[str, object]]:
-        count = _int_arg("limit", limit)
+        count = int_arg("limit", limit)
         if count < 1:
             raise ValueError(f"limit: must be at least 1, got {count}")
         logged = list(self.server.requests)[-count:]

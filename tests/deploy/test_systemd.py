@@ -16,6 +16,7 @@ UNITS = sorted(p.name for p in SYSTEMD.glob("*.service"))
 INSTANCES = {
     "lockgate-sim-station@.service": "desk-1",
     "lockgate-sim-controller@.service": "ctrl-office",
+    "lockgate-agent@.service": "depot-hallsberg",
     "lockgate-sim-uhppote@.service": "uhppote-gate",
 }
 
@@ -26,6 +27,7 @@ def unit(name: str) -> Unit:
 
 def test_the_expected_units_are_there() -> None:
     assert UNITS == [
+        "lockgate-agent@.service",
         "lockgate-sim-controller@.service",
         "lockgate-sim-site.service",
         "lockgate-sim-station@.service",

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from gateway.audit import log as audit_log
-from gateway.audit.anchor import AnchorService, check_anchors, read_anchors
+from gateway.audit.anchor import Anchor, AnchorService, check_anchors, read_anchors
 from gateway.audit.listeners import CommandLog
 from gateway.auth.authorizer import Authorizer
 from gateway.charges import ChargeRecorder
@@ -38,10 +37,10 @@ def test_every_core_built_has_each_audit_listener_once_and_the_authorizer(
 
 async def test_the_service_anchors_the_head_when_it_moves(db: Database, tmp_path: Path) -> None:
     path = tmp_path / "anchors" / "audit.jsonl"
-    published: list[tuple[str, dict[str, Any]]] = []
+    published: list[Anchor] = []
 
-    def publish(session: Session, kind: str, body: dict[str, Any]) -> int:
-        published.append((kind, body))
+    def publish(session: Session, anchor: Anchor) -> int:
+        published.append(anchor)
         return len(published)
 
     notifier = CommitNotifier()
@@ -71,8 +70,8 @@ async def test_the_service_anchors_the_head_when_it_moves(db: Database, tmp_path
         await gateway.stop()
     anchors = read_anchors(path)
     assert [a.seq for a in anchors] == [1, 4]
-    assert [kind for kind, _ in published] == ["audit_anchor", "audit_anchor"]
-    assert published[-1][1]["seq"] == 4 and published[-1][1]["hash"] == anchors[-1].hash
+    assert len(published) == 2
+    assert published[-1].seq == 4 and published[-1].hash == anchors[-1].hash
     with db.session(readonly=True) as s:
         assert check_anchors(s, anchors) is None
         assert audit_log.verify(s).ok

@@ -11,7 +11,7 @@ import socket
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -273,6 +273,14 @@ async def poll_until(predicate: Any, timeout: float = WAIT_S, step: float = 0.02
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(step)
+
+
+async def poll_store_until(predicate: Callable[[], bool], timeout: float = WAIT_S) -> None:
+    """``poll_until`` for a predicate that reads the store: it runs off the event loop (the
+    gateway under test keeps the loop) and every 0.2 s, not every 20 ms."""
+    async with asyncio.timeout(timeout):
+        while not await asyncio.to_thread(predicate):
+            await asyncio.sleep(0.2)
 
 
 class LoopThread:

@@ -26,7 +26,7 @@ from tests.gateway.bridge.harness import poll_until
 
 
 def message(topic: str, order: int) -> InboundMessage:
-    return InboundMessage(topic, b"{}", 1, False, None, None, (), order + 1, 1, order)
+    return InboundMessage(topic, b"{}", 1, False, None, None, order + 1, 1, order)
 
 
 async def test_the_buffer_hands_out_urgent_messages_first_in_arrival_order() -> None:
@@ -43,7 +43,7 @@ async def test_the_buffer_hands_out_urgent_messages_first_in_arrival_order() -> 
 
 
 def qos0(topic: str, order: int) -> InboundMessage:
-    return InboundMessage(topic, b"{}", 0, False, None, None, (), 0, 1, order)
+    return InboundMessage(topic, b"{}", 0, False, None, None, 0, 1, order)
 
 
 async def test_the_buffer_refuses_qos0_at_its_limit() -> None:

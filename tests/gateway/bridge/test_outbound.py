@@ -13,11 +13,19 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from gateway.audit import log as audit_log
 from gateway.bridge import schemas
 from gateway.bridge.outbound import StatePublisher
-from gateway.bridge.payloads import Event, RetainedCredentialState
+from gateway.bridge.payloads import (
+    AccessEventBody,
+    Event,
+    ProgrammingResultBody,
+    RetainedCredentialState,
+    RevocationConfirmedBody,
+)
 from gateway.bridge.topics import TopicMap
 from gateway.commands import model as m
 from gateway.compose import build_gateway, mqtt_bridge
@@ -193,26 +201,25 @@ async def test_availability_and_events_can_be_enqueued_by_other_services(
                 publisher.enqueue_availability(s, "station-1", False, "no answer on /dev/ttyUSB0")
                 first = publisher.enqueue_event(
                     s,
-                    "programming_result",
-                    {
-                        "device_id": "station-1",
-                        "number": "100000001",
-                        "credential_revision": "r1",
-                        "device_revision": "i1",
-                        "ok": True,
-                    },
+                    ProgrammingResultBody(
+                        device_id="station-1",
+                        number="100000001",
+                        credential_revision="r1",
+                        device_revision="i1",
+                        ok=True,
+                    ),
                 )
                 second = publisher.enqueue_event(
                     s,
-                    "access_denied",
-                    {
-                        "number": "100000001",
-                        "device_id": "ctrl-office",
-                        "lock": "ctrl-office:1",
-                        "occurred_at": "2026-11-23T07:59:00+00:00",
-                        "source": "controller",
-                        "reason": "outside schedule",
-                    },
+                    AccessEventBody(
+                        kind="access_denied",
+                        number="100000001",
+                        device_id="ctrl-office",
+                        lock="ctrl-office:1",
+                        occurred_at="2026-11-23T07:59:00+00:00",
+                        source="controller",
+                        reason="outside schedule",
+                    ),
                 )
             return first, second
 
@@ -238,19 +245,42 @@ async def test_availability_and_events_can_be_enqueued_by_other_services(
         cases = {
             "device_id": lambda s: publisher.enqueue_availability(s, "bad/id", True, ""),
             "reason": lambda s: publisher.enqueue_availability(s, "st-2", True, "x" * 300),
-            "kind": lambda s: publisher.enqueue_event(s, "nonsense", {}),
-            "revision": lambda s: publisher.enqueue_event(
-                s, "revocation_confirmed", {"number": "1", "device_id": "d"}
-            ),
-            "body": lambda s: publisher.enqueue_event(
-                s,
-                "revocation_confirmed",
-                {"number": "1", "device_id": "d", "revision": "r", "seq": 5},
-            ),
         }
         for field, call in cases.items():
             message = await gw.gateway.call(invalid, core, call)
             assert message.startswith(field), (field, message)
+        # An event body is checked when it is made; the gateway's own fields are not in it.
+        with pytest.raises(ValidationError) as missing:
+            RevocationConfirmedBody(number="1", device_id="d")
+        assert [e["loc"] for e in missing.value.errors()] == [("revision",)]
+        with pytest.raises(ValidationError) as reserved:
+            RevocationConfirmedBody(number="1", device_id="d", revision="r", seq=5)
+        assert [e["loc"] for e in reserved.value.errors()] == [("seq",)]
+
+
+async def test_the_audit_anchor_is_published_as_an_event(
+    broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    settings = settings_for(f"sqlite:///{tmp_path}/g.db", broker)
+    settings.audit.anchor_every_s = 0.1
+    async with running_gateway(settings) as gw, central(broker, gw.base) as c:
+
+        def log_one(core: Core) -> audit_log.Entry:
+            with core.db.session() as s:
+                return audit_log.append(
+                    s, at=core.clock(), actor="test", action="test.anchor", data={"n": 1}
+                )
+
+        entry = await gw.gateway.call(log_one, gw.gateway.core)
+
+        def anchors() -> list[dict[str, Any]]:
+            return [e for e in c.events() if e["kind"] == "audit_anchor"]
+
+        await c.wait_for(lambda: any(a["head_seq"] == entry.seq for a in anchors()))
+        anchor = anchors()[-1]
+        assert (anchor["head_seq"], anchor["head_hash"]) == (entry.seq, entry.hash)
+        assert datetime.fromisoformat(anchor["head_at"]) == entry.at
+        Event.model_validate(anchor)
 
 
 async def test_the_relay_keeps_working_through_a_broker_outage(

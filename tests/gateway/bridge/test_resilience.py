@@ -31,7 +31,7 @@ from tests import sample
 from tests.gateway.bridge.harness import (
     body,
     central,
-    poll_until,
+    poll_store_until,
     register_system_operators,
     running_gateway,
     settings_for,
@@ -100,7 +100,7 @@ async def test_no_accepted_request_is_lost_when_the_broker_restarts_mid_stream(
             broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5
         ) as again:
             await stream(again, range(400, 450))
-        await poll_until(lambda: set(accepted) <= inbox_ids(gw.gateway.db), timeout=30)
+        await poll_store_until(lambda: set(accepted) <= inbox_ids(gw.gateway.db), timeout=30)
         counts = applied(gw.gateway.db)
         assert gw.bridge.connections >= 2
     assert all(n == 1 for n in counts.values()), "no request applied twice"

@@ -110,7 +110,11 @@ def test_the_asyncapi_document_is_consistent() -> None:
         "send_credential_state",
         "send_device_availability",
         "send_events",
+        "send_site_desired",
+        "send_site_ack",
     }
+    receives = {k for k, v in operations.items() if v["action"] == "receive"}
+    assert {"receive_site_confirm", "receive_site_events", "receive_site_state"} <= receives
 
 
 def test_the_topic_map_builds_and_checks_topics() -> None:

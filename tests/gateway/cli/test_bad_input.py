@@ -131,6 +131,9 @@ def bad_values(tmp: Path) -> dict[str, list[str]]:
         "keys": ["abc"],
         "cylinders": ["abc"],
         "max_payload": ["0"],
+        # the site agent
+        "site": ["bad site!"],
+        "state": [str(tmp / "missing" / "agent.db")],
         "bind": ["eth0"],
         "timeout": ["0"],
         "door": ["0"],
@@ -186,6 +189,7 @@ def good_values(tmp: Path) -> dict[str, list[str]]:
         "address": ["Depå 1"],
         "file": [str(manifest)],
         "command": ["help"],
+        "site": ["depot-1"],
         "controller": ["osdp-hut"],
         "door": ["1"],
     }
@@ -259,8 +263,8 @@ def check_refused(
     db: Database, args: list[str], names: list[str], value: str | None = None
 ) -> None:
     """``lockgate ARGS`` exits 2 with one line on stderr naming one of ``names`` (or quoting
-    the bad ``value``), and the database is as it was. ``lockgate run`` logs, so its one line is
-    a structured log line at level error."""
+    the bad ``value``), and the database is as it was. ``lockgate run`` and ``lockgate agent``
+    log, so their one line is a structured log line at level error."""
     before = snapshot(db)
     result = lockgate(
         db, *args, operator="admin", token=token("admin"), env={"LOCKGATE_STATIONS": STATIONS}
@@ -270,7 +274,7 @@ def check_refused(
     assert result.exit_code == 2, f"lockgate {shown!r}: exit {result.exit_code}: {result.stderr}"
     assert len(lines) == 1, f"lockgate {shown!r}: not one line: {result.stderr}"
     assert lines[0].startswith("error: ") or (
-        args[0] == "run" and " level=error " in lines[0]
+        args[0] in ("run", "agent") and " level=error " in lines[0]
     ), f"lockgate {shown!r}: {lines[0]}"
     assert "Traceback" not in result.output + result.stderr
     quoted = [value, repr(value)] if value is not None else []

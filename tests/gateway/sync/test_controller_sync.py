@@ -52,7 +52,8 @@ async def test_the_controller_gets_its_allow_list_and_decides_by_it(sqlite_url: 
                 s, "access_denied", denial
             )
         assert published is not None
-        assert published[1]["reason"] == "unknown_credential"
+        assert published.kind == "access_denied"
+        assert published.reason == "unknown_credential"
 
 
 async def test_a_revocation_reaches_the_controller_and_is_confirmed(sqlite_url: str) -> None:

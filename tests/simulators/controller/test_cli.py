@@ -3,8 +3,6 @@ driver, and stops on SIGTERM."""
 
 from __future__ import annotations
 
-import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,38 +13,13 @@ import pytest
 from drivers.base import AllowEntry
 from drivers.modbusdoor import ModbusDoorController
 from simulators.control import ControlClient
+from tests.simulators.processes import start_simulator, stop_simulator
 
 ROOT = Path(__file__).parents[3]
 
 
 def _start(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "simulators.controller", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        _, err = proc.communicate(timeout=10)
-        pytest.fail(f"the simulator printed nothing; stderr: {err}")
-    return proc, json.loads(line)["listening"]
-
-
-def _stop(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+    return start_simulator([sys.executable, "-m", "simulators.controller", *args])
 
 
 @pytest.mark.parametrize("transport", ["tcp", "rtu"])
@@ -71,7 +44,7 @@ async def test_cli_serves_a_driver_and_stops_on_sigterm(transport: str) -> None:
         async with ControlClient("127.0.0.1", where["control_port"]) as control:
             assert (await control.call("present", credential=9, door=2))["granted"]
     finally:
-        assert _stop(proc) == 0
+        assert stop_simulator(proc) == 0
 
 
 @pytest.mark.parametrize(

@@ -6,50 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from drivers.base import AllowEntry, ControllerEventKind
 from drivers.osdp import OsdpReaderDriver, Scbk
 from drivers.osdp.keys import store_keys
+from tests.simulators.processes import start_simulator, stop_simulator
 
 ROOT = Path(__file__).parents[3]
 LOCKGATE = str(Path(sys.executable).with_name("lockgate"))
 
 
 def _start(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "simulators.osdp", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        _, err = proc.communicate(timeout=10)
-        pytest.fail(f"the simulator printed nothing; stderr: {err}")
-    return proc, json.loads(line)["listening"]
-
-
-def _stop(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+    return start_simulator([sys.executable, "-m", "simulators.osdp", *args])
 
 
 async def test_cli_serves_a_panel_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -79,7 +51,7 @@ async def test_cli_serves_a_panel_and_stops_on_sigterm(tmp_path: Path) -> None:
                 assert asyncio.get_running_loop().time() < deadline, "no grant"
                 await asyncio.sleep(0.02)
     finally:
-        assert _stop(proc) == 0
+        assert stop_simulator(proc) == 0
 
 
 def test_cli_refuses_bad_arguments(tmp_path: Path) -> None:

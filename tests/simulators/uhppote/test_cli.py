@@ -3,49 +3,23 @@ client over UDP and TCP, takes control commands, and stops on SIGTERM."""
 
 from __future__ import annotations
 
-import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from uhppoted.uhppote_async import UhppoteAsync
 
 from simulators.control import ControlClient
+from tests.simulators.processes import start_simulator, stop_simulator
 
 ROOT = Path(__file__).parents[3]
 
 
 def _start(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from gateway.cli import main; main()", "sim", "uhppote", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    return start_simulator(
+        [sys.executable, "-c", "from gateway.cli import main; main()", "sim", "uhppote", *args]
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        _, err = proc.communicate(timeout=10)
-        pytest.fail(f"the simulator printed nothing; stderr: {err}")
-    return proc, json.loads(line)["listening"]
-
-
-def _stop(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 async def test_cli_serves_several_controllers_and_stops_on_sigterm() -> None:
@@ -64,7 +38,7 @@ async def test_cli_serves_several_controllers_and_stops_on_sigterm() -> None:
             assert list(status["doors"]) == ["1"]
             assert status["capacity"] == 10
     finally:
-        assert _stop(proc) == 0
+        assert stop_simulator(proc) == 0
 
 
 def test_cli_refuses_a_bad_controller() -> None:

@@ -1,0 +1,523 @@
+"""The core's side of the site agents: a gateway service that publishes each site's desired
+device state and applies what the agents report, as the local controller workers do.
+
+- **Down**: for every site whose agent is online, a :class:`SiteDesired` document per change
+  (a delta against the revision last sent, with each changed controller's whole allow-list),
+  sites with revoking changes first; a full document when the agent connects, refuses a
+  document, or has not reported the revision last sent within ``resend_s``.
+- **Up**: confirmations and events are applied in one core transaction each (idempotent: an
+  allow-list already confirmed, an event already stored change nothing) and acknowledged to
+  the agent only after the commit.
+
+A site's controllers are those its agent names in its state; with ``sites`` given, only
+those sites and controllers are accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiomqtt
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from drivers.base import DenyReason
+from gateway.bridge.sitepayloads import (
+    AllowEntryDoc,
+    ControllerDoc,
+    ScheduleDoc,
+    SiteAck,
+    SiteConfirm,
+    SiteDesired,
+    SiteEvent,
+    SiteState,
+    WindowDoc,
+    dump,
+)
+from gateway.bridge.topics import TopicMap
+from gateway.config import MqttSettings
+from gateway.rules.engine import Changes
+from gateway.runtime import Gateway, cancel_and_wait
+from gateway.store import device_records as sync_store
+from gateway.sync.events import SyncSink
+from gateway.sync.images import allow_list
+from gateway.sync.planner import CONTROLLER
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+"""Agent reports applied in one core transaction at most."""
+KEEP_SNAPSHOTS = 16
+"""Revisions per site whose content the hub remembers, to send deltas against them."""
+
+
+@dataclass
+class SiteView:
+    """What the hub knows of one site."""
+
+    site: str
+    controllers: list[str] = field(default_factory=list)
+    online: bool = False
+    agent_revision: int | None = None
+    sent_revision: int = 0
+    sent_at: float = 0.0
+    snapshots: dict[int, dict[str, str]] = field(default_factory=dict)
+    """Revision -> controller -> controller revision, of the documents sent."""
+    docs: dict[str, ControllerDoc] = field(default_factory=dict)
+    """What the last document sent said of each controller."""
+    full: bool = True
+    dirty: bool = False
+    touched: dict[str, set[str]] = field(default_factory=dict)
+    """Controller -> credentials whose desired state changed since it last confirmed."""
+    applied: set[int] = field(default_factory=set)
+    confirmations: int = 0
+
+
+class SiteHub:
+    """A gateway service (``build_gateway(extra_services=[...])``) serving the site agents."""
+
+    name = "sites"
+
+    def __init__(
+        self,
+        mqtt: MqttSettings,
+        sink: SyncSink,
+        *,
+        sites: Mapping[str, Collection[str]] | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        resend_s: float = 5.0,
+    ) -> None:
+        self.mqtt = mqtt
+        self.topics = TopicMap(mqtt.base_topic)
+        self.sink = sink
+        self.allowed = {k: set(v) for k, v in sites.items()} if sites is not None else None
+        self.username = username if username is not None else mqtt.username
+        self.password = password if password is not None else mqtt.password
+        self.resend_s = resend_s
+        self.sites: dict[str, SiteView] = {}
+        self.owner: dict[str, str] = {}
+        self.gateway: Gateway | None = None
+        self.messages_in = 0
+        self.messages_out = 0
+        self.confirmations = 0
+        self.confirm_s = 0.0
+        """Core time spent applying confirmations (for bench/sites.py)."""
+        self._client: aiomqtt.Client | None = None
+        self._wake = asyncio.Event()
+        self._reports: asyncio.Queue[SiteConfirm | SiteEvent] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        gateway.observe(self.on_changes)
+        self._task = asyncio.create_task(self._run(), name="lockgate-sites")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+
+    def on_changes(self, changes: Changes) -> None:
+        """Mark the sites whose controllers' desired state changed."""
+        for cid in changes.controllers:
+            site = self.owner.get(cid)
+            if site is not None:
+                view = self.sites[site]
+                view.dirty = True
+                view.touched.setdefault(cid, set()).update(changes.credentials)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ the link
+
+    def _client_of(self) -> aiomqtt.Client:
+        m = self.mqtt
+        return aiomqtt.Client(
+            m.host,
+            m.port,
+            username=self.username,
+            password=self.password,
+            identifier=self.username or f"{m.client_id}-sites",
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=True,
+            keepalive=m.keepalive_s,
+            timeout=10,
+        )
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                async with self._client_of() as client:
+                    self._client = client
+                    delay = 0.5
+                    await client.subscribe(
+                        [
+                            (self.topics.filter(k), 1)
+                            for k in ("site_state", "site_confirm", "site_events")
+                        ]
+                    )
+                    log.info("site hub connected to the broker")
+                    publisher = asyncio.create_task(
+                        self._publish_loop(client), name="lockgate-sites-publish"
+                    )
+                    applier = asyncio.create_task(
+                        self._applier(client), name="lockgate-sites-apply"
+                    )
+                    try:
+                        async for message in client.messages:
+                            await self._received(client, message)
+                    finally:
+                        await cancel_and_wait(applier)
+                        await cancel_and_wait(publisher)
+                        # unacknowledged reports are sent again by their agents
+                        self._reports = asyncio.Queue()
+            except aiomqtt.MqttError as exc:
+                log.warning("site hub: link to the broker lost: %s", exc)
+            finally:
+                self._client = None
+                for view in self.sites.values():
+                    # what was sent while the link broke may be lost: send it whole again
+                    view.full = view.dirty = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _received(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        """Handle one message: states at once, reports through the applier."""
+        self.messages_in += 1
+        where = self.topics.site_of(message.topic.value)
+        raw = message.payload if isinstance(message.payload, bytes) else b""
+        if where is None:
+            return
+        key, site = where
+        if self.allowed is not None and site not in self.allowed:
+            log.warning("site hub: message from unknown site %s ignored", site)
+            return
+        try:
+            match key:
+                case "site_state":
+                    if raw:
+                        self._on_state(SiteState.model_validate_json(raw), site)
+                case "site_confirm":
+                    self._report(SiteConfirm.model_validate_json(raw), site)
+                case "site_events":
+                    self._report(SiteEvent.model_validate_json(raw), site)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            log.warning(
+                "site hub: malformed %s from site %s refused: %s: %s",
+                key,
+                site,
+                ".".join(str(x) for x in first["loc"]),
+                first["msg"],
+            )
+
+    def _on_state(self, state: SiteState, site: str) -> None:
+        if state.site != site:
+            log.warning("site hub: state of %s published on site %s ignored", state.site, site)
+            return
+        first = site not in self.sites
+        view = self.sites.setdefault(site, SiteView(site))
+        wanted = list(state.controllers)
+        if self.allowed is not None:
+            wanted = [c for c in wanted if c in self.allowed[site]]
+        mine: list[str] = []
+        for cid in wanted:
+            owner = self.owner.setdefault(cid, site)
+            if owner != site:
+                log.warning("site hub: controller %s claimed by %s belongs to %s", cid, site, owner)
+                continue
+            mine.append(cid)
+        view.controllers = mine
+        view.online = state.online
+        view.agent_revision = state.revision
+        if state.online and (
+            first or state.reason == "connected" or state.reason.startswith("refused")
+        ):
+            # first heard of since this core started (its retained state), connected, or
+            # refused a document: a full document sets it right
+            if state.reason.startswith("refused"):
+                log.warning(
+                    "site %s refused revision %d: %s", site, view.sent_revision, state.reason
+                )
+            view.full = True
+            view.dirty = True
+            self._wake.set()
+        log.info(
+            "site %s is %s, holds revision %s (%s)",
+            site,
+            "online" if state.online else "offline",
+            state.revision,
+            state.reason,
+        )
+
+    # ------------------------------------------------------------------ down: desired state
+
+    def _build(self, views: list[SiteView]) -> list[tuple[SiteView, SiteDesired, bool]]:
+        """On the core thread: the document each site needs now (None-free), and whether it
+        revokes."""
+        assert self.gateway is not None
+        engine = self.gateway.core.engine
+        out: list[tuple[SiteView, SiteDesired, bool]] = []
+        for view in views:
+            current: dict[str, ControllerDoc] = {}
+            for cid in view.controllers:
+                desired = engine.controller(cid)
+                entries, schedules = allow_list(desired)
+                old = view.docs.get(cid)
+                credentials = {e.credential for e in entries}
+                revoking = old is not None and bool(
+                    {e.credential for e in old.entries} - credentials
+                )
+                current[cid] = ControllerDoc(
+                    revision=desired.revision,
+                    revoking=revoking,
+                    entries=[
+                        AllowEntryDoc(
+                            credential=e.credential,
+                            doors_mask=e.doors_mask,
+                            valid_from=e.valid_from,
+                            valid_until=e.valid_until,
+                            schedule_id=e.schedule_id,
+                        )
+                        for e in entries
+                    ],
+                    schedules=[
+                        ScheduleDoc(
+                            schedule_id=s.schedule_id,
+                            windows=[
+                                WindowDoc(
+                                    days_mask=w.days_mask,
+                                    start_minute=w.start_minute,
+                                    end_minute=w.end_minute,
+                                )
+                                for w in s.windows
+                            ],
+                        )
+                        for s in schedules
+                    ],
+                )
+            revision = max(view.sent_revision, view.agent_revision or 0) + 1
+            base = None if view.full else view.sent_revision
+            if base is not None:
+                held = view.snapshots.get(base, {})
+                changed = {
+                    cid: doc for cid, doc in current.items() if held.get(cid) != doc.revision
+                }
+                if not changed:
+                    view.dirty = False
+                    continue
+            else:
+                changed = current
+            ordered = dict(sorted(changed.items(), key=lambda kv: not kv[1].revoking))
+            doc = SiteDesired(
+                site=view.site,
+                revision=revision,
+                base=base,
+                controllers=ordered,
+                issued_at=datetime.now(UTC),
+            )
+            out.append((view, doc, any(d.revoking for d in ordered.values())))
+            view.snapshots[revision] = {cid: d.revision for cid, d in current.items()}
+            for old_rev in sorted(view.snapshots)[:-KEEP_SNAPSHOTS]:
+                del view.snapshots[old_rev]
+            view.docs = current
+            view.sent_revision = revision
+            view.full = False
+            view.dirty = False
+        return out
+
+    async def _publish_loop(self, client: aiomqtt.Client) -> None:
+        assert self.gateway is not None
+        while True:
+            now = time.monotonic()
+            for view in self.sites.values():
+                if (
+                    view.online
+                    and view.sent_revision
+                    and view.agent_revision != view.sent_revision
+                    and now - view.sent_at > self.resend_s
+                ):
+                    log.info(
+                        "site %s holds revision %s, not the %d sent: sending it whole",
+                        view.site,
+                        view.agent_revision,
+                        view.sent_revision,
+                    )
+                    view.full = view.dirty = True
+            due = [v for v in self.sites.values() if v.online and v.dirty and v.controllers]
+            if due:
+                docs = await self.gateway.call(self._build, due)
+                # Sites with revoking changes first.
+                ordered = sorted(docs, key=lambda d: not d[2])
+                # handed to the client in this order, revoking sites first; the PUBACKs are
+                # awaited together
+                await asyncio.gather(
+                    *(
+                        client.publish(
+                            self.topics.site("site_desired", view.site), dump(doc), qos=1
+                        )
+                        for view, doc, _ in ordered
+                    )
+                )
+                now = time.monotonic()
+                for view, _, _ in ordered:
+                    view.sent_at = now
+                self.messages_out += len(ordered)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    # ------------------------------------------------------------------ up: confirmations, events
+
+    def _controller_of(self, site: str, controller: str) -> bool:
+        if self.owner.get(controller, site) != site:
+            log.warning("site hub: site %s reports controller %s of another site", site, controller)
+            return False
+        if self.allowed is not None and controller not in self.allowed[site]:
+            log.warning("site hub: site %s reports unknown controller %s", site, controller)
+            return False
+        return True
+
+    def _report(self, report: SiteConfirm | SiteEvent, site: str) -> None:
+        """Queue an agent's report for the applier (confirmations that revoke first)."""
+        if report.site != site or not self._controller_of(site, report.controller):
+            return
+        self._reports.put_nowait(report)
+
+    async def _applier(self, client: aiomqtt.Client) -> None:
+        """Apply the queued reports in batches, one core transaction each, then acknowledge
+        them (one acknowledgement per site and batch)."""
+        while True:
+            batch = [await self._reports.get()]
+            while not self._reports.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._reports.get_nowait())
+            batch.sort(key=lambda r: not isinstance(r, SiteConfirm))
+            started = time.perf_counter()
+            done = await self._apply(batch)
+            confirms = sum(1 for r in done if isinstance(r, SiteConfirm))
+            self.confirm_s += time.perf_counter() - started
+            self.confirmations += confirms
+            acks: dict[str, list[int]] = {}
+            for r in done:
+                acks.setdefault(r.site, []).append(r.seq)
+            await asyncio.gather(
+                *(
+                    client.publish(
+                        self.topics.site("site_ack", site),
+                        dump(SiteAck(site=site, seqs=seqs)),
+                        qos=1,
+                    )
+                    for site, seqs in acks.items()
+                )
+            )
+            self.messages_out += len(acks)
+
+    async def _apply(self, batch: list[SiteConfirm | SiteEvent]) -> list[SiteConfirm | SiteEvent]:
+        """Apply ``batch`` in one transaction; if that fails, each report alone (a report
+        that fails alone is logged, not acknowledged: its agent sends it again later).
+        Returns the reports applied."""
+        assert self.gateway is not None
+        core = self.gateway.core
+        touched = {
+            r.controller: self.sites[r.site].touched.pop(r.controller, set())
+            for r in batch
+            if isinstance(r, SiteConfirm) and r.site in self.sites
+        }
+
+        def apply_all(s: Session, reports: list[SiteConfirm | SiteEvent]) -> None:
+            for r in reports:
+                if isinstance(r, SiteConfirm):
+                    self._apply_confirm(s, r, touched.get(r.controller, set()))
+                else:
+                    self._apply_event(s, r)
+
+        try:
+            await self.gateway.call(core.transaction, lambda s: apply_all(s, batch))
+            return batch
+        except Exception:
+            if len(batch) == 1:
+                log.exception("site hub: a report of site %s failed", batch[0].site)
+                return []
+        applied: list[SiteConfirm | SiteEvent] = []
+        for r in batch:
+            applied += await self._apply([r])
+        return applied
+
+    def _apply_confirm(self, s: Session, c: SiteConfirm, touched: set[str]) -> None:
+        assert self.gateway is not None
+        core = self.gateway.core
+        old = sync_store.get_controller(s, c.controller)
+        if (
+            old is not None
+            and old.revision == c.revision
+            and old.checksum == c.checksum
+            and old.generation == c.generation
+        ):
+            return  # already applied
+        now = core.clock()
+        sync_store.confirm_controller(
+            s, c.controller, c.revision, c.checksum, c.generation, c.credentials, c.entries, now
+        )
+        sync_store.finish_job(s, CONTROLLER, c.controller, c.revision)
+        before = set(old.credentials) if old else set()
+        after = set(c.credentials)
+        self.sink.event(
+            s,
+            "allow_list_written",
+            {
+                "device": c.controller,
+                "revision": c.revision,
+                "entries": c.entries,
+                "checksum": c.checksum,
+                "ms": c.ms,
+                "site": c.site,
+            },
+        )
+        for number in sorted(before - after, key=int):
+            self.sink.event(
+                s, "revocation_confirmed", {"credential": number, "device": c.controller}
+            )
+        for number in sorted((before ^ after) | (touched & (before | after)), key=int):
+            self.sink.credential_state(s, core, number)
+
+    def _apply_event(self, s: Session, e: SiteEvent) -> None:
+        assert self.gateway is not None
+        now = self.gateway.core.clock()
+        if e.kind == "availability":
+            online = bool(e.online)
+            reason = e.reason or ("connected" if online else "offline")
+            if sync_store.set_device_status(
+                s, e.controller, "controller", online, reason, now, {"site": e.site}
+            ):
+                self.sink.availability(s, e.controller, online, reason)
+            return
+        stored = sync_store.StoredControllerEvent(
+            e.controller, e.generation, e.sequence, e.event, e.credential, e.door, e.at
+        )
+        for ev in sync_store.add_controller_events(s, [stored], now):
+            body: dict[str, object] = {
+                "device": e.controller,
+                "credential": ev.credential,
+                "door": ev.door,
+                "at": ev.at.isoformat(),
+                "sequence": ev.sequence,
+            }
+            if ev.kind == "denied":
+                body["reason"] = e.reason or DenyReason.OTHER.value
+            self.sink.event(
+                s,
+                f"access_{ev.kind}" if ev.kind in ("granted", "denied") else f"door_{ev.kind}",
+                body,
+            )
+
+
+__all__ = ["SiteHub", "SiteView"]

@@ -1,0 +1,288 @@
+"""The agent's local store: one SQLite file at the site that survives restarts and WAN cuts.
+
+It holds the last desired state the agent accepted (per controller, with the site revision),
+what each controller confirmed, the event cursors, and the outbox of messages for the core
+(confirmations first, then events), each kept until the core acknowledged it. Every change is
+one SQLite transaction, so a message is in the outbox exactly when the state it reports is
+stored.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway.bridge.sitepayloads import ControllerDoc, SiteDesired
+
+REVOCATION = 0
+"""Outbox priority of confirmations that take access away (sent first)."""
+UPDATE = 1
+EVENT = 2
+
+_SCHEMA = """
+create table if not exists meta (key text primary key, value text not null);
+create table if not exists desired (
+    controller text primary key, revision text not null, doc text not null);
+create table if not exists confirmed (
+    controller text primary key, revision text not null, checksum integer not null,
+    generation integer not null, credentials text not null,
+    event_generation integer not null default 0, event_sequence integer not null default 0);
+create table if not exists outbox (
+    seq integer primary key autoincrement, priority integer not null, topic text not null,
+    coalesce_key text unique, payload text not null);
+"""
+
+
+class Refused(ValueError):
+    """A desired document the agent does not accept; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    """What a controller confirmed holding."""
+
+    revision: str
+    checksum: int
+    generation: int
+    credentials: tuple[str, ...]
+    event_generation: int
+    event_sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One outbox message: the site topic key (``site_confirm``, ``site_events``) and its
+    payload without ``site`` and ``seq``."""
+
+    seq: int
+    priority: int
+    topic: str
+    payload: dict[str, Any]
+
+
+class AgentStore:
+    """The SQLite file of one agent (thread-safe; every method is one transaction)."""
+
+    def __init__(self, path: str | Path, site: str) -> None:
+        self.path = str(path)
+        self.site = site
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("pragma journal_mode=wal")
+        self._db.execute("pragma synchronous=normal")
+        self._db.executescript(_SCHEMA)
+        held = self._meta("site")
+        if held is None:
+            with self._tx() as c:
+                c.execute("insert into meta values ('site', ?)", (site,))
+        elif held != site:
+            raise ValueError(f"--site: the state file {self.path} belongs to site {held!r}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("begin immediate")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+            self._db.execute("commit")
+
+    def _meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("select value from meta where key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # ------------------------------------------------------------------ desired state
+
+    def revision(self) -> int | None:
+        """The site revision of the desired state held (None: never received one)."""
+        value = self._meta("revision")
+        return None if value is None else int(value)
+
+    def desired(self, controller: str) -> ControllerDoc | None:
+        with self._lock:
+            row = self._db.execute(
+                "select doc from desired where controller = ?", (controller,)
+            ).fetchone()
+        return None if row is None else ControllerDoc.model_validate_json(row[0])
+
+    def accept(self, raw: bytes) -> SiteDesired:
+        """Validate and store a desired document; raise :class:`Refused` (naming the field or
+        the revision) and change nothing when it is malformed, for another site, not newer
+        than the state held, or a delta against a revision other than the one held."""
+        try:
+            doc = SiteDesired.model_validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or "document"
+            raise Refused(f"malformed document: {where}: {first['msg']}") from None
+        if doc.site != self.site:
+            raise Refused(f"site: document for site {doc.site!r}, this agent serves {self.site!r}")
+        with self._tx() as c:
+            row = c.execute("select value from meta where key = 'revision'").fetchone()
+            held = None if row is None else int(row[0])
+            if held is not None and doc.revision <= held:
+                raise Refused(f"revision: {doc.revision} is not newer than the held {held}")
+            if doc.base is not None and doc.base != held:
+                raise Refused(f"base: delta against revision {doc.base}, the agent holds {held}")
+            if doc.base is None:
+                c.execute("delete from desired")
+            for cid, cdoc in doc.controllers.items():
+                c.execute(
+                    "insert into desired values (?, ?, ?) on conflict(controller) do update "
+                    "set revision = excluded.revision, doc = excluded.doc",
+                    (cid, cdoc.revision, cdoc.model_dump_json()),
+                )
+            c.execute(
+                "insert into meta values ('revision', ?) on conflict(key) do update "
+                "set value = excluded.value",
+                (str(doc.revision),),
+            )
+        return doc
+
+    # ------------------------------------------------------------------ confirmations
+
+    def confirmed(self, controller: str) -> Confirmed | None:
+        with self._lock:
+            row = self._db.execute(
+                "select revision, checksum, generation, credentials, event_generation, "
+                "event_sequence from confirmed where controller = ?",
+                (controller,),
+            ).fetchone()
+        if row is None:
+            return None
+        return Confirmed(row[0], row[1], row[2], tuple(json.loads(row[3])), row[4], row[5])
+
+    def confirmed_revisions(self) -> dict[str, str | None]:
+        with self._lock:
+            rows = self._db.execute("select controller, revision from confirmed").fetchall()
+        return {r[0]: (r[1] or None) for r in rows}
+
+    def forget(self, controller: str, generation: int) -> None:
+        """The controller lost its memory (or holds something else): nothing it held counts."""
+        with self._tx() as c:
+            c.execute(
+                "insert into confirmed values (?, '', 0, ?, '[]', ?, 0) on conflict(controller) "
+                "do update set revision = '', checksum = 0, generation = excluded.generation, "
+                "credentials = '[]', event_generation = excluded.event_generation, "
+                "event_sequence = 0",
+                (controller, generation, generation),
+            )
+
+    def confirm(
+        self,
+        controller: str,
+        revision: str,
+        checksum: int,
+        generation: int,
+        credentials: list[str],
+        entries: int,
+        ms: float,
+        at: str,
+    ) -> bool:
+        """Record a verified write and queue its confirmation for the core (one per
+        controller: a newer one replaces one not yet sent). Returns True when it takes access
+        away (it is then sent before everything else)."""
+        with self._tx() as c:
+            row = c.execute(
+                "select credentials from confirmed where controller = ?", (controller,)
+            ).fetchone()
+            before = set(json.loads(row[0])) if row else set()
+            revoking = bool(before - set(credentials))
+            c.execute(
+                "insert into confirmed values (?, ?, ?, ?, ?, ?, 0) on conflict(controller) do "
+                "update set revision = excluded.revision, checksum = excluded.checksum, "
+                "generation = excluded.generation, credentials = excluded.credentials",
+                (controller, revision, checksum, generation, json.dumps(credentials), generation),
+            )
+            payload = {
+                "controller": controller,
+                "revision": revision,
+                "checksum": checksum,
+                "generation": generation,
+                "credentials": credentials,
+                "entries": entries,
+                "ms": round(ms, 1),
+                "at": at,
+            }
+            self._enqueue(
+                c,
+                REVOCATION if revoking else UPDATE,
+                "site_confirm",
+                payload,
+                f"confirm:{controller}",
+            )
+        return revoking
+
+    def add_events(self, controller: str, generation: int, events: list[dict[str, Any]]) -> None:
+        """Queue controller events and advance the controller's event cursor."""
+        if not events:
+            return
+        with self._tx() as c:
+            for ev in events:
+                self._enqueue(c, EVENT, "site_events", ev, None)
+            c.execute(
+                "update confirmed set event_generation = ?, event_sequence = ? "
+                "where controller = ?",
+                (generation, max(int(e["sequence"]) for e in events), controller),
+            )
+
+    def note(self, payload: dict[str, Any], coalesce: str | None) -> None:
+        """Queue an event of the agent itself (availability, device errors)."""
+        with self._tx() as c:
+            self._enqueue(c, EVENT, "site_events", payload, coalesce)
+
+    @staticmethod
+    def _enqueue(
+        c: sqlite3.Connection,
+        priority: int,
+        topic: str,
+        payload: dict[str, Any],
+        coalesce: str | None,
+    ) -> None:
+        if coalesce is not None:
+            c.execute("delete from outbox where coalesce_key = ?", (coalesce,))
+        c.execute(
+            "insert into outbox (priority, topic, coalesce_key, payload) values (?, ?, ?, ?)",
+            (priority, topic, coalesce, json.dumps(payload)),
+        )
+
+    # ------------------------------------------------------------------ outbox
+
+    def pending(self, limit: int = 200) -> list[Pending]:
+        """The oldest unacknowledged messages, revocations first."""
+        with self._lock:
+            rows = self._db.execute(
+                "select seq, priority, topic, payload from outbox order by priority, seq limit ?",
+                (limit,),
+            ).fetchall()
+        return [Pending(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def waiting(self) -> int:
+        with self._lock:
+            return int(self._db.execute("select count(*) from outbox").fetchone()[0])
+
+    def acknowledged(self, seqs: list[int]) -> int:
+        """Drop what the core acknowledged; returns how many were still queued."""
+        if not seqs:
+            return 0
+        with self._tx() as c:
+            cur = c.executemany("delete from outbox where seq = ?", [(s,) for s in seqs])
+            return cur.rowcount
+
+
+__all__ = ["EVENT", "REVOCATION", "UPDATE", "AgentStore", "Confirmed", "Pending", "Refused"]

@@ -1,0 +1,255 @@
+"""The agent's controller worker: keeps one door controller's allow-list equal to the desired
+one the agent holds locally, and collects its events into the local outbox.
+
+It needs nothing from the core: while the link is down it keeps serving the controller with
+the last desired state accepted (the controller decides at the door from the list it holds)
+and keeps collecting events. Like the gateway's own controller worker
+(:mod:`gateway.sync.controller`) it reads the controller's identity on every connection and
+rewrites everything when the generation or the checksum differs from the one confirmed, and
+records a write only after the driver verified it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
+
+from drivers.base import (
+    AllowEntry,
+    ControllerInfo,
+    DoorController,
+    HardwareSchedule,
+    ScheduleWindow,
+)
+from gateway.agent.local import AgentStore
+from gateway.bridge.sitepayloads import ControllerDoc
+from gateway.sync.worker import WorkerTiming
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def driver_list(doc: ControllerDoc) -> tuple[list[AllowEntry], list[HardwareSchedule]]:
+    """A desired controller document in the driver's types."""
+    entries = [
+        AllowEntry(
+            credential=e.credential,
+            doors_mask=e.doors_mask,
+            valid_from=e.valid_from,
+            valid_until=e.valid_until,
+            schedule_id=e.schedule_id,
+        )
+        for e in doc.entries
+    ]
+    schedules = [
+        HardwareSchedule(
+            s.schedule_id,
+            tuple(ScheduleWindow(w.days_mask, w.start_minute, w.end_minute) for w in s.windows),
+        )
+        for s in doc.schedules
+    ]
+    return entries, schedules
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class AgentControllerWorker:
+    """Serves one :class:`~drivers.base.DoorController` from the agent's local store."""
+
+    def __init__(
+        self,
+        store: AgentStore,
+        device_id: str,
+        driver_factory: Callable[[], DoorController],
+        *,
+        timing: WorkerTiming | None = None,
+        on_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.device_id = device_id
+        self.driver_factory = driver_factory
+        t = timing or WorkerTiming()
+        self.timeout_s = t.timeout_s
+        self.poll_s = t.poll_s
+        self.retry_initial_s = t.retry_initial_s
+        self._wait = wait_random_exponential(multiplier=t.retry_initial_s, max=t.retry_max_s)
+        self.on_outbox = on_outbox
+        self.generation: int | None = None
+        self.writes = 0
+        self.online: bool | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """The desired state changed: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"lockgate-agent-{self.device_id}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            async for attempt in AsyncRetrying(
+                wait=self._wait,
+                retry=retry_if_exception_type(Exception),
+                before_sleep=self._failed,
+            ):
+                with attempt:
+                    await self.serve()
+            await asyncio.sleep(self.retry_initial_s)
+
+    async def _failed(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        self._availability(False, f"{type(exc).__name__}: {exc}")
+
+    def _availability(self, online: bool, reason: str) -> None:
+        if self.online == online:
+            return
+        self.online = online
+        log.log(
+            logging.INFO if online else logging.WARNING,
+            "controller %s %s: %s",
+            self.device_id,
+            "online" if online else "offline",
+            reason,
+        )
+        self.store.note(
+            {
+                "kind": "availability",
+                "controller": self.device_id,
+                "online": online,
+                "reason": reason[:200],
+                "at": _now(),
+            },
+            f"availability:{self.device_id}",
+        )
+        self.on_outbox()
+
+    async def guarded(self, what: str, op: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await op
+        except TimeoutError:
+            raise TimeoutError(f"{what} did not finish within {self.timeout_s:g} s") from None
+
+    async def serve(self) -> None:
+        driver = self.driver_factory()
+        try:
+            await self.guarded("connecting", driver.open())
+            await self._check(
+                driver, await self.guarded("reading the identity", driver.read_info())
+            )
+            self._availability(True, "connected")
+            while True:
+                await self.sync_once(driver)
+                await self.collect_events(driver)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_s):
+                        await self._wake.wait()
+                self._wake.clear()
+                info = await self.guarded("reading the identity", driver.read_info())
+                await self._check(driver, info)
+        finally:
+            await driver.close()
+
+    async def _check(self, driver: DoorController, info: ControllerInfo) -> None:
+        """Trust what the store says the controller holds only while its generation and its
+        checksum say so."""
+        confirmed = self.store.confirmed(self.device_id)
+        if confirmed is not None and confirmed.generation == info.generation:
+            self.generation = info.generation
+            if not confirmed.revision:
+                return
+            held = await self.guarded("reading the checksum", driver.read_checksum())
+            if held == confirmed.checksum:
+                return
+            log.warning("controller %s holds checksum %08x: rewriting", self.device_id, held)
+        self.store.forget(self.device_id, info.generation)
+        self.generation = info.generation
+
+    async def sync_once(self, driver: DoorController) -> bool:
+        """Write the desired allow-list if the controller does not hold it."""
+        desired = self.store.desired(self.device_id)
+        if desired is None:
+            return False
+        confirmed = self.store.confirmed(self.device_id)
+        if confirmed is not None and confirmed.revision == desired.revision:
+            return False
+        entries, schedules = driver_list(desired)
+        started = time.perf_counter()
+        result = await self.guarded(
+            "writing the allow-list", driver.write_allow_list(entries, schedules)
+        )
+        self.store.confirm(
+            self.device_id,
+            desired.revision,
+            result.checksum,
+            self.generation or 0,
+            [str(e.credential) for e in desired.entries],
+            len(entries),
+            (time.perf_counter() - started) * 1000,
+            _now(),
+        )
+        self.writes += 1
+        self.on_outbox()
+        log.info(
+            "controller %s holds revision %s (%d entries)",
+            self.device_id,
+            desired.revision,
+            len(entries),
+        )
+        return True
+
+    async def collect_events(self, driver: DoorController) -> int:
+        """Queue the controller's new events for the core, then acknowledge them on it."""
+        confirmed = self.store.confirmed(self.device_id)
+        after = 0
+        if confirmed is not None and confirmed.event_generation == self.generation:
+            after = confirmed.event_sequence
+        events = await self.guarded("reading events", driver.read_events(after))
+        if not events:
+            return 0
+        generation = self.generation or 0
+        self.store.add_events(
+            self.device_id,
+            generation,
+            [
+                {
+                    "kind": "controller_event",
+                    "controller": self.device_id,
+                    "generation": generation,
+                    "sequence": e.sequence,
+                    "event": e.kind.value,
+                    "credential": str(e.credential),
+                    "door": e.door,
+                    "reason": e.reason.value if e.reason is not None else None,
+                    "at": e.at.isoformat(),
+                }
+                for e in events
+            ],
+        )
+        self.on_outbox()
+        await self.guarded(
+            "acknowledging events", driver.ack_events(max(e.sequence for e in events))
+        )
+        return len(events)
+
+
+__all__ = ["AgentControllerWorker", "driver_list"]

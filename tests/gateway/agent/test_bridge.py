@@ -1,0 +1,76 @@
+"""deploy/mosquitto/bridge-site.conf on real brokers: a site Mosquitto bridged to the
+central one (with the deployed ACL, the site's account) carries the site's topics both ways;
+an agent on the site broker and the core's hub on the central broker deliver a revocation,
+and a revocation made while the bridge is down lands when it is back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.agent import Agent
+from gateway.demo.broker import DeployedMosquitto, PrivateMosquitto
+from tests.gateway.agent.facts import tag
+from tests.gateway.agent.harness import agent_settings, running_core, state_file, until
+from tests.gateway.agent.test_acl import DEPLOY, PASSWORDS, deployed
+
+__all__ = ["deployed"]
+
+pytestmark = pytest.mark.slow
+
+
+class SiteBroker(PrivateMosquitto):
+    """A private Mosquitto with the bridge section of deploy/mosquitto/bridge-site.conf,
+    pointed at ``central`` (plain TCP on loopback instead of TLS) as site ``site``."""
+
+    def __init__(self, central: PrivateMosquitto, site: str) -> None:
+        super().__init__()
+        self.central = central
+        self.site = site
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        bridge = []
+        for line in (DEPLOY / "mosquitto" / "bridge-site.conf").read_text().splitlines():
+            if line.startswith(("bridge_cafile", "bridge_tls_version")):
+                continue  # loopback: no TLS in the test
+            line = line.replace("depot-hallsberg", self.site)
+            if line.startswith("address "):
+                line = f"address {self.central.host}:{self.central.port}"
+            if line.startswith("remote_password "):
+                line = f"remote_password {PASSWORDS[self.site]}"
+            bridge.append(line)
+        with self.config_path.open("a") as f:
+            f.write("\n".join(bridge) + "\n")
+
+
+@pytest.fixture
+def site_broker(deployed: DeployedMosquitto) -> Iterator[SiteBroker]:
+    b = SiteBroker(deployed, "north")
+    b.start()
+    yield b
+    b.cleanup()
+
+
+async def test_an_agent_behind_a_bridged_site_broker(
+    deployed: DeployedMosquitto, site_broker: SiteBroker, tmp_path: Path
+) -> None:
+    hub_account = ("lockgate-sites", PASSWORDS["lockgate-sites"])
+    db_url = f"sqlite:///{tmp_path}/core.db"
+    async with running_core(db_url, deployed, ["n1"], account=hub_account) as run:
+        settings = agent_settings(site_broker, {"n1": run.simulators["n1"].driver_options()})
+        async with Agent(settings, "north", state_file(tmp_path, "north"), resend_s=1.0):
+            await until(lambda: run.all_confirmed(["n1"]), timeout=30, what="the first sync")
+            await run.block(0)
+            await until(lambda: not run.holds("n1", tag(0)), what="the revocation")
+            await until(lambda: run.settled(tag(0)), what="the confirmation")
+
+            # the WAN goes: the central broker is away; a card is blocked meanwhile
+            deployed.stop()
+            await run.block(1)
+            assert run.holds("n1", tag(1))
+            deployed.start()
+            await until(lambda: not run.holds("n1", tag(1)), timeout=40, what="after the WAN")
+            await until(lambda: run.settled(tag(1)), timeout=20, what="confirmed")

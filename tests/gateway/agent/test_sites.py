@@ -1,0 +1,145 @@
+"""A core with the site hub and two site agents (in this process) on a private Mosquitto
+with simulated controllers: desired state flows down, confirmations and events up; a
+revocation reaches every site's controllers; an agent that was away catches up; an agent
+cut from the broker keeps serving its controllers and sends what it collected later."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from gateway.agent import Agent
+from gateway.bridge.sitepayloads import ControllerDoc, SiteDesired, dump
+from gateway.demo.broker import PrivateMosquitto
+from tests.gateway.agent.facts import tag
+from tests.gateway.agent.harness import agent_settings, running_core, state_file, until
+
+NORTH = ["n1", "n2"]
+SOUTH = ["s1"]
+
+
+def _agent(run: object, broker: PrivateMosquitto, site: str, ids: list[str], tmp: Path) -> Agent:
+    sims = run.simulators  # type: ignore[attr-defined]
+    settings = agent_settings(broker, {cid: sims[cid].driver_options() for cid in ids})
+    return Agent(settings, site, state_file(tmp, site), resend_s=1.0)
+
+
+async def test_a_revocation_reaches_every_site_and_an_agent_away_catches_up(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    async with running_core(sqlite_url, broker, NORTH + SOUTH) as run:
+        north = _agent(run, broker, "north", NORTH, tmp_path)
+        south = _agent(run, broker, "south", SOUTH, tmp_path)
+        async with north:
+            await south.start()
+            try:
+                await until(lambda: run.all_confirmed(NORTH + SOUTH), what="the first sync")
+                assert all(run.holds(cid, tag(0)) for cid in NORTH + SOUTH)
+                assert run.hub.sites["north"].controllers == NORTH
+
+                await run.block(0)
+                await until(
+                    lambda: not any(run.holds(c, tag(0)) for c in NORTH + SOUTH),
+                    what="tag 0 off every controller",
+                )
+                await until(lambda: run.all_confirmed(NORTH + SOUTH), what="confirmations")
+                confirmed = {
+                    b["device"]
+                    for k, b in run.sink.events
+                    if k == "revocation_confirmed" and b["credential"] == tag(0)
+                }
+                assert confirmed == {"n1", "n2", "s1"}
+                assert not await run.pending(tag(0))
+            finally:
+                await south.stop()
+
+            # south is away: a block lands on north only, and stays pending (exposed)
+            await run.block(1)
+            await until(lambda: not any(run.holds(c, tag(1)) for c in NORTH), what="north")
+            await until(lambda: run.all_confirmed(NORTH), what="north confirmed")
+            assert run.holds("s1", tag(1))
+            assert await run.pending(tag(1))
+            assert await run.exposed(tag(1)) == {"door:s1/1", "door:s1/2"}
+
+            # south comes back with its state file: it catches up, the exposure clears
+            south = _agent(run, broker, "south", SOUTH, tmp_path)
+            async with south:
+                await until(lambda: not run.holds("s1", tag(1)), what="s1 catches up")
+                await until(lambda: run.all_confirmed(SOUTH), what="s1 confirmed")
+                await until(lambda: run.settled(tag(1)), what="the state confirmed")
+                assert await run.exposed(tag(1)) == set()
+                assert ("revocation_confirmed", {"credential": tag(1), "device": "s1"}) in (
+                    run.sink.events
+                )
+
+
+async def test_an_agent_cut_from_the_broker_keeps_serving_and_sends_later(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    async with (
+        running_core(sqlite_url, broker, SOUTH) as run,
+        _agent(run, broker, "south", SOUTH, tmp_path) as south,
+    ):
+        await until(lambda: run.all_confirmed(SOUTH), what="the first sync")
+        broker.stop()
+        try:
+            await until(lambda: not south.connected.is_set(), what="the link down")
+            # the controller still decides at the door from the list it holds ...
+            assert (await run.simulators["s1"].present(int(tag(2)), 1))["granted"] is True
+            # ... and the agent collects the event for later
+            await until(lambda: south.store.waiting() > 0, what="the event queued")
+        finally:
+            broker.start()
+        await until(south.connected.is_set, what="the link back")
+        await until(
+            lambda: any(
+                k == "access_granted" and b["credential"] == tag(2) for k, b in run.sink.events
+            ),
+            what="the event delivered",
+        )
+        await until(lambda: south.store.waiting() == 0, what="the outbox acknowledged")
+        # sent at least once, applied once
+        granted = [
+            b for k, b in run.sink.events if k == "access_granted" and b["credential"] == tag(2)
+        ]
+        assert len(granted) == 1
+
+
+async def test_an_agent_refuses_bad_documents_over_mqtt_and_keeps_its_state(
+    sqlite_url: str,
+    broker: PrivateMosquitto,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.agent")
+    async with (
+        running_core(sqlite_url, broker, SOUTH, resend_s=30.0) as run,
+        _agent(run, broker, "south", SOUTH, tmp_path) as south,
+    ):
+        await until(lambda: run.all_confirmed(SOUTH), what="the first sync")
+        held = south.store.revision()
+        assert held is not None
+        stale = SiteDesired(
+            site="south",
+            revision=held,
+            controllers={"s1": ControllerDoc(revision="forged", entries=[])},
+            issued_at=datetime.now(UTC),
+        )
+        topic = "lockgate/v1/site/south/desired"
+        async with aiomqtt.Client(broker.host, broker.port, identifier="forger") as forger:
+            await forger.publish(topic, b'{"site": "south", "revision": "x"}', qos=1)
+            await forger.publish(topic, dump(stale), qos=1)
+        await until(lambda: len(south.refusals) >= 2, what="two refusals")
+        assert south.refusals[0].startswith("malformed document: revision")
+        assert south.refusals[1] == f"revision: {held} is not newer than the held {held}"
+        assert "refused a desired document" in caplog.text
+        desired = south.store.desired("s1")
+        assert desired is not None and desired.revision != "forged"
+        assert run.holds("s1", tag(0))
+        # the core answers a refusal with a full document, which the agent accepts
+        await until(lambda: (south.store.revision() or 0) > held, what="a full document")
+        await until(lambda: run.all_confirmed(SOUTH), what="still confirmed")
