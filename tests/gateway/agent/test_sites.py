@@ -14,9 +14,21 @@ import pytest
 
 from gateway.agent import Agent
 from gateway.bridge.sitepayloads import ControllerDoc, SiteDesired, dump
+from gateway.commands import model as m
+from gateway.config import Settings
+from gateway.core import Submission
 from gateway.demo.broker import PrivateMosquitto
-from tests.gateway.agent.facts import tag
-from tests.gateway.agent.harness import agent_settings, running_core, state_file, until
+from gateway.store.database import Database
+from tests.gateway.agent.facts import card, tag
+from tests.gateway.agent.harness import (
+    RunningCore,
+    agent_settings,
+    core_gateway,
+    running_core,
+    state_file,
+    until,
+)
+from tests.gateway.running import sync_core
 
 NORTH = ["n1", "n2"]
 SOUTH = ["s1"]
@@ -143,3 +155,35 @@ async def test_an_agent_refuses_bad_documents_over_mqtt_and_keeps_its_state(
         # the core answers a refusal with a full document, which the agent accepts
         await until(lambda: (south.store.revision() or 0) > held, what="a full document")
         await until(lambda: run.all_confirmed(SOUTH), what="still confirmed")
+
+
+async def test_a_core_restarted_sets_a_waiting_agent_right(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    """The agent stays up while the core is away; a card is blocked by another process
+    meanwhile (no hub running); the restarted core's hub hears the agent's retained state
+    and sends it a full document."""
+    async with (
+        running_core(sqlite_url, broker, SOUTH) as run,
+        _agent(run, broker, "south", SOUTH, tmp_path) as south,
+    ):
+        await until(lambda: run.all_confirmed(SOUTH), what="the first sync")
+        await run.gateway.stop()
+        held = south.store.revision()
+        # another process changes the store while no core runs
+        core, _ = sync_core(Database(sqlite_url), Settings())
+        core.load()
+        outcome = core.submit(Submission(m.BlockId06(card_number=card(3)), "tester"))
+        assert outcome.ok, outcome.error
+        core.db.dispose()
+        assert run.holds("s1", tag(3))
+
+        gateway, hub, sink = core_gateway(sqlite_url, broker)
+        await gateway.start()
+        try:
+            again = RunningCore(gateway, hub, sink, run.simulators)
+            await until(lambda: not again.holds("s1", tag(3)), what="the block lands")
+            await until(lambda: again.settled(tag(3)), what="confirmed to the new core")
+            assert (south.store.revision() or 0) > (held or 0)
+        finally:
+            await gateway.stop()
