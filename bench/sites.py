@@ -23,6 +23,7 @@ Prints one JSON object as its last line:
 ``core_ms_per_confirmation`` core time to apply one controller's confirmation (its
                               transaction on the core thread, queueing included)
 ``still_holding``             controllers that still hold a revoked tag (must be 0)
+``load_average_1m``           the machine's load at the end (the bench shares its cores)
 
 Usage: ``python bench/sites.py [--sites 20] [--revocations 20] [--idle-s 10]``
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import math
 import os
 import statistics
@@ -266,6 +268,7 @@ async def run(
         "idle_mqtt_msgs_per_s": round(idle_msgs, 3),
         "core_ms_per_confirmation": round(per_confirmation_ms, 2),
         "still_holding": len(still_holding),
+        "load_average_1m": round(os.getloadavg()[0], 1),
     }
 
 
@@ -287,6 +290,7 @@ def main() -> None:
         return
     if args.sites < 1 or args.revocations < 1:
         parser.error("--sites and --revocations: must be at least 1")
+    logging.getLogger("mqtt").setLevel(logging.ERROR)  # counts of pending publications
     result = asyncio.run(run(args.sites, args.revocations, args.idle_s, args.sync_timeout_s))
     print(json.dumps(result))
 
