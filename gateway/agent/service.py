@@ -38,7 +38,7 @@ from gateway.bridge.sitepayloads import SiteAck, SiteState, dump
 from gateway.bridge.topics import TopicMap, check_level
 from gateway.config import Settings
 from gateway.runtime import cancel_and_wait
-from gateway.sync.engine import worker_timing
+from gateway.sync.engine import controller_settings, worker_timing
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,8 @@ class Agent:
                 ),
                 timing=timing,
                 on_outbox=self._outbox_changed,
+                settings=controller_settings(c),
+                clock_tolerance_s=c.clock_tolerance_s,
             )
             for c in settings.controllers
         }

@@ -18,6 +18,7 @@ from gateway.commands import model as m
 from gateway.config import Settings
 from gateway.core import Submission
 from gateway.demo.broker import PrivateMosquitto
+from gateway.store import device_records as sync_store
 from gateway.store.database import Database
 from tests.gateway.agent.facts import card, tag
 from tests.gateway.agent.harness import (
@@ -187,3 +188,45 @@ async def test_a_core_restarted_sets_a_waiting_agent_right(
             assert (south.store.revision() or 0) > (held or 0)
         finally:
             await gateway.stop()
+
+
+async def test_an_agent_restores_a_controller_that_lost_its_memory(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    """Power loss: the controller's generation changes; the agent writes the allow-list, its
+    settings and its clock again without the core, and reports the new confirmation."""
+    async with running_core(sqlite_url, broker, SOUTH) as run:
+        sim = run.simulators["s1"]
+        settings = Settings.model_validate(
+            agent_settings(broker, {"s1": sim.driver_options()}).model_dump()
+            | {
+                "controllers": [
+                    {
+                        "id": "s1",
+                        "driver": "modbus-door",
+                        "options": sim.driver_options(),
+                        "pulse_seconds": 7,
+                    }
+                ]
+            }
+        )
+        async with Agent(settings, "south", state_file(tmp_path, "south")) as south:
+            worker = south.workers["s1"]
+            await until(lambda: run.all_confirmed(SOUTH), what="the first sync")
+            await until(lambda: sim.memory.pulse_seconds == 7, what="the settings")
+            writes, sets = worker.writes, worker.clock_sets
+            generation = (await sim.power_loss())["generation"]
+            await sim.set_time("2020-01-01T00:00:00+00:00")
+            assert not run.holds("s1", tag(0))
+            await until(lambda: run.holds("s1", tag(0)), what="the list written again")
+            await until(lambda: sim.memory.pulse_seconds == 7, what="the settings again")
+            await until(lambda: worker.clock_sets > sets, what="the clock set")
+            assert worker.writes == writes + 1
+            assert worker.generation == generation
+
+            def confirmed_generation() -> bool:
+                with run.core.db.session(readonly=True) as s:
+                    held = sync_store.get_controller(s, "s1")
+                return held is not None and held.generation == generation
+
+            await until(confirmed_generation, what="the core knows the new generation")
