@@ -131,6 +131,9 @@ def bad_values(tmp: Path) -> dict[str, list[str]]:
         "keys": ["abc"],
         "cylinders": ["abc"],
         "max_payload": ["0"],
+        # the edge agent
+        "site": ["bad site!", "a/b"],
+        "state": [str(tmp)],  # a folder, where the agent's SQLite file goes
     }
 
 
@@ -160,6 +163,7 @@ def good_values(tmp: Path) -> dict[str, list[str]]:
     manifest = tmp / "good.csv"
     manifest.write_text("Nyckelnummer\n100000099\n", encoding="utf-8")
     return {
+        "site": ["north"],
         "credential": [sample.KEY_ANNA],
         "number": [sample.VISITOR_CARD],
         "args": ["sign", sample.KEY_FATIMA],
