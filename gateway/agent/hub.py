@@ -181,6 +181,8 @@ class SiteHub:
                         self._reports = asyncio.Queue()
             except aiomqtt.MqttError as exc:
                 log.warning("site hub: link to the broker lost: %s", exc)
+            except Exception:
+                log.exception("site hub: the link failed; reconnecting")
             finally:
                 self._client = None
                 for view in self.sites.values():
@@ -353,28 +355,38 @@ class SiteHub:
                     )
                     view.full = view.dirty = True
             due = [v for v in self.sites.values() if v.online and v.dirty and v.controllers]
-            if due:
-                docs = await self.gateway.call(self._build, due)
-                # Sites with revoking changes first.
-                ordered = sorted(docs, key=lambda d: not d[2])
-                # handed to the client in this order, revoking sites first; the PUBACKs are
-                # awaited together
-                await asyncio.gather(
-                    *(
-                        client.publish(
-                            self.topics.site("site_desired", view.site), dump(doc), qos=1
-                        )
-                        for view, doc, _ in ordered
-                    )
-                )
-                now = time.monotonic()
-                for view, _, _ in ordered:
-                    view.sent_at = now
-                self.messages_out += len(ordered)
+            try:
+                await self._publish_due(client, due)
+            except aiomqtt.MqttError:
+                raise
+            except Exception:
+                log.exception("site hub: publishing desired state failed; retrying")
+                for view in due:
+                    view.full = view.dirty = True
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self._wake.wait()
             self._wake.clear()
+
+    async def _publish_due(self, client: aiomqtt.Client, due: list[SiteView]) -> None:
+        """Build and publish the documents ``due`` sites need, revoking sites first."""
+        assert self.gateway is not None
+        if not due:
+            return
+        docs = await self.gateway.call(self._build, due)
+        ordered = sorted(docs, key=lambda d: not d[2])
+        # handed to the client in this order, revoking sites first; the PUBACKs are awaited
+        # together
+        await asyncio.gather(
+            *(
+                client.publish(self.topics.site("site_desired", view.site), dump(doc), qos=1)
+                for view, doc, _ in ordered
+            )
+        )
+        now = time.monotonic()
+        for view, _, _ in ordered:
+            view.sent_at = now
+        self.messages_out += len(ordered)
 
     # ------------------------------------------------------------------ up: confirmations, events
 
@@ -397,29 +409,39 @@ class SiteHub:
         """Apply the queued reports in batches, one core transaction each, then acknowledge
         them (one acknowledgement per site and batch)."""
         while True:
-            batch = [await self._reports.get()]
-            while not self._reports.empty() and len(batch) < MAX_BATCH:
-                batch.append(self._reports.get_nowait())
-            batch.sort(key=lambda r: not isinstance(r, SiteConfirm))
-            started = time.perf_counter()
-            done = await self._apply(batch)
-            confirms = sum(1 for r in done if isinstance(r, SiteConfirm))
-            self.confirm_s += time.perf_counter() - started
-            self.confirmations += confirms
-            acks: dict[str, list[int]] = {}
-            for r in done:
-                acks.setdefault(r.site, []).append(r.seq)
-            await asyncio.gather(
-                *(
-                    client.publish(
-                        self.topics.site("site_ack", site),
-                        dump(SiteAck(site=site, seqs=seqs)),
-                        qos=1,
-                    )
-                    for site, seqs in acks.items()
+            try:
+                await self._apply_batch(client)
+            except aiomqtt.MqttError:
+                raise
+            except Exception:
+                # the reports were not acknowledged: their agents send them again
+                log.exception("site hub: applying reports failed")
+
+    async def _apply_batch(self, client: aiomqtt.Client) -> None:
+        """Apply one batch of queued reports and acknowledge it."""
+        batch = [await self._reports.get()]
+        while not self._reports.empty() and len(batch) < MAX_BATCH:
+            batch.append(self._reports.get_nowait())
+        batch.sort(key=lambda r: not isinstance(r, SiteConfirm))
+        started = time.perf_counter()
+        done = await self._apply(batch)
+        confirms = sum(1 for r in done if isinstance(r, SiteConfirm))
+        self.confirm_s += time.perf_counter() - started
+        self.confirmations += confirms
+        acks: dict[str, list[int]] = {}
+        for r in done:
+            acks.setdefault(r.site, []).append(r.seq)
+        await asyncio.gather(
+            *(
+                client.publish(
+                    self.topics.site("site_ack", site),
+                    dump(SiteAck(site=site, seqs=seqs)),
+                    qos=1,
                 )
+                for site, seqs in acks.items()
             )
-            self.messages_out += len(acks)
+        )
+        self.messages_out += len(acks)
 
     async def _apply(self, batch: list[SiteConfirm | SiteEvent]) -> list[SiteConfirm | SiteEvent]:
         """Apply ``batch`` in one transaction; if that fails, each report alone (a report

@@ -135,15 +135,14 @@ class Agent:
     # ------------------------------------------------------------------ the link
 
     def _state(self, online: bool, reason: str) -> bytes:
+        confirmed = self.store.confirmed_revisions()
         return dump(
             SiteState(
                 site=self.site,
                 online=online,
                 revision=self.store.revision(),
                 reason=reason[:300],
-                controllers={
-                    cid: self.store.confirmed_revisions().get(cid) for cid in self.workers
-                },
+                controllers={cid: confirmed.get(cid) for cid in self.workers},
                 waiting=self.store.waiting(),
                 at=datetime.now(UTC),
             )
@@ -179,6 +178,8 @@ class Agent:
                     await self._serve_link(client)
             except aiomqtt.MqttError as exc:
                 log.warning("agent of site %s: link to the broker lost: %s", self.site, exc)
+            except Exception:
+                log.exception("agent of site %s: the link failed; reconnecting", self.site)
             finally:
                 self._client = None
                 self.connected.clear()
