@@ -24,6 +24,10 @@ Prints one JSON object as its last line:
 ``idle_mqtt_msgs_per_s``      messages the hub sent and received per second at idle
 ``core_ms_per_confirmation`` core time to apply one controller's confirmation (its
                               transaction on the core thread, queueing included)
+``cpu_ms_per_revocation_core|agents|simulators``
+                              CPU time per revocation of the core (this process, the 0.2 s
+                              pauses between revocations included), of all agents together and
+                              of the simulator process
 ``still_holding``             controllers that still hold a revoked tag (must be 0)
 ``load_average_1m``           the machine's load at the end (the bench shares its cores)
 
@@ -223,6 +227,16 @@ async def run(
                 print(f"idle: core CPU {idle_cpu:.1f} %, {idle_msgs:.2f} MQTT messages/s")
 
                 confirm_s, confirmations = hub.confirm_s, hub.confirmations
+                procs = {
+                    "core": me,
+                    "simulators": psutil.Process(sim.pid),
+                    **{f"agent-{a.site}": psutil.Process(a.pid) for a in agents},
+                }
+
+                def cpu() -> dict[str, float]:
+                    return {k: sum(p.cpu_times()[:2]) for k, p in procs.items()}
+
+                cpu_before = cpu()
                 latencies: list[float] = []
                 firsts: list[float] = []
                 for i in range(revocations):
@@ -244,6 +258,13 @@ async def run(
                     latencies.append((time.perf_counter() - accepted) * 1000)
                     firsts.append((sink.first[tag(i)] - accepted) * 1000)
                     await asyncio.sleep(0.2)
+                cpu_after = cpu()
+                spent = {k: cpu_after[k] - cpu_before[k] for k in procs}
+                cpu_ms = {
+                    "core": spent["core"],
+                    "simulators": spent["simulators"],
+                    "agents": sum(v for k, v in spent.items() if k.startswith("agent-")),
+                }
                 per_confirmation_ms = (
                     (hub.confirm_s - confirm_s) / max(1, hub.confirmations - confirmations) * 1000
                 )
@@ -275,6 +296,10 @@ async def run(
         "idle_core_cpu_pct_per_site": round(idle_cpu / sites, 3),
         "idle_mqtt_msgs_per_s": round(idle_msgs, 3),
         "core_ms_per_confirmation": round(per_confirmation_ms, 2),
+        **{
+            f"cpu_ms_per_revocation_{k}": round(v / revocations * 1000, 1)
+            for k, v in cpu_ms.items()
+        },
         "still_holding": len(still_holding),
         "load_average_1m": round(os.getloadavg()[0], 1),
     }
