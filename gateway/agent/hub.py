@@ -43,6 +43,7 @@ from gateway.bridge.sitepayloads import (
 from gateway.bridge.topics import TopicMap
 from gateway.config import MqttSettings
 from gateway.rules.engine import Changes
+from gateway.rules.hardware import DesiredController
 from gateway.runtime import Gateway, cancel_and_wait
 from gateway.store import device_records as sync_store
 from gateway.sync.events import SyncSink
@@ -69,8 +70,9 @@ class SiteView:
     sent_at: float = 0.0
     snapshots: dict[int, dict[str, str]] = field(default_factory=dict)
     """Revision -> controller -> controller revision, of the documents sent."""
-    docs: dict[str, ControllerDoc] = field(default_factory=dict)
-    """What the last document sent said of each controller."""
+    held: dict[str, frozenset[int]] = field(default_factory=dict)
+    """The credentials on each controller's list in the last document sent (to tell which
+    changes revoke; the lists themselves are rebuilt from the rules engine when needed)."""
     full: bool = True
     dirty: bool = False
     touched: dict[str, set[str]] = field(default_factory=dict)
@@ -263,61 +265,27 @@ class SiteHub:
     # ------------------------------------------------------------------ down: desired state
 
     def _build(self, views: list[SiteView]) -> list[tuple[SiteView, SiteDesired, bool]]:
-        """On the core thread: the document each site needs now (None-free), and whether it
-        revokes."""
+        """On the core thread: the document each site needs now (sites with nothing to send
+        are left out), and whether it revokes. A delta holds only the controllers whose
+        desired revision differs from the document sent last."""
         assert self.gateway is not None
         engine = self.gateway.core.engine
         out: list[tuple[SiteView, SiteDesired, bool]] = []
         for view in views:
-            current: dict[str, ControllerDoc] = {}
+            base = None if view.full else view.sent_revision
+            before = view.snapshots.get(base, {}) if base is not None else {}
+            revisions: dict[str, str] = {}
+            changed: dict[str, ControllerDoc] = {}
             for cid in view.controllers:
                 desired = engine.controller(cid)
-                entries, schedules = allow_list(desired)
-                old = view.docs.get(cid)
-                credentials = {e.credential for e in entries}
-                revoking = old is not None and bool(
-                    {e.credential for e in old.entries} - credentials
-                )
-                current[cid] = ControllerDoc(
-                    revision=desired.revision,
-                    revoking=revoking,
-                    entries=[
-                        AllowEntryDoc(
-                            credential=e.credential,
-                            doors_mask=e.doors_mask,
-                            valid_from=e.valid_from,
-                            valid_until=e.valid_until,
-                            schedule_id=e.schedule_id,
-                        )
-                        for e in entries
-                    ],
-                    schedules=[
-                        ScheduleDoc(
-                            schedule_id=s.schedule_id,
-                            windows=[
-                                WindowDoc(
-                                    days_mask=w.days_mask,
-                                    start_minute=w.start_minute,
-                                    end_minute=w.end_minute,
-                                )
-                                for w in s.windows
-                            ],
-                        )
-                        for s in schedules
-                    ],
-                )
-            revision = max(view.sent_revision, view.agent_revision or 0) + 1
-            base = None if view.full else view.sent_revision
-            if base is not None:
-                held = view.snapshots.get(base, {})
-                changed = {
-                    cid: doc for cid, doc in current.items() if held.get(cid) != doc.revision
-                }
-                if not changed:
-                    view.dirty = False
+                revisions[cid] = desired.revision
+                if base is not None and before.get(cid) == desired.revision:
                     continue
-            else:
-                changed = current
+                changed[cid] = self._controller_doc(view, desired)
+            if base is not None and not changed:
+                view.dirty = False
+                continue
+            revision = max(view.sent_revision, view.agent_revision or 0) + 1
             ordered = dict(sorted(changed.items(), key=lambda kv: not kv[1].revoking))
             doc = SiteDesired(
                 site=view.site,
@@ -327,14 +295,51 @@ class SiteHub:
                 issued_at=datetime.now(UTC),
             )
             out.append((view, doc, any(d.revoking for d in ordered.values())))
-            view.snapshots[revision] = {cid: d.revision for cid, d in current.items()}
+            view.snapshots[revision] = revisions
             for old_rev in sorted(view.snapshots)[:-KEEP_SNAPSHOTS]:
                 del view.snapshots[old_rev]
-            view.docs = current
+            for cid, cdoc in changed.items():
+                view.held[cid] = frozenset(e.credential for e in cdoc.entries)
             view.sent_revision = revision
             view.full = False
             view.dirty = False
         return out
+
+    @staticmethod
+    def _controller_doc(view: SiteView, desired: DesiredController) -> ControllerDoc:
+        """One controller's desired state as a document entry; ``revoking`` when it lacks a
+        credential the last document sent to the site gave it."""
+        entries, schedules = allow_list(desired)
+        old = view.held.get(desired.controller_id)
+        revoking = old is not None and bool(old - {e.credential for e in entries})
+        return ControllerDoc(
+            revision=desired.revision,
+            revoking=revoking,
+            entries=[
+                AllowEntryDoc(
+                    credential=e.credential,
+                    doors_mask=e.doors_mask,
+                    valid_from=e.valid_from,
+                    valid_until=e.valid_until,
+                    schedule_id=e.schedule_id,
+                )
+                for e in entries
+            ],
+            schedules=[
+                ScheduleDoc(
+                    schedule_id=s.schedule_id,
+                    windows=[
+                        WindowDoc(
+                            days_mask=w.days_mask,
+                            start_minute=w.start_minute,
+                            end_minute=w.end_minute,
+                        )
+                        for w in s.windows
+                    ],
+                )
+                for s in schedules
+            ],
+        )
 
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
         assert self.gateway is not None
