@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from drivers.base import DenyReason
+from gateway.agent.publish import publish_all
 from gateway.bridge.sitepayloads import (
     AllowEntryDoc,
     ControllerDoc,
@@ -382,11 +383,10 @@ class SiteHub:
         ordered = sorted(docs, key=lambda d: not d[2])
         # handed to the client in this order, revoking sites first; the PUBACKs are awaited
         # together
-        await asyncio.gather(
-            *(
-                client.publish(self.topics.site("site_desired", view.site), dump(doc), qos=1)
-                for view, doc, _ in ordered
-            )
+        await publish_all(
+            client,
+            [(self.topics.site("site_desired", view.site), dump(doc)) for view, doc, _ in ordered],
+            "lockgate-sites-desired",
         )
         now = time.monotonic()
         for view, _, _ in ordered:
@@ -436,15 +436,13 @@ class SiteHub:
         acks: dict[str, list[int]] = {}
         for r in done:
             acks.setdefault(r.site, []).append(r.seq)
-        await asyncio.gather(
-            *(
-                client.publish(
-                    self.topics.site("site_ack", site),
-                    dump(SiteAck(site=site, seqs=seqs)),
-                    qos=1,
-                )
+        await publish_all(
+            client,
+            [
+                (self.topics.site("site_ack", site), dump(SiteAck(site=site, seqs=seqs)))
                 for site, seqs in acks.items()
-            )
+            ],
+            "lockgate-sites-ack",
         )
         self.messages_out += len(acks)
 

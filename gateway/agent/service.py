@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from drivers.base import DeviceConfig, DoorController
 from drivers.registry import load_door_controller
 from gateway.agent.local import AgentStore, Refused
+from gateway.agent.publish import publish_all
 from gateway.agent.worker import AgentControllerWorker
 from gateway.bridge.sitepayloads import SiteAck, SiteState, dump
 from gateway.bridge.topics import TopicMap, check_level
@@ -272,15 +273,16 @@ class Agent:
                 due.append(p)
                 self._sent[p.seq] = (now, times + 1)
             # handed to the client in outbox order (revocations first); PUBACKs awaited together
-            await asyncio.gather(
-                *(
-                    client.publish(
+            await publish_all(
+                client,
+                [
+                    (
                         self.topics.site(p.topic, self.site),
                         dump_json({"site": self.site, "seq": p.seq, **p.payload}),
-                        qos=1,
                     )
                     for p in due
-                )
+                ],
+                f"lockgate-agent-outbox-{self.site}-send",
             )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(1.0, self.resend_s)):
