@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from drivers.base import DenyReason
-from gateway.agent.publish import publish_all
+from gateway.agent.link import publish_all, tls_context
 from gateway.bridge.sitepayloads import (
     AllowEntryDoc,
     ControllerDoc,
@@ -151,6 +151,7 @@ class SiteHub:
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=True,
             keepalive=m.keepalive_s,
+            tls_context=tls_context(m),
             timeout=10,
         )
 

@@ -32,8 +32,8 @@ from pydantic import ValidationError
 
 from drivers.base import DeviceConfig, DoorController
 from drivers.registry import load_door_controller
+from gateway.agent.link import publish_all, tls_context
 from gateway.agent.local import AgentStore, Refused
-from gateway.agent.publish import publish_all
 from gateway.agent.worker import AgentControllerWorker
 from gateway.bridge.sitepayloads import SiteAck, SiteState, dump
 from gateway.bridge.topics import TopicMap, check_level
@@ -160,6 +160,7 @@ class Agent:
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=True,
             keepalive=m.keepalive_s,
+            tls_context=tls_context(m),
             will=aiomqtt.Will(
                 self.topics.site("site_state", self.site),
                 self._state(False, "offline"),
