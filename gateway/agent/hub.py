@@ -397,11 +397,14 @@ class SiteHub:
     # ------------------------------------------------------------------ up: confirmations, events
 
     def _controller_of(self, site: str, controller: str) -> bool:
-        if self.owner.get(controller, site) != site:
-            log.warning("site hub: site %s reports controller %s of another site", site, controller)
-            return False
-        if self.allowed is not None and controller not in self.allowed[site]:
-            log.warning("site hub: site %s reports unknown controller %s", site, controller)
+        """Whether ``site`` serves ``controller``: it named it in its state, and no other site
+        named it first (and, with ``sites`` given, it is one of that site's). A report about
+        another controller is refused (not acknowledged)."""
+        view = self.sites.get(site)
+        if view is None or controller not in view.controllers:
+            log.warning(
+                "site hub: site %s reports controller %s it does not serve", site, controller
+            )
             return False
         return True
 

@@ -5,6 +5,9 @@ cut from the broker keeps serving its controllers and sends what it collected la
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -230,3 +233,56 @@ async def test_an_agent_restores_a_controller_that_lost_its_memory(
                 return held is not None and held.generation == generation
 
             await until(confirmed_generation, what="the core knows the new generation")
+
+
+async def test_the_hub_refuses_a_report_about_another_sites_controller(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    async with (
+        running_core(sqlite_url, broker, NORTH + SOUTH) as run,
+        _agent(run, broker, "north", NORTH, tmp_path),
+        _agent(run, broker, "south", SOUTH, tmp_path),
+    ):
+        await until(lambda: run.all_confirmed(NORTH + SOUTH), what="the first sync")
+
+        def n1() -> tuple[str, int] | None:
+            with run.core.db.session(readonly=True) as s:
+                held = sync_store.get_controller(s, "n1")
+            return (held.revision, held.checksum) if held else None
+
+        before = await run.gateway.call(n1)
+        forged = {
+            "site": "south",
+            "seq": 999999,
+            "controller": "n1",
+            "revision": "forged",
+            "checksum": 1,
+            "generation": 1,
+            "credentials": [],
+            "entries": 0,
+            "ms": 1.0,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        async with aiomqtt.Client(broker.host, broker.port, identifier="forger") as forger:
+            await forger.subscribe("lockgate/v1/site/south/ack", qos=1)
+            await forger.publish(
+                "lockgate/v1/site/south/confirm", json.dumps(forged).encode(), qos=1
+            )
+            # nor about a controller no site serves
+            unknown = forged | {"seq": 999998, "controller": "x9"}
+            await forger.publish(
+                "lockgate/v1/site/south/confirm", json.dumps(unknown).encode(), qos=1
+            )
+            acks: list[bytes] = []
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.5):
+                    async for message in forger.messages:
+                        acks.append(bytes(message.payload))  # type: ignore[arg-type]
+        assert not any(b"999999" in a or b"999998" in a for a in acks)
+        assert await run.gateway.call(n1) == before
+
+        def x9() -> object:
+            with run.core.db.session(readonly=True) as s:
+                return sync_store.get_controller(s, "x9")
+
+        assert await run.gateway.call(x9) is None
