@@ -16,13 +16,20 @@ Prints one JSON object as its last line:
 
 ``sites``, ``controllers``, ``revocations``
 ``revocation_p50_ms`` / ``revocation_p99_ms`` / ``revocation_max_ms``   (target p99 <= 1000)
+``first_controller_p50_ms``   the same until the first controller confirmed (the rest is
+                              the spread over all controllers)
 ``first_sync_s``              from the agents' start to every controller confirmed
 ``idle_core_cpu_pct``         core process CPU at idle (percent of one core)
 ``idle_core_cpu_pct_per_site``
 ``idle_mqtt_msgs_per_s``      messages the hub sent and received per second at idle
 ``core_ms_per_confirmation`` core time to apply one controller's confirmation (its
                               transaction on the core thread, queueing included)
+``cpu_ms_per_revocation_core|agents|simulators``
+                              CPU time per revocation of the core (this process, the 0.2 s
+                              pauses between revocations included), of all agents together and
+                              of the simulator process
 ``still_holding``             controllers that still hold a revoked tag (must be 0)
+``load_average_1m``           the machine's load at the end (the bench shares its cores)
 
 Usage: ``python bench/sites.py [--sites 20] [--revocations 20] [--idle-s 10]``
 """
@@ -32,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import math
 import os
 import statistics
@@ -109,6 +117,8 @@ class _Confirmations:
         self.loop = loop
         self.devices: dict[str, set[str]] = {}
         self.waiting: dict[str, tuple[int, asyncio.Event]] = {}
+        self.first: dict[str, float] = {}
+        """Tag -> when its first controller's confirmation was applied (perf_counter)."""
 
     def availability(self, session: object, device_id: str, online: bool, reason: str) -> None:
         pass
@@ -122,6 +132,7 @@ class _Confirmations:
         number = body["credential"]
         seen = self.devices.setdefault(number, set())
         seen.add(body["device"])
+        self.first.setdefault(number, time.perf_counter())
         wanted = self.waiting.get(number)
         if wanted is not None and len(seen) >= wanted[0]:
             self.loop.call_soon_threadsafe(wanted[1].set)
@@ -216,7 +227,18 @@ async def run(
                 print(f"idle: core CPU {idle_cpu:.1f} %, {idle_msgs:.2f} MQTT messages/s")
 
                 confirm_s, confirmations = hub.confirm_s, hub.confirmations
+                procs = {
+                    "core": me,
+                    "simulators": psutil.Process(sim.pid),
+                    **{f"agent-{a.site}": psutil.Process(a.pid) for a in agents},
+                }
+
+                def cpu() -> dict[str, float]:
+                    return {k: sum(p.cpu_times()[:2]) for k, p in procs.items()}
+
+                cpu_before = cpu()
                 latencies: list[float] = []
+                firsts: list[float] = []
                 for i in range(revocations):
                     done = asyncio.Event()
                     sink.waiting[tag(i)] = (len(everything), done)
@@ -234,7 +256,15 @@ async def run(
                             f"revocation {i}: {seen} of {len(everything)} confirmed in 30 s"
                         ) from None
                     latencies.append((time.perf_counter() - accepted) * 1000)
+                    firsts.append((sink.first[tag(i)] - accepted) * 1000)
                     await asyncio.sleep(0.2)
+                cpu_after = cpu()
+                spent = {k: cpu_after[k] - cpu_before[k] for k in procs}
+                cpu_ms = {
+                    "core": spent["core"],
+                    "simulators": spent["simulators"],
+                    "agents": sum(v for k, v in spent.items() if k.startswith("agent-")),
+                }
                 per_confirmation_ms = (
                     (hub.confirm_s - confirm_s) / max(1, hub.confirmations - confirmations) * 1000
                 )
@@ -260,12 +290,18 @@ async def run(
         "revocation_p50_ms": round(statistics.median(latencies), 1),
         "revocation_p99_ms": round(percentile(latencies, 99), 1),
         "revocation_max_ms": round(max(latencies), 1),
+        "first_controller_p50_ms": round(statistics.median(firsts), 1),
         "first_sync_s": round(first_sync_s, 2),
         "idle_core_cpu_pct": round(idle_cpu, 2),
         "idle_core_cpu_pct_per_site": round(idle_cpu / sites, 3),
         "idle_mqtt_msgs_per_s": round(idle_msgs, 3),
         "core_ms_per_confirmation": round(per_confirmation_ms, 2),
+        **{
+            f"cpu_ms_per_revocation_{k}": round(v / revocations * 1000, 1)
+            for k, v in cpu_ms.items()
+        },
         "still_holding": len(still_holding),
+        "load_average_1m": round(os.getloadavg()[0], 1),
     }
 
 
@@ -287,6 +323,7 @@ def main() -> None:
         return
     if args.sites < 1 or args.revocations < 1:
         parser.error("--sites and --revocations: must be at least 1")
+    logging.getLogger("mqtt").setLevel(logging.ERROR)  # counts of pending publications
     result = asyncio.run(run(args.sites, args.revocations, args.idle_s, args.sync_timeout_s))
     print(json.dumps(result))
 

@@ -21,8 +21,10 @@ def site_hub(gateway: Gateway) -> SiteHub:
     with its own broker account (each account has one connection): ``LOCKGATE_SITES_USERNAME``
     (default: the gateway's account name + ``-sites``) and ``LOCKGATE_SITES_PASSWORD``
     (default: the gateway's password)."""
-    sync = next(s for s in gateway.services if isinstance(s, SyncService))
     mqtt = gateway.settings.mqtt
+    if not mqtt.enabled:
+        raise ValueError("--sites: site agents are served over MQTT; set mqtt.enabled")
+    sync = next(s for s in gateway.services if isinstance(s, SyncService))
     username = os.environ.get("LOCKGATE_SITES_USERNAME") or (
         f"{mqtt.username}-sites" if mqtt.username else None
     )

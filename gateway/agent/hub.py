@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from drivers.base import DenyReason
+from gateway.agent.link import publish_all, tls_context
 from gateway.bridge.sitepayloads import (
     AllowEntryDoc,
     ControllerDoc,
@@ -43,6 +44,7 @@ from gateway.bridge.sitepayloads import (
 from gateway.bridge.topics import TopicMap
 from gateway.config import MqttSettings
 from gateway.rules.engine import Changes
+from gateway.rules.hardware import DesiredController
 from gateway.runtime import Gateway, cancel_and_wait
 from gateway.store import device_records as sync_store
 from gateway.sync.events import SyncSink
@@ -69,8 +71,9 @@ class SiteView:
     sent_at: float = 0.0
     snapshots: dict[int, dict[str, str]] = field(default_factory=dict)
     """Revision -> controller -> controller revision, of the documents sent."""
-    docs: dict[str, ControllerDoc] = field(default_factory=dict)
-    """What the last document sent said of each controller."""
+    held: dict[str, frozenset[int]] = field(default_factory=dict)
+    """The credentials on each controller's list in the last document sent (to tell which
+    changes revoke; the lists themselves are rebuilt from the rules engine when needed)."""
     full: bool = True
     dirty: bool = False
     touched: dict[str, set[str]] = field(default_factory=dict)
@@ -148,6 +151,7 @@ class SiteHub:
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=True,
             keepalive=m.keepalive_s,
+            tls_context=tls_context(m),
             timeout=10,
         )
 
@@ -181,6 +185,8 @@ class SiteHub:
                         self._reports = asyncio.Queue()
             except aiomqtt.MqttError as exc:
                 log.warning("site hub: link to the broker lost: %s", exc)
+            except Exception:
+                log.exception("site hub: the link failed; reconnecting")
             finally:
                 self._client = None
                 for view in self.sites.values():
@@ -261,61 +267,27 @@ class SiteHub:
     # ------------------------------------------------------------------ down: desired state
 
     def _build(self, views: list[SiteView]) -> list[tuple[SiteView, SiteDesired, bool]]:
-        """On the core thread: the document each site needs now (None-free), and whether it
-        revokes."""
+        """On the core thread: the document each site needs now (sites with nothing to send
+        are left out), and whether it revokes. A delta holds only the controllers whose
+        desired revision differs from the document sent last."""
         assert self.gateway is not None
         engine = self.gateway.core.engine
         out: list[tuple[SiteView, SiteDesired, bool]] = []
         for view in views:
-            current: dict[str, ControllerDoc] = {}
+            base = None if view.full else view.sent_revision
+            before = view.snapshots.get(base, {}) if base is not None else {}
+            revisions: dict[str, str] = {}
+            changed: dict[str, ControllerDoc] = {}
             for cid in view.controllers:
                 desired = engine.controller(cid)
-                entries, schedules = allow_list(desired)
-                old = view.docs.get(cid)
-                credentials = {e.credential for e in entries}
-                revoking = old is not None and bool(
-                    {e.credential for e in old.entries} - credentials
-                )
-                current[cid] = ControllerDoc(
-                    revision=desired.revision,
-                    revoking=revoking,
-                    entries=[
-                        AllowEntryDoc(
-                            credential=e.credential,
-                            doors_mask=e.doors_mask,
-                            valid_from=e.valid_from,
-                            valid_until=e.valid_until,
-                            schedule_id=e.schedule_id,
-                        )
-                        for e in entries
-                    ],
-                    schedules=[
-                        ScheduleDoc(
-                            schedule_id=s.schedule_id,
-                            windows=[
-                                WindowDoc(
-                                    days_mask=w.days_mask,
-                                    start_minute=w.start_minute,
-                                    end_minute=w.end_minute,
-                                )
-                                for w in s.windows
-                            ],
-                        )
-                        for s in schedules
-                    ],
-                )
-            revision = max(view.sent_revision, view.agent_revision or 0) + 1
-            base = None if view.full else view.sent_revision
-            if base is not None:
-                held = view.snapshots.get(base, {})
-                changed = {
-                    cid: doc for cid, doc in current.items() if held.get(cid) != doc.revision
-                }
-                if not changed:
-                    view.dirty = False
+                revisions[cid] = desired.revision
+                if base is not None and before.get(cid) == desired.revision:
                     continue
-            else:
-                changed = current
+                changed[cid] = self._controller_doc(view, desired)
+            if base is not None and not changed:
+                view.dirty = False
+                continue
+            revision = max(view.sent_revision, view.agent_revision or 0) + 1
             ordered = dict(sorted(changed.items(), key=lambda kv: not kv[1].revoking))
             doc = SiteDesired(
                 site=view.site,
@@ -325,14 +297,51 @@ class SiteHub:
                 issued_at=datetime.now(UTC),
             )
             out.append((view, doc, any(d.revoking for d in ordered.values())))
-            view.snapshots[revision] = {cid: d.revision for cid, d in current.items()}
+            view.snapshots[revision] = revisions
             for old_rev in sorted(view.snapshots)[:-KEEP_SNAPSHOTS]:
                 del view.snapshots[old_rev]
-            view.docs = current
+            for cid, cdoc in changed.items():
+                view.held[cid] = frozenset(e.credential for e in cdoc.entries)
             view.sent_revision = revision
             view.full = False
             view.dirty = False
         return out
+
+    @staticmethod
+    def _controller_doc(view: SiteView, desired: DesiredController) -> ControllerDoc:
+        """One controller's desired state as a document entry; ``revoking`` when it lacks a
+        credential the last document sent to the site gave it."""
+        entries, schedules = allow_list(desired)
+        old = view.held.get(desired.controller_id)
+        revoking = old is not None and bool(old - {e.credential for e in entries})
+        return ControllerDoc(
+            revision=desired.revision,
+            revoking=revoking,
+            entries=[
+                AllowEntryDoc(
+                    credential=e.credential,
+                    doors_mask=e.doors_mask,
+                    valid_from=e.valid_from,
+                    valid_until=e.valid_until,
+                    schedule_id=e.schedule_id,
+                )
+                for e in entries
+            ],
+            schedules=[
+                ScheduleDoc(
+                    schedule_id=s.schedule_id,
+                    windows=[
+                        WindowDoc(
+                            days_mask=w.days_mask,
+                            start_minute=w.start_minute,
+                            end_minute=w.end_minute,
+                        )
+                        for w in s.windows
+                    ],
+                )
+                for s in schedules
+            ],
+        )
 
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
         assert self.gateway is not None
@@ -353,37 +362,49 @@ class SiteHub:
                     )
                     view.full = view.dirty = True
             due = [v for v in self.sites.values() if v.online and v.dirty and v.controllers]
-            if due:
-                docs = await self.gateway.call(self._build, due)
-                # Sites with revoking changes first.
-                ordered = sorted(docs, key=lambda d: not d[2])
-                # handed to the client in this order, revoking sites first; the PUBACKs are
-                # awaited together
-                await asyncio.gather(
-                    *(
-                        client.publish(
-                            self.topics.site("site_desired", view.site), dump(doc), qos=1
-                        )
-                        for view, doc, _ in ordered
-                    )
-                )
-                now = time.monotonic()
-                for view, _, _ in ordered:
-                    view.sent_at = now
-                self.messages_out += len(ordered)
+            try:
+                await self._publish_due(client, due)
+            except aiomqtt.MqttError:
+                raise
+            except Exception:
+                log.exception("site hub: publishing desired state failed; retrying")
+                for view in due:
+                    view.full = view.dirty = True
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self._wake.wait()
             self._wake.clear()
 
+    async def _publish_due(self, client: aiomqtt.Client, due: list[SiteView]) -> None:
+        """Build and publish the documents ``due`` sites need, revoking sites first."""
+        assert self.gateway is not None
+        if not due:
+            return
+        docs = await self.gateway.call(self._build, due)
+        ordered = sorted(docs, key=lambda d: not d[2])
+        # handed to the client in this order, revoking sites first; the PUBACKs are awaited
+        # together
+        await publish_all(
+            client,
+            [(self.topics.site("site_desired", view.site), dump(doc)) for view, doc, _ in ordered],
+            "lockgate-sites-desired",
+        )
+        now = time.monotonic()
+        for view, _, _ in ordered:
+            view.sent_at = now
+        self.messages_out += len(ordered)
+
     # ------------------------------------------------------------------ up: confirmations, events
 
     def _controller_of(self, site: str, controller: str) -> bool:
-        if self.owner.get(controller, site) != site:
-            log.warning("site hub: site %s reports controller %s of another site", site, controller)
-            return False
-        if self.allowed is not None and controller not in self.allowed[site]:
-            log.warning("site hub: site %s reports unknown controller %s", site, controller)
+        """Whether ``site`` serves ``controller``: it named it in its state, and no other site
+        named it first (and, with ``sites`` given, it is one of that site's). A report about
+        another controller is refused (not acknowledged)."""
+        view = self.sites.get(site)
+        if view is None or controller not in view.controllers:
+            log.warning(
+                "site hub: site %s reports controller %s it does not serve", site, controller
+            )
             return False
         return True
 
@@ -397,29 +418,37 @@ class SiteHub:
         """Apply the queued reports in batches, one core transaction each, then acknowledge
         them (one acknowledgement per site and batch)."""
         while True:
-            batch = [await self._reports.get()]
-            while not self._reports.empty() and len(batch) < MAX_BATCH:
-                batch.append(self._reports.get_nowait())
-            batch.sort(key=lambda r: not isinstance(r, SiteConfirm))
-            started = time.perf_counter()
-            done = await self._apply(batch)
-            confirms = sum(1 for r in done if isinstance(r, SiteConfirm))
-            self.confirm_s += time.perf_counter() - started
-            self.confirmations += confirms
-            acks: dict[str, list[int]] = {}
-            for r in done:
-                acks.setdefault(r.site, []).append(r.seq)
-            await asyncio.gather(
-                *(
-                    client.publish(
-                        self.topics.site("site_ack", site),
-                        dump(SiteAck(site=site, seqs=seqs)),
-                        qos=1,
-                    )
-                    for site, seqs in acks.items()
-                )
-            )
-            self.messages_out += len(acks)
+            try:
+                await self._apply_batch(client)
+            except aiomqtt.MqttError:
+                raise
+            except Exception:
+                # the reports were not acknowledged: their agents send them again
+                log.exception("site hub: applying reports failed")
+
+    async def _apply_batch(self, client: aiomqtt.Client) -> None:
+        """Apply one batch of queued reports and acknowledge it."""
+        batch = [await self._reports.get()]
+        while not self._reports.empty() and len(batch) < MAX_BATCH:
+            batch.append(self._reports.get_nowait())
+        batch.sort(key=lambda r: not isinstance(r, SiteConfirm))
+        started = time.perf_counter()
+        done = await self._apply(batch)
+        confirms = sum(1 for r in done if isinstance(r, SiteConfirm))
+        self.confirm_s += time.perf_counter() - started
+        self.confirmations += confirms
+        acks: dict[str, list[int]] = {}
+        for r in done:
+            acks.setdefault(r.site, []).append(r.seq)
+        await publish_all(
+            client,
+            [
+                (self.topics.site("site_ack", site), dump(SiteAck(site=site, seqs=seqs)))
+                for site, seqs in acks.items()
+            ],
+            "lockgate-sites-ack",
+        )
+        self.messages_out += len(acks)
 
     async def _apply(self, batch: list[SiteConfirm | SiteEvent]) -> list[SiteConfirm | SiteEvent]:
         """Apply ``batch`` in one transaction; if that fails, each report alone (a report

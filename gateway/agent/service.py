@@ -32,13 +32,14 @@ from pydantic import ValidationError
 
 from drivers.base import DeviceConfig, DoorController
 from drivers.registry import load_door_controller
+from gateway.agent.link import publish_all, tls_context
 from gateway.agent.local import AgentStore, Refused
 from gateway.agent.worker import AgentControllerWorker
 from gateway.bridge.sitepayloads import SiteAck, SiteState, dump
 from gateway.bridge.topics import TopicMap, check_level
 from gateway.config import Settings
 from gateway.runtime import cancel_and_wait
-from gateway.sync.engine import worker_timing
+from gateway.sync.engine import controller_settings, worker_timing
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class Agent:
                 ),
                 timing=timing,
                 on_outbox=self._outbox_changed,
+                settings=controller_settings(c),
+                clock_tolerance_s=c.clock_tolerance_s,
             )
             for c in settings.controllers
         }
@@ -133,15 +136,14 @@ class Agent:
     # ------------------------------------------------------------------ the link
 
     def _state(self, online: bool, reason: str) -> bytes:
+        confirmed = self.store.confirmed_revisions()
         return dump(
             SiteState(
                 site=self.site,
                 online=online,
                 revision=self.store.revision(),
                 reason=reason[:300],
-                controllers={
-                    cid: self.store.confirmed_revisions().get(cid) for cid in self.workers
-                },
+                controllers={cid: confirmed.get(cid) for cid in self.workers},
                 waiting=self.store.waiting(),
                 at=datetime.now(UTC),
             )
@@ -158,6 +160,7 @@ class Agent:
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=True,
             keepalive=m.keepalive_s,
+            tls_context=tls_context(m),
             will=aiomqtt.Will(
                 self.topics.site("site_state", self.site),
                 self._state(False, "offline"),
@@ -177,6 +180,8 @@ class Agent:
                     await self._serve_link(client)
             except aiomqtt.MqttError as exc:
                 log.warning("agent of site %s: link to the broker lost: %s", self.site, exc)
+            except Exception:
+                log.exception("agent of site %s: the link failed; reconnecting", self.site)
             finally:
                 self._client = None
                 self.connected.clear()
@@ -269,15 +274,16 @@ class Agent:
                 due.append(p)
                 self._sent[p.seq] = (now, times + 1)
             # handed to the client in outbox order (revocations first); PUBACKs awaited together
-            await asyncio.gather(
-                *(
-                    client.publish(
+            await publish_all(
+                client,
+                [
+                    (
                         self.topics.site(p.topic, self.site),
                         dump_json({"site": self.site, "seq": p.seq, **p.payload}),
-                        qos=1,
                     )
                     for p in due
-                )
+                ],
+                f"lockgate-agent-outbox-{self.site}-send",
             )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(1.0, self.resend_s)):

@@ -24,6 +24,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from drivers.base import (
     AllowEntry,
     ControllerInfo,
+    ControllerSettings,
     DoorController,
     HardwareSchedule,
     ScheduleWindow,
@@ -74,6 +75,9 @@ class AgentControllerWorker:
         *,
         timing: WorkerTiming | None = None,
         on_outbox: Callable[[], None] = lambda: None,
+        settings: ControllerSettings | None = None,
+        clock_tolerance_s: float = 2.0,
+        settings_check_s: float = 60.0,
     ) -> None:
         self.store = store
         self.device_id = device_id
@@ -84,6 +88,13 @@ class AgentControllerWorker:
         self.retry_initial_s = t.retry_initial_s
         self._wait = wait_random_exponential(multiplier=t.retry_initial_s, max=t.retry_max_s)
         self.on_outbox = on_outbox
+        self.settings = settings or ControllerSettings()
+        """The settings the controller must hold (from the agent's configuration)."""
+        self.clock_tolerance_s = clock_tolerance_s
+        self.settings_check_s = settings_check_s
+        self.settings_writes = 0
+        self.clock_sets = 0
+        self._settings_checked: tuple[int | None, float] | None = None
         self.generation: int | None = None
         self.writes = 0
         self.online: bool | None = None
@@ -158,7 +169,8 @@ class AgentControllerWorker:
             )
             self._availability(True, "connected")
             while True:
-                await self.sync_once(driver)
+                await self.sync_once(driver)  # revocations first, settings after
+                await self.keep_settings(driver)
                 await self.collect_events(driver)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_s):
@@ -216,6 +228,35 @@ class AgentControllerWorker:
             len(entries),
         )
         return True
+
+    async def keep_settings(self, driver: DoorController) -> bool:
+        """Restore the controller's settings and clock (the site computer's, kept by NTP)
+        when they differ, at the first call after a connection or a generation change and
+        every ``settings_check_s``; returns True when something was written."""
+        now = time.monotonic()
+        checked = self._settings_checked
+        if (
+            checked is not None
+            and checked[0] == self.generation
+            and now - checked[1] < self.settings_check_s
+        ):
+            return False
+        wrote = False
+        held = await self.guarded("reading the settings", driver.read_settings())
+        if self.settings.differs_from(held):
+            await self.guarded("writing the settings", driver.write_settings(self.settings))
+            self.settings_writes += 1
+            wrote = True
+            log.info("controller %s: settings restored", self.device_id)
+        clock = await self.guarded("reading the clock", driver.read_clock())
+        drift = (clock - datetime.now(UTC)).total_seconds()
+        if abs(drift) > self.clock_tolerance_s:
+            await self.guarded("setting the clock", driver.set_clock(datetime.now(UTC)))
+            self.clock_sets += 1
+            wrote = True
+            log.info("controller %s: clock set (drift %.1f s)", self.device_id, drift)
+        self._settings_checked = (self.generation, now)
+        return wrote
 
     async def collect_events(self, driver: DoorController) -> int:
         """Queue the controller's new events for the core, then acknowledge them on it."""

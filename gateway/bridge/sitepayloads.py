@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 _ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+_SITE = "Site id (the agent's --site)."
 
 
 class _Payload(BaseModel):
@@ -26,25 +27,25 @@ class WindowDoc(_Payload):
     """One window of a weekly schedule as devices store it."""
 
     days_mask: int = Field(ge=0, le=0x7F, description="Bit 0 Monday .. bit 6 Sunday.")
-    start_minute: int = Field(ge=0, le=1440)
-    end_minute: int = Field(ge=0, le=1440)
+    start_minute: int = Field(ge=0, le=1440, description="First minute of the day (local).")
+    end_minute: int = Field(ge=0, le=1440, description="Minute the window ends (exclusive).")
 
 
 class ScheduleDoc(_Payload):
     """A weekly schedule referred to by allow-list entries."""
 
-    schedule_id: int = Field(ge=1, le=254)
-    windows: list[WindowDoc]
+    schedule_id: int = Field(ge=1, le=254, description="Id entries refer to.")
+    windows: list[WindowDoc] = Field(description="The schedule's weekly windows.")
 
 
 class AllowEntryDoc(_Payload):
     """One allow-list entry (``drivers.base.AllowEntry``)."""
 
-    credential: int = Field(ge=0)
-    doors_mask: int = Field(ge=0)
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
-    schedule_id: int = Field(default=0, ge=0, le=254)
+    credential: int = Field(ge=0, description="Credential number (tag or card).")
+    doors_mask: int = Field(ge=0, description="Doors it opens: bit 0 is door 1.")
+    valid_from: AwareDatetime | None = Field(default=None, description="Valid from (none: now).")
+    valid_until: AwareDatetime | None = Field(default=None, description="Valid until (none: open).")
+    schedule_id: int = Field(default=0, ge=0, le=254, description="Schedule (0: always).")
 
 
 class ControllerDoc(_Payload):
@@ -54,8 +55,10 @@ class ControllerDoc(_Payload):
     revoking: bool = Field(
         default=False, description="This change takes access away: serve it first."
     )
-    entries: list[AllowEntryDoc]
-    schedules: list[ScheduleDoc] = Field(default_factory=list)
+    entries: list[AllowEntryDoc] = Field(description="The whole allow-list.")
+    schedules: list[ScheduleDoc] = Field(
+        default_factory=list, description="The schedules its entries refer to."
+    )
 
 
 class SiteDesired(_Payload):
@@ -63,11 +66,15 @@ class SiteDesired(_Payload):
     (every controller of the site); otherwise a delta, valid only on top of revision ``base``
     (the controllers that changed since, whole)."""
 
-    site: str = Field(pattern=_ID)
-    revision: int = Field(ge=1)
-    base: int | None = Field(default=None, ge=1)
-    controllers: dict[str, ControllerDoc]
-    issued_at: AwareDatetime
+    site: str = Field(pattern=_ID, description=_SITE)
+    revision: int = Field(ge=1, description="The site's desired revision, increasing.")
+    base: int | None = Field(
+        default=None, ge=1, description="None: a full document; else the revision it changes."
+    )
+    controllers: dict[str, ControllerDoc] = Field(
+        description="Controller id -> its desired state (revoking ones first)."
+    )
+    issued_at: AwareDatetime = Field(description="When the core made the document.")
 
     @model_validator(mode="after")
     def _base_before(self) -> SiteDesired:
@@ -80,41 +87,45 @@ class SiteConfirm(_Payload):
     """A controller of the site holds the allow-list of desired revision ``revision`` and its
     checksum was verified after the commit."""
 
-    site: str = Field(pattern=_ID)
+    site: str = Field(pattern=_ID, description=_SITE)
     seq: int = Field(ge=1, description="The agent's outbox sequence number.")
-    controller: str = Field(min_length=1, max_length=64)
-    revision: str = Field(min_length=1, max_length=64)
-    checksum: int = Field(ge=0)
-    generation: int = Field(ge=0)
-    credentials: list[str]
-    entries: int = Field(ge=0)
+    controller: str = Field(min_length=1, max_length=64, description="Controller id.")
+    revision: str = Field(min_length=1, max_length=64, description="Desired revision held.")
+    checksum: int = Field(ge=0, description="Allow-list checksum the controller reported.")
+    generation: int = Field(ge=0, description="The controller's memory generation.")
+    credentials: list[str] = Field(description="Credential numbers on the list.")
+    entries: int = Field(ge=0, description="Number of entries written.")
     ms: float = Field(ge=0, description="How long the write took.")
-    at: AwareDatetime
+    at: AwareDatetime = Field(description="When the write was verified.")
 
 
 class SiteEvent(_Payload):
     """A device event collected by the agent (read from the controller, not yet known to the
     core). ``(controller, generation, sequence)`` identifies it."""
 
-    site: str = Field(pattern=_ID)
+    site: str = Field(pattern=_ID, description=_SITE)
     seq: int = Field(ge=1, description="The agent's outbox sequence number.")
-    kind: Literal["controller_event", "availability", "device_error"]
-    controller: str = Field(min_length=1, max_length=64)
-    generation: int = Field(default=0, ge=0)
-    sequence: int = Field(default=0, ge=0)
+    kind: Literal["controller_event", "availability", "device_error"] = Field(
+        description="An event read from the controller, or the controller's availability."
+    )
+    controller: str = Field(min_length=1, max_length=64, description="Controller id.")
+    generation: int = Field(default=0, ge=0, description="Memory generation of the event.")
+    sequence: int = Field(default=0, ge=0, description="Event sequence on the controller.")
     event: str = Field(default="", max_length=32, description="Driver event kind.")
-    credential: str = Field(default="", max_length=32)
-    door: int = Field(default=0, ge=0)
-    reason: str | None = Field(default=None, max_length=200)
-    online: bool | None = None
-    at: AwareDatetime
+    credential: str = Field(default="", max_length=32, description="Credential presented.")
+    door: int = Field(default=0, ge=0, description="Door number (1-based).")
+    reason: str | None = Field(
+        default=None, max_length=200, description="Why denied, or why (un)available."
+    )
+    online: bool | None = Field(default=None, description="Availability: reachable or not.")
+    at: AwareDatetime = Field(description="When it happened.")
 
 
 class SiteAck(_Payload):
     """The core stored the agent's messages with these outbox sequence numbers."""
 
-    site: str = Field(pattern=_ID)
-    seqs: list[int]
+    site: str = Field(pattern=_ID, description=_SITE)
+    seqs: list[int] = Field(description="Outbox sequence numbers stored by the core.")
 
 
 class SiteState(_Payload):
@@ -122,13 +133,15 @@ class SiteState(_Payload):
     what each controller confirmed, and why it published (``connected``, ``applied``,
     ``refused: <reason>``, or ``offline`` as its last will)."""
 
-    site: str = Field(pattern=_ID)
-    online: bool
-    revision: int | None = Field(default=None, ge=1)
-    reason: str = Field(default="", max_length=300)
-    controllers: dict[str, str | None] = Field(default_factory=dict)
+    site: str = Field(pattern=_ID, description=_SITE)
+    online: bool = Field(description="Whether the agent is connected.")
+    revision: int | None = Field(default=None, ge=1, description="Desired revision held.")
+    reason: str = Field(default="", max_length=300, description="Why it published.")
+    controllers: dict[str, str | None] = Field(
+        default_factory=dict, description="Controller id -> desired revision it confirmed."
+    )
     waiting: int = Field(default=0, ge=0, description="Messages in the agent's outbox.")
-    at: AwareDatetime
+    at: AwareDatetime = Field(description="When it published.")
 
 
 def dump(model: BaseModel) -> bytes:

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from gateway.cli.common import identifier
-from gateway.cli.errors import BAD_INPUT, fail
 from gateway.cli.run import LogFormat, configure_logging
 from gateway.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("lockgate")
+
+SITE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+"""What a site id may be (a topic level and a broker account name)."""
 
 
 async def serve_agent(settings: Settings, site: str, state: str) -> int:
@@ -66,21 +68,24 @@ def agent_command(
     ] = "info",
 ) -> None:
     """Run the edge agent of one site: its controllers, a local store, MQTT to the core."""
-    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        typer.echo(f"error: --log-level: {log_level!r} is not a level", err=True)
+    def refuse(message: str) -> NoReturn:
+        typer.echo(f"error: {message}", err=True)
         raise typer.Exit(2)
-    site = identifier(site, "--site")
-    state_path = Path(state or f"lockgate-agent-{site}.db")
-    if state_path.is_dir() or not state_path.parent.is_dir():
-        fail(f"--state: {str(state_path)!r}: needs a file in an existing folder", BAD_INPUT)
-    configure_logging(log_format, log_level)
+
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        refuse(f"--log-level: {log_level!r} is not one of debug, info, warning, error")
+    if not SITE_ID.fullmatch(site):
+        refuse(f"--site: must be 1 to 64 letters, digits, '_', '.', ':' or '-', got {site!r}")
+    path = Path(state or f"lockgate-agent-{site}.db")
+    if path.is_dir() or not path.parent.is_dir():
+        refuse(f"--state: {str(path)!r} is not a file in an existing folder")
     try:
         settings = load_settings(config)
     except ConfigError as exc:
-        log.error("invalid configuration: %s", exc)
-        raise typer.Exit(2) from None
+        refuse(str(exc))
+    configure_logging(log_format, log_level)
     try:
-        code = asyncio.run(serve_agent(settings, site, str(state_path)))
+        code = asyncio.run(serve_agent(settings, site, str(path)))
     except Exception as exc:
         log.critical("lockgate agent failed: %s", exc, exc_info=True)
         code = 1

@@ -120,6 +120,31 @@ async def until(
         await asyncio.sleep(0.05)
 
 
+def core_gateway(
+    db_url: str,
+    broker: PrivateMosquitto,
+    *,
+    resend_s: float = 2.0,
+    sites: Mapping[str, list[str]] | None = None,
+    account: tuple[str, str] | None = None,
+) -> tuple[Gateway, SiteHub, RecordingSink]:
+    """A core gateway (not started) on ``db_url`` with the site hub and a recording sink."""
+    settings = Settings.model_validate(
+        {"database": {"url": db_url}, "mqtt": mqtt_of(broker), "sync": {"tick_s": 0.5}}
+    )
+    core, _ = sync_core(Database(db_url), settings)
+    sink = RecordingSink()
+    hub = SiteHub(
+        settings.mqtt,
+        sink,
+        resend_s=resend_s,
+        sites=sites,
+        username=account[0] if account else None,
+        password=account[1] if account else None,
+    )
+    return gateway_of(settings, core, services=[SyncService(settings, sink), hub]), hub, sink
+
+
 @asynccontextmanager
 async def running_core(
     db_url: str,
@@ -130,27 +155,18 @@ async def running_core(
     resend_s: float = 2.0,
     sites: Mapping[str, list[str]] | None = None,
     account: tuple[str, str] | None = None,
+    facts: bool = True,
 ) -> AsyncIterator[RunningCore]:
     """The core (no local devices) with the site hub, the facts of ``controllers``, and one
     simulated controller per id (not served by anyone until an agent is started)."""
     migrate.upgrade(db_url)
     db = Database(db_url)
-    with db.session() as s:
-        fact_store.put_many(s, site_facts(controllers, people))  # type: ignore[arg-type]
-    settings = Settings.model_validate(
-        {"database": {"url": db_url}, "mqtt": mqtt_of(broker), "sync": {"tick_s": 0.5}}
+    if facts:
+        with db.session() as s:
+            fact_store.put_many(s, site_facts(controllers, people))  # type: ignore[arg-type]
+    gateway, hub, sink = core_gateway(
+        db_url, broker, resend_s=resend_s, sites=sites, account=account
     )
-    core, _ = sync_core(db, settings)
-    sink = RecordingSink()
-    hub = SiteHub(
-        settings.mqtt,
-        sink,
-        resend_s=resend_s,
-        sites=sites,
-        username=account[0] if account else None,
-        password=account[1] if account else None,
-    )
-    gateway = gateway_of(settings, core, services=[SyncService(settings, sink), hub])
     async with AsyncExitStack() as stack:
         sims: dict[str, ControllerSimulator] = {}
         for cid in controllers:

@@ -5,13 +5,22 @@ file, and the revocation lands and the exposure clears."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from gateway.demo.broker import PrivateMosquitto
-from tests.gateway.agent.facts import tag
+from gateway.store import device_records as sync_store
+from gateway.store import fact_repository as fact_store
+from gateway.store import migrate
+from gateway.store.database import Database
+from simulators.controller import ControllerMemory, ControllerServer, ControllerSimulator
+from tests.gateway.agent.facts import site_facts, tag
 from tests.gateway.agent.harness import RunningCore, running_core, until
 from tests.gateway.agent.processes import AgentProcess, agent_config
 
@@ -74,3 +83,60 @@ async def test_revocations_reach_agent_processes_and_a_killed_agent_catches_up(
 
         for site in SITES:
             assert agents[site].stop() == 0, (tmp_path / f"{site}.log").read_text()[-2000:]
+
+
+def start_core(config: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], BinaryIO]:
+    """``lockgate run --sites --config CONFIG`` as a child process logging to ``log_path``."""
+    log = log_path.open("wb")
+    core = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "run", "--sites", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return core, log
+
+
+async def test_lockgate_run_with_sites_serves_an_agent_process(
+    broker: PrivateMosquitto, tmp_path: Path, agents: dict[str, AgentProcess]
+) -> None:
+    """The core as ``lockgate run --sites`` (a process too): its hub sends the agent its
+    desired state and records the agent's confirmation in the core's store."""
+    url = f"sqlite:///{tmp_path}/core.db"
+    migrate.upgrade(url)
+    db = Database(url)
+    with db.session() as s:
+        fact_store.put_many(s, site_facts(["s1"], 2))  # type: ignore[arg-type]
+    memory = ControllerMemory(controller_id="s1", doors=4, capacity=2000)
+    config = tmp_path / "core.toml"
+    config.write_text(
+        f'[database]\nurl = "{url}"\n\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+        'client_id = "core-under-test"\n\n[sync]\ntick_s = 0.5\n'
+    )
+    core, log = start_core(config, tmp_path / "core.log")
+    try:
+        async with ControllerSimulator(
+            ControllerServer(memory, transport="tcp"), control_port=None
+        ) as sim:
+            agent_cfg = agent_config(
+                tmp_path / "south.toml", broker.host, broker.port, {"s1": sim.driver_options()}
+            )
+            agents["south"] = AgentProcess(
+                "south", agent_cfg, tmp_path / "south.db", tmp_path / "south.log"
+            )
+            agents["south"].start()
+
+            def confirmed() -> bool:
+                with db.session(readonly=True) as s:
+                    held = sync_store.get_controller(s, "s1")
+                return held is not None and bool(held.revision)
+
+            await until(confirmed, timeout=40, what="the core records the agent's confirmation")
+            assert {e.credential for e in memory.active_entries} == {int(tag(0)), int(tag(1))}
+            assert agents["south"].stop() == 0
+    finally:
+        core.send_signal(signal.SIGTERM)
+        code = core.wait(20)
+        log.close()
+        db.dispose()
+    assert code == 0, (tmp_path / "core.log").read_text()[-3000:]
+    assert "site south is online" in (tmp_path / "core.log").read_text()

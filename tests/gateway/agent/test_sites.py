@@ -5,6 +5,9 @@ cut from the broker keeps serving its controllers and sends what it collected la
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +17,22 @@ import pytest
 
 from gateway.agent import Agent
 from gateway.bridge.sitepayloads import ControllerDoc, SiteDesired, dump
+from gateway.commands import model as m
+from gateway.config import Settings
+from gateway.core import Submission
 from gateway.demo.broker import PrivateMosquitto
-from tests.gateway.agent.facts import tag
-from tests.gateway.agent.harness import agent_settings, running_core, state_file, until
+from gateway.store import device_records as sync_store
+from gateway.store.database import Database
+from tests.gateway.agent.facts import card, tag
+from tests.gateway.agent.harness import (
+    RunningCore,
+    agent_settings,
+    core_gateway,
+    running_core,
+    state_file,
+    until,
+)
+from tests.gateway.running import sync_core
 
 NORTH = ["n1", "n2"]
 SOUTH = ["s1"]
@@ -143,3 +159,130 @@ async def test_an_agent_refuses_bad_documents_over_mqtt_and_keeps_its_state(
         # the core answers a refusal with a full document, which the agent accepts
         await until(lambda: (south.store.revision() or 0) > held, what="a full document")
         await until(lambda: run.all_confirmed(SOUTH), what="still confirmed")
+
+
+async def test_a_core_restarted_sets_a_waiting_agent_right(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    """The agent stays up while the core is away; a card is blocked by another process
+    meanwhile (no hub running); the restarted core's hub hears the agent's retained state
+    and sends it a full document."""
+    async with (
+        running_core(sqlite_url, broker, SOUTH) as run,
+        _agent(run, broker, "south", SOUTH, tmp_path) as south,
+    ):
+        await until(lambda: run.all_confirmed(SOUTH), what="the first sync")
+        await run.gateway.stop()
+        held = south.store.revision()
+        # another process changes the store while no core runs
+        core, _ = sync_core(Database(sqlite_url), Settings())
+        core.load()
+        outcome = core.submit(Submission(m.BlockId06(card_number=card(3)), "tester"))
+        assert outcome.ok, outcome.error
+        core.db.dispose()
+        assert run.holds("s1", tag(3))
+
+        gateway, hub, sink = core_gateway(sqlite_url, broker)
+        await gateway.start()
+        try:
+            again = RunningCore(gateway, hub, sink, run.simulators)
+            await until(lambda: not again.holds("s1", tag(3)), what="the block lands")
+            await until(lambda: again.settled(tag(3)), what="confirmed to the new core")
+            assert (south.store.revision() or 0) > (held or 0)
+        finally:
+            await gateway.stop()
+
+
+async def test_an_agent_restores_a_controller_that_lost_its_memory(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    """Power loss: the controller's generation changes; the agent writes the allow-list, its
+    settings and its clock again without the core, and reports the new confirmation."""
+    async with running_core(sqlite_url, broker, SOUTH) as run:
+        sim = run.simulators["s1"]
+        settings = Settings.model_validate(
+            agent_settings(broker, {"s1": sim.driver_options()}).model_dump()
+            | {
+                "controllers": [
+                    {
+                        "id": "s1",
+                        "driver": "modbus-door",
+                        "options": sim.driver_options(),
+                        "pulse_seconds": 7,
+                    }
+                ]
+            }
+        )
+        async with Agent(settings, "south", state_file(tmp_path, "south")) as south:
+            worker = south.workers["s1"]
+            await until(lambda: run.all_confirmed(SOUTH), what="the first sync")
+            await until(lambda: sim.memory.pulse_seconds == 7, what="the settings")
+            writes, sets = worker.writes, worker.clock_sets
+            generation = (await sim.power_loss())["generation"]
+            await sim.set_time("2020-01-01T00:00:00+00:00")
+            assert not run.holds("s1", tag(0))
+            await until(lambda: run.holds("s1", tag(0)), what="the list written again")
+            await until(lambda: sim.memory.pulse_seconds == 7, what="the settings again")
+            await until(lambda: worker.clock_sets > sets, what="the clock set")
+            assert worker.writes == writes + 1
+            assert worker.generation == generation
+
+            def confirmed_generation() -> bool:
+                with run.core.db.session(readonly=True) as s:
+                    held = sync_store.get_controller(s, "s1")
+                return held is not None and held.generation == generation
+
+            await until(confirmed_generation, what="the core knows the new generation")
+
+
+async def test_the_hub_refuses_a_report_about_another_sites_controller(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    async with (
+        running_core(sqlite_url, broker, NORTH + SOUTH) as run,
+        _agent(run, broker, "north", NORTH, tmp_path),
+        _agent(run, broker, "south", SOUTH, tmp_path),
+    ):
+        await until(lambda: run.all_confirmed(NORTH + SOUTH), what="the first sync")
+
+        def n1() -> tuple[str, int] | None:
+            with run.core.db.session(readonly=True) as s:
+                held = sync_store.get_controller(s, "n1")
+            return (held.revision, held.checksum) if held else None
+
+        before = await run.gateway.call(n1)
+        forged = {
+            "site": "south",
+            "seq": 999999,
+            "controller": "n1",
+            "revision": "forged",
+            "checksum": 1,
+            "generation": 1,
+            "credentials": [],
+            "entries": 0,
+            "ms": 1.0,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        async with aiomqtt.Client(broker.host, broker.port, identifier="forger") as forger:
+            await forger.subscribe("lockgate/v1/site/south/ack", qos=1)
+            await forger.publish(
+                "lockgate/v1/site/south/confirm", json.dumps(forged).encode(), qos=1
+            )
+            # nor about a controller no site serves
+            unknown = forged | {"seq": 999998, "controller": "x9"}
+            await forger.publish(
+                "lockgate/v1/site/south/confirm", json.dumps(unknown).encode(), qos=1
+            )
+            acks: list[bytes] = []
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.5):
+                    async for message in forger.messages:
+                        acks.append(bytes(message.payload))  # type: ignore[arg-type]
+        assert not any(b"999999" in a or b"999998" in a for a in acks)
+        assert await run.gateway.call(n1) == before
+
+        def x9() -> object:
+            with run.core.db.session(readonly=True) as s:
+                return sync_store.get_controller(s, "x9")
+
+        assert await run.gateway.call(x9) is None

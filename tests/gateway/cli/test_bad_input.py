@@ -131,12 +131,12 @@ def bad_values(tmp: Path) -> dict[str, list[str]]:
         "keys": ["abc"],
         "cylinders": ["abc"],
         "max_payload": ["0"],
-        # the site agent
-        "site": ["bad site!"],
-        "state": [str(tmp / "missing" / "agent.db")],
         "bind": ["eth0"],
         "timeout": ["0"],
         "door": ["0"],
+        # the edge agent
+        "site": ["bad site!", "a/b"],
+        "state": [str(tmp)],  # a folder, where the agent's SQLite file goes
     }
 
 
@@ -166,6 +166,7 @@ def good_values(tmp: Path) -> dict[str, list[str]]:
     manifest = tmp / "good.csv"
     manifest.write_text("Nyckelnummer\n100000099\n", encoding="utf-8")
     return {
+        "site": ["north"],
         "credential": [sample.KEY_ANNA],
         "number": [sample.VISITOR_CARD],
         "args": ["sign", sample.KEY_FATIMA],
@@ -189,7 +190,6 @@ def good_values(tmp: Path) -> dict[str, list[str]]:
         "address": ["Depå 1"],
         "file": [str(manifest)],
         "command": ["help"],
-        "site": ["depot-1"],
         "controller": ["osdp-hut"],
         "door": ["1"],
     }
