@@ -28,9 +28,13 @@ def published(run: RunningSite, kind: str, body: dict[str, Any]) -> DeviceEvent:
     with run.core.db.session(readonly=True) as s:
         mapped = BridgeSyncSink(publisher=None, core=run.core)._map(s, kind, body)  # type: ignore[arg-type]
     assert mapped is not None, kind
-    name, payload = mapped
     return DeviceEvent.model_validate(
-        {"id": "0" * 32, "seq": 1, "kind": name, "at": datetime.now(UTC).isoformat(), **payload}
+        {
+            "id": "0" * 32,
+            "seq": 1,
+            "at": datetime.now(UTC).isoformat(),
+            **mapped.model_dump(mode="json"),
+        }
     )
 
 
