@@ -11,6 +11,7 @@ import os
 
 from gateway.agent.hub import SiteHub
 from gateway.agent.service import Agent
+from gateway.bridge import MqttBridge
 from gateway.runtime import Gateway
 from gateway.sync.engine import SyncService
 
@@ -29,7 +30,10 @@ def site_hub(gateway: Gateway) -> SiteHub:
         f"{mqtt.username}-sites" if mqtt.username else None
     )
     password = os.environ.get("LOCKGATE_SITES_PASSWORD") or mqtt.password
-    return SiteHub(mqtt, sync.sink, username=username, password=password)
+    bridge = next(s for s in gateway.services if isinstance(s, MqttBridge))
+    return SiteHub(
+        mqtt, sync.sink, username=username, password=password, may_connect=bridge.may_connect
+    )
 
 
 __all__ = ["Agent", "SiteHub", "site_hub"]

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -96,8 +96,12 @@ class SiteHub:
         username: str | None = None,
         password: str | None = None,
         resend_s: float = 5.0,
+        may_connect: Callable[[], bool] = lambda: True,
     ) -> None:
         self.mqtt = mqtt
+        self.may_connect = may_connect
+        """Asked before every connection: a core that is not the leader stays off the broker
+        (the same gate as its MQTT bridge's)."""
         self.topics = TopicMap(mqtt.base_topic)
         self.sink = sink
         self.allowed = {k: set(v) for k, v in sites.items()} if sites is not None else None
@@ -158,6 +162,9 @@ class SiteHub:
     async def _run(self) -> None:
         delay = 0.5
         while True:
+            # A predicate of the clock and the lease, not an event: poll it.
+            while not self.may_connect():  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
             try:
                 async with self._client_of() as client:
                     self._client = client
