@@ -102,9 +102,17 @@ def describe(settings: Settings) -> dict[str, Any]:
 async def serve(settings: Settings) -> int:
     """Run the gateway until SIGTERM/SIGINT; returns the exit code."""
     from gateway.compose import build_gateway
+    from gateway.web import web_service
+    from gateway.web.metrics import EventCounter, WebMetrics
 
+    metrics = WebMetrics()
+    web = settings.web.enabled
     try:
-        gateway = build_gateway(settings)
+        gateway = build_gateway(
+            settings,
+            extra_sinks=[EventCounter(metrics)] if web else [],
+            extra_services=[web_service(settings.web, metrics=metrics)] if web else [],
+        )
     except (ValueError, ConfigError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2

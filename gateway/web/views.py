@@ -1,0 +1,342 @@
+"""What the console's pages and the API's read endpoints show, read on the core thread (the
+engine is the core's: it is never read from another thread)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.audit import log as audit_log
+from gateway.audit.chain import Entry
+from gateway.core import Core
+from gateway.domain.facts import CredentialKind
+from gateway.domain.locks import LockRef
+from gateway.reports.applications import ApplicationDue, pending_applications
+from gateway.reports.expiring import ExpiringItem, expiring
+from gateway.reports.exposure import exposure
+from gateway.reports.holders import holder_of
+from gateway.rules.explain import Explanation, explain
+from gateway.store import device_records
+
+PAGE_SIZE = 50
+REVALIDATION_DAYS_AHEAD = 7
+EXPIRING_DAYS_AHEAD = 30
+
+
+@dataclass
+class Page:
+    """One page of a list: its rows, the page number (from 1) and whether more follow."""
+
+    rows: list[dict[str, Any]]
+    page: int
+    total: int
+    size: int = PAGE_SIZE
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+
+@dataclass
+class Dashboard:
+    devices: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    revocations: int = 0
+    revocation_oldest: datetime | None = None
+    exposures: int = 0
+    keys_due: list[dict[str, Any]] = field(default_factory=list)
+    applications_overdue: list[ApplicationDue] = field(default_factory=list)
+    expiring: list[ExpiringItem] = field(default_factory=list)
+    now: datetime | None = None
+
+
+def devices(core: Core) -> list[dict[str, Any]]:
+    with core.db.session(readonly=True) as s:
+        return [
+            {
+                "device_id": d.device_id,
+                "role": d.role,
+                "online": d.online,
+                "reason": d.reason,
+                "changed_at": d.changed_at,
+            }
+            for d in device_records.device_statuses(s)
+        ]
+
+
+def dashboard(core: Core, working_days: int = 10, expedited_days: int = 3) -> Dashboard:
+    now = core.clock()
+    out = Dashboard(now=now)
+    engine = core.engine
+    with core.db.session(readonly=True) as s:
+        out.devices = [
+            {"device_id": d.device_id, "role": d.role, "online": d.online, "reason": d.reason}
+            for d in device_records.device_statuses(s)
+        ]
+        jobs = device_records.jobs(s)
+        out.jobs = [
+            {
+                "kind": j.target_kind,
+                "target": j.target_id,
+                "revocation": j.priority == 0,
+                "age_s": int((now - j.queued_at).total_seconds()),
+                "attempts": j.attempts,
+                "error": j.last_error,
+            }
+            for j in jobs[:20]
+        ]
+        revocations = [j for j in jobs if j.priority == 0]
+        out.revocations = len(revocations)
+        out.revocation_oldest = min((j.queued_at for j in revocations), default=None)
+        out.exposures = len(exposure(s, engine, now))
+        ahead = now + timedelta(days=REVALIDATION_DAYS_AHEAD)
+        due = sorted(
+            (k for k in device_records.all_keys(s) if k.enabled and k.lapses_at is not None),
+            key=lambda k: k.lapses_at or now,
+        )
+        out.keys_due = [
+            {"serial": k.serial, "lapses_at": k.lapses_at, "station": k.station_id}
+            for k in due
+            if k.lapses_at is not None and now <= k.lapses_at <= ahead
+        ][:20]
+    facts = engine.facts
+    out.applications_overdue = [
+        a
+        for a in pending_applications(
+            [a for by in facts.applications.values() for a in by.values()],
+            facts.assignments,
+            now=now,
+            tz=core.cfg.timezone,
+            working_days=working_days,
+            expedited_working_days=expedited_days,
+        )
+        if a.overdue
+    ]
+    out.expiring = [
+        item
+        for item in expiring_items(core, EXPIRING_DAYS_AHEAD)
+        if item.kind in ("id06", "competence")
+    ][:20]
+    return out
+
+
+def expiring_items(core: Core, days: int) -> list[ExpiringItem]:
+    facts = core.engine.facts
+    lapses = {
+        n: st.window.end
+        for n, st in core.engine.states.items()
+        if st.active and st.window is not None and st.window.end is not None
+    }
+    return expiring(
+        now=core.clock(),
+        days=days,
+        tz=core.cfg.timezone,
+        agreements=facts.agreements.values(),
+        employments=facts.employments.values(),
+        competences=[c for by in facts.competences.values() for c in by.values()],
+        visitor_cards=facts.visitor_cards.values(),
+        credential_lapses=lapses,
+    )
+
+
+def _number_key(n: str) -> tuple[int, str]:
+    return (len(n), n)
+
+
+def credentials(core: Core, query: str, page: int, size: int = PAGE_SIZE) -> Page:
+    """Credentials whose number, holder, kind or state contains ``query`` (case-insensitive),
+    in number order."""
+    engine = core.engine
+    facts = engine.facts
+    q = query.strip().casefold()
+    numbers = sorted(facts.credentials, key=_number_key)
+    if q:
+        numbers = [
+            n
+            for n in numbers
+            if q in n
+            or q in facts.credentials[n].state.value
+            or q in facts.credentials[n].kind.value
+            or q in holder_of(engine, n).casefold()
+        ]
+    start = (max(1, page) - 1) * size
+    rows = []
+    for n in numbers[start : start + size]:
+        cred = facts.credentials[n]
+        st = engine.states.get(n)
+        rows.append(
+            {
+                "number": n,
+                "kind": cred.kind.value,
+                "state": cred.state.value,
+                "holder": holder_of(engine, n),
+                "active": bool(st and st.active),
+                "until": st.window.end if st and st.window else None,
+                "reasons": ", ".join(r.value for r in st.reasons) if st else "",
+            }
+        )
+    return Page(rows, max(1, page), len(numbers), size)
+
+
+@dataclass
+class CredentialView:
+    number: str
+    kind: str
+    state: str
+    holder: str
+    explanation: Explanation
+    stored: dict[str, Any] | None
+
+
+def credential(core: Core, number: str, lock: LockRef | None = None) -> CredentialView | None:
+    engine = core.engine
+    cred = engine.facts.credentials.get(number)
+    if cred is None:
+        return None
+    from gateway.store import desired
+
+    with core.db.session(readonly=True) as s:
+        stored = desired.get_credential_state(s, number)
+    return CredentialView(
+        number,
+        cred.kind.value,
+        cred.state.value,
+        holder_of(engine, number),
+        explain(engine, number, lock),
+        stored.body if stored else None,
+    )
+
+
+def visitor_cards(core: Core) -> list[dict[str, Any]]:
+    """Visitor cards not returned, soonest to expire first."""
+    now = core.clock()
+    engine = core.engine
+    rows = []
+    for card in engine.facts.visitor_cards.values():
+        if card.returned_at is not None:
+            continue
+        st = engine.states.get(card.number)
+        rows.append(
+            {
+                "number": card.number,
+                "holder": holder_of(engine, card.number),
+                "valid_until": card.valid_until,
+                "left_s": int((card.valid_until - now).total_seconds()),
+                "spaces": ", ".join(card.space_ids),
+                "active": bool(st and st.active),
+            }
+        )
+    return sorted(rows, key=lambda r: r["valid_until"])
+
+
+def visitor_card(core: Core, number: str) -> dict[str, Any] | None:
+    card = core.engine.facts.visitor_cards.get(number)
+    if card is None:
+        return None
+    return card.model_dump() | {"holder": holder_of(core.engine, number)}
+
+
+def sponsors_and_spaces(core: Core) -> tuple[list[tuple[str, str]], list[str]]:
+    """(employment id, who) of every employment, and every space with doors (reception)."""
+    engine = core.engine
+    facts = engine.facts
+    emps = []
+    for emp in facts.employments.values():
+        person = facts.persons.get(emp.person_id)
+        who = f"{person.first_name} {person.last_name}" if person else emp.person_id
+        emps.append((emp.id, f"{who} ({emp.id})"))
+    spaces = sorted(sid for sid, sp in facts.spaces.items() if sp.doors)
+    return sorted(emps), spaces
+
+
+def audit(
+    core: Core,
+    *,
+    actor: str | None,
+    action: str | None,
+    subject: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    page: int,
+    size: int = PAGE_SIZE,
+) -> Page:
+    """Audit entries matching the filters, newest first."""
+    with core.db.session(readonly=True) as s:
+        found: list[Entry] = audit_log.entries(
+            s, actor=actor, action=action, subject=subject, since=since, until=until
+        )
+    found.reverse()
+    start = (max(1, page) - 1) * size
+    rows = [
+        {
+            "seq": e.seq,
+            "at": e.at,
+            "actor": e.actor,
+            "action": e.action,
+            "subject": e.subject,
+            "data": e.data,
+        }
+        for e in found[start : start + size]
+    ]
+    return Page(rows, max(1, page), len(found), size)
+
+
+def verify_audit(core: Core) -> dict[str, Any]:
+    with core.db.session(readonly=True) as s:
+        result = audit_log.verify(s)
+    problem = result.problem
+    return {
+        "ok": result.ok,
+        "entries": result.entries,
+        "head_seq": result.head.seq if result.head else None,
+        "problem": None
+        if problem is None
+        else {"seq": problem.seq, "kind": problem.kind, "message": problem.message},
+    }
+
+
+def exposure_rows(core: Core) -> list[dict[str, Any]]:
+    with core.db.session(readonly=True) as s:
+        return [r.as_json() for r in exposure(s, core.engine, core.clock())]
+
+
+def applications_due(core: Core, working_days: int, expedited_days: int) -> list[dict[str, Any]]:
+    facts = core.engine.facts
+    due = pending_applications(
+        [a for by in facts.applications.values() for a in by.values()],
+        facts.assignments,
+        now=core.clock(),
+        tz=core.cfg.timezone,
+        working_days=working_days,
+        expedited_working_days=expedited_days,
+    )
+    return [
+        {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(a).items()}
+        for a in due
+    ]
+
+
+def is_visitor_card(core: Core, number: str) -> bool:
+    cred = core.engine.facts.credentials.get(number)
+    return cred is not None and cred.kind is CredentialKind.VISITOR_CARD
+
+
+__all__ = [
+    "PAGE_SIZE",
+    "CredentialView",
+    "Dashboard",
+    "Page",
+    "applications_due",
+    "audit",
+    "credential",
+    "credentials",
+    "dashboard",
+    "devices",
+    "expiring_items",
+    "exposure_rows",
+    "sponsors_and_spaces",
+    "verify_audit",
+    "visitor_card",
+    "visitor_cards",
+]
