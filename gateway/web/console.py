@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import math
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
@@ -98,7 +99,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
                 "login.html",
                 status=429,
                 next=target,
-                error=f"too many failed sign-ins: try again in {int(wait) + 1} seconds",
+                error=f"too many failed sign-ins: try again in {math.ceil(wait)} seconds",
             )
         db = ctx.gateway.db
         clock = ctx.gateway.core.clock
