@@ -217,7 +217,7 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """The console and API application on the running ``gateway``."""
-    from gateway.web import api, console, ops
+    from gateway.web import api, console, openapi, ops
 
     settings = web or gateway.settings.web
     app = FastAPI(
@@ -269,6 +269,7 @@ def create_app(
             who = None
         return ctx.render(request, who, "error.html", status=403, message=exc.message)
 
+    openapi.install(app)
     ops.install(app, ctx)
     api.install(app, ctx)
     console.install(app, ctx)
