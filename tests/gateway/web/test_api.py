@@ -164,7 +164,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(site: S
                 )
                 @given(case=operation.as_strategy())
                 def check(case: schemathesis.Case) -> None:
-                    case.headers = (case.headers or {}) | headers
+                    case.headers = {**(case.headers or {}), **headers}
                     response = case.call(base_url=base_url, timeout=10)
                     case.validate_response(response)
 
