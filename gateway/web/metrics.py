@@ -16,9 +16,7 @@ from sqlalchemy.orm import Session
 from gateway.audit import log as audit_log
 from gateway.core import Core
 from gateway.store import device_records
-
-REVOCATION_PRIORITY = 0
-"""Sync jobs of this priority carry revocations."""
+from gateway.web.views import job_summary
 
 
 @dataclass
@@ -37,14 +35,14 @@ def read_gauges(core: Core) -> StoreGauges:
     now = core.clock()
     out = StoreGauges()
     with core.db.session(readonly=True) as s:
-        jobs = device_records.jobs(s)
+        counts = job_summary(s, limit=0).counts
         for kind in ("key", "controller"):
-            mine = [j for j in jobs if j.target_kind == kind]
-            oldest = min((j.queued_at for j in mine), default=None)
-            out.jobs[kind] = (len(mine), _age(now, oldest))
-        revocations = [j for j in jobs if j.priority == REVOCATION_PRIORITY]
-        out.revocations = len(revocations)
-        out.revocation_oldest_s = _age(now, min((j.queued_at for j in revocations), default=None))
+            mine = [v for (k, _), v in counts.items() if k == kind]
+            oldest = min((o for _, o in mine), default=None)
+            out.jobs[kind] = (sum(n for n, _ in mine), _age(now, oldest))
+        revocations = [v for (_, revoking), v in counts.items() if revoking]
+        out.revocations = sum(n for n, _ in revocations)
+        out.revocation_oldest_s = _age(now, min((o for _, o in revocations), default=None))
         out.devices = [(d.device_id, d.role, d.online) for d in device_records.device_statuses(s)]
         out.audit_head_age_s = _audit_age(s, now)
     return out

@@ -3,9 +3,13 @@ engine is the core's: it is never read from another thread)."""
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.audit import log as audit_log
 from gateway.audit.chain import Entry
@@ -18,8 +22,11 @@ from gateway.reports.exposure import exposure
 from gateway.reports.holders import holder_of
 from gateway.rules.explain import Explanation, explain
 from gateway.store import device_records
+from gateway.store.tables import key_image, sync_job
 
 PAGE_SIZE = 50
+LISTED = 20
+"""At most this many rows of each dashboard list."""
 REVALIDATION_DAYS_AHEAD = 7
 EXPIRING_DAYS_AHEAD = 30
 
@@ -48,7 +55,89 @@ class Dashboard:
     keys_due: list[dict[str, Any]] = field(default_factory=list)
     applications_overdue: list[ApplicationDue] = field(default_factory=list)
     expiring: list[ExpiringItem] = field(default_factory=list)
+    job_counts: dict[str, int] = field(default_factory=dict)
     now: datetime | None = None
+
+
+@dataclass
+class JobSummary:
+    """Pending sync jobs, counted in the store: per (kind, revocation) the count and the
+    oldest, and the most urgent few."""
+
+    counts: dict[tuple[str, bool], tuple[int, datetime]]
+    first: list[device_records.Job]
+
+
+def job_summary(s: Session, limit: int = LISTED) -> JobSummary:
+    """Counted with SQL, not loaded: a site may have a job for every key."""
+    conn = s.connection()
+    counts = {
+        (r.target_kind, r.priority == 0): (int(r.n), r.oldest)
+        for r in conn.execute(
+            select(
+                sync_job.c.target_kind,
+                sync_job.c.priority,
+                func.count().label("n"),
+                func.min(sync_job.c.queued_at).label("oldest"),
+            ).group_by(sync_job.c.target_kind, sync_job.c.priority)
+        )
+    }
+    merged: dict[tuple[str, bool], tuple[int, datetime]] = {}
+    for key, (n, oldest) in counts.items():
+        if key in merged:
+            m, old = merged[key]
+            merged[key] = (m + n, min(old, oldest))
+        else:
+            merged[key] = (n, oldest)
+    rows = conn.execute(
+        select(sync_job)
+        .order_by(sync_job.c.priority, sync_job.c.queued_at, sync_job.c.target_id)
+        .limit(limit)
+    )
+    first = [
+        device_records.Job(
+            r.target_kind,
+            r.target_id,
+            r.priority,
+            r.desired_revision,
+            r.queued_at,
+            r.attempts,
+            r.last_attempt_at,
+            r.last_error,
+        )
+        for r in rows
+    ]
+    return JobSummary(merged, first)
+
+
+MEMO_S = 600
+"""Dashboard lists that move with time (expiring, overdue) are recomputed this often."""
+
+
+class _Memo:
+    """Results that change only with the facts (the core's journal position) and time: kept
+    until either moves (time: by :data:`MEMO_S`)."""
+
+    def __init__(self) -> None:
+        self.key: tuple[int, int, str] | None = None
+        self.value: Any = None
+
+    def get(self, core: Core, name: str, make: Any, timed: bool) -> Any:
+        minute = int(core.clock().timestamp() // MEMO_S) if timed else 0
+        key = (core.journal_seq, minute, name)
+        if self.key != key:
+            self.value, self.key = make(), key
+        return self.value
+
+
+_MEMOS: weakref.WeakKeyDictionary[Core, dict[str, _Memo]] = weakref.WeakKeyDictionary()
+
+
+def memo(core: Core, name: str, make: Any, *, timed: bool = True) -> Any:
+    """``make()``, remembered per core until its facts change (or, ``timed``, the next
+    :data:`MEMO_S` period starts)."""
+    memos = _MEMOS.setdefault(core, {})
+    return memos.setdefault(name, _Memo()).get(core, name, make, timed)
 
 
 def devices(core: Core) -> list[dict[str, Any]]:
@@ -74,7 +163,7 @@ def dashboard(core: Core, working_days: int = 10, expedited_days: int = 3) -> Da
             {"device_id": d.device_id, "role": d.role, "online": d.online, "reason": d.reason}
             for d in device_records.device_statuses(s)
         ]
-        jobs = device_records.jobs(s)
+        summary = job_summary(s)
         out.jobs = [
             {
                 "kind": j.target_kind,
@@ -84,40 +173,61 @@ def dashboard(core: Core, working_days: int = 10, expedited_days: int = 3) -> Da
                 "attempts": j.attempts,
                 "error": j.last_error,
             }
-            for j in jobs[:20]
+            for j in summary.first
         ]
-        revocations = [j for j in jobs if j.priority == 0]
-        out.revocations = len(revocations)
-        out.revocation_oldest = min((j.queued_at for j in revocations), default=None)
+        out.job_counts = {
+            kind: sum(n for (k, _), (n, _) in summary.counts.items() if k == kind)
+            for kind in ("key", "controller")
+        }
+        revocations = [v for (_, revoking), v in summary.counts.items() if revoking]
+        out.revocations = sum(n for n, _ in revocations)
+        out.revocation_oldest = min((oldest for _, oldest in revocations), default=None)
         out.exposures = len(exposure(s, engine, now))
         ahead = now + timedelta(days=REVALIDATION_DAYS_AHEAD)
-        due = sorted(
-            (k for k in device_records.all_keys(s) if k.enabled and k.lapses_at is not None),
-            key=lambda k: k.lapses_at or now,
-        )
         out.keys_due = [
-            {"serial": k.serial, "lapses_at": k.lapses_at, "station": k.station_id}
-            for k in due
-            if k.lapses_at is not None and now <= k.lapses_at <= ahead
-        ][:20]
+            {"serial": r.serial, "lapses_at": r.lapses_at, "station": r.station_id}
+            for r in s.connection().execute(
+                select(key_image.c.serial, key_image.c.lapses_at, key_image.c.station_id)
+                .where(
+                    key_image.c.enabled.is_(True),
+                    key_image.c.lapses_at >= now,
+                    key_image.c.lapses_at <= ahead,
+                )
+                .order_by(key_image.c.lapses_at)
+                .limit(LISTED)
+            )
+        ]
     facts = engine.facts
-    out.applications_overdue = [
-        a
-        for a in pending_applications(
-            [a for by in facts.applications.values() for a in by.values()],
-            facts.assignments,
+    out.applications_overdue = memo(
+        core,
+        "overdue",
+        lambda: [
+            a
+            for a in pending_applications(
+                [a for by in facts.applications.values() for a in by.values()],
+                facts.assignments,
+                now=now,
+                tz=core.cfg.timezone,
+                working_days=working_days,
+                expedited_working_days=expedited_days,
+            )
+            if a.overdue
+        ],
+    )
+    out.expiring = memo(
+        core,
+        "expiring",
+        lambda: expiring(
             now=now,
+            days=EXPIRING_DAYS_AHEAD,
             tz=core.cfg.timezone,
-            working_days=working_days,
-            expedited_working_days=expedited_days,
-        )
-        if a.overdue
-    ]
-    out.expiring = [
-        item
-        for item in expiring_items(core, EXPIRING_DAYS_AHEAD)
-        if item.kind in ("id06", "competence")
-    ][:20]
+            agreements=(),
+            employments=facts.employments.values(),
+            competences=[c for by in facts.competences.values() for c in by.values()],
+            visitor_cards=(),
+            credential_lapses={},
+        )[:LISTED],
+    )
     return out
 
 
@@ -150,16 +260,12 @@ def credentials(core: Core, query: str, page: int, size: int = PAGE_SIZE) -> Pag
     engine = core.engine
     facts = engine.facts
     q = query.strip().casefold()
-    numbers = sorted(facts.credentials, key=_number_key)
     if q:
-        numbers = [
-            n
-            for n in numbers
-            if q in n
-            or q in facts.credentials[n].state.value
-            or q in facts.credentials[n].kind.value
-            or q in holder_of(engine, n).casefold()
-        ]
+        numbers = [n for n, text in search_index(core) if q in text]
+    else:
+        numbers = memo(
+            core, "numbers", lambda: sorted(facts.credentials, key=_number_key), timed=False
+        )
     start = (max(1, page) - 1) * size
     rows = []
     for n in numbers[start : start + size]:
@@ -177,6 +283,32 @@ def credentials(core: Core, query: str, page: int, size: int = PAGE_SIZE) -> Pag
             }
         )
     return Page(rows, max(1, page), len(numbers), size)
+
+
+def search_index(core: Core) -> list[tuple[str, str]]:
+    """(number, what a search matches: number, kind, state and holder, folded) of every
+    credential in number order, remembered until the facts change."""
+    engine = core.engine
+
+    def build() -> list[tuple[str, str]]:
+        facts = engine.facts
+        return [
+            (
+                n,
+                " ".join(
+                    (
+                        n,
+                        facts.credentials[n].kind.value,
+                        facts.credentials[n].state.value,
+                        holder_of(engine, n),
+                    )
+                ).casefold(),
+            )
+            for n in sorted(facts.credentials, key=_number_key)
+        ]
+
+    found: list[tuple[str, str]] = memo(core, "search", build, timed=False)
+    return found
 
 
 @dataclass
