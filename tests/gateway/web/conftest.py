@@ -4,6 +4,8 @@ a password and an API token), and the console/API application served in-process.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -133,3 +135,19 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
             await c.aclose()
     finally:
         await gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> tuple[str, str]:
+    """The chromium and chromedriver binaries, installed with apt-get when missing."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        subprocess.run(["apt-get", "update", "-q"], check=True, timeout=600)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"],
+            check=True,
+            timeout=900,
+            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert browser and driver, "chromium and chromium-driver could not be installed"
+    return browser, driver

@@ -5,8 +5,6 @@ Screenshots go to test-artifacts/web/ (not committed)."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,22 +14,6 @@ from gateway.web.service import WebService
 from tests.gateway.web.conftest import PASSWORD, Site, role_operator
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "web"
-
-
-@pytest.fixture(scope="session")
-def chromium() -> tuple[str, str]:
-    """The chromium and chromedriver binaries, installed with apt-get when missing."""
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        subprocess.run(["apt-get", "update", "-q"], check=True, timeout=600)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"],
-            check=True,
-            timeout=900,
-            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-        )
-    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert browser and driver, "chromium and chromium-driver could not be installed"
-    return browser, driver
 
 
 def _run_browser(url: str, binaries: tuple[str, str]) -> list[str]:
