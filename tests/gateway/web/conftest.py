@@ -19,10 +19,11 @@ from gateway.auth import manage
 from gateway.auth.authorizer import Authorizer
 from gateway.auth.passwords import hash_password, hash_token
 from gateway.auth.roles import ROLES
-from gateway.compose import build_gateway
+from gateway.compose import build_core, build_gateway
 from gateway.config import Settings
-from gateway.core import Submission
+from gateway.core import Core, Submission
 from gateway.runtime import Gateway
+from gateway.store import migrate
 from gateway.web import KeyDesk, create_app
 from tests.sample import sample_commands
 
@@ -87,8 +88,7 @@ def web_settings(db_url: str) -> Settings:
     )
 
 
-def register_operators(gateway: Gateway) -> None:
-    core = gateway.core
+def register_operators(core: Core) -> None:
     hashed = hash_password(PASSWORD)
 
     def work(s: object) -> None:
@@ -114,20 +114,39 @@ def register_operators(gateway: Gateway) -> None:
     core.transaction(work)
 
 
+@pytest.fixture(scope="session")
+def site_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with the sample site and the operators, made once and copied for each test."""
+    folder = tmp_path_factory.mktemp("web-template")
+    url = f"sqlite:///{folder / 'web.db'}"
+    migrate.upgrade(url)
+    core = build_core(web_settings(url))
+    try:
+        core.load()
+        register_operators(core)
+        outcomes = core.submit_many([Submission(c, ADMIN) for c in sample_commands(date.today())])
+        assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
+    finally:
+        core.db.dispose()
+    return folder
+
+
 @pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    settings = web_settings(f"sqlite:///{tmp_path / 'web.db'}")
-    gateway = build_gateway(settings)
+def site_db(tmp_path: Path, site_template: Path) -> Path:
+    """This test's copy of the template store."""
+    for f in site_template.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    return tmp_path / "web.db"
+
+
+@pytest.fixture
+async def site(site_db: Path) -> AsyncIterator[Site]:
+    settings = web_settings(f"sqlite:///{site_db}")
+    gateway = build_gateway(settings, upgrade=False)
     clock = Clock()
     desk = KeyDesk()
     await gateway.start()
     try:
-        await gateway.call(register_operators, gateway)
-        outcomes = await gateway.call(
-            gateway.core.submit_many,
-            [Submission(c, ADMIN) for c in sample_commands(date.today())],
-        )
-        assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
         app = create_app(gateway, desk=desk, clock=clock)
         s = Site(gateway, app, clock, desk)
         yield s
