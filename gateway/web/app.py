@@ -186,7 +186,7 @@ PAGES: tuple[tuple[str, str, str | tuple[str, ...]], ...] = (
     ("/", "Dashboard", "read_log"),
     ("/reception", "Reception", ("issue_credentials", "change_credentials")),
     ("/keydesk", "Key desk", "link_credentials"),
-    ("/handout", "Key handout", "issue_credentials"),
+    ("/handout", "Key handout", ("issue_credentials", "link_credentials")),
     ("/credentials", "People and access", "read_log"),
     ("/audit", "Audit log", "read_log"),
 )

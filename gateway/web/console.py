@@ -22,19 +22,28 @@ from starlette.datastructures import UploadFile
 from gateway.audit import log as audit_log
 from gateway.auth.login import AuthenticationFailed, Secret, login
 from gateway.commands import model as m
-from gateway.core import Outcome, error_of, field_errors
+from gateway.core import Outcome, Submission, error_of, field_errors
+from gateway.documents.receipt import receipt_for, render_receipt
 from gateway.domain.errors import DomainError
 from gateway.domain.facts import DeliveryManifest
 from gateway.domain.locks import LockRef, LockRefError
-from gateway.imports.manifest import ImportRejected, parse_delivery_manifest
+from gateway.imports.manifest import (
+    ImportRejected,
+    parse_delivery_manifest,
+    parse_returned_manifest,
+    resolve_returned,
+)
 from gateway.runtime import cancel_and_wait
 from gateway.web import i18n, views
+from gateway.web.app import allows
 from gateway.web.security import COOKIE
 
 if TYPE_CHECKING:
     from gateway.web.app import Signed, WebContext
 
+
 CSV_LIMIT = 100_000
+HANDOUT_ACTIONS = ("issue_credentials", "link_credentials")
 
 
 def _int(value: str | None, default: int = 1) -> int:
@@ -456,10 +465,149 @@ def install(app: FastAPI, ctx: WebContext) -> None:
 
     # ------------------------------------------------------------------ key handout
 
+    async def handout_page(
+        request: Request,
+        who: Signed,
+        *,
+        status: int = 200,
+        errors: list[dict[str, Any]] | None = None,
+        done: str | None = None,
+        order: str = "",
+    ) -> HTMLResponse:
+        unsigned = await ctx.gateway.call(views.unsigned_receipts, ctx.gateway.core)
+        return ctx.render(
+            request,
+            who,
+            "handout.html",
+            status=status,
+            errors=errors or [],
+            done=done,
+            order=order,
+            unsigned=unsigned,
+            may_issue=allows(who.operator, "issue_credentials"),
+            may_link=allows(who.operator, "link_credentials"),
+        )
+
     @app.get("/handout", response_class=HTMLResponse)
     async def handout(request: Request) -> Response:
-        who = await ctx.acting(request, "issue_credentials")
-        return ctx.render(request, who, "handout.html", errors=[], done=None, order="")
+        who = await ctx.acting(request, HANDOUT_ACTIONS)
+        return await handout_page(request, who)
+
+    @app.post("/handout/returned", response_class=HTMLResponse)
+    async def handout_returned(request: Request) -> Response:
+        who = await ctx.changing(request, "link_credentials")
+        form = await request.form()
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            return await handout_page(
+                request,
+                who,
+                status=422,
+                errors=[{"row": "", "column": "file", "message": "choose a CSV or XLSX file"}],
+            )
+        suffix = Path(upload.filename or "").suffix.lower()
+        data = await upload.read()
+        core = ctx.gateway.core
+        operator = who.name
+
+        def link() -> list[str]:
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / f"returned{suffix}"
+                path.write_bytes(data)
+                rows = parse_returned_manifest(path)
+            facts = core.engine.facts
+            links = resolve_returned(
+                rows,
+                credential=facts.credentials.get,
+                employment_by_id06=lambda card: facts.employments.get(
+                    facts.employment_by_card.get(card, "")
+                ),
+                person=facts.persons.get,
+                keys_of_employment=lambda e: [
+                    facts.credentials[n] for n in facts.credentials_by_employment.get(e, ())
+                ],
+            )
+            core.submit_many(
+                [
+                    Submission(
+                        m.HandOut(
+                            credential_number=x.credential_number, employment_id=x.employment_id
+                        ),
+                        operator,
+                        source="web",
+                    )
+                    for x in links
+                ],
+                atomic=True,
+            )
+            return [x.credential_number for x in links]
+
+        try:
+            linked = await ctx.gateway.call(link)
+        except ImportRejected as exc:
+            return await handout_page(
+                request,
+                who,
+                status=422,
+                errors=[
+                    {"row": e.row, "column": e.column, "message": e.message} for e in exc.errors
+                ],
+            )
+        except DomainError as exc:
+            status = 403 if exc.code == "FORBIDDEN" else 422
+            return await handout_page(
+                request,
+                who,
+                status=status,
+                errors=[{"row": "", "column": exc.field or "file", "message": exc.message}],
+            )
+        return await handout_page(
+            request,
+            who,
+            done=f"{len(linked)} keys handed out: {', '.join(linked)}; print their receipts "
+            "below and record each signature",
+        )
+
+    @app.get("/handout/receipt/{number}.pdf")
+    async def handout_receipt(request: Request, number: str) -> Response:
+        who = await ctx.acting(request, HANDOUT_ACTIONS)
+        core = ctx.gateway.core
+        zone = ctx.gateway.settings.site.timezone
+
+        def render() -> bytes:
+            return render_receipt(receipt_for(core.engine.facts, number, zone))
+
+        try:
+            pdf = await ctx.gateway.call(render)
+        except DomainError as exc:
+            return ctx.render(request, who, "error.html", status=404, message=exc.message)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="receipt-{number}.pdf"'},
+        )
+
+    @app.post("/handout/{number}/signed", response_class=HTMLResponse)
+    async def handout_signed(request: Request, number: str) -> Response:
+        who = await ctx.changing(request, "link_credentials")
+        try:
+            command = m.SignReceipt(credential_number=number)
+        except ValidationError as exc:
+            errors = [
+                {"row": "", "column": e["field"] or "", "message": e["message"]}
+                for e in _form_errors(exc)
+            ]
+            return await handout_page(request, who, status=422, errors=errors)
+        outcome = await ctx.submit(who.name, command)
+        if not outcome.ok:
+            assert outcome.error is not None
+            errors = [
+                {"row": "", "column": e["field"] or "", "message": e["message"]}
+                for e in outcome.error["errors"]
+            ]
+            status = 403 if outcome.error["code"] == "FORBIDDEN" else 422
+            return await handout_page(request, who, status=status, errors=errors)
+        return await handout_page(request, who, done=f"receipt of {number} signed: in service")
 
     @app.post("/handout/delivery", response_class=HTMLResponse)
     async def handout_delivery(request: Request) -> Response:
@@ -473,9 +621,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         if not order:
             errors.append({"row": "", "column": "order", "message": "is required"})
         if errors:
-            return ctx.render(
-                request, who, "handout.html", status=422, errors=errors, done=None, order=order
-            )
+            return await handout_page(request, who, status=422, errors=errors, order=order)
         assert isinstance(upload, UploadFile)
         suffix = Path(upload.filename or "").suffix.lower()
         data = await upload.read()
@@ -497,9 +643,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
             _code, message, field = error_of(exc)
             errors = [{"row": "", "column": field or "file", "message": message}]
         if errors:
-            return ctx.render(
-                request, who, "handout.html", status=422, errors=errors, done=None, order=order
-            )
+            return await handout_page(request, who, status=422, errors=errors, order=order)
         outcome = await ctx.submit(who.name, command)
         if not outcome.ok:
             assert outcome.error is not None
@@ -508,16 +652,9 @@ def install(app: FastAPI, ctx: WebContext) -> None:
                 for e in outcome.error["errors"]
             ]
             status = 403 if outcome.error["code"] == "FORBIDDEN" else 422
-            return ctx.render(
-                request, who, "handout.html", status=status, errors=errors, done=None, order=order
-            )
-        return ctx.render(
-            request,
-            who,
-            "handout.html",
-            errors=[],
-            order="",
-            done=f"{len(serials)} keys registered as delivered against {order}",
+            return await handout_page(request, who, status=status, errors=errors, order=order)
+        return await handout_page(
+            request, who, done=f"{len(serials)} keys registered as delivered against {order}"
         )
 
 

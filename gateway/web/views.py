@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from gateway.audit import log as audit_log
 from gateway.audit.chain import Entry
 from gateway.core import Core
-from gateway.domain.facts import CredentialKind
+from gateway.domain.facts import CredentialKind, CredentialState
 from gateway.domain.locks import LockRef
 from gateway.reports.applications import ApplicationDue, pending_applications
 from gateway.reports.expiring import ExpiringItem, expiring
@@ -338,6 +338,16 @@ def credential(core: Core, number: str, lock: LockRef | None = None) -> Credenti
         explain(engine, number, lock),
         stored.body if stored else None,
     )
+
+
+def unsigned_receipts(core: Core) -> list[dict[str, Any]]:
+    """Keys and tags handed out whose receipt is not signed yet."""
+    engine = core.engine
+    return [
+        {"number": c.number, "kind": c.kind.value, "holder": holder_of(engine, c.number)}
+        for n, c in sorted(engine.facts.credentials.items(), key=lambda kv: _number_key(kv[0]))
+        if c.state is CredentialState.HANDED_OUT
+    ][:PAGE_SIZE]
 
 
 def visitor_cards(core: Core) -> list[dict[str, Any]]:

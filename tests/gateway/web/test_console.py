@@ -200,3 +200,36 @@ async def test_language_from_accept_language_and_choice(site: Site) -> None:
     assert r.status_code == 303
     r = await c.get("/keydesk")
     assert 'lang="nb"' in r.text and "Nøkkelskranke" in r.text
+
+
+async def test_receipt_pdf_and_signature(site: Site) -> None:
+    c, csrf = await site.signed_in("access_administrator")
+    page = await c.get("/handout")
+    assert page.status_code == 200 and 'id="unsigned-100000007"' in page.text
+    assert "Delivery manifest" not in page.text, "issuing is not this role's"
+    pdf = await c.get("/handout/receipt/100000007.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert (await c.get("/handout/receipt/100000008.pdf")).status_code == 404
+    r = await c.post("/handout/100000007/signed", data={"csrf_token": csrf})
+    assert r.status_code == 200 and "signed: in service" in r.text
+    assert 'id="unsigned-100000007"' not in r.text
+    again = await c.post("/handout/100000007/signed", data={"csrf_token": csrf})
+    assert again.status_code == 422
+
+
+async def test_returned_manifest_with_errors_links_nothing(site: Site) -> None:
+    c, csrf = await site.signed_in("access_administrator")
+    bad = (
+        "key_number,first_name,last_name,id06\n"
+        "100000008,Anna,Lindqvist,ID06AN0001\n"
+        "100000008,Nobody,Here,ID06XX9999\n"
+    )
+    r = await c.post(
+        "/handout/returned",
+        data={"csrf_token": csrf},
+        files={"file": ("returned.csv", bad.encode(), "text/csv")},
+    )
+    assert r.status_code == 422 and 'id="manifest-errors"' in r.text
+    assert "row" in r.text.lower()
+    state = await c.get("/credentials?q=100000008")
+    assert "delivered" in state.text, "the key is still in stock"

@@ -22,6 +22,8 @@ POSTS: list[tuple[str, str | tuple[str, ...], dict[str, str]]] = [
     (f"/reception/{VISITOR_CARD}/lost", "change_credentials", {}),
     ("/reception/issue", "issue_credentials", {"number": "x"}),
     ("/handout/delivery", "issue_credentials", {"order": ""}),
+    ("/handout/returned", "link_credentials", {}),
+    ("/handout/100000007/signed", "link_credentials", {}),
     ("/keydesk/desk-1/answer", "link_credentials", {"serial": "100000001"}),
     ("/logout", "read_log", {}),
 ]
