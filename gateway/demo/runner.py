@@ -250,8 +250,8 @@ async def run_demo(
             await setup.gateway.call(show_states, setup.gateway.core, console)
             summary = narrator.summary()
             if not once:
-                _explore(console, setup, folder)
                 await _open_console(console, setup)
+                _explore(console, setup, folder)
                 await _wait_for_interrupt()
     return summary
 
