@@ -188,6 +188,8 @@ PAGES: tuple[tuple[str, str, str | tuple[str, ...]], ...] = (
     ("/keydesk", "Key desk", "link_credentials"),
     ("/handout", "Key handout", ("issue_credentials", "link_credentials")),
     ("/credentials", "People and access", "read_log"),
+    ("/review", "Access review", "read_log"),
+    ("/exposure", "Exposure", "read_log"),
     ("/audit", "Audit log", "read_log"),
 )
 """Every console page: path, title, the action (one of) its operator's role must allow."""

@@ -22,6 +22,7 @@ from starlette.datastructures import UploadFile
 from gateway.audit import log as audit_log
 from gateway.auth.login import AuthenticationFailed, Secret, login
 from gateway.commands import model as m
+from gateway.commands.review import RecordAccessReview
 from gateway.core import Outcome, Submission, error_of, field_errors
 from gateway.documents.receipt import receipt_for, render_receipt
 from gateway.domain.errors import DomainError
@@ -275,8 +276,25 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         )
 
     @app.get("/reception", response_class=HTMLResponse)
-    async def reception(request: Request) -> Response:
+    async def reception(request: Request, format: str = "") -> Response:
         who = await ctx.acting(request, ("issue_credentials", "change_credentials"))
+        if format == "csv":
+            cards = await ctx.gateway.call(views.visitor_cards, ctx.gateway.core)
+            return _csv(
+                "visitor-cards",
+                ("number", "holder", "spaces", "valid_until", "seconds_left", "active"),
+                (
+                    (
+                        c["number"],
+                        c["holder"],
+                        c["spaces"],
+                        c["valid_until"].isoformat(),
+                        c["left_s"],
+                        c["active"],
+                    )
+                    for c in cards
+                ),
+            )
         return await reception_page(request, who)
 
     @app.post("/reception/issue", response_class=HTMLResponse)
@@ -345,6 +363,111 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         if lost:
             done += f"; fee recorded: NOK {fee}"
         return await reception_page(request, who, done=done, returned=card)
+
+    # ------------------------------------------------------------------ review, exposure
+
+    @app.get("/review", response_class=HTMLResponse)
+    async def review(request: Request, format: str = "") -> Response:
+        who = await ctx.acting(request, "read_log")
+        found = await ctx.gateway.call(views.review, ctx.gateway.core)
+        if format == "csv":
+            return _csv(
+                "access-review",
+                (
+                    "group",
+                    "number",
+                    "kind",
+                    "state",
+                    "holder",
+                    "organisation",
+                    "sponsor",
+                    "active",
+                    "opens",
+                    "valid_until",
+                    "flags",
+                ),
+                (
+                    (
+                        g.name,
+                        x.number,
+                        x.kind,
+                        x.state,
+                        x.holder,
+                        x.organisation,
+                        x.sponsor,
+                        x.active,
+                        " ".join(o.space_id for o in x.opens),
+                        x.valid_until.isoformat() if x.valid_until else "",
+                        " ".join(x.flags),
+                    )
+                    for g in found.groups
+                    for x in g.lines
+                ),
+            )
+        return ctx.render(
+            request,
+            who,
+            "review.html",
+            review=found,
+            errors=[],
+            done=None,
+            may_record=allows(who.operator, "record_access_review"),
+        )
+
+    @app.post("/review", response_class=HTMLResponse)
+    async def review_record(request: Request) -> Response:
+        who = await ctx.changing(request, "record_access_review")
+        form = await request.form()
+        remove = tuple(str(v) for v in form.getlist("remove"))
+        note = str(form.get("note", ""))
+        errors: list[dict[str, Any]] = []
+        done = None
+        try:
+            command = RecordAccessReview(remove=remove, note=note)
+        except ValidationError as exc:
+            errors = _form_errors(exc)
+        else:
+            outcome = await ctx.submit(who.name, command)
+            if outcome.ok:
+                done = f"access review recorded; {len(remove)} removed and revoked"
+            else:
+                assert outcome.error is not None
+                errors = outcome.error["errors"]
+        found = await ctx.gateway.call(views.review, ctx.gateway.core)
+        return ctx.render(
+            request,
+            who,
+            "review.html",
+            status=422 if errors else 200,
+            review=found,
+            errors=errors,
+            done=done,
+            may_record=True,
+        )
+
+    @app.get("/exposure", response_class=HTMLResponse)
+    async def exposure(request: Request, format: str = "") -> Response:
+        who = await ctx.acting(request, "read_log")
+        rows = await ctx.gateway.call(views.exposure_rows, ctx.gateway.core)
+        header = ("credential", "kind", "reasons", "lock", "status", "until", "detail")
+        if format == "csv":
+            return _csv(
+                "exposure",
+                header,
+                (
+                    (
+                        r["credential"],
+                        r["kind"],
+                        " ".join(r["reasons"]),
+                        r["lock"],
+                        r["status"],
+                        r["until"] or "",
+                        r["detail"],
+                    )
+                    for r in rows
+                ),
+            )
+        return ctx.render(request, who, "exposure.html", rows=rows)
 
     # ------------------------------------------------------------------ audit log
 

@@ -16,10 +16,12 @@ from gateway.audit.chain import Entry
 from gateway.core import Core
 from gateway.domain.facts import CredentialKind, CredentialState
 from gateway.domain.locks import LockRef
+from gateway.reports.access_review import AccessReview, access_review
 from gateway.reports.applications import ApplicationDue, pending_applications
 from gateway.reports.expiring import ExpiringItem, expiring
 from gateway.reports.exposure import exposure
 from gateway.reports.holders import holder_of
+from gateway.reviews import last_review
 from gateway.rules.explain import Explanation, explain
 from gateway.store import device_records
 from gateway.store.tables import key_image, sync_job
@@ -457,6 +459,13 @@ def applications_due(core: Core, working_days: int, expedited_days: int) -> list
         {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(a).items()}
         for a in due
     ]
+
+
+def review(core: Core) -> AccessReview:
+    """The quarterly access review now."""
+    with core.db.session(readonly=True) as s:
+        last = last_review(s)
+    return access_review(core.engine, core.clock(), last, core.cfg.timezone)
 
 
 def is_visitor_card(core: Core, number: str) -> bool:

@@ -1,7 +1,7 @@
 """Real Chromium against the demo site (simulated desk station and door controller) with the
-console served by uvicorn: program a key at the key desk to verified, and issue a visitor
-card, see it granted at the simulated door, return it, see the holder erased and the door
-refuse it. Screenshots go to test-artifacts/web/ (not committed)."""
+console served by uvicorn: program a key at the key desk to verified; issue a visitor card,
+see it granted at the simulated door, return it, see the holder erased and the door refuse
+it; remove a tag in the access review and see the controller revoke it. Screenshots go to test-artifacts/web/ (not committed)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from gateway.demo.story import DESK, STEPS, Actors, Story, run_story
 from tests.gateway.web.test_browser import ARTIFACTS
 
 T = TypeVar("T")
-PREPARE = ("operators", "agreements", "delivery", "handout", "application")
+PREPARE = ("operators", "agreements", "delivery", "handout", "application", "tag")
 
 
 def _browse(
@@ -96,6 +96,17 @@ def _browse(
         seen["holder_now"] = driver.find_element(By.ID, "returned").text
         driver.save_screenshot(str(ARTIFACTS / "site-reception-returned.png"))
         seen["granted_after"] = run(_present(story, 5000901))
+
+        # ---- access review: the administrator removes Anna's tag; the controller revokes it
+        seen["tag_before"] = run(_present(story, int(cast.TAG_ANNA)))
+        sign_in(Actors().administrator, "review")
+        box = wait.until(ec.element_to_be_clickable((By.ID, f"remove-{cast.TAG_ANNA}")))
+        box.click()
+        driver.find_element(By.ID, "note").send_keys("no longer on the project")
+        driver.find_element(By.ID, "sign-off").click()
+        seen["review"] = wait.until(ec.presence_of_element_located((By.ID, "done"))).text
+        driver.save_screenshot(str(ARTIFACTS / "site-review-recorded.png"))
+        seen["tag_after"] = run(_present(story, int(cast.TAG_ANNA)))
     finally:
         driver.quit()
     return seen
@@ -147,3 +158,6 @@ async def test_key_desk_and_reception_on_the_simulated_site(
     assert "personal data erased: yes" in seen["returned"]
     assert "Helena" not in seen["holder_now"]
     assert seen["granted_after"] is False
+    assert seen["tag_before"] is True
+    assert "1 removed and revoked" in seen["review"]
+    assert seen["tag_after"] is False

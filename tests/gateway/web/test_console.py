@@ -14,6 +14,9 @@ from tests.sample import VISITOR_CARD
 
 GET_ROUTES = [(path, action) for path, _, action in PAGES] + [
     ("/credentials/4000001", "read_log"),
+    ("/review?format=csv", "read_log"),
+    ("/exposure?format=csv", "read_log"),
+    ("/reception?format=csv", ("issue_credentials", "change_credentials")),
     ("/credentials?q=anna&format=csv", "read_log"),
     ("/audit?format=csv", "read_log"),
 ]
@@ -233,3 +236,24 @@ async def test_returned_manifest_with_errors_links_nothing(site: Site) -> None:
     assert "row" in r.text.lower()
     state = await c.get("/credentials?q=100000008")
     assert "delivered" in state.text, "the key is still in stock"
+
+
+async def test_access_review_removal_revokes_and_is_recorded(site: Site) -> None:
+    c, csrf = await site.signed_in("administrator")
+    page = await c.get("/review")
+    assert page.status_code == 200 and 'id="remove-4000001"' in page.text
+    r = await c.post(
+        "/review", data={"csrf_token": csrf, "remove": ["4000001"], "note": "left the project"}
+    )
+    assert r.status_code == 200, r.text
+    assert "access review recorded; 1 removed and revoked" in r.text
+    assert "op-administrator" in r.text, "the last review names its reviewer"
+    state = await c.get("/credentials/4000001")
+    assert "returned" in state.text
+    bad = await c.post("/review", data={"csrf_token": csrf, "remove": ["77", "77"]})
+    assert bad.status_code == 422 and "listed twice" in bad.text
+    auditor, _ = await site.signed_in("auditor")
+    seen = await auditor.get("/review")
+    assert seen.status_code == 200 and 'id="sign-off"' not in seen.text
+    exposure = await auditor.get("/exposure?format=csv")
+    assert exposure.text.splitlines()[0].startswith("credential,kind,reasons,lock")

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[3]
 POSTS: list[tuple[str, str | tuple[str, ...], dict[str, str]]] = [
     ("/language", "read_log", {"language": "sv"}),
     ("/audit/verify", "read_log", {}),
+    ("/review", "record_access_review", {"note": "route check"}),
     (f"/reception/{VISITOR_CARD}/lost", "change_credentials", {}),
     ("/reception/issue", "issue_credentials", {"number": "x"}),
     ("/handout/delivery", "issue_credentials", {"order": ""}),
