@@ -1,7 +1,8 @@
 """Real Chromium against the demo site (simulated desk station and door controller) with the
 console served by uvicorn: program a key at the key desk to verified; issue a visitor card,
 see it granted at the simulated door, return it, see the holder erased and the door refuse
-it; remove a tag in the access review and see the controller revoke it. Screenshots go to test-artifacts/web/ (not committed)."""
+it; remove a tag in the access review and see the controller revoke it. Screenshots go to
+test-artifacts/web/ (not committed)."""
 
 from __future__ import annotations
 
