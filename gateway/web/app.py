@@ -184,7 +184,11 @@ def allows(op: Operator, action: str | tuple[str, ...]) -> bool:
 
 PAGES: tuple[tuple[str, str, str | tuple[str, ...]], ...] = (
     ("/", "Dashboard", "read_log"),
-    ("/reception", "Reception", ("issue_credentials", "change_credentials")),
+    (
+        "/reception",
+        "Reception",
+        ("issue_credentials", "change_credentials", "approve_employee_cards"),
+    ),
     ("/keydesk", "Key desk", "link_credentials"),
     ("/handout", "Key handout", ("issue_credentials", "link_credentials")),
     ("/credentials", "People and access", "read_log"),

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 CSV_LIMIT = 100_000
 HANDOUT_ACTIONS = ("issue_credentials", "link_credentials")
+RECEPTION_ACTIONS = ("issue_credentials", "change_credentials", "approve_employee_cards")
 
 
 def _int(value: str | None, default: int = 1) -> int:
@@ -261,6 +262,13 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         core = ctx.gateway.core
         cards = await ctx.gateway.call(views.visitor_cards, core)
         sponsors, spaces = await ctx.gateway.call(views.sponsors_and_spaces, core)
+        op = who.operator
+        values["may_issue"] = allows(op, "issue_credentials")
+        values["may_change"] = allows(op, "change_credentials")
+        values["may_approve"] = allows(op, "approve_employee_cards")
+        values["awaiting_hr"] = (
+            await ctx.gateway.call(views.awaiting_hr, core) if values["may_approve"] else []
+        )
         values.setdefault("errors", [])
         values.setdefault("done", None)
         values.setdefault("form", {})
@@ -277,7 +285,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
 
     @app.get("/reception", response_class=HTMLResponse)
     async def reception(request: Request, format: str = "") -> Response:
-        who = await ctx.acting(request, ("issue_credentials", "change_credentials"))
+        who = await ctx.acting(request, RECEPTION_ACTIONS)
         if format == "csv":
             cards = await ctx.gateway.call(views.visitor_cards, ctx.gateway.core)
             return _csv(
@@ -334,6 +342,18 @@ def install(app: FastAPI, ctx: WebContext) -> None:
                 request, who, status=status, errors=outcome.error["errors"], form=values
             )
         return await reception_page(request, who, done=done)
+
+    @app.post("/reception/{number}/hr-approval", response_class=HTMLResponse)
+    async def reception_hr_approval(request: Request, number: str) -> Response:
+        who = await ctx.changing(request, "approve_employee_cards")
+        try:
+            command = m.ApproveEmployeeCard(credential_number=number)
+        except ValidationError as exc:
+            return await reception_page(request, who, status=422, errors=_form_errors(exc))
+        outcome = await ctx.submit(who.name, command)
+        if not outcome.ok:
+            return await _after(request, who, outcome, {}, "")
+        return await reception_page(request, who, done=f"employee card {number} approved by HR")
 
     @app.post("/reception/{number}/return", response_class=HTMLResponse)
     async def reception_return(request: Request, number: str) -> Response:

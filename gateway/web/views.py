@@ -342,6 +342,18 @@ def credential(core: Core, number: str, lock: LockRef | None = None) -> Credenti
     )
 
 
+def awaiting_hr(core: Core) -> list[dict[str, Any]]:
+    """Employee cards (tags) handed out or in service that HR has not approved yet."""
+    engine = core.engine
+    return [
+        {"number": c.number, "holder": holder_of(engine, c.number), "state": c.state.value}
+        for c in engine.facts.credentials.values()
+        if c.kind is CredentialKind.TAG
+        and c.hr_approved_at is None
+        and c.state in (CredentialState.HANDED_OUT, CredentialState.IN_SERVICE)
+    ][:PAGE_SIZE]
+
+
 def unsigned_receipts(core: Core) -> list[dict[str, Any]]:
     """Keys and tags handed out whose receipt is not signed yet."""
     engine = core.engine

@@ -8,15 +8,18 @@ from datetime import datetime, timedelta
 import pytest
 
 from gateway.auth.roles import ROLES, allowed_actions
+from gateway.commands import model as m
+from gateway.core import Submission
 from gateway.web.app import PAGES
-from tests.gateway.web.conftest import PASSWORD, Site, csrf_of, role_operator
+from gateway.web.console import RECEPTION_ACTIONS
+from tests.gateway.web.conftest import ADMIN, PASSWORD, Site, csrf_of, role_operator
 from tests.sample import VISITOR_CARD
 
 GET_ROUTES = [(path, action) for path, _, action in PAGES] + [
     ("/credentials/4000001", "read_log"),
     ("/review?format=csv", "read_log"),
     ("/exposure?format=csv", "read_log"),
-    ("/reception?format=csv", ("issue_credentials", "change_credentials")),
+    ("/reception?format=csv", RECEPTION_ACTIONS),
     ("/credentials?q=anna&format=csv", "read_log"),
     ("/audit?format=csv", "read_log"),
 ]
@@ -257,3 +260,22 @@ async def test_access_review_removal_revokes_and_is_recorded(site: Site) -> None
     assert seen.status_code == 200 and 'id="sign-off"' not in seen.text
     exposure = await auditor.get("/exposure?format=csv")
     assert exposure.text.splitlines()[0].startswith("credential,kind,reasons,lock")
+
+
+async def test_hr_approves_an_employee_card_at_reception(site: Site) -> None:
+    await site.gateway.call(
+        site.gateway.core.submit_many,
+        [
+            Submission(m.RegisterTags(numbers=("4000002",)), ADMIN),
+            Submission(m.HandOut(credential_number="4000002", employment_id="emp-erik"), ADMIN),
+        ],
+    )
+    c, csrf = await site.signed_in("hr")
+    page = await c.get("/reception")
+    assert page.status_code == 200 and 'id="hr-4000002"' in page.text
+    assert 'id="issue-card"' not in page.text and "return-" not in page.text
+    r = await c.post("/reception/4000002/hr-approval", data={"csrf_token": csrf})
+    assert r.status_code == 200 and "employee card 4000002 approved by HR" in r.text
+    assert 'id="hr-4000002"' not in r.text
+    bad = await c.post("/reception/x1/hr-approval", data={"csrf_token": csrf})
+    assert bad.status_code == 422 and "credential_number" in bad.text

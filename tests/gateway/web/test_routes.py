@@ -21,6 +21,7 @@ POSTS: list[tuple[str, str | tuple[str, ...], dict[str, str]]] = [
     ("/audit/verify", "read_log", {}),
     ("/review", "record_access_review", {"note": "route check"}),
     (f"/reception/{VISITOR_CARD}/lost", "change_credentials", {}),
+    ("/reception/4000001/hr-approval", "approve_employee_cards", {}),
     ("/reception/issue", "issue_credentials", {"number": "x"}),
     ("/handout/delivery", "issue_credentials", {"order": ""}),
     ("/handout/returned", "link_credentials", {}),
