@@ -26,7 +26,7 @@ from gateway.commands.review import RecordAccessReview
 from gateway.core import Outcome, Submission, error_of, field_errors
 from gateway.documents.receipt import receipt_for, render_receipt
 from gateway.domain.errors import DomainError
-from gateway.domain.facts import DeliveryManifest
+from gateway.domain.facts import DeliveryManifest, KeyOrder
 from gateway.domain.locks import LockRef, LockRefError
 from gateway.imports.manifest import (
     ImportRejected,
@@ -635,6 +635,45 @@ def install(app: FastAPI, ctx: WebContext) -> None:
     async def handout(request: Request) -> Response:
         who = await ctx.acting(request, HANDOUT_ACTIONS)
         return await handout_page(request, who)
+
+    @app.post("/handout/order", response_class=HTMLResponse)
+    async def handout_order(request: Request) -> Response:
+        who = await ctx.changing(request, "issue_credentials")
+        form = await request.form()
+        values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+        try:
+            command = m.PlaceKeyOrder(
+                order=KeyOrder.model_validate(
+                    {
+                        "id": values.get("order_id", ""),
+                        "org_number": values.get("org_number", ""),
+                        "quantity": values.get("quantity", ""),
+                        "delivery_address": values.get("delivery_address", ""),
+                        "ordered_at": ctx.gateway.core.clock(),
+                    }
+                )
+            )
+        except ValidationError as exc:
+            errors = [
+                {"row": "", "column": e["field"] or "", "message": e["message"]}
+                for e in _form_errors(exc)
+            ]
+            return await handout_page(request, who, status=422, errors=errors)
+        outcome = await ctx.submit(who.name, command)
+        if not outcome.ok:
+            assert outcome.error is not None
+            errors = [
+                {"row": "", "column": e["field"] or "", "message": e["message"]}
+                for e in outcome.error["errors"]
+            ]
+            status = 403 if outcome.error["code"] == "FORBIDDEN" else 422
+            return await handout_page(request, who, status=status, errors=errors)
+        return await handout_page(
+            request,
+            who,
+            done=f"key order {command.order.id} placed: {command.order.quantity} keys",
+            order=command.order.id,
+        )
 
     @app.post("/handout/returned", response_class=HTMLResponse)
     async def handout_returned(request: Request) -> Response:

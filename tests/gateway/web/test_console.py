@@ -13,7 +13,7 @@ from gateway.core import Submission
 from gateway.web.app import PAGES
 from gateway.web.console import RECEPTION_ACTIONS
 from tests.gateway.web.conftest import ADMIN, PASSWORD, Site, csrf_of, role_operator
-from tests.sample import VISITOR_CARD
+from tests.sample import MAIN, VISITOR_CARD
 
 GET_ROUTES = [(path, action) for path, _, action in PAGES] + [
     ("/credentials/4000001", "read_log"),
@@ -279,3 +279,27 @@ async def test_hr_approves_an_employee_card_at_reception(site: Site) -> None:
     assert 'id="hr-4000002"' not in r.text
     bad = await c.post("/reception/x1/hr-approval", data={"csrf_token": csrf})
     assert bad.status_code == 422 and "credential_number" in bad.text
+
+
+async def test_key_order_then_delivery_manifest(site: Site) -> None:
+    c, csrf = await site.signed_in("issuer")
+    form = {
+        "csrf_token": csrf,
+        "order_id": "ord-web-1",
+        "org_number": MAIN,
+        "quantity": "2",
+        "delivery_address": "Stationsgatan 1, Hallsberg",
+    }
+    bad = await c.post("/handout/order", data={**form, "quantity": "0"})
+    assert bad.status_code == 422 and "quantity" in bad.text
+    r = await c.post("/handout/order", data=form)
+    assert r.status_code == 200 and "key order ord-web-1 placed: 2 keys" in r.text, r.text
+    manifest = "key_number\n300000001\n300000002\n"
+    r = await c.post(
+        "/handout/delivery",
+        data={"csrf_token": csrf, "order": "ord-web-1"},
+        files={"file": ("delivery.csv", manifest.encode(), "text/csv")},
+    )
+    assert r.status_code == 200 and "2 keys registered as delivered against ord-web-1" in r.text
+    listing = await c.get("/credentials?q=30000000")
+    assert "300000001" in listing.text and "delivered" in listing.text

@@ -24,6 +24,7 @@ POSTS: list[tuple[str, str | tuple[str, ...], dict[str, str]]] = [
     ("/reception/4000001/hr-approval", "approve_employee_cards", {}),
     ("/reception/issue", "issue_credentials", {"number": "x"}),
     ("/handout/delivery", "issue_credentials", {"order": ""}),
+    ("/handout/order", "issue_credentials", {"order_id": ""}),
     ("/handout/returned", "link_credentials", {}),
     ("/handout/100000007/signed", "link_credentials", {}),
     ("/keydesk/desk-1/answer", "link_credentials", {"serial": "100000001"}),
