@@ -73,42 +73,39 @@ class JobSummary:
 def job_summary(s: Session, limit: int = LISTED) -> JobSummary:
     """Counted with SQL, not loaded: a site may have a job for every key."""
     conn = s.connection()
-    counts = {
-        (r.target_kind, r.priority == 0): (int(r.n), r.oldest)
-        for r in conn.execute(
-            select(
-                sync_job.c.target_kind,
-                sync_job.c.priority,
-                func.count().label("n"),
-                func.min(sync_job.c.queued_at).label("oldest"),
-            ).group_by(sync_job.c.target_kind, sync_job.c.priority)
-        )
-    }
     merged: dict[tuple[str, bool], tuple[int, datetime]] = {}
-    for key, (n, oldest) in counts.items():
+    for r in conn.execute(
+        select(
+            sync_job.c.target_kind,
+            sync_job.c.priority,
+            func.count().label("n"),
+            func.min(sync_job.c.queued_at).label("oldest"),
+        ).group_by(sync_job.c.target_kind, sync_job.c.priority)
+    ):
+        key = (r.target_kind, r.priority == 0)
         if key in merged:
-            m, old = merged[key]
-            merged[key] = (m + n, min(old, oldest))
+            n, oldest = merged[key]
+            merged[key] = (n + int(r.n), min(oldest, r.oldest))
         else:
-            merged[key] = (n, oldest)
-    rows = conn.execute(
-        select(sync_job)
-        .order_by(sync_job.c.priority, sync_job.c.queued_at, sync_job.c.target_id)
-        .limit(limit)
-    )
-    first = [
-        device_records.Job(
-            r.target_kind,
-            r.target_id,
-            r.priority,
-            r.desired_revision,
-            r.queued_at,
-            r.attempts,
-            r.last_attempt_at,
-            r.last_error,
-        )
-        for r in rows
-    ]
+            merged[key] = (int(r.n), r.oldest)
+    first: list[device_records.Job] = []
+    if limit:
+        # In the order of the (priority, queued_at) index: only ``limit`` rows are read.
+        for r in conn.execute(
+            select(sync_job).order_by(sync_job.c.priority, sync_job.c.queued_at).limit(limit)
+        ):
+            first.append(
+                device_records.Job(
+                    r.target_kind,
+                    r.target_id,
+                    r.priority,
+                    r.desired_revision,
+                    r.queued_at,
+                    r.attempts,
+                    r.last_attempt_at,
+                    r.last_error,
+                )
+            )
     return JobSummary(merged, first)
 
 
