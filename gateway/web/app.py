@@ -251,6 +251,16 @@ def create_app(
         secure_cookies=bool(settings.tls_cert_file) or settings.secure_cookies,
     )
     app.state.ctx = ctx
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.url.path not in ("/healthz", "/readyz", "/metrics"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(SignInNeeded)

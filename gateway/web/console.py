@@ -854,7 +854,7 @@ async def _device_stream(ctx: WebContext, request: Request, who: Signed) -> Asyn
         while not ctx.stopping.is_set():
             rows = await ctx.gateway.call(views.devices, ctx.gateway.core)
             html = ctx.templates.get_template("_devices.html").render(
-                devices=rows, _=lambda s: s, local=ctx.local
+                devices=rows, _=i18n.translations(who.language).gettext, local=ctx.local
             )
             if html != last:
                 last = html

@@ -14,3 +14,5 @@ async def test_sign_in_and_dashboard(site: Site) -> None:
     r = await c.get("/")
     assert r.status_code == 200, r.text
     assert "Dashboard" in r.text
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["cache-control"] == "no-store"
