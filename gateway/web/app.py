@@ -261,6 +261,7 @@ def create_app(
         if request.url.path not in ("/healthz", "/readyz", "/metrics"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(SignInNeeded)

@@ -73,21 +73,43 @@ class JobSummary:
 def job_summary(s: Session, limit: int = LISTED) -> JobSummary:
     """Counted with SQL, not loaded: a site may have a job for every key."""
     conn = s.connection()
+    # Per priority over the (priority, queued_at) index alone; the few controllers' jobs by
+    # their key; the keys' oldest job per priority is the first key row in index order.
+    totals = conn.execute(
+        select(sync_job.c.priority, func.count(), func.min(sync_job.c.queued_at)).group_by(
+            sync_job.c.priority
+        )
+    ).all()
+    controllers = {
+        r[0]: (int(r[1]), r[2])
+        for r in conn.execute(
+            select(sync_job.c.priority, func.count(), func.min(sync_job.c.queued_at))
+            .where(sync_job.c.target_kind == "controller")
+            .group_by(sync_job.c.priority)
+        )
+    }
     merged: dict[tuple[str, bool], tuple[int, datetime]] = {}
-    for r in conn.execute(
-        select(
-            sync_job.c.target_kind,
-            sync_job.c.priority,
-            func.count().label("n"),
-            func.min(sync_job.c.queued_at).label("oldest"),
-        ).group_by(sync_job.c.target_kind, sync_job.c.priority)
-    ):
-        key = (r.target_kind, r.priority == 0)
+
+    def add(key: tuple[str, bool], n: int, oldest: datetime) -> None:
         if key in merged:
-            n, oldest = merged[key]
-            merged[key] = (n + int(r.n), min(oldest, r.oldest))
+            m, old = merged[key]
+            merged[key] = (m + n, min(old, oldest))
         else:
-            merged[key] = (int(r.n), r.oldest)
+            merged[key] = (n, oldest)
+
+    for priority, total, _ in totals:
+        n_ctrl, ctrl_oldest = controllers.get(priority, (0, None))
+        if n_ctrl and ctrl_oldest is not None:
+            add(("controller", priority == 0), n_ctrl, ctrl_oldest)
+        n_keys = int(total) - n_ctrl
+        if n_keys:
+            key_oldest = conn.execute(
+                select(sync_job.c.queued_at)
+                .where(sync_job.c.priority == priority, sync_job.c.target_kind == "key")
+                .order_by(sync_job.c.queued_at)
+                .limit(1)
+            ).scalar_one()
+            add(("key", priority == 0), n_keys, key_oldest)
     first: list[device_records.Job] = []
     if limit:
         # In the order of the (priority, queued_at) index: only ``limit`` rows are read.
