@@ -133,32 +133,38 @@ def job_summary(s: Session, limit: int = LISTED) -> JobSummary:
 
 MEMO_S = 600
 """Dashboard lists that move with time (expiring, overdue) are recomputed this often."""
+SETTLE_S = 60.0
+"""...and after a change of the facts at most this often."""
 
 
 class _Memo:
-    """Results that change only with the facts (the core's journal position) and time: kept
-    until either moves (time: by :data:`MEMO_S`)."""
+    """A result that changes only with the facts (the core's journal position) and, when
+    ``timed``, with time (by :data:`MEMO_S`): kept until either moves. With ``settle_s`` a
+    change of the facts is picked up at most that often (a dashboard list may lag a little;
+    the core thread does not recompute it after every change)."""
 
     def __init__(self) -> None:
-        self.key: tuple[int, int, str] | None = None
+        self.seq: int | None = None
+        self.period = 0
+        self.at = 0.0
         self.value: Any = None
 
-    def get(self, core: Core, name: str, make: Any, timed: bool) -> Any:
-        minute = int(core.clock().timestamp() // MEMO_S) if timed else 0
-        key = (core.journal_seq, minute, name)
-        if self.key != key:
-            self.value, self.key = make(), key
+    def get(self, core: Core, make: Any, timed: bool, settle_s: float) -> Any:
+        now = core.clock().timestamp()
+        period = int(now // MEMO_S) if timed else 0
+        fresh = self.seq == core.journal_seq or (self.seq is not None and now - self.at < settle_s)
+        if not fresh or period != self.period:
+            self.value, self.seq, self.period, self.at = make(), core.journal_seq, period, now
         return self.value
 
 
 _MEMOS: weakref.WeakKeyDictionary[Core, dict[str, _Memo]] = weakref.WeakKeyDictionary()
 
 
-def memo(core: Core, name: str, make: Any, *, timed: bool = True) -> Any:
-    """``make()``, remembered per core until its facts change (or, ``timed``, the next
-    :data:`MEMO_S` period starts)."""
+def memo(core: Core, name: str, make: Any, *, timed: bool = True, settle_s: float = 0.0) -> Any:
+    """``make()``, remembered per core (see :class:`_Memo`)."""
     memos = _MEMOS.setdefault(core, {})
-    return memos.setdefault(name, _Memo()).get(core, name, make, timed)
+    return memos.setdefault(name, _Memo()).get(core, make, timed, settle_s)
 
 
 def devices(core: Core) -> list[dict[str, Any]]:
@@ -234,6 +240,7 @@ def dashboard(core: Core, working_days: int = 10, expedited_days: int = 3) -> Da
             )
             if a.overdue
         ],
+        settle_s=SETTLE_S,
     )
     out.expiring = memo(
         core,
@@ -248,6 +255,7 @@ def dashboard(core: Core, working_days: int = 10, expedited_days: int = 3) -> Da
             visitor_cards=(),
             credential_lapses={},
         )[:LISTED],
+        settle_s=SETTLE_S,
     )
     return out
 

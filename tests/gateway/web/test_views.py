@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gateway.store import device_records, migrate
 from gateway.store.database import Database
-from gateway.web.views import job_summary
+from gateway.web.views import MEMO_S, job_summary, memo
 
 
 def test_job_summary_counts_every_priority(tmp_path: Path) -> None:
@@ -38,3 +38,36 @@ def test_job_summary_counts_every_priority(tmp_path: Path) -> None:
     assert summary.counts[("controller", True)] == (1, t0 + timedelta(4))
     assert summary.counts[("controller", False)] == (1, t0 + timedelta(5))
     assert [j.target_id for j in summary.first] == [j.target_id for j in listed[:3]]
+
+
+class _FakeCore:
+    def __init__(self) -> None:
+        self.journal_seq = 1
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def clock(self) -> datetime:
+        return self.now
+
+
+def test_memo_follows_facts_time_and_settling() -> None:
+    core = _FakeCore()
+    calls: list[int] = []
+
+    def make() -> int:
+        calls.append(core.journal_seq)
+        return core.journal_seq
+
+    def get(**kw: float | bool) -> int:
+        return int(memo(core, "x", make, **kw))  # type: ignore[arg-type]
+
+    assert get(settle_s=60.0) == 1 and get(settle_s=60.0) == 1 and len(calls) == 1
+    core.journal_seq = 2
+    assert get(settle_s=60.0) == 1, "a change within the settling time is not picked up yet"
+    core.now += timedelta(seconds=61)
+    assert get(settle_s=60.0) == 2
+    core.now += timedelta(seconds=MEMO_S)
+    assert get(settle_s=60.0) == 2 and len(calls) == 3, "a new period recomputes"
+    core.journal_seq = 3
+    assert int(memo(core, "y", make, timed=False)) == 3
+    core.journal_seq = 4
+    assert int(memo(core, "y", make, timed=False)) == 4, "without settling: at once"
