@@ -231,7 +231,8 @@ def install(app: FastAPI, ctx: WebContext) -> None:
                 ),
             )
         found = await ctx.gateway.call(views.credentials, core, q, _int(page))
-        return ctx.render(request, who, "credentials.html", q=q, found=found)
+        persons = await ctx.gateway.call(views.people, core, q)
+        return ctx.render(request, who, "credentials.html", q=q, found=found, persons=persons)
 
     @app.get("/credentials/{number}", response_class=HTMLResponse)
     async def credential(request: Request, number: str, lock: str = "") -> Response:

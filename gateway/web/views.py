@@ -340,6 +340,41 @@ def search_index(core: Core) -> list[tuple[str, str]]:
     return found
 
 
+def people(core: Core, query: str, limit: int = LISTED) -> list[dict[str, Any]]:
+    """Persons whose id or name contains ``query`` (case-insensitive), each with their
+    employments (organisation, ID06 card and its status) and credentials."""
+    q = query.strip().casefold()
+    if not q:
+        return []
+    facts = core.engine.facts
+    out: list[dict[str, Any]] = []
+    for person in sorted(facts.persons.values(), key=lambda p: (p.last_name, p.first_name, p.id)):
+        name = f"{person.first_name} {person.last_name}"
+        if q not in person.id.casefold() and q not in name.casefold():
+            continue
+        employments = []
+        for eid in sorted(facts.employments_by_person.get(person.id, ())):
+            emp = facts.employments.get(eid)
+            if emp is None:
+                continue
+            org = facts.organisations.get(emp.org_number)
+            employments.append(
+                {
+                    "id": eid,
+                    "organisation": org.name if org else emp.org_number,
+                    "id06": emp.id06.card_number,
+                    "id06_status": emp.id06.status.value,
+                    "credentials": sorted(
+                        facts.credentials_by_employment.get(eid, ()), key=_number_key
+                    ),
+                }
+            )
+        out.append({"id": person.id, "name": name, "employments": employments})
+        if len(out) >= limit:
+            break
+    return out
+
+
 @dataclass
 class CredentialView:
     number: str

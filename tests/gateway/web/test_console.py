@@ -177,6 +177,9 @@ async def test_lists_are_paginated_searchable_and_download_as_csv(site: Site) ->
     c, _ = await site.signed_in("auditor")
     r = await c.get("/credentials?q=key")
     assert r.status_code == 200 and "100000001" in r.text and "4000001" not in r.text
+    r = await c.get("/credentials?q=bj%C3%B6rn")
+    assert 'id="people"' in r.text and "emp-bjorn-main" in r.text and "emp-bjorn-sub" in r.text
+    assert "ID06BK0002 (active)" in r.text
     csv_text = (await c.get("/credentials?format=csv")).text
     assert csv_text.splitlines()[0] == "number,kind,state,holder,active,until,reasons"
     r = await c.get("/audit?page=2")
