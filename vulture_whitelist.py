@@ -41,6 +41,17 @@ _.tb  # demo.broker: the context manager protocol's __exit__ signature
 
 _.leader_lease  # store.tables: a table of the metadata, used in SQL text by leadership.lease
 
+# --- Read by the console's templates (gateway/web/templates/dashboard.html)
+_.job_counts  # web.views.Dashboard
+_.revocation_oldest  # web.views.Dashboard
+_.keys_due  # web.views.Dashboard
+_.applications_overdue  # web.views.Dashboard
+_.pages  # web.views.Page (templates/_pager.html)
+
+# --- uvicorn's server hooks (gateway/web/service.py)
+_.capture_signals  # uvicorn.Server: overridden so the gateway's owner handles signals
+_.should_exit  # uvicorn.Server: read by uvicorn's main loop
+
 # --- Observation points read by tests, benchmarks and the deployment check
 _.unacknowledged  # bridge.client.RequestSession: tests/gateway/bridge/test_client.py
 _.conflicts  # bridge.mqtt_bridge.MqttBridge: tests/gateway/bridge/test_conflict.py

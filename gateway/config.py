@@ -246,6 +246,45 @@ class LeadershipSettings(_Section):
         return v
 
 
+class WebSettings(_Section):
+    enabled: bool = Field(
+        default=False,
+        description="Serve the web console and the HTTP API (`lockgate demo` always does).",
+    )
+    address: str = Field(
+        default="127.0.0.1:8080",
+        pattern=r"^[^\s:]+:[0-9]{1,5}$",
+        description="HOST:PORT the console and the HTTP API listen on.",
+    )
+    tls_cert_file: str | None = Field(
+        default=None, description="Certificate (PEM) to serve HTTPS with; unset: plain HTTP."
+    )
+    tls_key_file: str | None = Field(default=None, description="Key (PEM) of the certificate.")
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark the session cookie Secure although the console serves plain HTTP "
+        "(behind a TLS-terminating proxy); always on with TLS.",
+    )
+    session_idle_s: float = Field(
+        default=900.0, gt=0, description="A console session ends after this long unused."
+    )
+    session_max_s: float = Field(
+        default=43200.0, gt=0, description="A console session ends this long after sign-in."
+    )
+    lockout_after: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Failed sign-ins of one operator name before it is locked out; each "
+        "further failure doubles the wait (from 30 s, at most 15 min).",
+    )
+
+    def host_port(self) -> tuple[str, int]:
+        """The address as (host, port)."""
+        host, _, port = self.address.rpartition(":")
+        return host, int(port)
+
+
 class Settings(BaseSettings):
     """Every setting of the gateway."""
 
@@ -261,6 +300,9 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     leadership: LeadershipSettings = Field(default_factory=LeadershipSettings)
+
+
+    web: WebSettings = Field(default_factory=WebSettings)
     stations: list[DeviceSettings] = Field(default_factory=list)
     controllers: list[ControllerDeviceSettings] = Field(default_factory=list)
 

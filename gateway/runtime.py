@@ -157,6 +157,11 @@ class Gateway:
         They are for waking up workers (which re-read the store)."""
         self._notifier.observers.append(observer)
 
+    def unobserve(self, observer: ChangeObserver) -> None:
+        """Stop calling ``observer`` (see :meth:`observe`)."""
+        if observer in self._notifier.observers:
+            self._notifier.observers.remove(observer)
+
     # ------------------------------------------------------------------ life cycle
 
     async def start(self) -> None:

@@ -253,24 +253,12 @@ class RequestPipeline:
     @staticmethod
     def _apply_on_core(core: Core, batch: list[Pending]) -> list[Outcome]:
         """Runs on the core thread: refuse the expired, submit the rest in one transaction."""
-        now = core.clock()
-        outcomes: dict[int, Outcome] = {}
-        live: list[tuple[int, Submission]] = []
-        for i, pending in enumerate(batch):
-            request = pending.request
-            if request is None:
+        requests: list[tuple[ParsedRequest, str]] = []
+        for pending in batch:
+            if pending.request is None:
                 raise ValueError("only parsed requests are applied")
-            if request.expires_at is not None and request.expires_at <= now:
-                outcomes[i] = _expired(core, request)
-            else:
-                submission = Submission(
-                    request.command, pending.operator, request_id=request.request_id, source=SOURCE
-                )
-                live.append((i, submission))
-        if live:
-            applied = core.submit_many([submission for _, submission in live])
-            outcomes.update(zip((i for i, _ in live), applied, strict=True))
-        return [outcomes[i] for i in range(len(batch))]
+            requests.append((pending.request, pending.operator))
+        return apply_requests(core, requests, source=SOURCE)
 
     async def _record_failures(self, failed: list[Pending]) -> None:
         """Audit the requests answered ``INTERNAL`` (no payload: it may hold personal data)."""
@@ -333,6 +321,30 @@ class RequestPipeline:
         )
 
 
+def apply_requests(
+    core: Core, requests: list[tuple[ParsedRequest, str]], *, source: str
+) -> list[Outcome]:
+    """Apply parsed requests, each with the operator it acts as, on the core thread: the
+    expired ones are refused (never applied late; a request seen before still gets its stored
+    response), the rest are submitted in one transaction. Shared by the MQTT pipeline and the
+    HTTP API (``source`` says which)."""
+    now = core.clock()
+    outcomes: dict[int, Outcome] = {}
+    live: list[tuple[int, Submission]] = []
+    for i, (request, operator) in enumerate(requests):
+        if request.expires_at is not None and request.expires_at <= now:
+            outcomes[i] = _expired(core, request)
+        else:
+            submission = Submission(
+                request.command, operator, request_id=request.request_id, source=source
+            )
+            live.append((i, submission))
+    if live:
+        applied = core.submit_many([submission for _, submission in live])
+        outcomes.update(zip((i for i, _ in live), applied, strict=True))
+    return [outcomes[i] for i in range(len(requests))]
+
+
 def _readable_id(payload: bytes) -> str | None:
     """The request id of a payload, if it can be read at all."""
     try:
@@ -363,4 +375,4 @@ def _expired(core: Core, request: ParsedRequest) -> Outcome:
     )
 
 
-__all__ = ["Pending", "RequestPipeline", "ResponseQueue", "is_urgent"]
+__all__ = ["Pending", "RequestPipeline", "ResponseQueue", "apply_requests", "is_urgent"]

@@ -334,9 +334,12 @@ def generated_files() -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
-def export(out: Path, docs: Path | None = None) -> list[Path]:
+def export(
+    out: Path, docs: Path | None = None, *, keep: frozenset[str] = frozenset()
+) -> list[Path]:
     """Write every generated file under ``out`` (and refresh ``docs``); return what changed.
-    Stale ``.json`` files of earlier versions under ``out`` are removed."""
+    Stale ``.json`` files of earlier versions under ``out`` are removed, except ``keep``
+    (files other generators write there: the HTTP API's ``openapi.json``)."""
     changed: list[Path] = []
     files = generated_files()
     for rel, text in files.items():
@@ -346,7 +349,8 @@ def export(out: Path, docs: Path | None = None) -> list[Path]:
             path.write_text(text, encoding="utf-8")
             changed.append(path)
     for stale in sorted(out.rglob("*.json")):
-        if stale.relative_to(out).as_posix() not in files:
+        rel = stale.relative_to(out).as_posix()
+        if rel not in files and rel not in keep:
             stale.unlink()
             changed.append(stale)
     if docs is not None:

@@ -148,9 +148,20 @@ async def serve(settings: Settings, *, sites: bool = False) -> int:
     serves the site agents (:func:`gateway.agent.site_hub`)."""
     from gateway.agent import site_hub
     from gateway.compose import build_gateway
+    from gateway.web import web_service
+    from gateway.web.metrics import EventCounter, WebMetrics
 
+    metrics = WebMetrics()
+    web = settings.web.enabled
     try:
-        gateway = build_gateway(settings, extra_services=[site_hub] if sites else ())
+        gateway = build_gateway(
+            settings,
+            extra_sinks=[EventCounter(metrics)] if web else [],
+            extra_services=[
+                *([site_hub] if sites else []),
+                *([web_service(settings.web, metrics=metrics)] if web else []),
+            ],
+        )
     except (ValueError, ConfigError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2

@@ -22,7 +22,8 @@ def schemas_export(
         typer.Option("--docs", help="Also refresh the generated topic reference of this file."),
     ] = None,
 ) -> None:
-    """Write one JSON Schema per MQTT payload and asyncapi.yaml to OUT, from the topic map."""
+    """Write one JSON Schema per MQTT payload and asyncapi.yaml to OUT, from the topic map,
+    and openapi.json, the HTTP API's OpenAPI document."""
     from gateway.bridge import schemas
 
     if out.exists() and not out.is_dir():
@@ -30,10 +31,14 @@ def schemas_export(
     if docs is not None and not docs.is_file():
         fail(f"--docs: {docs} does not exist", 2)
     try:
-        changed = schemas.export(out, docs)
+        changed = schemas.export(out, docs, keep=frozenset({"openapi.json"}))
     except (OSError, ValueError) as exc:
         fail(str(exc))
-    total = len(schemas.generated_files())
+    from gateway.web import openapi
+
+    if openapi.export(out):
+        changed.append(out / openapi.OPENAPI_FILE)
+    total = len(schemas.generated_files()) + 1
     console.print(
         f"{total} files in {out}: {len(changed)} changed", highlight=False, soft_wrap=True
     )

@@ -9,6 +9,7 @@ import contextlib
 import shlex
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from drivers.base import DeviceConfig
 from drivers.registry import load_key_station
-from gateway.config import Settings
+from gateway.config import Settings, WebSettings
 from gateway.core import Core
 from gateway.demo.broker import BrokerUnavailable, PrivateMosquitto
 from gateway.demo.central import Central, DirectCentral, MqttCentral
@@ -32,6 +33,7 @@ from gateway.demo.story import DESK, WALL, Actors, Story, run_story
 from gateway.runtime import Gateway
 from gateway.store.database import default_sqlite_url
 from gateway.sync.station import KeyVisit, StationWorker
+from gateway.web import KeyDesk, WebService, web_service
 from simulators.site import DEFAULT_SITE, SimulatedSite, load_site
 
 
@@ -62,6 +64,12 @@ class DemoSetup:
     stations: dict[str, StationWorker]
     story_events: StoryEvents
     extra: list[Any] = field(default_factory=list)
+    desk: KeyDesk | None = None
+
+    @property
+    def web(self) -> WebService | None:
+        """The web console, when it is served."""
+        return next((s for s in self.gateway.services if isinstance(s, WebService)), None)
 
 
 def fresh_folder(folder: Path) -> None:
@@ -92,9 +100,15 @@ def demo_settings(db_url: str, site: SimulatedSite, broker: PrivateMosquitto | N
 
 @asynccontextmanager
 async def demo_setup(
-    folder: Path, console: Console, *, control: bool, use_broker: bool = True
+    folder: Path,
+    console: Console,
+    *,
+    control: bool,
+    use_broker: bool = True,
+    web_address: str | None = None,
 ) -> AsyncIterator[DemoSetup]:
-    """Fresh database in ``folder``, the demo site, a broker if possible, the gateway."""
+    """Fresh database in ``folder``, the demo site, a broker if possible, the gateway; with
+    ``web_address`` the web console too (on a free port when that one is taken)."""
     from gateway.compose import build_gateway, sync_service
 
     db_url = default_sqlite_url(folder / "lockgate-demo.db")
@@ -115,7 +129,13 @@ async def demo_setup(
         async with SimulatedSite(spec, control_port=0 if control else None) as site:
             settings = demo_settings(db_url, site, broker)
             story_events = StoryEvents()
-            gateway = build_gateway(settings, extra_sinks=[story_events])
+            key_desk = KeyDesk()
+            web = _web_settings(web_address) if web_address else None
+            gateway = build_gateway(
+                settings,
+                extra_sinks=[story_events],
+                extra_services=[web_service(web, desk=key_desk)] if web else [],
+            )
             sync = sync_service(gateway)
             assert sync is not None
             desk = next(d for d in settings.stations if d.id == DESK)
@@ -125,18 +145,63 @@ async def demo_setup(
                 partial(load_key_station, DeviceConfig(desk.id, desk.driver, dict(desk.options))),
                 sync.sink,
                 decide=_operator_confirms(console),
+                on_progress=key_desk.on_progress,
+                on_visit=key_desk.on_visit,
             )
             await gateway.start()
             try:
                 await desk_worker.start()
                 stations = {DESK: desk_worker, WALL: sync.stations[WALL]}
-                yield DemoSetup(settings, site, gateway, broker, stations, story_events)
+                setup = DemoSetup(settings, site, gateway, broker, stations, story_events)
+                setup.desk = key_desk
+                yield setup
             finally:
                 await desk_worker.stop()
                 await gateway.stop()
     finally:
         if broker is not None:
             broker.cleanup()
+
+
+DEMO_PASSWORD = "lockgate-demo"
+"""The password of every demo operator in the web console (a demo, not a site)."""
+
+
+def _web_settings(address: str) -> WebSettings:
+    """The console on ``address``, or on a free port of its host when that one is taken."""
+    web = WebSettings(enabled=True, address=address)
+    host, port = web.host_port()
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError:
+        web = WebSettings(enabled=True, address=f"{host}:0")
+    return web
+
+
+def demo_logins(gateway: Gateway) -> list[tuple[str, str]]:
+    """Give every demo operator the demo password (on the core thread); (name, role) of each."""
+    from gateway.auth import manage
+    from gateway.auth import operators as operator_store
+    from gateway.auth.authorizer import Authorizer
+    from gateway.auth.passwords import hash_password
+
+    core = gateway.core
+    hashed = hash_password(DEMO_PASSWORD)
+
+    def work(s: Session) -> list[tuple[str, str]]:
+        out = []
+        authorizer = core.authorizer
+        assert isinstance(authorizer, Authorizer)
+        admin = Actors().administrator
+        for op in operator_store.all_operators(s):
+            manage.change_operator(
+                s, authorizer, admin, op.name, at=core.clock(), password_hash=hashed
+            )
+            out.append((op.name, op.role))
+        return out
+
+    return core.transaction(work)
 
 
 def _operator_confirms(console: Console) -> Any:
@@ -155,7 +220,13 @@ async def run_demo(
 ) -> dict[str, Any]:
     """Run the story; return the summary (``ok``, ``steps``, ``failed``, ``seconds``)."""
     narrator = Narrator(console)
-    async with demo_setup(folder, console, control=not once, use_broker=use_broker) as setup:
+    async with demo_setup(
+        folder,
+        console,
+        control=not once,
+        use_broker=use_broker,
+        web_address=None if once else "127.0.0.1:8080",
+    ) as setup:
         central: Central
         async with contextlib.AsyncExitStack() as stack:
             if setup.broker is not None:
@@ -179,6 +250,7 @@ async def run_demo(
             await setup.gateway.call(show_states, setup.gateway.core, console)
             summary = narrator.summary()
             if not once:
+                await _open_console(console, setup)
                 _explore(console, setup, folder)
                 await _wait_for_interrupt()
     return summary
@@ -255,6 +327,19 @@ def _explore(console: Console, setup: DemoSetup, folder: Path) -> None:
     )
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+async def _open_console(console: Console, setup: DemoSetup) -> None:
+    """Hand the desk station to the console's key desk and print where to sign in."""
+    web = setup.web
+    if web is None or setup.desk is None:
+        return
+    setup.stations[DESK].decide = setup.desk.decide
+    setup.desk.station(DESK)
+    logins = await setup.gateway.call(demo_logins, setup.gateway)
+    console.print(f"Web console: {web.url}  (every operator's password: {DEMO_PASSWORD})")
+    for name, role in logins:
+        console.print(f"  sign in as {name} ({role})", highlight=False)
 
 
 async def _wait_for_interrupt() -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 LOCKGATE = str(Path(sys.executable).with_name("lockgate"))
@@ -58,10 +59,13 @@ def test_the_interactive_demo_keeps_running_and_stops_cleanly_on_ctrl_c(tmp_path
     )
     try:
         suggested: list[str] = []
+        console_url = ""
         trying = False
         deadline = time.monotonic() + 90
         assert proc.stdout is not None
         for line in proc.stdout:
+            if line.startswith("Web console: "):
+                console_url = line.split()[2]
             if "keep running. Try:" in line:
                 trying = True
             elif "Ctrl-C stops everything" in line or time.monotonic() > deadline:
@@ -77,6 +81,13 @@ def test_the_interactive_demo_keeps_running_and_stops_cleanly_on_ctrl_c(tmp_path
             assert reply.returncode == 0, f"{command}: {reply.stderr}"
             if " visit " in command:
                 assert json.loads(reply.stdout)["granted"] is True
+        assert console_url.startswith("http://127.0.0.1:"), "the demo prints the console's URL"
+        with httpx.Client(base_url=console_url, timeout=10) as web:
+            signed = web.post(
+                "login", data={"operator": "rita.resepsjonist", "password": "lockgate-demo"}
+            )
+            assert signed.status_code == 303, signed.text
+            assert "Active visitor cards" in web.get("reception").text
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)
     finally:
