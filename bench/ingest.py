@@ -16,10 +16,15 @@ trip of the same MQTT library through the same broker.
 
 Both loads keep at most ``--window`` requests outstanding (a flood, but with the bounded
 in-flight window of a real central system), so the latency percentiles measure the system
-and not an ever-growing queue at the publisher. The last line of output is one JSON object.
+and not an ever-growing queue at the publisher. The flood reports ``ratio`` (accepted
+changes/s over raw round trips/s; target 0.6 on SQLite, 0.5 on PostgreSQL).
+
+With ``--rate R`` both loads send at a fixed R requests/s instead (a realistic load, not a
+flood) and the result is the request→response latency (target p99: 20 ms on SQLite, 30 ms on
+PostgreSQL at 100/s). The last line of output is one JSON object, with ``met``.
 
     python bench/ingest.py [--count 20000] [--db sqlite|postgresql] [--window 1000]
-                           [--mix all|no-visitor-cards]
+                           [--mix all|no-visitor-cards] [--rate R] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import socket
 import statistics
 import sys
@@ -76,6 +82,10 @@ BASE = "lockgate"
 PASSWORDS = {"lockgate": "bench-gateway", "central": "bench-central"}
 ORG = org_number_with_check_digit("556677880")
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+FLOOD_TARGET_RATIO = {"sqlite": 0.6, "postgresql": 0.5}
+"""Accepted changes/s at least this share of the raw echo rate of the same run."""
+RATE_TARGET_P99_MS = {"sqlite": 20.0, "postgresql": 30.0}
+"""At a fixed rate (``--rate``), request→response p99 at most this."""
 
 
 def log(message: str) -> None:
@@ -330,10 +340,15 @@ def changes(
 
 
 async def drive(
-    broker: PrivateMosquitto, messages: list[tuple[str, bytes, str]], window: int
+    broker: PrivateMosquitto,
+    messages: list[tuple[str, bytes, str]],
+    window: int,
+    rate: float | None = None,
 ) -> tuple[float, list[float], dict[str, dict[str, Any]]]:
     """Publish (topic, payload, request id) with at most ``window`` outstanding; wait for a
-    response carrying each request id. Returns (seconds, latencies in ms, responses)."""
+    response carrying each request id. With ``rate``, message i is sent at i/rate seconds
+    after the start (a fixed rate, not a flood; a late send is not made up for by a burst
+    beyond the schedule). Returns (seconds, latencies in ms, responses)."""
     sent: dict[str, float] = {}
     latencies: list[float] = []
     responses: dict[str, dict[str, Any]] = {}
@@ -368,7 +383,11 @@ async def drive(
         receiver = asyncio.create_task(receive(), name="bench-receive")
         publishes: set[asyncio.Task[None]] = set()
         start = time.perf_counter()
-        for topic, payload, rid in messages:
+        for i, (topic, payload, rid) in enumerate(messages):
+            if rate is not None:
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             await slots.acquire()
             sent[rid] = time.perf_counter()
             task = asyncio.create_task(client.publish(topic, payload, qos=1))
@@ -467,10 +486,33 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         cleanup()
     accepted_per_s = gateway["accepted"] / gateway["seconds"]
     raw_per_s = args.count / raw["seconds"]
+    if args.rate is not None:
+        target = RATE_TARGET_P99_MS[args.db]
+        p99 = percentile(gateway["latencies"], 0.99)
+        return {
+            "mode": "rate",
+            "rate_per_s": args.rate,
+            "latency_p50_ms": round(statistics.median(gateway["latencies"]), 1),
+            "latency_p99_ms": round(p99, 1),
+            "latency_max_ms": round(max(gateway["latencies"]), 1),
+            "target_p99_ms": target,
+            "met": p99 <= target and not gateway["errors"],
+            "raw_latency_p50_ms": round(statistics.median(raw["latencies"]), 1),
+            "raw_latency_p99_ms": round(percentile(raw["latencies"], 0.99), 1),
+            "accepted_per_s": round(accepted_per_s, 1),
+            "db": args.db,
+            "requests": args.count,
+            "mix": args.mix,
+            "errors": gateway["errors"],
+            "gateway_peak_rss_mb": round(gateway["rss_mb"], 1),
+        }
     return {
+        "mode": "flood",
         "accepted_per_s": round(accepted_per_s, 1),
         "raw_per_s": round(raw_per_s, 1),
         "ratio": round(accepted_per_s / raw_per_s, 3),
+        "target_ratio": FLOOD_TARGET_RATIO[args.db],
+        "met": accepted_per_s / raw_per_s >= FLOOD_TARGET_RATIO[args.db],
         "latency_p50_ms": round(statistics.median(gateway["latencies"]), 1),
         "latency_p99_ms": round(percentile(gateway["latencies"], 0.99), 1),
         "gateway_peak_rss_mb": round(gateway["rss_mb"], 1),
@@ -507,7 +549,7 @@ async def raw_round_trip(broker: PrivateMosquitto, args: argparse.Namespace) -> 
             )
             for i in range(args.count)
         ]
-        seconds, latencies, _ = await drive(broker, messages, args.window)
+        seconds, latencies, _ = await drive(broker, messages, args.window, args.rate)
     finally:
         echo.terminate()
         await echo.wait()
@@ -556,8 +598,18 @@ async def gateway_run(
     peak = [0.0]
     sampler = asyncio.create_task(sample_rss(proc.pid, stop, peak))
     try:
-        await wait_online(broker)
-        seconds, latencies, responses = await drive(broker, messages, args.window)
+        try:
+            await wait_online(broker)
+        except TimeoutError:
+            logfile.flush()
+            log("the gateway did not come online; its log ends:\n"
+                + (folder / "gateway.log").read_text(errors="replace")[-3000:])
+            raise
+        profiler = await start_profiler(args.profile, proc.pid) if args.profile else None
+        seconds, latencies, responses = await drive(broker, messages, args.window, args.rate)
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            await profiler.wait()
         errors = [r for r in responses.values() if r["status"] != "ok"]
         for sample in errors[:5]:
             log(f"error response: {sample}")
@@ -582,6 +634,19 @@ async def gateway_run(
     }
 
 
+async def start_profiler(path: str, pid: int) -> asyncio.subprocess.Process:
+    """py-spy sampling the gateway during the load: ``--gil`` keeps the samples of the thread
+    holding the GIL, i.e. where the one Python process spends its one core. Collapsed
+    stacks (one line per stack), written when it gets SIGINT."""
+    spy = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "--rate", "200",
+        "--format", "raw", "-o", path, "--pid", str(pid),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    await asyncio.sleep(1.0)  # attached
+    return spy
+
+
 async def wait_online(broker: PrivateMosquitto) -> None:
     async with aiomqtt.Client(
         broker.host,
@@ -593,7 +658,7 @@ async def wait_online(broker: PrivateMosquitto) -> None:
         await c.subscribe(f"{BASE}/v1/bridge/state", qos=1)
         async with asyncio.timeout(60):
             async for msg in c.messages:
-                if json.loads(msg.payload) == {"state": "online"}:
+                if json.loads(msg.payload).get("state") == "online":
                     return
 
 
@@ -616,7 +681,14 @@ async def wait_drained(url: str, limit_s: float = 120.0) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=20000, help="access changes to send")
+    parser.add_argument(
+        "--count", type=int, default=None,
+        help="access changes to send (default 20000; with --rate, 30 s worth)",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=None,
+        help="send at this fixed rate (requests/s) instead of flooding; reports latency",
+    )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--window", type=int, default=1000, help="requests outstanding at most")
     parser.add_argument(
@@ -635,7 +707,17 @@ def main() -> None:
         ),
         help="admin URL of the PostgreSQL server (a fresh database is created and dropped)",
     )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="FILE",
+        help="record the gateway with py-spy (collapsed stacks of the GIL holder) into FILE",
+    )
     args = parser.parse_args()
+    if args.count is None:
+        args.count = 20000 if args.rate is None else max(100, int(args.rate * 30))
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate: must be positive")
     if args.count < 100:
         parser.error("--count: at least 100")
     with tempfile.TemporaryDirectory(prefix="lockgate-bench-") as folder:
