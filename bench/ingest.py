@@ -374,15 +374,18 @@ async def drive(
                 data = json.loads(msg.payload)
                 rid = data.get("request_id")
                 if rid in sent and rid not in responses:
-                    latencies.append((time.perf_counter() - sent[rid]) * 1000)
+                    latency = (time.perf_counter() - sent[rid]) * 1000
+                    latencies.append(latency)
+                    data["_latency_ms"] = latency
+                    data["_sent_s"] = sent[rid] - start
                     responses[rid] = data
                     slots.release()
                     if len(responses) == len(messages):
                         done.set()
 
+        start = time.perf_counter()
         receiver = asyncio.create_task(receive(), name="bench-receive")
         publishes: set[asyncio.Task[None]] = set()
-        start = time.perf_counter()
         for i, (topic, payload, rid) in enumerate(messages):
             if rate is not None:
                 delay = start + i / rate - time.perf_counter()
@@ -475,7 +478,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         url = f"sqlite:///{folder / 'bench.db'}"
     try:
         t = time.perf_counter()
-        people, visitors = load_site(url, args.count)
+        people, visitors = load_site(url, args.site)
         took = time.perf_counter() - t
         log(f"site loaded: {people} people, {visitors} visitor cards ({took:.1f} s)")
         stream = changes(args.count, people, visitors, visitor_cards=args.mix == "all")
@@ -605,12 +608,31 @@ async def gateway_run(
             log("the gateway did not come online; its log ends:\n"
                 + (folder / "gateway.log").read_text(errors="replace")[-3000:])
             raise
+        if args.rate is not None:
+            # A steady state: the states queued at start-up (in chunks) are out before the
+            # load starts.
+            while await wait_drained(url):
+                await asyncio.sleep(1.0)
+                if await wait_drained(url, limit_s=0.0, at_once=True):
+                    break
         profiler = await start_profiler(args.profile, proc.pid) if args.profile else None
         seconds, latencies, responses = await drive(broker, messages, args.window, args.rate)
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             await profiler.wait()
         errors = [r for r in responses.values() if r["status"] != "ok"]
+        by_kind: dict[str, list[float]] = {}
+        for topic, _, rid in messages:
+            by_kind.setdefault(topic.rsplit("/", 1)[1], []).append(responses[rid]["_latency_ms"])
+        slow = sorted(
+            (round(r["_sent_s"], 2), round(r["_latency_ms"])) for r in responses.values()
+            if r["_latency_ms"] > 30
+        )
+        if os.environ.get("BENCH_SHOW_SLOW"):
+            log(f"slow (sent at s, ms): {slow}")
+        for kind, values in sorted(by_kind.items()):
+            log(f"{kind}: {len(values)} requests, p50 {statistics.median(values):.1f} ms, "
+                f"p99 {percentile(values, 0.99):.1f} ms, max {max(values):.1f} ms")
         for sample in errors[:5]:
             log(f"error response: {sample}")
         t = time.perf_counter()
@@ -662,14 +684,18 @@ async def wait_online(broker: PrivateMosquitto) -> None:
                     return
 
 
-async def wait_drained(url: str, limit_s: float = 120.0) -> bool:
-    """Wait until the gateway published its whole outbox (states and events)."""
+async def wait_drained(url: str, limit_s: float = 120.0, *, at_once: bool = False) -> bool:
+    """Wait until the gateway published its whole outbox (states and events); with
+    ``at_once``, only look once."""
     from gateway.store import outbox
 
     db = Database(url)
     try:
         deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
+        while at_once or time.monotonic() < deadline:
+            if at_once:
+                with db.session(readonly=True) as s:
+                    return outbox.count_pending(s) == 0
             with db.session(readonly=True) as s:
                 if outbox.count_pending(s) == 0:
                     return True
@@ -712,6 +738,10 @@ def main() -> None:
         default=None,
         metavar="FILE",
         help="record the gateway with py-spy (collapsed stacks of the GIL holder) into FILE",
+    )
+    parser.add_argument(
+        "--site", type=int, default=20000,
+        help="size the site as for this many changes (N/20 people, N/10 visitor cards)",
     )
     args = parser.parse_args()
     if args.count is None:
