@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
 
 from gateway.domain.facts import (
     AccessApplication,
@@ -30,6 +32,7 @@ from gateway.domain.facts import (
     VisitorCard,
     fact_key,
 )
+from gateway.domain.timeutil import Window
 
 
 def space_digest(space: Space) -> str:
@@ -77,6 +80,30 @@ class FactSet:
         self.key_orders: dict[str, KeyOrder] = {}
         self.manifests: dict[tuple[str, ...], DeliveryManifest] = {}
         self.receipts: dict[tuple[str, ...], Receipt] = {}
+        self._agreement_windows: dict[str, Window | None] = {}
+        self._agreement_windows_for: tuple[datetime, object] | None = None
+
+    # ------------------------------------------------------------------ derived caches
+
+    def cached_agreement_window(
+        self,
+        org: str,
+        at: datetime,
+        cfg: object,
+        compute: Callable[[FactSet, str, datetime, Any], Window | None],
+    ) -> Window | None:
+        """``compute(self, org, at, cfg)``, remembered until the agreements change or it is
+        asked for another instant or configuration (every employee of an organisation
+        needs the same one)."""
+        if self._agreement_windows_for is None or (
+            self._agreement_windows_for[0] != at or self._agreement_windows_for[1] is not cfg
+        ):
+            self._agreement_windows = {}
+            self._agreement_windows_for = (at, cfg)
+        if org in self._agreement_windows:
+            return self._agreement_windows[org]
+        window = self._agreement_windows[org] = compute(self, org, at, cfg)
+        return window
 
     # ------------------------------------------------------------------ touch helpers
 
@@ -105,6 +132,7 @@ class FactSet:
                 self.organisations[fact.org_number] = fact
                 return set()
             case KeyGrantAgreement():
+                self._agreement_windows_for = None
                 touched = self._drop_agreement(fact.id)
                 self.agreements[fact.id] = fact
                 self.agreements_by_org[fact.org_number].add(fact.id)
@@ -207,6 +235,7 @@ class FactSet:
         )
 
     def _drop_agreement(self, agreement_id: str) -> set[str]:
+        self._agreement_windows_for = None
         old = self.agreements.pop(agreement_id, None)
         if old is None:
             return set()
