@@ -245,7 +245,7 @@ class Core:
         line with it (they may lag after a crash or a rules change). Returns what differed."""
         with self.db.session() as s:
             self.journal_seq = journal.head(s)
-            facts = fact_store.load_all(s)
+            facts = fact_store.iter_all(s)
             self.engine = RulesEngine.build(facts, self.clock(), self.cfg)
             for loader in self._loaders:
                 loader(s, self)

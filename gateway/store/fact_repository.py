@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -59,6 +59,7 @@ __all__ = [
     "count",
     "delete",
     "get",
+    "iter_all",
     "load_all",
     "put",
     "put_many",
@@ -603,6 +604,13 @@ def load_all(session: Session) -> list[Fact]:
     for kind in FACT_TYPES:
         facts.extend(_fetch(session, _SPECS[kind]))
     return facts
+
+
+def iter_all(session: Session) -> Iterator[Fact]:
+    """The facts of :func:`load_all`, type by type, holding one type's list at a time: a
+    consumer that keeps them compacted (the rules engine) never has the whole site twice."""
+    for kind in FACT_TYPES:
+        yield from _fetch(session, _SPECS[kind])
 
 
 def count(session: Session, kind: type[Fact]) -> int:
