@@ -1,6 +1,7 @@
 # lockgate: two commands on a fresh machine.
 #   make test   create .venv, install everything, lint, type-check, run the whole suite
 #   make demo   run the demo on an embedded default (SQLite, simulated site, private broker)
+#   make bench  run every benchmark (bounded) and print one table: figure, target, met
 
 PYTHON ?= python3
 VENV   := .venv
@@ -35,7 +36,7 @@ demo: $(STAMP)
 	$(BIN)/lockgate demo
 
 bench: $(STAMP)
-	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	$(BIN)/python bench/summary.py
 
 schemas: $(STAMP)
 	$(BIN)/lockgate schemas export
