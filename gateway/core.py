@@ -260,14 +260,14 @@ class Core:
 
     def _reconcile(self, s: Session) -> Changes:
         changes = Changes()
-        stored = {st.number: st for st in desired_store.all_credential_states(s)}
+        stored = desired_store.credential_state_summaries(s)
         for number, state in self.engine.states.items():
             old = stored.pop(number, None)
             if (
                 old is None
                 or old.revision != state.revision
                 or old.active != state.active
-                or (old.body.get("reasons") != [r.value for r in state.reasons])
+                or (old.reasons != [r.value for r in state.reasons])
             ):
                 changes.credentials[number] = state
         for number in stored:
