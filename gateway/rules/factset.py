@@ -36,7 +36,9 @@ from gateway.domain.facts import (
 )
 from gateway.domain.timeutil import Window
 
-_FIELD_SETS: dict[frozenset[str], set[str]] = {}
+_FIELD_SETS: dict[type, list[set[str]]] = {}
+"""Per model, the field-name sets met so far (a model has a few: which optional fields a
+fact was given); the first instance's set becomes the shared one."""
 _VALUES: dict[tuple[type, date, object], date] = {}
 _POOL_LIMIT = 50_000
 
@@ -49,14 +51,20 @@ def compact(fact: BaseModel) -> None:
     models (an employment's ID06 card, an application's entries) are compacted too.
 
     At 100k credentials this is about a fifth of what the facts take."""
+    if not type(fact).model_config.get("frozen"):
+        return  # only a frozen model never changes its field-name set in place
     held = fact.__dict__
     fields_set = fact.__pydantic_fields_set__
-    key = frozenset(fields_set)
-    shared = _FIELD_SETS.get(key)
-    if shared is None:
-        shared = _FIELD_SETS[key] = set(key)
-    if fields_set is not shared:
-        object.__setattr__(fact, "__pydantic_fields_set__", shared)
+    known_sets = _FIELD_SETS.setdefault(type(fact), [])
+    for shared in known_sets:
+        if shared is fields_set:
+            break
+        if shared == fields_set:
+            object.__setattr__(fact, "__pydantic_fields_set__", shared)
+            break
+    else:
+        if len(known_sets) < 64:
+            known_sets.append(fields_set)
     for name, value in held.items():
         if isinstance(value, date):
             # Keyed with the type and zone too: equal instants in other zones stay apart.
