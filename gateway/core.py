@@ -365,7 +365,9 @@ class Core:
             pending.answer(sub, outcome, now, digest)
             return outcome
         if ctx.puts:
-            fact_store.put_many(s, ctx.puts)
+            # Written with the other commands' facts at the end of the batch (_flush), or
+            # before anything reads facts from the store meanwhile (the authorizer).
+            fact_store.put_many(s, ctx.puts, deferred=True)
         for kind, key in ctx.deletes:
             fact_store.delete(s, kind, *key)
         changes = self.engine.apply_many(ctx.puts, now)
@@ -509,6 +511,7 @@ class Core:
         """Write what a transaction accumulated, in few statements: the journal, the inbox
         records, the derived states of credentials, controllers and cylinders."""
         now = self.clock()
+        fact_store.write_deferred(s)
         if pending.journal:
             self.journal_seq = journal.append(s, pending.journal, now)
         if pending.inbox:
