@@ -17,7 +17,9 @@ trip of the same MQTT library through the same broker.
 Both loads keep at most ``--window`` requests outstanding (a flood, but with the bounded
 in-flight window of a real central system), so the latency percentiles measure the system
 and not an ever-growing queue at the publisher. The flood reports ``ratio`` (accepted
-changes/s over raw round trips/s; target 0.6 on SQLite, 0.5 on PostgreSQL).
+changes/s over raw round trips/s; target 0.6 on SQLite, 0.5 on PostgreSQL) and
+``gateway_cpu_ms_per_request``, the CPU time the gateway process spent per request during the
+load (on a shared machine the figure that moves least from run to run).
 
 With ``--rate R`` both loads send at a fixed R requests/s instead (a realistic load, not a
 flood) and the result is the request→response latency (target p99: 20 ms on SQLite, 30 ms on
@@ -519,6 +521,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "latency_p50_ms": round(statistics.median(gateway["latencies"]), 1),
         "latency_p99_ms": round(percentile(gateway["latencies"], 0.99), 1),
         "gateway_peak_rss_mb": round(gateway["rss_mb"], 1),
+        "gateway_cpu_ms_per_request": gateway["cpu_ms_per_request"],
         "db": args.db,
         "requests": args.count,
         "mix": args.mix,
@@ -616,7 +619,10 @@ async def gateway_run(
                 if await wait_drained(url, limit_s=0.0, at_once=True):
                     break
         profiler = await start_profiler(args.profile, proc.pid) if args.profile else None
+        cpu_before = psutil.Process(proc.pid).cpu_times()
         seconds, latencies, responses = await drive(broker, messages, args.window, args.rate)
+        cpu_after = psutil.Process(proc.pid).cpu_times()
+        cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             await profiler.wait()
@@ -653,6 +659,7 @@ async def gateway_run(
         "errors": len(errors),
         "rss_mb": rss,
         "drained_s": drained_s,
+        "cpu_ms_per_request": round(cpu_s * 1000 / max(1, len(responses)), 3),
     }
 
 
