@@ -77,6 +77,8 @@ def _ingest(db: str) -> tuple[Bench, Bench]:
             Check("accepted/s (raw/s)",
                   lambda r: f"{r['accepted_per_s']:.0f} ({r['raw_per_s']:.0f})", "",
                   lambda r: True),
+            Check("gateway CPU ms per request", _get("gateway_cpu_ms_per_request"), "",
+                  lambda r: True),
             Check("errors", _get("errors"), "0", lambda r: r["errors"] == 0),
         ),
     )
