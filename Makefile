@@ -2,6 +2,7 @@
 #   make test   create .venv, install everything, lint (ruff, mypy, import layers, dead code),
 #               run the whole suite
 #   make demo   run the demo on an embedded default (SQLite, simulated site, private broker)
+#   make bench  run every benchmark (bounded) and print one table: figure, target, met
 
 PYTHON ?= python3
 VENV   := .venv
@@ -37,7 +38,7 @@ demo: $(STAMP)
 	$(BIN)/lockgate demo
 
 bench: $(STAMP)
-	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	$(BIN)/python bench/summary.py
 
 schemas: $(STAMP)
 	$(BIN)/lockgate schemas export

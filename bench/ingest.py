@@ -16,10 +16,17 @@ trip of the same MQTT library through the same broker.
 
 Both loads keep at most ``--window`` requests outstanding (a flood, but with the bounded
 in-flight window of a real central system), so the latency percentiles measure the system
-and not an ever-growing queue at the publisher. The last line of output is one JSON object.
+and not an ever-growing queue at the publisher. The flood reports ``ratio`` (accepted
+changes/s over raw round trips/s; target 0.6 on SQLite, 0.5 on PostgreSQL) and
+``gateway_cpu_ms_per_request``, the CPU time the gateway process spent per request during the
+load (on a shared machine the figure that moves least from run to run).
+
+With ``--rate R`` both loads send at a fixed R requests/s instead (a realistic load, not a
+flood) and the result is the request→response latency (target p99: 20 ms on SQLite, 30 ms on
+PostgreSQL at 100/s). The last line of output is one JSON object, with ``met``.
 
     python bench/ingest.py [--count 20000] [--db sqlite|postgresql] [--window 1000]
-                           [--mix all|no-visitor-cards]
+                           [--mix all|no-visitor-cards] [--rate R] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import socket
 import statistics
 import sys
@@ -76,6 +84,10 @@ BASE = "lockgate"
 PASSWORDS = {"lockgate": "bench-gateway", "central": "bench-central"}
 ORG = org_number_with_check_digit("556677880")
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+FLOOD_TARGET_RATIO = {"sqlite": 0.6, "postgresql": 0.5}
+"""Accepted changes/s at least this share of the raw echo rate of the same run."""
+RATE_TARGET_P99_MS = {"sqlite": 20.0, "postgresql": 30.0}
+"""At a fixed rate (``--rate``), request→response p99 at most this."""
 
 
 def log(message: str) -> None:
@@ -330,10 +342,15 @@ def changes(
 
 
 async def drive(
-    broker: PrivateMosquitto, messages: list[tuple[str, bytes, str]], window: int
+    broker: PrivateMosquitto,
+    messages: list[tuple[str, bytes, str]],
+    window: int,
+    rate: float | None = None,
 ) -> tuple[float, list[float], dict[str, dict[str, Any]]]:
     """Publish (topic, payload, request id) with at most ``window`` outstanding; wait for a
-    response carrying each request id. Returns (seconds, latencies in ms, responses)."""
+    response carrying each request id. With ``rate``, message i is sent at i/rate seconds
+    after the start (a fixed rate, not a flood; a late send is not made up for by a burst
+    beyond the schedule). Returns (seconds, latencies in ms, responses)."""
     sent: dict[str, float] = {}
     latencies: list[float] = []
     responses: dict[str, dict[str, Any]] = {}
@@ -359,16 +376,23 @@ async def drive(
                 data = json.loads(msg.payload)
                 rid = data.get("request_id")
                 if rid in sent and rid not in responses:
-                    latencies.append((time.perf_counter() - sent[rid]) * 1000)
+                    latency = (time.perf_counter() - sent[rid]) * 1000
+                    latencies.append(latency)
+                    data["_latency_ms"] = latency
+                    data["_sent_s"] = sent[rid] - start
                     responses[rid] = data
                     slots.release()
                     if len(responses) == len(messages):
                         done.set()
 
+        start = time.perf_counter()
         receiver = asyncio.create_task(receive(), name="bench-receive")
         publishes: set[asyncio.Task[None]] = set()
-        start = time.perf_counter()
-        for topic, payload, rid in messages:
+        for i, (topic, payload, rid) in enumerate(messages):
+            if rate is not None:
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             await slots.acquire()
             sent[rid] = time.perf_counter()
             task = asyncio.create_task(client.publish(topic, payload, qos=1))
@@ -456,7 +480,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         url = f"sqlite:///{folder / 'bench.db'}"
     try:
         t = time.perf_counter()
-        people, visitors = load_site(url, args.count)
+        people, visitors = load_site(url, args.site)
         took = time.perf_counter() - t
         log(f"site loaded: {people} people, {visitors} visitor cards ({took:.1f} s)")
         stream = changes(args.count, people, visitors, visitor_cards=args.mix == "all")
@@ -467,13 +491,37 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         cleanup()
     accepted_per_s = gateway["accepted"] / gateway["seconds"]
     raw_per_s = args.count / raw["seconds"]
+    if args.rate is not None:
+        target = RATE_TARGET_P99_MS[args.db]
+        p99 = percentile(gateway["latencies"], 0.99)
+        return {
+            "mode": "rate",
+            "rate_per_s": args.rate,
+            "latency_p50_ms": round(statistics.median(gateway["latencies"]), 1),
+            "latency_p99_ms": round(p99, 1),
+            "latency_max_ms": round(max(gateway["latencies"]), 1),
+            "target_p99_ms": target,
+            "met": p99 <= target and not gateway["errors"],
+            "raw_latency_p50_ms": round(statistics.median(raw["latencies"]), 1),
+            "raw_latency_p99_ms": round(percentile(raw["latencies"], 0.99), 1),
+            "accepted_per_s": round(accepted_per_s, 1),
+            "db": args.db,
+            "requests": args.count,
+            "mix": args.mix,
+            "errors": gateway["errors"],
+            "gateway_peak_rss_mb": round(gateway["rss_mb"], 1),
+        }
     return {
+        "mode": "flood",
         "accepted_per_s": round(accepted_per_s, 1),
         "raw_per_s": round(raw_per_s, 1),
         "ratio": round(accepted_per_s / raw_per_s, 3),
+        "target_ratio": FLOOD_TARGET_RATIO[args.db],
+        "met": accepted_per_s / raw_per_s >= FLOOD_TARGET_RATIO[args.db],
         "latency_p50_ms": round(statistics.median(gateway["latencies"]), 1),
         "latency_p99_ms": round(percentile(gateway["latencies"], 0.99), 1),
         "gateway_peak_rss_mb": round(gateway["rss_mb"], 1),
+        "gateway_cpu_ms_per_request": gateway["cpu_ms_per_request"],
         "db": args.db,
         "requests": args.count,
         "mix": args.mix,
@@ -507,7 +555,7 @@ async def raw_round_trip(broker: PrivateMosquitto, args: argparse.Namespace) -> 
             )
             for i in range(args.count)
         ]
-        seconds, latencies, _ = await drive(broker, messages, args.window)
+        seconds, latencies, _ = await drive(broker, messages, args.window, args.rate)
     finally:
         echo.terminate()
         await echo.wait()
@@ -556,9 +604,41 @@ async def gateway_run(
     peak = [0.0]
     sampler = asyncio.create_task(sample_rss(proc.pid, stop, peak))
     try:
-        await wait_online(broker)
-        seconds, latencies, responses = await drive(broker, messages, args.window)
+        try:
+            await wait_online(broker)
+        except TimeoutError:
+            logfile.flush()
+            log("the gateway did not come online; its log ends:\n"
+                + (folder / "gateway.log").read_text(errors="replace")[-3000:])
+            raise
+        if args.rate is not None:
+            # A steady state: the states queued at start-up (in chunks) are out before the
+            # load starts.
+            while await wait_drained(url):
+                await asyncio.sleep(1.0)
+                if await wait_drained(url, limit_s=0.0, at_once=True):
+                    break
+        profiler = await start_profiler(args.profile, proc.pid) if args.profile else None
+        cpu_before = psutil.Process(proc.pid).cpu_times()
+        seconds, latencies, responses = await drive(broker, messages, args.window, args.rate)
+        cpu_after = psutil.Process(proc.pid).cpu_times()
+        cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            await profiler.wait()
         errors = [r for r in responses.values() if r["status"] != "ok"]
+        by_kind: dict[str, list[float]] = {}
+        for topic, _, rid in messages:
+            by_kind.setdefault(topic.rsplit("/", 1)[1], []).append(responses[rid]["_latency_ms"])
+        slow = sorted(
+            (round(r["_sent_s"], 2), round(r["_latency_ms"])) for r in responses.values()
+            if r["_latency_ms"] > 30
+        )
+        if os.environ.get("BENCH_SHOW_SLOW"):
+            log(f"slow (sent at s, ms): {slow}")
+        for kind, values in sorted(by_kind.items()):
+            log(f"{kind}: {len(values)} requests, p50 {statistics.median(values):.1f} ms, "
+                f"p99 {percentile(values, 0.99):.1f} ms, max {max(values):.1f} ms")
         for sample in errors[:5]:
             log(f"error response: {sample}")
         t = time.perf_counter()
@@ -579,7 +659,21 @@ async def gateway_run(
         "errors": len(errors),
         "rss_mb": rss,
         "drained_s": drained_s,
+        "cpu_ms_per_request": round(cpu_s * 1000 / max(1, len(responses)), 3),
     }
+
+
+async def start_profiler(path: str, pid: int) -> asyncio.subprocess.Process:
+    """py-spy sampling the gateway during the load: ``--gil`` keeps the samples of the thread
+    holding the GIL, i.e. where the one Python process spends its one core. Collapsed
+    stacks (one line per stack), written when it gets SIGINT."""
+    spy = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "--rate", "200",
+        "--format", "raw", "-o", path, "--pid", str(pid),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    await asyncio.sleep(1.0)  # attached
+    return spy
 
 
 async def wait_online(broker: PrivateMosquitto) -> None:
@@ -597,14 +691,18 @@ async def wait_online(broker: PrivateMosquitto) -> None:
                     return
 
 
-async def wait_drained(url: str, limit_s: float = 120.0) -> bool:
-    """Wait until the gateway published its whole outbox (states and events)."""
+async def wait_drained(url: str, limit_s: float = 120.0, *, at_once: bool = False) -> bool:
+    """Wait until the gateway published its whole outbox (states and events); with
+    ``at_once``, only look once."""
     from gateway.store import outbox
 
     db = Database(url)
     try:
         deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
+        while at_once or time.monotonic() < deadline:
+            if at_once:
+                with db.session(readonly=True) as s:
+                    return outbox.count_pending(s) == 0
             with db.session(readonly=True) as s:
                 if outbox.count_pending(s) == 0:
                     return True
@@ -616,7 +714,14 @@ async def wait_drained(url: str, limit_s: float = 120.0) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=20000, help="access changes to send")
+    parser.add_argument(
+        "--count", type=int, default=None,
+        help="access changes to send (default 20000; with --rate, 30 s worth)",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=None,
+        help="send at this fixed rate (requests/s) instead of flooding; reports latency",
+    )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--window", type=int, default=1000, help="requests outstanding at most")
     parser.add_argument(
@@ -635,7 +740,21 @@ def main() -> None:
         ),
         help="admin URL of the PostgreSQL server (a fresh database is created and dropped)",
     )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="FILE",
+        help="record the gateway with py-spy (collapsed stacks of the GIL holder) into FILE",
+    )
+    parser.add_argument(
+        "--site", type=int, default=20000,
+        help="size the site as for this many changes (N/20 people, N/10 visitor cards)",
+    )
     args = parser.parse_args()
+    if args.count is None:
+        args.count = 20000 if args.rate is None else max(100, int(args.rate * 30))
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate: must be positive")
     if args.count < 100:
         parser.error("--count: at least 100")
     with tempfile.TemporaryDirectory(prefix="lockgate-bench-") as folder:

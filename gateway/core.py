@@ -245,7 +245,7 @@ class Core:
         line with it (they may lag after a crash or a rules change). Returns what differed."""
         with self.db.session() as s:
             self.journal_seq = journal.head(s)
-            facts = fact_store.load_all(s)
+            facts = fact_store.iter_all(s)
             self.engine = RulesEngine.build(facts, self.clock(), self.cfg)
             for loader in self._loaders:
                 loader(s, self)
@@ -260,14 +260,14 @@ class Core:
 
     def _reconcile(self, s: Session) -> Changes:
         changes = Changes()
-        stored = {st.number: st for st in desired_store.all_credential_states(s)}
+        stored = desired_store.credential_state_summaries(s)
         for number, state in self.engine.states.items():
             old = stored.pop(number, None)
             if (
                 old is None
                 or old.revision != state.revision
                 or old.active != state.active
-                or (old.body.get("reasons") != [r.value for r in state.reasons])
+                or (old.reasons != [r.value for r in state.reasons])
             ):
                 changes.credentials[number] = state
         for number in stored:
@@ -365,7 +365,9 @@ class Core:
             pending.answer(sub, outcome, now, digest)
             return outcome
         if ctx.puts:
-            fact_store.put_many(s, ctx.puts)
+            # Written with the other commands' facts at the end of the batch (_flush), or
+            # before anything reads facts from the store meanwhile (the authorizer).
+            fact_store.put_many(s, ctx.puts, deferred=True)
         for kind, key in ctx.deletes:
             fact_store.delete(s, kind, *key)
         changes = self.engine.apply_many(ctx.puts, now)
@@ -509,6 +511,7 @@ class Core:
         """Write what a transaction accumulated, in few statements: the journal, the inbox
         records, the derived states of credentials, controllers and cylinders."""
         now = self.clock()
+        fact_store.write_deferred(s)
         if pending.journal:
             self.journal_seq = journal.append(s, pending.journal, now)
         if pending.inbox:

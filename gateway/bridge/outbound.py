@@ -412,7 +412,7 @@ class OutboxRelay:
     @staticmethod
     def _numbers(core: Core) -> list[str]:
         with core.db.session(readonly=True) as s:
-            stored = [st.number for st in desired_store.all_credential_states(s)]
+            stored = desired_store.credential_numbers(s)
         return sorted(set(stored) | set(core.engine.states))
 
     def _enqueue_states(self, core: Core, numbers: list[str]) -> int:

@@ -11,9 +11,11 @@ equals a full recomputation at the same instant — a property test checks exact
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,6 +34,20 @@ from gateway.rules.hardware import (
     controller_revision,
 )
 from gateway.rules.parameters import RulesConfig
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a bulk build: the build allocates millions of
+    objects, none of them in reference cycles, and every collection it would trigger scans
+    the whole site already loaded (a third of the build's time at 100k credentials)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def same_state(a: DesiredCredential | None, b: DesiredCredential | None) -> bool:
@@ -93,8 +109,9 @@ class RulesEngine:
         cls, facts: Iterable[Fact], at: datetime | None = None, cfg: RulesConfig | None = None
     ) -> RulesEngine:
         """Load ``facts`` and derive everything at ``at`` (default now)."""
-        engine = cls(cfg, FactSet.of(facts))
-        engine.rebuild(at)
+        with gc_paused():
+            engine = cls(cfg, FactSet.of(facts))
+            engine.rebuild(at)
         return engine
 
     def rebuild(self, at: datetime | None = None) -> Changes:
@@ -111,8 +128,9 @@ class RulesEngine:
         self._blacklists = {}
         self._blacklist_timers = []
         changes = Changes()
-        for number in self.facts.credentials:
-            self._recompute(number, changes, fresh=True)
+        with gc_paused():
+            for number in self.facts.credentials:
+                self._recompute(number, changes, fresh=True)
         for number in old.keys() - self.states.keys():
             changes.credentials[number] = None
         changes.controllers |= set(self.facts.spaces_by_controller)

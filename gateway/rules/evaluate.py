@@ -9,10 +9,9 @@ the check came from and whether it held: that trace is what ``explain`` shows.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from gateway.domain.facts import (
@@ -39,28 +38,42 @@ class Grant:
     schedule: WeeklySchedule | None = None
     source: str = ""
 
-    def sort_key(self) -> tuple[str, float, float, str]:
+    def sort_key(self) -> tuple[str, bool, datetime, bool, datetime, str]:
+        """Space, then start (unbounded first), end (unbounded last), schedule."""
+        w = self.window
         return (
             self.space_id,
-            self.window.start.timestamp() if self.window.start else -math.inf,
-            self.window.end.timestamp() if self.window.end else math.inf,
+            w.start is not None,
+            w.start or _EPOCH,
+            w.end is None,
+            w.end or _EPOCH,
             schedule_text(self.schedule),
         )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SCHEDULE_TEXT: dict[WeeklySchedule, str] = {}
+_SCHEDULE_TEXT_BY_ID: dict[int, tuple[WeeklySchedule, str]] = {}
 
 
 def schedule_text(schedule: WeeklySchedule | None) -> str:
-    """A canonical, process-independent text of a schedule (cached: schedules repeat)."""
+    """A canonical, process-independent text of a schedule (cached: schedules repeat, and
+    the same schedule object is met once per grant of an entry, so it is first looked up by
+    identity, which spares hashing the model)."""
     if schedule is None:
         return ""
+    known = _SCHEDULE_TEXT_BY_ID.get(id(schedule))
+    if known is not None and known[0] is schedule:
+        return known[1]
     text = _SCHEDULE_TEXT.get(schedule)
     if text is None:
         if len(_SCHEDULE_TEXT) > 10000:
             _SCHEDULE_TEXT.clear()
         text = repr(schedule.key())
         _SCHEDULE_TEXT[schedule] = text
+    if len(_SCHEDULE_TEXT_BY_ID) > 10000:
+        _SCHEDULE_TEXT_BY_ID.clear()
+    _SCHEDULE_TEXT_BY_ID[id(schedule)] = (schedule, text)
     return text
 
 
@@ -182,13 +195,43 @@ def _revision(
     facts: FactSet,
 ) -> str:
     parts: list[str] = [number, kind.value, "1" if enabled else "0", str(revalidation)]
+    digests = facts.space_digests
     for g in grants:
         parts.append(g.space_id)
-        parts.append(facts.space_digests.get(g.space_id, ""))
-        parts.append(str(g.window.start.timestamp()) if g.window.start else "-")
-        parts.append(str(g.window.end.timestamp()) if g.window.end else "-")
+        parts.append(digests.get(g.space_id, ""))
+        parts.append(_window_text(g.window))
         parts.append(schedule_text(g.schedule))
     return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
+
+
+_WINDOW_TEXT: dict[Window, str] = {}
+
+
+def _window_text(w: Window) -> str:
+    """``start|end`` of a window as the revision spells it (POSIX timestamps, ``-`` when
+    unbounded); cached, windows repeat."""
+    text = _WINDOW_TEXT.get(w)
+    if text is None:
+        if len(_WINDOW_TEXT) > 100_000:
+            _WINDOW_TEXT.clear()
+        text = _WINDOW_TEXT[w] = (
+            f"{w.start.timestamp() if w.start else '-'}|{w.end.timestamp() if w.end else '-'}"
+        )
+    return text
+
+
+_WINDOWS: dict[Window, Window] = {}
+
+
+def _shared(w: Window) -> Window:
+    """One object per distinct window: the grants of a site repeat a few windows many
+    times, so the derived states share them instead of each holding its own."""
+    known = _WINDOWS.get(w)
+    if known is None:
+        if len(_WINDOWS) > 100_000:
+            _WINDOWS.clear()
+        known = _WINDOWS[w] = w
+    return known
 
 
 def _merge(grants: list[Grant]) -> tuple[Grant, ...]:
@@ -198,7 +241,9 @@ def _merge(grants: list[Grant]) -> tuple[Grant, ...]:
     for g in grants:
         if out:
             last = out[-1]
-            same = last.space_id == g.space_id and last.schedule == g.schedule
+            same = last.space_id == g.space_id and (
+                last.schedule is g.schedule or last.schedule == g.schedule
+            )
             touches = last.window.end is None or (
                 g.window.start is not None and g.window.start <= last.window.end
             )
@@ -208,7 +253,9 @@ def _merge(grants: list[Grant]) -> tuple[Grant, ...]:
                     if last.window.end is None or g.window.end is None
                     else max(last.window.end, g.window.end)
                 )
-                out[-1] = Grant(g.space_id, Window(last.window.start, end), g.schedule, last.source)
+                out[-1] = Grant(
+                    g.space_id, _shared(Window(last.window.start, end)), g.schedule, last.source
+                )
                 continue
         out.append(g)
     return tuple(out)
@@ -228,6 +275,20 @@ def _joined(prefix: str, items: tuple[str, ...]) -> Callable[[], str]:
 
 def _text(detail: Detail) -> str:
     return detail if isinstance(detail, str) else detail()
+
+
+_SOURCES: dict[tuple[str, int], str] = {}
+
+
+def _application_source(assignment_id: str, revision: int) -> str:
+    """``application A rev R``, one string shared by every grant from that revision."""
+    key = (assignment_id, revision)
+    text = _SOURCES.get(key)
+    if text is None:
+        if len(_SOURCES) > 100_000:
+            _SOURCES.clear()
+        text = _SOURCES[key] = f"application {assignment_id} rev {revision}"
+    return text
 
 
 class _Evaluation:
@@ -294,6 +355,8 @@ class _Evaluation:
         """Keys open cylinders, tags and visitor cards open doors: a space without locks of
         the credential's kind grants it nothing."""
         fits = bool(space.cylinders) if key else bool(space.doors)
+        if fits and self.trace is None:
+            return True
         self.note(
             f"space {space.id} has {'cylinders' if key else 'doors'}",
             fits,
@@ -348,8 +411,9 @@ class _Evaluation:
 
     def employee(self, cred: Credential) -> tuple[str | None, Window]:
         number = cred.number
-        src = f"credential {number}"
-        linked = f"employment {cred.employment_id}"
+        traced = self.trace is not None
+        src = f"credential {number}" if traced else ""
+        linked = f"employment {cred.employment_id}" if traced else ""
         if cred.state is CredentialState.DELIVERED:
             self.require(
                 "handed out to an employment",
@@ -364,7 +428,7 @@ class _Evaluation:
             self.require(
                 "handout receipt signed",
                 signed,
-                f"receipt of {number}",
+                f"receipt of {number}" if traced else "",
                 "signed" if signed else "not signed",
                 Reason.RECEIPT_UNSIGNED,
             )
@@ -388,9 +452,10 @@ class _Evaluation:
         return emp.id, base
 
     def _holder_window(self, emp: Employment) -> Window:
-        esrc = f"employment {emp.id}"
+        traced = self.trace is not None
+        esrc = f"employment {emp.id}" if traced else ""
         id06 = emp.id06
-        card = f"card {id06.card_number}: {id06.status.value}"
+        card = f"card {id06.card_number}: {id06.status.value}" if traced else ""
         self.require(
             "ID06 card not blocked",
             id06.status is not Id06Status.BLOCKED,
@@ -405,7 +470,7 @@ class _Evaluation:
             card,
             Reason.ID06_TERMINATED,
         )
-        id06_w = self.window(Window(None, self.cfg.day_end(id06.valid_until)))
+        id06_w = self.window(self.cfg.until_window(id06.valid_until))
         self.require(
             "ID06 card valid",
             not id06_w.ended_by(self.at),
@@ -414,8 +479,10 @@ class _Evaluation:
             Reason.ID06_EXPIRED,
             id06_w,
         )
-        agreement = _agreement_window(self.facts, emp.org_number, self.at, self.cfg)
-        asrc = f"key grant agreement of {emp.org_number}"
+        agreement = self.facts.cached_agreement_window(
+            emp.org_number, self.at, self.cfg, _agreement_window
+        )
+        asrc = f"key grant agreement of {emp.org_number}" if traced else ""
         if agreement is None:
             self.require(
                 "key grant agreement in force", False, asrc, "none registered", Reason.NO_AGREEMENT
@@ -455,18 +522,20 @@ class _Evaluation:
             )
             return
         competences = facts.competences.get(emp.person_id, {})
-        for assignment_id in sorted(entries):
+        traced = self.trace is not None
+        for assignment_id in sorted(entries) if len(entries) > 1 else entries:
             entry = entries[assignment_id]
             app = facts.latest_approved[assignment_id]
-            appsrc = f"application {assignment_id} rev {app.revision}"
-            ew = Window(cfg.day_start(entry.valid_from), cfg.day_end(entry.valid_until))
-            self.note(
-                "named in an approved access application",
-                True,
-                appsrc,
-                _joined("spaces", entry.space_ids),
-                window=ew,
-            )
+            appsrc = _application_source(assignment_id, app.revision)
+            ew = cfg.days_window(entry.valid_from, entry.valid_until)
+            if traced:
+                self.note(
+                    "named in an approved access application",
+                    True,
+                    appsrc,
+                    _joined("spaces", entry.space_ids),
+                    window=ew,
+                )
             assignment = facts.assignments.get(assignment_id)
             if assignment is None:
                 self.note(
@@ -478,16 +547,17 @@ class _Evaluation:
                 )
                 self.denied.extend((sp, Reason.ASSIGNMENT_UNKNOWN) for sp in entry.space_ids)
                 continue
-            aw = Window(cfg.day_start(assignment.starts_on), cfg.day_end(assignment.ends_on))
+            aw = cfg.days_window(assignment.starts_on, assignment.ends_on)
             ew = ew.intersect(aw)
-            self.note(
-                "assignment period overlaps the entry",
-                not ew.is_empty(),
-                f"assignment {assignment_id}",
-                "",
-                Reason.ASSIGNMENT_ENDED,
-                aw,
-            )
+            if traced:
+                self.note(
+                    "assignment period overlaps the entry",
+                    not ew.is_empty(),
+                    f"assignment {assignment_id}",
+                    "",
+                    Reason.ASSIGNMENT_ENDED,
+                    aw,
+                )
             for space_id in entry.space_ids:
                 w = self._space_window(space_id, emp.person_id, competences, ew, key)
                 if w is not None:
@@ -497,26 +567,28 @@ class _Evaluation:
         self, space_id: str, person_id: str, competences: dict[str, Any], w: Window, key: bool
     ) -> Window | None:
         space = self.facts.spaces.get(space_id)
-        self.note(
-            f"space {space_id} registered",
-            space is not None,
-            f"space {space_id}",
-            "",
-            Reason.SPACE_UNKNOWN,
-            space_id=space_id,
-        )
+        traced = self.trace is not None
+        if space is None or traced:
+            self.note(
+                f"space {space_id} registered",
+                space is not None,
+                f"space {space_id}",
+                "",
+                Reason.SPACE_UNKNOWN,
+                space_id=space_id,
+            )
         if space is None or not self.has_locks_for(space, key):
             return None
         for code in space.required_competences:
             comp = competences.get(code)
-            csrc = f"competence {code} of person {person_id}"
-            cond = f"competence {code} required by space {space_id}"
+            csrc = f"competence {code} of person {person_id}" if traced else ""
+            cond = f"competence {code} required by space {space_id}" if traced else ""
             if comp is None:
                 self.note(
                     cond, False, csrc, "not held", Reason.COMPETENCE_MISSING, space_id=space_id
                 )
                 return None
-            cw = self.window(Window(None, self.cfg.day_end(comp.valid_until)))
+            cw = self.window(self.cfg.until_window(comp.valid_until))
             if cw.ended_by(self.at):
                 self.note(
                     cond,
@@ -528,13 +600,14 @@ class _Evaluation:
                     space_id=space_id,
                 )
                 return None
-            self.note(
-                cond,
-                True,
-                csrc,
-                _dated("valid until", comp.valid_until),
-                window=cw,
-            )
+            if traced:
+                self.note(
+                    cond,
+                    True,
+                    csrc,
+                    _dated("valid until", comp.valid_until),
+                    window=cw,
+                )
             w = w.intersect(cw)
         return w
 
@@ -569,33 +642,69 @@ def evaluate(
     ev.require(
         "credential not revoked",
         cred.state not in TERMINAL_STATES,
-        f"credential {number}",
-        f"state {cred.state.value}",
+        f"credential {number}" if trace is not None else "",
+        f"state {cred.state.value}" if trace is not None else "",
         Reason.CREDENTIAL_REVOKED,
     )
     if cred.kind is CredentialKind.VISITOR_CARD:
         holder, base = ev.visitor(number)
     else:
         holder, base = ev.employee(cred)
+    grants, lapsed = _clip(ev, base)
+    enabled = not ev.reasons
+    merged = _merge(grants) if enabled else ()
+    active = enabled and any(g.window.contains(at) for g in merged)
+    reasons = _reasons(ev, cred.kind, enabled, active, merged, lapsed)
+    revalidation = _revalidation_days(facts, cfg, cred.kind, merged)
+    return DesiredCredential(
+        number=number,
+        kind=cred.kind,
+        enabled=enabled,
+        active=active,
+        reasons=tuple(reasons),
+        grants=merged,
+        denied=tuple(ev.denied),
+        window=_overall_window(merged),
+        revalidation_days=revalidation,
+        revision=_revision(number, cred.kind, enabled, merged, revalidation, facts),
+        computed_at=at,
+        next_change_at=min(ev.boundaries) if ev.boundaries else None,
+        holder=holder,
+    )
 
+
+def _clip(ev: _Evaluation, base: Window) -> tuple[list[Grant], bool]:
+    """The candidate grants clipped by the holder's window (ID06 card, agreement, visitor
+    card), without those whose window is empty or has ended; and whether any was dropped
+    for that (the access *lapsed*)."""
     grants: list[Grant] = []
     lapsed = False
+    at = ev.at
     for g in ev.candidates:
         w = ev.window(g.window.intersect(base))
         if w.is_empty() or w.ended_by(at):
             lapsed = True
             continue
-        grants.append(Grant(g.space_id, w, g.schedule, g.source))
+        grants.append(Grant(g.space_id, _shared(w), g.schedule, g.source))
+    return grants, lapsed
 
-    enabled = not ev.reasons
-    merged = _merge(grants) if enabled else ()
-    active = enabled and any(g.window.contains(at) for g in merged)
+
+def _reasons(
+    ev: _Evaluation,
+    kind: CredentialKind,
+    enabled: bool,
+    active: bool,
+    merged: tuple[Grant, ...],
+    lapsed: bool,
+) -> list[Reason]:
+    """Why the credential is not active: the failed conditions, or, when enabled, that its
+    access has not started yet, was withheld space by space, or has ended."""
     reasons = ev.reasons
     if enabled and not active:
         if merged:
             reasons.append(
                 Reason.VISITOR_NOT_STARTED
-                if cred.kind is CredentialKind.VISITOR_CARD
+                if kind is CredentialKind.VISITOR_CARD
                 else Reason.APPLICATION_NOT_STARTED
             )
         else:
@@ -608,30 +717,30 @@ def evaluate(
                     if lapsed or ev.candidates
                     else Reason.NO_APPROVED_APPLICATION
                 )
-    revalidation: int | None = None
-    if cred.kind is CredentialKind.KEY and merged:
-        days = [d for g in merged if (d := facts.spaces[g.space_id].revalidation_days) is not None]
-        revalidation = min(days) if days else cfg.default_revalidation_days
-    window: Window | None = None
-    if merged:
-        starts = [g.window.start for g in merged]
-        ends = [g.window.end for g in merged]
-        window = Window(
+    return reasons
+
+
+def _revalidation_days(
+    facts: FactSet, cfg: RulesConfig, kind: CredentialKind, merged: tuple[Grant, ...]
+) -> int | None:
+    """A key's revalidation interval: the shortest its spaces set, else the default."""
+    if kind is not CredentialKind.KEY or not merged:
+        return None
+    days = [d for g in merged if (d := facts.spaces[g.space_id].revalidation_days) is not None]
+    return min(days) if days else cfg.default_revalidation_days
+
+
+def _overall_window(merged: tuple[Grant, ...]) -> Window | None:
+    """From the earliest grant's start to the latest grant's end (unbounded if any is)."""
+    if not merged:
+        return None
+    if len(merged) == 1:
+        return merged[0].window
+    starts = [g.window.start for g in merged]
+    ends = [g.window.end for g in merged]
+    return _shared(
+        Window(
             None if None in starts else min(s for s in starts if s is not None),
             None if None in ends else max(e for e in ends if e is not None),
         )
-    return DesiredCredential(
-        number=number,
-        kind=cred.kind,
-        enabled=enabled,
-        active=active,
-        reasons=tuple(reasons),
-        grants=merged,
-        denied=tuple(ev.denied),
-        window=window,
-        revalidation_days=revalidation,
-        revision=_revision(number, cred.kind, enabled, merged, revalidation, facts),
-        computed_at=at,
-        next_change_at=min(ev.boundaries) if ev.boundaries else None,
-        holder=holder,
     )

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel
 
 from gateway.domain.facts import (
     AccessApplication,
@@ -30,6 +34,54 @@ from gateway.domain.facts import (
     VisitorCard,
     fact_key,
 )
+from gateway.domain.timeutil import Window
+
+_FIELD_SETS: dict[type, list[set[str]]] = {}
+"""Per model, the field-name sets met so far (a model has a few: which optional fields a
+fact was given); the first instance's set becomes the shared one."""
+_VALUES: dict[tuple[type, date, object], date] = {}
+_POOL_LIMIT = 50_000
+
+
+def compact(fact: BaseModel) -> None:
+    """Make a fact held for the life of the engine smaller, without changing it: equal
+    dates and instants are shared (a site repeats a few validity dates in every fact), and
+    so is the set of the names of the fields set at validation (one per model and set of
+    fields instead of one per instance; pydantic copies it before changing a copy's). Nested
+    models (an employment's ID06 card, an application's entries) are compacted too.
+
+    At 100k credentials this is about a fifth of what the facts take."""
+    if not type(fact).model_config.get("frozen"):
+        return  # only a frozen model never changes its field-name set in place
+    held = fact.__dict__
+    fields_set = fact.__pydantic_fields_set__
+    known_sets = _FIELD_SETS.setdefault(type(fact), [])
+    for shared in known_sets:
+        if shared is fields_set:
+            break
+        if shared == fields_set:
+            object.__setattr__(fact, "__pydantic_fields_set__", shared)
+            break
+    else:
+        if len(known_sets) < 64:
+            known_sets.append(fields_set)
+    for name, value in held.items():
+        if isinstance(value, date):
+            # Keyed with the type and zone too: equal instants in other zones stay apart.
+            pool_key = (type(value), value, getattr(value, "tzinfo", None))
+            known = _VALUES.get(pool_key)
+            if known is None:
+                if len(_VALUES) > _POOL_LIMIT:
+                    _VALUES.clear()
+                _VALUES[pool_key] = value
+            elif known is not value:
+                held[name] = known
+        elif isinstance(value, BaseModel):
+            compact(value)
+        elif isinstance(value, tuple) and value and isinstance(value[0], BaseModel):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    compact(item)
 
 
 def space_digest(space: Space) -> str:
@@ -77,6 +129,30 @@ class FactSet:
         self.key_orders: dict[str, KeyOrder] = {}
         self.manifests: dict[tuple[str, ...], DeliveryManifest] = {}
         self.receipts: dict[tuple[str, ...], Receipt] = {}
+        self._agreement_windows: dict[str, Window | None] = {}
+        self._agreement_windows_for: tuple[datetime, object] | None = None
+
+    # ------------------------------------------------------------------ derived caches
+
+    def cached_agreement_window(
+        self,
+        org: str,
+        at: datetime,
+        cfg: object,
+        compute: Callable[[FactSet, str, datetime, Any], Window | None],
+    ) -> Window | None:
+        """``compute(self, org, at, cfg)``, remembered until the agreements change or it is
+        asked for another instant or configuration (every employee of an organisation
+        needs the same one)."""
+        if self._agreement_windows_for is None or (
+            self._agreement_windows_for[0] != at or self._agreement_windows_for[1] is not cfg
+        ):
+            self._agreement_windows = {}
+            self._agreement_windows_for = (at, cfg)
+        if org in self._agreement_windows:
+            return self._agreement_windows[org]
+        window = self._agreement_windows[org] = compute(self, org, at, cfg)
+        return window
 
     # ------------------------------------------------------------------ touch helpers
 
@@ -100,11 +176,13 @@ class FactSet:
 
     def apply(self, fact: Fact) -> set[str]:
         """Add or replace ``fact``; return the credentials whose derivation it may change."""
+        compact(fact)
         match fact:
             case Organisation():
                 self.organisations[fact.org_number] = fact
                 return set()
             case KeyGrantAgreement():
+                self._agreement_windows_for = None
                 touched = self._drop_agreement(fact.id)
                 self.agreements[fact.id] = fact
                 self.agreements_by_org[fact.org_number].add(fact.id)
@@ -207,6 +285,7 @@ class FactSet:
         )
 
     def _drop_agreement(self, agreement_id: str) -> set[str]:
+        self._agreement_windows_for = None
         old = self.agreements.pop(agreement_id, None)
         if old is None:
             return set()

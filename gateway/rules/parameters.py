@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from gateway.domain.timeutil import DEFAULT_TIMEZONE, LATEST, start_of_day
+from gateway.domain.timeutil import DEFAULT_TIMEZONE, LATEST, Window, start_of_day
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class RulesConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_day_cache", {})
+        object.__setattr__(self, "_window_cache", {})
 
     def day_start(self, day: date) -> datetime:
         """UTC instant at which local ``day`` starts (cached: called for every window)."""
@@ -38,3 +39,24 @@ class RulesConfig:
     def day_end(self, day: date) -> datetime:
         """UTC instant at which local ``day`` ends (exclusive)."""
         return LATEST if day == date.max else self.day_start(day + timedelta(days=1))
+
+    def days_window(self, first: date, last: date) -> Window:
+        """The window from the start of local day ``first`` to the end of ``last``: one
+        shared object per pair of days (cached: every entry and assignment has one)."""
+        cache: dict[tuple[date | None, date], Window] = self._window_cache  # type: ignore[attr-defined]
+        hit = cache.get((first, last))
+        if hit is None:
+            if len(cache) > 100_000:
+                cache.clear()
+            hit = cache[(first, last)] = Window(self.day_start(first), self.day_end(last))
+        return hit
+
+    def until_window(self, last: date) -> Window:
+        """The window unbounded before, ending with local day ``last`` (shared, cached)."""
+        cache: dict[tuple[date | None, date], Window] = self._window_cache  # type: ignore[attr-defined]
+        hit = cache.get((None, last))
+        if hit is None:
+            if len(cache) > 100_000:
+                cache.clear()
+            hit = cache[(None, last)] = Window(None, self.day_end(last))
+        return hit

@@ -26,12 +26,15 @@ from gateway.store.tables import (
 )
 
 __all__ = [
+    "CredentialStateSummary",
     "StoredBlacklist",
     "StoredControllerState",
     "StoredCredentialState",
     "all_blacklists",
     "all_controller_states",
     "all_credential_states",
+    "credential_numbers",
+    "credential_state_summaries",
     "delete_controller_state",
     "delete_credential_state",
     "get_blacklist",
@@ -135,6 +138,35 @@ def get_credential_state(session: Session, number: str) -> StoredCredentialState
 def all_credential_states(session: Session) -> list[StoredCredentialState]:
     """Every stored credential state, by number."""
     return _CREDENTIAL_STATES.all(session)
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialStateSummary:
+    """What start-up compares of a stored credential state: its revision, whether it is
+    active and its reasons (without reading the rest of its body)."""
+
+    revision: str
+    active: bool
+    reasons: list[str] | None
+
+
+def credential_state_summaries(session: Session) -> dict[str, CredentialStateSummary]:
+    """Every stored credential state's :class:`CredentialStateSummary`, by number: one
+    statement reading the reasons out of the body in the database."""
+    c = credential_state.c
+    rows = session.connection().execute(
+        select(c.number, c.revision, c.active, c.body["reasons"]).order_by(c.number)
+    )
+    return {
+        number: CredentialStateSummary(revision, bool(active), reasons)
+        for number, revision, active, reasons in rows
+    }
+
+
+def credential_numbers(session: Session) -> list[str]:
+    """The numbers of every stored credential state, in order."""
+    c = credential_state.c
+    return list(session.connection().execute(select(c.number).order_by(c.number)).scalars())
 
 
 def delete_credential_state(session: Session, number: str) -> None:

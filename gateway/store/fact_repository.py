@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from functools import cached_property
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    event,
     func,
     insert,
     select,
@@ -59,10 +60,12 @@ __all__ = [
     "count",
     "delete",
     "get",
+    "iter_all",
     "load_all",
     "put",
     "put_many",
     "tables_of",
+    "write_deferred",
 ]
 
 F = TypeVar("F", bound=Fact)
@@ -432,33 +435,71 @@ def put(session: Session, fact: Fact) -> None:
     put_many(session, (fact,))
 
 
-def put_many(session: Session, facts: Iterable[Fact]) -> None:
+def put_many(session: Session, facts: Iterable[Fact], *, deferred: bool = False) -> None:
     """:func:`put` for many facts of any types, with a few bulk statements per table.
 
     When several facts share a key, the last one wins. Every fact is checked before anything
     is written: a string with a NUL character or a whole number beyond 64 bits (which the
     domain models accept but PostgreSQL cannot store) raises ``ValueError`` naming the field.
-    """
-    by_kind: dict[type[Fact], dict[tuple[str, ...], Fact]] = defaultdict(dict)
+
+    With ``deferred`` the checked rows are kept in the session and written together with
+    those of later deferred calls (group commit: one statement per table for a whole batch of
+    commands instead of one per command): before anything of this module reads or deletes
+    facts in the session, when :func:`write_deferred` is called, and before the transaction
+    commits. A transaction that rolls back discards them with the session. For transactions
+    without savepoints (the core's)."""
+    staged: dict[type[Fact], dict[tuple[str, ...], tuple[Row, dict[str, list[Row]]]]] = (
+        defaultdict(dict)
+    )
     for fact in facts:
         spec = _spec_of(fact)
-        by_kind[spec.kind][fact_key(fact)] = fact
-    batches: list[tuple[_Spec, list[Row], dict[str, list[Row]]]] = []
-    for kind, batch in by_kind.items():
-        spec = _SPECS[kind]
-        roots: list[Row] = []
-        children: dict[str, list[Row]] = defaultdict(list)
-        for fact in batch.values():
-            row, child_rows = spec.dump(fact)
-            _check_storable(kind.__name__, row)
-            roots.append(row)
-            for name, rows in child_rows.items():
-                for child_row in rows:
-                    _check_storable(f"{kind.__name__} ({name})", child_row)
-                children[name].extend(rows)
-        batches.append((spec, roots, children))
+        row, child_rows = spec.dump(fact)
+        name = spec.kind.__name__
+        _check_storable(name, row)
+        children: dict[str, list[Row]] = {}
+        for table_name, rows in child_rows.items():
+            for child_row in rows:
+                _check_storable(f"{name} ({table_name})", child_row)
+            children[table_name] = list(rows)
+        staged[spec.kind][fact_key(fact)] = (row, children)
+    if deferred:
+        pending = _deferred(session)
+        for kind, by_key in staged.items():
+            pending.setdefault(kind, {}).update(by_key)
+        return
+    write_deferred(session)
+    _write(session, staged)
+
+
+_DEFERRED: Final = "lockgate.fact_repository.deferred"
+_DEFERRED_HOOKED: Final = "lockgate.fact_repository.deferred-hooked"
+
+Staged = dict[type[Fact], dict[tuple[str, ...], tuple[Row, dict[str, list[Row]]]]]
+
+
+def _deferred(session: Session) -> Staged:
+    pending: Staged | None = session.info.get(_DEFERRED)
+    if pending is None:
+        pending = session.info[_DEFERRED] = {}
+    if not session.info.get(_DEFERRED_HOOKED):
+        session.info[_DEFERRED_HOOKED] = True
+        event.listen(session, "before_commit", write_deferred)
+    return pending
+
+
+def write_deferred(session: Session, *_: Any) -> None:
+    """Write the rows of deferred :func:`put_many` calls still kept in ``session``."""
+    pending: Staged | None = session.info.get(_DEFERRED)
+    if pending:
+        session.info[_DEFERRED] = {}
+        _write(session, pending)
+
+
+def _write(session: Session, staged: Staged) -> None:
     conn = session.connection()
-    for spec, roots, children in batches:
+    for kind, by_key in staged.items():
+        spec = _SPECS[kind]
+        roots = [row for row, _ in by_key.values()]
         if not spec.children:
             # A flat fact: one upsert instead of delete + insert.
             conn.execute(_upsert_statement(spec, conn.dialect.name), roots)
@@ -466,7 +507,9 @@ def put_many(session: Session, facts: Iterable[Fact]) -> None:
         _delete_keys(session, spec, [spec.key_of_row(cast(RowMapping, row)) for row in roots])
         conn.execute(_insert_statement(spec.table), roots)
         for child in spec.children:
-            child_batch = children.get(child.table.name)
+            child_batch = [
+                r for _, children in by_key.values() for r in children.get(child.table.name, ())
+            ]
             if child_batch:
                 conn.execute(_insert_statement(child.table), child_batch)
 
@@ -524,6 +567,7 @@ def delete(session: Session, kind: type[Fact], *key: str) -> bool:
     Returns whether it existed.
     """
     spec = _spec(kind)
+    write_deferred(session)
     return _delete_keys(session, spec, [spec.key_values(key)]) > 0
 
 
@@ -548,6 +592,7 @@ def _fetch(
     where: ColumnElement[bool] | None = None,
 ) -> list[Fact]:
     """Facts of one type matching ``where`` (on the root table): one statement per table."""
+    write_deferred(session)
     root = spec.table
     query = select(root).order_by(*(root.c[c] for c in spec.key_columns))
     if where is not None:
@@ -605,9 +650,17 @@ def load_all(session: Session) -> list[Fact]:
     return facts
 
 
+def iter_all(session: Session) -> Iterator[Fact]:
+    """The facts of :func:`load_all`, type by type, holding one type's list at a time: a
+    consumer that keeps them compacted (the rules engine) never has the whole site twice."""
+    for kind in FACT_TYPES:
+        yield from _fetch(session, _SPECS[kind])
+
+
 def count(session: Session, kind: type[Fact]) -> int:
     """Number of stored facts of ``kind``."""
     spec = _spec(kind)
+    write_deferred(session)
     return int(
         session.connection().execute(select(func.count()).select_from(spec.table)).scalar_one()
     )

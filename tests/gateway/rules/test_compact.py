@@ -1,0 +1,113 @@
+"""The engine's compact holding of facts and its caches change nothing a caller can see."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from gateway.domain import (
+    AccessApplication,
+    ApplicationEntry,
+    ApplicationStatus,
+    Assignment,
+    Credential,
+    CredentialKind,
+    CredentialState,
+    Employment,
+    Id06Card,
+    KeyGrantAgreement,
+    Organisation,
+    Person,
+    Space,
+)
+from gateway.domain.identifiers import org_number_with_check_digit
+from gateway.rules import Reason, RulesConfig, RulesEngine
+from gateway.rules.factset import compact
+
+ORG = org_number_with_check_digit("556600001")
+TODAY = date(2026, 11, 23)
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def employment(eid: str, until: date) -> Employment:
+    return Employment(
+        id=eid,
+        person_id=f"p-{eid}",
+        org_number=ORG,
+        id06=Id06Card(card_number=f"ID06CARD{eid.upper()}", valid_until=until),
+    )
+
+
+def test_compacted_facts_are_equal_and_dump_and_copy_alike() -> None:
+    until = TODAY + timedelta(days=300)
+    a, b = employment("a", until), employment("b", date(2027, 9, 19))
+    before = (a.model_dump(), a.model_dump(exclude_unset=True), set(a.model_fields_set))
+    compact(a)
+    compact(b)
+    assert (a.model_dump(), a.model_dump(exclude_unset=True), a.model_fields_set) == before
+    assert a == employment("a", until)
+    # Equal dates are one object now; the field-name sets are shared, and a copy with
+    # changes gets its own.
+    assert a.id06.valid_until is b.id06.valid_until
+    assert a.model_fields_set is b.model_fields_set
+    shared = set(a.model_fields_set)
+    copy = a.model_copy(update={"person_id": "p-other"})
+    assert copy.person_id == "p-other" and copy.model_fields_set == shared
+    assert a.model_fields_set == shared and b.model_fields_set == shared
+
+
+def site(agreement: KeyGrantAgreement) -> list[object]:
+    return [
+        Organisation(org_number=ORG, name="Org"),
+        agreement,
+        Space(id="sp", name="Space", cylinders=("300001",)),
+        Person(id="p-a", first_name="A", last_name="A"),
+        employment("a", TODAY + timedelta(days=300)),
+        Credential(
+            number="100000001",
+            kind=CredentialKind.KEY,
+            state=CredentialState.IN_SERVICE,
+            employment_id="a",
+        ),
+        Assignment(
+            id="asg",
+            name="Asg",
+            main_contractor=ORG,
+            project_manager="PM",
+            starts_on=TODAY - timedelta(days=10),
+            ends_on=TODAY + timedelta(days=100),
+        ),
+        AccessApplication(
+            assignment_id="asg",
+            revision=1,
+            status=ApplicationStatus.APPROVED,
+            submitted_at=NOW - timedelta(days=3),
+            decided_at=NOW - timedelta(days=2),
+            entries=(
+                ApplicationEntry(
+                    employment_id="a",
+                    space_ids=("sp",),
+                    valid_from=TODAY - timedelta(days=5),
+                    valid_until=TODAY + timedelta(days=50),
+                ),
+            ),
+        ),
+    ]
+
+
+def test_a_changed_agreement_is_seen_at_the_same_instant() -> None:
+    """The agreement window of an organisation is remembered per instant; changing an
+    agreement forgets it."""
+    agreement = KeyGrantAgreement(
+        id="agr", org_number=ORG, signed_on=TODAY - timedelta(days=30),
+        valid_from=TODAY - timedelta(days=30),
+    )
+    engine = RulesEngine.build(site(agreement), NOW, RulesConfig())  # type: ignore[arg-type]
+    assert engine.states["100000001"].active
+    ended = agreement.model_copy(update={"valid_until": TODAY - timedelta(days=1)})
+    engine.apply(ended, NOW)
+    state = engine.states["100000001"]
+    assert not state.active and Reason.AGREEMENT_ENDED in state.reasons
+    engine.remove(KeyGrantAgreement, ("agr",), NOW)
+    assert Reason.NO_AGREEMENT in engine.states["100000001"].reasons
+    engine.apply(agreement, NOW)
+    assert engine.states["100000001"].active
