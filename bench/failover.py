@@ -35,9 +35,9 @@ from tests.gateway.leadership.cluster import (  # noqa: E402
     Central,
     CoreProcess,
     flood_with_failure,
-    prepare,
     wait_for,
 )
+from tests.trial_load import prepare  # noqa: E402
 
 PG_ADMIN = os.environ.get("LOCKGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 TARGET_S = 10.0

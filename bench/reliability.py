@@ -35,25 +35,17 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.auth import operators  # noqa: E402
-from gateway.auth.passwords import hash_token, new_token  # noqa: E402
-from gateway.commands import model as m  # noqa: E402
-from gateway.core import Core, Submission  # noqa: E402
 from gateway.demo.broker import DeployedMosquitto  # noqa: E402
-from gateway.domain.facts import Competence, Person  # noqa: E402
-from gateway.domain.timeutil import utcnow  # noqa: E402
-from gateway.store import migrate, tables  # noqa: E402
-from gateway.store.database import Database  # noqa: E402
+from tests.trial_load import competence, count_store, prepare  # noqa: E402
 
 BASE = "lockgate"
 PASSWORDS = {"lockgate": "trial-gateway", "central": "trial-central"}
@@ -64,50 +56,6 @@ FAILURES = ("kill", "broker-restart", "broker-kill")
 
 def log(message: str) -> None:
     print(f"[reliability] {message}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- the site
-
-
-def prepare(url: str) -> None:
-    migrate.upgrade(url)
-    db = Database(url)
-    try:
-        with db.session() as s:
-            for name, role in (("central-system", "system"), ("trial", "administrator")):
-                operators.add(s, name=name, role=role, created_by="trial",
-                              token_hash=hash_token(new_token()), at=utcnow())
-        core = Core(db)
-        core.load()
-        core.submit(Submission(m.PutPerson(person=Person(id="p-trial", first_name="Trial",
-                                                         last_name="Person")), "trial"))
-    finally:
-        db.dispose()
-
-
-def competence(trial: str, i: int) -> bytes:
-    change = m.PutCompetence(competence=Competence(
-        person_id="p-trial", code=f"{trial[:6].upper()}{i:05d}",
-        valid_until=date.today() + timedelta(days=30 + i % 300)))
-    return json.dumps({"request_id": f"{trial}-{i}", **change.model_dump(mode="json")}).encode()
-
-
-def count_store(url: str, trial: str) -> tuple[set[str], dict[str, int]]:
-    """Request ids of the trial in the inbox, and journal entries per competence of it."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            ids = set(conn.execute(select(tables.inbox.c.request_id).where(
-                tables.inbox.c.request_id.like(f"{trial}-%"))).scalars())
-            rows = conn.execute(
-                select(tables.fact_journal.c.key, func.count())
-                .where(tables.fact_journal.c.kind == "Competence")
-                .group_by(tables.fact_journal.c.key)).all()
-    finally:
-        engine.dispose()
-    prefix = trial[:6].upper()
-    applied = {json.dumps(list(k)): n for k, n in rows if any(prefix in str(p) for p in k)}
-    return ids, applied
 
 
 # --------------------------------------------------------------------------- processes

@@ -21,10 +21,10 @@ from tests.gateway.leadership.cluster import (
     flood_with_failure,
     inbox_count,
     lease_row,
-    prepare,
     steal_lease,
     wait_for,
 )
+from tests.trial_load import prepare
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
