@@ -78,6 +78,20 @@ def _form_errors(exc: ValidationError | DomainError) -> list[dict[str, Any]]:
     return field_errors(exc)
 
 
+def _table_errors(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Field errors as rows of a page's error table (no row number: a form, not a file)."""
+    return [{"row": "", "column": e["field"] or "", "message": e["message"]} for e in errors]
+
+
+def _refusal(outcome: Outcome, *, table: bool = True) -> tuple[list[dict[str, Any]], int]:
+    """The errors of a refused command (as table rows unless ``table`` is False) and the
+    status to answer with: 403 when the role may not, 422 otherwise."""
+    assert outcome.error is not None
+    errors = outcome.error["errors"]
+    status = 403 if outcome.error["code"] == "FORBIDDEN" else 422
+    return (_table_errors(errors) if table else errors), status
+
+
 def _local_input(value: str, ctx: WebContext, field: str) -> datetime:
     """A ``datetime-local`` form value, in the site's time zone."""
     try:
@@ -337,11 +351,8 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         request: Request, who: Signed, outcome: Outcome, values: dict[str, str], done: str
     ) -> Response:
         if not outcome.ok:
-            assert outcome.error is not None
-            status = 403 if outcome.error["code"] == "FORBIDDEN" else 422
-            return await reception_page(
-                request, who, status=status, errors=outcome.error["errors"], form=values
-            )
+            errors, status = _refusal(outcome, table=False)
+            return await reception_page(request, who, status=status, errors=errors, form=values)
         return await reception_page(request, who, done=done)
 
     @app.post("/reception/{number}/hr-approval", response_class=HTMLResponse)
@@ -655,19 +666,11 @@ def install(app: FastAPI, ctx: WebContext) -> None:
                 )
             )
         except ValidationError as exc:
-            errors = [
-                {"row": "", "column": e["field"] or "", "message": e["message"]}
-                for e in _form_errors(exc)
-            ]
+            errors = _table_errors(_form_errors(exc))
             return await handout_page(request, who, status=422, errors=errors)
         outcome = await ctx.submit(who.name, command)
         if not outcome.ok:
-            assert outcome.error is not None
-            errors = [
-                {"row": "", "column": e["field"] or "", "message": e["message"]}
-                for e in outcome.error["errors"]
-            ]
-            status = 403 if outcome.error["code"] == "FORBIDDEN" else 422
+            errors, status = _refusal(outcome)
             return await handout_page(request, who, status=status, errors=errors)
         return await handout_page(
             request,
@@ -776,19 +779,11 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         try:
             command = m.SignReceipt(credential_number=number)
         except ValidationError as exc:
-            errors = [
-                {"row": "", "column": e["field"] or "", "message": e["message"]}
-                for e in _form_errors(exc)
-            ]
+            errors = _table_errors(_form_errors(exc))
             return await handout_page(request, who, status=422, errors=errors)
         outcome = await ctx.submit(who.name, command)
         if not outcome.ok:
-            assert outcome.error is not None
-            errors = [
-                {"row": "", "column": e["field"] or "", "message": e["message"]}
-                for e in outcome.error["errors"]
-            ]
-            status = 403 if outcome.error["code"] == "FORBIDDEN" else 422
+            errors, status = _refusal(outcome)
             return await handout_page(request, who, status=status, errors=errors)
         return await handout_page(request, who, done=f"receipt of {number} signed: in service")
 
@@ -829,12 +824,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
             return await handout_page(request, who, status=422, errors=errors, order=order)
         outcome = await ctx.submit(who.name, command)
         if not outcome.ok:
-            assert outcome.error is not None
-            errors = [
-                {"row": "", "column": e["field"] or "", "message": e["message"]}
-                for e in outcome.error["errors"]
-            ]
-            status = 403 if outcome.error["code"] == "FORBIDDEN" else 422
+            errors, status = _refusal(outcome)
             return await handout_page(request, who, status=status, errors=errors, order=order)
         return await handout_page(
             request, who, done=f"{len(serials)} keys registered as delivered against {order}"
