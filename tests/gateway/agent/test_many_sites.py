@@ -36,6 +36,7 @@ from gateway.store.database import Database
 from simulators.controller import ControllerMemory, ControllerServer, ControllerSimulator
 from tests.gateway.agent.brokers import PASSWORDS, SiteBroker
 from tests.gateway.agent.facts import card, site_facts, tag
+from tests.gateway.agent.harness import until
 from tests.gateway.agent.processes import AgentProcess, agent_config
 from tests.gateway.agent.test_acl import deployed
 from tests.gateway.leadership.cluster import (
@@ -136,7 +137,7 @@ class Cluster:
         """The controllers whose memory still holds credential ``number``."""
         return {c for c in ALL if self.holds(c, number)}
 
-    def exposed(self, number: str) -> set[str]:
+    def _exposed(self, number: str) -> set[str]:
         """The locks the exposure report (from the store, as the leader would compute it)
         says credential ``number`` can still open."""
         db = Database(self.url)
@@ -148,6 +149,14 @@ class Cluster:
         finally:
             db.dispose()
         return {r.lock for r in rows if r.credential == number}
+
+    async def exposed(self, number: str) -> set[str]:
+        """The locks the exposure report says credential ``number`` can still open (read in
+        a thread: the controller simulators share this event loop)."""
+        return await asyncio.to_thread(self._exposed, number)
+
+    async def exposure_is(self, number: str, locks: set[str]) -> bool:
+        return await self.exposed(number) == locks
 
     async def block(self, person: int) -> float:
         """Block person ``person``'s ID06 card through the central system; when answered."""
@@ -248,7 +257,7 @@ async def test_two_cores_three_agents_survive_failover_cut_links_and_restarts(
     # the new leader's hub serves every site: a block reaches all six controllers
     await run.block(0)
     await wait_for(lambda: not run.holding(tag(0)), 20, "block 0 on every controller")
-    await wait_for(lambda: not run.exposed(tag(0)), 20, "block 0 confirmed")
+    await until(lambda: run.exposure_is(tag(0), set()), 20, "block 0 confirmed")
 
     print(f"[{time.monotonic() - began:.1f} s] (b)")
     # (b) north's link is cut, a card is blocked meanwhile, the link comes back
@@ -256,18 +265,15 @@ async def test_two_cores_three_agents_survive_failover_cut_links_and_restarts(
     await run.block(1)
     others = [c for c in ALL if c not in SITES["north"]]
     await wait_for(lambda: not any(run.holds(c, tag(1)) for c in others), 20, "south and east")
-    await wait_for(
-        lambda: run.exposed(tag(1)) == {f"door:{c}/{d}" for c in SITES["north"] for d in (1, 2)},
-        20,
-        "only north exposed",
-    )
+    north_doors = {f"door:{c}/{d}" for c in SITES["north"] for d in (1, 2)}
+    await until(lambda: run.exposure_is(tag(1), north_doors), 20, "only north exposed")
     await asyncio.sleep(1.0)
     assert run.holding(tag(1)) == set(SITES["north"]), "north was reached while cut off"
     restored = time.monotonic()
     await asyncio.to_thread(run.site_broker.start)
     await wait_for(lambda: not run.holding(tag(1)), 40, "the revocation at north")
     landed = time.monotonic() - restored
-    await wait_for(lambda: not run.exposed(tag(1)), 20, "north's exposure cleared")
+    await until(lambda: run.exposure_is(tag(1), set()), 20, "north's exposure cleared")
     cleared = time.monotonic() - restored
     print(
         f"(b) cut site: revocation on north's controllers {landed:.3f} s after the link "
@@ -297,7 +303,7 @@ async def test_two_cores_three_agents_survive_failover_cut_links_and_restarts(
     assert run.leader() is b
     await run.block(2)
     await wait_for(lambda: not run.holding(tag(2)), 30, "block 2 on every controller")
-    await wait_for(lambda: not run.exposed(tag(2)), 20, "block 2 confirmed")
+    await until(lambda: run.exposure_is(tag(2), set()), 20, "block 2 confirmed")
 
     print(f"[{time.monotonic() - began:.1f} s] (d)")
     # (d) south's agent dies with jobs in flight and is restarted: its controllers answer
@@ -320,12 +326,12 @@ async def test_two_cores_three_agents_survive_failover_cut_links_and_restarts(
         "north and east",
     )
     assert run.holding(tag(3)) == set(south), "the jobs were not in flight"
-    assert run.exposed(tag(3)) == {f"door:{c}/{d}" for c in south for d in (1, 2)}
+    assert await run.exposed(tag(3)) == {f"door:{c}/{d}" for c in south for d in (1, 2)}
     restarted = time.monotonic()
     run.start_agent("south")
     await wait_for(lambda: not run.holding(tag(3)), 60, "south converges")
     converged = time.monotonic() - restarted
-    await wait_for(lambda: not run.exposed(tag(3)), 20, "block 3 confirmed")
+    await until(lambda: run.exposure_is(tag(3), set()), 20, "block 3 confirmed")
     print(
         f"(d) agent restarted with jobs in flight: its controllers revoked {converged:.3f} s "
         f"after the restart, exposure clear after {time.monotonic() - restarted:.3f} s"
