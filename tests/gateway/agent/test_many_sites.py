@@ -24,6 +24,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,12 @@ class Cluster:
         """How many lines of ``site``'s agent log hold ``fragment``."""
         text = (self.tmp / f"{site}.log").read_text(errors="replace")
         return sum(1 for line in text.splitlines() if fragment in line)
+
+    def last_logged_at(self, site: str, fragment: str) -> datetime:
+        """When ``site``'s agent last logged ``fragment`` (its ``ts=`` field)."""
+        text = (self.tmp / f"{site}.log").read_text(errors="replace")
+        line = [line for line in text.splitlines() if fragment in line][-1]
+        return datetime.fromisoformat(line.split(" ", 1)[0].removeprefix("ts="))
 
     def holds(self, controller: str, number: str) -> bool:
         memory = self.simulators[controller].memory
@@ -331,10 +338,13 @@ async def test_two_cores_three_agents_survive_failover_cut_links_and_restarts(
     run.start_agent("south")
     await wait_for(lambda: not run.holding(tag(3)), 60, "south converges")
     converged = time.monotonic() - restarted
+    revoked_at = datetime.now(UTC)
     await until(lambda: run.exposure_is(tag(3), set()), 20, "block 3 confirmed")
+    running = run.last_logged_at("south", "lockgate agent running")
     print(
         f"(d) agent restarted with jobs in flight: its controllers revoked {converged:.3f} s "
-        f"after the restart, exposure clear after {time.monotonic() - restarted:.3f} s"
+        f"after the restart ({(revoked_at - running).total_seconds():.3f} s after the new "
+        f"process was running), exposure clear after {time.monotonic() - restarted:.3f} s"
     )
     # cards never blocked stay everywhere, the blocked ones nowhere
     assert all(run.holds(c, tag(5)) for c in ALL)
