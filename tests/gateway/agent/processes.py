@@ -60,8 +60,12 @@ def agent_config(
 class AgentProcess:
     """``lockgate agent --site SITE`` as a child process, logging to a file."""
 
-    def __init__(self, site: str, config: Path, state: Path, log: Path) -> None:
+    def __init__(
+        self, site: str, config: Path, state: Path, log: Path, *, password: str | None = None
+    ) -> None:
+        """``password``: the agent's password at the broker (given in the environment)."""
         self.site = site
+        self.password = password
         self.config = config
         self.state = state
         self.log = log
@@ -70,6 +74,8 @@ class AgentProcess:
     def start(self) -> None:
         env = {**os.environ, "LOCKGATE_CONFIG": ""}
         env.pop("LOCKGATE_CONFIG")
+        if self.password is not None:
+            env["LOCKGATE_MQTT__PASSWORD"] = self.password
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [

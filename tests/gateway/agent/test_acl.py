@@ -15,17 +15,10 @@ import pytest
 
 from gateway.agent import Agent
 from gateway.demo.broker import DeployedMosquitto, PrivateMosquitto
+from tests.gateway.agent.brokers import DEPLOY, PASSWORDS
 from tests.gateway.agent.facts import tag
 from tests.gateway.agent.harness import agent_settings, running_core, state_file, until
 
-DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
-PASSWORDS = {
-    "lockgate": "gateway-secret",
-    "central": "central-secret",
-    "lockgate-sites": "sites-secret",
-    "north": "north-secret",
-    "south": "south-secret",
-}
 SITE = "lockgate/v1/site"
 
 

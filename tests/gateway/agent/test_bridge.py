@@ -11,39 +11,15 @@ from pathlib import Path
 import pytest
 
 from gateway.agent import Agent
-from gateway.demo.broker import DeployedMosquitto, PrivateMosquitto
+from gateway.demo.broker import DeployedMosquitto
+from tests.gateway.agent.brokers import PASSWORDS, SiteBroker
 from tests.gateway.agent.facts import tag
 from tests.gateway.agent.harness import agent_settings, running_core, state_file, until
-from tests.gateway.agent.test_acl import DEPLOY, PASSWORDS, deployed
+from tests.gateway.agent.test_acl import deployed
 
 __all__ = ["deployed"]
 
 pytestmark = pytest.mark.slow
-
-
-class SiteBroker(PrivateMosquitto):
-    """A private Mosquitto with the bridge section of deploy/mosquitto/bridge-site.conf,
-    pointed at ``central`` (plain TCP on loopback instead of TLS) as site ``site``."""
-
-    def __init__(self, central: PrivateMosquitto, site: str) -> None:
-        super().__init__()
-        self.central = central
-        self.site = site
-
-    def _write_config(self) -> None:
-        super()._write_config()
-        bridge = []
-        for line in (DEPLOY / "mosquitto" / "bridge-site.conf").read_text().splitlines():
-            if line.startswith(("bridge_cafile", "bridge_tls_version")):
-                continue  # loopback: no TLS in the test
-            line = line.replace("depot-hallsberg", self.site)
-            if line.startswith("address "):
-                line = f"address {self.central.host}:{self.central.port}"
-            if line.startswith("remote_password "):
-                line = f"remote_password {PASSWORDS[self.site]}"
-            bridge.append(line)
-        with self.config_path.open("a") as f:
-            f.write("\n".join(bridge) + "\n")
 
 
 @pytest.fixture

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,8 +77,16 @@ class CoreProcess:
     """One ``lockgate run --role core`` process with its own configuration and log."""
 
     def __init__(self, folder: Path, name: str, url: str, host: str, port: int, *,
-                 lease_s: float, renew_s: float) -> None:
+                 lease_s: float, renew_s: float, sites: bool = False,
+                 account: tuple[str, str] | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        """``sites``: ``--sites`` (the leader serves the site agents too); ``account``: the
+        broker user and password; ``env``: extra environment (the site hub's password)."""
         self.name = name
+        self.sites = sites
+        self.env = {**os.environ, **(env or {})}
+        login = (f'username = "{account[0]}"\npassword = "{account[1]}"\n'
+                 if account is not None else "")
         self.config = folder / f"{name}.toml"
         self.config.write_text(f"""
 [database]
@@ -89,7 +99,7 @@ base_topic = "{BASE}"
 client_id = "lockgate-core"
 session_expiry_s = 3600
 keepalive_s = 5
-
+{login}
 [leadership]
 lease_s = {lease_s}
 renew_s = {renew_s}
@@ -102,7 +112,8 @@ lock_timeout_s = {renew_s}
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
                 [LOCKGATE, "run", "--role", "core", "--config", str(self.config),
-                 "--log-format", "json"], stdout=out, stderr=out)
+                 "--log-format", "json", *(["--sites"] if self.sites else [])],
+                stdout=out, stderr=out, env=self.env)
 
     @property
     def alive(self) -> bool:
@@ -174,10 +185,23 @@ class Central:
     states: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     ident: str = field(default_factory=lambda: f"central-{uuid.uuid4().hex[:8]}")
+    account: tuple[str, str] | None = None
+    """Broker user and password (with the deployed ACL, the user is also the client id)."""
 
     def __post_init__(self) -> None:
-        self.outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self.outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self.online = asyncio.Event()
+
+    def send(self, name: str, body: dict[str, Any]) -> str:
+        """Queue request ``name`` (``lockgate/v1/request/<name>``); its request id."""
+        request_id = str(body["request_id"])
+        self.outbox.put_nowait((name, json.dumps(body).encode()))
+        return request_id
+
+    async def answer(self, request_id: str, limit_s: float = 20.0) -> dict[str, Any]:
+        """The first response to ``request_id``."""
+        await wait_for(lambda: request_id in self.responses, limit_s, f"answer to {request_id}")
+        return self.responses[request_id][0][1]
 
     def online_instance(self) -> str | None:
         """The instance of the last retained-or-live ``online`` bridge state."""
@@ -190,6 +214,8 @@ class Central:
             try:
                 async with aiomqtt.Client(
                     self.host, self.port, identifier=self.ident, clean_start=False,
+                    username=self.account[0] if self.account else None,
+                    password=self.account[1] if self.account else None,
                     protocol=aiomqtt.ProtocolVersion.V5, max_inflight_messages=100, timeout=10,
                 ) as c:
                     await c.subscribe([(f"{TOPICS.response_prefix}#", 1),
@@ -222,11 +248,13 @@ class Central:
 
     async def _send(self, c: aiomqtt.Client) -> None:
         while True:
-            payload = await self.outbox.get()
+            name, payload = await self.outbox.get()
             try:
-                await c.publish(f"{BASE}/v1/request/competence", payload, qos=1)
-            except aiomqtt.MqttError:
-                self.outbox.put_nowait(payload)
+                await c.publish(f"{BASE}/v1/request/{name}", payload, qos=1)
+            except BaseException:
+                # Not acknowledged by the broker (an error, or the connection went while
+                # waiting for the PUBACK and this task was cancelled): QoS 1 sends it again.
+                self.outbox.put_nowait((name, payload))
                 raise
 
 
@@ -269,7 +297,7 @@ async def flood_with_failure(url: str, central: Central, n: int, fail: Any, *,
 
     async def feed() -> None:
         for payload in payloads.values():
-            central.outbox.put_nowait(payload)
+            central.outbox.put_nowait(("competence", payload))
             await asyncio.sleep(1.0 / rate_per_s)
 
     feeder = asyncio.create_task(feed(), name="central-feed")

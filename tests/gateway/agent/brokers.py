@@ -1,0 +1,43 @@
+"""The brokers of the multi-site tests: the accounts of deploy/mosquitto/passwd.example for a
+deployed central broker, and a site broker bridged to it with deploy/mosquitto/bridge-site.conf."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.demo.broker import PrivateMosquitto
+
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
+PASSWORDS = {
+    "lockgate": "gateway-secret",
+    "central": "central-secret",
+    "lockgate-sites": "sites-secret",
+    "north": "north-secret",
+    "south": "south-secret",
+    "east": "east-secret",
+}
+
+
+class SiteBroker(PrivateMosquitto):
+    """A private Mosquitto with the bridge section of deploy/mosquitto/bridge-site.conf,
+    pointed at ``central`` (plain TCP on loopback instead of TLS) as site ``site``."""
+
+    def __init__(self, central: PrivateMosquitto, site: str) -> None:
+        super().__init__()
+        self.central = central
+        self.site = site
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        bridge = []
+        for line in (DEPLOY / "mosquitto" / "bridge-site.conf").read_text().splitlines():
+            if line.startswith(("bridge_cafile", "bridge_tls_version")):
+                continue  # loopback: no TLS in the test
+            line = line.replace("depot-hallsberg", self.site)
+            if line.startswith("address "):
+                line = f"address {self.central.host}:{self.central.port}"
+            if line.startswith("remote_password "):
+                line = f"remote_password {PASSWORDS[self.site]}"
+            bridge.append(line)
+        with self.config_path.open("a") as f:
+            f.write("\n".join(bridge) + "\n")
