@@ -46,10 +46,10 @@ from tests.gateway.leadership.cluster import (
     Outcome,
     flood_with_failure,
     lease_row,
-    prepare,
     wait_for,
 )
 from tests.gateway.running import sync_core
+from tests.trial_load import prepare
 
 __all__ = ["deployed"]
 
