@@ -4,10 +4,11 @@ key-station protocol (``docs/protocols/key-station.md``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Self, TypeVar
@@ -69,6 +70,7 @@ from drivers.serialstation.messages import (
     Message,
     ReadAudit,
     ReadKey,
+    WriteAbort,
     WriteBegin,
     WriteChunk,
     WriteCommit,
@@ -80,6 +82,8 @@ from drivers.serialstation.wire import DecodeError, instant_from_wire
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
+A = TypeVar("A")
+B = TypeVar("B")
 
 DEFAULT_BAUDRATE: Final = 115200
 DEFAULT_TIMEOUT_S: Final = 1.0
@@ -412,26 +416,24 @@ class SerialKeyStation(KeyStation):
             loop = asyncio.get_running_loop()
             started = loop.time()
             bytes0, frames0 = link.stats.bytes_sent, link.stats.frames_sent
-            info = await self._key_info()
-            if info.serial != image.serial:
-                raise KeyRemoved(
-                    f"image is for key {image.serial}, but key {info.serial} is in the station",
-                    device_id=self.device_id,
-                )
-            delta = self._delta_for(info, image, len(target))
+            delta, base_checksum = self._delta_for(image, len(target))
             used_delta = False
+            after: KeyInfoReply | None = None
             if delta is not None:
                 try:
-                    await self._transfer(WriteMode.DELTA, delta, checksum, info.checksum, progress)
+                    after = await self._transfer(
+                        WriteMode.DELTA, delta, checksum, base_checksum, progress, None
+                    )
                     used_delta = True
                 except ProtocolError as exc:
                     if exc.field != "base_checksum":
                         raise
                     log.info("%s: delta base is stale, writing the full image", self.device_id)
                     self._bases.pop(image.serial, None)
-            if not used_delta:
-                await self._transfer(WriteMode.FULL, target, checksum, 0, progress)
-            after = await self._key_info()
+            if after is None:
+                after = await self._transfer(
+                    WriteMode.FULL, target, checksum, 0, progress, image.serial
+                )
             if after.serial != image.serial:
                 raise KeyRemoved(f"key {image.serial} was removed", device_id=self.device_id)
             if after.checksum != checksum or after.revision.hex() != image.revision.lower():
@@ -450,14 +452,69 @@ class SerialKeyStation(KeyStation):
                 seconds=loop.time() - started,
             )
 
-    def _delta_for(self, info: KeyInfoReply, image: KeyImage, full_size: int) -> bytes | None:
+    def _delta_for(self, image: KeyImage, full_size: int) -> tuple[bytes | None, int]:
+        """The delta against the image this driver last read from or wrote to the key, and
+        that image's checksum. Whether the key still holds it is checked by the station
+        (WRITE_BEGIN refuses a stale base at once), so no KEY_INFO round trip is needed."""
         if StationCapability.DELTA not in self.info.capabilities:
-            return None
-        base = self._bases.get(info.serial)
-        if base is None or base.checksum != info.checksum:
-            return None
+            return None, 0
+        base = self._bases.get(image.serial)
+        if base is None:
+            return None, 0
         delta = diff(base.image, image).encode()
-        return delta if len(delta) < full_size * DELTA_MAX_FRACTION else None
+        if len(delta) >= full_size * DELTA_MAX_FRACTION:
+            return None, 0
+        return delta, base.checksum
+
+    async def _both(
+        self, first: Coroutine[Any, Any, A], second: Coroutine[Any, Any, B], name: str
+    ) -> tuple[A, B]:
+        """Run two requests pipelined (the station answers them in arrival order); when
+        both fail, the first one's error is raised. Sequential on a window of 1."""
+        link = self._require_link()
+        if link.window < 2:
+            try:
+                one = await first
+            except BaseException:
+                second.close()
+                raise
+            return one, await second
+        prefix = f"serialstation:{self.device_id}:{name}"
+        tasks = (
+            asyncio.create_task(first, name=f"{prefix}-0"),
+            asyncio.create_task(second, name=f"{prefix}-1"),
+        )
+        try:
+            await asyncio.wait(tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if (exc := task.exception()) is not None:
+                raise exc
+        return tasks[0].result(), tasks[1].result()
+
+    async def _begin(self, begin: WriteBegin, check_serial: str | None) -> None:
+        link = self._require_link()
+        try:
+            if check_serial is None:
+                await link.request(begin, Ack)
+                return
+            info, _ = await self._both(
+                link.request(KeyInfo(), KeyInfoReply), link.request(begin, Ack), "begin"
+            )
+        except StationRefused as exc:
+            if exc.code is ErrorCode.STALE_DELTA_BASE:
+                raise self._protocol_error(str(exc), "base_checksum") from None
+            raise self._refusal(exc) from None
+        if info.serial != check_serial:
+            with contextlib.suppress(DriverError, StationRefused):
+                await link.request(WriteAbort(), Ack)
+            raise KeyRemoved(
+                f"image is for key {check_serial}, but key {info.serial} is in the station",
+                device_id=self.device_id,
+            )
 
     async def _transfer(
         self,
@@ -466,14 +523,17 @@ class SerialKeyStation(KeyStation):
         checksum: int,
         base_checksum: int,
         progress: ProgressCallback | None,
-    ) -> None:
+        check_serial: str | None,
+    ) -> KeyInfoReply:
+        """Stage ``data``, commit it and read back what the key holds. With
+        ``check_serial``, KEY_INFO is pipelined with WRITE_BEGIN and the write is abandoned
+        unless that key is in the station. The read-back KEY_INFO is pipelined behind
+        WRITE_COMMIT: the station handles requests in arrival order, so it answers after the
+        commit took effect (or failed; then the commit's error is raised). When the commit
+        had to be retransmitted the read-back may have been answered first; a read-back
+        that does not show the new checksum is therefore repeated after the commit's ACK."""
         link = self._require_link()
-        try:
-            await link.request(WriteBegin(mode, len(data), checksum, base_checksum), Ack)
-        except StationRefused as exc:
-            if exc.code is ErrorCode.STALE_DELTA_BASE:
-                raise self._protocol_error(str(exc), "base_checksum") from None
-            raise self._refusal(exc) from None
+        await self._begin(WriteBegin(mode, len(data), checksum, base_checksum), check_serial)
         size = link.max_payload - 4
         chunks: list[Message] = [
             WriteChunk(offset, data[offset : offset + size]) for offset in range(0, len(data), size)
@@ -492,7 +552,19 @@ class SerialKeyStation(KeyStation):
                     log.exception("%s: progress callback failed", self.device_id)
 
         await self._pipeline(chunks, Ack, acked)
-        await self._call(WriteCommit(checksum), Ack)
+        try:
+            _, after = await self._both(
+                link.request(WriteCommit(checksum), Ack),
+                link.request(KeyInfo(), KeyInfoReply),
+                "commit",
+            )
+        except StationRefused as exc:
+            raise self._refusal(exc) from None
+        if after.checksum != checksum:
+            # The read-back may have overtaken a retransmitted commit: ask again, now
+            # that the commit was acknowledged.
+            after = await self._key_info()
+        return after
 
     # ------------------------------------------------------------------ audit
 

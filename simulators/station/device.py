@@ -564,7 +564,8 @@ class StationDevice:
             self._require(Capability.REVALIDATION, "revalidation")
         if len(image.access) > self.config.max_access_entries:
             raise Refused(ErrorCode.CAPACITY_EXCEEDED, "access")
-        key.store(encoded)
+        # a full image was decoded from exactly these bytes: no need to decode it again
+        key.store(encoded, None if begin.mode is WriteMode.DELTA else image)
         self.stats.commits += 1
         return Ack()
 

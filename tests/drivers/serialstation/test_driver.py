@@ -293,7 +293,7 @@ async def test_verify_mismatch_when_the_key_does_not_hold_what_was_written(
     await insert(sim, station)
     original = VirtualKey.store
 
-    def faulty_store(self: VirtualKey, encoded: bytes) -> None:
+    def faulty_store(self: VirtualKey, encoded: bytes, image: object = None) -> None:
         original(self, encode_image(make_image(77, entries=1)))
 
     monkeypatch.setattr(VirtualKey, "store", faulty_store)
