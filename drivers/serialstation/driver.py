@@ -37,6 +37,7 @@ from drivers.base import (
 )
 from drivers.serialstation.codes import (
     PROTOCOL_VERSION,
+    PROTOCOL_VERSIONS,
     AuditOutcomeCode,
     AuditReason,
     AuditSource,
@@ -90,6 +91,8 @@ DEFAULT_TIMEOUT_S: Final = 1.0
 DEFAULT_RETRIES: Final = 3
 DELTA_MAX_FRACTION: Final = 0.5
 """A delta is sent only when it is smaller than this fraction of the full image."""
+COMPACT_DELTA_VERSION: Final = 2
+"""From this protocol version on, deltas are sent in the compact format 2."""
 BASE_MEMORY: Final = 64
 """How many keys' last-known images are remembered as delta bases."""
 
@@ -105,6 +108,10 @@ _OUTCOMES = {
     AuditOutcomeCode.BLACKLIST_APPLIED: AuditOutcome.BLACKLIST_APPLIED,
 }
 _OPTIONS = frozenset({"device_id", "port", "baudrate", "timeout_s", "retries"})
+
+
+class _Restage(Exception):
+    """The station did not take pipelined chunks into the write: stage it again."""
 
 
 class _Closed:
@@ -239,7 +246,7 @@ class SerialKeyStation(KeyStation):
         link.attach(transport)
         self._link, self._transport = link, transport
         try:
-            hello = await self._call(Hello(PROTOCOL_VERSION), HelloReply)
+            hello = await self._hello(link)
             self._info = self._station_info(hello)
         except BaseException:
             await self.close()
@@ -250,13 +257,32 @@ class SerialKeyStation(KeyStation):
         if hello.key_serial:
             self._events.put_nowait(KeyEvent(KeyEventKind.INSERTED, hello.key_serial, _now()))
 
+    async def _hello(self, link: HostLink) -> HelloReply:
+        """Offer the versions this driver speaks, highest first, until one is accepted."""
+        versions = [v for v in PROTOCOL_VERSIONS if v <= PROTOCOL_VERSION]
+        for index, version in enumerate(versions):
+            try:
+                hello = await link.request(Hello(version), HelloReply)
+            except StationRefused as exc:
+                if exc.code is ErrorCode.BAD_VERSION and index + 1 < len(versions):
+                    continue
+                if exc.code is ErrorCode.BAD_VERSION:
+                    raise ProtocolError(
+                        f"station speaks none of protocol versions {', '.join(map(str, versions))}",
+                        device_id=self.device_id,
+                        field="version",
+                    ) from None
+                raise self._refusal(exc) from None
+            if hello.version != version:
+                raise ProtocolError(
+                    f"station answered HELLO version {version} with version {hello.version}",
+                    device_id=self.device_id,
+                    field="version",
+                )
+            return hello
+        raise AssertionError("unreachable: PROTOCOL_VERSIONS is not empty")
+
     def _station_info(self, hello: HelloReply) -> StationInfo:
-        if hello.version != PROTOCOL_VERSION:
-            raise ProtocolError(
-                f"station speaks protocol version {hello.version}, not {PROTOCOL_VERSION}",
-                device_id=self.device_id,
-                field="version",
-            )
         caps = frozenset(v for bit, v in _CAPABILITIES.items() if hello.capabilities & bit)
         mounting = StationMounting.WALL if hello.mounting is Mounting.WALL else StationMounting.DESK
         return StationInfo(
@@ -461,29 +487,18 @@ class SerialKeyStation(KeyStation):
         base = self._bases.get(image.serial)
         if base is None:
             return None, 0
-        delta = diff(base.image, image).encode()
+        compact = self.info.protocol_version >= COMPACT_DELTA_VERSION
+        delta = diff(base.image, image).encode(base=base.image if compact else None)
         if len(delta) >= full_size * DELTA_MAX_FRACTION:
             return None, 0
         return delta, base.checksum
 
-    async def _both(
-        self, first: Coroutine[Any, Any, A], second: Coroutine[Any, Any, B], name: str
-    ) -> tuple[A, B]:
-        """Run two requests pipelined (the station answers them in arrival order); when
-        both fail, the first one's error is raised. Sequential on a window of 1."""
-        link = self._require_link()
-        if link.window < 2:
-            try:
-                one = await first
-            except BaseException:
-                second.close()
-                raise
-            return one, await second
+    async def _together(self, coros: Sequence[Coroutine[Any, Any, Any]], name: str) -> list[Any]:
+        """Run requests concurrently, sent in the order given (the link keeps them within
+        the station's window, the station answers in arrival order) and wait for all of
+        them. When several fail, the error of the first in order is raised."""
         prefix = f"serialstation:{self.device_id}:{name}"
-        tasks = (
-            asyncio.create_task(first, name=f"{prefix}-0"),
-            asyncio.create_task(second, name=f"{prefix}-1"),
-        )
+        tasks = [asyncio.create_task(c, name=f"{prefix}-{i}") for i, c in enumerate(coros)]
         try:
             await asyncio.wait(tasks)
         finally:
@@ -493,28 +508,7 @@ class SerialKeyStation(KeyStation):
         for task in tasks:
             if (exc := task.exception()) is not None:
                 raise exc
-        return tasks[0].result(), tasks[1].result()
-
-    async def _begin(self, begin: WriteBegin, check_serial: str | None) -> None:
-        link = self._require_link()
-        try:
-            if check_serial is None:
-                await link.request(begin, Ack)
-                return
-            info, _ = await self._both(
-                link.request(KeyInfo(), KeyInfoReply), link.request(begin, Ack), "begin"
-            )
-        except StationRefused as exc:
-            if exc.code is ErrorCode.STALE_DELTA_BASE:
-                raise self._protocol_error(str(exc), "base_checksum") from None
-            raise self._refusal(exc) from None
-        if info.serial != check_serial:
-            with contextlib.suppress(DriverError, StationRefused):
-                await link.request(WriteAbort(), Ack)
-            raise KeyRemoved(
-                f"image is for key {check_serial}, but key {info.serial} is in the station",
-                device_id=self.device_id,
-            )
+        return [task.result() for task in tasks]
 
     async def _transfer(
         self,
@@ -525,15 +519,19 @@ class SerialKeyStation(KeyStation):
         progress: ProgressCallback | None,
         check_serial: str | None,
     ) -> KeyInfoReply:
-        """Stage ``data``, commit it and read back what the key holds. With
-        ``check_serial``, KEY_INFO is pipelined with WRITE_BEGIN and the write is abandoned
-        unless that key is in the station. The read-back KEY_INFO is pipelined behind
-        WRITE_COMMIT: the station handles requests in arrival order, so it answers after the
-        commit took effect (or failed; then the commit's error is raised). When the commit
-        had to be retransmitted the read-back may have been answered first; a read-back
-        that does not show the new checksum is therefore repeated after the commit's ACK."""
+        """Stage ``data``, commit it and read back what the key holds.
+
+        WRITE_BEGIN and the chunks are sent back to back, without waiting for the begin's
+        ACK (the station handles requests in arrival order). With ``check_serial``,
+        KEY_INFO goes first and the write is abandoned before its commit unless that key is
+        in the station. When the station did not take the chunks into the write (the
+        begin was damaged and retransmitted after them: a chunk is refused with
+        NO_WRITE/BAD_OFFSET or the commit with INCOMPLETE), the write is staged once more,
+        this time waiting for the begin's ACK. The read-back KEY_INFO is sent right behind
+        WRITE_COMMIT; one that does not show the new checksum (it may have overtaken a
+        retransmitted commit) is repeated after the commit's ACK."""
         link = self._require_link()
-        await self._begin(WriteBegin(mode, len(data), checksum, base_checksum), check_serial)
+        begin = WriteBegin(mode, len(data), checksum, base_checksum)
         size = link.max_payload - 4
         chunks: list[Message] = [
             WriteChunk(offset, data[offset : offset + size]) for offset in range(0, len(data), size)
@@ -551,20 +549,62 @@ class SerialKeyStation(KeyStation):
                 except Exception:
                     log.exception("%s: progress callback failed", self.device_id)
 
-        await self._pipeline(chunks, Ack, acked)
-        try:
-            _, after = await self._both(
-                link.request(WriteCommit(checksum), Ack),
-                link.request(KeyInfo(), KeyInfoReply),
-                "commit",
-            )
-        except StationRefused as exc:
-            raise self._refusal(exc) from None
-        if after.checksum != checksum:
-            # The read-back may have overtaken a retransmitted commit: ask again, now
-            # that the commit was acknowledged.
-            after = await self._key_info()
-        return after
+        async def stage(pipelined: bool) -> KeyInfoReply | None:
+            coros: list[Coroutine[Any, Any, Any]] = []
+            if check_serial is not None:
+                coros.append(link.request(KeyInfo(), KeyInfoReply))
+            coros.append(link.request(begin, Ack))
+            if pipelined:
+                coros.append(link.pipeline(chunks, Ack, acked))
+            results = await self._together(coros, "stage")
+            if not pipelined:
+                await link.pipeline(chunks, Ack, acked)
+            return results[0] if check_serial is not None else None
+
+        pipelined = link.window >= 2
+        for _ in range(2):
+            try:
+                try:
+                    info = await stage(pipelined)
+                except StationRefused as exc:
+                    if pipelined and exc.code in (ErrorCode.NO_WRITE, ErrorCode.BAD_OFFSET):
+                        raise _Restage from None
+                    raise
+                if info is not None and info.serial != check_serial:
+                    with contextlib.suppress(DriverError, StationRefused):
+                        await link.request(WriteAbort(), Ack)
+                    raise KeyRemoved(
+                        f"image is for key {check_serial}, but key {info.serial} is in the station",
+                        device_id=self.device_id,
+                    )
+                try:
+                    _, after = await self._together(
+                        [
+                            link.request(WriteCommit(checksum), Ack),
+                            link.request(KeyInfo(), KeyInfoReply),
+                        ],
+                        "commit",
+                    )
+                except StationRefused as exc:
+                    if pipelined and exc.code is ErrorCode.INCOMPLETE:
+                        raise _Restage from None
+                    raise
+            except _Restage:
+                log.info(
+                    "%s: chunks overtook a retransmitted WRITE_BEGIN, staging again", self.device_id
+                )
+                pipelined = False
+                done = 0
+                continue
+            except StationRefused as exc:
+                if exc.code is ErrorCode.STALE_DELTA_BASE:
+                    raise self._protocol_error(str(exc), "base_checksum") from None
+                raise self._refusal(exc) from None
+            assert isinstance(after, KeyInfoReply)
+            if after.checksum != checksum:
+                after = await self._key_info()
+            return after
+        raise AssertionError("unreachable: the second staging does not pipeline")
 
     # ------------------------------------------------------------------ audit
 

@@ -90,7 +90,7 @@ def test_driver_is_registered_as_an_entry_point() -> None:
 async def test_hello_reports_the_station(station: SerialKeyStation) -> None:
     info = station.info
     assert info.station_id == "desk-1"
-    assert info.protocol_version == 1
+    assert info.protocol_version == 2
     assert info.mounting is StationMounting.DESK
     assert info.capabilities == set(StationCapability)
     assert info.max_access_entries == 2000
@@ -160,11 +160,54 @@ async def test_open_refuses_a_station_speaking_another_version(
 ) -> None:
     from drivers.serialstation import driver as driver_module
 
-    monkeypatch.setattr(driver_module, "PROTOCOL_VERSION", 2)
+    monkeypatch.setattr(driver_module, "PROTOCOL_VERSION", 3)
+    monkeypatch.setattr(driver_module, "PROTOCOL_VERSIONS", (3,))
     station = SerialKeyStation(port=sim.pty_path, timeout_s=0.2)
     with pytest.raises(ProtocolError) as info:
         await station.open()
     assert info.value.field == "version"
+    assert sim.device.stats.errors_sent == 1  # BAD_VERSION
+
+
+async def test_a_version_1_station_gets_version_1_and_format_1_deltas(
+    world: SimWorld, faults: FaultPlan
+) -> None:
+    config = StationConfig(station_id="old-1", protocol_version=1)
+    async with (
+        StationSimulator(world=world, config=config, faults=faults, control_port=None) as sim,
+        SerialKeyStation(port=sim.pty_path, timeout_s=0.3) as station,
+    ):
+        assert station.info.protocol_version == 1
+        await insert(sim, station)
+        image = make_image(1, entries=200)
+        full = await station.write_key(image)
+        changed = dataclasses.replace(
+            image, revision=f"{2:016x}", access=(*image.access, AccessEntry(999_999))
+        )
+        delta = await station.write_key(changed)
+        assert delta.delta and not full.delta
+        assert sim.world.registry.get(SERIAL).image == canonical(changed)
+        # format 1: the whole 22-byte header, schedules unchanged (1), five section
+        # counts, the added entry (12)
+        assert delta.bytes_sent == 25 + 16 + (22 + 1 + 5 + 12) + 16 + 12
+        assert sim.device.stats.errors_sent == 1  # HELLO 2 refused, HELLO 1 accepted
+
+
+async def test_a_version_2_delta_is_compact(
+    sim: StationSimulator, station: SerialKeyStation
+) -> None:
+    await insert(sim, station)
+    image = make_image(1, entries=200)
+    await station.write_key(image)
+    changed = dataclasses.replace(
+        image, revision=f"{2:016x}", access=(*image.access, AccessEntry(999_999))
+    )
+    delta = await station.write_key(changed)
+    assert delta.delta
+    # WRITE_BEGIN 25, WRITE_CHUNK 16 + (format 1, mask 2, revision 8, add 1 + 12),
+    # WRITE_COMMIT 16, KEY_INFO 12
+    assert delta.bytes_sent == 25 + 16 + 24 + 16 + 12
+    assert sim.world.registry.get(SERIAL).image == canonical(changed)
 
 
 # ---------------------------------------------------------------------------- read / write
@@ -337,7 +380,8 @@ async def test_damaged_bytes_are_recovered_by_retransmission(
     link = station._link
     assert link is not None
     before = link.stats.retransmissions
-    sim.faults.set(kind, count=4, every=3, direction=direction)
+    # the host sends a write in a few bursts (one read of the line each): damage the first two
+    sim.faults.set(kind, count=2, every=1, direction=direction)
     image = make_image(3, entries=120)
     result = await station.write_key(image)
     assert result.revision == image.revision
