@@ -590,3 +590,49 @@ async def test_driver_over_a_socket_url(world: SimWorld) -> None:
         await device.detach()
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize("open_write", [False, True])
+async def test_chunks_that_overtake_a_retransmitted_begin_are_staged_again(
+    sim: StationSimulator,
+    station: SerialKeyStation,
+    monkeypatch: pytest.MonkeyPatch,
+    open_write: bool,
+) -> None:
+    """The first WRITE_BEGIN arrives damaged (NAK): the chunks sent behind it reach the
+    station before its retransmission and are refused (no write open) or staged into an
+    older open write that the retransmitted begin discards. Either way the driver stages
+    the write again and the key gets exactly the image."""
+    from drivers.serialstation.codes import MessageType
+    from drivers.serialstation.frames import Frame, FrameError, FrameErrorKind
+    from simulators.station import StationDevice
+
+    await insert(sim, station)
+    if open_write:
+        # an older write left open (its commit was refused as INCOMPLETE), of the same size
+        data = encode_image(make_image(1, entries=120))
+        sim.device._write_begin(_full_begin(len(data)))
+    original = StationDevice._handle
+    damaged: list[int] = []
+
+    async def handle(self: StationDevice, item: Frame | FrameError) -> None:
+        if isinstance(item, Frame) and item.type == MessageType.WRITE_BEGIN and not damaged:
+            damaged.append(item.seq)
+            item = FrameError(FrameErrorKind.BAD_CRC, item.seq, item.type)
+        await original(self, item)
+
+    monkeypatch.setattr(StationDevice, "_handle", handle)
+    image = make_image(1, entries=120)
+    result = await station.write_key(image)
+    assert damaged
+    assert result.bytes_sent > 2 * len(encode_image(image))  # the chunks went twice
+    assert result.revision == image.revision
+    assert sim.world.registry.get(SERIAL).image == canonical(image)
+    assert sim.device.stats.commits == 1
+
+
+def _full_begin(length: int) -> Any:
+    from drivers.serialstation.codes import WriteMode
+    from drivers.serialstation.messages import WriteBegin
+
+    return WriteBegin(WriteMode.FULL, length, 0, 0)
