@@ -139,10 +139,12 @@ class SerialKeyStation(KeyStation):
     ``timeout_s`` (1.0: reply time allowed on top of the time the bytes need on the line),
     ``retries`` (3 retransmissions per frame).
 
-    ``write_key`` sends a delta against the image last read from (or written to) the same
-    key when the station has the ``delta`` capability, the key still holds that image and
-    the delta is less than half the size of the full image; otherwise the full image. Both
-    end with a read-back of revision and checksum. ``clear_audit(n)`` erases the first ``n``
+    ``open`` offers protocol version 2 and falls back to version 1 when the station refuses
+    it. ``write_key`` sends a delta (format 2 on version 2) against the image last read from
+    (or written to) the same key when the station has the ``delta`` capability and the
+    delta is less than half the size of the full image; when the key no longer holds that
+    image (the station refuses the base) or otherwise, the full image. Both end with a
+    read-back of revision and checksum. ``clear_audit(n)`` erases the first ``n``
     records of the trail as ``read_audit`` returned them, naming them by their digest so
     that the station erases nothing when its trail no longer starts with them; on a station
     without the ``audit`` capability ``read_audit`` returns an empty list and
