@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from enum import IntEnum, IntFlag
 
-PROTOCOL_VERSION = 1
-"""The protocol version this package speaks (sent in HELLO, checked in HELLO_REPLY)."""
+PROTOCOL_VERSION = 2
+"""The highest protocol version this package speaks (offered first in HELLO)."""
+PROTOCOL_VERSIONS = (2, 1)
+"""Every version this package speaks, highest first: the host offers them in this order
+until the station accepts one (a station answers HELLO with a version it does not speak
+with ERROR BAD_VERSION). Version 2 adds the compact delta format (format 2)."""
 
 
 class MessageType(IntEnum):

@@ -4,10 +4,11 @@ key-station protocol (``docs/protocols/key-station.md``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Self, TypeVar
@@ -36,6 +37,7 @@ from drivers.base import (
 )
 from drivers.serialstation.codes import (
     PROTOCOL_VERSION,
+    PROTOCOL_VERSIONS,
     AuditOutcomeCode,
     AuditReason,
     AuditSource,
@@ -69,6 +71,7 @@ from drivers.serialstation.messages import (
     Message,
     ReadAudit,
     ReadKey,
+    WriteAbort,
     WriteBegin,
     WriteChunk,
     WriteCommit,
@@ -80,12 +83,16 @@ from drivers.serialstation.wire import DecodeError, instant_from_wire
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
+A = TypeVar("A")
+B = TypeVar("B")
 
 DEFAULT_BAUDRATE: Final = 115200
 DEFAULT_TIMEOUT_S: Final = 1.0
 DEFAULT_RETRIES: Final = 3
 DELTA_MAX_FRACTION: Final = 0.5
 """A delta is sent only when it is smaller than this fraction of the full image."""
+COMPACT_DELTA_VERSION: Final = 2
+"""From this protocol version on, deltas are sent in the compact format 2."""
 BASE_MEMORY: Final = 64
 """How many keys' last-known images are remembered as delta bases."""
 
@@ -101,6 +108,10 @@ _OUTCOMES = {
     AuditOutcomeCode.BLACKLIST_APPLIED: AuditOutcome.BLACKLIST_APPLIED,
 }
 _OPTIONS = frozenset({"device_id", "port", "baudrate", "timeout_s", "retries"})
+
+
+class _Restage(Exception):
+    """The station did not take pipelined chunks into the write: stage it again."""
 
 
 class _Closed:
@@ -128,10 +139,12 @@ class SerialKeyStation(KeyStation):
     ``timeout_s`` (1.0: reply time allowed on top of the time the bytes need on the line),
     ``retries`` (3 retransmissions per frame).
 
-    ``write_key`` sends a delta against the image last read from (or written to) the same
-    key when the station has the ``delta`` capability, the key still holds that image and
-    the delta is less than half the size of the full image; otherwise the full image. Both
-    end with a read-back of revision and checksum. ``clear_audit(n)`` erases the first ``n``
+    ``open`` offers protocol version 2 and falls back to version 1 when the station refuses
+    it. ``write_key`` sends a delta (format 2 on version 2) against the image last read from
+    (or written to) the same key when the station has the ``delta`` capability and the
+    delta is less than half the size of the full image; when the key no longer holds that
+    image (the station refuses the base) or otherwise, the full image. Both end with a
+    read-back of revision and checksum. ``clear_audit(n)`` erases the first ``n``
     records of the trail as ``read_audit`` returned them, naming them by their digest so
     that the station erases nothing when its trail no longer starts with them; on a station
     without the ``audit`` capability ``read_audit`` returns an empty list and
@@ -235,7 +248,7 @@ class SerialKeyStation(KeyStation):
         link.attach(transport)
         self._link, self._transport = link, transport
         try:
-            hello = await self._call(Hello(PROTOCOL_VERSION), HelloReply)
+            hello = await self._hello(link)
             self._info = self._station_info(hello)
         except BaseException:
             await self.close()
@@ -246,13 +259,32 @@ class SerialKeyStation(KeyStation):
         if hello.key_serial:
             self._events.put_nowait(KeyEvent(KeyEventKind.INSERTED, hello.key_serial, _now()))
 
+    async def _hello(self, link: HostLink) -> HelloReply:
+        """Offer the versions this driver speaks, highest first, until one is accepted."""
+        versions = [v for v in PROTOCOL_VERSIONS if v <= PROTOCOL_VERSION]
+        for index, version in enumerate(versions):
+            try:
+                hello = await link.request(Hello(version), HelloReply)
+            except StationRefused as exc:
+                if exc.code is ErrorCode.BAD_VERSION and index + 1 < len(versions):
+                    continue
+                if exc.code is ErrorCode.BAD_VERSION:
+                    raise ProtocolError(
+                        f"station speaks none of protocol versions {', '.join(map(str, versions))}",
+                        device_id=self.device_id,
+                        field="version",
+                    ) from None
+                raise self._refusal(exc) from None
+            if hello.version != version:
+                raise ProtocolError(
+                    f"station answered HELLO version {version} with version {hello.version}",
+                    device_id=self.device_id,
+                    field="version",
+                )
+            return hello
+        raise AssertionError("unreachable: PROTOCOL_VERSIONS is not empty")
+
     def _station_info(self, hello: HelloReply) -> StationInfo:
-        if hello.version != PROTOCOL_VERSION:
-            raise ProtocolError(
-                f"station speaks protocol version {hello.version}, not {PROTOCOL_VERSION}",
-                device_id=self.device_id,
-                field="version",
-            )
         caps = frozenset(v for bit, v in _CAPABILITIES.items() if hello.capabilities & bit)
         mounting = StationMounting.WALL if hello.mounting is Mounting.WALL else StationMounting.DESK
         return StationInfo(
@@ -412,26 +444,24 @@ class SerialKeyStation(KeyStation):
             loop = asyncio.get_running_loop()
             started = loop.time()
             bytes0, frames0 = link.stats.bytes_sent, link.stats.frames_sent
-            info = await self._key_info()
-            if info.serial != image.serial:
-                raise KeyRemoved(
-                    f"image is for key {image.serial}, but key {info.serial} is in the station",
-                    device_id=self.device_id,
-                )
-            delta = self._delta_for(info, image, len(target))
+            delta, base_checksum = self._delta_for(image, len(target))
             used_delta = False
+            after: KeyInfoReply | None = None
             if delta is not None:
                 try:
-                    await self._transfer(WriteMode.DELTA, delta, checksum, info.checksum, progress)
+                    after = await self._transfer(
+                        WriteMode.DELTA, delta, checksum, base_checksum, progress, None
+                    )
                     used_delta = True
                 except ProtocolError as exc:
                     if exc.field != "base_checksum":
                         raise
                     log.info("%s: delta base is stale, writing the full image", self.device_id)
                     self._bases.pop(image.serial, None)
-            if not used_delta:
-                await self._transfer(WriteMode.FULL, target, checksum, 0, progress)
-            after = await self._key_info()
+            if after is None:
+                after = await self._transfer(
+                    WriteMode.FULL, target, checksum, 0, progress, image.serial
+                )
             if after.serial != image.serial:
                 raise KeyRemoved(f"key {image.serial} was removed", device_id=self.device_id)
             if after.checksum != checksum or after.revision.hex() != image.revision.lower():
@@ -450,14 +480,37 @@ class SerialKeyStation(KeyStation):
                 seconds=loop.time() - started,
             )
 
-    def _delta_for(self, info: KeyInfoReply, image: KeyImage, full_size: int) -> bytes | None:
+    def _delta_for(self, image: KeyImage, full_size: int) -> tuple[bytes | None, int]:
+        """The delta against the image this driver last read from or wrote to the key, and
+        that image's checksum. Whether the key still holds it is checked by the station
+        (WRITE_BEGIN refuses a stale base at once), so no KEY_INFO round trip is needed."""
         if StationCapability.DELTA not in self.info.capabilities:
-            return None
-        base = self._bases.get(info.serial)
-        if base is None or base.checksum != info.checksum:
-            return None
-        delta = diff(base.image, image).encode()
-        return delta if len(delta) < full_size * DELTA_MAX_FRACTION else None
+            return None, 0
+        base = self._bases.get(image.serial)
+        if base is None:
+            return None, 0
+        compact = self.info.protocol_version >= COMPACT_DELTA_VERSION
+        delta = diff(base.image, image).encode(base=base.image if compact else None)
+        if len(delta) >= full_size * DELTA_MAX_FRACTION:
+            return None, 0
+        return delta, base.checksum
+
+    async def _together(self, coros: Sequence[Coroutine[Any, Any, Any]], name: str) -> list[Any]:
+        """Run requests concurrently, sent in the order given (the link keeps them within
+        the station's window, the station answers in arrival order) and wait for all of
+        them. When several fail, the error of the first in order is raised."""
+        prefix = f"serialstation:{self.device_id}:{name}"
+        tasks = [asyncio.create_task(c, name=f"{prefix}-{i}") for i, c in enumerate(coros)]
+        try:
+            await asyncio.wait(tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if (exc := task.exception()) is not None:
+                raise exc
+        return [task.result() for task in tasks]
 
     async def _transfer(
         self,
@@ -466,14 +519,21 @@ class SerialKeyStation(KeyStation):
         checksum: int,
         base_checksum: int,
         progress: ProgressCallback | None,
-    ) -> None:
+        check_serial: str | None,
+    ) -> KeyInfoReply:
+        """Stage ``data``, commit it and read back what the key holds.
+
+        WRITE_BEGIN and the chunks are sent back to back, without waiting for the begin's
+        ACK (the station handles requests in arrival order). With ``check_serial``,
+        KEY_INFO goes first and the write is abandoned before its commit unless that key is
+        in the station. When the station did not take the chunks into the write (the
+        begin was damaged and retransmitted after them: a chunk is refused with
+        NO_WRITE/BAD_OFFSET or the commit with INCOMPLETE), the write is staged once more,
+        this time waiting for the begin's ACK. The read-back KEY_INFO is sent right behind
+        WRITE_COMMIT; one that does not show the new checksum (it may have overtaken a
+        retransmitted commit) is repeated after the commit's ACK."""
         link = self._require_link()
-        try:
-            await link.request(WriteBegin(mode, len(data), checksum, base_checksum), Ack)
-        except StationRefused as exc:
-            if exc.code is ErrorCode.STALE_DELTA_BASE:
-                raise self._protocol_error(str(exc), "base_checksum") from None
-            raise self._refusal(exc) from None
+        begin = WriteBegin(mode, len(data), checksum, base_checksum)
         size = link.max_payload - 4
         chunks: list[Message] = [
             WriteChunk(offset, data[offset : offset + size]) for offset in range(0, len(data), size)
@@ -491,8 +551,62 @@ class SerialKeyStation(KeyStation):
                 except Exception:
                     log.exception("%s: progress callback failed", self.device_id)
 
-        await self._pipeline(chunks, Ack, acked)
-        await self._call(WriteCommit(checksum), Ack)
+        async def stage(pipelined: bool) -> KeyInfoReply | None:
+            coros: list[Coroutine[Any, Any, Any]] = []
+            if check_serial is not None:
+                coros.append(link.request(KeyInfo(), KeyInfoReply))
+            coros.append(link.request(begin, Ack))
+            if pipelined:
+                coros.append(link.pipeline(chunks, Ack, acked))
+            results = await self._together(coros, "stage")
+            if not pipelined:
+                await link.pipeline(chunks, Ack, acked)
+            return results[0] if check_serial is not None else None
+
+        pipelined = link.window >= 2
+        for _ in range(2):
+            try:
+                try:
+                    info = await stage(pipelined)
+                except StationRefused as exc:
+                    if pipelined and exc.code in (ErrorCode.NO_WRITE, ErrorCode.BAD_OFFSET):
+                        raise _Restage from None
+                    raise
+                if info is not None and info.serial != check_serial:
+                    with contextlib.suppress(DriverError, StationRefused):
+                        await link.request(WriteAbort(), Ack)
+                    raise KeyRemoved(
+                        f"image is for key {check_serial}, but key {info.serial} is in the station",
+                        device_id=self.device_id,
+                    )
+                try:
+                    _, after = await self._together(
+                        [
+                            link.request(WriteCommit(checksum), Ack),
+                            link.request(KeyInfo(), KeyInfoReply),
+                        ],
+                        "commit",
+                    )
+                except StationRefused as exc:
+                    if pipelined and exc.code is ErrorCode.INCOMPLETE:
+                        raise _Restage from None
+                    raise
+            except _Restage:
+                log.info(
+                    "%s: chunks overtook a retransmitted WRITE_BEGIN, staging again", self.device_id
+                )
+                pipelined = False
+                done = 0
+                continue
+            except StationRefused as exc:
+                if exc.code is ErrorCode.STALE_DELTA_BASE:
+                    raise self._protocol_error(str(exc), "base_checksum") from None
+                raise self._refusal(exc) from None
+            assert isinstance(after, KeyInfoReply)
+            if after.checksum != checksum:
+                after = await self._key_info()
+            return after
+        raise AssertionError("unreachable: the second staging does not pipeline")
 
     # ------------------------------------------------------------------ audit
 

@@ -39,6 +39,8 @@ from drivers.serialstation.wire import (
 
 IMAGE_FORMAT = 1
 DELTA_FORMAT = 1
+COMPACT_DELTA_FORMAT = 2
+"""Delta format of protocol version 2: only what differs from the base is sent."""
 MAX_SCHEDULES = 254
 MAX_WINDOWS = 8
 SCHEDULES_UNCHANGED = 0xFF
@@ -367,7 +369,12 @@ class ImageDelta:
     blacklist_remove: tuple[int, ...]
     blacklist_upsert: tuple[_WireBlacklist, ...]
 
-    def encode(self) -> bytes:
+    def encode(self, *, base: KeyImage | None = None) -> bytes:
+        """Format 1 (every header field, every section); format 2 (protocol version 2) when
+        ``base`` is given: a presence mask and only the header fields that differ from
+        ``base`` and the sections that are not empty."""
+        if base is not None:
+            return self._encode_compact(base)
         w = Writer().u8(DELTA_FORMAT, "format")
         _write_header(
             w,
@@ -379,15 +386,75 @@ class ImageDelta:
             w.u8(SCHEDULES_UNCHANGED, "schedules")
         else:
             _write_schedules(w, self.schedules)
-        _write_positions(w, self.remove, "remove")
-        _write_positions(w, [c[0] for c in self.change], "change")
-        for _, start, end, schedule in self.change:
-            w.u32(start, "change.valid_from").u32(end, "change.valid_until")
-            w.u8(schedule, "change.schedule_id")
-        _write_entries(w, self.add, "add")
-        _write_positions(w, self.blacklist_remove, "blacklist_remove")
-        _write_blacklists(w, self.blacklist_upsert, "blacklist_upsert")
+        self._write_sections(w)
         return w.getvalue()
+
+    def _write_sections(self, w: Writer, present: int | None = None) -> None:
+        def wanted(bit: int) -> bool:
+            return present is None or bool(present & bit)
+
+        if wanted(_P_REMOVE):
+            _write_positions(w, self.remove, "remove")
+        if wanted(_P_CHANGE):
+            _write_positions(w, [c[0] for c in self.change], "change")
+            for _, start, end, schedule in self.change:
+                w.u32(start, "change.valid_from").u32(end, "change.valid_until")
+                w.u8(schedule, "change.schedule_id")
+        if wanted(_P_ADD):
+            _write_entries(w, self.add, "add")
+        if wanted(_P_BLACKLIST_REMOVE):
+            _write_positions(w, self.blacklist_remove, "blacklist_remove")
+        if wanted(_P_BLACKLIST_UPSERT):
+            _write_blacklists(w, self.blacklist_upsert, "blacklist_upsert")
+
+    def _encode_compact(self, base: KeyImage) -> bytes:
+        b = _header_of(base)
+        present = 0
+        for bit, mine, theirs in (
+            (_P_FLAGS, self.enabled, b.enabled),
+            (_P_VALID_FROM, self.valid_from, b.valid_from),
+            (_P_VALID_UNTIL, self.valid_until, b.valid_until),
+            (_P_REVALIDATE_BY, self.revalidate_by, b.revalidate_by),
+        ):
+            if mine != theirs:
+                present |= bit
+        for bit, section in (
+            (_P_SCHEDULES, self.schedules is not None),
+            (_P_REMOVE, self.remove),
+            (_P_CHANGE, self.change),
+            (_P_ADD, self.add),
+            (_P_BLACKLIST_REMOVE, self.blacklist_remove),
+            (_P_BLACKLIST_UPSERT, self.blacklist_upsert),
+        ):
+            if section:
+                present |= bit
+        w = Writer().u8(COMPACT_DELTA_FORMAT, "format").u16(present, "present")
+        w.raw(self.revision)
+        if present & _P_FLAGS:
+            w.u8(1 if self.enabled else 0, "flags")
+        if present & _P_VALID_FROM:
+            w.u32(self.valid_from, "valid_from")
+        if present & _P_VALID_UNTIL:
+            w.u32(self.valid_until, "valid_until")
+        if present & _P_REVALIDATE_BY:
+            w.u32(self.revalidate_by, "revalidate_by")
+        if self.schedules is not None:
+            _write_schedules(w, self.schedules)
+        self._write_sections(w, present)
+        return w.getvalue()
+
+
+_P_FLAGS = 1 << 0
+_P_VALID_FROM = 1 << 1
+_P_VALID_UNTIL = 1 << 2
+_P_REVALIDATE_BY = 1 << 3
+_P_SCHEDULES = 1 << 4
+_P_REMOVE = 1 << 5
+_P_CHANGE = 1 << 6
+_P_ADD = 1 << 7
+_P_BLACKLIST_REMOVE = 1 << 8
+_P_BLACKLIST_UPSERT = 1 << 9
+_P_ALL = (1 << 10) - 1
 
 
 def _write_positions(w: Writer, positions: Sequence[int], field: str) -> None:
@@ -410,24 +477,56 @@ def _read_positions(r: Reader, field: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def decode_delta(data: bytes) -> ImageDelta:
-    """Decode a delta; raises :class:`DecodeError` naming the field."""
+def decode_delta(data: bytes, base: KeyImage | None = None) -> ImageDelta:
+    """Decode a delta; raises :class:`DecodeError` naming the field. Format 2 takes the
+    header fields it leaves out from ``base`` (the image the delta applies to) and is
+    refused without one."""
     r = Reader(data)
     fmt = r.u8("format")
+    if fmt == COMPACT_DELTA_FORMAT and base is not None:
+        return _decode_compact(r, base)
     if fmt != DELTA_FORMAT:
         raise DecodeError("format", f"unknown delta format {fmt}")
     h = _read_header(r)
     n = r.u8("schedules")
     schedules = None if n == SCHEDULES_UNCHANGED else _read_schedules(r, n)
-    remove = _read_positions(r, "remove")
-    change_at = _read_positions(r, "change")
-    change = tuple(
-        (p, r.u32("change.valid_from"), r.u32("change.valid_until"), r.u8("change.schedule_id"))
-        for p in change_at
-    )
-    add = tuple(_read_entries(r, "add"))
-    blacklist_remove = _read_positions(r, "blacklist_remove")
-    blacklist_upsert = tuple(_read_blacklists(r, "blacklist_upsert"))
+    return _read_sections(r, h, schedules, None)
+
+
+def _read_sections(
+    r: Reader, h: _Header, schedules: tuple[HardwareSchedule, ...] | None, present: int | None
+) -> ImageDelta:
+    def wanted(bit: int) -> bool:
+        return present is None or bool(present & bit)
+
+    def nonempty(field: str, items: tuple[object, ...]) -> None:
+        if present is not None and not items:
+            raise DecodeError(field, "a section marked present must not be empty")
+
+    remove: tuple[int, ...] = ()
+    change: tuple[tuple[int, int, int, int], ...] = ()
+    add: tuple[WireEntry, ...] = ()
+    blacklist_remove: tuple[int, ...] = ()
+    blacklist_upsert: tuple[_WireBlacklist, ...] = ()
+    if wanted(_P_REMOVE):
+        remove = _read_positions(r, "remove")
+        nonempty("remove", remove)
+    if wanted(_P_CHANGE):
+        change_at = _read_positions(r, "change")
+        nonempty("change", change_at)
+        change = tuple(
+            (p, r.u32("change.valid_from"), r.u32("change.valid_until"), r.u8("change.schedule_id"))
+            for p in change_at
+        )
+    if wanted(_P_ADD):
+        add = tuple(_read_entries(r, "add"))
+        nonempty("add", add)
+    if wanted(_P_BLACKLIST_REMOVE):
+        blacklist_remove = _read_positions(r, "blacklist_remove")
+        nonempty("blacklist_remove", blacklist_remove)
+    if wanted(_P_BLACKLIST_UPSERT):
+        blacklist_upsert = tuple(_read_blacklists(r, "blacklist_upsert"))
+        nonempty("blacklist_upsert", blacklist_upsert)
     r.end("delta")
     return ImageDelta(
         h.revision,
@@ -442,6 +541,31 @@ def decode_delta(data: bytes) -> ImageDelta:
         blacklist_remove,
         blacklist_upsert,
     )
+
+
+def _decode_compact(r: Reader, base: KeyImage) -> ImageDelta:
+    present = r.u16("present")
+    if present & ~_P_ALL:
+        raise DecodeError("present", f"unknown bits in {present:#06x}")
+    b = _header_of(base)
+    revision = r.raw(REVISION_SIZE, "revision")
+    enabled = b.enabled
+    if present & _P_FLAGS:
+        flags = r.u8("flags")
+        if flags & ~1:
+            raise DecodeError("flags", f"unknown bits in {flags:#04x}")
+        enabled = bool(flags & 1)
+    valid_from = r.u32("valid_from") if present & _P_VALID_FROM else b.valid_from
+    valid_until = r.u32("valid_until") if present & _P_VALID_UNTIL else b.valid_until
+    revalidate_by = r.u32("revalidate_by") if present & _P_REVALIDATE_BY else b.revalidate_by
+    schedules = None
+    if present & _P_SCHEDULES:
+        n = r.u8("schedules")
+        if n == SCHEDULES_UNCHANGED:
+            raise DecodeError("schedules", "255 schedules: unchanged is said by the mask")
+        schedules = _read_schedules(r, n)
+    header = _Header(revision, enabled, valid_from, valid_until, revalidate_by)
+    return _read_sections(r, header, schedules, present)
 
 
 def diff(base: KeyImage, target: KeyImage) -> ImageDelta:

@@ -125,6 +125,8 @@ class HostLink:
         self._tx_done = 0.0
         self._max_payload = MAX_PAYLOAD_LIMIT
         self._window = 1
+        self._slots = asyncio.Semaphore(1)
+        """One slot per request the station lets us have unanswered (its window)."""
         self._seen_notifications: OrderedDict[tuple[int, int], None] = OrderedDict()
         self._idle_handle: asyncio.TimerHandle | None = None
         self._error: DriverError | None = None
@@ -140,6 +142,7 @@ class HostLink:
         """Apply the limits the station announced in HELLO_REPLY."""
         self._max_payload = max_payload
         self._window = window
+        self._slots = asyncio.Semaphore(window)
         self._decoder.max_payload = max_payload
 
     def reset_session(self) -> None:
@@ -289,7 +292,14 @@ class HostLink:
         Retransmits on timeout, NAK or a damaged reply, at most ``retries`` times. Raises
         :class:`StationRefused` for ERROR, :class:`DeviceTimeout` when the station stayed
         silent, :class:`ProtocolError` when every attempt came back damaged or the reply is
-        of another type, :class:`DeviceUnavailable` when the link is lost."""
+        of another type, :class:`DeviceUnavailable` when the link is lost.
+
+        Concurrent requests share the station's window: a request waits for a free slot
+        before it is sent."""
+        async with self._slots:
+            return await self._exchange(message, expect)
+
+    async def _exchange(self, message: Message, expect: type[M]) -> M:
         if self._error is not None:
             raise self._error
         seq = self._alloc_seq()
@@ -344,16 +354,14 @@ class HostLink:
         expect: type[M],
         on_reply: Callable[[int, M], None] | None = None,
     ) -> list[M]:
-        """Send ``messages`` with up to ``window`` of them unanswered at a time and return
-        the replies in order. ``on_reply(index, reply)`` is called as each reply arrives.
-        On the first failure the rest is cancelled and the failure (of the lowest index)
-        is raised."""
-        window = asyncio.Semaphore(self._window)
+        """Send ``messages`` in order with up to ``window`` requests unanswered at a time
+        (counting any other request in flight) and return the replies in order.
+        ``on_reply(index, reply)`` is called as each reply arrives. On the first failure
+        the rest is cancelled and the failure (of the lowest index) is raised."""
         replies: list[M | None] = [None] * len(messages)
 
         async def one(index: int, message: Message) -> None:
-            async with window:
-                reply = await self.request(message, expect)
+            reply = await self.request(message, expect)
             replies[index] = reply
             if on_reply is not None:
                 on_reply(index, reply)

@@ -108,7 +108,7 @@ def main(
     ] = DEFAULT_TIMEZONE,
     max_payload: Annotated[
         int, typer.Option("--max-payload", min=64, max=4096, help="Largest frame payload.")
-    ] = 256,
+    ] = StationConfig.max_payload,
 ) -> None:
     """Simulate a key programming station on a pseudo-terminal."""
     try:

@@ -105,12 +105,14 @@ class StationConfig:
     mounting: Mounting = Mounting.DESK
     capabilities: Capability = ALL_CAPABILITIES
     max_access_entries: int = 2000
-    max_payload: int = 256
+    max_payload: int = 1024
     window: int = 8
     firmware: str = "sim-1.0"
     max_image_bytes: int = 1 << 20
     baudrate: int = 115200
     """Emulated line speed; 0 means bytes move as fast as the host sends them."""
+    protocol_version: int = PROTOCOL_VERSION
+    """Highest protocol version spoken; HELLO with any version 1..this one is accepted."""
     notify_timeout_s: float = 0.5
     notify_retries: int = 3
 
@@ -123,6 +125,8 @@ class StationConfig:
             raise ValueError(f"window: must be 1..{MAX_WINDOW}")
         if not 0 <= self.max_access_entries <= 0xFFFF:
             raise ValueError("max_access_entries: must be 0..65535")
+        if not 1 <= self.protocol_version <= PROTOCOL_VERSION:
+            raise ValueError(f"protocol_version: must be 1..{PROTOCOL_VERSION}")
         if self.baudrate < 0:
             raise ValueError("baudrate: must be 0 (unlimited) or positive")
         self.mounting = Mounting(self.mounting)
@@ -177,6 +181,7 @@ class StationDevice:
         self._staging: _Staging | None = None
         self._interrupted = False
         self._note_seq = 0
+        self._version = 1
         self._rx_clock = 0.0
         self._tx_clock = 0.0
         self._decoder = FrameDecoder(max_payload=config.max_payload)
@@ -457,8 +462,9 @@ class StationDevice:
             raise Refused(ErrorCode.UNSUPPORTED, name)
 
     def _hello(self, message: Hello) -> Message:
-        if message.version != PROTOCOL_VERSION:
+        if not 1 <= message.version <= self.config.protocol_version:
             raise Refused(ErrorCode.BAD_VERSION, "version")
+        self._version = message.version
         self._replies.clear()
         self._staging = None
         self._interrupted = False
@@ -468,7 +474,7 @@ class StationDevice:
             acks.put_nowait(True)  # the reply tells the key state; stop repeating
         c = self.config
         return HelloReply(
-            version=PROTOCOL_VERSION,
+            version=message.version,
             mounting=c.mounting,
             capabilities=int(c.capabilities),
             max_access_entries=c.max_access_entries,
@@ -545,7 +551,9 @@ class StationDevice:
             if begin.mode is WriteMode.DELTA:
                 if key.checksum != begin.base_checksum:
                     raise Refused(ErrorCode.STALE_DELTA_BASE, "base_checksum")
-                image = apply_delta(key.image, decode_delta(data))
+                # format 2 (compact) only in a version 2 session: it needs the base
+                compact_base = key.image if self._version >= 2 else None
+                image = apply_delta(key.image, decode_delta(data, compact_base))
                 encoded = encode_image(image)
             else:
                 if image_checksum(data) != begin.checksum:
@@ -564,7 +572,8 @@ class StationDevice:
             self._require(Capability.REVALIDATION, "revalidation")
         if len(image.access) > self.config.max_access_entries:
             raise Refused(ErrorCode.CAPACITY_EXCEEDED, "access")
-        key.store(encoded)
+        # a full image was decoded from exactly these bytes: no need to decode it again
+        key.store(encoded, None if begin.mode is WriteMode.DELTA else image)
         self.stats.commits += 1
         return Ack()
 

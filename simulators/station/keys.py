@@ -55,9 +55,11 @@ class VirtualKey:
         self.audit = deque(maxlen=self.audit_capacity)
         self.store(encode_image(blank_image(self.serial)))
 
-    def store(self, encoded: bytes) -> None:
-        """Replace the image with a canonical encoding (atomically, as one assignment)."""
-        image = decode_image(encoded)
+    def store(self, encoded: bytes, image: KeyImage | None = None) -> None:
+        """Replace the image with a canonical encoding (atomically, as one assignment).
+        ``image`` is the decoded ``encoded`` when the caller already decoded it."""
+        if image is None:
+            image = decode_image(encoded)
         if image.serial != self.serial:
             raise ValueError(f"serial: image is for key {image.serial}, not {self.serial}")
         self.image, self.encoded, self.checksum = image, encoded, image_checksum(encoded)

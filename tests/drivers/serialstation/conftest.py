@@ -59,7 +59,7 @@ def faults() -> FaultPlan:
 
 @pytest.fixture
 def config() -> StationConfig:
-    return StationConfig(station_id="desk-1", baudrate=115200)
+    return StationConfig(station_id="desk-1", baudrate=115200, max_payload=256)
 
 
 @pytest.fixture

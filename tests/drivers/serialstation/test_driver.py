@@ -90,7 +90,7 @@ def test_driver_is_registered_as_an_entry_point() -> None:
 async def test_hello_reports_the_station(station: SerialKeyStation) -> None:
     info = station.info
     assert info.station_id == "desk-1"
-    assert info.protocol_version == 1
+    assert info.protocol_version == 2
     assert info.mounting is StationMounting.DESK
     assert info.capabilities == set(StationCapability)
     assert info.max_access_entries == 2000
@@ -160,11 +160,54 @@ async def test_open_refuses_a_station_speaking_another_version(
 ) -> None:
     from drivers.serialstation import driver as driver_module
 
-    monkeypatch.setattr(driver_module, "PROTOCOL_VERSION", 2)
+    monkeypatch.setattr(driver_module, "PROTOCOL_VERSION", 3)
+    monkeypatch.setattr(driver_module, "PROTOCOL_VERSIONS", (3,))
     station = SerialKeyStation(port=sim.pty_path, timeout_s=0.2)
     with pytest.raises(ProtocolError) as info:
         await station.open()
     assert info.value.field == "version"
+    assert sim.device.stats.errors_sent == 1  # BAD_VERSION
+
+
+async def test_a_version_1_station_gets_version_1_and_format_1_deltas(
+    world: SimWorld, faults: FaultPlan
+) -> None:
+    config = StationConfig(station_id="old-1", protocol_version=1)
+    async with (
+        StationSimulator(world=world, config=config, faults=faults, control_port=None) as sim,
+        SerialKeyStation(port=sim.pty_path, timeout_s=0.3) as station,
+    ):
+        assert station.info.protocol_version == 1
+        await insert(sim, station)
+        image = make_image(1, entries=200)
+        full = await station.write_key(image)
+        changed = dataclasses.replace(
+            image, revision=f"{2:016x}", access=(*image.access, AccessEntry(999_999))
+        )
+        delta = await station.write_key(changed)
+        assert delta.delta and not full.delta
+        assert sim.world.registry.get(SERIAL).image == canonical(changed)
+        # format 1: the whole 22-byte header, schedules unchanged (1), five section
+        # counts, the added entry (12)
+        assert delta.bytes_sent == 25 + 16 + (22 + 1 + 5 + 12) + 16 + 12
+        assert sim.device.stats.errors_sent == 1  # HELLO 2 refused, HELLO 1 accepted
+
+
+async def test_a_version_2_delta_is_compact(
+    sim: StationSimulator, station: SerialKeyStation
+) -> None:
+    await insert(sim, station)
+    image = make_image(1, entries=200)
+    await station.write_key(image)
+    changed = dataclasses.replace(
+        image, revision=f"{2:016x}", access=(*image.access, AccessEntry(999_999))
+    )
+    delta = await station.write_key(changed)
+    assert delta.delta
+    # WRITE_BEGIN 25, WRITE_CHUNK 16 + (format 1, mask 2, revision 8, add 1 + 12),
+    # WRITE_COMMIT 16, KEY_INFO 12
+    assert delta.bytes_sent == 25 + 16 + 24 + 16 + 12
+    assert sim.world.registry.get(SERIAL).image == canonical(changed)
 
 
 # ---------------------------------------------------------------------------- read / write
@@ -293,7 +336,7 @@ async def test_verify_mismatch_when_the_key_does_not_hold_what_was_written(
     await insert(sim, station)
     original = VirtualKey.store
 
-    def faulty_store(self: VirtualKey, encoded: bytes) -> None:
+    def faulty_store(self: VirtualKey, encoded: bytes, image: object = None) -> None:
         original(self, encode_image(make_image(77, entries=1)))
 
     monkeypatch.setattr(VirtualKey, "store", faulty_store)
@@ -337,7 +380,8 @@ async def test_damaged_bytes_are_recovered_by_retransmission(
     link = station._link
     assert link is not None
     before = link.stats.retransmissions
-    sim.faults.set(kind, count=4, every=3, direction=direction)
+    # the host sends a write in a few bursts (one read of the line each): damage the first two
+    sim.faults.set(kind, count=2, every=1, direction=direction)
     image = make_image(3, entries=120)
     result = await station.write_key(image)
     assert result.revision == image.revision
@@ -546,3 +590,49 @@ async def test_driver_over_a_socket_url(world: SimWorld) -> None:
         await device.detach()
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize("open_write", [False, True])
+async def test_chunks_that_overtake_a_retransmitted_begin_are_staged_again(
+    sim: StationSimulator,
+    station: SerialKeyStation,
+    monkeypatch: pytest.MonkeyPatch,
+    open_write: bool,
+) -> None:
+    """The first WRITE_BEGIN arrives damaged (NAK): the chunks sent behind it reach the
+    station before its retransmission and are refused (no write open) or staged into an
+    older open write that the retransmitted begin discards. Either way the driver stages
+    the write again and the key gets exactly the image."""
+    from drivers.serialstation.codes import MessageType
+    from drivers.serialstation.frames import Frame, FrameError, FrameErrorKind
+    from simulators.station import StationDevice
+
+    await insert(sim, station)
+    if open_write:
+        # an older write left open (its commit was refused as INCOMPLETE), of the same size
+        data = encode_image(make_image(1, entries=120))
+        sim.device._write_begin(_full_begin(len(data)))
+    original = StationDevice._handle
+    damaged: list[int] = []
+
+    async def handle(self: StationDevice, item: Frame | FrameError) -> None:
+        if isinstance(item, Frame) and item.type == MessageType.WRITE_BEGIN and not damaged:
+            damaged.append(item.seq)
+            item = FrameError(FrameErrorKind.BAD_CRC, item.seq, item.type)
+        await original(self, item)
+
+    monkeypatch.setattr(StationDevice, "_handle", handle)
+    image = make_image(1, entries=120)
+    result = await station.write_key(image)
+    assert damaged
+    assert result.bytes_sent > 2 * len(encode_image(image))  # the chunks went twice
+    assert result.revision == image.revision
+    assert sim.world.registry.get(SERIAL).image == canonical(image)
+    assert sim.device.stats.commits == 1
+
+
+def _full_begin(length: int) -> Any:
+    from drivers.serialstation.codes import WriteMode
+    from drivers.serialstation.messages import WriteBegin
+
+    return WriteBegin(WriteMode.FULL, length, 0, 0)

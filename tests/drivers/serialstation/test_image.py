@@ -50,6 +50,42 @@ def test_delta_applied_to_its_base_gives_the_target(data: st.DataObject) -> None
     assert apply_delta(base, decode_delta(delta.encode())) == canonical(target)
 
 
+@given(st.data())
+def test_compact_delta_round_trips_and_gives_the_target(data: st.DataObject) -> None:
+    base = data.draw(key_images(serial="K1"))
+    target = data.draw(key_images(serial="K1"))
+    delta = diff(base, target)
+    raw = delta.encode(base=base)
+    assert raw[0] == 2
+    assert decode_delta(raw, base) == delta
+    assert apply_delta(base, decode_delta(raw, base)) == canonical(target)
+    assert len(raw) <= len(delta.encode()) + 2  # the mask costs 2 bytes, never more
+
+
+@given(key_images(serial="K1", max_access=60))
+def test_compact_delta_of_a_new_revision_only_is_eleven_bytes(base: KeyImage) -> None:
+    target = dataclasses.replace(base, revision="ffffffffffffffff")
+    raw = diff(base, target).encode(base=base)
+    assert raw == bytes([2, 0, 0]) + bytes.fromhex("ffffffffffffffff")
+    assert apply_delta(base, decode_delta(raw, base)) == canonical(target)
+
+
+def test_compact_delta_needs_its_base_and_refuses_malformed_masks() -> None:
+    base = make_image(1, entries=5)
+    target = dataclasses.replace(base, revision=f"{2:016x}", access=base.access[1:])
+    raw = diff(base, target).encode(base=base)
+    with pytest.raises(DecodeError) as info:
+        decode_delta(raw)  # a version 1 station: format 2 is unknown
+    assert info.value.field == "format"
+    with pytest.raises(DecodeError) as info:
+        decode_delta(raw[:1] + b"\x04\x00" + raw[3:], base)  # bit 10: no such field
+    assert info.value.field == "present"
+    empty_add = raw[:1] + bytes([raw[1], raw[2] | 0x80]) + raw[3:] + b"\x00"
+    with pytest.raises(DecodeError) as info:
+        decode_delta(empty_add, base)  # a section marked present must not be empty
+    assert info.value.field == "add"
+
+
 @given(key_images(serial="K1", max_access=60), st.integers(1, 0xFFFFFFFF))
 def test_delta_of_a_small_change_against_a_similar_base(base: KeyImage, cylinder: int) -> None:
     target = dataclasses.replace(
@@ -79,6 +115,8 @@ def test_one_cylinder_change_on_500_is_under_five_percent_of_the_full_list() -> 
     full = encode_image(target)
     delta = diff(base, target).encode()
     assert len(delta) / len(full) <= 0.05
+    compact = diff(base, target).encode(base=base)
+    assert len(compact) == len(delta) - 16  # header fields and empty sections left out
 
 
 def test_checksum_is_crc32_of_the_encoding() -> None:

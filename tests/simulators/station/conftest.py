@@ -80,7 +80,7 @@ def world() -> SimWorld:
 
 @pytest.fixture
 async def sim(world: SimWorld) -> AsyncIterator[StationSimulator]:
-    config = StationConfig(station_id="raw-1", baudrate=0, notify_timeout_s=0.2)
+    config = StationConfig(station_id="raw-1", baudrate=0, notify_timeout_s=0.2, max_payload=256)
     async with StationSimulator(world=world, config=config, control_port=None) as simulator:
         yield simulator
 
