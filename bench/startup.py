@@ -17,6 +17,10 @@ Target (issue 14): ``ready_s`` at most 10 s at 100k credentials. The last line o
 one JSON object.
 
     python bench/startup.py [--size 100000] [--db sqlite|postgresql] [--profile FILE]
+                            [--store FILE]
+
+``--store FILE`` (SQLite) keeps the built store in FILE and reuses it when it exists, so that
+repeated measurements skip building it (copy it first: the gateway writes to it).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -176,7 +181,13 @@ def main() -> None:
         "--profile", default=None, metavar="FILE",
         help="sample the gateway with py-spy (every thread) until it is ready, into FILE",
     )
+    parser.add_argument(
+        "--store", default=None, metavar="FILE",
+        help="SQLite: build the store into FILE once and start from a copy of it after that",
+    )
     args = parser.parse_args()
+    if args.store and args.db != "sqlite":
+        parser.error("--store: only with --db sqlite")
     if args.size < 100:
         parser.error("--size: at least 100")
     with tempfile.TemporaryDirectory(prefix="lockgate-startup-") as tmp:
@@ -188,8 +199,16 @@ def main() -> None:
             url = f"sqlite:///{folder / 'startup.db'}"
         try:
             started = time.perf_counter()
-            build_store(url, args.size)
-            log(f"store of {args.size} credentials built in {time.perf_counter() - started:.0f} s")
+            kept = Path(args.store) if args.store else None
+            if kept is None or not kept.exists():
+                build_store(url, args.size)
+                log(f"store of {args.size} credentials built in "
+                    f"{time.perf_counter() - started:.0f} s")
+                if kept is not None:
+                    shutil.copyfile(folder / "startup.db", kept)
+            else:
+                shutil.copyfile(kept, folder / "startup.db")
+                log(f"store copied from {kept} (its size is what it was built with)")
             result = asyncio.run(measure(url, folder, args.profile))
         finally:
             cleanup()
