@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from datetime import date, datetime
 from typing import Any
 
@@ -96,6 +97,65 @@ def space_digest(space: Space) -> str:
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
+class Links:
+    """An index from an id to the ids linked to it (an employment's credentials, a person's
+    employments), compact where almost every key has one: a single id is held as itself,
+    several as a set (an empty set is 216 bytes, for 100k keys twice over at 100k
+    credentials). Reads give a set-like collection, as a ``defaultdict(set)`` would."""
+
+    __slots__ = ("_links",)
+
+    def __init__(self) -> None:
+        self._links: dict[str, str | set[str]] = {}
+
+    def add(self, key: str, value: str) -> None:
+        """Link ``value`` to ``key``."""
+        held = self._links.get(key)
+        if held is None:
+            self._links[key] = value
+        elif isinstance(held, str):
+            if held != value:
+                self._links[key] = {held, value}
+        else:
+            held.add(value)
+
+    def discard(self, key: str, value: str) -> None:
+        """Unlink ``value`` from ``key`` when linked."""
+        held = self._links.get(key)
+        if held is None:
+            return
+        if isinstance(held, str):
+            if held == value:
+                del self._links[key]
+            return
+        held.discard(value)
+        if len(held) == 1:
+            self._links[key] = next(iter(held))
+        elif not held:
+            del self._links[key]
+
+    def get(
+        self, key: str, default: AbstractSet[str] | tuple[()] = frozenset()
+    ) -> AbstractSet[str] | tuple[()]:
+        """The ids linked to ``key`` (a set), or ``default`` when none."""
+        held = self._links.get(key)
+        if held is None:
+            return default
+        if isinstance(held, str):
+            return frozenset((held,))
+        return held
+
+    def __getitem__(self, key: str) -> AbstractSet[str]:
+        held = self._links[key]
+        return frozenset((held,)) if isinstance(held, str) else held
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._links
+
+    def __len__(self) -> int:
+        return len(self._links)
+
+
 class FactSet:
     """Every fact the engine knows, with the indexes derivation and touch-tracking need."""
 
@@ -105,7 +165,7 @@ class FactSet:
         self.agreements_by_org: defaultdict[str, set[str]] = defaultdict(set)
         self.persons: dict[str, Person] = {}
         self.employments: dict[str, Employment] = {}
-        self.employments_by_person: defaultdict[str, set[str]] = defaultdict(set)
+        self.employments_by_person = Links()
         self.employments_by_org: defaultdict[str, set[str]] = defaultdict(set)
         self.employment_by_card: dict[str, str] = {}
         self.competences: defaultdict[str, dict[str, Competence]] = defaultdict(dict)
@@ -122,7 +182,7 @@ class FactSet:
         )
         self.employments_by_space: defaultdict[str, set[str]] = defaultdict(set)
         self.credentials: dict[str, Credential] = {}
-        self.credentials_by_employment: defaultdict[str, set[str]] = defaultdict(set)
+        self.credentials_by_employment = Links()
         self.visitor_cards: dict[str, VisitorCard] = {}
         self.visitors_by_space: defaultdict[str, set[str]] = defaultdict(set)
         self.visitors_by_sponsor: defaultdict[str, set[str]] = defaultdict(set)
@@ -159,14 +219,14 @@ class FactSet:
     def credentials_of_employments(self, employment_ids: Iterable[str]) -> set[str]:
         out: set[str] = set()
         for e in employment_ids:
-            out |= self.credentials_by_employment.get(e, set())
+            out.update(self.credentials_by_employment.get(e))
         return out
 
     def _credentials_of_org(self, org: str) -> set[str]:
         return self.credentials_of_employments(self.employments_by_org.get(org, set()))
 
     def _credentials_of_person(self, person_id: str) -> set[str]:
-        return self.credentials_of_employments(self.employments_by_person.get(person_id, set()))
+        return self.credentials_of_employments(self.employments_by_person.get(person_id))
 
     def _credentials_of_space(self, space_id: str) -> set[str]:
         out = self.credentials_of_employments(self.employments_by_space.get(space_id, set()))
@@ -193,7 +253,7 @@ class FactSet:
             case Employment():
                 touched = self._drop_employment(fact.id)
                 self.employments[fact.id] = fact
-                self.employments_by_person[fact.person_id].add(fact.id)
+                self.employments_by_person.add(fact.person_id, fact.id)
                 self.employments_by_org[fact.org_number].add(fact.id)
                 self.employment_by_card[fact.id06.card_number] = fact.id
                 return touched | self._employment_dependants(fact.id)
@@ -216,7 +276,7 @@ class FactSet:
                 touched = self._drop_credential(fact.number)
                 self.credentials[fact.number] = fact
                 if fact.employment_id is not None:
-                    self.credentials_by_employment[fact.employment_id].add(fact.number)
+                    self.credentials_by_employment.add(fact.employment_id, fact.number)
                 return touched | {fact.number}
             case VisitorCard():
                 self._drop_visitor(fact.number)
@@ -280,9 +340,9 @@ class FactSet:
     # ------------------------------------------------------------------ internals
 
     def _employment_dependants(self, employment_id: str) -> set[str]:
-        return self.credentials_by_employment.get(employment_id, set()) | (
-            self.visitors_by_sponsor.get(employment_id, set())
-        )
+        out = set(self.credentials_by_employment.get(employment_id))
+        out.update(self.visitors_by_sponsor.get(employment_id, ()))
+        return out
 
     def _drop_agreement(self, agreement_id: str) -> set[str]:
         self._agreement_windows_for = None
@@ -296,7 +356,7 @@ class FactSet:
         old = self.employments.pop(employment_id, None)
         if old is None:
             return set()
-        self.employments_by_person[old.person_id].discard(employment_id)
+        self.employments_by_person.discard(old.person_id, employment_id)
         self.employments_by_org[old.org_number].discard(employment_id)
         if self.employment_by_card.get(old.id06.card_number) == employment_id:
             del self.employment_by_card[old.id06.card_number]
@@ -324,7 +384,7 @@ class FactSet:
     def _drop_credential(self, number: str) -> set[str]:
         old = self.credentials.pop(number, None)
         if old is not None and old.employment_id is not None:
-            self.credentials_by_employment[old.employment_id].discard(number)
+            self.credentials_by_employment.discard(old.employment_id, number)
         return set()
 
     def _drop_visitor(self, number: str) -> None:
