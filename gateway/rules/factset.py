@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import date, datetime
-from typing import Any
+from typing import Any, overload
 
 from pydantic import BaseModel
 
@@ -156,6 +156,69 @@ class Links:
         return len(self._links)
 
 
+class EntryIndex:
+    """For each employment, its entry in each assignment's latest approved revision,
+    compact where almost every employment has one: a single entry is held as the pair
+    ``(assignment id, entry)`` instead of a dict of one (about 200 bytes less, 100k times at
+    100k credentials). Reads give a mapping from assignment id to entry."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[str, ApplicationEntry] | dict[str, ApplicationEntry]] = {}
+
+    def put(self, employment_id: str, assignment_id: str, entry: ApplicationEntry) -> None:
+        """Record ``entry`` as the employment's entry in ``assignment_id``."""
+        held = self._held.get(employment_id)
+        if held is None or (isinstance(held, tuple) and held[0] == assignment_id):
+            self._held[employment_id] = (assignment_id, entry)
+        elif isinstance(held, tuple):
+            self._held[employment_id] = {held[0]: held[1], assignment_id: entry}
+        else:
+            held[assignment_id] = entry
+
+    def pop(self, employment_id: str, assignment_id: str) -> None:
+        """Forget the employment's entry in ``assignment_id``, if any."""
+        held = self._held.get(employment_id)
+        if held is None:
+            return
+        if isinstance(held, tuple):
+            if held[0] == assignment_id:
+                del self._held[employment_id]
+            return
+        held.pop(assignment_id, None)
+        if len(held) == 1:
+            ((only, entry),) = held.items()
+            self._held[employment_id] = (only, entry)
+        elif not held:
+            del self._held[employment_id]
+
+    @overload
+    def get(self, employment_id: str) -> Mapping[str, ApplicationEntry] | None: ...
+
+    @overload
+    def get(
+        self, employment_id: str, default: Mapping[str, ApplicationEntry]
+    ) -> Mapping[str, ApplicationEntry]: ...
+
+    def get(
+        self, employment_id: str, default: Mapping[str, ApplicationEntry] | None = None
+    ) -> Mapping[str, ApplicationEntry] | None:
+        """Assignment id -> entry for the employment, or ``default`` when it has none."""
+        held = self._held.get(employment_id)
+        if held is None:
+            return default
+        if isinstance(held, tuple):
+            return {held[0]: held[1]}
+        return held
+
+    def __getitem__(self, employment_id: str) -> Mapping[str, ApplicationEntry]:
+        found = self.get(employment_id)
+        if found is None:
+            raise KeyError(employment_id)
+        return found
+
+
 class FactSet:
     """Every fact the engine knows, with the indexes derivation and touch-tracking need."""
 
@@ -177,9 +240,7 @@ class FactSet:
         self.applications: defaultdict[str, dict[int, AccessApplication]] = defaultdict(dict)
         self.latest_approved: dict[str, AccessApplication] = {}
         # employment -> assignment -> its entry in that assignment's latest approved revision
-        self.entries_by_employment: defaultdict[str, dict[str, ApplicationEntry]] = defaultdict(
-            dict
-        )
+        self.entries_by_employment = EntryIndex()
         self.employments_by_space: defaultdict[str, set[str]] = defaultdict(set)
         self.credentials: dict[str, Credential] = {}
         self.credentials_by_employment = Links()
@@ -405,7 +466,7 @@ class FactSet:
         old = self.latest_approved.pop(assignment_id, None)
         if old is not None:
             for e in old.entries:
-                self.entries_by_employment[e.employment_id].pop(assignment_id, None)
+                self.entries_by_employment.pop(e.employment_id, assignment_id)
                 for s in e.space_ids:
                     self._unindex_space_use(s, e.employment_id)
         approved = [
@@ -418,7 +479,7 @@ class FactSet:
         new = max(approved, key=lambda a: a.revision)
         self.latest_approved[assignment_id] = new
         for e in new.entries:
-            self.entries_by_employment[e.employment_id][assignment_id] = e
+            self.entries_by_employment.put(e.employment_id, assignment_id, e)
             for s in e.space_ids:
                 self.employments_by_space[s].add(e.employment_id)
 
