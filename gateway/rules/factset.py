@@ -42,11 +42,16 @@ _FIELD_SETS: dict[type, list[set[str]]] = {}
 fact was given); the first instance's set becomes the shared one."""
 _VALUES: dict[tuple[type, date, object], date] = {}
 _POOL_LIMIT = 50_000
+_REPEATED_TEXT: frozenset[str] = frozenset({"org_number", "main_contractor", "code", "first_name"})
+"""Text fields whose few values repeat in many facts (every employee names the employer's
+organisation number; validation makes each a string of its own): shared like dates."""
+_TEXTS: dict[str, str] = {}
 
 
 def compact(fact: BaseModel) -> None:
     """Make a fact held for the life of the engine smaller, without changing it: equal
-    dates and instants are shared (a site repeats a few validity dates in every fact), and
+    dates and instants are shared (a site repeats a few validity dates in every fact), as
+    are the texts of a few fields that repeat (organisation numbers, competence codes), and
     so is the set of the names of the fields set at validation (one per model and set of
     fields instead of one per instance; pydantic copies it before changing a copy's). Nested
     models (an employment's ID06 card, an application's entries) are compacted too.
@@ -67,7 +72,15 @@ def compact(fact: BaseModel) -> None:
         if len(known_sets) < 64:
             known_sets.append(fields_set)
     for name, value in held.items():
-        if isinstance(value, date):
+        if name in _REPEATED_TEXT and type(value) is str:
+            known_text = _TEXTS.get(value)
+            if known_text is None:
+                if len(_TEXTS) > _POOL_LIMIT:
+                    _TEXTS.clear()
+                _TEXTS[value] = value
+            elif known_text is not value:
+                held[name] = known_text
+        elif isinstance(value, date):
             # Keyed with the type and zone too: equal instants in other zones stay apart.
             pool_key = (type(value), value, getattr(value, "tzinfo", None))
             known = _VALUES.get(pool_key)

@@ -49,6 +49,8 @@ def test_compacted_facts_are_equal_and_dump_and_copy_alike() -> None:
     # changes gets its own.
     assert a.id06.valid_until is b.id06.valid_until
     assert a.model_fields_set is b.model_fields_set
+    # So is the employer's organisation number (validation makes a string for each).
+    assert a.org_number is b.org_number and a.org_number == ORG
     shared = set(a.model_fields_set)
     copy = a.model_copy(update={"person_id": "p-other"})
     assert copy.person_id == "p-other" and copy.model_fields_set == shared
