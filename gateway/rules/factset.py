@@ -98,6 +98,17 @@ def compact(fact: BaseModel) -> None:
                     compact(item)
 
 
+def _share_id(model: BaseModel, name: str, held: Mapping[str, Person | Employment]) -> None:
+    """Let ``model``'s field ``name`` (an id of another fact) be the very string the engine
+    holds that fact under in ``held``, when it holds it: one string per id instead of one
+    per fact naming it (a person's id is named by its employments and competences, an
+    employment's by its credentials and application entries)."""
+    value = model.__dict__.get(name)
+    other = None if value is None else held.get(value)
+    if other is not None and other.id is not value and other.id == value:
+        model.__dict__[name] = other.id
+
+
 def space_digest(space: Space) -> str:
     """A short digest of what a space makes a credential open (its locks and revalidation)."""
     text = repr(
@@ -325,6 +336,7 @@ class FactSet:
                 self.persons[fact.id] = fact
                 return set()
             case Employment():
+                _share_id(fact, "person_id", self.persons)
                 touched = self._drop_employment(fact.id)
                 self.employments[fact.id] = fact
                 self.employments_by_person.add(fact.person_id, fact.id)
@@ -332,6 +344,7 @@ class FactSet:
                 self.employment_by_card[fact.id06.card_number] = fact.id
                 return touched | self._employment_dependants(fact.id)
             case Competence():
+                _share_id(fact, "person_id", self.persons)
                 self.competences[fact.person_id][fact.code] = fact
                 return self._credentials_of_person(fact.person_id)
             case Space():
@@ -342,11 +355,14 @@ class FactSet:
                 self.assignments[fact.id] = fact
                 return self._credentials_of_assignment(fact.id)
             case AccessApplication():
+                for entry in fact.entries:
+                    _share_id(entry, "employment_id", self.employments)
                 before = self._credentials_of_assignment(fact.assignment_id)
                 self.applications[fact.assignment_id][fact.revision] = fact
                 self._reindex_assignment(fact.assignment_id)
                 return before | self._credentials_of_assignment(fact.assignment_id)
             case Credential():
+                _share_id(fact, "employment_id", self.employments)
                 touched = self._drop_credential(fact.number)
                 self.credentials[fact.number] = fact
                 if fact.employment_id is not None:
