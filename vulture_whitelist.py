@@ -27,6 +27,7 @@ _.NEW_EMPLOYEE  # domain.facts.VisitorReason: a value requests may carry
 _.SUPPLIER  # domain.facts.VisitorReason: a value requests may carry
 
 # --- Called or read by the libraries underneath
+_.__getattr__  # cli: the module's lazy `app` (from gateway.cli import app, in the tests)
 _.put_nowait  # bridge.client: aiomqtt puts every received message into its queue class
 _.SessionExpiryInterval  # bridge.client: paho-mqtt CONNECT properties
 _.ReceiveMaximum  # bridge.client: paho-mqtt CONNECT properties

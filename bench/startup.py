@@ -10,13 +10,19 @@
    bridge announces itself online, and ``ready_s``, when a request sent then (a person update,
    QoS 1) is answered. The broker is new, so the gateway also queues the retained state of
    every credential, as on a first start: the request is served beside that.
-   ``ready_cpu_s`` is the CPU time the gateway process used until then (on a shared machine
-   the wall clock also counts the other processes' turns).
+   ``online_cpu_s`` and ``ready_cpu_s`` are the CPU time the gateway process used until
+   each (on a shared machine the wall clock also counts the other processes' turns; and the
+   later ``ready_cpu_s`` also counts the retained states published meanwhile, the more of
+   them the longer a loaded machine makes the wall clock).
 
 Target (issue 14): ``ready_s`` at most 10 s at 100k credentials. The last line of output is
 one JSON object.
 
     python bench/startup.py [--size 100000] [--db sqlite|postgresql] [--profile FILE]
+                            [--store FILE]
+
+``--store FILE`` (SQLite) keeps the built store in FILE and reuses it when it exists, so that
+repeated measurements skip building it (copy it first: the gateway writes to it).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -83,8 +90,16 @@ def build_store(url: str, size: int) -> None:
         db.dispose()
 
 
-async def first_response(broker: DeployedMosquitto, spawned: float) -> tuple[float, float]:
-    """(online_s, ready_s) after ``spawned`` (a perf_counter instant)."""
+def cpu_of(pid: int) -> float:
+    """CPU time (user and system) of process ``pid`` so far, in seconds."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+async def first_response(
+    broker: DeployedMosquitto, spawned: float, pid: int
+) -> tuple[float, float, float]:
+    """(online_s, online_cpu_s, ready_s) after ``spawned`` (a perf_counter instant)."""
     client = aiomqtt.Client(
         broker.host, broker.port, username="central", password=PASSWORDS["central"],
         protocol=aiomqtt.ProtocolVersion.V5, identifier=f"startup-{uuid.uuid4().hex[:6]}",
@@ -93,6 +108,7 @@ async def first_response(broker: DeployedMosquitto, spawned: float) -> tuple[flo
         await client.subscribe(f"{BASE}/v1/bridge/state", qos=1)
         await client.subscribe(f"{BASE}/v1/response/#", qos=1)
         online_s: float | None = None
+        online_cpu_s = 0.0
         rid = f"startup-{uuid.uuid4().hex[:8]}"
         async with asyncio.timeout(300):
             async for msg in client.messages:
@@ -104,6 +120,7 @@ async def first_response(broker: DeployedMosquitto, spawned: float) -> tuple[flo
                     and not msg.retain
                 ):
                     online_s = time.perf_counter() - spawned
+                    online_cpu_s = cpu_of(pid)
                     request = {"request_id": rid, "person": {
                         "id": "p0", "first_name": "First", "last_name": "Last0",
                         "mobile": "+46700000001"}}
@@ -113,7 +130,7 @@ async def first_response(broker: DeployedMosquitto, spawned: float) -> tuple[flo
                     if data.get("status") != "ok":
                         raise RuntimeError(f"the request was refused: {data}")
                     assert online_s is not None
-                    return online_s, time.perf_counter() - spawned
+                    return online_s, online_cpu_s, time.perf_counter() - spawned
     raise RuntimeError("no response")
 
 
@@ -139,10 +156,12 @@ async def measure(url: str, folder: Path, profile: str | None = None) -> dict[st
                 "--format", "raw", "-o", profile, "--pid", str(proc.pid),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )
-        watcher = asyncio.create_task(first_response(broker, spawned), name="startup-watch")
+        watcher = asyncio.create_task(
+            first_response(broker, spawned, proc.pid), name="startup-watch"
+        )
         try:
-            online_s, ready_s = await watcher
-            cpu_s = psutil.Process(proc.pid).cpu_times()
+            online_s, online_cpu_s, ready_s = await watcher
+            ready_cpu_s = cpu_of(proc.pid)
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 await spy.wait()
@@ -158,7 +177,8 @@ async def measure(url: str, folder: Path, profile: str | None = None) -> dict[st
     return {
         "online_s": round(online_s, 2),
         "ready_s": round(ready_s, 2),
-        "ready_cpu_s": round(cpu_s.user + cpu_s.system, 2),
+        "online_cpu_s": round(online_cpu_s, 2),
+        "ready_cpu_s": round(ready_cpu_s, 2),
     }
 
 
@@ -176,7 +196,13 @@ def main() -> None:
         "--profile", default=None, metavar="FILE",
         help="sample the gateway with py-spy (every thread) until it is ready, into FILE",
     )
+    parser.add_argument(
+        "--store", default=None, metavar="FILE",
+        help="SQLite: build the store into FILE once and start from a copy of it after that",
+    )
     args = parser.parse_args()
+    if args.store and args.db != "sqlite":
+        parser.error("--store: only with --db sqlite")
     if args.size < 100:
         parser.error("--size: at least 100")
     with tempfile.TemporaryDirectory(prefix="lockgate-startup-") as tmp:
@@ -188,8 +214,16 @@ def main() -> None:
             url = f"sqlite:///{folder / 'startup.db'}"
         try:
             started = time.perf_counter()
-            build_store(url, args.size)
-            log(f"store of {args.size} credentials built in {time.perf_counter() - started:.0f} s")
+            kept = Path(args.store) if args.store else None
+            if kept is None or not kept.exists():
+                build_store(url, args.size)
+                log(f"store of {args.size} credentials built in "
+                    f"{time.perf_counter() - started:.0f} s")
+                if kept is not None:
+                    shutil.copyfile(folder / "startup.db", kept)
+            else:
+                shutil.copyfile(kept, folder / "startup.db")
+                log(f"store copied from {kept} (its size is what it was built with)")
             result = asyncio.run(measure(url, folder, args.profile))
         finally:
             cleanup()

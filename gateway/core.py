@@ -267,7 +267,7 @@ class Core:
                 old is None
                 or old.revision != state.revision
                 or old.active != state.active
-                or (old.reasons != [r.value for r in state.reasons])
+                or (old.reasons != tuple(r.value for r in state.reasons))
             ):
                 changes.credentials[number] = state
         for number in stored:

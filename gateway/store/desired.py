@@ -9,6 +9,7 @@ revision a device last confirmed. ``body`` is the derived state itself as a JSON
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -147,20 +148,29 @@ class CredentialStateSummary:
 
     revision: str
     active: bool
-    reasons: list[str] | None
+    reasons: tuple[str, ...] | None
 
 
 def credential_state_summaries(session: Session) -> dict[str, CredentialStateSummary]:
     """Every stored credential state's :class:`CredentialStateSummary`, by number: one
-    statement reading the reasons out of the body in the database."""
+    statement reading the reasons out of the body in the database, as JSON text; a site
+    repeats a few lists of reasons, each parsed once."""
     c = credential_state.c
     rows = session.connection().execute(
-        select(c.number, c.revision, c.active, c.body["reasons"]).order_by(c.number)
+        select(c.number, c.revision, c.active, c.body["reasons"].as_string()).order_by(c.number)
     )
-    return {
-        number: CredentialStateSummary(revision, bool(active), reasons)
-        for number, revision, active, reasons in rows
-    }
+    parsed: dict[str | None, tuple[str, ...] | None] = {None: None}
+    summaries: dict[str, CredentialStateSummary] = {}
+    for number, revision, active, text in rows:
+        reasons = parsed.get(text, _UNPARSED)
+        if reasons is _UNPARSED:
+            loaded = json.loads(text)
+            reasons = parsed[text] = None if loaded is None else tuple(loaded)
+        summaries[number] = CredentialStateSummary(revision, bool(active), reasons)
+    return summaries
+
+
+_UNPARSED: tuple[str, ...] = ("<unparsed>",)
 
 
 def credential_numbers(session: Session) -> list[str]:

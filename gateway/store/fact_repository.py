@@ -16,11 +16,14 @@ import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 from functools import cached_property
-from typing import Any, Final, TypeVar, cast
+from operator import itemgetter
+from types import UnionType
+from typing import Annotated, Any, Final, TypeVar, Union, cast, get_args, get_origin
 
+from pydantic import BaseModel
 from sqlalchemy import (
     ColumnElement,
     RowMapping,
@@ -38,12 +41,16 @@ from sqlalchemy.orm import Session
 from gateway.domain import (
     FACT_TYPES,
     AccessApplication,
+    ApplicationEntry,
+    ApplicationStatus,
     Assignment,
     Competence,
     Credential,
     DeliveryManifest,
     Employment,
     Fact,
+    Id06Card,
+    Id06Status,
     KeyGrantAgreement,
     KeyOrder,
     Organisation,
@@ -51,6 +58,7 @@ from gateway.domain import (
     Receipt,
     Space,
     VisitorCard,
+    WeeklySchedule,
     fact_key,
 )
 from gateway.store import tables as t
@@ -69,6 +77,7 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Fact)
+M = TypeVar("M", bound=BaseModel)
 
 Row = dict[str, Any]
 ChildRows = Mapping[str, Sequence[RowMapping]]
@@ -323,6 +332,185 @@ def _load_visitor_card(row: RowMapping, children: ChildRows) -> Fact:
     return VisitorCard.model_validate(data)
 
 
+# Trusted loading ---------------------------------------------------------------------
+#
+# Rows the store wrote were validated on the way in (every write goes through a model), so
+# the bulk load at start-up builds the models from them without validating each row again:
+# the same field values (enums converted, nested models built), the same set of fields given
+# as validation from the row's dict would record. tests/gateway/store checks that both agree.
+
+_setattr = object.__setattr__
+
+
+def _build(kind: type[M], data: dict[str, Any], fields_set: set[str]) -> M:
+    """A model of ``kind`` holding ``data`` (in field order), as validated before."""
+    model = kind.__new__(kind)
+    _setattr(model, "__dict__", data)
+    _setattr(model, "__pydantic_fields_set__", fields_set)
+    _setattr(model, "__pydantic_extra__", None)
+    _setattr(model, "__pydantic_private__", None)
+    return model
+
+
+def _members(enum: type[Enum], optional: bool) -> Callable[[Any], Any]:
+    """The member of ``enum`` with a stored value (None for None when ``optional``)."""
+    members: dict[Any, Any] = {m.value: m for m in enum}
+    if optional:
+        members[None] = None
+    return members.__getitem__
+
+
+def _plain_type(annotation: Any) -> tuple[Any, bool]:
+    """(the type under ``Annotated`` and ``| None``, whether None is allowed)."""
+    optional = False
+    if get_origin(annotation) in (Union, UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        optional = len(args) < len(get_args(annotation))
+        if len(args) != 1:
+            return None, optional
+        annotation = args[0]
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation, optional
+
+
+_AS_STORED: Final = (str, int, bool, date, datetime)
+"""Field types whose stored values are the model's values (dates and aware UTC instants
+come back from :class:`~gateway.store.tables.UtcTimestamp` as validated)."""
+
+
+def _trusted_flat(kind: type[Fact]) -> Callable[[RowMapping, ChildRows], Fact] | None:
+    """A loader building ``kind`` from its row without validation, or None when one of its
+    fields is not a plain stored value (then it is validated)."""
+    converters: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for name, info in kind.model_fields.items():
+        typ, optional = _plain_type(info.annotation)
+        if isinstance(typ, type) and issubclass(typ, Enum):
+            converters.append((name, _members(typ, optional)))
+        elif typ in _AS_STORED:
+            converters.append((name, None))
+        else:
+            return None
+    fields_set = {name for name, _ in converters}
+    if all(convert is None for _, convert in converters):
+        names = tuple(name for name, _ in converters)  # in field order
+
+        def load_plain(row: RowMapping, _children: ChildRows) -> Fact:
+            return _build(kind, {n: row[n] for n in names}, fields_set)
+
+        return load_plain
+
+    def load(row: RowMapping, _children: ChildRows) -> Fact:
+        return _build(
+            kind,
+            {n: row[n] if c is None else c(row[n]) for n, c in converters},
+            fields_set,
+        )
+
+    return load
+
+
+_ID06_STATUS: Final = _members(Id06Status, optional=False)
+_APPLICATION_STATUS: Final = _members(ApplicationStatus, optional=False)
+_EMPLOYMENT_SET: Final = {"id", "person_id", "org_number", "id06"}
+_ID06_SET: Final = {"card_number", "valid_until", "status"}
+
+
+def _trusted_employment(row: RowMapping, _children: ChildRows) -> Fact:
+    card = _build(
+        Id06Card,
+        {
+            "card_number": row["id06_card_number"],
+            "valid_until": row["id06_valid_until"],
+            "status": _ID06_STATUS(row["id06_status"]),
+        },
+        _ID06_SET,
+    )
+    return _build(
+        Employment,
+        {
+            "id": row["id"],
+            "person_id": row["person_id"],
+            "org_number": row["org_number"],
+            "id06": card,
+        },
+        _EMPLOYMENT_SET,
+    )
+
+
+_APPLICATION_SET: Final = {
+    "assignment_id",
+    "revision",
+    "status",
+    "expedited",
+    "submitted_at",
+    "decided_at",
+    "entries",
+}
+_ENTRY_SET: Final = {"employment_id", "space_ids", "valid_from", "valid_until", "schedule"}
+
+
+def _trusted_application() -> Callable[[RowMapping, ChildRows], Fact]:
+    schedules: dict[str, WeeklySchedule] = {}
+    """Schedules met so far, by the repr of their stored JSON (which tells 1 from 1.0 and
+    True): a site repeats a few, and each is validated once and then shared."""
+
+    def schedule_of(stored: Any) -> WeeklySchedule | None:
+        if stored is None:
+            return None
+        text = repr(stored)
+        known = schedules.get(text)
+        if known is None:
+            known = schedules[text] = WeeklySchedule.model_validate(stored)
+        return known
+
+    def load(row: RowMapping, children: ChildRows) -> Fact:
+        spaces: dict[str, list[str]] = defaultdict(list)
+        for r in children[t.application_entry_space.name]:
+            spaces[r["employment_id"]].append(r["space_id"])
+        entries = tuple(
+            _build(
+                ApplicationEntry,
+                {
+                    "employment_id": e["employment_id"],
+                    "space_ids": tuple(spaces[e["employment_id"]]),
+                    "valid_from": e["valid_from"],
+                    "valid_until": e["valid_until"],
+                    "schedule": schedule_of(e["schedule"]),
+                },
+                _ENTRY_SET,
+            )
+            for e in children[t.application_entry.name]
+        )
+        return _build(
+            AccessApplication,
+            {
+                "assignment_id": row["assignment_id"],
+                "revision": row["revision"],
+                "status": _APPLICATION_STATUS(row["status"]),
+                "expedited": row["expedited"],
+                "submitted_at": row["submitted_at"],
+                "decided_at": row["decided_at"],
+                "entries": entries,
+            },
+            _APPLICATION_SET,
+        )
+
+    return load
+
+
+def _trusted_loader(spec: _Spec) -> Callable[[RowMapping, ChildRows], Fact]:
+    """How the bulk load builds ``spec``'s facts: without validation where that is known to
+    give the same model, else by validation."""
+    if spec.kind is Employment:
+        return _trusted_employment
+    if spec.kind is AccessApplication:
+        return _trusted_application()
+    if not spec.children:
+        return _trusted_flat(spec.kind) or spec.load
+    return spec.load
+
+
 # Registry ------------------------------------------------------------------------
 
 _S = (str,)
@@ -448,8 +636,8 @@ def put_many(session: Session, facts: Iterable[Fact], *, deferred: bool = False)
     facts in the session, when :func:`write_deferred` is called, and before the transaction
     commits. A transaction that rolls back discards them with the session. For transactions
     without savepoints (the core's)."""
-    staged: dict[type[Fact], dict[tuple[str, ...], tuple[Row, dict[str, list[Row]]]]] = (
-        defaultdict(dict)
+    staged: dict[type[Fact], dict[tuple[str, ...], tuple[Row, dict[str, list[Row]]]]] = defaultdict(
+        dict
     )
     for fact in facts:
         spec = _spec_of(fact)
@@ -590,8 +778,11 @@ def _fetch(
     session: Session,
     spec: _Spec,
     where: ColumnElement[bool] | None = None,
+    load: Callable[[RowMapping, ChildRows], Fact] | None = None,
 ) -> list[Fact]:
-    """Facts of one type matching ``where`` (on the root table): one statement per table."""
+    """Facts of one type matching ``where`` (on the root table): one statement per table.
+    ``load`` builds them instead of ``spec.load`` (the bulk load's trusted loaders)."""
+    load = load or spec.load
     write_deferred(session)
     root = spec.table
     query = select(root).order_by(*(root.c[c] for c in spec.key_columns))
@@ -613,16 +804,19 @@ def _fetch(
             )
             child_query = child_query.join(root, on).where(where)
         child_query = child_query.order_by(*(ct.c[c] for c in (*child.root_columns, *child.order)))
-        groups: dict[tuple[Any, ...], list[RowMapping]] = defaultdict(list)
-        for r in session.connection().execute(child_query).mappings():
-            groups[tuple(r[c] for c in child.root_columns)].append(r)
+        groups: dict[Any, list[RowMapping]] = defaultdict(list)
+        key_of = itemgetter(*child.root_columns)
+        for r in session.connection().execute(child_query).mappings().all():
+            groups[key_of(r)].append(r)
         grouped[ct.name] = groups
     if not grouped:
-        return [spec.load(row, {}) for row in rows]
+        return [load(row, {}) for row in rows]
+    # Grouped by the root's key as itemgetter gives it: one value, or a tuple of several.
+    root_key_of = itemgetter(*spec.key_columns)
     facts: list[Fact] = []
     for row in rows:
-        key = spec.key_of_row(row)
-        facts.append(spec.load(row, {name: g.get(key, ()) for name, g in grouped.items()}))
+        key = root_key_of(row)
+        facts.append(load(row, {name: g.get(key, ()) for name, g in grouped.items()}))
     return facts
 
 
@@ -642,11 +836,13 @@ def load_all(session: Session) -> list[Fact]:
     """Every stored fact, type by type in the order of :data:`gateway.domain.FACT_TYPES`.
 
     For rebuilding the rules engine at start-up: one statement per table, whatever the
-    number of facts.
+    number of facts. The rows were validated when they were written: the models are built
+    from them without validating again (the same models :func:`all_of` returns).
     """
     facts: list[Fact] = []
     for kind in FACT_TYPES:
-        facts.extend(_fetch(session, _SPECS[kind]))
+        spec = _SPECS[kind]
+        facts.extend(_fetch(session, spec, load=_trusted_loader(spec)))
     return facts
 
 
@@ -654,7 +850,8 @@ def iter_all(session: Session) -> Iterator[Fact]:
     """The facts of :func:`load_all`, type by type, holding one type's list at a time: a
     consumer that keeps them compacted (the rules engine) never has the whole site twice."""
     for kind in FACT_TYPES:
-        yield from _fetch(session, _SPECS[kind])
+        spec = _SPECS[kind]
+        yield from _fetch(session, spec, load=_trusted_loader(spec))
 
 
 def count(session: Session, kind: type[Fact]) -> int:

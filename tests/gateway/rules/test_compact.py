@@ -49,10 +49,38 @@ def test_compacted_facts_are_equal_and_dump_and_copy_alike() -> None:
     # changes gets its own.
     assert a.id06.valid_until is b.id06.valid_until
     assert a.model_fields_set is b.model_fields_set
+    # So is the employer's organisation number (validation makes a string for each).
+    assert a.org_number is b.org_number and a.org_number == ORG
     shared = set(a.model_fields_set)
     copy = a.model_copy(update={"person_id": "p-other"})
     assert copy.person_id == "p-other" and copy.model_fields_set == shared
     assert a.model_fields_set == shared and b.model_fields_set == shared
+
+
+def test_the_engine_holds_one_string_per_id() -> None:
+    def text(value: str) -> str:
+        return "".join(list(value))  # an equal string of its own, as each fact validated has
+
+    agreement = KeyGrantAgreement(
+        id="agr", org_number=ORG, signed_on=TODAY - timedelta(days=30),
+        valid_from=TODAY - timedelta(days=30),
+    )
+    facts_in = site(agreement)
+    facts_in[3] = Person(id=text("p-a"), first_name="A", last_name="A")
+    facts_in[4] = employment(text("a"), TODAY + timedelta(days=300)).model_copy(
+        update={"person_id": text("p-a")}
+    )
+    facts_in[5] = Credential(
+        number="100000001", kind=CredentialKind.KEY, state=CredentialState.IN_SERVICE,
+        employment_id=text("a"),
+    )
+    facts = RulesEngine.build(facts_in, NOW, RulesConfig()).facts  # type: ignore[arg-type]
+    employment_id = facts.employments["a"].id
+    assert facts.credentials["100000001"].employment_id is employment_id
+    (entry,) = facts.latest_approved["asg"].entries
+    assert entry.employment_id is employment_id
+    assert facts.employments["a"].person_id is facts.persons["p-a"].id
+    assert facts.employments["a"].person_id == "p-a"
 
 
 def site(agreement: KeyGrantAgreement) -> list[object]:

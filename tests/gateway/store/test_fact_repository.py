@@ -71,6 +71,32 @@ def test_every_fact_round_trips_exactly(clean_db: Database, kind: type[Fact]) ->
     round_trip()
 
 
+@pytest.mark.parametrize("kind", FACT_TYPES, ids=lambda k: k.__name__)
+def test_the_bulk_load_builds_the_models_that_validation_builds(
+    clean_db: Database, kind: type[Fact]
+) -> None:
+    """load_all builds models from stored rows without validating them again: they must be
+    the models that validating the same rows gives (values, types, fields given, dumps)."""
+
+    @DB_SETTINGS
+    @given(fact=fact_strategy(kind))
+    def agree(fact: Fact) -> None:
+        with rolled_back(clean_db) as s:
+            facts.put(s, fact)
+            validated = facts.get(s, kind, *fact_key(fact))
+            (trusted,) = facts.load_all(s)
+        assert validated is not None
+        assert_identical(trusted, validated)
+        assert trusted == validated
+        assert trusted.model_fields_set == validated.model_fields_set
+        assert trusted.model_dump() == validated.model_dump()
+        assert trusted.model_dump_json() == validated.model_dump_json()
+        assert hash(trusted) == hash(validated)
+        assert type(trusted).model_validate(trusted.model_dump()) == trusted
+
+    agree()
+
+
 def test_times_come_back_in_utc_whatever_the_session_time_zone(clean_db: Database) -> None:
     cet = datetime(2026, 7, 1, 10, 0, tzinfo=UTC).astimezone(ZoneInfo("Europe/Stockholm"))
     receipt = Receipt(
