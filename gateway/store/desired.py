@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, update
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.store.repository import Repository
