@@ -138,14 +138,20 @@ def append_many(
         session.connection().execute(_INSERT_MANY, rows)
 
 
-def pending(session: Session, *, limit: int = 100) -> list[OutboxMessage]:
-    """Up to ``limit`` unpublished messages, oldest (lowest id) first."""
+def pending(session: Session, *, limit: int = 100, after_id: int = 0) -> list[OutboxMessage]:
+    """Up to ``limit`` unpublished messages, oldest (lowest id) first; only those with an id
+    above ``after_id`` (messages already published whose marks are not written yet)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit: must be a positive whole number, got {limit!r}")
+    if isinstance(after_id, bool) or not isinstance(after_id, int):
+        raise ValueError(f"after_id: must be a whole number, got {after_id!r}")
     rows = (
         session.connection()
         .execute(
-            select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(limit)
+            select(outbox)
+            .where(outbox.c.published_at.is_(None), outbox.c.id > after_id)
+            .order_by(outbox.c.id)
+            .limit(limit)
         )
         .mappings()
     )
