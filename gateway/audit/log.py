@@ -124,19 +124,22 @@ def _hook(session: Session) -> Connection:
     return conn
 
 
+_HEAD = (
+    select(audit_entry.c.seq, audit_entry.c.hash, audit_entry.c.at)
+    .order_by(audit_entry.c.seq.desc())
+    .limit(1)
+)
+
+
+def _head(conn: Connection) -> Head | None:
+    row = conn.execute(_HEAD).first()
+    return None if row is None else Head(int(row.seq), row.hash, row.at)
+
+
 def head(session: Session) -> Head | None:
     """The newest entry's (seq, hash, at), or ``None`` while the log is empty."""
     flush(session)
-    row = (
-        session.connection()
-        .execute(
-            select(audit_entry.c.seq, audit_entry.c.hash, audit_entry.c.at)
-            .order_by(audit_entry.c.seq.desc())
-            .limit(1)
-        )
-        .first()
-    )
-    return None if row is None else Head(int(row.seq), row.hash, row.at)
+    return _head(session.connection())
 
 
 def append(
@@ -170,8 +173,11 @@ def append(
         else None
     )
     cache = transaction_cache(session, "audit-head")
+    conn = _hook(session)
     if "head" not in cache:
-        top = head(session)
+        if _pending(conn)[0]:
+            _write(conn)
+        top = _head(conn)
         cache["head"] = (0, GENESIS) if top is None else (top.seq, top.hash)
     last_seq, prev = cache["head"]
     seq = last_seq + 1
@@ -185,7 +191,7 @@ def append(
         personal_digest=digest,
         prev_hash=prev,
     )
-    entry_rows, subject_rows = _pending(_hook(session))
+    entry_rows, subject_rows = _pending(conn)
     entry_rows.append(
         {
             "seq": seq,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.domain import utcnow
@@ -107,6 +107,12 @@ def append(
 
 
 _INSERT = insert(outbox).returning(outbox.c.id)
+_PENDING = (
+    select(outbox)
+    .where(outbox.c.published_at.is_(None), outbox.c.id > bindparam("after"))
+    .order_by(outbox.c.id)
+    .limit(bindparam("n"))
+)
 _INSERT_MANY = insert(outbox)
 
 
@@ -145,16 +151,7 @@ def pending(session: Session, *, limit: int = 100, after_id: int = 0) -> list[Ou
         raise ValueError(f"limit: must be a positive whole number, got {limit!r}")
     if isinstance(after_id, bool) or not isinstance(after_id, int):
         raise ValueError(f"after_id: must be a whole number, got {after_id!r}")
-    rows = (
-        session.connection()
-        .execute(
-            select(outbox)
-            .where(outbox.c.published_at.is_(None), outbox.c.id > after_id)
-            .order_by(outbox.c.id)
-            .limit(limit)
-        )
-        .mappings()
-    )
+    rows = session.connection().execute(_PENDING, {"after": after_id, "n": limit}).mappings()
     return [_message(r) for r in rows]
 
 
