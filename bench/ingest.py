@@ -25,8 +25,15 @@ With ``--rate R`` both loads send at a fixed R requests/s instead (a realistic l
 flood) and the result is the request→response latency (target p99: 20 ms on SQLite, 30 ms on
 PostgreSQL at 100/s). The last line of output is one JSON object, with ``met``.
 
+With ``--statements`` no broker runs: the changes are applied in-process through the core
+with the gateway's listeners, half one request per transaction, half ``--batch`` per
+transaction, and the result is the number of SQL statements per request (an executemany
+counts once; ``BENCH_SHOW_SQL=1`` lists the statements of the first request of each kind).
+The rate mode and the flood both report ``gateway_cpu_ms_per_request``.
+
     python bench/ingest.py [--count 20000] [--db sqlite|postgresql] [--window 1000]
                            [--mix all|no-visitor-cards] [--rate R] [--profile FILE]
+                           [--statements]
 """
 
 from __future__ import annotations
@@ -510,6 +517,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             "mix": args.mix,
             "errors": gateway["errors"],
             "gateway_peak_rss_mb": round(gateway["rss_mb"], 1),
+            "gateway_cpu_ms_per_request": gateway["cpu_ms_per_request"],
         }
     return {
         "mode": "flood",
@@ -712,6 +720,75 @@ async def wait_drained(url: str, limit_s: float = 120.0, *, at_once: bool = Fals
         db.dispose()
 
 
+def count_statements(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """SQL statements (an executemany counts once) per request through the gateway's core
+    and listeners: deterministic, unlike the timings on a shared machine."""
+    from sqlalchemy import event
+
+    from gateway.compose import build_gateway
+    from gateway.config import Settings
+
+    cleanup: Callable[[], None] = lambda: None  # noqa: E731
+    if args.db == "postgresql":
+        url, cleanup = pg_database(args.pg_admin)
+    else:
+        url = f"sqlite:///{folder / 'bench.db'}"
+    try:
+        people, visitors = load_site(url, args.site)
+        stream = changes(args.count, people, visitors, visitor_cards=args.mix == "all")
+        settings = Settings(database={"url": url}, mqtt={"base_topic": BASE})
+        gateway = build_gateway(settings, upgrade=False)
+        core = gateway.core
+        core.load()
+        counted = [0]
+        show = os.environ.get("BENCH_SHOW_SQL")
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            counted[0] += 1
+            if show and counted[0] - before <= 40 and len(by_kind.get(command.name, ())) == 0:
+                log(f"  {command.name}: {' '.join(statement.split())[:110]}")
+
+        event.listen(core.db.engine, "before_cursor_execute", count)
+        half = len(stream) // 2
+        by_kind: dict[str, list[int]] = {}
+        before = 0
+        command = stream[0]
+        for i, command in enumerate(stream[:half]):
+            before = counted[0]
+            (outcome,) = core.submit_many(
+                [Submission(command, "central-system", f"s-{i}", "mqtt")]
+            )
+            assert outcome.ok, outcome.error
+            by_kind.setdefault(command.name, []).append(counted[0] - before)
+        single = sum(sum(v) for v in by_kind.values()) / half
+        before = counted[0]
+        rest = stream[half:]
+        for start in range(0, len(rest), args.batch):
+            chunk = rest[start : start + args.batch]
+            outcomes = core.submit_many(
+                [
+                    Submission(c, "central-system", f"b-{half + start + j}", "mqtt")
+                    for j, c in enumerate(chunk)
+                ]
+            )
+            assert all(o.ok for o in outcomes)
+        batched = (counted[0] - before) / len(rest)
+        core.db.dispose()
+    finally:
+        cleanup()
+    for kind, values in sorted(by_kind.items()):
+        log(f"{kind}: {statistics.mean(values):.1f} statements per request alone")
+    return {
+        "mode": "statements",
+        "db": args.db,
+        "requests": args.count,
+        "statements_per_request_alone": round(single, 2),
+        "statements_per_request_batched": round(batched, 2),
+        "batch": args.batch,
+        "by_kind_alone": {k: round(statistics.mean(v), 2) for k, v in sorted(by_kind.items())},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -747,6 +824,12 @@ def main() -> None:
         help="record the gateway with py-spy (collapsed stacks of the GIL holder) into FILE",
     )
     parser.add_argument(
+        "--statements", action="store_true",
+        help="no broker: apply the changes in-process through the gateway's core (with its "
+        "listeners) and count the SQL statements per request, one request per transaction "
+        "and --batch per transaction",
+    )
+    parser.add_argument(
         "--site", type=int, default=20000,
         help="size the site as for this many changes (N/20 people, N/10 visitor cards)",
     )
@@ -758,7 +841,10 @@ def main() -> None:
     if args.count < 100:
         parser.error("--count: at least 100")
     with tempfile.TemporaryDirectory(prefix="lockgate-bench-") as folder:
-        result = asyncio.run(bench(args, Path(folder)))
+        if args.statements:
+            result = count_statements(args, Path(folder))
+        else:
+            result = asyncio.run(bench(args, Path(folder)))
     print(json.dumps(result))
 
 

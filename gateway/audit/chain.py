@@ -48,6 +48,19 @@ def jsonable(value: Any) -> Any:
 
     Instants become UTC ISO 8601 strings; sets are sorted. Raises :class:`TypeError` for
     anything else that JSON cannot hold."""
+    # The common exact types first (no subclass, so the same result as the checks below).
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is dict:
+        out_: dict[str, Any] = {}
+        for k, v in value.items():
+            if type(k) is not str and not isinstance(k, str):
+                raise TypeError(f"JSON keys must be strings, got {k!r}")
+            out_[k] = jsonable(v)
+        return out_
+    if t is list:
+        return [jsonable(v) for v in value]
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -78,11 +91,15 @@ def jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} cannot be stored as JSON")
 
 
+_CANONICAL: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+"""The encoder of :func:`canonical`, made once (``json.dumps`` with options makes one per call)."""
+
+
 def canonical(value: Any) -> str:
     """Canonical JSON text: keys sorted, no spaces, UTF-8 characters as they are."""
-    return json.dumps(
-        jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _CANONICAL.encode(jsonable(value))
 
 
 def instant(at: datetime) -> str:
@@ -114,7 +131,8 @@ def entry_hash(
     prev_hash: str,
 ) -> str:
     """The hash of an entry (see the module docstring for what goes in)."""
-    document = canonical(
+    # Every value is already a JSON string, number or null: no conversion needed.
+    document = _CANONICAL.encode(
         {
             "v": FORMAT_VERSION,
             "seq": seq,

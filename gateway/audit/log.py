@@ -11,12 +11,13 @@ reads it once.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, and_, event, exists, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, event, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -103,13 +104,18 @@ def flush(session: Session, *_: Any) -> None:
     _write(session.connection())
 
 
+_HOOKED_ENGINES: Final[weakref.WeakSet[Engine]] = weakref.WeakSet()
+
+
 def _hook(session: Session) -> Connection:
     conn = session.connection()
     engine = conn.engine
-    if not event.contains(engine, "savepoint", _write):
-        event.listen(engine, "savepoint", _write)
-        event.listen(engine, "rollback_savepoint", _discard)
-        event.listen(engine, "rollback", _discard)
+    if engine not in _HOOKED_ENGINES:
+        _HOOKED_ENGINES.add(engine)
+        if not event.contains(engine, "savepoint", _write):
+            event.listen(engine, "savepoint", _write)
+            event.listen(engine, "rollback_savepoint", _discard)
+            event.listen(engine, "rollback", _discard)
     if not session.info.get(_HOOKED):
         session.info[_HOOKED] = True
         event.listen(session, "before_commit", flush)
@@ -118,19 +124,22 @@ def _hook(session: Session) -> Connection:
     return conn
 
 
+_HEAD = (
+    select(audit_entry.c.seq, audit_entry.c.hash, audit_entry.c.at)
+    .order_by(audit_entry.c.seq.desc())
+    .limit(1)
+)
+
+
+def _head(conn: Connection) -> Head | None:
+    row = conn.execute(_HEAD).first()
+    return None if row is None else Head(int(row.seq), row.hash, row.at)
+
+
 def head(session: Session) -> Head | None:
     """The newest entry's (seq, hash, at), or ``None`` while the log is empty."""
     flush(session)
-    row = (
-        session.connection()
-        .execute(
-            select(audit_entry.c.seq, audit_entry.c.hash, audit_entry.c.at)
-            .order_by(audit_entry.c.seq.desc())
-            .limit(1)
-        )
-        .first()
-    )
-    return None if row is None else Head(int(row.seq), row.hash, row.at)
+    return _head(session.connection())
 
 
 def append(
@@ -164,8 +173,11 @@ def append(
         else None
     )
     cache = transaction_cache(session, "audit-head")
+    conn = _hook(session)
     if "head" not in cache:
-        top = head(session)
+        if _pending(conn)[0]:
+            _write(conn)
+        top = _head(conn)
         cache["head"] = (0, GENESIS) if top is None else (top.seq, top.hash)
     last_seq, prev = cache["head"]
     seq = last_seq + 1
@@ -179,7 +191,7 @@ def append(
         personal_digest=digest,
         prev_hash=prev,
     )
-    entry_rows, subject_rows = _pending(_hook(session))
+    entry_rows, subject_rows = _pending(conn)
     entry_rows.append(
         {
             "seq": seq,
@@ -305,9 +317,23 @@ def erase_personal(
     the caller appends, in the same transaction and with the same ``at``, an entry whose data
     holds ``{ERASED_ENTRIES: seq_ranges(returned)}``. Without that record :func:`verify` reports
     the removed personal parts as tampering."""
-    flush(session)
-    conditions: list[ColumnElement[bool]] = []
     wanted = sorted(set(subjects))
+    if not wanted and before is None:
+        return []
+    erased: list[int] = []
+    # Entries appended in this transaction and still buffered are erased where they wait (as
+    # if written, then updated), so an erasure does not break the batch's single insert.
+    entry_rows, subject_rows = _pending(session.connection())
+    if entry_rows:
+        wanted_set = set(wanted)
+        about = {r["seq"] for r in subject_rows if r["subject"] in wanted_set}
+        for row in entry_rows:
+            if row["personal"] is None or (below_seq is not None and row["seq"] >= below_seq):
+                continue
+            if row["seq"] in about or (before is not None and row["at"] < before):
+                row.update(personal=None, personal_salt=None, erased_at=at)
+                erased.append(row["seq"])
+    conditions: list[ColumnElement[bool]] = []
     if wanted:
         conditions.append(
             audit_entry.c.seq.in_(
@@ -316,21 +342,19 @@ def erase_personal(
         )
     if before is not None:
         conditions.append(audit_entry.c.at < before)
-    if not conditions:
-        return []
     target = and_(audit_entry.c.personal.is_not(None), or_(*conditions))
     if below_seq is not None:
         target = and_(target, audit_entry.c.seq < below_seq)
-    seqs = [
-        int(r.seq) for r in session.connection().execute(select(audit_entry.c.seq).where(target))
-    ]
-    if seqs:
-        session.connection().execute(
+    erased.extend(
+        int(seq)
+        for seq in session.connection().execute(
             update(audit_entry)
             .where(target)
             .values(personal=None, personal_salt=None, erased_at=at)
-        )
-    return sorted(seqs)
+            .returning(audit_entry.c.seq)
+        ).scalars()
+    )
+    return sorted(erased)
 
 
 def count(session: Session) -> int:

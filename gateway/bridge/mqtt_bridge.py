@@ -168,6 +168,10 @@ class MqttBridge:
             await task
         if self.relay is not None:
             self.relay.detach()
+            # Best effort: a mark not written only means the message is published again.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await self.relay.flush_marks()
 
     # ------------------------------------------------------------------ sessions
 

@@ -7,12 +7,14 @@ messages commit together.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Table, and_, delete, insert, select, update
+from sqlalchemy import Table, and_, case, delete, event, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.store.repository import Repository
@@ -61,38 +63,115 @@ _JOBS = Repository(sync_job, ("target_kind", "target_id"), _job)
 
 
 def put_job(
-    session: Session, kind: str, target: str, revision: str, priority: int, at: datetime
+    session: Session,
+    kind: str,
+    target: str,
+    revision: str,
+    priority: int,
+    at: datetime,
+    *,
+    deferred: bool = False,
 ) -> None:
     """Queue (or re-target) the job bringing ``target`` to ``revision``. A job keeps the
-    most urgent priority it was ever given until it is done."""
-    old = _JOBS.row(session, kind, target)
-    if old is None:
+    most urgent priority it was ever given until it is done.
+
+    With ``deferred`` the job is kept in the session and written with the other deferred
+    job changes of the transaction in one upsert (group commit): before anything of this
+    module reads or changes jobs in the session, when :func:`write_deferred_jobs` is called,
+    and before the transaction commits. A transaction that rolls back discards it with the
+    session. For transactions without savepoints (the core's)."""
+    if deferred:
+        staged = _staged_jobs(session)
+        drop_first, old = staged.get((kind, target), (False, None))
+        if old is not None:
+            staged[(kind, target)] = (drop_first, (revision, min(priority, old[1]), old[2]))
+        else:
+            staged[(kind, target)] = (drop_first, (revision, priority, at))
+        return
+    write_deferred_jobs(session)
+    _upsert_jobs(session, [(kind, target, revision, priority, at)])
+
+
+_STAGED_JOBS: Final = "lockgate.device_records.jobs"
+_STAGED_JOBS_HOOKED: Final = "lockgate.device_records.jobs-hooked"
+
+# (kind, target) -> (delete the stored job first, (revision, priority, queued_at) or None)
+_Staged = dict[tuple[str, str], tuple[bool, tuple[str, int, datetime] | None]]
+
+
+def _staged_jobs(session: Session) -> _Staged:
+    staged: _Staged | None = session.info.get(_STAGED_JOBS)
+    if staged is None:
+        staged = session.info[_STAGED_JOBS] = {}
+    if not session.info.get(_STAGED_JOBS_HOOKED):
+        session.info[_STAGED_JOBS_HOOKED] = True
+        event.listen(session, "before_commit", write_deferred_jobs)
+    return staged
+
+
+def write_deferred_jobs(session: Session, *_: Any) -> None:
+    """Write the job changes of deferred :func:`put_job` and :func:`drop_job` calls still
+    kept in ``session``: one delete and one upsert for all of them."""
+    staged: _Staged | None = session.info.get(_STAGED_JOBS)
+    if not staged:
+        return
+    session.info[_STAGED_JOBS] = {}
+    drops = [key for key, (drop_first, _) in staged.items() if drop_first]
+    if drops:
         session.connection().execute(
-            insert(sync_job).values(
-                target_kind=kind,
-                target_id=target,
-                priority=priority,
-                desired_revision=revision,
-                queued_at=at,
-                attempts=0,
-                last_attempt_at=None,
-                last_error=None,
-            )
+            delete(sync_job).where(tuple_(sync_job.c.target_kind, sync_job.c.target_id).in_(drops))
         )
-    else:
-        session.connection().execute(
-            update(sync_job)
-            .where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
-            .values(desired_revision=revision, priority=min(priority, old.priority))
-        )
+    puts = [(k, t, *job) for (k, t), (_, job) in staged.items() if job is not None]
+    if puts:
+        _upsert_jobs(session, puts)
+
+
+def _upsert_jobs(session: Session, jobs_: Sequence[tuple[str, str, str, int, datetime]]) -> None:
+    conn = session.connection()
+    conn.execute(
+        _upsert_job_statement(conn.dialect.name),
+        [
+            {
+                "target_kind": kind,
+                "target_id": target,
+                "priority": priority,
+                "desired_revision": revision,
+                "queued_at": at,
+                "attempts": 0,
+                "last_attempt_at": None,
+                "last_error": None,
+            }
+            for kind, target, revision, priority, at in jobs_
+        ],
+    )
+
+
+@functools.cache
+def _upsert_job_statement(dialect: str) -> Any:
+    """INSERT .. ON CONFLICT DO UPDATE: a new job, or the stored one re-targeted keeping the
+    more urgent priority and its queue time, attempts and last error."""
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert_(sync_job)
+    return stmt.on_conflict_do_update(
+        index_elements=[sync_job.c.target_kind, sync_job.c.target_id],
+        set_={
+            "desired_revision": stmt.excluded.desired_revision,
+            "priority": case(
+                (stmt.excluded.priority < sync_job.c.priority, stmt.excluded.priority),
+                else_=sync_job.c.priority,
+            ),
+        },
+    )
 
 
 def get_job(session: Session, kind: str, target: str) -> Job | None:
+    write_deferred_jobs(session)
     return _JOBS.get(session, kind, target)
 
 
 def jobs(session: Session, kind: str | None = None) -> list[Job]:
     """Pending jobs, most urgent first (revocations first, then oldest first)."""
+    write_deferred_jobs(session)
     stmt = select(sync_job).order_by(
         sync_job.c.priority, sync_job.c.queued_at, sync_job.c.target_id
     )
@@ -103,6 +182,7 @@ def jobs(session: Session, kind: str | None = None) -> list[Job]:
 
 def finish_job(session: Session, kind: str, target: str, revision: str) -> bool:
     """Delete the job if it still asks for ``revision`` (a newer change keeps it)."""
+    write_deferred_jobs(session)
     result = session.connection().execute(
         delete(sync_job).where(
             sync_job.c.target_kind == kind,
@@ -113,12 +193,18 @@ def finish_job(session: Session, kind: str, target: str, revision: str) -> bool:
     return bool(result.rowcount)
 
 
-def drop_job(session: Session, kind: str, target: str) -> None:
-    """Delete the job of ``target`` whatever revision it asks for (nothing is left to do)."""
+def drop_job(session: Session, kind: str, target: str, *, deferred: bool = False) -> None:
+    """Delete the job of ``target`` whatever revision it asks for (nothing is left to do).
+    ``deferred`` as for :func:`put_job`."""
+    if deferred:
+        _staged_jobs(session)[(kind, target)] = (True, None)
+        return
+    write_deferred_jobs(session)
     _JOBS.delete(session, kind, target)
 
 
 def fail_job(session: Session, kind: str, target: str, error: str, at: datetime) -> None:
+    write_deferred_jobs(session)
     session.connection().execute(
         update(sync_job)
         .where(sync_job.c.target_kind == kind, sync_job.c.target_id == target)
@@ -280,8 +366,6 @@ def _insert_new(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
 ) -> list[bool]:
     """Insert each row unless one with the same ``keys`` exists; say which were new."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
     conn = session.connection()
     insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = insert_(table).on_conflict_do_nothing(index_elements=list(keys)).returning(table.c.id)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.domain import utcnow
@@ -107,6 +107,12 @@ def append(
 
 
 _INSERT = insert(outbox).returning(outbox.c.id)
+_PENDING = (
+    select(outbox)
+    .where(outbox.c.published_at.is_(None), outbox.c.id > bindparam("after"))
+    .order_by(outbox.c.id)
+    .limit(bindparam("n"))
+)
 _INSERT_MANY = insert(outbox)
 
 
@@ -138,17 +144,14 @@ def append_many(
         session.connection().execute(_INSERT_MANY, rows)
 
 
-def pending(session: Session, *, limit: int = 100) -> list[OutboxMessage]:
-    """Up to ``limit`` unpublished messages, oldest (lowest id) first."""
+def pending(session: Session, *, limit: int = 100, after_id: int = 0) -> list[OutboxMessage]:
+    """Up to ``limit`` unpublished messages, oldest (lowest id) first; only those with an id
+    above ``after_id`` (messages already published whose marks are not written yet)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit: must be a positive whole number, got {limit!r}")
-    rows = (
-        session.connection()
-        .execute(
-            select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(limit)
-        )
-        .mappings()
-    )
+    if isinstance(after_id, bool) or not isinstance(after_id, int):
+        raise ValueError(f"after_id: must be a whole number, got {after_id!r}")
+    rows = session.connection().execute(_PENDING, {"after": after_id, "n": limit}).mappings()
     return [_message(r) for r in rows]
 
 

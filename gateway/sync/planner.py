@@ -42,25 +42,29 @@ def plan(session: Session, core: Core, ctx: CommandContext | None, changes: Chan
         confirmed = sync_store.get_key(session, number)
         if state is None:
             if confirmed is not None and confirmed.enabled:
-                sync_store.put_job(session, KEY, number, "removed", sync_store.REVOCATION, now)
+                sync_store.put_job(
+                    session, KEY, number, "removed", sync_store.REVOCATION, now, deferred=True
+                )
             continue
         if confirmed is not None and confirmed.credential_revision == state.revision:
-            sync_store.drop_job(session, KEY, number)
+            sync_store.drop_job(session, KEY, number, deferred=True)
             continue
         if not state.enabled and (confirmed is None or not confirmed.enabled):
             # an inactive key that holds nothing: nothing to take away
-            sync_store.drop_job(session, KEY, number)
+            sync_store.drop_job(session, KEY, number, deferred=True)
             continue
         shrinks = confirmed is not None and bool(
             set(confirmed.cylinders) - granted_cylinders(state, engine.facts)
         )
         priority = sync_store.REVOCATION if (not state.enabled or shrinks) else sync_store.UPDATE
-        sync_store.put_job(session, KEY, number, state.revision, priority, now)
+        sync_store.put_job(session, KEY, number, state.revision, priority, now, deferred=True)
     for cid in sorted(changes.controllers):
         desired_revision = engine.controller_revision(cid)
         confirmed_controller = sync_store.get_controller(session, cid)
         if confirmed_controller is not None and confirmed_controller.revision == desired_revision:
-            sync_store.drop_job(session, CONTROLLER, cid)
+            sync_store.drop_job(session, CONTROLLER, cid, deferred=True)
             continue
         priority = sync_store.REVOCATION if revoking else sync_store.UPDATE
-        sync_store.put_job(session, CONTROLLER, cid, desired_revision, priority, now)
+        sync_store.put_job(
+            session, CONTROLLER, cid, desired_revision, priority, now, deferred=True
+        )

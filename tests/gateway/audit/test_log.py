@@ -221,6 +221,53 @@ def test_erasure_removes_personal_data_and_keeps_the_chain_valid(db: Database) -
     assert verify(db).ok
 
 
+def test_an_erasure_takes_entries_of_its_own_transaction_as_if_they_were_written(
+    db: Database,
+) -> None:
+    """Entries appended in the erasing transaction are still buffered (written with the batch):
+    they are erased exactly as the stored ones, and the chain verifies."""
+    fill(db, 3)  # 1 and 3 hold personal parts
+    at = NOW + timedelta(days=1)
+    with db.session() as s:
+        for i in (4, 5, 6):
+            audit_log.append(
+                s,
+                at=NOW + timedelta(seconds=i),
+                actor="kari",
+                action="visitor_card_issue",
+                subjects=[f"credential {5000000 + i % 2}"],
+                data={"n": i},
+                personal={"holder_name": f"Visitor {i}"} if i != 6 else None,
+            )
+        seqs = audit_log.erase_personal(s, at=at, subjects=["credential 5000001"])
+        assert seqs == [1, 5]  # 5 is still buffered; 6 has no personal part
+        assert audit_log.erase_personal(s, at=at, subjects=["credential 5000001"]) == []
+        assert audit_log.erase_personal(s, at=at, before=NOW + timedelta(seconds=4)) == [3]
+        # below_seq keeps the later ones, buffered or not
+        assert audit_log.erase_personal(s, at=at, subjects=["credential 5000000"],
+                                        below_seq=4) == []
+        audit_log.append(s, at=at, actor="lockgate-retention", action="retention.run",
+                         data={audit_log.ERASED_ENTRIES: audit_log.seq_ranges([1, 3, 5])})
+    with db.session(readonly=True) as s:
+        stored = {e.seq: e for e in audit_log.entries(s)}
+    assert [q for q, e in stored.items() if e.erased_at is not None] == [1, 3, 5]
+    assert all(stored[q].personal is None for q in (1, 3, 5))
+    assert stored[4].personal == {"holder_name": "Visitor 4"}
+    assert stored[5].erased_at == at and stored[5].personal_digest is not None
+    assert verify(db).ok
+    # rolled back: nothing erased, buffered or stored
+    def erase_then_fail() -> None:
+        with db.session() as s:
+            audit_log.append(s, at=at, actor="kari", action="x", subjects=["credential 7"],
+                             personal={"holder_name": "Y"})
+            assert audit_log.erase_personal(s, at=at, subjects=["credential 7"]) == [8]
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError, match="rolled back"):
+        erase_then_fail()
+    assert verify(db).ok
+
+
 ERASED_AT = "'2026-11-24 10:00:00+00:00'"
 
 

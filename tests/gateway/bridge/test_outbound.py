@@ -34,6 +34,7 @@ from gateway.demo.broker import PrivateMosquitto
 from gateway.domain import DEFAULT_TIMEZONE
 from gateway.domain.facts import Competence
 from gateway.store import outbox
+from gateway.store.database import Database
 from tests import sample
 from tests.gateway.bridge.harness import (
     central,
@@ -283,6 +284,45 @@ async def test_the_audit_anchor_is_published_as_an_event(
         Event.model_validate(anchor)
 
 
+async def test_the_relay_publishes_at_once_and_marks_what_it_published_later_together(
+    broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    """Marks are written together, apart from the publication: a message goes out as soon
+    as it is committed, its mark comes with others; stopping the bridge writes the marks
+    still waiting (and a crash before would only publish them again)."""
+    url = f"sqlite:///{tmp_path}/g.db"
+    async with running_gateway(settings_for(url, broker)) as gw:
+        relay = gw.bridge.relay
+        assert relay is not None
+        await poll_until(lambda: pending_rows(gw.gateway) == 0)
+        relay.MARK_AFTER_S = 600.0  # marks wait for a batch (or the bridge's stop)
+        published = relay.published
+        async with central(broker, gw.base) as c:
+            await load_story(c)
+            await poll_until(lambda: relay.published > published)
+            out = relay.published - published
+            assert pending_rows(gw.gateway) >= out > 0  # out, but not marked yet
+            # ... and not published twice meanwhile: the relay reads past its unmarked rows
+            await c.request(m.BlockId06(card_number="ID06CE0001"), "block")
+            await c.wait_for(
+                lambda: any(
+                    e["kind"] == "credential_revoked" and e["number"] == sample.KEY_CECILIA
+                    for e in c.events()
+                )
+            )
+            revoked = [
+                e for e in c.events()
+                if e["kind"] == "credential_revoked" and e["number"] == sample.KEY_CECILIA
+            ]
+            assert len(revoked) == 1
+    db = Database(url)
+    try:
+        with db.session(readonly=True) as s:
+            assert outbox.count_pending(s) == 0  # the stop wrote the waiting marks
+    finally:
+        db.dispose()
+
+
 async def test_the_relay_keeps_working_through_a_broker_outage(
     broker: PrivateMosquitto, tmp_path: Path
 ) -> None:
@@ -348,7 +388,6 @@ def test_publisher_payload_for_an_unknown_credential_clears_the_retained_state(
     tmp_path: Path,
 ) -> None:
     from gateway.store import migrate
-    from gateway.store.database import Database
 
     url = f"sqlite:///{tmp_path}/p.db"
     migrate.upgrade(url)

@@ -72,3 +72,73 @@ def test_device_status_reports_only_changes(db: Database) -> None:
     with db.session(readonly=True) as s:
         [status] = sync_store.device_statuses(s)
     assert (status.online, status.reason) == (False, "unplugged")
+
+
+def _job_table(db: Database) -> list[tuple[str, str, int, str, datetime, int]]:
+    with db.session(readonly=True) as s:
+        return [
+            (j.target_kind, j.target_id, j.priority, j.desired_revision, j.queued_at, j.attempts)
+            for j in sync_store.jobs(s)
+        ]
+
+
+def test_deferred_job_changes_end_as_the_same_jobs_as_immediate_ones(db: Database) -> None:
+    """The planner's jobs are kept in the session and written in one upsert per transaction:
+    every sequence of puts and drops must leave what the same calls made one by one leave."""
+    later = T0 + timedelta(seconds=9)
+    ops: list[tuple[str, str, str, str, int, datetime]] = [
+        ("put", "key", "1", "a1", sync_store.UPDATE, T0),
+        ("put", "key", "1", "a2", sync_store.UPDATE, later),  # re-targeted, keeps queued_at
+        ("put", "key", "2", "b1", sync_store.REVOCATION, T0),
+        ("put", "key", "2", "b2", sync_store.UPDATE, later),  # keeps the revocation priority
+        ("drop", "key", "3", "", 0, T0),  # stored before: gone
+        ("drop", "key", "4", "", 0, T0),  # stored before, then queued again: a fresh job
+        ("put", "key", "4", "d2", sync_store.UPDATE, later),
+        ("put", "key", "5", "e1", sync_store.UPDATE, later),  # queued, then dropped
+        ("drop", "key", "5", "", 0, T0),
+        ("put", "controller", "c1", "x2", sync_store.UPDATE, later),  # stored as revocation
+        ("put", "controller", "c2", "y2", sync_store.REVOCATION, later),  # stored as update
+    ]
+    results = []
+    for deferred in (False, True):
+        with db.session() as s:
+            for kind, target in (("key", "1"), ("key", "2"), ("key", "3"), ("key", "4"),
+                                 ("key", "5"), ("controller", "c1"), ("controller", "c2")):
+                sync_store.drop_job(s, kind, target)
+            sync_store.put_job(s, "key", "3", "c0", sync_store.UPDATE, T0)
+            sync_store.put_job(s, "key", "4", "d0", sync_store.REVOCATION, T0)
+            sync_store.put_job(s, "controller", "c1", "x0", sync_store.REVOCATION, T0)
+            sync_store.put_job(s, "controller", "c2", "y0", sync_store.UPDATE, T0)
+            sync_store.fail_job(s, "controller", "c2", "timeout", T0)
+        with db.session() as s:
+            for op, kind, target, revision, priority, at in ops:
+                if op == "put":
+                    sync_store.put_job(s, kind, target, revision, priority, at, deferred=deferred)
+                else:
+                    sync_store.drop_job(s, kind, target, deferred=deferred)
+        results.append(_job_table(db))
+    assert results[1] == results[0]
+    assert results[0] == [
+        ("key", "2", 0, "b2", T0, 0),
+        ("controller", "c1", 0, "x2", T0, 0),
+        ("controller", "c2", 0, "y2", T0, 1),
+        ("key", "1", 1, "a2", T0, 0),
+        ("key", "4", 1, "d2", later, 0),
+    ]
+
+
+def test_deferred_jobs_are_read_back_and_discarded_with_a_rollback(db: Database) -> None:
+    with db.session() as s:
+        sync_store.put_job(s, "key", "7", "r1", sync_store.UPDATE, T0, deferred=True)
+        # a read in the same transaction sees it (written before the read)
+        assert sync_store.get_job(s, "key", "7") is not None
+        sync_store.put_job(s, "key", "8", "r1", sync_store.UPDATE, T0, deferred=True)
+        assert sync_store.finish_job(s, "key", "8", "r1")
+    assert [j[1] for j in _job_table(db)] == ["7"]
+    try:
+        with db.session() as s:
+            sync_store.put_job(s, "key", "9", "r1", sync_store.UPDATE, T0, deferred=True)
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    assert [j[1] for j in _job_table(db)] == ["7"]

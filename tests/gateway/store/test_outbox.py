@@ -53,6 +53,10 @@ def test_published_messages_leave_the_queue_and_are_purged_later(clean_db: Datab
         outbox.mark_published(s, [])
     with clean_db.session() as s:
         assert [m.id for m in outbox.pending(s)] == ids[2:]
+        # the relay reads past rows it published but has not marked yet
+        assert [m.id for m in outbox.pending(s, after_id=ids[2])] == ids[3:]
+        with pytest.raises(ValueError, match="after_id"):
+            outbox.pending(s, after_id="3")  # type: ignore[arg-type]
         assert outbox.count_pending(s) == 2
         assert outbox.purge_published(s, older_than=T0) == 0
         assert outbox.purge_published(s, older_than=T0 + timedelta(minutes=2)) == 2
