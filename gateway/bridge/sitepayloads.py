@@ -5,6 +5,9 @@ Down (core -> agent): :class:`SiteDesired` documents, versioned per site (a full
 a delta against a revision the agent confirmed), and :class:`SiteAck` for what the core has
 stored. Up (agent -> core): :class:`SiteConfirm` (a controller holds and verified a desired
 allow-list), :class:`SiteEvent` (device events), and the retained :class:`SiteState`.
+Key stations at the site: the agent asks for keys' planned images (:class:`SiteKeyRequest`),
+the core answers or pushes them (:class:`SiteKeyImage`), and the agent reports what a key
+held and its audit trail (:class:`SiteKeyVisit`) and what it wrote (:class:`SiteKeyConfirm`).
 Every up message carries the agent's outbox sequence number: the core applies it idempotently
 and acknowledges it once stored; the agent sends it again until acknowledged.
 """
@@ -144,6 +147,146 @@ class SiteState(_Payload):
     at: AwareDatetime = Field(description="When it published.")
 
 
+# --- key programming stations at the site ----------------------------------------------------
+
+
+class AccessDoc(_Payload):
+    """One line of a key's access list (``drivers.base.AccessEntry``)."""
+
+    cylinder: int = Field(ge=0, description="Cylinder number.")
+    valid_from: AwareDatetime | None = Field(default=None, description="From (none: open).")
+    valid_until: AwareDatetime | None = Field(default=None, description="Until (none: open).")
+    schedule_id: int = Field(default=0, ge=0, le=254, description="Schedule (0: always).")
+
+
+class BlacklistDoc(_Payload):
+    """A blacklist a key carries to a cylinder (``drivers.base.BlacklistEntry``)."""
+
+    cylinder: int = Field(ge=0, description="Cylinder number.")
+    version: int = Field(ge=0, description="Blacklist version (only grows).")
+    serials: list[str] = Field(description="Key serials the cylinder must refuse.")
+
+
+class KeyImageDoc(_Payload):
+    """Everything a key holds that decides what it opens (``drivers.base.KeyImage``)."""
+
+    serial: str = Field(pattern=_ID, description="Key serial.")
+    revision: str = Field(max_length=64, description="Image revision tag (opaque).")
+    enabled: bool = Field(description="False: the key opens nothing.")
+    valid_from: AwareDatetime | None = Field(default=None, description="Key valid from.")
+    valid_until: AwareDatetime | None = Field(default=None, description="Key valid until.")
+    revalidate_by: AwareDatetime | None = Field(
+        default=None, description="After this the key opens nothing until updated again."
+    )
+    schedules: list[ScheduleDoc] = Field(default_factory=list, description="Schedules.")
+    access: list[AccessDoc] = Field(default_factory=list, description="Access entries.")
+    blacklists: list[BlacklistDoc] = Field(
+        default_factory=list, description="Blacklists it carries to cylinders."
+    )
+
+
+class AuditRecordDoc(_Payload):
+    """One record of a key's audit trail (``drivers.base.KeyAuditRecord``)."""
+
+    sequence: int = Field(ge=0, description="Sequence, unique per (source, cylinder).")
+    at: AwareDatetime = Field(description="When it happened.")
+    cylinder: int = Field(ge=0, description="Cylinder number.")
+    key_serial: str = Field(max_length=64, description="The key the record is about.")
+    outcome: Literal["granted", "denied", "blacklist_applied"] = Field(
+        description="What happened at the cylinder."
+    )
+    reason: str = Field(default="", max_length=200, description="Why denied.")
+    blacklist_version: int = Field(default=0, ge=0, description="Blacklist version applied.")
+    source: Literal["key", "cylinder"] = Field(default="key", description="Whose trail.")
+
+
+class SiteKeyRequest(_Payload):
+    """The agent asks for the planned image of keys: one key just inserted at a station, or
+    (after a connection or a full desired document) every key it holds an image for. Not
+    queued: a request the core does not answer in time is not repeated for that visit."""
+
+    site: str = Field(pattern=_ID, description=_SITE)
+    serials: list[str] = Field(
+        min_length=1, max_length=500, description="Key serials whose planned image is asked."
+    )
+    station: str | None = Field(
+        default=None, max_length=64, description="The station the key is in, if any."
+    )
+
+
+class SiteKeyImage(_Payload):
+    """The planned image of one key for a site (answer to a request, or pushed when its
+    desired state changed). ``version`` grows with every image of the key the core plans;
+    the agent keeps only the newest. ``image`` None: the key is not registered (write
+    nothing)."""
+
+    site: str = Field(pattern=_ID, description=_SITE)
+    serial: str = Field(pattern=_ID, description="Key serial.")
+    version: int = Field(ge=1, description="Version of this key's image, increasing.")
+    revoking: bool = Field(
+        default=False, description="The image takes access away (sent and served first)."
+    )
+    image: KeyImageDoc | None = Field(description="The image to write; none: not registered.")
+    credential_revision: str | None = Field(
+        default=None, max_length=64, description="Desired revision of the credential."
+    )
+    cylinders: list[str] = Field(default_factory=list, description="Cylinders it opens.")
+    lapses_at: AwareDatetime | None = Field(default=None, description="When it stops opening.")
+    blacklist_versions: dict[str, int] = Field(
+        default_factory=dict, description="Cylinder -> blacklist version it carries."
+    )
+    issued_at: AwareDatetime = Field(description="When the core planned it.")
+
+    @model_validator(mode="after")
+    def _same_key(self) -> SiteKeyImage:
+        if self.image is not None and self.image.serial != self.serial:
+            raise ValueError(f"image.serial: {self.image.serial} is not the key {self.serial}")
+        return self
+
+
+class SiteKeyVisit(_Payload):
+    """A key was at a station of the site: the image it held (its exposure) and the audit
+    records read from it (its own and those cylinders handed to it), stored by the agent
+    before it cleared them on the key."""
+
+    site: str = Field(pattern=_ID, description=_SITE)
+    seq: int = Field(ge=1, description="The agent's outbox sequence number.")
+    station: str = Field(min_length=1, max_length=64, description="Station id.")
+    serial: str = Field(pattern=_ID, description="Key serial.")
+    held: KeyImageDoc = Field(description="The image the key held when inserted.")
+    records: list[AuditRecordDoc] = Field(description="The audit records read, oldest first.")
+    at: AwareDatetime = Field(description="When the key was read.")
+
+
+class SiteKeyConfirm(_Payload):
+    """A key at a station of the site holds (written and verified, or found up to date) the
+    image of revision ``revision`` planned by the core (``version``)."""
+
+    site: str = Field(pattern=_ID, description=_SITE)
+    seq: int = Field(ge=1, description="The agent's outbox sequence number.")
+    station: str = Field(min_length=1, max_length=64, description="Station id.")
+    serial: str = Field(pattern=_ID, description="Key serial.")
+    version: int = Field(ge=1, description="Version of the planned image it holds.")
+    revision: str = Field(max_length=64, description="Image revision the key holds.")
+    written: bool = Field(description="Written now (false: it already held it).")
+    cached: bool = Field(
+        default=False, description="Written from the agent's cache while the core was away."
+    )
+    enabled: bool = Field(description="Whether the image opens anything.")
+    credential_revision: str | None = Field(
+        default=None, max_length=64, description="Desired revision of the credential."
+    )
+    cylinders: list[str] = Field(default_factory=list, description="Cylinders it opens.")
+    lapses_at: AwareDatetime | None = Field(default=None, description="When it stops opening.")
+    blacklist_versions: dict[str, int] = Field(
+        default_factory=dict, description="Cylinder -> blacklist version it carries."
+    )
+    bytes_sent: int = Field(default=0, ge=0, description="Bytes written to the key.")
+    delta: bool = Field(default=False, description="Written as a delta.")
+    ms: float = Field(default=0, ge=0, description="How long the visit took.")
+    at: AwareDatetime = Field(description="When it was verified.")
+
+
 def dump(model: BaseModel) -> bytes:
     """The wire form of a site payload."""
     return model.model_dump_json(exclude_none=False).encode()
@@ -155,17 +298,29 @@ SITE_PAYLOADS: dict[str, type[BaseModel]] = {
     "confirm": SiteConfirm,
     "events": SiteEvent,
     "state": SiteState,
+    "key_request": SiteKeyRequest,
+    "key_image": SiteKeyImage,
+    "key_visit": SiteKeyVisit,
+    "key_confirm": SiteKeyConfirm,
 }
 
 __all__ = [
     "SITE_PAYLOADS",
+    "AccessDoc",
     "AllowEntryDoc",
+    "AuditRecordDoc",
+    "BlacklistDoc",
     "ControllerDoc",
+    "KeyImageDoc",
     "ScheduleDoc",
     "SiteAck",
     "SiteConfirm",
     "SiteDesired",
     "SiteEvent",
+    "SiteKeyConfirm",
+    "SiteKeyImage",
+    "SiteKeyRequest",
+    "SiteKeyVisit",
     "SiteState",
     "WindowDoc",
     "dump",

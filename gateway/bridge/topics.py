@@ -214,6 +214,54 @@ def _site_specs() -> list[TopicSpec]:
             parameters=_SITE,
             schema_file="site/state.json",
         ),
+        TopicSpec(
+            key="site_key_request",
+            pattern=f"{VERSION}/site/{{site}}/key_request",
+            model=sp.SiteKeyRequest,
+            direction=Direction.AGENT,
+            retained=False,
+            qos=1,
+            description="The agent asks for the planned image of a key inserted at one of its "
+            "stations, or of every key it caches (after connecting or a full document).",
+            parameters=_SITE,
+            schema_file="site/key_request.json",
+        ),
+        TopicSpec(
+            key="site_key_image",
+            pattern=f"{VERSION}/site/{{site}}/key_image",
+            model=sp.SiteKeyImage,
+            direction=Direction.OUTBOUND,
+            retained=False,
+            qos=1,
+            description="The planned image of one key, versioned: the answer to a key request, "
+            "or pushed when a key the site caches changes. Revocations first.",
+            parameters=_SITE,
+            schema_file="site/key_image.json",
+        ),
+        TopicSpec(
+            key="site_key_visit",
+            pattern=f"{VERSION}/site/{{site}}/key_visit",
+            model=sp.SiteKeyVisit,
+            direction=Direction.AGENT,
+            retained=False,
+            qos=1,
+            description="A key at a station of the site: the image it held and its audit trail "
+            "(with cylinders' blacklist confirmations); sent until acknowledged.",
+            parameters=_SITE,
+            schema_file="site/key_visit.json",
+        ),
+        TopicSpec(
+            key="site_key_confirm",
+            pattern=f"{VERSION}/site/{{site}}/key_confirm",
+            model=sp.SiteKeyConfirm,
+            direction=Direction.AGENT,
+            retained=False,
+            qos=1,
+            description="A key at a station of the site holds a planned image, verified; sent "
+            "until acknowledged, revocations first.",
+            parameters=_SITE,
+            schema_file="site/key_confirm.json",
+        ),
     ]
 
 

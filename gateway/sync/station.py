@@ -37,6 +37,7 @@ from drivers.base import (
     WriteProgress,
     WriteResult,
 )
+from gateway.core import Core
 from gateway.rules.evaluate import DesiredCredential
 from gateway.store import desired as desired_store
 from gateway.store import device_records as sync_store
@@ -159,9 +160,7 @@ class StationWorker(DeviceWorker):
         records = await self.guarded("reading the audit trail", driver.read_audit())
         visit = await self.runner.call(self._record_visit, serial, held, records)
         if records:
-            await self.guarded(
-                "clearing the audit trail", driver.clear_audit(len(records))
-            )
+            await self.guarded("clearing the audit trail", driver.clear_audit(len(records)))
         if not visit.registered:
             visit.outcome = "unknown"
             return visit
@@ -199,119 +198,33 @@ class StationWorker(DeviceWorker):
         def work(s: Session) -> KeyVisit:
             core = self.core
             now = core.clock()
-            new = sync_store.add_key_audit(
-                s,
-                [
-                    sync_store.StoredKeyAudit(
-                        serial,
-                        r.source,
-                        str(r.cylinder),
-                        r.key_serial,
-                        r.sequence,
-                        r.at,
-                        r.outcome.value,
-                        r.reason,
-                        r.blacklist_version,
-                    )
-                    for r in records
-                ],
-                now,
-            )
-            for r in new:
-                self._report_audit(s, r)
-            registered = serial in core.engine.facts.credentials
-            confirmed = sync_store.get_key(s, serial)
-            if registered and (confirmed is None or confirmed.revision != held.revision):
-                # What the key really holds wins over what we believed it held.
-                core.apply_exposure(s, exposure_of_image(held, now))
-            planned = plan_key_image(core.engine, serial, now, self._blacklists(s, serial))
+            new = record_key_visit(s, core, self.sink, self.device_id, serial, held, records)
+            planned = plan_key_image(core.engine, serial, now, key_blacklists(s, core, serial))
             return KeyVisit(
                 serial,
                 self.device_id,
                 held,
                 planned,
                 core.engine.state(serial),
-                registered,
-                audit_new=len(new),
+                serial in core.engine.facts.credentials,
+                audit_new=new,
             )
 
         return self.core.transaction(work)
 
-    def _blacklists(self, s: Session, serial: str) -> dict[str, tuple[int, tuple[str, ...]]]:
-        state = self.core.engine.state(serial)
-        out: dict[str, tuple[int, tuple[str, ...]]] = {}
-        if state is None:
-            return out
-        for cylinder in self.core.engine.cylinders_of(state):
-            bl = desired_store.get_blacklist(s, cylinder)
-            if bl is not None:
-                out[cylinder] = (bl.version, bl.serials)
-        return out
-
-    def _report_audit(self, s: Session, r: sync_store.StoredKeyAudit) -> None:
-        body = {
-            "key": r.key_serial,
-            "cylinder": r.cylinder,
-            "at": r.at.isoformat(),
-            "via_station": self.device_id,
-            "carrier": r.carrier,
-            "source": r.source,
-        }
-        if r.outcome == AuditOutcome.BLACKLIST_APPLIED.value:
-            if sync_store.confirm_cylinder_blacklist(
-                s, r.cylinder, r.blacklist_version, r.carrier, self.core.clock()
-            ):
-                self.sink.event(s, "blacklist_confirmed", body | {"version": r.blacklist_version})
-            return
-        kind = "access_granted" if r.outcome == AuditOutcome.GRANTED.value else "access_denied"
-        self.sink.event(s, kind, body | ({"reason": r.reason} if r.reason else {}))
-
     def _confirm(self, s: Session, visit: KeyVisit) -> None:
-        core = self.core
-        now = core.clock()
-        planned = visit.planned
-        before = sync_store.get_key(s, visit.serial)
         # Nothing written: the key keeps its own revision tag with the same content.
-        revision = planned.image.revision if visit.result is not None else visit.held.revision
-        sync_store.confirm_key(
+        result = visit.result
+        record_key_confirmed(
             s,
-            sync_store.KeyConfirmed(
-                serial=visit.serial,
-                revision=revision,
-                credential_revision=planned.credential_revision,
-                enabled=planned.image.enabled,
-                cylinders=planned.cylinders,
-                lapses_at=planned.lapses_at,
-                blacklists=planned.blacklists,
-                station_id=self.device_id,
-                confirmed_at=now,
-            ),
+            self.core,
+            self.sink,
+            self.device_id,
+            visit.planned,
+            revision=visit.planned.image.revision if result is not None else visit.held.revision,
+            written=None if result is None else (result.bytes_sent, result.delta),
+            ms=(time.perf_counter() - visit.started) * 1000,
         )
-        core.apply_exposure(s, planned.exposure())
-        if planned.credential_revision is not None:
-            sync_store.finish_job(s, KEY, visit.serial, planned.credential_revision)
-        if visit.result is not None:
-            self.sink.event(
-                s,
-                "key_programmed",
-                {
-                    "key": visit.serial,
-                    "station": self.device_id,
-                    "revision": planned.image.revision,
-                    "enabled": planned.image.enabled,
-                    "cylinders": len(planned.cylinders),
-                    "bytes": visit.result.bytes_sent,
-                    "delta": visit.result.delta,
-                    "ms": round((time.perf_counter() - visit.started) * 1000, 1),
-                },
-            )
-            if not planned.image.enabled and (before is None or before.enabled):
-                self.sink.event(
-                    s,
-                    "revocation_confirmed",
-                    {"credential": visit.serial, "device": self.device_id},
-                )
-        self.sink.credential_state(s, core, visit.serial)
 
     async def _failed(self, visit: KeyVisit) -> None:
         def record(s: Session) -> None:
@@ -329,3 +242,142 @@ class StationWorker(DeviceWorker):
             )
 
         await self.runner.call(self.core.transaction, record)
+
+
+# ------------------------------------------------------------------ shared with the site hub
+# A key visited at a site's station (gateway/agent/keyhub.py) is recorded by these same
+# functions, so central systems see it exactly like a key at one of the core's stations.
+
+
+def record_key_visit(
+    s: Session,
+    core: Core,
+    sink: SyncSink,
+    station_id: str,
+    serial: str,
+    held: KeyImage,
+    records: list[KeyAuditRecord],
+) -> int:
+    """Store a key's audit records not stored before (reporting them, and the blacklist
+    versions cylinders confirmed), and what the key holds as its exposure when that differs
+    from what it was last confirmed to hold. Idempotent; returns how many records were new."""
+    now = core.clock()
+    new = sync_store.add_key_audit(
+        s,
+        [
+            sync_store.StoredKeyAudit(
+                serial,
+                r.source,
+                str(r.cylinder),
+                r.key_serial,
+                r.sequence,
+                r.at,
+                r.outcome.value,
+                r.reason,
+                r.blacklist_version,
+            )
+            for r in records
+        ],
+        now,
+    )
+    for r in new:
+        _report_audit(s, core, sink, station_id, r)
+    confirmed = sync_store.get_key(s, serial)
+    if serial in core.engine.facts.credentials and (
+        confirmed is None or confirmed.revision != held.revision
+    ):
+        # What the key really holds wins over what we believed it held.
+        core.apply_exposure(s, exposure_of_image(held, now))
+    return len(new)
+
+
+def key_blacklists(s: Session, core: Core, serial: str) -> dict[str, tuple[int, tuple[str, ...]]]:
+    """The current blacklist (version, serials) of every cylinder key ``serial`` opens."""
+    state = core.engine.state(serial)
+    out: dict[str, tuple[int, tuple[str, ...]]] = {}
+    if state is None:
+        return out
+    for cylinder in core.engine.cylinders_of(state):
+        bl = desired_store.get_blacklist(s, cylinder)
+        if bl is not None:
+            out[cylinder] = (bl.version, bl.serials)
+    return out
+
+
+def _report_audit(
+    s: Session, core: Core, sink: SyncSink, station_id: str, r: sync_store.StoredKeyAudit
+) -> None:
+    body = {
+        "key": r.key_serial,
+        "cylinder": r.cylinder,
+        "at": r.at.isoformat(),
+        "via_station": station_id,
+        "carrier": r.carrier,
+        "source": r.source,
+    }
+    if r.outcome == AuditOutcome.BLACKLIST_APPLIED.value:
+        if sync_store.confirm_cylinder_blacklist(
+            s, r.cylinder, r.blacklist_version, r.carrier, core.clock()
+        ):
+            sink.event(s, "blacklist_confirmed", body | {"version": r.blacklist_version})
+        return
+    kind = "access_granted" if r.outcome == AuditOutcome.GRANTED.value else "access_denied"
+    sink.event(s, kind, body | ({"reason": r.reason} if r.reason else {}))
+
+
+def record_key_confirmed(
+    s: Session,
+    core: Core,
+    sink: SyncSink,
+    station_id: str,
+    planned: PlannedImage,
+    *,
+    revision: str,
+    written: tuple[int, bool] | None,
+    ms: float,
+) -> None:
+    """Record that a key holds ``planned`` (tagged ``revision``): its confirmed image, its
+    exposure, the job done; and, when it was ``written`` now (bytes sent, delta), report
+    ``key_programmed`` (and ``revocation_confirmed`` when it disables the key)."""
+    now = core.clock()
+    serial = planned.image.serial
+    before = sync_store.get_key(s, serial)
+    sync_store.confirm_key(
+        s,
+        sync_store.KeyConfirmed(
+            serial=serial,
+            revision=revision,
+            credential_revision=planned.credential_revision,
+            enabled=planned.image.enabled,
+            cylinders=planned.cylinders,
+            lapses_at=planned.lapses_at,
+            blacklists=planned.blacklists,
+            station_id=station_id,
+            confirmed_at=now,
+        ),
+    )
+    core.apply_exposure(s, planned.exposure())
+    if planned.credential_revision is not None:
+        sync_store.finish_job(s, KEY, serial, planned.credential_revision)
+    if written is not None:
+        sink.event(
+            s,
+            "key_programmed",
+            {
+                "key": serial,
+                "station": station_id,
+                "revision": revision,
+                "enabled": planned.image.enabled,
+                "cylinders": len(planned.cylinders),
+                "bytes": written[0],
+                "delta": written[1],
+                "ms": round(ms, 1),
+            },
+        )
+        if not planned.image.enabled and (before is None or before.enabled):
+            sink.event(
+                s,
+                "revocation_confirmed",
+                {"credential": serial, "device": station_id},
+            )
+    sink.credential_state(s, core, serial)
