@@ -91,6 +91,12 @@ class AgentStore:
             self._db.close()
 
     @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One SQLite write transaction (for the agent's other tables, :mod:`.keys`)."""
+        with self._tx() as c:
+            yield c
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._db.execute("begin immediate")
@@ -245,6 +251,18 @@ class AgentStore:
         """Queue an event of the agent itself (availability, device errors)."""
         with self._tx() as c:
             self._enqueue(c, EVENT, "site_events", payload, coalesce)
+
+    @staticmethod
+    def enqueue(
+        c: sqlite3.Connection,
+        priority: int,
+        topic: str,
+        payload: dict[str, Any],
+        coalesce: str | None,
+    ) -> None:
+        """Queue a message in transaction ``c`` (replacing an unsent one with the same
+        ``coalesce`` key)."""
+        AgentStore._enqueue(c, priority, topic, payload, coalesce)
 
     @staticmethod
     def _enqueue(

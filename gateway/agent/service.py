@@ -30,10 +30,12 @@ from functools import partial
 import aiomqtt
 from pydantic import ValidationError
 
-from drivers.base import DeviceConfig, DoorController
-from drivers.registry import load_door_controller
+from drivers.base import DeviceConfig, DoorController, KeyStation
+from drivers.registry import load_door_controller, load_key_station
+from gateway.agent.keys import AgentKeys
 from gateway.agent.link import publish_all, tls_context
 from gateway.agent.local import AgentStore, Refused
+from gateway.agent.stations import WAIT_S, AgentStationWorker, KeyLink
 from gateway.agent.worker import AgentControllerWorker
 from gateway.bridge.sitepayloads import SiteAck, SiteState, dump
 from gateway.bridge.topics import TopicMap, check_level
@@ -61,7 +63,9 @@ class Agent:
         state_path: str,
         *,
         controller_factory: Callable[[DeviceConfig], DoorController] = load_door_controller,
+        station_factory: Callable[[DeviceConfig], KeyStation] = load_key_station,
         resend_s: float = RESEND_S,
+        key_wait_s: float = WAIT_S,
     ) -> None:
         self.site = check_level("--site", site)
         self.settings = settings
@@ -84,6 +88,24 @@ class Agent:
             )
             for c in settings.controllers
         }
+        self.keys = AgentKeys(self.store)
+        self.key_link = KeyLink(self.keys, self.site, self.topics)
+        self.stations: dict[str, AgentStationWorker] = {
+            st.id: AgentStationWorker(
+                self.keys,
+                self.key_link,
+                st.id,
+                partial(
+                    station_factory,
+                    DeviceConfig(device_id=st.id, driver=st.driver, options=dict(st.options)),
+                ),
+                timing=timing,
+                on_outbox=self._outbox_changed,
+                wait_s=key_wait_s,
+            )
+            for st in settings.stations
+            if not st.operated
+        }
         self.connected = asyncio.Event()
         self.refusals: list[str] = []
         self._client: aiomqtt.Client | None = None
@@ -97,11 +119,15 @@ class Agent:
     async def start(self) -> None:
         for w in self.workers.values():
             await w.start()
+        for st in self.stations.values():
+            await st.start()
         self._task = asyncio.create_task(self._link(), name=f"lockgate-agent-link-{self.site}")
         log.info(
-            "agent of site %s serves %d controllers; holds revision %s, %d messages waiting",
+            "agent of site %s serves %d controllers and %d stations; holds revision %s, "
+            "%d messages waiting",
             self.site,
             len(self.workers),
+            len(self.stations),
             self.store.revision(),
             self.store.waiting(),
         )
@@ -119,6 +145,8 @@ class Agent:
                 )
         task, self._task = self._task, None
         await cancel_and_wait(task)
+        for st in self.stations.values():
+            await st.stop()
         for w in self.workers.values():
             await w.stop()
         self.store.close()
@@ -185,6 +213,7 @@ class Agent:
             finally:
                 self._client = None
                 self.connected.clear()
+                await self.key_link.connected(None)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.sync.retry_max_s)
 
@@ -193,12 +222,14 @@ class Agent:
             [
                 (self.topics.site("site_desired", self.site), 1),
                 (self.topics.site("site_ack", self.site), 1),
+                (self.topics.site("site_key_image", self.site), 1),
             ]
         )
         self._sent.clear()
         await self._publish_state(client, "connected")
         self.connected.set()
         log.info("agent of site %s connected to the broker", self.site)
+        await self.key_link.connected(client)
         sender = asyncio.create_task(
             self._send_outbox(client), name=f"lockgate-agent-outbox-{self.site}"
         )
@@ -219,6 +250,9 @@ class Agent:
     async def _received(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         topic = message.topic.value
         raw = message.payload if isinstance(message.payload, bytes) else b""
+        if topic == self.topics.site("site_key_image", self.site):
+            self.key_link.received(raw)
+            return
         if topic == self.topics.site("site_ack", self.site):
             try:
                 ack = SiteAck.model_validate_json(raw)
@@ -261,6 +295,9 @@ class Agent:
             len(doc.controllers),
         )
         await self._publish_state(client, "applied")
+        if doc.base is None:
+            # a full document: the core may have restarted and forgotten the cached keys
+            await self.key_link.refresh()
 
     async def _send_outbox(self, client: aiomqtt.Client) -> None:
         """Send every unacknowledged message (revocations first), again after ``resend_s``."""
