@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from drivers.base import DenyReason
+from gateway.agent.keyhub import KeyHub, key_filters
 from gateway.agent.link import publish_all, tls_context
 from gateway.bridge.sitepayloads import (
     AllowEntryDoc,
@@ -120,6 +121,8 @@ class SiteHub:
         self._wake = asyncio.Event()
         self._reports: asyncio.Queue[SiteConfirm | SiteEvent] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self.keys = KeyHub(self)
+        """The sites' key stations (:mod:`gateway.agent.keyhub`)."""
 
     # ------------------------------------------------------------------ life cycle
 
@@ -140,6 +143,7 @@ class SiteHub:
                 view = self.sites[site]
                 view.dirty = True
                 view.touched.setdefault(cid, set()).update(changes.credentials)
+        self.keys.on_changes(changes)
         self._wake.set()
 
     # ------------------------------------------------------------------ the link
@@ -174,6 +178,7 @@ class SiteHub:
                             (self.topics.filter(k), 1)
                             for k in ("site_state", "site_confirm", "site_events")
                         ]
+                        + key_filters(self.topics.filter)
                     )
                     log.info("site hub connected to the broker")
                     publisher = asyncio.create_task(
@@ -182,10 +187,13 @@ class SiteHub:
                     applier = asyncio.create_task(
                         self._applier(client), name="lockgate-sites-apply"
                     )
+                    keys = asyncio.create_task(self.keys.serve(client), name="lockgate-sites-keys")
                     try:
                         async for message in client.messages:
                             await self._received(client, message)
                     finally:
+                        await cancel_and_wait(keys)
+                        self.keys.disconnected()
                         await cancel_and_wait(applier)
                         await cancel_and_wait(publisher)
                         # unacknowledged reports are sent again by their agents
@@ -212,6 +220,8 @@ class SiteHub:
         key, site = where
         if self.allowed is not None and site not in self.allowed:
             log.warning("site hub: message from unknown site %s ignored", site)
+            return
+        if self.keys.received(key, site, raw):
             return
         try:
             match key:

@@ -1,0 +1,312 @@
+"""The site hub's key stations: planned key images for the sites' agents, and what their
+stations report, recorded as the core's own station worker records it.
+
+- **Down**: a :class:`SiteKeyImage` per key a site asks for (a key just inserted at one of its
+  stations, or every key it caches after connecting), planned by
+  :func:`gateway.sync.images.plan_key_image` with the cylinders' current blacklists; and, for
+  every key a site cached, a new image whenever the key's desired state or the blacklist of a
+  cylinder it opens changed. Revoking images first. Versions grow per key (the core's clock
+  in milliseconds, above the last one sent).
+- **Up**: :class:`SiteKeyVisit` (audit records, cylinders' blacklist confirmations, the image
+  the key held) and :class:`SiteKeyConfirm` (the image a station verified) are applied in
+  order, one core transaction per batch, through :func:`gateway.sync.station.record_key_visit`
+  and :func:`~gateway.sync.station.record_key_confirmed` (idempotent: records already stored
+  and an image already confirmed change nothing), and acknowledged after the commit.
+
+A station belongs to the first site that reports it; a report about another site's station
+is refused (logged, not acknowledged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+import aiomqtt
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from drivers.base import KeyImage
+from gateway.agent.keydocs import audit_record, image_doc, key_image
+from gateway.agent.link import publish_all
+from gateway.bridge.sitepayloads import (
+    SiteAck,
+    SiteKeyConfirm,
+    SiteKeyImage,
+    SiteKeyRequest,
+    SiteKeyVisit,
+    dump,
+)
+from gateway.rules.engine import Changes
+from gateway.store import device_records as sync_store
+from gateway.sync.images import PlannedImage, plan_key_image
+from gateway.sync.station import key_blacklists, record_key_confirmed, record_key_visit
+
+if TYPE_CHECKING:
+    from gateway.agent.hub import SiteHub
+
+log = logging.getLogger(__name__)
+
+KEY_TOPICS = ("site_key_request", "site_key_visit", "site_key_confirm")
+"""The site topics the hub reads for key stations."""
+MAX_BATCH = 200
+
+KeyReport = SiteKeyVisit | SiteKeyConfirm
+
+
+class KeyHub:
+    """The key-station part of a :class:`~gateway.agent.hub.SiteHub`."""
+
+    def __init__(self, hub: SiteHub) -> None:
+        self.hub = hub
+        self.cached: dict[str, dict[str, frozenset[str]]] = {}
+        """Site -> key serial -> the cylinders of the image last sent (the keys it caches)."""
+        self.versions: dict[str, int] = {}
+        self.station_owner: dict[str, str] = {}
+        self.due: dict[str, set[str]] = {}
+        """Site -> keys whose image must be sent."""
+        self.images_sent = 0
+        self.reports_applied = 0
+        self._wake = asyncio.Event()
+        self._reports: asyncio.Queue[KeyReport] = asyncio.Queue()
+
+    # ------------------------------------------------------------------ hooks of the hub
+
+    def received(self, key: str, site: str, raw: bytes) -> bool:
+        """Handle a message of a key topic (returns False for other topics)."""
+        if key not in KEY_TOPICS:
+            return False
+        try:
+            match key:
+                case "site_key_request":
+                    self._requested(SiteKeyRequest.model_validate_json(raw), site)
+                case "site_key_visit":
+                    self._report(SiteKeyVisit.model_validate_json(raw), site)
+                case _:
+                    self._report(SiteKeyConfirm.model_validate_json(raw), site)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            log.warning(
+                "site hub: malformed %s from site %s refused: %s: %s",
+                key,
+                site,
+                ".".join(str(x) for x in first["loc"]),
+                first["msg"],
+            )
+        return True
+
+    def on_changes(self, changes: Changes) -> None:
+        """Queue new images of cached keys whose desired state, or the blacklist of a
+        cylinder they open, changed."""
+        for site, keys in self.cached.items():
+            for serial, cylinders in keys.items():
+                if serial in changes.credentials or cylinders & changes.cylinders:
+                    self.due.setdefault(site, set()).add(serial)
+                    self._wake.set()
+
+    def disconnected(self) -> None:
+        """Reports not acknowledged are sent again by their agents."""
+        self._reports = asyncio.Queue()
+
+    async def serve(self, client: aiomqtt.Client) -> None:
+        """Publish due images and apply reports until cancelled (with the connection)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._publisher(client), name="lockgate-sites-keys-publish")
+            group.create_task(self._applier(client), name="lockgate-sites-keys-apply")
+
+    # ------------------------------------------------------------------ down: planned images
+
+    def _requested(self, request: SiteKeyRequest, site: str) -> None:
+        if request.site != site:
+            log.warning(
+                "site hub: key request of %s published on site %s ignored", request.site, site
+            )
+            return
+        if request.station is not None and not self._station_of(site, request.station):
+            return
+        self.due.setdefault(site, set()).update(request.serials)
+        self._wake.set()
+
+    async def _publisher(self, client: aiomqtt.Client) -> None:
+        gateway = self.hub.gateway
+        assert gateway is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            due, self.due = self.due, {}
+            if not due:
+                continue
+            try:
+                docs = await gateway.call(gateway.core.transaction, partial(self._plan, due=due))
+                # revoking images first, handed to the client in this order
+                docs.sort(key=lambda d: not d.revoking)
+                await publish_all(
+                    client,
+                    [(self.hub.topics.site("site_key_image", d.site), dump(d)) for d in docs],
+                    "lockgate-sites-key-image",
+                )
+            except aiomqtt.MqttError:
+                raise
+            except Exception:
+                log.exception("site hub: planning key images failed")
+                continue
+            self.images_sent += len(docs)
+            self.hub.messages_out += len(docs)
+
+    def _plan(self, s: Session, *, due: dict[str, set[str]]) -> list[SiteKeyImage]:
+        """On the core thread: the planned image of every due key of every site."""
+        core = self.hub.gateway.core if self.hub.gateway else None
+        assert core is not None
+        now = core.clock()
+        out: list[SiteKeyImage] = []
+        planned: dict[str, PlannedImage] = {}
+        for site, serials in due.items():
+            cache = self.cached.setdefault(site, {})
+            for serial in sorted(serials):
+                registered = serial in core.engine.facts.credentials
+                if registered and serial not in planned:
+                    planned[serial] = plan_key_image(
+                        core.engine, serial, now, key_blacklists(s, core, serial)
+                    )
+                p = planned.get(serial)
+                version = max(self.versions.get(serial, 0) + 1, int(now.timestamp() * 1000))
+                self.versions[serial] = version
+                before = cache.get(serial)
+                cylinders = frozenset(p.cylinders) if p is not None else frozenset()
+                revoking = p is not None and (
+                    not p.image.enabled or (before is not None and bool(before - cylinders))
+                )
+                cache[serial] = cylinders
+                out.append(
+                    SiteKeyImage(
+                        site=site,
+                        serial=serial,
+                        version=version,
+                        revoking=revoking,
+                        image=image_doc(p.image) if p is not None else None,
+                        credential_revision=p.credential_revision if p is not None else None,
+                        cylinders=list(p.cylinders) if p is not None else [],
+                        lapses_at=p.lapses_at if p is not None else None,
+                        blacklist_versions=dict(p.blacklists) if p is not None else {},
+                        issued_at=datetime.now(UTC),
+                    )
+                )
+        return out
+
+    # ------------------------------------------------------------------ up: visits, confirmations
+
+    def _station_of(self, site: str, station: str) -> bool:
+        owner = self.station_owner.setdefault(station, site)
+        if owner != site:
+            log.warning("site hub: station %s claimed by %s belongs to %s", station, site, owner)
+            return False
+        return True
+
+    def _report(self, report: KeyReport, site: str) -> None:
+        if report.site != site or not self._station_of(site, report.station):
+            log.warning(
+                "site hub: key report of site %s about station %s refused", site, report.station
+            )
+            return
+        self._reports.put_nowait(report)
+
+    async def _applier(self, client: aiomqtt.Client) -> None:
+        while True:
+            batch = [await self._reports.get()]
+            while not self._reports.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._reports.get_nowait())
+            done = await self._apply(batch)
+            self.reports_applied += len(done)
+            acks: dict[str, list[int]] = {}
+            for r in done:
+                acks.setdefault(r.site, []).append(r.seq)
+            await publish_all(
+                client,
+                [
+                    (self.hub.topics.site("site_ack", site), dump(SiteAck(site=site, seqs=seqs)))
+                    for site, seqs in acks.items()
+                ],
+                "lockgate-sites-key-ack",
+            )
+            self.hub.messages_out += len(acks)
+
+    async def _apply(self, batch: list[KeyReport]) -> list[KeyReport]:
+        """Apply ``batch`` in order in one transaction; if that fails, each report alone (one
+        that fails alone is logged and not acknowledged). Returns the reports applied."""
+        gateway = self.hub.gateway
+        assert gateway is not None
+        core = gateway.core
+
+        def apply_all(s: Session) -> None:
+            for r in batch:
+                if isinstance(r, SiteKeyVisit):
+                    self._apply_visit(s, r)
+                else:
+                    self._apply_confirm(s, r)
+
+        try:
+            await gateway.call(core.transaction, apply_all)
+            return batch
+        except Exception:
+            if len(batch) == 1:
+                log.exception("site hub: a key report of site %s failed", batch[0].site)
+                return []
+        applied: list[KeyReport] = []
+        for r in batch:
+            applied += await self._apply([r])
+        return applied
+
+    def _apply_visit(self, s: Session, v: SiteKeyVisit) -> None:
+        core = self.hub.gateway.core if self.hub.gateway else None
+        assert core is not None
+        record_key_visit(
+            s,
+            core,
+            self.hub.sink,
+            v.station,
+            v.serial,
+            key_image(v.held),
+            [audit_record(r) for r in v.records],
+        )
+
+    def _apply_confirm(self, s: Session, c: SiteKeyConfirm) -> None:
+        core = self.hub.gateway.core if self.hub.gateway else None
+        assert core is not None
+        old = sync_store.get_key(s, c.serial)
+        if (
+            old is not None
+            and old.revision == c.revision
+            and old.credential_revision == c.credential_revision
+            and old.station_id == c.station
+        ):
+            return  # already applied
+        image = KeyImage(c.serial, c.revision, c.enabled, None, None, None)
+        planned = PlannedImage(
+            image,
+            c.credential_revision,
+            tuple(c.cylinders),
+            c.lapses_at,
+            dict(c.blacklist_versions),
+        )
+        record_key_confirmed(
+            s,
+            core,
+            self.hub.sink,
+            c.station,
+            planned,
+            revision=c.revision,
+            written=(c.bytes_sent, c.delta) if c.written else None,
+            ms=c.ms,
+        )
+
+
+def key_filters(topic_filter: Callable[[str], str]) -> list[tuple[str, int]]:
+    """The subscriptions of the key topics the hub reads."""
+    return [(topic_filter(k), 1) for k in KEY_TOPICS]
+
+
+__all__ = ["KEY_TOPICS", "KeyHub", "key_filters"]
