@@ -69,8 +69,6 @@ class KeyHub:
         self.station_owner: dict[str, str] = {}
         self.due: dict[str, set[str]] = {}
         """Site -> keys whose image must be sent."""
-        self.images_sent = 0
-        self.reports_applied = 0
         self._wake = asyncio.Event()
         self._reports: asyncio.Queue[KeyReport] = asyncio.Queue()
 
@@ -154,7 +152,6 @@ class KeyHub:
             except Exception:
                 log.exception("site hub: planning key images failed")
                 continue
-            self.images_sent += len(docs)
             self.hub.messages_out += len(docs)
 
     def _plan(self, s: Session, *, due: dict[str, set[str]]) -> list[SiteKeyImage]:
@@ -220,7 +217,6 @@ class KeyHub:
             while not self._reports.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._reports.get_nowait())
             done = await self._apply(batch)
-            self.reports_applied += len(done)
             acks: dict[str, list[int]] = {}
             for r in done:
                 acks.setdefault(r.site, []).append(r.seq)

@@ -113,8 +113,9 @@ class KeyLink:
             doc = SiteKeyImage.model_validate_json(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(x) for x in first["loc"]) or "document"
-            self._refuse(f"malformed key image: {where}: {first['msg']}")
+            where = ".".join(str(x) for x in first["loc"])
+            msg = str(first["msg"]).removeprefix("Value error, ")
+            self._refuse(f"malformed key image: {where + ': ' if where else ''}{msg}")
             return None
         if doc.site != self.site:
             self._refuse(f"site: key image for site {doc.site!r}, this is {self.site!r}")

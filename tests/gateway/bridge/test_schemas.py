@@ -113,9 +113,17 @@ def test_the_asyncapi_document_is_consistent() -> None:
         "send_events",
         "send_site_desired",
         "send_site_ack",
+        "send_site_key_image",
     }
     receives = {k for k, v in operations.items() if v["action"] == "receive"}
-    assert {"receive_site_confirm", "receive_site_events", "receive_site_state"} <= receives
+    assert {
+        "receive_site_confirm",
+        "receive_site_events",
+        "receive_site_state",
+        "receive_site_key_request",
+        "receive_site_key_visit",
+        "receive_site_key_confirm",
+    } <= receives
 
 
 def test_the_topic_map_builds_and_checks_topics() -> None:
