@@ -65,23 +65,29 @@ async def test_an_agent_account_reaches_only_its_own_site(deployed: DeployedMosq
         for site in ("north", "south"):
             await hub.publish(f"{SITE}/{site}/desired", b"d-" + site.encode(), qos=1)
             await hub.publish(f"{SITE}/{site}/ack", b"a-" + site.encode(), qos=1)
+            await hub.publish(f"{SITE}/{site}/key_image", b"k-" + site.encode(), qos=1)
         # north writes its own reports; tries to write south's and to forge desired state
-        for kind in ("confirm", "events", "state"):
+        for kind in ("confirm", "events", "state", "key_request", "key_visit", "key_confirm"):
             await north.publish(f"{SITE}/north/{kind}", b"n-" + kind.encode(), qos=1)
             await north.publish(f"{SITE}/south/{kind}", b"forged", qos=1)
         await north.publish(f"{SITE}/north/desired", b"forged", qos=1)
         await north.publish(f"{SITE}/south/desired", b"forged", qos=1)
+        await north.publish(f"{SITE}/north/key_image", b"forged", qos=1)
         north_got, hub_got, central_got = await asyncio.gather(
             received(north), received(hub), received(central)
         )
     assert north_got == {
         (f"{SITE}/north/desired", b"d-north"),
         (f"{SITE}/north/ack", b"a-north"),
+        (f"{SITE}/north/key_image", b"k-north"),
     }
     assert hub_got == {
         (f"{SITE}/north/confirm", b"n-confirm"),
         (f"{SITE}/north/events", b"n-events"),
         (f"{SITE}/north/state", b"n-state"),
+        (f"{SITE}/north/key_request", b"n-key_request"),
+        (f"{SITE}/north/key_visit", b"n-key_visit"),
+        (f"{SITE}/north/key_confirm", b"n-key_confirm"),
     }
     assert central_got == set(), "central systems see no site traffic"
 
