@@ -30,8 +30,10 @@ def agent_config(
     controllers: Mapping[str, Mapping[str, Any]],
     *,
     username: str | None = None,
+    stations: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
-    """Write the TOML configuration of an agent serving ``controllers`` (id -> options)."""
+    """Write the TOML configuration of an agent serving ``controllers`` (id -> options) and
+    the wall-mounted serial key ``stations`` (id -> options)."""
     lines = [
         "[mqtt]",
         f"host = {_toml_value(host)}",
@@ -50,6 +52,14 @@ def agent_config(
             "[[controllers]]",
             f"id = {_toml_value(cid)}",
             'driver = "modbus-door"',
+            f"options = {_toml_value(dict(options))}",
+            "",
+        ]
+    for sid, options in (stations or {}).items():
+        lines += [
+            "[[stations]]",
+            f"id = {_toml_value(sid)}",
+            'driver = "serial-station"',
             f"options = {_toml_value(dict(options))}",
             "",
         ]

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiomqtt
 import pytest
 
+from drivers.serialstation.image import encode_image
 from gateway.agent.stations import WAITING
 from gateway.bridge.sitepayloads import SiteAck
 from gateway.commands import model as m
@@ -215,3 +217,43 @@ async def test_a_malformed_key_image_is_refused_with_its_reason(
         assert "version" in run.agent.key_link.refused[1]
         assert "refused a key image" in caplog.text
         assert run.agent.keys.cached(sample.KEY_CECILIA) == held
+
+
+async def test_without_the_core_an_image_is_written_only_over_an_older_one(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    async with station_site(sqlite_url, broker, tmp_path, "keys-older", key_wait_s=1.0) as run:
+        assert (await run.program(sample.KEY_ANNA)).outcome == "written"
+        first = await run.program(sample.KEY_CECILIA)
+        assert first.outcome == "written" and first.version is not None
+        # Anna's block changes the blacklist of the cylinders Cecilia opens: the hub pushes
+        # her a newer image carrying it
+        await run.submit(m.BlockId06(card_number="ID06AN0001"))
+        await until(
+            lambda: (
+                (d := run.agent.keys.cached(sample.KEY_CECILIA)) is not None
+                and d.version > (first.version or 0)
+                and d.image is not None
+                and any(b.cylinder == SIGNAL for b in d.image.blacklists)
+            ),
+            what="Cecilia's image with the blacklist pushed",
+        )
+        await until(lambda: run.agent.store.waiting() == 0, what="the outbox empty")
+        await run.stop_core()
+
+        # the key holds the image the agent wrote before: the cached one is newer
+        visit = await run.program(sample.KEY_CECILIA)
+        assert (visit.outcome, visit.answered) == ("written", False)
+        key = run.site.world.registry.get(sample.KEY_CECILIA)
+        assert any(
+            b.cylinder == SIGNAL and sample.KEY_ANNA in b.serials for b in key.image.blacklists
+        )
+
+        # a key holding an image the agent never saw (programmed elsewhere, maybe later)
+        # keeps it
+        unknown = replace(key.image, revision="f" * 16, blacklists=())
+        key.store(encode_image(unknown))
+        visit = await run.program(sample.KEY_CECILIA)
+        assert (visit.outcome, visit.answered) == ("kept", False)
+        assert WAITING in visit.notice and "nothing written" in visit.notice
+        assert run.site.world.registry.get(sample.KEY_CECILIA).image.revision == "f" * 16
