@@ -65,6 +65,10 @@ class KeyHub:
         self.hub = hub
         self.cached: dict[str, dict[str, frozenset[str]]] = {}
         """Site -> key serial -> the cylinders of the image last sent (the keys it caches)."""
+        self.holders: dict[str, set[str]] = {}
+        """Key serial -> the sites that cache it."""
+        self.by_cylinder: dict[str, set[str]] = {}
+        """Cylinder -> the cached keys whose image last sent opened it."""
         self.versions: dict[str, int] = {}
         self.station_owner: dict[str, str] = {}
         self.due: dict[str, set[str]] = {}
@@ -100,11 +104,13 @@ class KeyHub:
     def on_changes(self, changes: Changes) -> None:
         """Queue new images of cached keys whose desired state, or the blacklist of a
         cylinder they open, changed."""
-        for site, keys in self.cached.items():
-            for serial, cylinders in keys.items():
-                if serial in changes.credentials or cylinders & changes.cylinders:
-                    self.due.setdefault(site, set()).add(serial)
-                    self._wake.set()
+        serials = {n for n in changes.credentials if n in self.holders}
+        for cylinder in changes.cylinders:
+            serials |= self.by_cylinder.get(cylinder, set())
+        for serial in serials:
+            for site in self.holders.get(serial, ()):
+                self.due.setdefault(site, set()).add(serial)
+                self._wake.set()
 
     def disconnected(self) -> None:
         """Reports not acknowledged are sent again by their agents."""
@@ -150,7 +156,9 @@ class KeyHub:
             except aiomqtt.MqttError:
                 raise
             except Exception:
-                log.exception("site hub: planning key images failed")
+                log.exception("site hub: planning key images failed; retrying at the next wake")
+                for site, serials in due.items():
+                    self.due.setdefault(site, set()).update(serials)
                 continue
             self.hub.messages_out += len(docs)
 
@@ -178,6 +186,9 @@ class KeyHub:
                     not p.image.enabled or (before is not None and bool(before - cylinders))
                 )
                 cache[serial] = cylinders
+                self.holders.setdefault(serial, set()).add(site)
+                for cylinder in cylinders:
+                    self.by_cylinder.setdefault(cylinder, set()).add(serial)
                 out.append(
                     SiteKeyImage(
                         site=site,

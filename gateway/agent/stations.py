@@ -147,6 +147,8 @@ class StationVisit:
     outcome: str = "pending"
     """written | up_to_date | kept (the key may hold newer) | waiting (no image known) |
     unknown (not registered) | pulled | failed"""
+    asked: bool = False
+    """The agent asked the core for the key's planned image."""
     answered: bool = False
     """The core answered with the planned image (False: served from the cache, if at all)."""
     version: int | None = None
@@ -255,7 +257,13 @@ class AgentStationWorker:
         self.on_outbox()
         visit.records = len(records)
         if records:
-            await self._guarded("clearing the audit trail", driver.clear_audit(len(records)))
+            try:
+                await self._guarded("clearing the audit trail", driver.clear_audit(len(records)))
+            except KeyRemoved as exc:
+                # stored already: the next visit reads the records again, the core keeps one
+                visit.outcome, visit.error = "pulled", str(exc)
+                return self._done(visit, "key pulled out early")
+        visit.asked = True
         answer = await self.link.planned(serial, self.device_id, self.wait_s)
         visit.answered = answer is not None
         doc = self.keys.cached(serial)
@@ -326,12 +334,12 @@ class AgentStationWorker:
     def _done(self, visit: StationVisit, detail: str) -> StationVisit:
         """Say how the visit ended: in the log and in the station's notice, with ``central
         updates are waiting`` while the core did not answer."""
-        parts = [] if visit.answered else [WAITING]
+        parts = [WAITING] if visit.asked and not visit.answered else []
         if detail:
             parts.append(detail)
         visit.notice = self.notice = "; ".join(parts)
         log.log(
-            logging.INFO if visit.answered else logging.WARNING,
+            logging.WARNING if visit.notice else logging.INFO,
             "station %s: key %s %s%s",
             self.device_id,
             visit.serial,
