@@ -427,6 +427,8 @@ class SiteHub:
 
     def _report(self, report: SiteConfirm | SiteEvent, site: str) -> None:
         """Queue an agent's report for the applier (confirmations that revoke first)."""
+        if isinstance(report, SiteEvent) and self.keys.station_event(report, site):
+            return
         if report.site != site or not self._controller_of(site, report.controller):
             return
         self._reports.put_nowait(report)

@@ -35,6 +35,7 @@ from gateway.agent.keydocs import audit_record, image_doc, key_image
 from gateway.agent.link import publish_all
 from gateway.bridge.sitepayloads import (
     SiteAck,
+    SiteEvent,
     SiteKeyConfirm,
     SiteKeyImage,
     SiteKeyRequest,
@@ -55,7 +56,7 @@ KEY_TOPICS = ("site_key_request", "site_key_visit", "site_key_confirm")
 """The site topics the hub reads for key stations."""
 MAX_BATCH = 200
 
-KeyReport = SiteKeyVisit | SiteKeyConfirm
+KeyReport = SiteKeyVisit | SiteKeyConfirm | SiteEvent
 
 
 class KeyHub:
@@ -111,6 +112,15 @@ class KeyHub:
             for site in self.holders.get(serial, ()):
                 self.due.setdefault(site, set()).add(serial)
                 self._wake.set()
+
+    def station_event(self, event: SiteEvent, site: str) -> bool:
+        """Take a site's ``availability`` event about one of its stations (a device the agent
+        does not name as a controller); returns False for the hub's own events."""
+        view = self.hub.sites.get(site)
+        if event.kind != "availability" or view is None or event.controller in view.controllers:
+            return False
+        self._report(event, site)
+        return True
 
     def disconnected(self) -> None:
         """Reports not acknowledged are sent again by their agents."""
@@ -215,10 +225,9 @@ class KeyHub:
         return True
 
     def _report(self, report: KeyReport, site: str) -> None:
-        if report.site != site or not self._station_of(site, report.station):
-            log.warning(
-                "site hub: key report of site %s about station %s refused", site, report.station
-            )
+        station = report.controller if isinstance(report, SiteEvent) else report.station
+        if report.site != site or not self._station_of(site, station):
+            log.warning("site hub: key report of site %s about station %s refused", site, station)
             return
         self._reports.put_nowait(report)
 
@@ -252,8 +261,10 @@ class KeyHub:
             for r in batch:
                 if isinstance(r, SiteKeyVisit):
                     self._apply_visit(s, r)
-                else:
+                elif isinstance(r, SiteKeyConfirm):
                     self._apply_confirm(s, r)
+                else:
+                    self._apply_availability(s, r)
 
         try:
             await gateway.call(core.transaction, apply_all)
@@ -279,6 +290,16 @@ class KeyHub:
             key_image(v.held),
             [audit_record(r) for r in v.records],
         )
+
+    def _apply_availability(self, s: Session, e: SiteEvent) -> None:
+        core = self.hub.gateway.core if self.hub.gateway else None
+        assert core is not None
+        online = bool(e.online)
+        reason = e.reason or ("connected" if online else "offline")
+        if sync_store.set_device_status(
+            s, e.controller, "station", online, reason, core.clock(), {"site": e.site}
+        ):
+            self.hub.sink.availability(s, e.controller, online, reason)
 
     def _apply_confirm(self, s: Session, c: SiteKeyConfirm) -> None:
         core = self.hub.gateway.core if self.hub.gateway else None

@@ -214,9 +214,32 @@ class AgentStationWorker:
 
     async def _failed(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
-        if self.online is not False:
-            log.warning("station %s offline: %s: %s", self.device_id, type(exc).__name__, exc)
-        self.online = False
+        self._availability(False, f"{type(exc).__name__}: {exc}")
+
+    def _availability(self, online: bool, reason: str) -> None:
+        """Log a change of the station's availability and queue it for the core (which
+        reports it as the device's availability, as for its own stations)."""
+        if self.online == online:
+            return
+        self.online = online
+        log.log(
+            logging.INFO if online else logging.WARNING,
+            "station %s %s: %s",
+            self.device_id,
+            "online" if online else "offline",
+            reason,
+        )
+        self.keys.store.note(
+            {
+                "kind": "availability",
+                "controller": self.device_id,
+                "online": online,
+                "reason": reason[:200],
+                "at": datetime.now(UTC).isoformat(),
+            },
+            f"availability:{self.device_id}",
+        )
+        self.on_outbox()
 
     async def _guarded(self, what: str, op: Awaitable[T]) -> T:
         try:
@@ -229,9 +252,7 @@ class AgentStationWorker:
         driver = self.driver_factory()
         try:
             await self._guarded("connecting", driver.open())
-            if self.online is not True:
-                log.info("station %s online", self.device_id)
-            self.online = True
+            self._availability(True, "connected")
             async for event in driver.events():
                 if event.kind is KeyEventKind.INSERTED:
                     self.visits.append(await self.visit(driver, event.serial))

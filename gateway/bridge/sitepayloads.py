@@ -111,7 +111,11 @@ class SiteEvent(_Payload):
     kind: Literal["controller_event", "availability", "device_error"] = Field(
         description="An event read from the controller, or the controller's availability."
     )
-    controller: str = Field(min_length=1, max_length=64, description="Controller id.")
+    controller: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Controller id (a station id for a station's availability).",
+    )
     generation: int = Field(default=0, ge=0, description="Memory generation of the event.")
     sequence: int = Field(default=0, ge=0, description="Event sequence on the controller.")
     event: str = Field(default="", max_length=32, description="Driver event kind.")
