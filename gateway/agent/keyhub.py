@@ -5,7 +5,7 @@ stations report, recorded as the core's own station worker records it.
   stations, or every key it caches after connecting), planned by
   :func:`gateway.sync.images.plan_key_image` with the cylinders' current blacklists; and, for
   every key a site cached, a new image whenever the key's desired state or the blacklist of a
-  cylinder it opens changed. Revoking images first. Versions grow per key (the core's clock
+  cylinder it opens changed. Revoking images first. Versions grow per key (the wall clock
   in milliseconds, above the last one sent).
 - **Up**: :class:`SiteKeyVisit` (audit records, cylinders' blacklist confirmations, the image
   the key held) and :class:`SiteKeyConfirm` (the image a station verified) are applied in
@@ -155,7 +155,11 @@ class KeyHub:
             if not due:
                 continue
             try:
-                docs = await gateway.call(gateway.core.transaction, partial(self._plan, due=due))
+                serials = set().union(*due.values())
+                planned = await gateway.call(
+                    gateway.core.transaction, partial(self._plan, serials=serials)
+                )
+                docs = self._documents(due, planned)
                 # revoking images first, handed to the client in this order
                 docs.sort(key=lambda d: not d.revoking)
                 await publish_all(
@@ -172,33 +176,39 @@ class KeyHub:
                 continue
             self.hub.messages_out += len(docs)
 
-    def _plan(self, s: Session, *, due: dict[str, set[str]]) -> list[SiteKeyImage]:
-        """On the core thread: the planned image of every due key of every site."""
+    def _plan(self, s: Session, *, serials: set[str]) -> dict[str, PlannedImage | None]:
+        """On the core thread: the planned image of each key (None: not registered)."""
         core = self.hub.gateway.core if self.hub.gateway else None
         assert core is not None
         now = core.clock()
+        return {
+            serial: plan_key_image(core.engine, serial, now, key_blacklists(s, core, serial))
+            if serial in core.engine.facts.credentials
+            else None
+            for serial in serials
+        }
+
+    def _documents(
+        self, due: dict[str, set[str]], planned: dict[str, PlannedImage | None]
+    ) -> list[SiteKeyImage]:
+        """The documents of the planned images for each site, remembering what each site
+        caches. Versions grow per key: the wall clock in ms, above the last one sent."""
         out: list[SiteKeyImage] = []
-        planned: dict[str, PlannedImage] = {}
-        for site, serials in due.items():
-            cache = self.cached.setdefault(site, {})
-            for serial in sorted(serials):
-                registered = serial in core.engine.facts.credentials
-                if registered and serial not in planned:
-                    planned[serial] = plan_key_image(
-                        core.engine, serial, now, key_blacklists(s, core, serial)
-                    )
-                p = planned.get(serial)
-                version = max(self.versions.get(serial, 0) + 1, int(now.timestamp() * 1000))
-                self.versions[serial] = version
+        issued = datetime.now(UTC)
+        for serial, p in planned.items():
+            version = max(self.versions.get(serial, 0) + 1, int(issued.timestamp() * 1000))
+            self.versions[serial] = version
+            cylinders = frozenset(p.cylinders) if p is not None else frozenset()
+            for cylinder in cylinders:
+                self.by_cylinder.setdefault(cylinder, set()).add(serial)
+            for site in sorted(site for site, serials in due.items() if serial in serials):
+                cache = self.cached.setdefault(site, {})
                 before = cache.get(serial)
-                cylinders = frozenset(p.cylinders) if p is not None else frozenset()
+                cache[serial] = cylinders
+                self.holders.setdefault(serial, set()).add(site)
                 revoking = p is not None and (
                     not p.image.enabled or (before is not None and bool(before - cylinders))
                 )
-                cache[serial] = cylinders
-                self.holders.setdefault(serial, set()).add(site)
-                for cylinder in cylinders:
-                    self.by_cylinder.setdefault(cylinder, set()).add(serial)
                 out.append(
                     SiteKeyImage(
                         site=site,
@@ -210,7 +220,7 @@ class KeyHub:
                         cylinders=list(p.cylinders) if p is not None else [],
                         lapses_at=p.lapses_at if p is not None else None,
                         blacklist_versions=dict(p.blacklists) if p is not None else {},
-                        issued_at=datetime.now(UTC),
+                        issued_at=issued,
                     )
                 )
         return out

@@ -287,7 +287,9 @@ class AgentStationWorker:
         visit.asked = True
         answer = await self.link.planned(serial, self.device_id, self.wait_s)
         visit.answered = answer is not None
-        doc = self.keys.cached(serial)
+        # answered: the core's image (the authority, even if a clock put its version below
+        # the cached one); otherwise the newest cached
+        doc = answer if answer is not None else self.keys.cached(serial)
         if doc is None or doc.image is None:
             visit.outcome = "waiting" if doc is None else "unknown"
             return self._done(visit, "no image known for this key" if doc is None else "")
