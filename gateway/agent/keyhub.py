@@ -195,7 +195,7 @@ class KeyHub:
         caches. Versions grow per key: the wall clock in ms, above the last one sent."""
         out: list[SiteKeyImage] = []
         issued = datetime.now(UTC)
-        for serial, p in planned.items():
+        for serial, p in sorted(planned.items(), key=lambda kv: kv[0]):
             version = max(self.versions.get(serial, 0) + 1, int(issued.timestamp() * 1000))
             self.versions[serial] = version
             cylinders = frozenset(p.cylinders) if p is not None else frozenset()

@@ -19,7 +19,7 @@ import pytest
 
 from drivers.serialstation.image import encode_image
 from gateway.agent.stations import WAITING
-from gateway.bridge.sitepayloads import SiteAck
+from gateway.bridge.sitepayloads import SiteAck, SiteKeyImage
 from gateway.commands import model as m
 from gateway.demo.broker import PrivateMosquitto
 from gateway.reports.exposure import BLOCKED, exposure
@@ -260,3 +260,32 @@ async def test_without_the_core_an_image_is_written_only_over_an_older_one(
         assert (visit.outcome, visit.answered) == ("kept", False)
         assert WAITING in visit.notice and "nothing written" in visit.notice
         assert run.site.world.registry.get(sample.KEY_CECILIA).image.revision == "f" * 16
+
+
+async def test_images_the_agent_asks_for_again_come_revocations_first(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    site = "keys-order"
+    async with station_site(sqlite_url, broker, tmp_path, site) as run:
+        assert (await run.program(sample.KEY_ANNA)).outcome == "written"
+        assert (await run.program(sample.KEY_CECILIA)).outcome == "written"
+        await run.submit(m.BlockId06(card_number="ID06CE0001"))
+        await until(
+            lambda: (d := run.agent.keys.cached(sample.KEY_CECILIA)) is not None and d.revoking,
+            what="Cecilia's revoking image pushed",
+        )
+        async with aiomqtt.Client(broker.host, broker.port, identifier="sniffer") as c:
+            await c.subscribe(f"lockgate/v1/site/{site}/key_image", qos=1)
+            # what the agent asks after a reconnection or a full document: every cached key
+            await run.agent.key_link.refresh()
+            got: list[SiteKeyImage] = []
+            async with asyncio.timeout(10):
+                async for msg in c.messages:
+                    got.append(SiteKeyImage.model_validate_json(msg.payload))  # type: ignore[arg-type]
+                    if len(got) == 2:
+                        break
+        # Anna's serial sorts first, but Cecilia's image takes her access away
+        assert [(d.serial, d.revoking) for d in got] == [
+            (sample.KEY_CECILIA, True),
+            (sample.KEY_ANNA, False),
+        ]
