@@ -84,7 +84,7 @@ class StationSite:
 
 @asynccontextmanager
 async def station_site(
-    db_url: str, broker: PrivateMosquitto, tmp: Path, site_id: str, *, key_wait_s: float = 1.5
+    db_url: str, broker: PrivateMosquitto, tmp: Path, site_id: str, *, key_wait_s: float = 5.0
 ) -> AsyncIterator[StationSite]:
     """The core (started, with the sample story), the demo site's simulators, and an agent of
     site ``site_id`` serving the wall station (not yet connected when this yields: wait for

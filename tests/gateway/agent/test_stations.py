@@ -158,7 +158,7 @@ async def test_a_report_delivered_twice_is_applied_once(
 async def test_without_the_core_a_newer_cached_image_is_written_and_the_trail_waits(
     sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
 ) -> None:
-    async with station_site(sqlite_url, broker, tmp_path, "keys-away", key_wait_s=1.0) as run:
+    async with station_site(sqlite_url, broker, tmp_path, "keys-away") as run:
         assert (await run.program(sample.KEY_ANNA)).outcome == "written"
         await run.submit(m.BlockId06(card_number="ID06AN0001"))
         await until(
@@ -167,6 +167,7 @@ async def test_without_the_core_a_newer_cached_image_is_written_and_the_trail_wa
         )
         await until(lambda: run.agent.store.waiting() == 0, what="the outbox empty")
         await run.stop_core()
+        run.station.wait_s = 1.0  # no answer will come: do not keep the key waiting
 
         # Anna turned her key at a cylinder: the record waits on her key
         assert run.site.visit(sample.KEY_ANNA, SIGNAL)["granted"]
@@ -225,7 +226,7 @@ async def test_a_malformed_key_image_is_refused_with_its_reason(
 async def test_without_the_core_an_image_is_written_only_over_an_older_one(
     sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
 ) -> None:
-    async with station_site(sqlite_url, broker, tmp_path, "keys-older", key_wait_s=1.0) as run:
+    async with station_site(sqlite_url, broker, tmp_path, "keys-older") as run:
         assert (await run.program(sample.KEY_ANNA)).outcome == "written"
         first = await run.program(sample.KEY_CECILIA)
         assert first.outcome == "written" and first.version is not None
@@ -243,6 +244,7 @@ async def test_without_the_core_an_image_is_written_only_over_an_older_one(
         )
         await until(lambda: run.agent.store.waiting() == 0, what="the outbox empty")
         await run.stop_core()
+        run.station.wait_s = 1.0  # no answer will come: do not keep the key waiting
 
         # the key holds the image the agent wrote before: the cached one is newer
         visit = await run.program(sample.KEY_CECILIA)
@@ -273,6 +275,15 @@ async def test_images_the_agent_asks_for_again_come_revocations_first(
         await until(
             lambda: (d := run.agent.keys.cached(sample.KEY_CECILIA)) is not None and d.revoking,
             what="Cecilia's revoking image pushed",
+        )
+        # and Anna's, whose cylinder now blacklists Cecilia's key: nothing else is on its way
+        await until(
+            lambda: (
+                (d := run.agent.keys.cached(sample.KEY_ANNA)) is not None
+                and d.image is not None
+                and any(sample.KEY_CECILIA in b.serials for b in d.image.blacklists)
+            ),
+            what="Anna's image with the new blacklist pushed",
         )
         async with aiomqtt.Client(broker.host, broker.port, identifier="sniffer") as c:
             await c.subscribe(f"lockgate/v1/site/{site}/key_image", qos=1)
