@@ -13,8 +13,8 @@ stations report, recorded as the core's own station worker records it.
   and :func:`~gateway.sync.station.record_key_confirmed` (idempotent: records already stored
   and an image already confirmed change nothing), and acknowledged after the commit.
 
-A station belongs to the first site that reports it; a report about another site's station
-is refused (logged, not acknowledged).
+A station belongs to the first site that reports it; a report about another site's station,
+or about a station the core serves itself, is refused (logged, not acknowledged).
 """
 
 from __future__ import annotations
@@ -228,6 +228,10 @@ class KeyHub:
     # ------------------------------------------------------------------ up: visits, confirmations
 
     def _station_of(self, site: str, station: str) -> bool:
+        gateway = self.hub.gateway
+        if gateway is not None and any(st.id == station for st in gateway.settings.stations):
+            log.warning("site hub: site %s claims station %s the core serves itself", site, station)
+            return False
         owner = self.station_owner.setdefault(station, site)
         if owner != site:
             log.warning("site hub: station %s claimed by %s belongs to %s", station, site, owner)

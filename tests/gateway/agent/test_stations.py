@@ -300,3 +300,49 @@ async def test_images_the_agent_asks_for_again_come_revocations_first(
             (sample.KEY_CECILIA, True),
             (sample.KEY_ANNA, False),
         ]
+
+
+async def test_a_site_cannot_report_for_another_sites_station(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    async with station_site(sqlite_url, broker, tmp_path, "keys-owner") as run:
+        await until(lambda: WALL in run.hub.keys.station_owner if run.hub else False)
+        thief = "keys-thief"
+        at = datetime.now(UTC).isoformat()
+
+        def visit(seq: int, station: str) -> str:
+            return json.dumps(
+                {
+                    "site": thief,
+                    "seq": seq,
+                    "station": station,
+                    "serial": sample.KEY_ERIK,
+                    "held": {"serial": sample.KEY_ERIK, "revision": "", "enabled": False},
+                    "records": [
+                        {
+                            "sequence": seq,
+                            "at": at,
+                            "cylinder": SIGNAL,
+                            "key_serial": sample.KEY_ERIK,
+                            "outcome": "denied",
+                        }
+                    ],
+                    "at": at,
+                }
+            )
+
+        base = f"lockgate/v1/site/{thief}"
+        async with aiomqtt.Client(broker.host, broker.port, identifier="thief") as c:
+            await c.subscribe(f"{base}/ack", qos=1)
+            await c.publish(f"{base}/key_visit", visit(9101, WALL), qos=1)
+            await c.publish(f"{base}/key_visit", visit(9102, "thief-station"), qos=1)
+            acked: list[int] = []
+            async with asyncio.timeout(10):
+                async for msg in c.messages:
+                    acked += SiteAck.model_validate_json(msg.payload).seqs  # type: ignore[arg-type]
+                    if 9102 in acked:
+                        break
+        assert 9101 not in acked
+        denied = [b for b in run.events("access_denied") if b["key"] == sample.KEY_ERIK]
+        assert [b["via_station"] for b in denied] == ["thief-station"]
+        assert run.hub is not None and run.hub.keys.station_owner[WALL] == "keys-owner"
