@@ -1,8 +1,9 @@
 """The edge agent of a site (``lockgate agent``) and the core's side of it (:class:`SiteHub`).
 
-An agent serves its site's controllers through the existing drivers from a local SQLite store
-and talks to the core only over MQTT, on the site topics of the topic map
-(``<base>/v1/site/<site>/...``). See docs/scaling.md and docs/operations.md ("Many sites").
+An agent serves its site's controllers and wall-mounted key stations through the existing
+drivers from a local SQLite store and talks to the core only over MQTT, on the site topics of
+the topic map (``<base>/v1/site/<site>/...``). See docs/scaling.md and docs/operations.md
+("Many sites").
 """
 
 from __future__ import annotations

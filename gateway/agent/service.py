@@ -10,7 +10,10 @@ the core only over MQTT, on the site's topics (``<base>/v1/site/<site>/...``):
   events) until the core acknowledges each message, again after every reconnection;
 - it publishes its state (retained; ``offline`` as its last will) on connecting, after every
   document and after every refusal: a state that says ``connected`` or ``refused`` makes the
-  core send a full document.
+  core send a full document;
+- it serves its wall-mounted key stations (:mod:`gateway.agent.stations`): planned key images
+  asked of the core and cached, visits and confirmations queued in the outbox; after
+  connecting and after every full document it asks again for every cached key's image.
 
 When the broker or the core is unreachable the workers go on serving the controllers with the
 last accepted state; the link reconnects with backoff.
