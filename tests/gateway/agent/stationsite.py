@@ -40,6 +40,7 @@ class StationSite:
     gateway: Gateway | None = None
     hub: SiteHub | None = None
     sink: RecordingSink | None = None
+    hub_account: tuple[str, str] | None = None
 
     @property
     def core(self) -> Core:
@@ -52,7 +53,9 @@ class StationSite:
 
     async def start_core(self) -> None:
         """Start a core with the site hub on the store (again after :meth:`stop_core`)."""
-        self.gateway, self.hub, self.sink = core_gateway(self.db_url, self.broker, resend_s=1.0)
+        self.gateway, self.hub, self.sink = core_gateway(
+            self.db_url, self.broker, resend_s=1.0, account=self.hub_account
+        )
         await self.gateway.start()
 
     async def stop_core(self) -> None:
@@ -84,17 +87,27 @@ class StationSite:
 
 @asynccontextmanager
 async def station_site(
-    db_url: str, broker: PrivateMosquitto, tmp: Path, site_id: str, *, key_wait_s: float = 5.0
+    db_url: str,
+    broker: PrivateMosquitto,
+    tmp: Path,
+    site_id: str,
+    *,
+    key_wait_s: float = 5.0,
+    hub_account: tuple[str, str] | None = None,
+    agent_password: str | None = None,
 ) -> AsyncIterator[StationSite]:
     """The core (started, with the sample story), the demo site's simulators, and an agent of
-    site ``site_id`` serving the wall station (not yet connected when this yields: wait for
-    ``agent.connected``)."""
+    site ``site_id`` serving the wall station, connected, its station open. With
+    ``agent_password`` the agent logs in as ``site_id``; the hub with ``hub_account``."""
     migrate.upgrade(db_url)
     async with SimulatedSite(load_site(DEFAULT_SITE), control_port=None) as site:
         stations = [s | {"operated": s["id"] != WALL} for s in site.station_devices()]
         settings = Settings.model_validate(
             {
-                "mqtt": mqtt_of(broker),
+                "mqtt": mqtt_of(
+                    broker,
+                    **({"username": site_id, "password": agent_password} if agent_password else {}),
+                ),
                 "sync": {
                     "retry_initial_s": 0.1,
                     "retry_max_s": 1.0,
@@ -107,7 +120,7 @@ async def station_site(
         agent = Agent(
             settings, site_id, state_file(tmp, site_id), resend_s=1.0, key_wait_s=key_wait_s
         )
-        run = StationSite(db_url, broker, site, agent)
+        run = StationSite(db_url, broker, site, agent, hub_account=hub_account)
         await run.start_core()
         await run.submit(*sample.sample_commands(today()))
         await agent.start()

@@ -15,9 +15,11 @@ import pytest
 
 from gateway.agent import Agent
 from gateway.demo.broker import DeployedMosquitto, PrivateMosquitto
+from tests import sample
 from tests.gateway.agent.brokers import DEPLOY, PASSWORDS
 from tests.gateway.agent.facts import tag
 from tests.gateway.agent.harness import agent_settings, running_core, state_file, until
+from tests.gateway.agent.stationsite import station_site
 
 SITE = "lockgate/v1/site"
 
@@ -109,3 +111,20 @@ async def test_the_hub_and_an_agent_work_through_the_deployed_acl(
             await run.block(0)
             await until(lambda: not run.holds("n1", tag(0)), what="the revocation")
             await until(lambda: run.settled(tag(0)), what="the confirmation")
+
+
+async def test_a_key_at_an_agent_station_is_served_through_the_deployed_acl(
+    deployed: DeployedMosquitto, tmp_path: Path
+) -> None:
+    async with station_site(
+        f"sqlite:///{tmp_path}/core.db",
+        deployed,
+        tmp_path,
+        "north",
+        hub_account=("lockgate-sites", PASSWORDS["lockgate-sites"]),
+        agent_password=PASSWORDS["north"],
+    ) as run:
+        visit = await run.program(sample.KEY_CECILIA)
+        assert (visit.outcome, visit.answered) == ("written", True)
+        await until(lambda: run.agent.store.waiting() == 0, what="the confirmation acknowledged")
+        assert [b["key"] for b in run.events("key_programmed")] == [sample.KEY_CECILIA]
