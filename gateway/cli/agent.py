@@ -1,9 +1,9 @@
 """``lockgate agent --site ID --config FILE``: the edge agent of one site.
 
-It serves the controllers of its configuration from a local SQLite file (``--state``) and
-talks to the core only over MQTT (the ``[mqtt]`` section: the agent's own account, whose name
-is the site id). SIGTERM and SIGINT stop it. Exit codes: 0 after a graceful stop, 1 when it
-failed, 2 for an invalid configuration or site.
+It serves the controllers and wall stations of its configuration from a local SQLite file
+(``--state``) and talks to the core only over MQTT (the ``[mqtt]`` section: the agent's own
+account, whose name is the site id). SIGTERM and SIGINT stop it. Exit codes: 0 after a
+graceful stop, 1 when it failed, 2 for an invalid configuration or site.
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def agent_command(
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
 ) -> None:
-    """Run the edge agent of one site: its controllers, a local store, MQTT to the core."""
+    """Run the edge agent of one site: its controllers and wall stations, a local store, MQTT
+    to the core."""
+
     def refuse(message: str) -> NoReturn:
         typer.echo(f"error: {message}", err=True)
         raise typer.Exit(2)
