@@ -127,10 +127,22 @@ class KeyHub:
         self._reports = asyncio.Queue()
 
     async def serve(self, client: aiomqtt.Client) -> None:
-        """Publish due images and apply reports until cancelled (with the connection)."""
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._publisher(client), name="lockgate-sites-keys-publish")
-            group.create_task(self._applier(client), name="lockgate-sites-keys-apply")
+        """Publish due images and apply reports until cancelled (with the connection) or the
+        link is lost; never raises (the hub reconnects when its link breaks)."""
+        lost = False
+        while not lost:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._publisher(client), name="lockgate-sites-keys-publish")
+                    group.create_task(self._applier(client), name="lockgate-sites-keys-apply")
+            except* aiomqtt.MqttError as failed:
+                log.warning("site hub: key stations lost the link: %s", failed.exceptions[0])
+                lost = True
+            except* Exception:
+                # not acknowledged: the agents send their reports again
+                log.exception("site hub: serving key stations failed; again in 1 s")
+            if not lost:
+                await asyncio.sleep(1.0)
 
     # ------------------------------------------------------------------ down: planned images
 
