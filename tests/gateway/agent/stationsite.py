@@ -95,17 +95,19 @@ async def station_site(
     key_wait_s: float = 5.0,
     hub_account: tuple[str, str] | None = None,
     agent_password: str | None = None,
+    agent_broker: PrivateMosquitto | None = None,
 ) -> AsyncIterator[StationSite]:
     """The core (started, with the sample story), the demo site's simulators, and an agent of
     site ``site_id`` serving the wall station, connected, its station open. With
-    ``agent_password`` the agent logs in as ``site_id``; the hub with ``hub_account``."""
+    ``agent_password`` the agent logs in as ``site_id``; the hub with ``hub_account``. The
+    agent uses ``agent_broker`` (a site broker bridged to ``broker``) when given."""
     migrate.upgrade(db_url)
     async with SimulatedSite(load_site(DEFAULT_SITE), control_port=None) as site:
         stations = [s | {"operated": s["id"] != WALL} for s in site.station_devices()]
         settings = Settings.model_validate(
             {
                 "mqtt": mqtt_of(
-                    broker,
+                    agent_broker or broker,
                     **({"username": site_id, "password": agent_password} if agent_password else {}),
                 ),
                 "sync": {
