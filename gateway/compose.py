@@ -167,10 +167,14 @@ def build_gateway(
 
 
 def build_core_role(
-    settings: Settings, *, extra_services: Sequence[ServiceFactory] = ()
+    settings: Settings,
+    *,
+    extra_services: Sequence[ServiceFactory] = (),
+    extra_sinks: Sequence[SyncSink] = (),
 ) -> CoreLeadership:
-    """``lockgate run --role core``: the gateway of :func:`build_gateway`, run while this
-    instance leads (see :mod:`gateway.leadership.runner`). On PostgreSQL the instances of one
+    """``lockgate run --role core``: the gateway of :func:`build_gateway` (with
+    ``extra_services`` and ``extra_sinks``), run while this instance leads (see
+    :mod:`gateway.leadership.runner`). On PostgreSQL the instances of one
     database share a lease (``[leadership]`` settings) and the leader's store is fenced with
     its token; on SQLite (one process) the instance always leads. The schema is not upgraded
     by a core: run ``lockgate db upgrade`` first."""
@@ -187,6 +191,7 @@ def build_core_role(
             instance=instance,
             may_connect=leadership.leading,
             extra_services=extra_services,
+            extra_sinks=extra_sinks,
         )
 
     if normalize_url(url).get_backend_name() == "sqlite":

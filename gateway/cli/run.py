@@ -111,18 +111,34 @@ def describe(settings: Settings) -> dict[str, Any]:
 
 async def serve_core(settings: Settings, *, sites: bool = False) -> int:
     """Run ``--role core`` until SIGTERM/SIGINT: stand by, lead while holding the lease
-    (with ``sites``, the leader also serves the site agents)."""
+    (with ``sites``, the leader also serves the site agents). With ``web.enabled`` the
+    console listens the whole time: the leader's serves, a standby's answers 503 naming the
+    leader (:mod:`gateway.web.corerole`)."""
     from gateway.agent import site_hub
     from gateway.compose import build_core_role
     from gateway.store import migrate
+    from gateway.web.corerole import CoreConsole
+    from gateway.web.metrics import EventCounter, WebMetrics
 
+    metrics = WebMetrics()
+    console = CoreConsole(settings.web, metrics=metrics) if settings.web.enabled else None
     try:
-        leadership = build_core_role(settings, extra_services=[site_hub] if sites else ())
+        leadership = build_core_role(
+            settings,
+            extra_services=[
+                *([site_hub] if sites else []),
+                *([console.leader_console] if console is not None else []),
+            ],
+            extra_sinks=[EventCounter(metrics)] if console is not None else [],
+        )
     except (ValueError, ConfigError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
     try:
         await asyncio.to_thread(migrate.check_up_to_date, settings.database.resolved_url())
+        if console is not None:
+            console.follow(leadership)
+            await console.start()
     except Exception as exc:
         log.error("lockgate could not start: %s", exc)
         return 1
@@ -139,6 +155,8 @@ async def serve_core(settings: Settings, *, sites: bool = False) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if console is not None:
+            await console.stop()
     log.info("lockgate stopped")
     return 0
 

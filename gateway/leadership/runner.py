@@ -113,6 +113,9 @@ class CoreLeadership:
         """The fencing token while leading."""
         self.gateway: Gateway | None = None
         """The running gateway while leading."""
+        self.seen: LeaseView | None = None
+        """The lease as this instance last read, took or renewed it (who leads, for the
+        console of a standby)."""
         self.step_down_reason: str | None = None
         self._lost: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -176,7 +179,7 @@ class CoreLeadership:
         while not stop.is_set():
             pause = self.renew_s
             try:
-                before = await self._db(lease.read)
+                before = self.seen = await self._db(lease.read)
                 won = None
                 # Taking the lease takes the store's write lock: only try when it is free.
                 if before is None or before.expired or before.holder == self.instance:
@@ -210,6 +213,7 @@ class CoreLeadership:
         return None
 
     def _took(self, won: LeaseView, before: LeaseView | None, waited: float) -> Takeover:
+        self.seen = won
         previous = before if before is not None and before.holder != self.instance else None
         return Takeover(
             token=won.token,
@@ -347,6 +351,7 @@ class CoreLeadership:
             if renewed is None:
                 self._lose("another instance took over the lease")
                 return
+            self.seen = renewed
             deadline = self._deadline = sent + self.lease_s - self.renew_s * 0.5
 
 

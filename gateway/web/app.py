@@ -19,6 +19,7 @@ import jinja2
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 
 from gateway.auth import operators as operator_store
 from gateway.auth.authorizer import Forbidden, check_action
@@ -27,9 +28,11 @@ from gateway.commands.model import Command
 from gateway.config import WebSettings
 from gateway.core import Outcome, Submission
 from gateway.runtime import Gateway
+from gateway.store.fencing import is_fenced_out
 from gateway.web import i18n
 from gateway.web.keydesk import KeyDesk
 from gateway.web.metrics import WebMetrics
+from gateway.web.roles import RoleReport, not_leader_response
 from gateway.web.security import COOKIE, CSRF_FIELD, CSRF_HEADER, Lockout, SessionStore, WebSession
 
 HERE = Path(__file__).parent
@@ -70,6 +73,9 @@ class WebContext:
     stopping: asyncio.Event
     templates: jinja2.Environment
     secure_cookies: bool
+    role: Callable[[], RoleReport] | None = None
+    """This instance's role among the core instances (``lockgate run --role core``); None
+    when it runs alone (``--role all``)."""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -221,8 +227,11 @@ def create_app(
     metrics: WebMetrics | None = None,
     stopping: asyncio.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
+    role: Callable[[], RoleReport] | None = None,
 ) -> FastAPI:
-    """The console and API application on the running ``gateway``."""
+    """The console and API application on the running ``gateway``; ``role`` reports this
+    instance's role when it is one of several core instances (``/readyz`` includes it, and a
+    change refused because another instance took over is answered with it)."""
     from gateway.web import api, console, openapi, ops
 
     settings = web or gateway.settings.web
@@ -249,6 +258,7 @@ def create_app(
         stopping=stopping or asyncio.Event(),
         templates=templates(),
         secure_cookies=bool(settings.tls_cert_file) or settings.secure_cookies,
+        role=role,
     )
     app.state.ctx = ctx
 
@@ -286,11 +296,25 @@ def create_app(
             who = None
         return ctx.render(request, who, "error.html", status=403, message=exc.message)
 
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> Response:
+        if not is_fenced_out(exc):
+            raise exc
+        # Another core instance took the lease: this one steps down; the change was not made.
+        report = ctx.role() if ctx.role is not None else None
+        return not_leader_response(request, report or _deposed(), fenced=True)
+
     openapi.install(app)
     ops.install(app, ctx)
     api.install(app, ctx)
     console.install(app, ctx)
     return app
+
+
+def _deposed() -> RoleReport:
+    return RoleReport(
+        role="standby", state="stopping", instance="?", host="?", leader=None
+    )
 
 
 def context(app: FastAPI) -> WebContext:

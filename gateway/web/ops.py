@@ -31,7 +31,8 @@ def install(app: FastAPI, ctx: WebContext) -> None:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        """Ready for traffic: the store answers and, with MQTT on, the bridge is connected."""
+        """Ready for traffic: the store answers and, with MQTT on, the bridge is connected;
+        among core instances, this one also leads (the role report is included)."""
         checks: dict[str, str] = {}
         try:
             await ctx.gateway.call(_store_ok, ctx.gateway.core)
@@ -44,10 +45,13 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         else:
             checks["bridge"] = "ok" if bridge.connected.is_set() else "not connected"
         ready = all(v in ("ok", "off") for v in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+        if ctx.role is not None:
+            report = ctx.role()
+            body.update(report.as_json())
+            ready = ready and report.role == "leader"
+            body["status"] = "ready" if ready else "not ready"
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

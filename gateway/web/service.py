@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable, Generator
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from gateway.config import WebSettings
 from gateway.runtime import Gateway, cancel_and_wait
@@ -28,31 +29,20 @@ class _Server(uvicorn.Server):
         yield
 
 
-class WebService:
-    """Serves the console and the HTTP API on ``settings.address`` while the gateway runs.
+class AppServer:
+    """An ASGI application served under uvicorn on ``settings.address`` (and its TLS files).
 
-    ``start`` returns once the socket listens (a port in use fails the start); ``stop`` ends
-    the live streams, closes the server and awaits its task."""
+    ``start`` returns once the socket listens (a port in use fails the start); ``stop``
+    closes the server and awaits its task."""
 
-    name = "web"
-
-    def __init__(
-        self,
-        settings: WebSettings,
-        *,
-        desk: KeyDesk | None = None,
-        metrics: WebMetrics | None = None,
-    ) -> None:
+    def __init__(self, settings: WebSettings) -> None:
         self.settings = settings
-        self.desk = desk
-        self.metrics = metrics or WebMetrics()
         self.server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
 
     @property
     def url(self) -> str:
-        """Where the console is served (the bound port once started)."""
+        """Where the application is served (the bound port once started)."""
         host, port = self.settings.host_port()
         if self.server is not None and self.server.servers:
             sockets = self.server.servers[0].sockets
@@ -61,16 +51,8 @@ class WebService:
         scheme = "https" if self.settings.tls_cert_file else "http"
         return f"{scheme}://{host}:{port}/"
 
-    async def start(self, gateway: Gateway) -> None:
+    async def start(self, app: ASGIApp) -> None:
         host, port = self.settings.host_port()
-        self._stopping = asyncio.Event()
-        app = create_app(
-            gateway,
-            web=self.settings,
-            desk=self.desk,
-            metrics=self.metrics,
-            stopping=self._stopping,
-        )
         config = uvicorn.Config(
             app,
             host=host,
@@ -107,7 +89,6 @@ class WebService:
             sock.close()
 
     async def stop(self) -> None:
-        self._stopping.set()
         server, task, self._task = self.server, self._task, None
         if server is not None:
             server.should_exit = True
@@ -115,6 +96,52 @@ class WebService:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), timeout=5)
             await cancel_and_wait(task)
+
+
+class WebService:
+    """Serves the console and the HTTP API on ``settings.address`` while the gateway runs.
+
+    ``start`` returns once the socket listens (a port in use fails the start); ``stop`` ends
+    the live streams, closes the server and awaits its task."""
+
+    name = "web"
+
+    def __init__(
+        self,
+        settings: WebSettings,
+        *,
+        desk: KeyDesk | None = None,
+        metrics: WebMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.desk = desk
+        self.metrics = metrics or WebMetrics()
+        self._http = AppServer(settings)
+        self._stopping = asyncio.Event()
+
+    @property
+    def server(self) -> uvicorn.Server | None:
+        return self._http.server
+
+    @property
+    def url(self) -> str:
+        """Where the console is served (the bound port once started)."""
+        return self._http.url
+
+    async def start(self, gateway: Gateway) -> None:
+        self._stopping = asyncio.Event()
+        app = create_app(
+            gateway,
+            web=self.settings,
+            desk=self.desk,
+            metrics=self.metrics,
+            stopping=self._stopping,
+        )
+        await self._http.start(app)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await self._http.stop()
 
 
 def web_service(
@@ -128,4 +155,4 @@ def web_service(
     return make
 
 
-__all__ = ["WebService", "web_service"]
+__all__ = ["AppServer", "WebService", "web_service"]
