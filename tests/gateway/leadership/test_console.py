@@ -1,0 +1,248 @@
+"""The web console of ``lockgate run --role core``: two core processes with ``web.enabled``
+on one PostgreSQL, each serving the console on its own port over real HTTP. The leader's
+console signs in and applies a change; the standby's answers 503 naming the leader (pages,
+sign-in and API alike) and ``/healthz`` reports who leads; after ``kill -9`` of the leader the
+standby takes over and its console signs in and changes. A change that reaches a leader after
+another instance took the lease is refused by the database and answered 503, not applied."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from gateway.auth import operators
+from gateway.auth.passwords import hash_password, hash_token
+from gateway.compose import build_gateway
+from gateway.config import Settings
+from gateway.domain.timeutil import utcnow
+from gateway.leadership import LeaseStore
+from gateway.store import tables
+from gateway.store.database import Database
+from gateway.store.fencing import Fence
+from gateway.web import create_app
+from gateway.web.roles import LeaderInfo, RoleReport
+from tests.gateway.leadership.cluster import LOCKGATE, steal_lease
+from tests.trial_load import prepare
+
+pytestmark = pytest.mark.postgres
+
+OPERATOR = "desk"
+PASSWORD = "correct horse battery"
+TOKEN = "lgt_test-token-of-the-desk-0123456789"
+LEASE_S = 2.0
+RENEW_S = 0.3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _prepare(url: str) -> None:
+    """The trial workload's schema and person, and an operator with a password and token."""
+    prepare(url)
+    db = Database(url)
+    try:
+        with db.session() as s:
+            operators.add(s, name=OPERATOR, role="administrator", created_by="test",
+                          password_hash=hash_password(PASSWORD), token_hash=hash_token(TOKEN),
+                          at=utcnow())
+    finally:
+        db.dispose()
+
+
+def _change(code: str) -> dict[str, Any]:
+    """A competence of the trial person (the body of the ``competence`` request)."""
+    valid = (date.today() + timedelta(days=30)).isoformat()
+    return {"competence": {"person_id": "p-trial", "code": code, "valid_until": valid}}
+
+
+def _applied(url: str, request_id: str) -> int:
+    """How many times the store recorded request ``request_id`` (the inbox)."""
+    db = Database(url)
+    try:
+        with db.session(readonly=True) as s:
+            return int(s.execute(select(func.count()).select_from(tables.inbox)
+                                 .where(tables.inbox.c.request_id == request_id)).scalar_one())
+    finally:
+        db.dispose()
+
+
+class WebCore:
+    """One ``lockgate run --role core`` process with the console on its own port."""
+
+    def __init__(self, folder: Path, name: str, url: str) -> None:
+        self.name = name
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.config = folder / f"{name}.toml"
+        self.config.write_text(
+            f'[database]\nurl = "{url}"\n[mqtt]\nenabled = false\n'
+            f"[leadership]\nlease_s = {LEASE_S}\nrenew_s = {RENEW_S}\n"
+            f"lock_timeout_s = {RENEW_S}\n"
+            f'[web]\nenabled = true\naddress = "127.0.0.1:{self.port}"\n'
+        )
+        self.log_path = folder / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [LOCKGATE, "run", "--role", "core", "--config", str(self.config),
+                 "--log-format", "json"], stdout=out, stderr=out)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            r = httpx.get(f"{self.base}/healthz", timeout=2)
+        except httpx.TransportError:
+            assert self.proc is not None and self.proc.poll() is None, self.log_path.read_text()
+            return None
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    def wait_role(self, role: str, limit_s: float) -> dict[str, Any]:
+        deadline = time.monotonic() + limit_s
+        while True:
+            health = self.health()
+            if health is not None and health["role"] == role:
+                return health
+            assert time.monotonic() < deadline, f"{self.name}: not {role} within {limit_s:g} s"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def cores(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, WebCore, WebCore]]:
+    _prepare(pg_url)
+    a, b = WebCore(tmp_path, "core-a", pg_url), WebCore(tmp_path, "core-b", pg_url)
+    try:
+        yield pg_url, a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def _sign_in(c: httpx.Client) -> httpx.Response:
+    return c.post("/login", data={"operator": OPERATOR, "password": PASSWORD, "next": "/"})
+
+
+def _apply(c: httpx.Client, key: str, code: str) -> httpx.Response:
+    return c.post("/api/v1/requests/competence", json=_change(code),
+                  headers={"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": key})
+
+
+@pytest.mark.slow
+def test_the_leader_serves_the_console_a_standby_names_it_and_takes_over_after_kill_9(
+    cores: tuple[str, WebCore, WebCore],
+) -> None:
+    url, a, b = cores
+    a.start()
+    leader = a.wait_role("leader", 20)
+    a_id = leader["instance"]
+    assert leader["leader"]["instance"] == a_id
+    b.start()
+    standby = b.wait_role("standby", 20)
+    deadline = time.monotonic() + 5
+    while standby["leader"] is None:  # the standby's first read of the lease
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        standby = b.wait_role("standby", 1)
+    assert standby["leader"]["instance"] == a_id
+
+    with httpx.Client(base_url=a.base, timeout=10) as ca:
+        assert _sign_in(ca).status_code == 303
+        page = ca.get("/credentials")
+        assert page.status_code == 200 and "csrf_token" in page.text
+        done = _apply(ca, "console-1", "WEBA0001")
+        assert done.status_code == 200 and done.json()["status"] == "ok", done.text
+        ready = ca.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["role"] == "leader", ready.text
+
+    with httpx.Client(base_url=b.base, timeout=10) as cb:
+        for refused in (
+            cb.get("/login", headers={"Accept": "text/html"}),
+            _sign_in(cb),
+            _apply(cb, "console-2", "WEBB0001"),
+            cb.get("/readyz"),
+        ):
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["retry-after"] == "1"
+            assert "standby" in refused.text and a_id in refused.text, refused.text
+        api = _apply(cb, "console-2", "WEBB0001").json()
+        assert api["error"]["code"] == "NOT_LEADER"
+        assert (api["role"], api["leader"]["instance"]) == ("standby", a_id)
+    assert _applied(url, "console-2") == 0, "the standby applied nothing"
+
+    a.kill()
+    taken = b.wait_role("leader", 20)
+    assert taken["instance"] != a_id
+    with httpx.Client(base_url=b.base, timeout=10) as cb:
+        assert _sign_in(cb).status_code == 303
+        done = _apply(cb, "console-3", "WEBB0002")
+        assert done.status_code == 200 and done.json()["status"] == "ok", done.text
+    assert _applied(url, "console-1") == 1
+    assert _applied(url, "console-3") == 1
+    assert b.stop() == 0
+
+
+async def test_a_change_reaching_a_deposed_leader_is_fenced_out_and_answered_503(
+    pg_url: str,
+) -> None:
+    _prepare(pg_url)
+    lease = LeaseStore(pg_url, lease_s=30, lock_timeout_s=1)
+    won = lease.acquire("a" * 32, "host-a")
+    assert won is not None
+    db = Database(pg_url)
+    db.set_fence(Fence(won.token))
+    settings = Settings.model_validate({"database": {"url": pg_url}, "mqtt": {"enabled": False}})
+    gateway = build_gateway(settings, upgrade=False, db=db)
+    await gateway.start()
+    try:
+        new_token = steal_lease(pg_url, "b" * 32, 30)
+        report = RoleReport("standby", "stopping", "a" * 32, "host-a",
+                            LeaderInfo("b" * 32, "host-b", new_token))
+        app = create_app(gateway, role=lambda: report)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://core.test") as c:
+            r = await c.post("/api/v1/requests/competence", json=_change("FENCED01"),
+                             headers={"Authorization": f"Bearer {TOKEN}",
+                                      "Idempotency-Key": "fenced-1"})
+            assert r.status_code == 503, r.text
+            body = r.json()
+            assert body["error"]["code"] == "NOT_LEADER"
+            assert "fenced out" in body["error"]["message"]
+            assert "b" * 32 in body["error"]["message"]
+            signin = await c.post("/login", headers={"Accept": "text/html"},
+                                  data={"operator": OPERATOR, "password": PASSWORD})
+            assert signin.status_code == 503 and "fenced out" in signin.text
+    finally:
+        await gateway.stop()
+        lease.dispose()
+    assert _applied(pg_url, "fenced-1") == 0
+    assert body["leader"]["instance"] == "b" * 32
