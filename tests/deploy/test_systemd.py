@@ -186,6 +186,15 @@ def test_bench_drop_in_loads_what_the_site_writes() -> None:
     assert "char-pts rw" in drop_in.values("Service", "DeviceAllow")
 
 
+def test_core_drop_in_runs_a_core_instance_with_the_production_config() -> None:
+    drop_in = parse_unit(SYSTEMD / "lockgate.service.d" / "core.conf")
+    # An empty ExecStart= first: a drop-in replaces the unit's command instead of adding one.
+    assert drop_in.values("Service", "ExecStart") == [
+        "",
+        f"{INSTALL_BIN}lockgate run --role core --config /etc/lockgate/lockgate.toml",
+    ]
+
+
 def test_station_template_link_is_what_the_example_config_names() -> None:
     u = unit("lockgate-sim-station@.service")
     assert u.value("Service", "RuntimeDirectory") == "lockgate-sim/station-%i"
