@@ -10,7 +10,9 @@ request by this instance's role (:class:`~gateway.leadership.CoreLeadership`):
   operators sign in again at the new leader);
 - **standby** (or a leader stepping down): HTTP 503 with ``Retry-After`` and a message that
   names this instance and the leader read from the lease table
-  (:func:`gateway.web.roles.not_leader_response`): every page, the API, sign-in, ``/readyz``.
+  (:func:`gateway.web.roles.not_leader_response`): every page, the API, sign-in, ``/readyz``;
+  ``/metrics`` is only ``lockgate_core_leader 0`` (so that scraping every core works and an
+  alert can see that no instance, or two, lead).
 
 ``/healthz`` answers 200 on every instance with the role report (``role``, ``state``,
 ``instance``, ``host``, ``leader``); ``/readyz`` is 200 only on the leader, which is what a
@@ -24,15 +26,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import WebSettings
 from gateway.leadership import CoreLeadership
 from gateway.runtime import Gateway
 from gateway.web.app import create_app
-from gateway.web.metrics import WebMetrics
+from gateway.web.metrics import WebMetrics, standby_metrics
 from gateway.web.roles import LeaderInfo, RoleReport, not_leader_response
 from gateway.web.service import AppServer
 
@@ -73,6 +76,9 @@ class RoleDispatch:
         app = self.app
         if app is not None and report.role == "leader":
             await app(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["path"] == "/metrics":
+            await Response(standby_metrics(), media_type=CONTENT_TYPE_LATEST)(scope, receive, send)
             return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1013})

@@ -115,11 +115,18 @@ class WebMetrics:
             registry=r,
         )
 
+        self.leader = Gauge(
+            "lockgate_core_leader",
+            "1 while this instance leads (always with --role all), 0 on a standby core.",
+            registry=r,
+        )
+
     def observe(self, name: str, outcome: str, source: str, seconds: float) -> None:
         self.requests.labels(name, outcome, source).inc()
         self.latency.labels(name).observe(seconds)
 
-    def render(self, gauges: StoreGauges) -> bytes:
+    def render(self, gauges: StoreGauges, *, leading: bool = True) -> bytes:
+        self.leader.set(1 if leading else 0)
         for kind, (count, age) in gauges.jobs.items():
             self.jobs.labels(kind).set(count)
             self.job_age.labels(kind).set(age)
@@ -131,6 +138,18 @@ class WebMetrics:
         if gauges.audit_head_age_s is not None:
             self.audit_age.set(gauges.audit_head_age_s)
         return generate_latest(self.registry)
+
+
+def standby_metrics() -> bytes:
+    """``/metrics`` of a standby core: only ``lockgate_core_leader 0`` (the store's gauges
+    and the request counters belong to the leader)."""
+    registry = CollectorRegistry()
+    Gauge(
+        "lockgate_core_leader",
+        "1 while this instance leads (always with --role all), 0 on a standby core.",
+        registry=registry,
+    ).set(0)
+    return generate_latest(registry)
 
 
 class EventCounter:

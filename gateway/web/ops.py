@@ -56,7 +56,10 @@ def install(app: FastAPI, ctx: WebContext) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         gauges = await ctx.gateway.call(read_gauges, ctx.gateway.core)
-        return Response(ctx.metrics.render(gauges), media_type=CONTENT_TYPE_LATEST)
+        leading = ctx.role is None or ctx.role().role == "leader"
+        return Response(
+            ctx.metrics.render(gauges, leading=leading), media_type=CONTENT_TYPE_LATEST
+        )
 
 
 __all__ = ["install"]

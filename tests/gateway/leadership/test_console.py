@@ -183,6 +183,7 @@ def test_the_leader_serves_the_console_a_standby_names_it_and_takes_over_after_k
         assert done.status_code == 200 and done.json()["status"] == "ok", done.text
         ready = ca.get("/readyz")
         assert ready.status_code == 200 and ready.json()["role"] == "leader", ready.text
+        assert "lockgate_core_leader 1.0" in ca.get("/metrics").text
 
     with httpx.Client(base_url=b.base, timeout=10) as cb:
         for refused in (
@@ -194,6 +195,8 @@ def test_the_leader_serves_the_console_a_standby_names_it_and_takes_over_after_k
             assert refused.status_code == 503, refused.text
             assert refused.headers["retry-after"] == "1"
             assert "standby" in refused.text and a_id in refused.text, refused.text
+        scraped = cb.get("/metrics")
+        assert scraped.status_code == 200 and "lockgate_core_leader 0.0" in scraped.text
         api = _apply(cb, "console-2", "WEBB0001").json()
         assert api["error"]["code"] == "NOT_LEADER"
         assert (api["role"], api["leader"]["instance"]) == ("standby", a_id)

@@ -130,7 +130,7 @@ def test_alert_rules_parse_and_use_documented_metrics() -> None:
             ]
             assert metrics, rule["alert"]
             for metric in metrics:
-                base = metric.split("{")[0].split("[")[0]
+                base = metric.split("{")[0].split("[")[0].split(")")[0]
                 for suffix in ("_total", "_bucket", "_count", "_sum"):
                     base = base.removesuffix(suffix)
                 assert f"`{base}" in doc, f"{base} is not in docs/operations.md"
