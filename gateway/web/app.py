@@ -304,6 +304,14 @@ def create_app(
         report = ctx.role() if ctx.role is not None else None
         return not_leader_response(request, report or _deposed(), fenced=True)
 
+    @app.exception_handler(RuntimeError)
+    async def _stopped(request: Request, exc: RuntimeError) -> Response:
+        report = ctx.role() if ctx.role is not None else None
+        if report is None or report.role == "leader":
+            raise exc
+        # A request under way while this core stepped down and its gateway stopped.
+        return not_leader_response(request, report)
+
     openapi.install(app)
     ops.install(app, ctx)
     api.install(app, ctx)

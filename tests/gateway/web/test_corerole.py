@@ -14,8 +14,10 @@ import httpx
 
 from gateway.compose import build_core_role
 from gateway.leadership import CoreLeadership, LeaseView
+from gateway.web import create_app
 from gateway.web.corerole import CoreConsole, role_report
-from tests.gateway.web.conftest import PASSWORD, role_operator, web_settings
+from gateway.web.roles import LeaderInfo, RoleReport
+from tests.gateway.web.conftest import PASSWORD, Site, role_operator, role_token, web_settings
 
 
 async def test_the_core_console_answers_503_until_it_leads_then_serves(site_db: Path) -> None:
@@ -78,3 +80,18 @@ def test_a_standby_names_the_leader_it_read_and_not_an_expired_one() -> None:
     assert role_report(standby).leader is None, "an expired lease names nobody"
     standby.seen = seen(standby.instance, 3)
     assert role_report(standby).leader is None, "a deposed leader does not name itself"
+
+
+async def test_a_request_under_way_when_the_leader_steps_down_is_answered_503(
+    site: Site,
+) -> None:
+    report = RoleReport("standby", "stopping", "a" * 32, "core-a pid 1",
+                        LeaderInfo("b" * 32, "core-b pid 2", 8))
+    app = create_app(site.gateway, role=lambda: report)
+    await site.gateway.stop()  # the step-down stops the gateway under the request
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://core.test") as c:
+        bearer = {"Authorization": f"Bearer {role_token('system')}"}
+        r = await c.get("/api/v1/devices", headers=bearer)
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["code"] == "NOT_LEADER" and "b" * 32 in r.text
