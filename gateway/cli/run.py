@@ -117,11 +117,17 @@ async def serve_core(settings: Settings, *, sites: bool = False) -> int:
     from gateway.agent import site_hub
     from gateway.compose import build_core_role
     from gateway.store import migrate
-    from gateway.web.corerole import CoreConsole
-    from gateway.web.metrics import EventCounter, WebMetrics
+    from gateway.sync.events import SyncSink
 
-    metrics = WebMetrics()
-    console = CoreConsole(settings.web, metrics=metrics) if settings.web.enabled else None
+    console = None
+    sinks: list[SyncSink] = []
+    if settings.web.enabled:
+        from gateway.web.corerole import CoreConsole
+        from gateway.web.metrics import EventCounter, WebMetrics
+
+        metrics = WebMetrics()
+        console = CoreConsole(settings.web, metrics=metrics)
+        sinks.append(EventCounter(metrics))
     try:
         leadership = build_core_role(
             settings,
@@ -129,7 +135,7 @@ async def serve_core(settings: Settings, *, sites: bool = False) -> int:
                 *([site_hub] if sites else []),
                 *([console.leader_console] if console is not None else []),
             ],
-            extra_sinks=[EventCounter(metrics)] if console is not None else [],
+            extra_sinks=sinks,
         )
     except (ValueError, ConfigError) as exc:
         log.error("invalid configuration: %s", exc)
