@@ -320,9 +320,7 @@ def create_app(
 
 
 def _deposed() -> RoleReport:
-    return RoleReport(
-        role="standby", state="stopping", instance="?", host="?", leader=None
-    )
+    return RoleReport(role="standby", state="stopping", instance="?", host="?", leader=None)
 
 
 def context(app: FastAPI) -> WebContext:

@@ -57,9 +57,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
     async def metrics() -> Response:
         gauges = await ctx.gateway.call(read_gauges, ctx.gateway.core)
         leading = ctx.role is None or ctx.role().role == "leader"
-        return Response(
-            ctx.metrics.render(gauges, leading=leading), media_type=CONTENT_TYPE_LATEST
-        )
+        return Response(ctx.metrics.render(gauges, leading=leading), media_type=CONTENT_TYPE_LATEST)
 
 
 __all__ = ["install"]

@@ -69,6 +69,11 @@ class RoleReport:
             why = f"this lockgate core {me} is a standby and serves no console or API requests"
         if self.leader is not None and self.leader.instance != self.instance:
             where = f"the leader is {self.leader.describe()}: use its console"
+        elif fenced:
+            where = (
+                "another instance has taken the lease: use its console (the /healthz of a "
+                "core names the leader)"
+            )
         else:
             where = "no instance leads at the moment: a standby takes over within seconds"
         return f"{why}; {where}, or retry in a moment"
@@ -84,9 +89,7 @@ def wants_json(request: Request) -> bool:
     return "text/html" not in accept or "hx-request" in request.headers
 
 
-def not_leader_response(
-    request: Request, report: RoleReport, *, fenced: bool = False
-) -> Response:
+def not_leader_response(request: Request, report: RoleReport, *, fenced: bool = False) -> Response:
     """HTTP 503 for a request this instance cannot serve: JSON for programs (the API's error
     shape, code ``NOT_LEADER``, with the role report), a small page for browsers."""
     message = report.refusal(fenced=fenced)
@@ -104,7 +107,7 @@ def not_leader_response(
         }
         return JSONResponse(body, status_code=503, headers=headers)
     page = (
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>lockgate: standby</title>"
+        '<!doctype html><html><head><meta charset="utf-8"><title>lockgate: standby</title>'
         "</head><body><h1>Not the leader</h1><p>"
         f"{html.escape(message)}</p></body></html>"
     )
