@@ -35,7 +35,7 @@ from gateway.commands.model import Command
 from gateway.domain.errors import DomainError
 from gateway.domain.facts import FACT_TYPES, Fact, fact_key
 from gateway.domain.timeutil import utcnow
-from gateway.rules.engine import Changes, RulesEngine
+from gateway.rules.engine import Changes, RulesEngine, gc_paused
 from gateway.rules.hardware import KeyExposure
 from gateway.rules.parameters import RulesConfig
 from gateway.store import desired as desired_store
@@ -243,19 +243,24 @@ class Core:
     def load(self) -> Changes:
         """Build the engine from every stored fact and bring the stored derived states in
         line with it (they may lag after a crash or a rules change). Returns what differed."""
-        with self.db.session() as s:
-            self.journal_seq = journal.head(s)
-            facts = fact_store.iter_all(s)
-            self.engine = RulesEngine.build(facts, self.clock(), self.cfg)
-            for loader in self._loaders:
-                loader(s, self)
-            changes = self._reconcile(s)
-            self._persist(s, None, changes)
-        self.loaded = True
-        # The loaded site lives as long as the process: keep it out of every later garbage
-        # collection, whose pauses would otherwise grow with the size of the site.
-        gc.collect()
-        gc.freeze()
+        # The cyclic collector stays off for the whole load, not only the engine's build:
+        # switched on in between, its first collections scan every object the build made
+        # (about 2 s of a start-up at 100k credentials). The loaded site lives as long as the
+        # process, so it is frozen out of every later collection, whose pauses would
+        # otherwise grow with the size of the site. No collection before the freeze: a load
+        # leaves next to no cyclic garbage (about 20 objects at 100k credentials), and a full
+        # collection of the site costs half a second.
+        with gc_paused():
+            with self.db.session() as s:
+                self.journal_seq = journal.head(s)
+                facts = fact_store.iter_all(s)
+                self.engine = RulesEngine.build(facts, self.clock(), self.cfg)
+                for loader in self._loaders:
+                    loader(s, self)
+                changes = self._reconcile(s)
+                self._persist(s, None, changes)
+            self.loaded = True
+            gc.freeze()
         return changes
 
     def _reconcile(self, s: Session) -> Changes:
