@@ -38,6 +38,7 @@ from gateway.domain.timeutil import utcnow
 from gateway.rules.engine import Changes, RulesEngine, gc_paused
 from gateway.rules.hardware import KeyExposure
 from gateway.rules.parameters import RulesConfig
+from gateway.rules.reasons import Reason
 from gateway.store import desired as desired_store
 from gateway.store import fact_repository as fact_store
 from gateway.store import inbox as inbox_store
@@ -266,14 +267,13 @@ class Core:
     def _reconcile(self, s: Session) -> Changes:
         changes = Changes()
         stored = desired_store.credential_state_summaries(s)
+        texts: dict[tuple[Reason, ...], tuple[str, ...]] = {}  # a site repeats a few
         for number, state in self.engine.states.items():
             old = stored.pop(number, None)
-            if (
-                old is None
-                or old.revision != state.revision
-                or old.active != state.active
-                or (old.reasons != tuple(r.value for r in state.reasons))
-            ):
+            reasons = texts.get(state.reasons)
+            if reasons is None:
+                reasons = texts[state.reasons] = tuple(r.value for r in state.reasons)
+            if old is None or old != (state.revision, state.active, reasons):
                 changes.credentials[number] = state
         for number in stored:
             changes.credentials[number] = None
