@@ -562,12 +562,11 @@ def _bulk_application(cols: _Columns, entry: _Columns, space: _Columns) -> BulkL
         stored = row[schedule_at]
         if stored is None:
             return None
-        known = schedules.get(stored if isinstance(stored, str) else repr(stored), _MISSING)
+        key = stored if isinstance(stored, str) else repr(stored)
+        known = schedules.get(key, _MISSING)
         if known is _MISSING:
             value = stored if schedule_convert is None else schedule_convert(stored)
-            known = schedules[stored if isinstance(stored, str) else repr(stored)] = (
-                None if value is None else WeeklySchedule.model_validate(value)
-            )
+            known = schedules[key] = None if value is None else WeeklySchedule.model_validate(value)
         return cast(WeeklySchedule | None, known)
 
     def load(row: RawRow, children: Mapping[str, Sequence[RawRow]]) -> Fact:
@@ -630,10 +629,18 @@ def _bulk_loader(spec: _Spec, cols: dict[str, _Columns]) -> BulkLoader:
     return validated
 
 
-@functools.cache
+_BULK_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
+
+
 def _bulk_sql(table: Table, order: tuple[str, ...], dialect: Dialect) -> str:
-    query = select(table).order_by(*(table.c[c] for c in order))
-    return str(query.compile(dialect=dialect))
+    """``SELECT`` every column of ``table`` ``ORDER BY`` the columns ``order``, compiled
+    once per dialect."""
+    key = (dialect.name, table.name, order)
+    sql = _BULK_SQL.get(key)
+    if sql is None:
+        query = select(table).order_by(*(table.c[c] for c in order))
+        sql = _BULK_SQL[key] = str(query.compile(dialect=dialect))
+    return sql
 
 
 def _raw_rows(session: Session, table: Table, order: tuple[str, ...]) -> Sequence[RawRow]:
