@@ -432,13 +432,20 @@ def _journal_before(session: Session, cutoff: datetime) -> int:
 
 
 class RetentionService(PeriodicService):
-    """A gateway service running :class:`RetentionJob` at start and then every
-    ``settings.run_every_s`` seconds, as the built-in operator ``lockgate-retention``."""
+    """A gateway service running :class:`RetentionJob` every ``settings.run_every_s``
+    seconds, as the built-in operator ``lockgate-retention``. The first run waits
+    :attr:`FIRST_RUN_AFTER_S` (or the interval, when shorter) after the gateway started:
+    it reads every person's history on the core's thread, which would delay the first
+    requests a freshly started gateway serves."""
 
     name = "retention"
+    FIRST_RUN_AFTER_S = 60.0
 
     def __init__(self, settings: RetentionSettings, core: Core) -> None:
-        super().__init__(settings.run_every_s)
+        super().__init__(
+            settings.run_every_s,
+            first_after_s=min(settings.run_every_s, self.FIRST_RUN_AFTER_S),
+        )
         self.settings = settings
         self.job = RetentionJob(core, settings)
         self.last: RetentionReport | None = None

@@ -86,16 +86,19 @@ class CommitNotifier:
 
 
 class PeriodicService:
-    """A service that runs :meth:`run_once` at start and then every ``interval_s`` seconds,
-    logging (and surviving) a failed run. Subclasses set ``name`` and implement
-    :meth:`run_once`."""
+    """A service that runs :meth:`run_once` at start (or ``first_after_s`` seconds after
+    it) and then every ``interval_s`` seconds, logging (and surviving) a failed run.
+    Subclasses set ``name`` and implement :meth:`run_once`."""
 
     name = "periodic"
 
-    def __init__(self, interval_s: float) -> None:
+    def __init__(self, interval_s: float, *, first_after_s: float = 0.0) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s: must be positive")
+        if first_after_s < 0:
+            raise ValueError("first_after_s: must not be negative")
         self.interval_s = interval_s
+        self.first_after_s = first_after_s
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self, gateway: Gateway) -> None:
@@ -105,6 +108,8 @@ class PeriodicService:
         self._task = asyncio.create_task(self._loop(gateway), name=f"lockgate-{self.name}")
 
     async def _loop(self, gateway: Gateway) -> None:
+        if self.first_after_s:
+            await asyncio.sleep(self.first_after_s)
         while True:
             try:
                 await self.run_once(gateway)

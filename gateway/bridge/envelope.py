@@ -24,7 +24,7 @@ import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -100,9 +100,16 @@ def request_model(command: type[Command]) -> type[BaseModel]:
     model: type[BaseModel] = create_model(
         f"{command.__name__}Request",
         __base__=(RequestEnvelope, command),
+        # The fields, and the descriptions their attribute docstrings gave them, come from
+        # the bases: reading attribute docstrings again would have pydantic look for this
+        # class's source (there is none), which took most of the bridge's import time.
+        __config__=_REQUEST_CONFIG,
         __doc__=command.summary or command.__doc__,
     )
     return model
+
+
+_REQUEST_CONFIG: Final = ConfigDict(use_attribute_docstrings=False)
 
 
 def request_models() -> dict[str, type[BaseModel]]:

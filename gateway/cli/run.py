@@ -170,22 +170,26 @@ async def serve_core(settings: Settings, *, sites: bool = False) -> int:
 async def serve(settings: Settings, *, sites: bool = False) -> int:
     """Run the gateway until SIGTERM/SIGINT; returns the exit code. With ``sites`` it also
     serves the site agents (:func:`gateway.agent.site_hub`)."""
-    from gateway.agent import site_hub
-    from gateway.compose import build_gateway
-    from gateway.web import web_service
-    from gateway.web.metrics import EventCounter, WebMetrics
+    from gateway.compose import ServiceFactory, build_gateway
+    from gateway.sync.events import SyncSink
 
-    metrics = WebMetrics()
-    web = settings.web.enabled
+    # The site hub and the web console are imported only when they run (the web console
+    # alone takes about half a second to import, before the gateway can start loading).
+    extra_sinks: list[SyncSink] = []
+    extra_services: list[ServiceFactory] = []
     try:
-        gateway = build_gateway(
-            settings,
-            extra_sinks=[EventCounter(metrics)] if web else [],
-            extra_services=[
-                *([site_hub] if sites else []),
-                *([web_service(settings.web, metrics=metrics)] if web else []),
-            ],
-        )
+        if sites:
+            from gateway.agent import site_hub
+
+            extra_services.append(site_hub)
+        if settings.web.enabled:
+            from gateway.web import web_service
+            from gateway.web.metrics import EventCounter, WebMetrics
+
+            metrics = WebMetrics()
+            extra_sinks.append(EventCounter(metrics))
+            extra_services.append(web_service(settings.web, metrics=metrics))
+        gateway = build_gateway(settings, extra_sinks=extra_sinks, extra_services=extra_services)
     except (ValueError, ConfigError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.orm import Session
@@ -141,10 +141,10 @@ def all_credential_states(session: Session) -> list[StoredCredentialState]:
     return _CREDENTIAL_STATES.all(session)
 
 
-@dataclass(frozen=True, slots=True)
-class CredentialStateSummary:
+class CredentialStateSummary(NamedTuple):
     """What start-up compares of a stored credential state: its revision, whether it is
-    active and its reasons (without reading the rest of its body)."""
+    active and its reasons (without reading the rest of its body). A tuple: start-up
+    compares it with the engine's ``(revision, active, reasons)`` in one comparison."""
 
     revision: str
     active: bool

@@ -25,7 +25,9 @@ from typing import Annotated, Any, Final, TypeVar, Union, cast, get_args, get_or
 
 from pydantic import BaseModel
 from sqlalchemy import (
+    JSON,
     ColumnElement,
+    Dialect,
     RowMapping,
     Table,
     and_,
@@ -80,7 +82,9 @@ F = TypeVar("F", bound=Fact)
 M = TypeVar("M", bound=BaseModel)
 
 Row = dict[str, Any]
-ChildRows = Mapping[str, Sequence[RowMapping]]
+RowLike = Mapping[Any, Any]
+"""A stored row by column name: a :class:`~sqlalchemy.RowMapping`, or a dict."""
+ChildRows = Mapping[str, Sequence[RowLike]]
 
 
 # --------------------------------------------------------------------------- mapping
@@ -104,7 +108,7 @@ class _Spec:
     table: Table
     key_fields: tuple[str, ...]
     dump: Callable[[Any], tuple[Row, dict[str, list[Row]]]]
-    load: Callable[[RowMapping, ChildRows], Fact]
+    load: Callable[[RowLike, ChildRows], Fact]
     children: tuple[_Child, ...] = ()
     key_types: tuple[type, ...] = ()
 
@@ -160,8 +164,8 @@ def _dump_flat(fact: Fact) -> tuple[Row, dict[str, list[Row]]]:
     return {k: _plain(v) for k, v in fact.model_dump().items()}, {}
 
 
-def _flat(kind: type[Fact]) -> Callable[[RowMapping, ChildRows], Fact]:
-    def load(row: RowMapping, _children: ChildRows) -> Fact:
+def _flat(kind: type[Fact]) -> Callable[[RowLike, ChildRows], Fact]:
+    def load(row: RowLike, _children: ChildRows) -> Fact:
         return kind.model_validate(dict(row))
 
     return load
@@ -181,7 +185,7 @@ def _dump_employment(fact: Employment) -> tuple[Row, dict[str, list[Row]]]:
     }, {}
 
 
-def _load_employment(row: RowMapping, _children: ChildRows) -> Fact:
+def _load_employment(row: RowLike, _children: ChildRows) -> Fact:
     return Employment.model_validate(
         {
             "id": row["id"],
@@ -216,7 +220,7 @@ def _dump_space(fact: Space) -> tuple[Row, dict[str, list[Row]]]:
     }
 
 
-def _load_space(row: RowMapping, children: ChildRows) -> Fact:
+def _load_space(row: RowLike, children: ChildRows) -> Fact:
     return Space.model_validate(
         {
             "id": row["id"],
@@ -265,7 +269,7 @@ def _dump_application(fact: AccessApplication) -> tuple[Row, dict[str, list[Row]
     return row, {t.application_entry.name: entries, t.application_entry_space.name: spaces}
 
 
-def _load_application(row: RowMapping, children: ChildRows) -> Fact:
+def _load_application(row: RowLike, children: ChildRows) -> Fact:
     spaces: dict[str, list[str]] = defaultdict(list)
     for r in children[t.application_entry_space.name]:
         spaces[r["employment_id"]].append(r["space_id"])
@@ -303,7 +307,7 @@ def _dump_manifest(fact: DeliveryManifest) -> tuple[Row, dict[str, list[Row]]]:
     }
 
 
-def _load_manifest(row: RowMapping, children: ChildRows) -> Fact:
+def _load_manifest(row: RowLike, children: ChildRows) -> Fact:
     return DeliveryManifest.model_validate(
         {
             "order_id": row["order_id"],
@@ -326,7 +330,7 @@ def _dump_visitor_card(fact: VisitorCard) -> tuple[Row, dict[str, list[Row]]]:
     }
 
 
-def _load_visitor_card(row: RowMapping, children: ChildRows) -> Fact:
+def _load_visitor_card(row: RowLike, children: ChildRows) -> Fact:
     data = dict(row)
     data["space_ids"] = tuple(r["space_id"] for r in children[t.visitor_card_space.name])
     return VisitorCard.model_validate(data)
@@ -379,63 +383,10 @@ _AS_STORED: Final = (str, int, bool, date, datetime)
 come back from :class:`~gateway.store.tables.UtcTimestamp` as validated)."""
 
 
-def _trusted_flat(kind: type[Fact]) -> Callable[[RowMapping, ChildRows], Fact] | None:
-    """A loader building ``kind`` from its row without validation, or None when one of its
-    fields is not a plain stored value (then it is validated)."""
-    converters: list[tuple[str, Callable[[Any], Any] | None]] = []
-    for name, info in kind.model_fields.items():
-        typ, optional = _plain_type(info.annotation)
-        if isinstance(typ, type) and issubclass(typ, Enum):
-            converters.append((name, _members(typ, optional)))
-        elif typ in _AS_STORED:
-            converters.append((name, None))
-        else:
-            return None
-    fields_set = {name for name, _ in converters}
-    if all(convert is None for _, convert in converters):
-        names = tuple(name for name, _ in converters)  # in field order
-
-        def load_plain(row: RowMapping, _children: ChildRows) -> Fact:
-            return _build(kind, {n: row[n] for n in names}, fields_set)
-
-        return load_plain
-
-    def load(row: RowMapping, _children: ChildRows) -> Fact:
-        return _build(
-            kind,
-            {n: row[n] if c is None else c(row[n]) for n, c in converters},
-            fields_set,
-        )
-
-    return load
-
-
 _ID06_STATUS: Final = _members(Id06Status, optional=False)
 _APPLICATION_STATUS: Final = _members(ApplicationStatus, optional=False)
 _EMPLOYMENT_SET: Final = {"id", "person_id", "org_number", "id06"}
 _ID06_SET: Final = {"card_number", "valid_until", "status"}
-
-
-def _trusted_employment(row: RowMapping, _children: ChildRows) -> Fact:
-    card = _build(
-        Id06Card,
-        {
-            "card_number": row["id06_card_number"],
-            "valid_until": row["id06_valid_until"],
-            "status": _ID06_STATUS(row["id06_status"]),
-        },
-        _ID06_SET,
-    )
-    return _build(
-        Employment,
-        {
-            "id": row["id"],
-            "person_id": row["person_id"],
-            "org_number": row["org_number"],
-            "id06": card,
-        },
-        _EMPLOYMENT_SET,
-    )
 
 
 _APPLICATION_SET: Final = {
@@ -450,47 +401,201 @@ _APPLICATION_SET: Final = {
 _ENTRY_SET: Final = {"employment_id", "space_ids", "valid_from", "valid_until", "schedule"}
 
 
-def _trusted_application() -> Callable[[RowMapping, ChildRows], Fact]:
-    schedules: dict[str, WeeklySchedule] = {}
-    """Schedules met so far, by the repr of their stored JSON (which tells 1 from 1.0 and
-    True): a site repeats a few, and each is validated once and then shared."""
+# Bulk loading ------------------------------------------------------------------------
+#
+# The bulk load reads each table's rows as the driver hands them over (no mapping per row,
+# no conversion of columns that need none) and converts the few columns the database
+# returns in another form (SQLite: dates and instants as text, booleans as whole numbers;
+# PostgreSQL: instants in the session's time zone) with SQLAlchemy's own result processor
+# of the column, once per distinct value: a site repeats a few dates and instants.
 
-    def schedule_of(stored: Any) -> WeeklySchedule | None:
+RawRow = Sequence[Any]
+Convert = Callable[[Any], Any]
+
+
+def _memoized(convert: Convert) -> Convert:
+    """``convert`` computed once per distinct value (the values are immutable)."""
+    seen: dict[Any, Any] = {}
+
+    def once(value: Any) -> Any:
+        try:
+            return seen[value]
+        except KeyError:
+            result = seen[value] = convert(value)
+            return result
+
+    return once
+
+
+class _Columns:
+    """How to read one table's raw rows: each column's position, and how to convert its
+    value (None: the driver's value is the model's value)."""
+
+    def __init__(self, table: Table, dialect: Dialect) -> None:
+        self.position: dict[str, int] = {}
+        self.convert: dict[str, Convert | None] = {}
+        for i, column in enumerate(table.columns):
+            impl = column.type.dialect_impl(dialect)
+            processor = impl.result_processor(dialect, None)
+            self.position[column.name] = i
+            if processor is None:
+                self.convert[column.name] = None
+            elif isinstance(impl, JSON):  # a dict (PostgreSQL) cannot be a memo key
+                self.convert[column.name] = processor
+            else:
+                self.convert[column.name] = _memoized(processor)
+
+    def reader(self, name: str) -> tuple[int, Convert | None]:
+        return self.position[name], self.convert[name]
+
+    def mapping(self, row: RawRow) -> dict[str, Any]:
+        """The row as a mapping of converted values (what the validating loaders take)."""
+        return {
+            name: row[i] if (c := self.convert[name]) is None else c(row[i])
+            for name, i in self.position.items()
+        }
+
+
+BulkLoader = Callable[[RawRow, Mapping[str, Sequence[RawRow]]], Fact]
+
+
+def _bulk_flat(kind: type[Fact], cols: _Columns) -> BulkLoader | None:
+    """A loader building ``kind`` from its raw row without validation, or None when one of
+    its fields is not a plain stored value (then it is validated)."""
+    plan: list[tuple[str, int, Convert | None]] = []
+    for name, info in kind.model_fields.items():
+        typ, optional = _plain_type(info.annotation)
+        i, read = cols.reader(name)
+        if isinstance(typ, type) and issubclass(typ, Enum):
+            member = _members(typ, optional)
+            plan.append((name, i, member if read is None else _then(read, member)))
+        elif typ in _AS_STORED:
+            plan.append((name, i, read))
+        else:
+            return None
+    fields_set = {name for name, _, _ in plan}
+
+    def load(row: RawRow, _children: Mapping[str, Sequence[RawRow]]) -> Fact:
+        return _build(
+            kind, {n: row[i] if c is None else c(row[i]) for n, i, c in plan}, fields_set
+        )
+
+    return load
+
+
+def _then(first: Convert, second: Convert) -> Convert:
+    return lambda value: second(first(value))
+
+
+def _value(position: int, convert: Convert | None) -> Convert:
+    """Reads one column of a raw row, converted."""
+    if convert is None:
+        return itemgetter(position)
+    return lambda row: convert(row[position])
+
+
+def _bulk_employment(cols: _Columns) -> BulkLoader:
+    id_, person_id, org_number, card_number, valid_until, status = (
+        _value(*cols.reader(name))
+        for name in (
+            "id",
+            "person_id",
+            "org_number",
+            "id06_card_number",
+            "id06_valid_until",
+            "id06_status",
+        )
+    )
+
+    def load(row: RawRow, _children: Mapping[str, Sequence[RawRow]]) -> Fact:
+        card = _build(
+            Id06Card,
+            {
+                "card_number": card_number(row),
+                "valid_until": valid_until(row),
+                "status": _ID06_STATUS(status(row)),
+            },
+            _ID06_SET,
+        )
+        return _build(
+            Employment,
+            {
+                "id": id_(row),
+                "person_id": person_id(row),
+                "org_number": org_number(row),
+                "id06": card,
+            },
+            _EMPLOYMENT_SET,
+        )
+
+    return load
+
+
+_MISSING: Final = object()
+
+
+def _bulk_application(cols: _Columns, entry: _Columns, space: _Columns) -> BulkLoader:
+    assignment_id, revision, status, expedited, submitted_at, decided_at = (
+        _value(*cols.reader(name))
+        for name in (
+            "assignment_id",
+            "revision",
+            "status",
+            "expedited",
+            "submitted_at",
+            "decided_at",
+        )
+    )
+    employment_id, valid_from, valid_until = (
+        _value(*entry.reader(name)) for name in ("employment_id", "valid_from", "valid_until")
+    )
+    schedule_at, schedule_convert = entry.reader("schedule")
+    space_employment = space.position["employment_id"]
+    space_id = space.position["space_id"]
+    entries_table, spaces_table = t.application_entry.name, t.application_entry_space.name
+    schedules: dict[Any, WeeklySchedule | None] = {}
+    """Schedules met so far, by their stored JSON text (or the repr of the stored JSON
+    value, which tells 1 from 1.0 and True): a site repeats a few, and each is validated
+    once and then shared."""
+
+    def schedule_of(row: RawRow) -> WeeklySchedule | None:
+        stored = row[schedule_at]
         if stored is None:
             return None
-        text = repr(stored)
-        known = schedules.get(text)
-        if known is None:
-            known = schedules[text] = WeeklySchedule.model_validate(stored)
-        return known
+        key = stored if isinstance(stored, str) else repr(stored)
+        known = schedules.get(key, _MISSING)
+        if known is _MISSING:
+            value = stored if schedule_convert is None else schedule_convert(stored)
+            known = schedules[key] = None if value is None else WeeklySchedule.model_validate(value)
+        return cast(WeeklySchedule | None, known)
 
-    def load(row: RowMapping, children: ChildRows) -> Fact:
+    def load(row: RawRow, children: Mapping[str, Sequence[RawRow]]) -> Fact:
         spaces: dict[str, list[str]] = defaultdict(list)
-        for r in children[t.application_entry_space.name]:
-            spaces[r["employment_id"]].append(r["space_id"])
+        for r in children[spaces_table]:
+            spaces[r[space_employment]].append(r[space_id])
         entries = tuple(
             _build(
                 ApplicationEntry,
                 {
-                    "employment_id": e["employment_id"],
-                    "space_ids": tuple(spaces[e["employment_id"]]),
-                    "valid_from": e["valid_from"],
-                    "valid_until": e["valid_until"],
-                    "schedule": schedule_of(e["schedule"]),
+                    "employment_id": (employment := employment_id(e)),
+                    "space_ids": tuple(spaces[employment]),
+                    "valid_from": valid_from(e),
+                    "valid_until": valid_until(e),
+                    "schedule": schedule_of(e),
                 },
                 _ENTRY_SET,
             )
-            for e in children[t.application_entry.name]
+            for e in children[entries_table]
         )
         return _build(
             AccessApplication,
             {
-                "assignment_id": row["assignment_id"],
-                "revision": row["revision"],
-                "status": _APPLICATION_STATUS(row["status"]),
-                "expedited": row["expedited"],
-                "submitted_at": row["submitted_at"],
-                "decided_at": row["decided_at"],
+                "assignment_id": assignment_id(row),
+                "revision": revision(row),
+                "status": _APPLICATION_STATUS(status(row)),
+                "expedited": expedited(row),
+                "submitted_at": submitted_at(row),
+                "decided_at": decided_at(row),
                 "entries": entries,
             },
             _APPLICATION_SET,
@@ -499,16 +604,78 @@ def _trusted_application() -> Callable[[RowMapping, ChildRows], Fact]:
     return load
 
 
-def _trusted_loader(spec: _Spec) -> Callable[[RowMapping, ChildRows], Fact]:
-    """How the bulk load builds ``spec``'s facts: without validation where that is known to
-    give the same model, else by validation."""
+def _bulk_loader(spec: _Spec, cols: dict[str, _Columns]) -> BulkLoader:
+    """How the bulk load builds ``spec``'s facts from raw rows (``cols``: the columns of its
+    tables, by table name): without validation where that is known to give the same model,
+    else by validating the rows as :func:`get` does."""
+    root = cols[spec.table.name]
     if spec.kind is Employment:
-        return _trusted_employment
+        return _bulk_employment(root)
     if spec.kind is AccessApplication:
-        return _trusted_application()
+        return _bulk_application(
+            root, cols[t.application_entry.name], cols[t.application_entry_space.name]
+        )
     if not spec.children:
-        return _trusted_flat(spec.kind) or spec.load
-    return spec.load
+        trusted = _bulk_flat(spec.kind, root)
+        if trusted is not None:
+            return trusted
+
+    def validated(row: RawRow, children: Mapping[str, Sequence[RawRow]]) -> Fact:
+        return spec.load(
+            root.mapping(row),
+            {name: [cols[name].mapping(r) for r in rows] for name, rows in children.items()},
+        )
+
+    return validated
+
+
+_BULK_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
+
+
+def _bulk_sql(table: Table, order: tuple[str, ...], dialect: Dialect) -> str:
+    """``SELECT`` every column of ``table`` ``ORDER BY`` the columns ``order``, compiled
+    once per dialect."""
+    key = (dialect.name, table.name, order)
+    sql = _BULK_SQL.get(key)
+    if sql is None:
+        query = select(table).order_by(*(table.c[c] for c in order))
+        sql = _BULK_SQL[key] = str(query.compile(dialect=dialect))
+    return sql
+
+
+def _raw_rows(session: Session, table: Table, order: tuple[str, ...]) -> Sequence[RawRow]:
+    """Every row of ``table`` in ``order``, as the driver returns them."""
+    conn = session.connection()
+    return conn.exec_driver_sql(_bulk_sql(table, order, conn.dialect)).all()
+
+
+def _bulk_fetch(session: Session, spec: _Spec) -> list[Fact]:
+    """Every stored fact of ``spec``'s type, by key: one statement per table."""
+    write_deferred(session)
+    dialect = session.connection().dialect
+    rows = _raw_rows(session, spec.table, spec.key_columns)
+    if not rows:
+        return []
+    cols = {spec.table.name: _Columns(spec.table, dialect)}
+    grouped: dict[str, dict[Any, list[RawRow]]] = {}
+    for child in spec.children:
+        ct = child.table
+        child_cols = cols[ct.name] = _Columns(ct, dialect)
+        groups: dict[Any, list[RawRow]] = defaultdict(list)
+        key_of = itemgetter(*(child_cols.position[c] for c in child.root_columns))
+        for r in _raw_rows(session, ct, (*child.root_columns, *child.order)):
+            groups[key_of(r)].append(r)
+        grouped[ct.name] = groups
+    load = _bulk_loader(spec, cols)
+    if not grouped:
+        return [load(row, {}) for row in rows]
+    # Grouped by the root's key as itemgetter gives it: one value, or a tuple of several.
+    root_key_of = itemgetter(*(cols[spec.table.name].position[c] for c in spec.key_columns))
+    facts: list[Fact] = []
+    for row in rows:
+        key = root_key_of(row)
+        facts.append(load(row, {name: g.get(key, ()) for name, g in grouped.items()}))
+    return facts
 
 
 # Registry ------------------------------------------------------------------------
@@ -778,11 +945,9 @@ def _fetch(
     session: Session,
     spec: _Spec,
     where: ColumnElement[bool] | None = None,
-    load: Callable[[RowMapping, ChildRows], Fact] | None = None,
 ) -> list[Fact]:
-    """Facts of one type matching ``where`` (on the root table): one statement per table.
-    ``load`` builds them instead of ``spec.load`` (the bulk load's trusted loaders)."""
-    load = load or spec.load
+    """Facts of one type matching ``where`` (on the root table): one statement per table."""
+    load = spec.load
     write_deferred(session)
     root = spec.table
     query = select(root).order_by(*(root.c[c] for c in spec.key_columns))
@@ -791,7 +956,7 @@ def _fetch(
     rows = session.connection().execute(query).mappings().all()
     if not rows:
         return []
-    grouped: dict[str, dict[tuple[Any, ...], list[RowMapping]]] = {}
+    grouped: dict[str, dict[Any, list[RowLike]]] = {}
     for child in spec.children:
         ct = child.table
         child_query = select(ct)
@@ -804,7 +969,7 @@ def _fetch(
             )
             child_query = child_query.join(root, on).where(where)
         child_query = child_query.order_by(*(ct.c[c] for c in (*child.root_columns, *child.order)))
-        groups: dict[Any, list[RowMapping]] = defaultdict(list)
+        groups: dict[Any, list[RowLike]] = defaultdict(list)
         key_of = itemgetter(*child.root_columns)
         for r in session.connection().execute(child_query).mappings().all():
             groups[key_of(r)].append(r)
@@ -839,19 +1004,14 @@ def load_all(session: Session) -> list[Fact]:
     number of facts. The rows were validated when they were written: the models are built
     from them without validating again (the same models :func:`all_of` returns).
     """
-    facts: list[Fact] = []
-    for kind in FACT_TYPES:
-        spec = _SPECS[kind]
-        facts.extend(_fetch(session, spec, load=_trusted_loader(spec)))
-    return facts
+    return list(iter_all(session))
 
 
 def iter_all(session: Session) -> Iterator[Fact]:
     """The facts of :func:`load_all`, type by type, holding one type's list at a time: a
     consumer that keeps them compacted (the rules engine) never has the whole site twice."""
     for kind in FACT_TYPES:
-        spec = _SPECS[kind]
-        yield from _fetch(session, spec, load=_trusted_loader(spec))
+        yield from _bulk_fetch(session, _SPECS[kind])
 
 
 def count(session: Session, kind: type[Fact]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -281,6 +282,19 @@ def test_a_restart_rebuilds_the_same_state_and_repairs_lagging_rows(
     assert again.engine.states == core.engine.states
     with db.session() as s:
         assert desired.get_credential_state(s, sample.KEY_ANNA) is not None
+
+
+def test_the_first_load_freezes_the_site_without_a_full_collection_a_reload_collects(
+    core: Core, db: Database, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collections: list[int] = []
+    monkeypatch.setattr(gc, "collect", lambda generation=2: collections.append(generation) or 0)
+    started = Core(db, clock=clock)
+    started.load()  # a start: nothing else runs yet, a load leaves next to no garbage
+    assert collections == []
+    started.load()  # after a failed transaction, beside the other threads
+    assert collections == [2]
+    assert gc.isenabled()
 
 
 def test_stale_application_revisions_are_refused(core: Core) -> None:

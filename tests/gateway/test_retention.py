@@ -336,3 +336,23 @@ def test_facts_written_before_the_log_existed_are_dated_by_the_journal(
     assert report.persons == ["p-old"]
     assert core.engine.facts.persons["p-renewed"].first_name == "Some"
     assert core.engine.facts.persons["p-moved"].last_name == "Two"
+
+
+async def test_the_first_run_waits_so_that_a_starting_gateway_serves_first(
+    core: Core, db: Database
+) -> None:
+    hourly = RetentionService(RetentionSettings(personal_data_days=730, run_every_s=3600), core)
+    assert hourly.first_after_s == RetentionService.FIRST_RUN_AFTER_S
+    settings = Settings(retention=RetentionSettings(personal_data_days=730, run_every_s=0.3))
+    service = RetentionService(settings.retention, core)
+    gateway = gateway_of(settings, core, services=[service], upgrade=False)
+    await gateway.start()
+    started = time.monotonic()
+    try:
+        deadline = started + 10
+        while service.last is None:
+            assert time.monotonic() < deadline, "the retention service did not run"
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - started >= 0.3
+    finally:
+        await gateway.stop()

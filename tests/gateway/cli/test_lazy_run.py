@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,30 @@ def test_every_other_command_line_gets_every_command() -> None:
     ).stdout
     for command in ("run", "persons", "demo", "sim", "station", "report"):
         assert command in out
+
+
+def test_run_imports_the_web_console_and_the_site_hub_only_when_they_serve(
+    tmp_path: Path,
+) -> None:
+    """Without ``web.enabled`` and ``--sites`` the gateway starts without their modules."""
+    probe = (
+        "import asyncio, os, signal, sys\n"
+        "from gateway.cli.run import serve\n"
+        "from gateway.config import Settings\n"
+        f"settings = Settings(database={{'url': 'sqlite:///{tmp_path}/run.db'}},"
+        " mqtt={'enabled': False})\n"
+        "async def main():\n"
+        "    task = asyncio.create_task(serve(settings), name='serve')\n"
+        "    while 'gateway.compose' not in sys.modules or not any(\n"
+        "        t.get_name() == 'lockgate-clock' for t in asyncio.all_tasks()):\n"
+        "        assert not task.done(), task.result()\n"
+        "        await asyncio.sleep(0.01)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return await task\n"
+        "code = asyncio.run(main())\n"
+        "print('LOADED', code, [m for m in ('gateway.web', 'gateway.agent') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip().splitlines()[-1] == "LOADED 0 []"

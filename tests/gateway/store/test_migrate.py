@@ -18,6 +18,7 @@ from gateway.store import (
     current,
     downgrade,
     head,
+    migrate,
     upgrade,
 )
 from gateway.store import fact_repository as facts
@@ -238,3 +239,20 @@ def test_sqlite_migrations_refuse_to_commit_broken_references(
     with pytest.raises(MigrationError, match=r"break a foreign key.*space_cylinder"):
         upgrade(sqlite_url)
     assert current(sqlite_url) is None
+
+
+def test_an_upgrade_that_changes_nothing_does_not_check_every_reference(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks: list[str] = []
+    real_check = migrate._check_foreign_keys
+
+    def counted(connection: Any, action: str, revision: str) -> None:
+        checks.append(action)
+        real_check(connection, action, revision)
+
+    monkeypatch.setattr(migrate, "_check_foreign_keys", counted)
+    upgrade(sqlite_url)
+    assert checks == ["upgrade"]
+    upgrade(sqlite_url)  # already at head: what a gateway's start does
+    assert checks == ["upgrade"]
