@@ -9,8 +9,9 @@ device state and applies what the agents report, as the local controller workers
   allow-list already confirmed, an event already stored change nothing) and acknowledged to
   the agent only after the commit.
 
-A site's controllers are those its agent names in its state; with ``sites`` given, only
-those sites and controllers are accepted.
+A site's controllers are those its agent names in its state; with ``sites`` given (the
+``hub.sites`` setting), only those sites are accepted, each only with the controllers pinned
+to it: a controller pinned to another site is logged and neither served nor reported on.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class SiteHub:
         username: str | None = None,
         password: str | None = None,
         resend_s: float = 5.0,
+        part_bytes: int = 262144,
         may_connect: Callable[[], bool] = lambda: True,
     ) -> None:
         self.mqtt = mqtt
@@ -105,9 +107,15 @@ class SiteHub:
         self.topics = TopicMap(mqtt.base_topic)
         self.sink = sink
         self.allowed = {k: set(v) for k, v in sites.items()} if sites is not None else None
+        """With pins (``sites``, or ``hub.sites`` in the configuration): site -> the only
+        controllers it is served; sites not named are ignored."""
+        self._pins = {c: k for k, v in (sites or {}).items() for c in v}
+        self._refused: set[tuple[str, str]] = set()
         self.username = username if username is not None else mqtt.username
         self.password = password if password is not None else mqtt.password
         self.resend_s = resend_s
+        self.part_bytes = part_bytes
+        """Largest document sent in one message; larger ones go in parts."""
         self.sites: dict[str, SiteView] = {}
         self.owner: dict[str, str] = {}
         self.gateway: Gateway | None = None
@@ -238,9 +246,7 @@ class SiteHub:
             return
         first = site not in self.sites
         view = self.sites.setdefault(site, SiteView(site))
-        wanted = list(state.controllers)
-        if self.allowed is not None:
-            wanted = [c for c in wanted if c in self.allowed[site]]
+        wanted = self._pinned(site, list(state.controllers))
         mine: list[str] = []
         for cid in wanted:
             owner = self.owner.setdefault(cid, site)
@@ -270,6 +276,26 @@ class SiteHub:
             state.revision,
             state.reason,
         )
+
+    def _pinned(self, site: str, named: list[str]) -> list[str]:
+        """The controllers of ``named`` that ``site`` may serve: all of them without pins;
+        with pins only those pinned to it (each other one is logged once: pinned to another
+        site, or to none)."""
+        if self.allowed is None:
+            return named
+        mine = self.allowed[site]
+        for cid in named:
+            if cid in mine or (site, cid) in self._refused:
+                continue
+            self._refused.add((site, cid))
+            elsewhere = self._pins.get(cid)
+            log.warning(
+                "site hub: site %s names controller %s, %s: not served there",
+                site,
+                cid,
+                f"pinned to site {elsewhere}" if elsewhere else "pinned to no site",
+            )
+        return [c for c in named if c in mine]
 
     # ------------------------------------------------------------------ down: desired state
 
