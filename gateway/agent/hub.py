@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from drivers.base import DenyReason
 from gateway.agent.link import publish_all, tls_context
+from gateway.agent.parts import split
 from gateway.bridge.sitepayloads import (
     AllowEntryDoc,
     ControllerDoc,
@@ -415,17 +416,18 @@ class SiteHub:
             return
         docs = await self.gateway.call(self._build, due)
         ordered = sorted(docs, key=lambda d: not d[2])
-        # handed to the client in this order, revoking sites first; the PUBACKs are awaited
-        # together
-        await publish_all(
-            client,
-            [(self.topics.site("site_desired", view.site), dump(doc)) for view, doc, _ in ordered],
-            "lockgate-sites-desired",
-        )
+        # handed to the client in this order, revoking sites first, a large document in
+        # parts; the PUBACKs are awaited together
+        messages = [
+            (self.topics.site("site_desired", view.site), dump(part))
+            for view, doc, _ in ordered
+            for part in split(doc, self.part_bytes)
+        ]
+        await publish_all(client, messages, "lockgate-sites-desired")
         now = time.monotonic()
         for view, _, _ in ordered:
             view.sent_at = now
-        self.messages_out += len(ordered)
+        self.messages_out += len(messages)
 
     # ------------------------------------------------------------------ up: confirmations, events
 

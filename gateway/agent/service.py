@@ -246,6 +246,8 @@ class Agent:
             )
             await self._publish_state(client, f"refused: {reason}")
             return
+        if doc is None:
+            return  # a part of a document: the rest is on its way
         # Revoking controllers first: each worker writes its whole list, so waking those
         # first puts the revocations on the wire first.
         order = sorted(doc.controllers.items(), key=lambda kv: not kv[1].revoking)

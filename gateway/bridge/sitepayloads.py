@@ -64,7 +64,8 @@ class ControllerDoc(_Payload):
 class SiteDesired(_Payload):
     """A site's desired device state, revision ``revision``. ``base`` None: a full document
     (every controller of the site); otherwise a delta, valid only on top of revision ``base``
-    (the controllers that changed since, whole)."""
+    (the controllers that changed since, whole). A document too large for one message comes
+    in ``parts`` messages."""
 
     site: str = Field(pattern=_ID, description=_SITE)
     revision: int = Field(ge=1, description="The site's desired revision, increasing.")
@@ -75,11 +76,24 @@ class SiteDesired(_Payload):
         description="Controller id -> its desired state (revoking ones first)."
     )
     issued_at: AwareDatetime = Field(description="When the core made the document.")
+    part: int = Field(
+        default=1,
+        ge=1,
+        description="This message's part of the document (1-based): a document too large for "
+        "one message is sent in parts of the same site, revision and base, each with some of "
+        "its controllers in order (a large allow-list over consecutive parts, every piece with "
+        "the controller's revision); the agent accepts it once it has every part.",
+    )
+    parts: int = Field(
+        default=1, ge=1, le=100000, description="How many parts the document has (1: whole)."
+    )
 
     @model_validator(mode="after")
     def _base_before(self) -> SiteDesired:
         if self.base is not None and self.base >= self.revision:
             raise ValueError(f"base: must be below revision {self.revision}, got {self.base}")
+        if self.part > self.parts:
+            raise ValueError(f"part: {self.part} of {self.parts} parts")
         return self
 
 
