@@ -1,5 +1,6 @@
 """The brokers of the multi-site tests: the accounts of deploy/mosquitto/passwd.example for a
-deployed central broker, and a site broker bridged to it with deploy/mosquitto/bridge-site.conf."""
+deployed central broker, a site broker bridged to it with deploy/mosquitto/bridge-site.conf,
+and a broker with the deployed packet size limit."""
 
 from __future__ import annotations
 
@@ -41,3 +42,21 @@ class SiteBroker(PrivateMosquitto):
             bridge.append(line)
         with self.config_path.open("a") as f:
             f.write("\n".join(bridge) + "\n")
+
+
+def deployed_limit(key: str) -> str:
+    """The value of ``key`` in deploy/mosquitto/mosquitto.conf."""
+    for line in (DEPLOY / "mosquitto" / "mosquitto.conf").read_text().splitlines():
+        if line.startswith(f"{key} "):
+            return line.split(" ", 1)[1].strip()
+    raise KeyError(key)
+
+
+class LimitedBroker(PrivateMosquitto):
+    """A private Mosquitto with the deployed ``max_packet_size`` (1 MiB): a larger message
+    costs its sender the connection."""
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        with self.config_path.open("a") as f:
+            f.write(f"max_packet_size {deployed_limit('max_packet_size')}\n")

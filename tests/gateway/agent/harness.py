@@ -127,6 +127,7 @@ def core_gateway(
     resend_s: float = 2.0,
     sites: Mapping[str, list[str]] | None = None,
     account: tuple[str, str] | None = None,
+    part_bytes: int = 262144,
 ) -> tuple[Gateway, SiteHub, RecordingSink]:
     """A core gateway (not started) on ``db_url`` with the site hub and a recording sink."""
     settings = Settings.model_validate(
@@ -138,6 +139,7 @@ def core_gateway(
         settings.mqtt,
         sink,
         resend_s=resend_s,
+        part_bytes=part_bytes,
         sites=sites,
         username=account[0] if account else None,
         password=account[1] if account else None,
@@ -156,6 +158,8 @@ async def running_core(
     sites: Mapping[str, list[str]] | None = None,
     account: tuple[str, str] | None = None,
     facts: bool = True,
+    capacity: int = 2000,
+    part_bytes: int = 262144,
 ) -> AsyncIterator[RunningCore]:
     """The core (no local devices) with the site hub, the facts of ``controllers``, and one
     simulated controller per id (not served by anyone until an agent is started)."""
@@ -165,12 +169,12 @@ async def running_core(
         with db.session() as s:
             fact_store.put_many(s, site_facts(controllers, people))  # type: ignore[arg-type]
     gateway, hub, sink = core_gateway(
-        db_url, broker, resend_s=resend_s, sites=sites, account=account
+        db_url, broker, resend_s=resend_s, sites=sites, account=account, part_bytes=part_bytes
     )
     async with AsyncExitStack() as stack:
         sims: dict[str, ControllerSimulator] = {}
         for cid in controllers:
-            memory = ControllerMemory(controller_id=cid, doors=4, capacity=2000)
+            memory = ControllerMemory(controller_id=cid, doors=4, capacity=capacity)
             sims[cid] = await stack.enter_async_context(
                 ControllerSimulator(ControllerServer(memory, transport="tcp"), control_port=None)
             )
