@@ -162,7 +162,9 @@ def _site_specs() -> list[TopicSpec]:
             retained=False,
             qos=1,
             description="Desired device state of one site, versioned: a full document or a "
-            "delta against the revision the agent last reported. Revoking changes first.",
+            "delta against the revision the agent last reported. Revoking changes first. A "
+            "document larger than the hub's part_bytes comes in parts (part i of parts), which "
+            "the agent accepts together once it has them all.",
             parameters=_SITE,
             schema_file="site/desired.json",
         ),
