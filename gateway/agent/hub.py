@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from drivers.base import DenyReason
-from gateway.agent.link import publish_all, tls_context
+from gateway.agent.link import link_error, publish_all, tls_context
 from gateway.agent.parts import split
 from gateway.bridge.sitepayloads import (
     AllowEntryDoc,
@@ -200,7 +200,7 @@ class SiteHub:
                         # unacknowledged reports are sent again by their agents
                         self._reports = asyncio.Queue()
             except aiomqtt.MqttError as exc:
-                log.warning("site hub: link to the broker lost: %s", exc)
+                log.warning("site hub: %s", link_error(exc, self.mqtt))
             except Exception:
                 log.exception("site hub: the link failed; reconnecting")
             finally:

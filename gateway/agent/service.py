@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from drivers.base import DeviceConfig, DoorController
 from drivers.registry import load_door_controller
-from gateway.agent.link import publish_all, tls_context
+from gateway.agent.link import link_error, publish_all, tls_context
 from gateway.agent.local import AgentStore, Refused
 from gateway.agent.worker import AgentControllerWorker
 from gateway.bridge.sitepayloads import SiteAck, SiteState, dump
@@ -179,7 +179,9 @@ class Agent:
                     delay = self.settings.sync.retry_initial_s
                     await self._serve_link(client)
             except aiomqtt.MqttError as exc:
-                log.warning("agent of site %s: link to the broker lost: %s", self.site, exc)
+                log.warning(
+                    "agent of site %s: %s", self.site, link_error(exc, self.settings.mqtt)
+                )
             except Exception:
                 log.exception("agent of site %s: the link failed; reconnecting", self.site)
             finally:
