@@ -32,8 +32,6 @@ def link_error(exc: aiomqtt.MqttError, mqtt: MqttSettings) -> str:
             f"the broker {mqtt.host}:{mqtt.port} presented a TLS certificate that mqtt.ca_file "
             f"({trusted}) does not vouch for; not connected: {text}"
         )
-    if mqtt.tls and "WRONG_VERSION_NUMBER" in text:
-        return f"the broker {mqtt.host}:{mqtt.port} does not speak TLS there (mqtt.tls): {text}"
     return f"link to the broker lost: {text}"
 
 
