@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -37,6 +38,7 @@ from gateway.bridge.sitepayloads import (
     ScheduleDoc,
     SiteAck,
     SiteConfirm,
+    SiteConfirms,
     SiteDesired,
     SiteEvent,
     SiteState,
@@ -228,7 +230,8 @@ class SiteHub:
                     if raw:
                         self._on_state(SiteState.model_validate_json(raw), site)
                 case "site_confirm":
-                    self._report(SiteConfirm.model_validate_json(raw), site)
+                    for confirm in _confirms(raw):
+                        self._report(confirm, site)
                 case "site_events":
                     self._report(SiteEvent.model_validate_json(raw), site)
         except ValidationError as exc:
@@ -582,6 +585,20 @@ class SiteHub:
                 f"access_{ev.kind}" if ev.kind in ("granted", "denied") else f"door_{ev.kind}",
                 body,
             )
+
+
+def _confirms(raw: bytes) -> list[SiteConfirm]:
+    """The confirmations of a ``confirm`` message: a :class:`SiteConfirms`, or one
+    :class:`SiteConfirm` from an agent before confirmations were coalesced."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return [SiteConfirm.model_validate_json(raw)]  # raises the ValidationError
+    if "confirms" in body:
+        return list(SiteConfirms.model_validate(body).confirms)
+    return [SiteConfirm.model_validate(body)]
 
 
 __all__ = ["SiteHub", "SiteView"]

@@ -213,6 +213,16 @@ class AgentStore:
             rows = self._db.execute("select controller, revision from confirmed").fetchall()
         return {r[0]: (r[1] or None) for r in rows}
 
+    def unconfirmed(self) -> set[str]:
+        """The controllers whose confirmed revision is not the desired one held."""
+        with self._lock:
+            rows = self._db.execute(
+                "select d.controller from desired d left join confirmed c "
+                "on c.controller = d.controller "
+                "where c.revision is null or c.revision != d.revision"
+            ).fetchall()
+        return {r[0] for r in rows}
+
     def forget(self, controller: str, generation: int) -> None:
         """The controller lost its memory (or holds something else): nothing it held counts."""
         with self._tx() as c:

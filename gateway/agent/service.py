@@ -7,7 +7,8 @@ the core only over MQTT, on the site's topics (``<base>/v1/site/<site>/...``):
 - it receives desired documents, accepts them (or refuses them with a logged reason, keeping
   its last good state) and wakes the controllers, those whose change revokes first;
 - it sends its outbox (confirmations that revoke first, then other confirmations, then
-  events) until the core acknowledges each message, again after every reconnection;
+  events; the confirmations together in one message) until the core acknowledges each, again
+  after every reconnection;
 - it publishes its state (retained; ``offline`` as its last will) on connecting, after every
   document and after every refusal: a state that says ``connected`` or ``refused`` makes the
   core send a full document.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +34,7 @@ from drivers.base import DeviceConfig, DoorController
 from drivers.registry import load_door_controller
 from gateway.agent.link import link_error, publish_all, tls_context
 from gateway.agent.local import AgentStore, Refused
+from gateway.agent.outbox import wire_messages
 from gateway.agent.worker import AgentControllerWorker
 from gateway.bridge.sitepayloads import SiteAck, SiteState, dump
 from gateway.bridge.topics import TopicMap, check_level
@@ -49,6 +50,9 @@ each time (up to :data:`RESEND_MAX_S`) while no acknowledgement comes: behind a 
 whose bridge to the core is down, the bridge's queue does not fill with copies. The first
 acknowledgement after a silence sends everything waiting at once."""
 RESEND_MAX_S = 300.0
+COALESCE_S = 0.1
+"""A new confirmation waits at most this long for the controllers still writing, so that
+the site's confirmations reach the core in one message."""
 
 
 class Agent:
@@ -62,12 +66,14 @@ class Agent:
         *,
         controller_factory: Callable[[DeviceConfig], DoorController] = load_door_controller,
         resend_s: float = RESEND_S,
+        coalesce_s: float = COALESCE_S,
     ) -> None:
         self.site = check_level("--site", site)
         self.settings = settings
         self.topics = TopicMap(settings.mqtt.base_topic)
         self.store = AgentStore(state_path, site)
         self.resend_s = resend_s
+        self.coalesce_s = coalesce_s
         timing = worker_timing(settings)
         self.workers: dict[str, AgentControllerWorker] = {
             c.id: AgentControllerWorker(
@@ -179,9 +185,7 @@ class Agent:
                     delay = self.settings.sync.retry_initial_s
                     await self._serve_link(client)
             except aiomqtt.MqttError as exc:
-                log.warning(
-                    "agent of site %s: %s", self.site, link_error(exc, self.settings.mqtt)
-                )
+                log.warning("agent of site %s: %s", self.site, link_error(exc, self.settings.mqtt))
             except Exception:
                 log.exception("agent of site %s: the link failed; reconnecting", self.site)
             finally:
@@ -266,9 +270,26 @@ class Agent:
         )
         await self._publish_state(client, "applied")
 
+    async def _gather(self) -> None:
+        """While controllers are still writing the desired state (a confirmation is new and
+        others will follow), wait for them up to ``coalesce_s``, so that the site's
+        confirmations go to the core together."""
+        deadline = time.monotonic() + self.coalesce_s
+        while (left := deadline - time.monotonic()) > 0 and (
+            self.store.unconfirmed() & self.workers.keys()
+        ):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._outbox_wake.wait()
+            self._outbox_wake.clear()
+
     async def _send_outbox(self, client: aiomqtt.Client) -> None:
         """Send every unacknowledged message (revocations first), again after ``resend_s``."""
         while True:
+            if self.coalesce_s and any(
+                p.topic == "site_confirm" and p.seq not in self._sent for p in self.store.pending()
+            ):
+                await self._gather()
             now = time.monotonic()
             due = []
             for p in self.store.pending():
@@ -277,27 +298,17 @@ class Agent:
                     continue
                 due.append(p)
                 self._sent[p.seq] = (now, times + 1)
-            # handed to the client in outbox order (revocations first); PUBACKs awaited together
+            # handed to the client in outbox order (revocations first), the confirmations
+            # together; PUBACKs awaited together
             await publish_all(
                 client,
-                [
-                    (
-                        self.topics.site(p.topic, self.site),
-                        dump_json({"site": self.site, "seq": p.seq, **p.payload}),
-                    )
-                    for p in due
-                ],
+                wire_messages(self.site, self.topics, due),
                 f"lockgate-agent-outbox-{self.site}-send",
             )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(1.0, self.resend_s)):
                     await self._outbox_wake.wait()
             self._outbox_wake.clear()
-
-
-def dump_json(body: dict[str, object]) -> bytes:
-    """The wire form of an outbox message."""
-    return json.dumps(body, separators=(",", ":")).encode()
 
 
 __all__ = ["Agent"]

@@ -3,8 +3,9 @@ exchange over MQTT.
 
 Down (core -> agent): :class:`SiteDesired` documents, versioned per site (a full document, or
 a delta against a revision the agent confirmed), and :class:`SiteAck` for what the core has
-stored. Up (agent -> core): :class:`SiteConfirm` (a controller holds and verified a desired
-allow-list), :class:`SiteEvent` (device events), and the retained :class:`SiteState`.
+stored. Up (agent -> core): :class:`SiteConfirms` (controllers hold and verified desired
+allow-lists, one :class:`SiteConfirm` each), :class:`SiteEvent` (device events), and the
+retained :class:`SiteState`.
 Every up message carries the agent's outbox sequence number: the core applies it idempotently
 and acknowledges it once stored; the agent sends it again until acknowledged.
 """
@@ -113,6 +114,17 @@ class SiteConfirm(_Payload):
     at: AwareDatetime = Field(description="When the write was verified.")
 
 
+class SiteConfirms(_Payload):
+    """Confirmations of one site in one message, each with its own outbox sequence number
+    (acknowledged one by one). A core also accepts a single :class:`SiteConfirm` on the topic
+    (agents before confirmations were coalesced)."""
+
+    site: str = Field(pattern=_ID, description=_SITE)
+    confirms: list[SiteConfirm] = Field(
+        min_length=1, max_length=10000, description="The confirmations, revoking ones first."
+    )
+
+
 class SiteEvent(_Payload):
     """A device event collected by the agent (read from the controller, not yet known to the
     core). ``(controller, generation, sequence)`` identifies it."""
@@ -166,7 +178,7 @@ def dump(model: BaseModel) -> bytes:
 SITE_PAYLOADS: dict[str, type[BaseModel]] = {
     "desired": SiteDesired,
     "ack": SiteAck,
-    "confirm": SiteConfirm,
+    "confirm": SiteConfirms,
     "events": SiteEvent,
     "state": SiteState,
 }
@@ -178,6 +190,7 @@ __all__ = [
     "ScheduleDoc",
     "SiteAck",
     "SiteConfirm",
+    "SiteConfirms",
     "SiteDesired",
     "SiteEvent",
     "SiteState",

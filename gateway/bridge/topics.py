@@ -183,12 +183,13 @@ def _site_specs() -> list[TopicSpec]:
         TopicSpec(
             key="site_confirm",
             pattern=f"{VERSION}/site/{{site}}/confirm",
-            model=sp.SiteConfirm,
+            model=sp.SiteConfirms,
             direction=Direction.AGENT,
             retained=False,
             qos=1,
-            description="A controller of the site holds and verified a desired allow-list; "
-            "sent until acknowledged, revocations first.",
+            description="Controllers of the site hold and verified desired allow-lists: the "
+            "site's confirmations in one message, each sent until acknowledged, revocations "
+            "first.",
             parameters=_SITE,
             schema_file="site/confirm.json",
         ),
