@@ -171,8 +171,10 @@ class SiteState(_Payload):
 
 
 def dump(model: BaseModel) -> bytes:
-    """The wire form of a site payload."""
-    return model.model_dump_json(exclude_none=False).encode()
+    """The wire form of a site payload. A whole desired document leaves out ``part`` and
+    ``parts``: agents that know no parts accept it as before."""
+    whole = isinstance(model, SiteDesired) and model.parts == 1
+    return model.model_dump_json(exclude={"part", "parts"} if whole else None).encode()
 
 
 SITE_PAYLOADS: dict[str, type[BaseModel]] = {

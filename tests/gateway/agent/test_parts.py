@@ -64,9 +64,11 @@ def store(tmp_path: Path) -> AgentStore:
     s.close()
 
 
-def test_a_small_document_stays_whole() -> None:
+def test_a_small_document_stays_whole_in_the_form_older_agents_accept() -> None:
     doc = site(1, n1=controller("a", 10))
     assert split(doc, 65536) == [doc]
+    assert b'"part' not in dump(doc)
+    assert b'"parts":' in dump(split(site(2, n1=controller("b", 3000)), 65536)[0])
 
 
 def test_split_keeps_every_part_under_the_limit_and_merge_restores_the_document() -> None:
