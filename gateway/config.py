@@ -193,6 +193,13 @@ class SyncSettings(_Section):
         description="How often time-driven changes "
         "(expiries) and other processes' changes are picked up.",
     )
+    confirm_wait_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=5,
+        description="Site agent: how long a new confirmation waits for the site's other "
+        "controllers still writing, so that their confirmations go in one message.",
+    )
 
 
 class RetentionSettings(_Section):

@@ -50,9 +50,6 @@ each time (up to :data:`RESEND_MAX_S`) while no acknowledgement comes: behind a 
 whose bridge to the core is down, the bridge's queue does not fill with copies. The first
 acknowledgement after a silence sends everything waiting at once."""
 RESEND_MAX_S = 300.0
-COALESCE_S = 0.1
-"""A new confirmation waits at most this long for the controllers still writing, so that
-the site's confirmations reach the core in one message."""
 
 
 class Agent:
@@ -66,14 +63,15 @@ class Agent:
         *,
         controller_factory: Callable[[DeviceConfig], DoorController] = load_door_controller,
         resend_s: float = RESEND_S,
-        coalesce_s: float = COALESCE_S,
     ) -> None:
         self.site = check_level("--site", site)
         self.settings = settings
         self.topics = TopicMap(settings.mqtt.base_topic)
         self.store = AgentStore(state_path, site)
         self.resend_s = resend_s
-        self.coalesce_s = coalesce_s
+        self.coalesce_s = settings.sync.confirm_wait_s
+        """A new confirmation waits at most this long for the controllers still writing, so
+        that the site's confirmations reach the core in one message (``sync.confirm_wait_s``)."""
         timing = worker_timing(settings)
         self.workers: dict[str, AgentControllerWorker] = {
             c.id: AgentControllerWorker(

@@ -30,6 +30,7 @@ def agent_config(
     controllers: Mapping[str, Mapping[str, Any]],
     *,
     username: str | None = None,
+    confirm_wait_s: float = 0.0,
 ) -> Path:
     """Write the TOML configuration of an agent serving ``controllers`` (id -> options)."""
     lines = [
@@ -43,6 +44,7 @@ def agent_config(
         "retry_initial_s = 0.1",
         "retry_max_s = 1.0",
         "tick_s = 0.5",
+        f"confirm_wait_s = {confirm_wait_s}",
         "",
     ]
     for cid, options in controllers.items():

@@ -43,7 +43,8 @@ async def test_a_sites_confirmations_go_in_one_message(
             await until(lambda: bodies == [{}], what="the spy subscribed")
             bodies.clear()
             settings = agent_settings(broker, {c: run.simulators[c].driver_options() for c in SITE})
-            async with Agent(settings, "west", state_file(tmp_path, "west"), coalesce_s=3.0) as a:
+            settings.sync.confirm_wait_s = 3.0
+            async with Agent(settings, "west", state_file(tmp_path, "west")) as a:
                 await until(lambda: run.all_confirmed(SITE), what="the first sync")
                 assert len(bodies) == 1
                 assert sorted(c["controller"] for c in bodies[0]["confirms"]) == SITE  # type: ignore[attr-defined]
