@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from drivers.base import DenyReason
 from gateway.agent.link import link_error, publish_all, tls_context
-from gateway.agent.parts import split
+from gateway.agent.parts import wire
 from gateway.bridge.sitepayloads import (
     AllowEntryDoc,
     ControllerDoc,
@@ -422,9 +422,9 @@ class SiteHub:
         # handed to the client in this order, revoking sites first, a large document in
         # parts; the PUBACKs are awaited together
         messages = [
-            (self.topics.site("site_desired", view.site), dump(part))
+            (self.topics.site("site_desired", view.site), raw)
             for view, doc, _ in ordered
-            for part in split(doc, self.part_bytes)
+            for raw in wire(doc, self.part_bytes)
         ]
         await publish_all(client, messages, "lockgate-sites-desired")
         now = time.monotonic()

@@ -59,8 +59,18 @@ def _pack(doc: SiteDesired, budget: int) -> list[dict[str, ControllerDoc]]:
 def split(doc: SiteDesired, limit: int) -> list[SiteDesired]:
     """``doc`` as one message if its wire form fits in ``limit`` bytes, else as parts that
     each fit (as far as one allow-list entry fits)."""
-    if len(dump(doc)) <= limit:
-        return [doc]
+    return [part for part, _ in _split(doc, limit)]
+
+
+def wire(doc: SiteDesired, limit: int) -> list[bytes]:
+    """The wire forms of :func:`split` (each serialised once)."""
+    return [raw for _, raw in _split(doc, limit)]
+
+
+def _split(doc: SiteDesired, limit: int) -> list[tuple[SiteDesired, bytes]]:
+    whole = dump(doc)
+    if len(whole) <= limit:
+        return [(doc, whole)]
     head = len(dump(doc.model_copy(update={"controllers": {}, "part": 99999, "parts": 99999})))
     budget = max(limit - head - MARGIN, 1024)
     while True:
@@ -69,8 +79,9 @@ def split(doc: SiteDesired, limit: int) -> list[SiteDesired]:
             doc.model_copy(update={"controllers": g, "part": i, "parts": len(groups)})
             for i, g in enumerate(groups, start=1)
         ]
-        if budget <= 1024 or all(len(dump(p)) <= limit for p in parts):
-            return parts
+        out = [(p, dump(p)) for p in parts]
+        if budget <= 1024 or all(len(raw) <= limit for _, raw in out):
+            return out
         budget = max(budget * 3 // 4, 1024)
 
 
@@ -126,4 +137,4 @@ class Assembly:
         return merge(list(self.received.values()))
 
 
-__all__ = ["Assembly", "PartError", "merge", "split"]
+__all__ = ["Assembly", "PartError", "merge", "split", "wire"]

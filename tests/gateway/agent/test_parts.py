@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.agent.local import AgentStore, Refused
-from gateway.agent.parts import merge, split
+from gateway.agent.parts import merge, split, wire
 from gateway.bridge.sitepayloads import (
     AllowEntryDoc,
     ControllerDoc,
@@ -88,6 +88,7 @@ def test_split_keeps_every_part_under_the_limit_and_merge_restores_the_document(
     # the order holds (revoking n3 first), n2's list is over several parts
     assert next(iter(parts[0].controllers)) == "n3"
     assert sum("n2" in p.controllers for p in parts) > 1
+    assert wire(doc, 65536) == [dump(p) for p in parts]
     random.Random(1).shuffle(parts)
     assert merge(parts) == doc
 
