@@ -22,6 +22,8 @@ Prints one JSON object as its last line:
 ``idle_core_cpu_pct``         core process CPU at idle (percent of one core)
 ``idle_core_cpu_pct_per_site``
 ``idle_mqtt_msgs_per_s``      messages the hub sent and received per second at idle
+``mqtt_msgs_up_per_revocation`` messages the hub received per revocation (agents' states,
+                              confirmations: one message per site when they go together)
 ``core_ms_per_confirmation`` core time to apply one controller's confirmation (its
                               transaction on the core thread, queueing included)
 ``cpu_ms_per_revocation_core|agents|simulators``
@@ -31,7 +33,8 @@ Prints one JSON object as its last line:
 ``still_holding``             controllers that still hold a revoked tag (must be 0)
 ``load_average_1m``           the machine's load at the end (the bench shares its cores)
 
-Usage: ``python bench/sites.py [--sites 20] [--revocations 20] [--idle-s 10]``
+Usage: ``python bench/sites.py [--sites 20] [--revocations 20] [--idle-s 10]
+[--confirm-wait-s 0]``
 """
 
 from __future__ import annotations
@@ -139,7 +142,11 @@ class _Confirmations:
 
 
 async def run(
-    sites: int, revocations: int, idle_s: float, sync_timeout_s: float = 600.0
+    sites: int,
+    revocations: int,
+    idle_s: float,
+    sync_timeout_s: float = 600.0,
+    confirm_wait_s: float = 0.0,
 ) -> dict[str, object]:
     import psutil
 
@@ -193,6 +200,7 @@ async def run(
                         broker.host,
                         broker.port,
                         {cid: options[cid] for cid in controllers[site]},
+                        confirm_wait_s=confirm_wait_s,
                     )
                     agent = AgentProcess(site, config, tmp / f"{site}.db", tmp / f"{site}.log")
                     agent.start()
@@ -227,6 +235,7 @@ async def run(
                 print(f"idle: core CPU {idle_cpu:.1f} %, {idle_msgs:.2f} MQTT messages/s")
 
                 confirm_s, confirmations = hub.confirm_s, hub.confirmations
+                messages_in = hub.messages_in
                 procs = {
                     "core": me,
                     "simulators": psutil.Process(sim.pid),
@@ -259,6 +268,7 @@ async def run(
                     firsts.append((sink.first[tag(i)] - accepted) * 1000)
                     await asyncio.sleep(0.2)
                 cpu_after = cpu()
+                up = (hub.messages_in - messages_in) / revocations
                 spent = {k: cpu_after[k] - cpu_before[k] for k in procs}
                 cpu_ms = {
                     "core": spent["core"],
@@ -296,6 +306,8 @@ async def run(
         "idle_core_cpu_pct_per_site": round(idle_cpu / sites, 3),
         "idle_mqtt_msgs_per_s": round(idle_msgs, 3),
         "core_ms_per_confirmation": round(per_confirmation_ms, 2),
+        "mqtt_msgs_up_per_revocation": round(up, 1),
+        "confirm_wait_s": confirm_wait_s,
         **{
             f"cpu_ms_per_revocation_{k}": round(v / revocations * 1000, 1)
             for k, v in cpu_ms.items()
@@ -316,6 +328,12 @@ def main() -> None:
         default=600.0,
         help="Longest wait for the agents to start and sync (their imports on a busy machine).",
     )
+    parser.add_argument(
+        "--confirm-wait-s",
+        type=float,
+        default=0.0,
+        help="The agents' sync.confirm_wait_s (waiting to send a site's confirmations together).",
+    )
     parser.add_argument("--simulate", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.simulate:
@@ -324,7 +342,9 @@ def main() -> None:
     if args.sites < 1 or args.revocations < 1:
         parser.error("--sites and --revocations: must be at least 1")
     logging.getLogger("mqtt").setLevel(logging.ERROR)  # counts of pending publications
-    result = asyncio.run(run(args.sites, args.revocations, args.idle_s, args.sync_timeout_s))
+    result = asyncio.run(
+        run(args.sites, args.revocations, args.idle_s, args.sync_timeout_s, args.confirm_wait_s)
+    )
     print(json.dumps(result))
 
 

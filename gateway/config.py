@@ -9,6 +9,7 @@ documented in ``docs/configuration.md``; a test checks that the two agree.
 from __future__ import annotations
 
 import os
+import re
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from gateway.domain.timeutil import DEFAULT_TIMEZONE
 from gateway.rules.parameters import RulesConfig
 
 DEFAULT_DB_FILE = "lockgate.db"
+_SITE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 class _Section(BaseModel):
@@ -166,8 +168,7 @@ class ControllerDeviceSettings(DeviceSettings):
     device_timeout_s: float | None = Field(
         default=None,
         gt=0,
-        description="Time limit of one operation on this controller; unset: "
-        "sync.device_timeout_s.",
+        description="Time limit of one operation on this controller; unset: sync.device_timeout_s.",
     )
     write_timeout_s: float | None = Field(
         default=None,
@@ -191,6 +192,13 @@ class SyncSettings(_Section):
         gt=0,
         description="How often time-driven changes "
         "(expiries) and other processes' changes are picked up.",
+    )
+    confirm_wait_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=5,
+        description="Site agent: how long a new confirmation waits for the site's other "
+        "controllers still writing, so that their confirmations go in one message.",
     )
 
 
@@ -243,6 +251,37 @@ class LeadershipSettings(_Section):
         lease = info.data.get("lease_s")
         if lease is not None and v > lease / 2:
             raise ValueError(f"must be at most half of lease_s ({lease:g} s)")
+        return v
+
+
+class HubSettings(_Section):
+    """The core's site hub (``lockgate run --sites``, ``--role core --sites``)."""
+
+    sites: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Site id -> the controller ids pinned to it. Empty: a site serves the "
+        "controllers its agent names (the first site to name one keeps it). Given: only these "
+        "sites are served, each only its pinned controllers.",
+    )
+    part_bytes: int = Field(
+        default=262144,
+        ge=4096,
+        le=16777216,
+        description="Largest desired document sent in one MQTT message (bytes of JSON); a "
+        "larger one is sent in parts. Keep it well below the broker's max_packet_size.",
+    )
+
+    @field_validator("sites")
+    @classmethod
+    def _pinned_once(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        seen: dict[str, str] = {}
+        for site, controllers in v.items():
+            if not _SITE_ID.match(site):
+                raise ValueError(f"site id {site!r}: letters, digits and _ . : - (1..64)")
+            for cid in controllers:
+                if cid in seen and seen[cid] != site:
+                    raise ValueError(f"controller {cid!r} is pinned to {seen[cid]} and {site}")
+                seen[cid] = site
         return v
 
 
@@ -300,7 +339,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     leadership: LeadershipSettings = Field(default_factory=LeadershipSettings)
-
+    hub: HubSettings = Field(default_factory=HubSettings)
 
     web: WebSettings = Field(default_factory=WebSettings)
     stations: list[DeviceSettings] = Field(default_factory=list)

@@ -22,7 +22,8 @@ def site_hub(gateway: Gateway) -> SiteHub:
     reports through the sync engine's sinks, like the local controller workers. It connects
     with its own broker account (each account has one connection): ``LOCKGATE_SITES_USERNAME``
     (default: the gateway's account name + ``-sites``) and ``LOCKGATE_SITES_PASSWORD``
-    (default: the gateway's password)."""
+    (default: the gateway's password). The ``[hub]`` settings pin sites to their
+    controllers."""
     mqtt = gateway.settings.mqtt
     if not mqtt.enabled:
         raise ValueError("--sites: site agents are served over MQTT; set mqtt.enabled")
@@ -32,8 +33,15 @@ def site_hub(gateway: Gateway) -> SiteHub:
     )
     password = os.environ.get("LOCKGATE_SITES_PASSWORD") or mqtt.password
     bridge = next(s for s in gateway.services if isinstance(s, MqttBridge))
+    pins = gateway.settings.hub.sites
     return SiteHub(
-        mqtt, sync.sink, username=username, password=password, may_connect=bridge.may_connect
+        mqtt,
+        sync.sink,
+        sites=pins or None,
+        part_bytes=gateway.settings.hub.part_bytes,
+        username=username,
+        password=password,
+        may_connect=bridge.may_connect,
     )
 
 

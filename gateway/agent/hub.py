@@ -9,14 +9,16 @@ device state and applies what the agents report, as the local controller workers
   allow-list already confirmed, an event already stored change nothing) and acknowledged to
   the agent only after the commit.
 
-A site's controllers are those its agent names in its state; with ``sites`` given, only
-those sites and controllers are accepted.
+A site's controllers are those its agent names in its state; with ``sites`` given (the
+``hub.sites`` setting), only those sites are accepted, each only with the controllers pinned
+to it: a controller pinned to another site is logged and neither served nor reported on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -29,13 +31,15 @@ from sqlalchemy.orm import Session
 
 from drivers.base import DenyReason
 from gateway.agent.keyhub import KeyHub, key_filters
-from gateway.agent.link import publish_all, tls_context
+from gateway.agent.link import link_error, publish_all, tls_context
+from gateway.agent.parts import wire
 from gateway.bridge.sitepayloads import (
     AllowEntryDoc,
     ControllerDoc,
     ScheduleDoc,
     SiteAck,
     SiteConfirm,
+    SiteConfirms,
     SiteDesired,
     SiteEvent,
     SiteState,
@@ -97,6 +101,7 @@ class SiteHub:
         username: str | None = None,
         password: str | None = None,
         resend_s: float = 5.0,
+        part_bytes: int = 262144,
         may_connect: Callable[[], bool] = lambda: True,
     ) -> None:
         self.mqtt = mqtt
@@ -106,9 +111,15 @@ class SiteHub:
         self.topics = TopicMap(mqtt.base_topic)
         self.sink = sink
         self.allowed = {k: set(v) for k, v in sites.items()} if sites is not None else None
+        """With pins (``sites``, or ``hub.sites`` in the configuration): site -> the only
+        controllers it is served; sites not named are ignored."""
+        self._pins = {c: k for k, v in (sites or {}).items() for c in v}
+        self._refused: set[tuple[str, str]] = set()
         self.username = username if username is not None else mqtt.username
         self.password = password if password is not None else mqtt.password
         self.resend_s = resend_s
+        self.part_bytes = part_bytes
+        """Largest document sent in one message; larger ones go in parts."""
         self.sites: dict[str, SiteView] = {}
         self.owner: dict[str, str] = {}
         self.gateway: Gateway | None = None
@@ -199,7 +210,7 @@ class SiteHub:
                         # unacknowledged reports are sent again by their agents
                         self._reports = asyncio.Queue()
             except aiomqtt.MqttError as exc:
-                log.warning("site hub: link to the broker lost: %s", exc)
+                log.warning("site hub: %s", link_error(exc, self.mqtt))
             except Exception:
                 log.exception("site hub: the link failed; reconnecting")
             finally:
@@ -229,7 +240,8 @@ class SiteHub:
                     if raw:
                         self._on_state(SiteState.model_validate_json(raw), site)
                 case "site_confirm":
-                    self._report(SiteConfirm.model_validate_json(raw), site)
+                    for confirm in _confirms(raw):
+                        self._report(confirm, site)
                 case "site_events":
                     self._report(SiteEvent.model_validate_json(raw), site)
         except ValidationError as exc:
@@ -248,9 +260,7 @@ class SiteHub:
             return
         first = site not in self.sites
         view = self.sites.setdefault(site, SiteView(site))
-        wanted = list(state.controllers)
-        if self.allowed is not None:
-            wanted = [c for c in wanted if c in self.allowed[site]]
+        wanted = self._pinned(site, list(state.controllers))
         mine: list[str] = []
         for cid in wanted:
             owner = self.owner.setdefault(cid, site)
@@ -280,6 +290,26 @@ class SiteHub:
             state.revision,
             state.reason,
         )
+
+    def _pinned(self, site: str, named: list[str]) -> list[str]:
+        """The controllers of ``named`` that ``site`` may serve: all of them without pins;
+        with pins only those pinned to it (each other one is logged once: pinned to another
+        site, or to none)."""
+        if self.allowed is None:
+            return named
+        mine = self.allowed[site]
+        for cid in named:
+            if cid in mine or (site, cid) in self._refused:
+                continue
+            self._refused.add((site, cid))
+            elsewhere = self._pins.get(cid)
+            log.warning(
+                "site hub: site %s names controller %s, %s: not served there",
+                site,
+                cid,
+                f"pinned to site {elsewhere}" if elsewhere else "pinned to no site",
+            )
+        return [c for c in named if c in mine]
 
     # ------------------------------------------------------------------ down: desired state
 
@@ -399,17 +429,18 @@ class SiteHub:
             return
         docs = await self.gateway.call(self._build, due)
         ordered = sorted(docs, key=lambda d: not d[2])
-        # handed to the client in this order, revoking sites first; the PUBACKs are awaited
-        # together
-        await publish_all(
-            client,
-            [(self.topics.site("site_desired", view.site), dump(doc)) for view, doc, _ in ordered],
-            "lockgate-sites-desired",
-        )
+        # handed to the client in this order, revoking sites first, a large document in
+        # parts; the PUBACKs are awaited together
+        messages = [
+            (self.topics.site("site_desired", view.site), raw)
+            for view, doc, _ in ordered
+            for raw in wire(doc, self.part_bytes)
+        ]
+        await publish_all(client, messages, "lockgate-sites-desired")
         now = time.monotonic()
         for view, _, _ in ordered:
             view.sent_at = now
-        self.messages_out += len(ordered)
+        self.messages_out += len(messages)
 
     # ------------------------------------------------------------------ up: confirmations, events
 
@@ -566,6 +597,20 @@ class SiteHub:
                 f"access_{ev.kind}" if ev.kind in ("granted", "denied") else f"door_{ev.kind}",
                 body,
             )
+
+
+def _confirms(raw: bytes) -> list[SiteConfirm]:
+    """The confirmations of a ``confirm`` message: a :class:`SiteConfirms`, or one
+    :class:`SiteConfirm` from an agent before confirmations were coalesced."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return [SiteConfirm.model_validate_json(raw)]  # raises the ValidationError
+    if "confirms" in body:
+        return list(SiteConfirms.model_validate(body).confirms)
+    return [SiteConfirm.model_validate(body)]
 
 
 __all__ = ["SiteHub", "SiteView"]

@@ -22,6 +22,19 @@ def tls_context(mqtt: MqttSettings) -> ssl.SSLContext | None:
     return context
 
 
+def link_error(exc: aiomqtt.MqttError, mqtt: MqttSettings) -> str:
+    """What a failed broker connection means, for the log: a broker certificate the
+    configured CA does not vouch for is said so, naming ``mqtt.ca_file``."""
+    text = str(exc)
+    if mqtt.tls and "CERTIFICATE_VERIFY_FAILED" in text:
+        trusted = mqtt.ca_file or "the system's CA certificates"
+        return (
+            f"the broker {mqtt.host}:{mqtt.port} presented a TLS certificate that mqtt.ca_file "
+            f"({trusted}) does not vouch for; not connected: {text}"
+        )
+    return f"link to the broker lost: {text}"
+
+
 async def publish_all(
     client: aiomqtt.Client, messages: Sequence[tuple[str, bytes]], name: str
 ) -> None:
@@ -39,4 +52,4 @@ async def publish_all(
         raise failed.exceptions[0] from None
 
 
-__all__ = ["publish_all", "tls_context"]
+__all__ = ["link_error", "publish_all", "tls_context"]

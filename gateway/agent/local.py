@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.agent.parts import Assembly, PartError
 from gateway.bridge.sitepayloads import ControllerDoc, SiteDesired
 
 REVOCATION = 0
@@ -79,6 +80,8 @@ class AgentStore:
         self._db.execute("pragma journal_mode=wal")
         self._db.execute("pragma synchronous=normal")
         self._db.executescript(_SCHEMA)
+        self._assembly: Assembly | None = None
+        """The parts received so far of the newest document sent in parts."""
         held = self._meta("site")
         if held is None:
             with self._tx() as c:
@@ -126,10 +129,16 @@ class AgentStore:
             ).fetchone()
         return None if row is None else ControllerDoc.model_validate_json(row[0])
 
-    def accept(self, raw: bytes) -> SiteDesired:
+    def accept(self, raw: bytes) -> SiteDesired | None:
         """Validate and store a desired document; raise :class:`Refused` (naming the field or
         the revision) and change nothing when it is malformed, for another site, not newer
-        than the state held, or a delta against a revision other than the one held."""
+        than the state held, or a delta against a revision other than the one held.
+
+        A part of a document (``parts`` > 1) is checked the same way and kept (in memory)
+        with the other parts of its revision; None until the last one arrives, then the
+        whole document is stored at once. A part of a newer revision drops the parts of an
+        older one; a part of an older revision than those being collected, or one that does
+        not match them, is refused."""
         try:
             doc = SiteDesired.model_validate_json(raw)
         except ValidationError as exc:
@@ -138,6 +147,38 @@ class AgentStore:
             raise Refused(f"malformed document: {where}: {first['msg']}") from None
         if doc.site != self.site:
             raise Refused(f"site: document for site {doc.site!r}, this agent serves {self.site!r}")
+        if doc.parts > 1:
+            whole = self._collect(doc)
+            if whole is None:
+                return None
+            doc = whole
+        return self._store(doc)
+
+    def _collect(self, part: SiteDesired) -> SiteDesired | None:
+        """Keep ``part``; the whole document once every part of its revision is here."""
+        held = self.revision()
+        if held is not None and part.revision <= held:
+            raise Refused(f"revision: {part.revision} is not newer than the held {held}")
+        if part.base is not None and part.base != held:
+            raise Refused(f"base: delta against revision {part.base}, the agent holds {held}")
+        collecting = self._assembly
+        if collecting is not None and part.revision < collecting.revision:
+            raise Refused(
+                f"part: part {part.part}/{part.parts} of revision {part.revision} came after "
+                f"parts of revision {collecting.revision}"
+            )
+        if collecting is None or part.revision > collecting.revision:
+            collecting = self._assembly = Assembly(part.revision, part.base, part.parts)
+        try:
+            whole = collecting.add(part)
+        except PartError as exc:
+            self._assembly = None
+            raise Refused(f"part: {exc}") from None
+        if whole is not None:
+            self._assembly = None
+        return whole
+
+    def _store(self, doc: SiteDesired) -> SiteDesired:
         with self._tx() as c:
             row = c.execute("select value from meta where key = 'revision'").fetchone()
             held = None if row is None else int(row[0])
@@ -177,6 +218,16 @@ class AgentStore:
         with self._lock:
             rows = self._db.execute("select controller, revision from confirmed").fetchall()
         return {r[0]: (r[1] or None) for r in rows}
+
+    def unconfirmed(self) -> set[str]:
+        """The controllers whose confirmed revision is not the desired one held."""
+        with self._lock:
+            rows = self._db.execute(
+                "select d.controller from desired d left join confirmed c "
+                "on c.controller = d.controller "
+                "where c.revision is null or c.revision != d.revision"
+            ).fetchall()
+        return {r[0] for r in rows}
 
     def forget(self, controller: str, generation: int) -> None:
         """The controller lost its memory (or holds something else): nothing it held counts."""

@@ -7,7 +7,8 @@ the core only over MQTT, on the site's topics (``<base>/v1/site/<site>/...``):
 - it receives desired documents, accepts them (or refuses them with a logged reason, keeping
   its last good state) and wakes the controllers, those whose change revokes first;
 - it sends its outbox (confirmations that revoke first, then other confirmations, then
-  events) until the core acknowledges each message, again after every reconnection;
+  events; the confirmations together in one message) until the core acknowledges each, again
+  after every reconnection;
 - it publishes its state (retained; ``offline`` as its last will) on connecting, after every
   document and after every refusal: a state that says ``connected`` or ``refused`` makes the
   core send a full document;
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -36,8 +36,9 @@ from pydantic import ValidationError
 from drivers.base import DeviceConfig, DoorController, KeyStation
 from drivers.registry import load_door_controller, load_key_station
 from gateway.agent.keys import AgentKeys
-from gateway.agent.link import publish_all, tls_context
+from gateway.agent.link import link_error, publish_all, tls_context
 from gateway.agent.local import AgentStore, Refused
+from gateway.agent.outbox import wire_messages
 from gateway.agent.stations import WAIT_S, AgentStationWorker, KeyLink
 from gateway.agent.worker import AgentControllerWorker
 from gateway.bridge.sitepayloads import SiteAck, SiteState, dump
@@ -75,6 +76,9 @@ class Agent:
         self.topics = TopicMap(settings.mqtt.base_topic)
         self.store = AgentStore(state_path, site)
         self.resend_s = resend_s
+        self.coalesce_s = settings.sync.confirm_wait_s
+        """A new confirmation waits at most this long for the controllers still writing, so
+        that the site's confirmations reach the core in one message (``sync.confirm_wait_s``)."""
         timing = worker_timing(settings)
         self.workers: dict[str, AgentControllerWorker] = {
             c.id: AgentControllerWorker(
@@ -210,7 +214,7 @@ class Agent:
                     delay = self.settings.sync.retry_initial_s
                     await self._serve_link(client)
             except aiomqtt.MqttError as exc:
-                log.warning("agent of site %s: link to the broker lost: %s", self.site, exc)
+                log.warning("agent of site %s: %s", self.site, link_error(exc, self.settings.mqtt))
             except Exception:
                 log.exception("agent of site %s: the link failed; reconnecting", self.site)
             finally:
@@ -283,6 +287,8 @@ class Agent:
             )
             await self._publish_state(client, f"refused: {reason}")
             return
+        if doc is None:
+            return  # a part of a document: the rest is on its way
         # Revoking controllers first: each worker writes its whole list, so waking those
         # first puts the revocations on the wire first.
         order = sorted(doc.controllers.items(), key=lambda kv: not kv[1].revoking)
@@ -302,9 +308,26 @@ class Agent:
             # a full document: the core may have restarted and forgotten the cached keys
             await self.key_link.refresh()
 
+    async def _gather(self) -> None:
+        """While controllers are still writing the desired state (a confirmation is new and
+        others will follow), wait for them up to ``coalesce_s``, so that the site's
+        confirmations go to the core together."""
+        deadline = time.monotonic() + self.coalesce_s
+        while (left := deadline - time.monotonic()) > 0 and (
+            self.store.unconfirmed() & self.workers.keys()
+        ):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._outbox_wake.wait()
+            self._outbox_wake.clear()
+
     async def _send_outbox(self, client: aiomqtt.Client) -> None:
         """Send every unacknowledged message (revocations first), again after ``resend_s``."""
         while True:
+            if self.coalesce_s and any(
+                p.topic == "site_confirm" and p.seq not in self._sent for p in self.store.pending()
+            ):
+                await self._gather()
             now = time.monotonic()
             due = []
             for p in self.store.pending():
@@ -313,27 +336,17 @@ class Agent:
                     continue
                 due.append(p)
                 self._sent[p.seq] = (now, times + 1)
-            # handed to the client in outbox order (revocations first); PUBACKs awaited together
+            # handed to the client in outbox order (revocations first), the confirmations
+            # together; PUBACKs awaited together
             await publish_all(
                 client,
-                [
-                    (
-                        self.topics.site(p.topic, self.site),
-                        dump_json({"site": self.site, "seq": p.seq, **p.payload}),
-                    )
-                    for p in due
-                ],
+                wire_messages(self.site, self.topics, due),
                 f"lockgate-agent-outbox-{self.site}-send",
             )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(1.0, self.resend_s)):
                     await self._outbox_wake.wait()
             self._outbox_wake.clear()
-
-
-def dump_json(body: dict[str, object]) -> bytes:
-    """The wire form of an outbox message."""
-    return json.dumps(body, separators=(",", ":")).encode()
 
 
 __all__ = ["Agent"]

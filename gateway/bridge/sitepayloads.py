@@ -3,11 +3,12 @@ exchange over MQTT.
 
 Down (core -> agent): :class:`SiteDesired` documents, versioned per site (a full document, or
 a delta against a revision the agent confirmed), and :class:`SiteAck` for what the core has
-stored. Up (agent -> core): :class:`SiteConfirm` (a controller holds and verified a desired
-allow-list), :class:`SiteEvent` (device events), and the retained :class:`SiteState`.
-Key stations at the site: the agent asks for keys' planned images (:class:`SiteKeyRequest`),
-the core answers or pushes them (:class:`SiteKeyImage`), and the agent reports what a key
-held and its audit trail (:class:`SiteKeyVisit`) and what it wrote (:class:`SiteKeyConfirm`).
+stored. Up (agent -> core): :class:`SiteConfirms` (controllers hold and verified desired
+allow-lists, one :class:`SiteConfirm` each), :class:`SiteEvent` (device events), and the
+retained :class:`SiteState`. Key stations at the site: the agent asks for keys' planned images
+(:class:`SiteKeyRequest`), the core answers or pushes them (:class:`SiteKeyImage`), and the
+agent reports what a key held and its audit trail (:class:`SiteKeyVisit`) and what it wrote
+(:class:`SiteKeyConfirm`).
 Every up message carries the agent's outbox sequence number: the core applies it idempotently
 and acknowledges it once stored; the agent sends it again until acknowledged.
 """
@@ -67,7 +68,8 @@ class ControllerDoc(_Payload):
 class SiteDesired(_Payload):
     """A site's desired device state, revision ``revision``. ``base`` None: a full document
     (every controller of the site); otherwise a delta, valid only on top of revision ``base``
-    (the controllers that changed since, whole)."""
+    (the controllers that changed since, whole). A document too large for one message comes
+    in ``parts`` messages."""
 
     site: str = Field(pattern=_ID, description=_SITE)
     revision: int = Field(ge=1, description="The site's desired revision, increasing.")
@@ -78,11 +80,24 @@ class SiteDesired(_Payload):
         description="Controller id -> its desired state (revoking ones first)."
     )
     issued_at: AwareDatetime = Field(description="When the core made the document.")
+    part: int = Field(
+        default=1,
+        ge=1,
+        description="This message's part of the document (1-based): a document too large for "
+        "one message is sent in parts of the same site, revision and base, each with some of "
+        "its controllers in order (a large allow-list over consecutive parts, every piece with "
+        "the controller's revision); the agent accepts it once it has every part.",
+    )
+    parts: int = Field(
+        default=1, ge=1, le=100000, description="How many parts the document has (1: whole)."
+    )
 
     @model_validator(mode="after")
     def _base_before(self) -> SiteDesired:
         if self.base is not None and self.base >= self.revision:
             raise ValueError(f"base: must be below revision {self.revision}, got {self.base}")
+        if self.part > self.parts:
+            raise ValueError(f"part: {self.part} of {self.parts} parts")
         return self
 
 
@@ -100,6 +115,17 @@ class SiteConfirm(_Payload):
     entries: int = Field(ge=0, description="Number of entries written.")
     ms: float = Field(ge=0, description="How long the write took.")
     at: AwareDatetime = Field(description="When the write was verified.")
+
+
+class SiteConfirms(_Payload):
+    """Confirmations of one site in one message, each with its own outbox sequence number
+    (acknowledged one by one). A core also accepts a single :class:`SiteConfirm` on the topic
+    (agents before confirmations were coalesced)."""
+
+    site: str = Field(pattern=_ID, description=_SITE)
+    confirms: list[SiteConfirm] = Field(
+        min_length=1, max_length=10000, description="The confirmations, revoking ones first."
+    )
 
 
 class SiteEvent(_Payload):
@@ -292,14 +318,16 @@ class SiteKeyConfirm(_Payload):
 
 
 def dump(model: BaseModel) -> bytes:
-    """The wire form of a site payload."""
-    return model.model_dump_json(exclude_none=False).encode()
+    """The wire form of a site payload. A whole desired document leaves out ``part`` and
+    ``parts``: agents that know no parts accept it as before."""
+    whole = isinstance(model, SiteDesired) and model.parts == 1
+    return model.model_dump_json(exclude={"part", "parts"} if whole else None).encode()
 
 
 SITE_PAYLOADS: dict[str, type[BaseModel]] = {
     "desired": SiteDesired,
     "ack": SiteAck,
-    "confirm": SiteConfirm,
+    "confirm": SiteConfirms,
     "events": SiteEvent,
     "state": SiteState,
     "key_request": SiteKeyRequest,
@@ -319,6 +347,7 @@ __all__ = [
     "ScheduleDoc",
     "SiteAck",
     "SiteConfirm",
+    "SiteConfirms",
     "SiteDesired",
     "SiteEvent",
     "SiteKeyConfirm",

@@ -162,7 +162,9 @@ def _site_specs() -> list[TopicSpec]:
             retained=False,
             qos=1,
             description="Desired device state of one site, versioned: a full document or a "
-            "delta against the revision the agent last reported. Revoking changes first.",
+            "delta against the revision the agent last reported. Revoking changes first. A "
+            "document larger than the hub's part_bytes comes in parts (part i of parts), which "
+            "the agent accepts together once it has them all.",
             parameters=_SITE,
             schema_file="site/desired.json",
         ),
@@ -181,12 +183,13 @@ def _site_specs() -> list[TopicSpec]:
         TopicSpec(
             key="site_confirm",
             pattern=f"{VERSION}/site/{{site}}/confirm",
-            model=sp.SiteConfirm,
+            model=sp.SiteConfirms,
             direction=Direction.AGENT,
             retained=False,
             qos=1,
-            description="A controller of the site holds and verified a desired allow-list; "
-            "sent until acknowledged, revocations first.",
+            description="Controllers of the site hold and verified desired allow-lists: the "
+            "site's confirmations in one message, each sent until acknowledged, revocations "
+            "first.",
             parameters=_SITE,
             schema_file="site/confirm.json",
         ),

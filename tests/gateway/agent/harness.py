@@ -127,10 +127,17 @@ def core_gateway(
     resend_s: float = 2.0,
     sites: Mapping[str, list[str]] | None = None,
     account: tuple[str, str] | None = None,
+    part_bytes: int = 262144,
+    mqtt: Mapping[str, Any] | None = None,
 ) -> tuple[Gateway, SiteHub, RecordingSink]:
-    """A core gateway (not started) on ``db_url`` with the site hub and a recording sink."""
+    """A core gateway (not started) on ``db_url`` with the site hub and a recording sink
+    (``mqtt``: more ``[mqtt]`` settings, e.g. TLS)."""
     settings = Settings.model_validate(
-        {"database": {"url": db_url}, "mqtt": mqtt_of(broker), "sync": {"tick_s": 0.5}}
+        {
+            "database": {"url": db_url},
+            "mqtt": mqtt_of(broker, **(mqtt or {})),
+            "sync": {"tick_s": 0.5},
+        }
     )
     core, _ = sync_core(Database(db_url), settings)
     sink = RecordingSink()
@@ -138,6 +145,7 @@ def core_gateway(
         settings.mqtt,
         sink,
         resend_s=resend_s,
+        part_bytes=part_bytes,
         sites=sites,
         username=account[0] if account else None,
         password=account[1] if account else None,
@@ -156,6 +164,9 @@ async def running_core(
     sites: Mapping[str, list[str]] | None = None,
     account: tuple[str, str] | None = None,
     facts: bool = True,
+    capacity: int = 2000,
+    part_bytes: int = 262144,
+    mqtt: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[RunningCore]:
     """The core (no local devices) with the site hub, the facts of ``controllers``, and one
     simulated controller per id (not served by anyone until an agent is started)."""
@@ -165,12 +176,18 @@ async def running_core(
         with db.session() as s:
             fact_store.put_many(s, site_facts(controllers, people))  # type: ignore[arg-type]
     gateway, hub, sink = core_gateway(
-        db_url, broker, resend_s=resend_s, sites=sites, account=account
+        db_url,
+        broker,
+        resend_s=resend_s,
+        sites=sites,
+        account=account,
+        part_bytes=part_bytes,
+        mqtt=mqtt,
     )
     async with AsyncExitStack() as stack:
         sims: dict[str, ControllerSimulator] = {}
         for cid in controllers:
-            memory = ControllerMemory(controller_id=cid, doors=4, capacity=2000)
+            memory = ControllerMemory(controller_id=cid, doors=4, capacity=capacity)
             sims[cid] = await stack.enter_async_context(
                 ControllerSimulator(ControllerServer(memory, transport="tcp"), control_port=None)
             )

@@ -31,6 +31,7 @@ def agent_config(
     *,
     username: str | None = None,
     stations: Mapping[str, Mapping[str, Any]] | None = None,
+    confirm_wait_s: float = 0.0,
 ) -> Path:
     """Write the TOML configuration of an agent serving ``controllers`` (id -> options) and
     the wall-mounted serial key ``stations`` (id -> options)."""
@@ -45,6 +46,7 @@ def agent_config(
         "retry_initial_s = 0.1",
         "retry_max_s = 1.0",
         "tick_s = 0.5",
+        f"confirm_wait_s = {confirm_wait_s}",
         "",
     ]
     for cid, options in controllers.items():

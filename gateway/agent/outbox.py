@@ -1,0 +1,57 @@
+"""The wire form of the agent's outbox: events one message each, confirmations of the site
+together in :class:`~gateway.bridge.sitepayloads.SiteConfirms` messages (one per send while
+they fit in :data:`CONFIRMS_BYTES`), in outbox order (revocations first)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from gateway.agent.local import Pending
+from gateway.bridge.topics import TopicMap
+
+CONFIRMS_BYTES = 262144
+"""Most bytes of confirmations in one message (well below the broker's max_packet_size)."""
+
+
+def dump_json(body: dict[str, object]) -> bytes:
+    """The wire form of an outbox message."""
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def wire_messages(
+    site: str, topics: TopicMap, due: Sequence[Pending], limit: int = CONFIRMS_BYTES
+) -> list[tuple[str, bytes]]:
+    """``(topic, payload)`` of the messages that carry ``due``, in its order."""
+    out: list[tuple[str, bytes]] = []
+    confirms: list[bytes] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal size
+        if confirms:
+            head = dump_json({"site": site})[:-1]
+            out.append(
+                (
+                    topics.site("site_confirm", site),
+                    head + b',"confirms":[' + b",".join(confirms) + b"]}",
+                )
+            )
+            confirms.clear()
+            size = 0
+
+    for p in due:
+        body = dump_json({"site": site, "seq": p.seq, **p.payload})
+        if p.topic != "site_confirm":
+            flush()
+            out.append((topics.site(p.topic, site), body))
+            continue
+        if confirms and size + len(body) > limit:
+            flush()
+        confirms.append(body)
+        size += len(body) + 1
+    flush()
+    return out
+
+
+__all__ = ["CONFIRMS_BYTES", "dump_json", "wire_messages"]
