@@ -291,6 +291,18 @@ class SiteHub:
             state.reason,
         )
 
+    def is_controller(self, site: str, device: str) -> bool:
+        """Whether ``device`` is a door controller to the hub: one ``site`` serves, one it
+        named but may not serve, one pinned to any site, or one another site serves. A
+        report about such a device is never taken for a key station's."""
+        view = self.sites.get(site)
+        return (
+            (view is not None and device in view.controllers)
+            or (site, device) in self._refused
+            or device in self._pins
+            or any(device in v.controllers for v in self.sites.values())
+        )
+
     def _pinned(self, site: str, named: list[str]) -> list[str]:
         """The controllers of ``named`` that ``site`` may serve: all of them without pins;
         with pins only those pinned to it (each other one is logged once: pinned to another

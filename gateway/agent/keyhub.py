@@ -114,10 +114,14 @@ class KeyHub:
                 self._wake.set()
 
     def station_event(self, event: SiteEvent, site: str) -> bool:
-        """Take a site's ``availability`` event about one of its stations (a device the agent
-        does not name as a controller); returns False for the hub's own events."""
-        view = self.hub.sites.get(site)
-        if event.kind != "availability" or view is None or event.controller in view.controllers:
+        """Take a site's ``availability`` event about one of its stations (a device that is
+        no controller to the hub, see :meth:`SiteHub.is_controller`); returns False for the
+        hub's own events."""
+        if (
+            event.kind != "availability"
+            or site not in self.hub.sites
+            or self.hub.is_controller(site, event.controller)
+        ):
             return False
         self._report(event, site)
         return True
