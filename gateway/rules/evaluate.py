@@ -234,8 +234,51 @@ def _shared(w: Window) -> Window:
     return known
 
 
+_MEETS: dict[tuple[int, int], tuple[Window, Window, Window]] = {}
+
+
+def _meet(a: Window, b: Window) -> Window:
+    """``a.intersect(b)``, remembered by the identity of the two windows: the windows met
+    in a derivation are shared objects that repeat (an entry's days and its assignment's,
+    a holder's ID06 card and agreement), so most intersections are found, not computed.
+    When ``b`` does not cut ``a`` the answer is ``a`` itself (the very value
+    ``intersect`` gives: the same start and end). The entry holds both windows, so their
+    ids cannot be reused while it is kept."""
+    key = (id(a), id(b))
+    hit = _MEETS.get(key)
+    if hit is not None and hit[0] is a and hit[1] is b:
+        return hit[2]
+    bs, be = b.start, b.end
+    if (bs is None or (a.start is not None and a.start >= bs)) and (
+        be is None or (a.end is not None and a.end <= be)
+    ):
+        w = a
+    else:
+        w = _shared(a.intersect(b))
+    if len(_MEETS) > 100_000:
+        _MEETS.clear()
+    _MEETS[key] = (a, b, w)
+    return w
+
+
+def _space_id(g: Grant) -> str:
+    return g.space_id
+
+
 def _merge(grants: list[Grant]) -> tuple[Grant, ...]:
-    """Canonical form: per (space, schedule), overlapping or touching windows merged."""
+    """Canonical form: per (space, schedule), overlapping or touching windows merged.
+
+    Sorted by space first: when no space repeats (the usual case) that is already the order
+    of :meth:`Grant.sort_key` and nothing merges. Otherwise the grants of one space are then
+    sorted by the whole key (the sort is stable, so ties keep their order as before)."""
+    grants.sort(key=_space_id)
+    previous = None
+    for g in grants:
+        if g.space_id == previous:
+            break
+        previous = g.space_id
+    else:
+        return tuple(grants)
     grants.sort(key=Grant.sort_key)
     out: list[Grant] = []
     for g in grants:
@@ -508,7 +551,7 @@ class _Evaluation:
                 Reason.AGREEMENT_NOT_STARTED,
                 agreement,
             )
-        return id06_w.intersect(agreement)
+        return _meet(id06_w, agreement)
 
     def _collect_grants(self, emp: Employment, key: bool) -> None:
         facts, cfg = self.facts, self.cfg
@@ -548,7 +591,7 @@ class _Evaluation:
                 self.denied.extend((sp, Reason.ASSIGNMENT_UNKNOWN) for sp in entry.space_ids)
                 continue
             aw = cfg.days_window(assignment.starts_on, assignment.ends_on)
-            ew = ew.intersect(aw)
+            ew = _meet(ew, aw)
             if traced:
                 self.note(
                     "assignment period overlaps the entry",
@@ -608,7 +651,7 @@ class _Evaluation:
                     _dated("valid until", comp.valid_until),
                     window=cw,
                 )
-            w = w.intersect(cw)
+            w = _meet(w, cw)
         return w
 
 
@@ -681,11 +724,12 @@ def _clip(ev: _Evaluation, base: Window) -> tuple[list[Grant], bool]:
     lapsed = False
     at = ev.at
     for g in ev.candidates:
-        w = ev.window(g.window.intersect(base))
+        w = ev.window(_meet(g.window, base))
         if w.is_empty() or w.ended_by(at):
             lapsed = True
             continue
-        grants.append(Grant(g.space_id, _shared(w), g.schedule, g.source))
+        # The base does not cut the candidate's window (the usual case): the grant is it.
+        grants.append(g if w is g.window else Grant(g.space_id, w, g.schedule, g.source))
     return grants, lapsed
 
 
@@ -734,8 +778,9 @@ def _overall_window(merged: tuple[Grant, ...]) -> Window | None:
     """From the earliest grant's start to the latest grant's end (unbounded if any is)."""
     if not merged:
         return None
-    if len(merged) == 1:
-        return merged[0].window
+    first = merged[0].window
+    if len(merged) == 1 or all(g.window is first for g in merged):
+        return first
     starts = [g.window.start for g in merged]
     ends = [g.window.end for g in merged]
     return _shared(
