@@ -51,6 +51,25 @@ class Grant:
         )
 
 
+_new = object.__new__
+_SET_SPACE = vars(Grant)["space_id"].__set__
+_SET_WINDOW = vars(Grant)["window"].__set__
+_SET_SCHEDULE = vars(Grant)["schedule"].__set__
+_SET_SOURCE = vars(Grant)["source"].__set__
+
+
+def _grant(space_id: str, window: Window, schedule: WeeklySchedule | None, source: str) -> Grant:
+    """``Grant(space_id, window, schedule, source)``, its slots set directly (the generated
+    ``__init__`` of a frozen dataclass sets each through ``object.__setattr__``, about
+    twice the cost; derivation makes several grants per credential)."""
+    g: Grant = _new(Grant)
+    _SET_SPACE(g, space_id)
+    _SET_WINDOW(g, window)
+    _SET_SCHEDULE(g, schedule)
+    _SET_SOURCE(g, source)
+    return g
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SCHEDULE_TEXT: dict[WeeklySchedule, str] = {}
 _SCHEDULE_TEXT_BY_ID: dict[int, tuple[WeeklySchedule, str]] = {}
@@ -197,19 +216,27 @@ def _revision(
     parts: list[str] = [number, kind.value, "1" if enabled else "0", str(revalidation)]
     digests = facts.space_digests
     for g in grants:
-        parts.append(g.space_id)
-        parts.append(digests.get(g.space_id, ""))
-        parts.append(_window_text(g.window))
-        parts.append(schedule_text(g.schedule))
+        space_id = g.space_id
+        parts += (
+            space_id,
+            digests.get(space_id, ""),
+            _window_text(g.window),
+            schedule_text(g.schedule),
+        )
     return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
 
 
 _WINDOW_TEXT: dict[Window, str] = {}
+_WINDOW_TEXT_BY_ID: dict[int, tuple[Window, str]] = {}
 
 
 def _window_text(w: Window) -> str:
     """``start|end`` of a window as the revision spells it (POSIX timestamps, ``-`` when
-    unbounded); cached, windows repeat."""
+    unbounded); cached, windows repeat (and are shared objects: looked up by identity
+    first, which spares hashing the window)."""
+    known = _WINDOW_TEXT_BY_ID.get(id(w))
+    if known is not None and known[0] is w:
+        return known[1]
     text = _WINDOW_TEXT.get(w)
     if text is None:
         if len(_WINDOW_TEXT) > 100_000:
@@ -217,6 +244,9 @@ def _window_text(w: Window) -> str:
         text = _WINDOW_TEXT[w] = (
             f"{w.start.timestamp() if w.start else '-'}|{w.end.timestamp() if w.end else '-'}"
         )
+    if len(_WINDOW_TEXT_BY_ID) > 100_000:
+        _WINDOW_TEXT_BY_ID.clear()
+    _WINDOW_TEXT_BY_ID[id(w)] = (w, text)
     return text
 
 
@@ -303,6 +333,9 @@ def _merge(grants: list[Grant]) -> tuple[Grant, ...]:
         out.append(g)
     return tuple(out)
 
+
+_NO_COMPETENCES: dict[str, Any] = {}
+"""What a person without competences holds (read only)."""
 
 Detail = str | Callable[[], str]
 """A check's detail; a callable is only called when a trace is being recorded."""
@@ -564,7 +597,7 @@ class _Evaluation:
                 "no approved revision names it",
             )
             return
-        competences = facts.competences.get(emp.person_id, {})
+        competences = facts.competences.get(emp.person_id, _NO_COMPETENCES)
         traced = self.trace is not None
         for assignment_id in sorted(entries) if len(entries) > 1 else entries:
             entry = entries[assignment_id]
@@ -601,10 +634,22 @@ class _Evaluation:
                     Reason.ASSIGNMENT_ENDED,
                     aw,
                 )
+            spaces, candidates, schedule = facts.spaces, self.candidates, entry.schedule
             for space_id in entry.space_ids:
+                space = spaces.get(space_id)
+                if (
+                    not traced
+                    and space is not None
+                    and not space.required_competences
+                    and (space.cylinders if key else space.doors)
+                ):
+                    # Registered, with locks of the kind, requiring nothing: nothing to note
+                    # and the entry's window as it is (what _space_window gives then).
+                    candidates.append(_grant(space_id, ew, schedule, appsrc))
+                    continue
                 w = self._space_window(space_id, emp.person_id, competences, ew, key)
                 if w is not None:
-                    self.candidates.append(Grant(space_id, w, entry.schedule, appsrc))
+                    candidates.append(_grant(space_id, w, schedule, appsrc))
 
     def _space_window(
         self, space_id: str, person_id: str, competences: dict[str, Any], w: Window, key: bool
@@ -729,7 +774,7 @@ def _clip(ev: _Evaluation, base: Window) -> tuple[list[Grant], bool]:
             lapsed = True
             continue
         # The base does not cut the candidate's window (the usual case): the grant is it.
-        grants.append(g if w is g.window else Grant(g.space_id, w, g.schedule, g.source))
+        grants.append(g if w is g.window else _grant(g.space_id, w, g.schedule, g.source))
     return grants, lapsed
 
 

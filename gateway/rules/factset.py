@@ -72,14 +72,25 @@ def compact(fact: BaseModel) -> None:
         if len(known_sets) < 64:
             known_sets.append(fields_set)
     for name, value in held.items():
-        if name in _REPEATED_TEXT and type(value) is str:
-            known_text = _TEXTS.get(value)
-            if known_text is None:
-                if len(_TEXTS) > _POOL_LIMIT:
-                    _TEXTS.clear()
-                _TEXTS[value] = value
-            elif known_text is not value:
-                held[name] = known_text
+        kind = type(value)
+        if kind is str:
+            if name in _REPEATED_TEXT:
+                known_text = _TEXTS.get(value)
+                if known_text is None:
+                    if len(_TEXTS) > _POOL_LIMIT:
+                        _TEXTS.clear()
+                    _TEXTS[value] = value
+                elif known_text is not value:
+                    held[name] = known_text
+        elif kind in _PLAIN:
+            continue  # nothing to share in these
+        elif kind is tuple:
+            if value and isinstance(value[0], BaseModel):
+                for item in value:
+                    if isinstance(item, BaseModel):
+                        compact(item)
+        elif kind in _NESTED_DONE and _NESTED_DONE[kind].get(id(value)) is value:
+            continue  # a nested model met before (an entry's schedule, shared by many)
         elif isinstance(value, date):
             # Keyed with the type and zone too: equal instants in other zones stay apart.
             pool_key = (type(value), value, getattr(value, "tzinfo", None))
@@ -92,10 +103,24 @@ def compact(fact: BaseModel) -> None:
                 held[name] = known
         elif isinstance(value, BaseModel):
             compact(value)
+            _remember_nested(value)
         elif isinstance(value, tuple) and value and isinstance(value[0], BaseModel):
             for item in value:
                 if isinstance(item, BaseModel):
                     compact(item)
+
+
+_PLAIN: frozenset[type] = frozenset({type(None), bool, int, float})
+_NESTED_DONE: dict[type, dict[int, BaseModel]] = {}
+"""Nested models already compacted, by identity (held, so an id is not reused while
+listed): a schedule is one object shared by the entries that name it, compacted once."""
+
+
+def _remember_nested(value: BaseModel) -> None:
+    done = _NESTED_DONE.setdefault(type(value), {})
+    if len(done) > 10_000:
+        done.clear()
+    done[id(value)] = value
 
 
 def _share_id(model: BaseModel, name: str, held: Mapping[str, Person | Employment]) -> None:
@@ -168,6 +193,20 @@ class Links:
         if isinstance(held, str):
             return frozenset((held,))
         return held
+
+    def gather(self, keys: Iterable[str]) -> set[str]:
+        """The ids linked to any of ``keys``, in one new set."""
+        out: set[str] = set()
+        links = self._links
+        for key in keys:
+            held = links.get(key)
+            if held is None:
+                continue
+            if type(held) is str:
+                out.add(held)
+            else:
+                out.update(held)
+        return out
 
     def __getitem__(self, key: str) -> AbstractSet[str]:
         held = self._links[key]
@@ -302,10 +341,7 @@ class FactSet:
     # ------------------------------------------------------------------ touch helpers
 
     def credentials_of_employments(self, employment_ids: Iterable[str]) -> set[str]:
-        out: set[str] = set()
-        for e in employment_ids:
-            out.update(self.credentials_by_employment.get(e))
-        return out
+        return self.credentials_by_employment.gather(employment_ids)
 
     def _credentials_of_org(self, org: str) -> set[str]:
         return self.credentials_of_employments(self.employments_by_org.get(org, set()))
@@ -496,8 +532,7 @@ class FactSet:
         if old is not None:
             for e in old.entries:
                 self.entries_by_employment.pop(e.employment_id, assignment_id)
-                for s in e.space_ids:
-                    self._unindex_space_use(s, e.employment_id)
+                self._unindex_space_uses(e.space_ids, e.employment_id)
         approved = [
             a
             for a in self.applications.get(assignment_id, {}).values()
@@ -512,12 +547,16 @@ class FactSet:
             for s in e.space_ids:
                 self.employments_by_space[s].add(e.employment_id)
 
-    def _unindex_space_use(self, space_id: str, employment_id: str) -> None:
-        # The employment may still use the space through another assignment.
-        for entry in self.entries_by_employment.get(employment_id, {}).values():
-            if space_id in entry.space_ids:
-                return
-        self.employments_by_space[space_id].discard(employment_id)
+    def _unindex_space_uses(self, space_ids: Iterable[str], employment_id: str) -> None:
+        # The employment may still use a space through another assignment.
+        remaining = self.entries_by_employment.get(employment_id)
+        still: set[str] = set()
+        if remaining:
+            for entry in remaining.values():
+                still.update(entry.space_ids)
+        for space_id in space_ids:
+            if space_id not in still:
+                self.employments_by_space[space_id].discard(employment_id)
 
     # ------------------------------------------------------------------ bulk
 
