@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -333,6 +333,9 @@ def _merge(grants: list[Grant]) -> tuple[Grant, ...]:
         out.append(g)
     return tuple(out)
 
+
+_TERMINAL_IDS = frozenset(id(state) for state in TERMINAL_STATES)
+"""``TERMINAL_STATES`` by identity (members are singletons; hashing one calls Python)."""
 
 _NO_COMPETENCES: dict[str, Any] = {}
 """What a person without competences holds (read only)."""
@@ -729,7 +732,7 @@ def evaluate(
     ev = _Evaluation(facts, at, cfg, trace)
     ev.require(
         "credential not revoked",
-        cred.state not in TERMINAL_STATES,
+        id(cred.state) not in _TERMINAL_IDS,
         f"credential {number}" if trace is not None else "",
         f"state {cred.state.value}" if trace is not None else "",
         Reason.CREDENTIAL_REVOKED,
@@ -744,21 +747,32 @@ def evaluate(
     active = enabled and any(g.window.contains(at) for g in merged)
     reasons = _reasons(ev, cred.kind, enabled, active, merged, lapsed)
     revalidation = _revalidation_days(facts, cfg, cred.kind, merged)
-    return DesiredCredential(
-        number=number,
-        kind=cred.kind,
-        enabled=enabled,
-        active=active,
-        reasons=tuple(reasons),
-        grants=merged,
-        denied=tuple(ev.denied),
-        window=_overall_window(merged),
-        revalidation_days=revalidation,
-        revision=_revision(number, cred.kind, enabled, merged, revalidation, facts),
-        computed_at=at,
-        next_change_at=min(ev.boundaries) if ev.boundaries else None,
-        holder=holder,
+    return _desired(
+        number,
+        cred.kind,
+        enabled,
+        active,
+        tuple(reasons),
+        merged,
+        tuple(ev.denied),
+        _overall_window(merged),
+        revalidation,
+        _revision(number, cred.kind, enabled, merged, revalidation, facts),
+        at,
+        min(ev.boundaries) if ev.boundaries else None,
+        holder,
     )
+
+
+_DESIRED_SETTERS = tuple(vars(DesiredCredential)[f.name].__set__ for f in fields(DesiredCredential))
+
+
+def _desired(*values: Any) -> DesiredCredential:
+    """``DesiredCredential(*values)`` (every field, in order), its slots set directly."""
+    d: DesiredCredential = _new(DesiredCredential)
+    for setter, value in zip(_DESIRED_SETTERS, values, strict=True):
+        setter(d, value)
+    return d
 
 
 def _clip(ev: _Evaluation, base: Window) -> tuple[list[Grant], bool]:
@@ -768,11 +782,19 @@ def _clip(ev: _Evaluation, base: Window) -> tuple[list[Grant], bool]:
     grants: list[Grant] = []
     lapsed = False
     at = ev.at
+    boundaries = ev.boundaries
     for g in ev.candidates:
-        w = ev.window(_meet(g.window, base))
-        if w.is_empty() or w.ended_by(at):
-            lapsed = True
-            continue
+        w = _meet(g.window, base)
+        start, end = w.start, w.end
+        # ev.window(w), is_empty() and ended_by(at), spelt out: this runs for every grant.
+        if start is not None and start > at:
+            boundaries.append(start)
+        if end is not None:
+            if end > at:
+                boundaries.append(end)
+            if end <= at or (start is not None and start >= end):
+                lapsed = True
+                continue
         # The base does not cut the candidate's window (the usual case): the grant is it.
         grants.append(g if w is g.window else _grant(g.space_id, w, g.schedule, g.source))
     return grants, lapsed
