@@ -15,7 +15,9 @@ controller revisions.
   ``tests/gateway/rules/universe.py``, each derived at several instants, with ``explain`` of
   every credential.
 
-Usage: ``python <this file> [--size N] [--examples K]``; prints one JSON object.
+Usage: ``python <this file> [--size N] [--examples K] [--cases FILE]``; prints one JSON
+object. Give both runs the same ``--cases`` file: Hypothesis draws other universes in
+another checkout.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import hashlib
 import json
 import os
+import pickle
 import random
 import sys
 from datetime import timedelta
@@ -202,24 +205,40 @@ def compare_site(n: int, sample: int) -> dict[str, Any]:
             "site_changes": changes.hex()}
 
 
-def compare_universes(examples: int) -> dict[str, Any]:
+def compare_universes(examples: int, cases_file: str | None) -> dict[str, Any]:
+    """Derive the universes drawn, or those kept in ``cases_file`` (drawn and kept there
+    when it does not exist yet: the drawing differs between checkouts, so both builds
+    must read the same file)."""
     from tests.gateway.rules.universe import fact_sets, instant, rich_fact_sets
 
     digest = Digest()
+    cases: list[tuple[list[Fact], list[int]]] = []
 
     @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(st.one_of(rich_fact_sets(), fact_sets(max_size=40)),
            st.lists(st.integers(-24 * 30, 24 * 30), min_size=1, max_size=3))
-    def run(facts: list[Fact], hours: list[int]) -> None:
+    def draw(facts: list[Fact], hours: list[int]) -> None:
+        cases.append((facts, hours))
+
+    if cases_file is not None and os.path.exists(cases_file):
+        with open(cases_file, "rb") as f:
+            cases = pickle.load(f)
+    else:
+        draw()
+        if cases_file is not None:
+            with open(cases_file, "wb") as f:
+                pickle.dump(cases, f)
+    drawn = Digest()
+    for facts, hours in cases:
+        drawn.add(repr((facts, hours)))
         engine = RulesEngine.build(facts, instant(hours[0]), RulesConfig())
         fingerprint(engine, digest, digest, 10_000)
         for h in hours[1:]:
             engine.advance(max(engine.at, instant(h)))
             fingerprint(engine, digest, digest, 10_000)
-
-    run()
-    return {"universes": digest.hex(), "universes_n": digest.count}
+    return {"universes": digest.hex(), "universes_n": digest.count,
+            "universes_drawn": drawn.hex()}
 
 
 def main() -> None:
@@ -227,9 +246,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--examples", type=int, default=1500)
     parser.add_argument("--sample", type=int, default=300, help="credentials explained")
+    parser.add_argument("--cases", default=None, help="file of the universes (pickle): "
+                        "read when it exists, else drawn and written")
     args = parser.parse_args()
-    result = compare_site(args.size, args.sample)
-    result.update(compare_universes(args.examples))
+    result = compare_universes(args.examples, args.cases)
+    result.update(compare_site(args.size, args.sample))
     print(json.dumps(result))
 
 
