@@ -502,15 +502,21 @@ class _Evaluation:
                 Reason.NOT_HANDED_OUT,
             )
         elif cred.state in (CredentialState.HANDED_OUT, CredentialState.IN_SERVICE):
-            self.require("handed out to an employment", True, src, linked, Reason.NOT_HANDED_OUT)
+            # A condition that holds is only recorded when tracing (require() does nothing
+            # else with it): the calls are spared otherwise, here and below.
+            if traced:
+                self.require(
+                    "handed out to an employment", True, src, linked, Reason.NOT_HANDED_OUT
+                )
             signed = cred.state is CredentialState.IN_SERVICE
-            self.require(
-                "handout receipt signed",
-                signed,
-                f"receipt of {number}" if traced else "",
-                "signed" if signed else "not signed",
-                Reason.RECEIPT_UNSIGNED,
-            )
+            if traced or not signed:
+                self.require(
+                    "handout receipt signed",
+                    signed,
+                    f"receipt of {number}" if traced else "",
+                    "signed" if signed else "not signed",
+                    Reason.RECEIPT_UNSIGNED,
+                )
         if cred.kind is CredentialKind.TAG:
             approved = cred.hr_approved_at is not None
             self.require(
@@ -523,7 +529,10 @@ class _Evaluation:
         if cred.employment_id is None:
             return None, Window()
         emp = self.facts.employments.get(cred.employment_id)
-        self.require("employment registered", emp is not None, linked, "", Reason.NO_EMPLOYMENT)
+        if traced or emp is None:
+            self.require(
+                "employment registered", emp is not None, linked, "", Reason.NO_EMPLOYMENT
+            )
         if emp is None:
             return cred.employment_id, Window()
         base = self._holder_window(emp)
@@ -535,29 +544,34 @@ class _Evaluation:
         esrc = f"employment {emp.id}" if traced else ""
         id06 = emp.id06
         card = f"card {id06.card_number}: {id06.status.value}" if traced else ""
-        self.require(
-            "ID06 card not blocked",
-            id06.status is not Id06Status.BLOCKED,
-            esrc,
-            card,
-            Reason.ID06_BLOCKED,
-        )
-        self.require(
-            "ID06 card not terminated",
-            id06.status is not Id06Status.TERMINATED,
-            esrc,
-            card,
-            Reason.ID06_TERMINATED,
-        )
+        status = id06.status
+        if traced or status is Id06Status.BLOCKED:
+            self.require(
+                "ID06 card not blocked",
+                status is not Id06Status.BLOCKED,
+                esrc,
+                card,
+                Reason.ID06_BLOCKED,
+            )
+        if traced or status is Id06Status.TERMINATED:
+            self.require(
+                "ID06 card not terminated",
+                status is not Id06Status.TERMINATED,
+                esrc,
+                card,
+                Reason.ID06_TERMINATED,
+            )
         id06_w = self.window(self.cfg.until_window(id06.valid_until))
-        self.require(
-            "ID06 card valid",
-            not id06_w.ended_by(self.at),
-            esrc,
-            lambda: f"valid until {id06.valid_until.isoformat()}",
-            Reason.ID06_EXPIRED,
-            id06_w,
-        )
+        valid = not id06_w.ended_by(self.at)
+        if traced or not valid:
+            self.require(
+                "ID06 card valid",
+                valid,
+                esrc,
+                lambda: f"valid until {id06.valid_until.isoformat()}",
+                Reason.ID06_EXPIRED,
+                id06_w,
+            )
         agreement = self.facts.cached_agreement_window(
             emp.org_number, self.at, self.cfg, _agreement_window
         )
@@ -577,7 +591,7 @@ class _Evaluation:
                 Reason.AGREEMENT_ENDED,
                 agreement,
             )
-        else:
+        elif traced:
             # An agreement that starts later only delays the grants; it is not a failure.
             self.require(
                 "key grant agreement in force",
@@ -730,13 +744,15 @@ def evaluate(
             )
         return None
     ev = _Evaluation(facts, at, cfg, trace)
-    ev.require(
-        "credential not revoked",
-        id(cred.state) not in _TERMINAL_IDS,
-        f"credential {number}" if trace is not None else "",
-        f"state {cred.state.value}" if trace is not None else "",
-        Reason.CREDENTIAL_REVOKED,
-    )
+    in_use = id(cred.state) not in _TERMINAL_IDS
+    if trace is not None or not in_use:
+        ev.require(
+            "credential not revoked",
+            in_use,
+            f"credential {number}" if trace is not None else "",
+            f"state {cred.state.value}" if trace is not None else "",
+            Reason.CREDENTIAL_REVOKED,
+        )
     if cred.kind is CredentialKind.VISITOR_CARD:
         holder, base = ev.visitor(number)
     else:
