@@ -85,15 +85,15 @@ def compact(fact: BaseModel) -> None:
         elif kind in _PLAIN:
             continue  # nothing to share in these
         elif kind is tuple:
-            if value and isinstance(value[0], BaseModel):
+            if value and type(value[0]) is not str and isinstance(value[0], BaseModel):
                 for item in value:
                     if isinstance(item, BaseModel):
                         compact(item)
         elif kind in _NESTED_DONE and _NESTED_DONE[kind].get(id(value)) is value:
             continue  # a nested model met before (an entry's schedule, shared by many)
-        elif isinstance(value, date):
+        elif kind is date or isinstance(value, date):
             # Keyed with the type and zone too: equal instants in other zones stay apart.
-            pool_key = (type(value), value, getattr(value, "tzinfo", None))
+            pool_key = (kind, value, None if kind is date else getattr(value, "tzinfo", None))
             known = _VALUES.get(pool_key)
             if known is None:
                 if len(_VALUES) > _POOL_LIMIT:
@@ -295,6 +295,9 @@ class EntryIndex:
         if isinstance(held, tuple):
             return {held[0]: held[1]}
         return held
+
+    def __contains__(self, employment_id: object) -> bool:
+        return employment_id in self._held
 
     def __getitem__(self, employment_id: str) -> Mapping[str, ApplicationEntry]:
         found = self.get(employment_id)
@@ -550,11 +553,17 @@ class FactSet:
         return self.credentials_of_employments(e.employment_id for e in app.entries)
 
     def _reindex_assignment(self, assignment_id: str) -> None:
+        entries, by_space = self.entries_by_employment, self.employments_by_space
         old = self.latest_approved.pop(assignment_id, None)
         if old is not None:
             for e in old.entries:
-                self.entries_by_employment.pop(e.employment_id, assignment_id)
-                self._unindex_space_uses(e.space_ids, e.employment_id)
+                employment_id = e.employment_id
+                entries.pop(employment_id, assignment_id)
+                if employment_id in entries:
+                    self._unindex_space_uses(e.space_ids, employment_id)
+                else:  # named by no other assignment: it uses none of these spaces now
+                    for s in e.space_ids:
+                        by_space[s].discard(employment_id)
         approved = [
             a
             for a in self.applications.get(assignment_id, {}).values()
@@ -565,9 +574,10 @@ class FactSet:
         new = max(approved, key=lambda a: a.revision)
         self.latest_approved[assignment_id] = new
         for e in new.entries:
-            self.entries_by_employment.put(e.employment_id, assignment_id, e)
+            employment_id = e.employment_id
+            entries.put(employment_id, assignment_id, e)
             for s in e.space_ids:
-                self.employments_by_space[s].add(e.employment_id)
+                by_space[s].add(employment_id)
 
     def _unindex_space_uses(self, space_ids: Iterable[str], employment_id: str) -> None:
         # The employment may still use a space through another assignment.
