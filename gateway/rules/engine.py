@@ -59,7 +59,7 @@ def same_state(a: DesiredCredential | None, b: DesiredCredential | None) -> bool
         and a.active == b.active
         and a.reasons == b.reasons
         and a.denied == b.denied
-        and a.window == b.window
+        and (a.window is b.window or a.window == b.window)  # windows are shared objects
         and a.next_change_at == b.next_change_at
         and a.holder == b.holder
     )

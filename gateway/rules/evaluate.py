@@ -213,7 +213,7 @@ def _revision(
     revalidation: int | None,
     facts: FactSet,
 ) -> str:
-    parts: list[str] = [number, kind.value, "1" if enabled else "0", str(revalidation)]
+    parts: list[str] = [number, _KIND_TEXT[id(kind)], "1" if enabled else "0", str(revalidation)]
     digests = facts.space_digests
     for g in grants:
         space_id = g.space_id
@@ -225,6 +225,10 @@ def _revision(
         )
     return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
 
+
+_KIND_TEXT = {id(kind): kind.value for kind in CredentialKind}
+"""A kind's value by the member's identity (members are singletons; ``.value`` is a
+descriptor call)."""
 
 _WINDOW_TEXT: dict[Window, str] = {}
 _WINDOW_TEXT_BY_ID: dict[int, tuple[Window, str]] = {}
