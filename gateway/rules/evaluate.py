@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -295,8 +296,7 @@ def _meet(a: Window, b: Window) -> Window:
     return w
 
 
-def _space_id(g: Grant) -> str:
-    return g.space_id
+_space_id = attrgetter("space_id")
 
 
 def _merge(grants: list[Grant]) -> tuple[Grant, ...]:
@@ -609,7 +609,7 @@ class _Evaluation:
 
     def _collect_grants(self, emp: Employment, key: bool) -> None:
         facts, cfg = self.facts, self.cfg
-        entries = facts.entries_by_employment.get(emp.id)
+        entries = facts.entries_by_employment.sorted_items(emp.id)
         if not entries:
             self.note(
                 "named in an approved access application",
@@ -620,8 +620,7 @@ class _Evaluation:
             return
         competences = facts.competences.get(emp.person_id, _NO_COMPETENCES)
         traced = self.trace is not None
-        for assignment_id in sorted(entries) if len(entries) > 1 else entries:
-            entry = entries[assignment_id]
+        for assignment_id, entry in entries:
             app = facts.latest_approved[assignment_id]
             appsrc = _application_source(assignment_id, app.revision)
             ew = cfg.days_window(entry.valid_from, entry.valid_until)
@@ -764,7 +763,7 @@ def evaluate(
     grants, lapsed = _clip(ev, base)
     enabled = not ev.reasons
     merged = _merge(grants) if enabled else ()
-    active = enabled and any(g.window.contains(at) for g in merged)
+    active = enabled and _any_contains(merged, at)
     reasons = _reasons(ev, cred.kind, enabled, active, merged, lapsed)
     revalidation = _revalidation_days(facts, cfg, cred.kind, merged)
     return _desired(
@@ -793,6 +792,16 @@ def _desired(*values: Any) -> DesiredCredential:
     for setter, value in zip(_DESIRED_SETTERS, values, strict=True):
         setter(d, value)
     return d
+
+
+def _any_contains(grants: tuple[Grant, ...], at: datetime) -> bool:
+    """Whether some grant's window contains ``at`` (``Window.contains``, spelt out)."""
+    for g in grants:
+        w = g.window
+        start, end = w.start, w.end
+        if (start is None or start <= at) and (end is None or at < end):
+            return True
+    return False
 
 
 def _clip(ev: _Evaluation, base: Window) -> tuple[list[Grant], bool]:
@@ -866,7 +875,10 @@ def _overall_window(merged: tuple[Grant, ...]) -> Window | None:
     if not merged:
         return None
     first = merged[0].window
-    if len(merged) == 1 or all(g.window is first for g in merged):
+    for g in merged:
+        if g.window is not first:
+            break
+    else:
         return first
     starts = [g.window.start for g in merged]
     ends = [g.window.end for g in merged]

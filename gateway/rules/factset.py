@@ -240,6 +240,10 @@ class Links:
         return len(self._links)
 
 
+def _first(pair: tuple[str, ApplicationEntry]) -> str:
+    return pair[0]
+
+
 class EntryIndex:
     """For each employment, its entry in each assignment's latest approved revision,
     compact where almost every employment has one: a single entry is held as the pair
@@ -295,6 +299,15 @@ class EntryIndex:
         if isinstance(held, tuple):
             return {held[0]: held[1]}
         return held
+
+    def sorted_items(self, employment_id: str) -> tuple[tuple[str, ApplicationEntry], ...]:
+        """The employment's (assignment id, entry) pairs by assignment id; none if none."""
+        held = self._held.get(employment_id)
+        if held is None:
+            return ()
+        if isinstance(held, tuple):
+            return (held,)
+        return tuple(sorted(held.items(), key=_first))
 
     def __contains__(self, employment_id: object) -> bool:
         return employment_id in self._held
