@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from operator import attrgetter
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from typing import Any
 
 from gateway.domain.facts import (
