@@ -812,8 +812,13 @@ def _clip(ev: _Evaluation, base: Window) -> tuple[list[Grant], bool]:
     lapsed = False
     at = ev.at
     boundaries = ev.boundaries
+    met_in: Window | None = None
+    met_out = base
     for g in ev.candidates:
-        w = _meet(g.window, base)
+        if g.window is not met_in:  # the grants of one entry share its window
+            met_in = g.window
+            met_out = _meet(met_in, base)
+        w = met_out
         start, end = w.start, w.end
         # ev.window(w), is_empty() and ended_by(at), spelt out: this runs for every grant.
         if start is not None and start > at:
