@@ -231,6 +231,11 @@ _KIND_TEXT = {id(kind): kind.value for kind in CredentialKind}
 """A kind's value by the member's identity (members are singletons; ``.value`` is a
 descriptor call)."""
 
+_BY_ID_LIMIT = 20_000
+"""Entries of a cache by identity before it is emptied: the shared windows a site's
+derivations meet are a few hundred; a visitor card's window is a new object in each
+evaluation, so such entries come and go."""
+
 _WINDOW_TEXT: dict[Window, str] = {}
 _WINDOW_TEXT_BY_ID: dict[int, tuple[Window, str]] = {}
 
@@ -249,7 +254,7 @@ def _window_text(w: Window) -> str:
         text = _WINDOW_TEXT[w] = (
             f"{w.start.timestamp() if w.start else '-'}|{w.end.timestamp() if w.end else '-'}"
         )
-    if len(_WINDOW_TEXT_BY_ID) > 100_000:
+    if len(_WINDOW_TEXT_BY_ID) > _BY_ID_LIMIT:
         _WINDOW_TEXT_BY_ID.clear()
     _WINDOW_TEXT_BY_ID[id(w)] = (w, text)
     return text
@@ -290,7 +295,7 @@ def _meet(a: Window, b: Window) -> Window:
         w = a
     else:
         w = _shared(a.intersect(b))
-    if len(_MEETS) > 100_000:
+    if len(_MEETS) > _BY_ID_LIMIT:
         _MEETS.clear()
     _MEETS[key] = (a, b, w)
     return w
