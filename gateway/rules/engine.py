@@ -59,7 +59,7 @@ def same_state(a: DesiredCredential | None, b: DesiredCredential | None) -> bool
         and a.active == b.active
         and a.reasons == b.reasons
         and a.denied == b.denied
-        and a.window == b.window
+        and (a.window is b.window or a.window == b.window)  # windows are shared objects
         and a.next_change_at == b.next_change_at
         and a.holder == b.holder
     )
@@ -285,8 +285,12 @@ class RulesEngine:
             self.states.pop(number, None)
         else:
             self.states[number] = new
-            if new.next_change_at is not None:
-                heapq.heappush(self._timers, (new.next_change_at, number))
+            when = new.next_change_at
+            # The timer of the state replaced is still queued when it fell on the same
+            # instant (a timer leaves the queue only once its state no longer names it, or
+            # when it is due, and then its credential is recomputed past it).
+            if when is not None and (old is None or old.next_change_at != when):
+                heapq.heappush(self._timers, (when, number))
         if fresh or not same_state(old, new):
             changes.credentials[number] = new
         if not fresh and old is not None and new is not None and old.revision == new.revision:
@@ -303,6 +307,8 @@ class RulesEngine:
     ) -> None:
         old = self._contrib.pop(number, {})
         contrib = controller_contributions(new, self.facts) if new is not None else {}
+        if not old and not contrib:
+            return  # a key, or a credential that opens no door before and after
         if contrib:
             self._contrib[number] = contrib
         for cid in old.keys() | contrib.keys():

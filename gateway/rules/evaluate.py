@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from typing import Any
 
 from gateway.domain.facts import (
@@ -49,6 +50,25 @@ class Grant:
             w.end or _EPOCH,
             schedule_text(self.schedule),
         )
+
+
+_new = object.__new__
+_SET_SPACE = vars(Grant)["space_id"].__set__
+_SET_WINDOW = vars(Grant)["window"].__set__
+_SET_SCHEDULE = vars(Grant)["schedule"].__set__
+_SET_SOURCE = vars(Grant)["source"].__set__
+
+
+def _grant(space_id: str, window: Window, schedule: WeeklySchedule | None, source: str) -> Grant:
+    """``Grant(space_id, window, schedule, source)``, its slots set directly (the generated
+    ``__init__`` of a frozen dataclass sets each through ``object.__setattr__``, about
+    twice the cost; derivation makes several grants per credential)."""
+    g: Grant = _new(Grant)
+    _SET_SPACE(g, space_id)
+    _SET_WINDOW(g, window)
+    _SET_SCHEDULE(g, schedule)
+    _SET_SOURCE(g, source)
+    return g
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -194,22 +214,39 @@ def _revision(
     revalidation: int | None,
     facts: FactSet,
 ) -> str:
-    parts: list[str] = [number, kind.value, "1" if enabled else "0", str(revalidation)]
+    parts: list[str] = [number, _KIND_TEXT[id(kind)], "1" if enabled else "0", str(revalidation)]
     digests = facts.space_digests
     for g in grants:
-        parts.append(g.space_id)
-        parts.append(digests.get(g.space_id, ""))
-        parts.append(_window_text(g.window))
-        parts.append(schedule_text(g.schedule))
+        space_id = g.space_id
+        parts += (
+            space_id,
+            digests.get(space_id, ""),
+            _window_text(g.window),
+            schedule_text(g.schedule),
+        )
     return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
 
 
+_KIND_TEXT = {id(kind): kind.value for kind in CredentialKind}
+"""A kind's value by the member's identity (members are singletons; ``.value`` is a
+descriptor call)."""
+
+_BY_ID_LIMIT = 20_000
+"""Entries of a cache by identity before it is emptied: the shared windows a site's
+derivations meet are a few hundred; a visitor card's window is a new object in each
+evaluation, so such entries come and go."""
+
 _WINDOW_TEXT: dict[Window, str] = {}
+_WINDOW_TEXT_BY_ID: dict[int, tuple[Window, str]] = {}
 
 
 def _window_text(w: Window) -> str:
     """``start|end`` of a window as the revision spells it (POSIX timestamps, ``-`` when
-    unbounded); cached, windows repeat."""
+    unbounded); cached, windows repeat (and are shared objects: looked up by identity
+    first, which spares hashing the window)."""
+    known = _WINDOW_TEXT_BY_ID.get(id(w))
+    if known is not None and known[0] is w:
+        return known[1]
     text = _WINDOW_TEXT.get(w)
     if text is None:
         if len(_WINDOW_TEXT) > 100_000:
@@ -217,6 +254,9 @@ def _window_text(w: Window) -> str:
         text = _WINDOW_TEXT[w] = (
             f"{w.start.timestamp() if w.start else '-'}|{w.end.timestamp() if w.end else '-'}"
         )
+    if len(_WINDOW_TEXT_BY_ID) > _BY_ID_LIMIT:
+        _WINDOW_TEXT_BY_ID.clear()
+    _WINDOW_TEXT_BY_ID[id(w)] = (w, text)
     return text
 
 
@@ -234,8 +274,50 @@ def _shared(w: Window) -> Window:
     return known
 
 
+_MEETS: dict[tuple[int, int], tuple[Window, Window, Window]] = {}
+
+
+def _meet(a: Window, b: Window) -> Window:
+    """``a.intersect(b)``, remembered by the identity of the two windows: the windows met
+    in a derivation are shared objects that repeat (an entry's days and its assignment's,
+    a holder's ID06 card and agreement), so most intersections are found, not computed.
+    When ``b`` does not cut ``a`` the answer is ``a`` itself (the very value
+    ``intersect`` gives: the same start and end). The entry holds both windows, so their
+    ids cannot be reused while it is kept."""
+    key = (id(a), id(b))
+    hit = _MEETS.get(key)
+    if hit is not None and hit[0] is a and hit[1] is b:
+        return hit[2]
+    bs, be = b.start, b.end
+    if (bs is None or (a.start is not None and a.start >= bs)) and (
+        be is None or (a.end is not None and a.end <= be)
+    ):
+        w = a
+    else:
+        w = _shared(a.intersect(b))
+    if len(_MEETS) > _BY_ID_LIMIT:
+        _MEETS.clear()
+    _MEETS[key] = (a, b, w)
+    return w
+
+
+_space_id = attrgetter("space_id")
+
+
 def _merge(grants: list[Grant]) -> tuple[Grant, ...]:
-    """Canonical form: per (space, schedule), overlapping or touching windows merged."""
+    """Canonical form: per (space, schedule), overlapping or touching windows merged.
+
+    Sorted by space first: when no space repeats (the usual case) that is already the order
+    of :meth:`Grant.sort_key` and nothing merges. Otherwise the grants of one space are then
+    sorted by the whole key (the sort is stable, so ties keep their order as before)."""
+    grants.sort(key=_space_id)
+    previous = None
+    for g in grants:
+        if g.space_id == previous:
+            break
+        previous = g.space_id
+    else:
+        return tuple(grants)
     grants.sort(key=Grant.sort_key)
     out: list[Grant] = []
     for g in grants:
@@ -260,6 +342,12 @@ def _merge(grants: list[Grant]) -> tuple[Grant, ...]:
         out.append(g)
     return tuple(out)
 
+
+_TERMINAL_IDS = frozenset(id(state) for state in TERMINAL_STATES)
+"""``TERMINAL_STATES`` by identity (members are singletons; hashing one calls Python)."""
+
+_NO_COMPETENCES: dict[str, Any] = {}
+"""What a person without competences holds (read only)."""
 
 Detail = str | Callable[[], str]
 """A check's detail; a callable is only called when a trace is being recorded."""
@@ -423,15 +511,21 @@ class _Evaluation:
                 Reason.NOT_HANDED_OUT,
             )
         elif cred.state in (CredentialState.HANDED_OUT, CredentialState.IN_SERVICE):
-            self.require("handed out to an employment", True, src, linked, Reason.NOT_HANDED_OUT)
+            # A condition that holds is only recorded when tracing (require() does nothing
+            # else with it): the calls are spared otherwise, here and below.
+            if traced:
+                self.require(
+                    "handed out to an employment", True, src, linked, Reason.NOT_HANDED_OUT
+                )
             signed = cred.state is CredentialState.IN_SERVICE
-            self.require(
-                "handout receipt signed",
-                signed,
-                f"receipt of {number}" if traced else "",
-                "signed" if signed else "not signed",
-                Reason.RECEIPT_UNSIGNED,
-            )
+            if traced or not signed:
+                self.require(
+                    "handout receipt signed",
+                    signed,
+                    f"receipt of {number}" if traced else "",
+                    "signed" if signed else "not signed",
+                    Reason.RECEIPT_UNSIGNED,
+                )
         if cred.kind is CredentialKind.TAG:
             approved = cred.hr_approved_at is not None
             self.require(
@@ -444,7 +538,10 @@ class _Evaluation:
         if cred.employment_id is None:
             return None, Window()
         emp = self.facts.employments.get(cred.employment_id)
-        self.require("employment registered", emp is not None, linked, "", Reason.NO_EMPLOYMENT)
+        if traced or emp is None:
+            self.require(
+                "employment registered", emp is not None, linked, "", Reason.NO_EMPLOYMENT
+            )
         if emp is None:
             return cred.employment_id, Window()
         base = self._holder_window(emp)
@@ -456,29 +553,34 @@ class _Evaluation:
         esrc = f"employment {emp.id}" if traced else ""
         id06 = emp.id06
         card = f"card {id06.card_number}: {id06.status.value}" if traced else ""
-        self.require(
-            "ID06 card not blocked",
-            id06.status is not Id06Status.BLOCKED,
-            esrc,
-            card,
-            Reason.ID06_BLOCKED,
-        )
-        self.require(
-            "ID06 card not terminated",
-            id06.status is not Id06Status.TERMINATED,
-            esrc,
-            card,
-            Reason.ID06_TERMINATED,
-        )
+        status = id06.status
+        if traced or status is Id06Status.BLOCKED:
+            self.require(
+                "ID06 card not blocked",
+                status is not Id06Status.BLOCKED,
+                esrc,
+                card,
+                Reason.ID06_BLOCKED,
+            )
+        if traced or status is Id06Status.TERMINATED:
+            self.require(
+                "ID06 card not terminated",
+                status is not Id06Status.TERMINATED,
+                esrc,
+                card,
+                Reason.ID06_TERMINATED,
+            )
         id06_w = self.window(self.cfg.until_window(id06.valid_until))
-        self.require(
-            "ID06 card valid",
-            not id06_w.ended_by(self.at),
-            esrc,
-            lambda: f"valid until {id06.valid_until.isoformat()}",
-            Reason.ID06_EXPIRED,
-            id06_w,
-        )
+        valid = not id06_w.ended_by(self.at)
+        if traced or not valid:
+            self.require(
+                "ID06 card valid",
+                valid,
+                esrc,
+                lambda: f"valid until {id06.valid_until.isoformat()}",
+                Reason.ID06_EXPIRED,
+                id06_w,
+            )
         agreement = self.facts.cached_agreement_window(
             emp.org_number, self.at, self.cfg, _agreement_window
         )
@@ -498,7 +600,7 @@ class _Evaluation:
                 Reason.AGREEMENT_ENDED,
                 agreement,
             )
-        else:
+        elif traced:
             # An agreement that starts later only delays the grants; it is not a failure.
             self.require(
                 "key grant agreement in force",
@@ -508,11 +610,11 @@ class _Evaluation:
                 Reason.AGREEMENT_NOT_STARTED,
                 agreement,
             )
-        return id06_w.intersect(agreement)
+        return _meet(id06_w, agreement)
 
     def _collect_grants(self, emp: Employment, key: bool) -> None:
         facts, cfg = self.facts, self.cfg
-        entries = facts.entries_by_employment.get(emp.id)
+        entries = facts.entries_by_employment.sorted_items(emp.id)
         if not entries:
             self.note(
                 "named in an approved access application",
@@ -521,10 +623,9 @@ class _Evaluation:
                 "no approved revision names it",
             )
             return
-        competences = facts.competences.get(emp.person_id, {})
+        competences = facts.competences.get(emp.person_id, _NO_COMPETENCES)
         traced = self.trace is not None
-        for assignment_id in sorted(entries) if len(entries) > 1 else entries:
-            entry = entries[assignment_id]
+        for assignment_id, entry in entries:
             app = facts.latest_approved[assignment_id]
             appsrc = _application_source(assignment_id, app.revision)
             ew = cfg.days_window(entry.valid_from, entry.valid_until)
@@ -548,7 +649,7 @@ class _Evaluation:
                 self.denied.extend((sp, Reason.ASSIGNMENT_UNKNOWN) for sp in entry.space_ids)
                 continue
             aw = cfg.days_window(assignment.starts_on, assignment.ends_on)
-            ew = ew.intersect(aw)
+            ew = _meet(ew, aw)
             if traced:
                 self.note(
                     "assignment period overlaps the entry",
@@ -558,10 +659,22 @@ class _Evaluation:
                     Reason.ASSIGNMENT_ENDED,
                     aw,
                 )
+            spaces, candidates, schedule = facts.spaces, self.candidates, entry.schedule
             for space_id in entry.space_ids:
+                space = spaces.get(space_id)
+                if (
+                    not traced
+                    and space is not None
+                    and not space.required_competences
+                    and (space.cylinders if key else space.doors)
+                ):
+                    # Registered, with locks of the kind, requiring nothing: nothing to note
+                    # and the entry's window as it is (what _space_window gives then).
+                    candidates.append(_grant(space_id, ew, schedule, appsrc))
+                    continue
                 w = self._space_window(space_id, emp.person_id, competences, ew, key)
                 if w is not None:
-                    self.candidates.append(Grant(space_id, w, entry.schedule, appsrc))
+                    candidates.append(_grant(space_id, w, schedule, appsrc))
 
     def _space_window(
         self, space_id: str, person_id: str, competences: dict[str, Any], w: Window, key: bool
@@ -608,7 +721,7 @@ class _Evaluation:
                     _dated("valid until", comp.valid_until),
                     window=cw,
                 )
-            w = w.intersect(cw)
+            w = _meet(w, cw)
         return w
 
 
@@ -639,13 +752,15 @@ def evaluate(
             )
         return None
     ev = _Evaluation(facts, at, cfg, trace)
-    ev.require(
-        "credential not revoked",
-        cred.state not in TERMINAL_STATES,
-        f"credential {number}" if trace is not None else "",
-        f"state {cred.state.value}" if trace is not None else "",
-        Reason.CREDENTIAL_REVOKED,
-    )
+    in_use = id(cred.state) not in _TERMINAL_IDS
+    if trace is not None or not in_use:
+        ev.require(
+            "credential not revoked",
+            in_use,
+            f"credential {number}" if trace is not None else "",
+            f"state {cred.state.value}" if trace is not None else "",
+            Reason.CREDENTIAL_REVOKED,
+        )
     if cred.kind is CredentialKind.VISITOR_CARD:
         holder, base = ev.visitor(number)
     else:
@@ -653,24 +768,45 @@ def evaluate(
     grants, lapsed = _clip(ev, base)
     enabled = not ev.reasons
     merged = _merge(grants) if enabled else ()
-    active = enabled and any(g.window.contains(at) for g in merged)
+    active = enabled and _any_contains(merged, at)
     reasons = _reasons(ev, cred.kind, enabled, active, merged, lapsed)
     revalidation = _revalidation_days(facts, cfg, cred.kind, merged)
-    return DesiredCredential(
-        number=number,
-        kind=cred.kind,
-        enabled=enabled,
-        active=active,
-        reasons=tuple(reasons),
-        grants=merged,
-        denied=tuple(ev.denied),
-        window=_overall_window(merged),
-        revalidation_days=revalidation,
-        revision=_revision(number, cred.kind, enabled, merged, revalidation, facts),
-        computed_at=at,
-        next_change_at=min(ev.boundaries) if ev.boundaries else None,
-        holder=holder,
+    return _desired(
+        number,
+        cred.kind,
+        enabled,
+        active,
+        tuple(reasons),
+        merged,
+        tuple(ev.denied),
+        _overall_window(merged),
+        revalidation,
+        _revision(number, cred.kind, enabled, merged, revalidation, facts),
+        at,
+        min(ev.boundaries) if ev.boundaries else None,
+        holder,
     )
+
+
+_DESIRED_SETTERS = tuple(vars(DesiredCredential)[f.name].__set__ for f in fields(DesiredCredential))
+
+
+def _desired(*values: Any) -> DesiredCredential:
+    """``DesiredCredential(*values)`` (every field, in order), its slots set directly."""
+    d: DesiredCredential = _new(DesiredCredential)
+    for setter, value in zip(_DESIRED_SETTERS, values, strict=True):
+        setter(d, value)
+    return d
+
+
+def _any_contains(grants: tuple[Grant, ...], at: datetime) -> bool:
+    """Whether some grant's window contains ``at`` (``Window.contains``, spelt out)."""
+    for g in grants:
+        w = g.window
+        start, end = w.start, w.end
+        if (start is None or start <= at) and (end is None or at < end):
+            return True
+    return False
 
 
 def _clip(ev: _Evaluation, base: Window) -> tuple[list[Grant], bool]:
@@ -680,12 +816,26 @@ def _clip(ev: _Evaluation, base: Window) -> tuple[list[Grant], bool]:
     grants: list[Grant] = []
     lapsed = False
     at = ev.at
+    boundaries = ev.boundaries
+    met_in: Window | None = None
+    met_out = base
     for g in ev.candidates:
-        w = ev.window(g.window.intersect(base))
-        if w.is_empty() or w.ended_by(at):
-            lapsed = True
-            continue
-        grants.append(Grant(g.space_id, _shared(w), g.schedule, g.source))
+        if g.window is not met_in:  # the grants of one entry share its window
+            met_in = g.window
+            met_out = _meet(met_in, base)
+        w = met_out
+        start, end = w.start, w.end
+        # ev.window(w), is_empty() and ended_by(at), spelt out: this runs for every grant.
+        if start is not None and start > at:
+            boundaries.append(start)
+        if end is not None:
+            if end > at:
+                boundaries.append(end)
+            if end <= at or (start is not None and start >= end):
+                lapsed = True
+                continue
+        # The base does not cut the candidate's window (the usual case): the grant is it.
+        grants.append(g if w is g.window else _grant(g.space_id, w, g.schedule, g.source))
     return grants, lapsed
 
 
@@ -734,8 +884,12 @@ def _overall_window(merged: tuple[Grant, ...]) -> Window | None:
     """From the earliest grant's start to the latest grant's end (unbounded if any is)."""
     if not merged:
         return None
-    if len(merged) == 1:
-        return merged[0].window
+    first = merged[0].window
+    for g in merged:
+        if g.window is not first:
+            break
+    else:
+        return first
     starts = [g.window.start for g in merged]
     ends = [g.window.end for g in merged]
     return _shared(

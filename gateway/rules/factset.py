@@ -72,17 +72,28 @@ def compact(fact: BaseModel) -> None:
         if len(known_sets) < 64:
             known_sets.append(fields_set)
     for name, value in held.items():
-        if name in _REPEATED_TEXT and type(value) is str:
-            known_text = _TEXTS.get(value)
-            if known_text is None:
-                if len(_TEXTS) > _POOL_LIMIT:
-                    _TEXTS.clear()
-                _TEXTS[value] = value
-            elif known_text is not value:
-                held[name] = known_text
-        elif isinstance(value, date):
+        kind = type(value)
+        if kind is str:
+            if name in _REPEATED_TEXT:
+                known_text = _TEXTS.get(value)
+                if known_text is None:
+                    if len(_TEXTS) > _POOL_LIMIT:
+                        _TEXTS.clear()
+                    _TEXTS[value] = value
+                elif known_text is not value:
+                    held[name] = known_text
+        elif kind in _PLAIN:
+            continue  # nothing to share in these
+        elif kind is tuple:
+            if value and type(value[0]) is not str and isinstance(value[0], BaseModel):
+                for item in value:
+                    if isinstance(item, BaseModel):
+                        compact(item)
+        elif kind in _NESTED_DONE and _NESTED_DONE[kind].get(id(value)) is value:
+            continue  # a nested model met before (an entry's schedule, shared by many)
+        elif kind is date or isinstance(value, date):
             # Keyed with the type and zone too: equal instants in other zones stay apart.
-            pool_key = (type(value), value, getattr(value, "tzinfo", None))
+            pool_key = (kind, value, None if kind is date else getattr(value, "tzinfo", None))
             known = _VALUES.get(pool_key)
             if known is None:
                 if len(_VALUES) > _POOL_LIMIT:
@@ -92,10 +103,25 @@ def compact(fact: BaseModel) -> None:
                 held[name] = known
         elif isinstance(value, BaseModel):
             compact(value)
+            _remember_nested(value)
         elif isinstance(value, tuple) and value and isinstance(value[0], BaseModel):
             for item in value:
                 if isinstance(item, BaseModel):
                     compact(item)
+
+
+_PLAIN: frozenset[type] = frozenset({type(None), bool, int, float})
+_NESTED_DONE: dict[type, dict[int, BaseModel]] = {}
+"""Nested models already compacted, by identity (held, so an id is not reused while
+listed): a schedule is one object shared by the entries that name it, compacted once.
+A few per type (a model nested in one fact only, such as an ID06 card, passes through)."""
+
+
+def _remember_nested(value: BaseModel) -> None:
+    done = _NESTED_DONE.setdefault(type(value), {})
+    if len(done) >= 256:
+        done.clear()
+    done[id(value)] = value
 
 
 def _share_id(model: BaseModel, name: str, held: Mapping[str, Person | Employment]) -> None:
@@ -107,6 +133,26 @@ def _share_id(model: BaseModel, name: str, held: Mapping[str, Person | Employmen
     other = None if value is None else held.get(value)
     if other is not None and other.id is not value and other.id == value:
         model.__dict__[name] = other.id
+
+
+def _share_space_ids(entry: ApplicationEntry, spaces: Mapping[str, Space]) -> None:
+    """Let the space ids an entry names be the very strings the engine holds those spaces
+    under (an equal tuple of them): at 100k credentials entries name a few hundred
+    spaces 350 000 times, each name otherwise a string of its own."""
+    held = entry.__dict__
+    ids = held.get("space_ids")
+    if not ids:
+        return
+    shared = []
+    changed = False
+    for space_id in ids:
+        space = spaces.get(space_id)
+        if space is not None and space.id is not space_id and space.id == space_id:
+            space_id = space.id
+            changed = True
+        shared.append(space_id)
+    if changed:
+        held["space_ids"] = tuple(shared)
 
 
 def space_digest(space: Space) -> str:
@@ -169,6 +215,20 @@ class Links:
             return frozenset((held,))
         return held
 
+    def gather(self, keys: Iterable[str]) -> set[str]:
+        """The ids linked to any of ``keys``, in one new set."""
+        out: set[str] = set()
+        links = self._links
+        for key in keys:
+            held = links.get(key)
+            if held is None:
+                continue
+            if type(held) is str:
+                out.add(held)
+            else:
+                out.update(held)
+        return out
+
     def __getitem__(self, key: str) -> AbstractSet[str]:
         held = self._links[key]
         return frozenset((held,)) if isinstance(held, str) else held
@@ -178,6 +238,10 @@ class Links:
 
     def __len__(self) -> int:
         return len(self._links)
+
+
+def _first(pair: tuple[str, ApplicationEntry]) -> str:
+    return pair[0]
 
 
 class EntryIndex:
@@ -235,6 +299,18 @@ class EntryIndex:
         if isinstance(held, tuple):
             return {held[0]: held[1]}
         return held
+
+    def sorted_items(self, employment_id: str) -> tuple[tuple[str, ApplicationEntry], ...]:
+        """The employment's (assignment id, entry) pairs by assignment id; none if none."""
+        held = self._held.get(employment_id)
+        if held is None:
+            return ()
+        if isinstance(held, tuple):
+            return (held,)
+        return tuple(sorted(held.items(), key=_first))
+
+    def __contains__(self, employment_id: object) -> bool:
+        return employment_id in self._held
 
     def __getitem__(self, employment_id: str) -> Mapping[str, ApplicationEntry]:
         found = self.get(employment_id)
@@ -302,10 +378,7 @@ class FactSet:
     # ------------------------------------------------------------------ touch helpers
 
     def credentials_of_employments(self, employment_ids: Iterable[str]) -> set[str]:
-        out: set[str] = set()
-        for e in employment_ids:
-            out.update(self.credentials_by_employment.get(e))
-        return out
+        return self.credentials_by_employment.gather(employment_ids)
 
     def _credentials_of_org(self, org: str) -> set[str]:
         return self.credentials_of_employments(self.employments_by_org.get(org, set()))
@@ -357,6 +430,7 @@ class FactSet:
             case AccessApplication():
                 for entry in fact.entries:
                     _share_id(entry, "employment_id", self.employments)
+                    _share_space_ids(entry, self.spaces)
                 before = self._credentials_of_assignment(fact.assignment_id)
                 self.applications[fact.assignment_id][fact.revision] = fact
                 self._reindex_assignment(fact.assignment_id)
@@ -492,12 +566,17 @@ class FactSet:
         return self.credentials_of_employments(e.employment_id for e in app.entries)
 
     def _reindex_assignment(self, assignment_id: str) -> None:
+        entries, by_space = self.entries_by_employment, self.employments_by_space
         old = self.latest_approved.pop(assignment_id, None)
         if old is not None:
             for e in old.entries:
-                self.entries_by_employment.pop(e.employment_id, assignment_id)
-                for s in e.space_ids:
-                    self._unindex_space_use(s, e.employment_id)
+                employment_id = e.employment_id
+                entries.pop(employment_id, assignment_id)
+                if employment_id in entries:
+                    self._unindex_space_uses(e.space_ids, employment_id)
+                else:  # named by no other assignment: it uses none of these spaces now
+                    for s in e.space_ids:
+                        by_space[s].discard(employment_id)
         approved = [
             a
             for a in self.applications.get(assignment_id, {}).values()
@@ -508,16 +587,21 @@ class FactSet:
         new = max(approved, key=lambda a: a.revision)
         self.latest_approved[assignment_id] = new
         for e in new.entries:
-            self.entries_by_employment.put(e.employment_id, assignment_id, e)
+            employment_id = e.employment_id
+            entries.put(employment_id, assignment_id, e)
             for s in e.space_ids:
-                self.employments_by_space[s].add(e.employment_id)
+                by_space[s].add(employment_id)
 
-    def _unindex_space_use(self, space_id: str, employment_id: str) -> None:
-        # The employment may still use the space through another assignment.
-        for entry in self.entries_by_employment.get(employment_id, {}).values():
-            if space_id in entry.space_ids:
-                return
-        self.employments_by_space[space_id].discard(employment_id)
+    def _unindex_space_uses(self, space_ids: Iterable[str], employment_id: str) -> None:
+        # The employment may still use a space through another assignment.
+        remaining = self.entries_by_employment.get(employment_id)
+        still: set[str] = set()
+        if remaining:
+            for entry in remaining.values():
+                still.update(entry.space_ids)
+        for space_id in space_ids:
+            if space_id not in still:
+                self.employments_by_space[space_id].discard(employment_id)
 
     # ------------------------------------------------------------------ bulk
 
