@@ -111,6 +111,12 @@ class AgentKeys:
             )
             AgentStore.enqueue(c, priority, "site_key_confirm", payload, f"key:{serial}")
 
+    def failed(self, payload: dict[str, Any]) -> None:
+        """Queue the report of a write that failed or was interrupted at a station (one
+        transaction; every failure is reported, none replaces another)."""
+        with self.store.transaction() as c:
+            AgentStore.enqueue(c, UPDATE, "site_key_failed", payload, None)
+
 
 def _seen(c: Any, serial: str, revision: str, version: int) -> None:
     c.execute(
