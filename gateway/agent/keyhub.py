@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 KEY_TOPICS = ("site_key_request", "site_key_visit", "site_key_confirm", "site_key_failed")
 """The site topics the hub reads for key stations."""
 MAX_BATCH = 200
+MAX_FAILURES = 10_000
+"""Failed key writes the hub remembers having applied (see :meth:`KeyHub._apply_failed`)."""
 
 KeyReport = SiteKeyVisit | SiteKeyConfirm | SiteKeyFailed | SiteEvent
 
@@ -85,6 +87,9 @@ class KeyHub:
         """Site -> keys whose image must be sent."""
         self._wake = asyncio.Event()
         self._reports: asyncio.Queue[KeyReport] = asyncio.Queue()
+        self._failures: dict[tuple[str, str, str, datetime], None] = {}
+        """Failed writes applied (site, station, key, when), newest last: a redelivered one
+        whose key has no job to tell (:func:`record_key_failed`) is recognised here."""
 
     # ------------------------------------------------------------------ hooks of the hub
 
@@ -307,6 +312,7 @@ class KeyHub:
 
         try:
             await gateway.call(core.transaction, apply_all)
+            self._applied_failures(batch)
             return batch
         except Exception:
             if len(batch) == 1:
@@ -340,7 +346,17 @@ class KeyHub:
         ):
             self.hub.sink.availability(s, e.controller, online, reason)
 
+    def _applied_failures(self, batch: list[KeyReport]) -> None:
+        """Remember the failed writes of a committed batch (the newest MAX_FAILURES)."""
+        for r in batch:
+            if isinstance(r, SiteKeyFailed):
+                self._failures[(r.site, r.station, r.serial, r.at)] = None
+        while len(self._failures) > MAX_FAILURES:
+            del self._failures[next(iter(self._failures))]
+
     def _apply_failed(self, s: Session, f: SiteKeyFailed) -> None:
+        if (f.site, f.station, f.serial, f.at) in self._failures:
+            return  # already applied
         record_key_failed(
             s, self.hub.sink, f.station, f.serial, outcome=f.outcome, error=f.error, at=f.at
         )

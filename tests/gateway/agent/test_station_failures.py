@@ -87,30 +87,55 @@ async def test_a_failure_delivered_twice_is_recorded_once(
 ) -> None:
     site = "keys-failed-twice"
     async with station_site(sqlite_url, broker, tmp_path, site) as run:
+        # Anna's key is programmed (her job done); Björn's job is pending
+        assert (await run.program(sample.KEY_ANNA)).outcome == "written"
+        await until(lambda: _job(run, sample.KEY_ANNA) is None, what="Anna's job done")
+        assert _job(run, sample.KEY_BJORN_MAIN) is not None
         base = f"lockgate/v1/site/{site}"
-        failure = {
-            "site": site,
-            "seq": 9101,
-            "station": WALL,
-            "serial": sample.KEY_ANNA,
-            "outcome": "pulled",
-            "error": "key removed during the write",
-            "version": 5,
-            "at": datetime.now(UTC).isoformat(),
-        }
+        at = datetime.now(UTC).isoformat()
+        failures = [
+            {
+                "site": site,
+                "seq": seq,
+                "station": WALL,
+                "serial": serial,
+                "outcome": "pulled",
+                "error": "key removed during the write",
+                "version": 5,
+                "at": at,
+            }
+            for seq, serial in ((9101, sample.KEY_ANNA), (9102, sample.KEY_BJORN_MAIN))
+        ]
         acked: list[int] = []
         async with aiomqtt.Client(broker.host, broker.port, identifier="fake-agent") as c:
             await c.subscribe(f"{base}/ack", qos=1)
             for _ in range(2):
-                await c.publish(f"{base}/key_failed", json.dumps(failure), qos=1)
+                for failure in failures:
+                    await c.publish(f"{base}/key_failed", json.dumps(failure), qos=1)
             async with asyncio.timeout(10):
                 async for msg in c.messages:
                     seqs = SiteAck.model_validate_json(msg.payload).seqs  # type: ignore[arg-type]
-                    acked += [q for q in seqs if q == 9101]
-                    if len(acked) == 2:
+                    acked += [q for q in seqs if q in (9101, 9102)]
+                    if len(acked) == 4:
                         break
-        assert len(run.events("key_programming_failed")) == 1
-        job = _job(run, sample.KEY_ANNA)
+        failed = run.events("key_programming_failed")
+        assert sorted(b["key"] for b in failed) == sorted([sample.KEY_ANNA, sample.KEY_BJORN_MAIN])
+        job = _job(run, sample.KEY_BJORN_MAIN)
+        assert job is not None and job.attempts == 1
+        assert _job(run, sample.KEY_ANNA) is None
+
+        # after a restart of the core the hub still knows a pending key's failure from its job
+        await run.stop_core()
+        await run.start_core()
+        async with aiomqtt.Client(broker.host, broker.port, identifier="fake-agent") as c:
+            await c.subscribe(f"{base}/ack", qos=1)
+            await c.publish(f"{base}/key_failed", json.dumps(failures[1]), qos=1)
+            async with asyncio.timeout(10):
+                async for msg in c.messages:
+                    if 9102 in SiteAck.model_validate_json(msg.payload).seqs:  # type: ignore[arg-type]
+                        break
+        assert run.events("key_programming_failed") == []
+        job = _job(run, sample.KEY_BJORN_MAIN)
         assert job is not None and job.attempts == 1
 
 
