@@ -83,10 +83,10 @@ async def test_a_write_that_fails_on_the_line_is_reported_as_failed(
 
 
 async def test_a_failure_delivered_twice_is_recorded_once(
-    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+    db_url: str, broker: PrivateMosquitto, tmp_path: Path
 ) -> None:
     site = "keys-failed-twice"
-    async with station_site(sqlite_url, broker, tmp_path, site) as run:
+    async with station_site(db_url, broker, tmp_path, site) as run:
         # Anna's key is programmed (her job done); Björn's job is pending
         assert (await run.program(sample.KEY_ANNA)).outcome == "written"
         await until(lambda: _job(run, sample.KEY_ANNA) is None, what="Anna's job done")
