@@ -98,14 +98,16 @@ class AgentKeys:
     def confirmed(self, payload: dict[str, Any]) -> None:
         """Record the image a station verified on a key and queue its confirmation (one per
         key: a newer one replaces one not yet sent). A confirmation that disables the key goes
-        first, and takes the key's visits waiting before it along, so the core always learns
-        what a key held before what it was given."""
+        first, and takes the key's visits and failed writes waiting before it along, so the
+        core always learns what a key held, and which writes failed, before what it was
+        given."""
         priority = UPDATE if payload["enabled"] else REVOCATION
         serial = str(payload["serial"])
         with self.store.transaction() as c:
             _seen(c, serial, str(payload["revision"]), int(payload["version"]))
             c.execute(
-                "update outbox set priority = min(priority, ?) where topic = 'site_key_visit' "
+                "update outbox set priority = min(priority, ?) "
+                "where topic in ('site_key_visit', 'site_key_failed') "
                 "and json_extract(payload, '$.serial') = ?",
                 (priority, serial),
             )
