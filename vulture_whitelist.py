@@ -25,6 +25,7 @@ _.ordered_at  # domain.facts: a stored fact's field
 _.issued_at  # domain.facts: a stored fact's field
 _.NEW_EMPLOYEE  # domain.facts.VisitorReason: a value requests may carry
 _.SUPPLIER  # domain.facts.VisitorReason: a value requests may carry
+_.waiting_for_core  # sitepayloads.SiteState (the agent's retained state)
 
 # --- Called or read by the libraries underneath
 _.__getattr__  # cli: the module's lazy `app` (from gateway.cli import app, in the tests)

@@ -324,6 +324,18 @@ class WebSettings(_Section):
         return host, int(port)
 
 
+class AgentSettings(_Section):
+    """Settings only the edge agent (``lockgate agent``) reads."""
+
+    key_wait_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=60.0,
+        description="How long a key at one of the agent's stations waits for the core's "
+        "planned image before it is served from the agent's cache.",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of the gateway."""
 
@@ -342,6 +354,7 @@ class Settings(BaseSettings):
     hub: HubSettings = Field(default_factory=HubSettings)
 
     web: WebSettings = Field(default_factory=WebSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
     stations: list[DeviceSettings] = Field(default_factory=list)
     controllers: list[ControllerDeviceSettings] = Field(default_factory=list)
 

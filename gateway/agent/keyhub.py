@@ -10,8 +10,11 @@ stations report, recorded as the core's own station worker records it.
 - **Up**: :class:`SiteKeyVisit` (audit records, cylinders' blacklist confirmations, the image
   the key held) and :class:`SiteKeyConfirm` (the image a station verified) are applied in
   order, one core transaction per batch, through :func:`gateway.sync.station.record_key_visit`
-  and :func:`~gateway.sync.station.record_key_confirmed` (idempotent: records already stored
-  and an image already confirmed change nothing), and acknowledged after the commit.
+  and :func:`~gateway.sync.station.record_key_confirmed`, and :class:`SiteKeyFailed` (a
+  write that failed or was interrupted) through
+  :func:`~gateway.sync.station.record_key_failed` (idempotent: records already stored, an
+  image already confirmed, a failure already recorded change nothing), and acknowledged
+  after the commit.
 
 A station belongs to the first site that reports it; a report about another site's station,
 or about a station the core serves itself, is refused (logged, not acknowledged).
@@ -37,6 +40,7 @@ from gateway.bridge.sitepayloads import (
     SiteAck,
     SiteEvent,
     SiteKeyConfirm,
+    SiteKeyFailed,
     SiteKeyImage,
     SiteKeyRequest,
     SiteKeyVisit,
@@ -45,18 +49,25 @@ from gateway.bridge.sitepayloads import (
 from gateway.rules.engine import Changes
 from gateway.store import device_records as sync_store
 from gateway.sync.images import PlannedImage, plan_key_image
-from gateway.sync.station import key_blacklists, record_key_confirmed, record_key_visit
+from gateway.sync.station import (
+    key_blacklists,
+    record_key_confirmed,
+    record_key_failed,
+    record_key_visit,
+)
 
 if TYPE_CHECKING:
     from gateway.agent.hub import SiteHub
 
 log = logging.getLogger(__name__)
 
-KEY_TOPICS = ("site_key_request", "site_key_visit", "site_key_confirm")
+KEY_TOPICS = ("site_key_request", "site_key_visit", "site_key_confirm", "site_key_failed")
 """The site topics the hub reads for key stations."""
 MAX_BATCH = 200
+MAX_FAILURES = 10_000
+"""Failed key writes the hub remembers having applied (see :meth:`KeyHub._apply_failed`)."""
 
-KeyReport = SiteKeyVisit | SiteKeyConfirm | SiteEvent
+KeyReport = SiteKeyVisit | SiteKeyConfirm | SiteKeyFailed | SiteEvent
 
 
 class KeyHub:
@@ -76,6 +87,9 @@ class KeyHub:
         """Site -> keys whose image must be sent."""
         self._wake = asyncio.Event()
         self._reports: asyncio.Queue[KeyReport] = asyncio.Queue()
+        self._failures: dict[tuple[str, str, str, datetime], None] = {}
+        """Failed writes applied (site, station, key, when), newest last: a redelivered one
+        whose key has no job to tell (:func:`record_key_failed`) is recognised here."""
 
     # ------------------------------------------------------------------ hooks of the hub
 
@@ -89,6 +103,8 @@ class KeyHub:
                     self._requested(SiteKeyRequest.model_validate_json(raw), site)
                 case "site_key_visit":
                     self._report(SiteKeyVisit.model_validate_json(raw), site)
+                case "site_key_failed":
+                    self._report(SiteKeyFailed.model_validate_json(raw), site)
                 case _:
                     self._report(SiteKeyConfirm.model_validate_json(raw), site)
         except ValidationError as exc:
@@ -293,11 +309,14 @@ class KeyHub:
                     self._apply_visit(s, r)
                 elif isinstance(r, SiteKeyConfirm):
                     self._apply_confirm(s, r)
+                elif isinstance(r, SiteKeyFailed):
+                    self._apply_failed(s, r)
                 else:
                     self._apply_availability(s, r)
 
         try:
             await gateway.call(core.transaction, apply_all)
+            self._applied_failures(batch)
             return batch
         except Exception:
             if len(batch) == 1:
@@ -330,6 +349,21 @@ class KeyHub:
             s, e.controller, "station", online, reason, core.clock(), {"site": e.site}
         ):
             self.hub.sink.availability(s, e.controller, online, reason)
+
+    def _applied_failures(self, batch: list[KeyReport]) -> None:
+        """Remember the failed writes of a committed batch (the newest MAX_FAILURES)."""
+        for r in batch:
+            if isinstance(r, SiteKeyFailed):
+                self._failures[(r.site, r.station, r.serial, r.at)] = None
+        while len(self._failures) > MAX_FAILURES:
+            del self._failures[next(iter(self._failures))]
+
+    def _apply_failed(self, s: Session, f: SiteKeyFailed) -> None:
+        if (f.site, f.station, f.serial, f.at) in self._failures:
+            return  # already applied
+        record_key_failed(
+            s, self.hub.sink, f.station, f.serial, outcome=f.outcome, error=f.error, at=f.at
+        )
 
     def _apply_confirm(self, s: Session, c: SiteKeyConfirm) -> None:
         core = self.hub.gateway.core if self.hub.gateway else None

@@ -98,18 +98,26 @@ class AgentKeys:
     def confirmed(self, payload: dict[str, Any]) -> None:
         """Record the image a station verified on a key and queue its confirmation (one per
         key: a newer one replaces one not yet sent). A confirmation that disables the key goes
-        first, and takes the key's visits waiting before it along, so the core always learns
-        what a key held before what it was given."""
+        first, and takes the key's visits and failed writes waiting before it along, so the
+        core always learns what a key held, and which writes failed, before what it was
+        given."""
         priority = UPDATE if payload["enabled"] else REVOCATION
         serial = str(payload["serial"])
         with self.store.transaction() as c:
             _seen(c, serial, str(payload["revision"]), int(payload["version"]))
             c.execute(
-                "update outbox set priority = min(priority, ?) where topic = 'site_key_visit' "
+                "update outbox set priority = min(priority, ?) "
+                "where topic in ('site_key_visit', 'site_key_failed') "
                 "and json_extract(payload, '$.serial') = ?",
                 (priority, serial),
             )
             AgentStore.enqueue(c, priority, "site_key_confirm", payload, f"key:{serial}")
+
+    def failed(self, payload: dict[str, Any]) -> None:
+        """Queue the report of a write that failed or was interrupted at a station (one
+        transaction; every failure is reported, none replaces another)."""
+        with self.store.transaction() as c:
+            AgentStore.enqueue(c, UPDATE, "site_key_failed", payload, None)
 
 
 def _seen(c: Any, serial: str, revision: str, version: int) -> None:

@@ -39,7 +39,7 @@ from gateway.agent.keys import AgentKeys
 from gateway.agent.link import link_error, publish_all, tls_context
 from gateway.agent.local import AgentStore, Refused
 from gateway.agent.outbox import wire_messages
-from gateway.agent.stations import WAIT_S, AgentStationWorker, KeyLink
+from gateway.agent.stations import AgentStationWorker, KeyLink
 from gateway.agent.worker import AgentControllerWorker
 from gateway.bridge.sitepayloads import SiteAck, SiteState, dump
 from gateway.bridge.topics import TopicMap, check_level
@@ -69,7 +69,7 @@ class Agent:
         controller_factory: Callable[[DeviceConfig], DoorController] = load_door_controller,
         station_factory: Callable[[DeviceConfig], KeyStation] = load_key_station,
         resend_s: float = RESEND_S,
-        key_wait_s: float = WAIT_S,
+        key_wait_s: float | None = None,
     ) -> None:
         self.site = check_level("--site", site)
         self.settings = settings
@@ -108,7 +108,7 @@ class Agent:
                 ),
                 timing=timing,
                 on_outbox=self._outbox_changed,
-                wait_s=key_wait_s,
+                wait_s=key_wait_s if key_wait_s is not None else settings.agent.key_wait_s,
             )
             for st in settings.stations
             if not st.operated
@@ -181,6 +181,7 @@ class Agent:
                 controllers={cid: confirmed.get(cid) for cid in self.workers},
                 waiting=self.store.waiting(),
                 at=datetime.now(UTC),
+                waiting_for_core=self.key_link.waiting_since,
             )
         )
 
@@ -240,10 +241,15 @@ class Agent:
         sender = asyncio.create_task(
             self._send_outbox(client), name=f"lockgate-agent-outbox-{self.site}"
         )
+        watcher = asyncio.create_task(
+            self.key_link.watch(partial(self._publish_state, client)),
+            name=f"lockgate-agent-keys-waiting-{self.site}",
+        )
         try:
             async for message in client.messages:
                 await self._received(client, message)
         finally:
+            await cancel_and_wait(watcher)
             await cancel_and_wait(sender)
 
     async def _publish_state(self, client: aiomqtt.Client, reason: str) -> None:

@@ -10,10 +10,13 @@ A visit at an agent's station, in order:
    ``wait_s`` for it (``site/<site>/key_image``; every image is cached per key, the newest
    version kept);
 3. answered: write the planned image if the key does not open the same, verified by the
-   driver, and queue the confirmation. Not answered (the link or the core is away): write
-   the cached image only when it is newer than what the key holds (the key holds an image
-   the agent knows to be older, or the cached image disables the key), never an older one;
-   the station's notice says that central updates are waiting.
+   driver, and queue the confirmation (a write that fails or is interrupted, the key pulled
+   out early, is queued as a failure: the core reports ``key_programming_failed``). Not
+   answered (the link or the core is away): write the cached image only when it is newer
+   than what the key holds (the key holds an image the agent knows to be older, or the
+   cached image disables the key), never an older one; the station's notice says that
+   central updates are waiting, and so does the agent's retained state
+   (``waiting_for_core``, since when) until the core answers again.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ WAIT_S = 3.0
 """How long a visit waits for the core's planned image before it serves the key from the
 cache."""
 WAITING = "central updates are waiting"
+ANSWERED = "the core answers again"
+ASK_AGAIN_S = 5.0
+"""While central updates are waiting, the agent asks the core again this often for the keys
+it did not answer."""
 
 
 class KeyLink:
@@ -59,6 +66,14 @@ class KeyLink:
         self.client: aiomqtt.Client | None = None
         self.refused: list[str] = []
         self._waiting: dict[str, list[asyncio.Future[SiteKeyImage]]] = {}
+        self.waiting_since: datetime | None = None
+        """Since when a visit got no answer from the core (None: the core answers); the
+        agent's retained state carries it as ``waiting_for_core``."""
+        self.unanswered: set[str] = set()
+        """Keys whose visit got no answer, asked for again until the core answers."""
+        self.changed = asyncio.Event()
+        """Set when :attr:`waiting_since` changes (the state is published again)."""
+        self.ask_again_s = ASK_AGAIN_S
 
     async def connected(self, client: aiomqtt.Client | None) -> None:
         """The link is up (``client``) or down (None). Up: ask for every cached key's image
@@ -69,7 +84,7 @@ class KeyLink:
 
     async def refresh(self) -> None:
         """Ask for the planned image of every key the agent caches."""
-        serials = self.keys.serials()
+        serials = sorted(set(self.keys.serials()) | self.unanswered)
         for i in range(0, len(serials), 500):
             await self._ask(serials[i : i + 500], None)
 
@@ -94,10 +109,12 @@ class KeyLink:
         self._waiting.setdefault(serial, []).append(future)
         try:
             if not await self._ask([serial], station):
+                self._unanswered(serial)
                 return None
             async with asyncio.timeout(wait_s):
                 return await future
         except TimeoutError:
+            self._unanswered(serial)
             return None
         finally:
             waiting = self._waiting.get(serial, [])
@@ -121,6 +138,7 @@ class KeyLink:
             self._refuse(f"site: key image for site {doc.site!r}, this is {self.site!r}")
             return None
         kept = self.keys.offer(doc)
+        self._answered()
         log.info(
             "agent of site %s: key %s image version %d %s",
             self.site,
@@ -132,6 +150,35 @@ class KeyLink:
             if not future.done():
                 future.set_result(doc)
         return doc
+
+    def _unanswered(self, serial: str) -> None:
+        self.unanswered.add(serial)
+        if self.waiting_since is None:
+            self.waiting_since = datetime.now(UTC)
+            self.changed.set()
+
+    def _answered(self) -> None:
+        """The core sent an image: it answers again."""
+        self.unanswered.clear()
+        if self.waiting_since is not None:
+            self.waiting_since = None
+            self.changed.set()
+
+    async def watch(self, publish: Callable[[str], Awaitable[None]]) -> None:
+        """While connected: ``publish(reason)`` the agent's state again whenever central
+        updates start or stop waiting, and while they wait ask the core again every
+        :attr:`ask_again_s` for the keys it did not answer. Runs until cancelled."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(
+                    self.ask_again_s if self.waiting_since is not None else None
+                ):
+                    await self.changed.wait()
+            if self.changed.is_set():
+                self.changed.clear()
+                await publish(WAITING if self.waiting_since is not None else ANSWERED)
+            elif self.unanswered:
+                await self._ask(sorted(self.unanswered)[:500], None)
 
     def _refuse(self, reason: str) -> None:
         self.refused.append(reason)
@@ -306,9 +353,11 @@ class AgentStationWorker:
             result = await self._guarded("writing the key", driver.write_key(image))
         except KeyRemoved as exc:
             visit.outcome, visit.error = "pulled", str(exc)
+            self._write_failed(visit)
             return self._done(visit, "key pulled out early: it keeps its old image")
         except Exception as exc:
             visit.outcome, visit.error = "failed", f"{type(exc).__name__}: {exc}"
+            self._write_failed(visit)
             self._done(visit, f"write failed: {visit.error}")
             raise
         visit.outcome = "written"
@@ -354,6 +403,22 @@ class AgentStationWorker:
         )
         self.on_outbox()
 
+    def _write_failed(self, visit: StationVisit) -> None:
+        """Queue for the core that writing the visit's key failed or was interrupted (the
+        key keeps its old image, its job stays pending)."""
+        self.keys.failed(
+            {
+                "station": self.device_id,
+                "serial": visit.serial,
+                "outcome": visit.outcome,
+                "error": (visit.error or "")[:500],
+                "version": visit.version,
+                "cached": not visit.answered,
+                "at": datetime.now(UTC).isoformat(),
+            }
+        )
+        self.on_outbox()
+
     def _done(self, visit: StationVisit, detail: str) -> StationVisit:
         """Say how the visit ended: in the log and in the station's notice, with ``central
         updates are waiting`` while the core did not answer."""
@@ -372,4 +437,4 @@ class AgentStationWorker:
         return visit
 
 
-__all__ = ["WAITING", "AgentStationWorker", "KeyLink", "StationVisit"]
+__all__ = ["ANSWERED", "WAITING", "AgentStationWorker", "KeyLink", "StationVisit"]

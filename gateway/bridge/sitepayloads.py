@@ -175,6 +175,11 @@ class SiteState(_Payload):
     )
     waiting: int = Field(default=0, ge=0, description="Messages in the agent's outbox.")
     at: AwareDatetime = Field(description="When it published.")
+    waiting_for_core: AwareDatetime | None = Field(
+        default=None,
+        description="Since when a key at one of its stations got no answer from the core "
+        "(central updates are waiting); none once the core answers again.",
+    )
 
 
 # --- key programming stations at the site ----------------------------------------------------
@@ -317,6 +322,30 @@ class SiteKeyConfirm(_Payload):
     at: AwareDatetime = Field(description="When it was verified.")
 
 
+class SiteKeyFailed(_Payload):
+    """A write of a planned image to a key at a station of the site failed or was
+    interrupted (the key pulled out early, the read-back not matching, a driver error): the
+    key keeps its old image and its job stays pending. ``(station, serial, at)`` identifies
+    it: the core records it once."""
+
+    site: str = Field(pattern=_ID, description=_SITE)
+    seq: int = Field(ge=1, description="The agent's outbox sequence number.")
+    station: str = Field(min_length=1, max_length=64, description="Station id.")
+    serial: str = Field(pattern=_ID, description="Key serial.")
+    outcome: Literal["pulled", "failed"] = Field(
+        description="pulled: the key was taken out during the write; failed: the write or "
+        "its verification failed."
+    )
+    error: str = Field(default="", max_length=500, description="What the driver reported.")
+    version: int | None = Field(
+        default=None, ge=1, description="Version of the planned image that was being written."
+    )
+    cached: bool = Field(
+        default=False, description="The image came from the agent's cache (the core was away)."
+    )
+    at: AwareDatetime = Field(description="When the write ended.")
+
+
 def dump(model: BaseModel) -> bytes:
     """The wire form of a site payload. A whole desired document leaves out ``part`` and
     ``parts``: agents that know no parts accept it as before."""
@@ -334,6 +363,7 @@ SITE_PAYLOADS: dict[str, type[BaseModel]] = {
     "key_image": SiteKeyImage,
     "key_visit": SiteKeyVisit,
     "key_confirm": SiteKeyConfirm,
+    "key_failed": SiteKeyFailed,
 }
 
 __all__ = [
@@ -351,6 +381,7 @@ __all__ = [
     "SiteDesired",
     "SiteEvent",
     "SiteKeyConfirm",
+    "SiteKeyFailed",
     "SiteKeyImage",
     "SiteKeyRequest",
     "SiteKeyVisit",

@@ -265,6 +265,18 @@ def _site_specs() -> list[TopicSpec]:
             parameters=_SITE,
             schema_file="site/key_confirm.json",
         ),
+        TopicSpec(
+            key="site_key_failed",
+            pattern=f"{VERSION}/site/{{site}}/key_failed",
+            model=sp.SiteKeyFailed,
+            direction=Direction.AGENT,
+            retained=False,
+            qos=1,
+            description="A write to a key at a station of the site failed or was interrupted "
+            "(key pulled out, verification failed); sent until acknowledged.",
+            parameters=_SITE,
+            schema_file="site/key_failed.json",
+        ),
     ]
 
 

@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -228,17 +229,14 @@ class StationWorker(DeviceWorker):
 
     async def _failed(self, visit: KeyVisit) -> None:
         def record(s: Session) -> None:
-            now = self.core.clock()
-            sync_store.fail_job(s, KEY, visit.serial, visit.error or visit.outcome, now)
-            self.sink.event(
+            record_key_failed(
                 s,
-                "key_programming_failed",
-                {
-                    "key": visit.serial,
-                    "station": self.device_id,
-                    "outcome": visit.outcome,
-                    "error": visit.error or "",
-                },
+                self.sink,
+                self.device_id,
+                visit.serial,
+                outcome=visit.outcome,
+                error=visit.error or "",
+                at=self.core.clock(),
             )
 
         await self.runner.call(self.core.transaction, record)
@@ -381,3 +379,31 @@ def record_key_confirmed(
                 {"credential": serial, "device": station_id},
             )
     sink.credential_state(s, core, serial)
+
+
+def record_key_failed(
+    s: Session,
+    sink: SyncSink,
+    station_id: str,
+    serial: str,
+    *,
+    outcome: str,
+    error: str,
+    at: datetime,
+) -> bool:
+    """Record that writing key ``serial`` at ``station_id`` ended at ``at`` without the
+    planned image (``outcome`` pulled: the key was taken out early; failed: the write or its
+    verification failed): the key's job stays pending with the attempt counted, and
+    ``key_programming_failed`` is reported. Idempotent for the key's latest failure: one
+    already recorded with the same time and error changes nothing (returns False)."""
+    reason = (error or outcome)[:500]
+    job = sync_store.get_job(s, KEY, serial)
+    if job is not None and job.last_attempt_at == at and job.last_error == reason:
+        return False
+    sync_store.fail_job(s, KEY, serial, reason, at)
+    sink.event(
+        s,
+        "key_programming_failed",
+        {"key": serial, "station": station_id, "outcome": outcome, "error": error},
+    )
+    return True

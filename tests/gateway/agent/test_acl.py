@@ -69,7 +69,15 @@ async def test_an_agent_account_reaches_only_its_own_site(deployed: DeployedMosq
             await hub.publish(f"{SITE}/{site}/ack", b"a-" + site.encode(), qos=1)
             await hub.publish(f"{SITE}/{site}/key_image", b"k-" + site.encode(), qos=1)
         # north writes its own reports; tries to write south's and to forge desired state
-        for kind in ("confirm", "events", "state", "key_request", "key_visit", "key_confirm"):
+        for kind in (
+            "confirm",
+            "events",
+            "state",
+            "key_request",
+            "key_visit",
+            "key_confirm",
+            "key_failed",
+        ):
             await north.publish(f"{SITE}/north/{kind}", b"n-" + kind.encode(), qos=1)
             await north.publish(f"{SITE}/south/{kind}", b"forged", qos=1)
         await north.publish(f"{SITE}/north/desired", b"forged", qos=1)
@@ -90,6 +98,7 @@ async def test_an_agent_account_reaches_only_its_own_site(deployed: DeployedMosq
         (f"{SITE}/north/key_request", b"n-key_request"),
         (f"{SITE}/north/key_visit", b"n-key_visit"),
         (f"{SITE}/north/key_confirm", b"n-key_confirm"),
+        (f"{SITE}/north/key_failed", b"n-key_failed"),
     }
     assert central_got == set(), "central systems see no site traffic"
 

@@ -1,6 +1,7 @@
 """The agent's key cache keeps only the newest image of each key and remembers which revision
 was which version; a station's reports wait in the outbox, a confirmation that disables a key
-first, taking that key's visits along, and one confirmation per key."""
+first, taking that key's visits and failed writes along, and one confirmation per key;
+every failed write is queued."""
 
 from __future__ import annotations
 
@@ -89,3 +90,27 @@ def test_a_disabling_confirmation_goes_first_with_the_visits_of_its_key(
         (EVENT, "site_events", None),
     ]
     assert keys.version_of("k1", "ee") == 7 and keys.version_of("k1", "dd") == 6
+
+
+def test_every_failed_write_is_queued_and_a_disabling_confirmation_takes_them_along(
+    keys: AgentKeys,
+) -> None:
+    store = keys.store
+    failure = {"station": "wall", "serial": "k1", "outcome": "pulled", "error": "removed"}
+    keys.failed(failure | {"at": "t1"})
+    keys.failed(failure | {"at": "t2"})  # one more, not a replacement
+    keys.failed(failure | {"serial": "k2", "at": "t3"})
+    order = [(p.priority, p.topic, p.payload["serial"], p.payload["at"]) for p in store.pending()]
+    assert order == [
+        (UPDATE, "site_key_failed", "k1", "t1"),
+        (UPDATE, "site_key_failed", "k1", "t2"),
+        (UPDATE, "site_key_failed", "k2", "t3"),
+    ]
+    keys.confirmed(confirmation("k1", 7, "ee", enabled=False))
+    order = [(p.priority, p.topic, p.payload["serial"]) for p in store.pending()]
+    assert order == [
+        (REVOCATION, "site_key_failed", "k1"),
+        (REVOCATION, "site_key_failed", "k1"),
+        (REVOCATION, "site_key_confirm", "k1"),
+        (UPDATE, "site_key_failed", "k2"),
+    ]

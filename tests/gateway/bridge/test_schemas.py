@@ -123,6 +123,7 @@ def test_the_asyncapi_document_is_consistent() -> None:
         "receive_site_key_request",
         "receive_site_key_visit",
         "receive_site_key_confirm",
+        "receive_site_key_failed",
     } <= receives
 
 
