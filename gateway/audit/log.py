@@ -33,8 +33,8 @@ from gateway.audit.chain import (
     personal_digest,
     split_subjects,
 )
-from gateway.store.tables import audit_entry, audit_subject
 from gateway.store.remembered import remembered
+from gateway.store.tables import audit_entry, audit_subject
 
 MAX_ACTOR: Final = 200
 MAX_ACTION: Final = 64

@@ -161,9 +161,9 @@ class Authorizer:
         # change forget).
         cache = remembered(session)
         key = ("operator", name)
-        op = cache.get(key)
-        if op is not None:
-            return op
+        kept: Operator | None = cache.get(key)
+        if kept is not None:
+            return kept
         op = operator_store.get(session, name)
         if op is None:
             hint = self.hints.get(name)

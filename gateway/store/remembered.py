@@ -36,7 +36,15 @@ from typing import Any, Final
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session, SessionTransaction
 
-__all__ = ["REMEMBER_OPTION", "after_commit", "drop", "ended", "forget", "remembered", "rolled_back"]
+__all__ = [
+    "REMEMBER_OPTION",
+    "after_commit",
+    "drop",
+    "ended",
+    "forget",
+    "remembered",
+    "rolled_back",
+]
 
 REMEMBER_OPTION: Final = "lockgate_remember"
 """Execution option of the SQLite engine's write connections (not of its read-only ones):
