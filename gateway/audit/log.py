@@ -117,12 +117,20 @@ def _hook(session: Session) -> Connection:
             event.listen(engine, "savepoint", _write)
             event.listen(engine, "rollback_savepoint", _discard)
             event.listen(engine, "rollback", _discard)
-    if not session.info.get(_HOOKED):
-        session.info[_HOOKED] = True
-        event.listen(session, "before_commit", flush)
-        # Anything reading through session.execute (SQL typed by hand) sees the entries too.
-        event.listen(session, "do_orm_execute", lambda state: flush(state.session))
+    session.info[_HOOKED] = True
     return conn
+
+
+def _flush_hooked(session: Session) -> None:
+    if session.info.get(_HOOKED):
+        flush(session)
+
+
+# A session that appended writes its buffered entries before it commits, and before anything
+# reads through session.execute (SQL typed by hand), so that sees them too. One listener for
+# the class: a listener per session would be set up anew in every transaction.
+event.listen(Session, "before_commit", _flush_hooked)
+event.listen(Session, "do_orm_execute", lambda state: _flush_hooked(state.session))
 
 
 _HEAD_KEY: Final = "audit-head"

@@ -93,7 +93,6 @@ def put_job(
 
 
 _STAGED_JOBS: Final = "lockgate.device_records.jobs"
-_STAGED_JOBS_HOOKED: Final = "lockgate.device_records.jobs-hooked"
 
 # (kind, target) -> (delete the stored job first, (revision, priority, queued_at) or None)
 _Staged = dict[tuple[str, str], tuple[bool, tuple[str, int, datetime] | None]]
@@ -103,9 +102,6 @@ def _staged_jobs(session: Session) -> _Staged:
     staged: _Staged | None = session.info.get(_STAGED_JOBS)
     if staged is None:
         staged = session.info[_STAGED_JOBS] = {}
-    if not session.info.get(_STAGED_JOBS_HOOKED):
-        session.info[_STAGED_JOBS_HOOKED] = True
-        event.listen(session, "before_commit", write_deferred_jobs)
     return staged
 
 
@@ -124,6 +120,11 @@ def write_deferred_jobs(session: Session, *_: Any) -> None:
     puts = [(k, t, *job) for (k, t), (_, job) in staged.items() if job is not None]
     if puts:
         _upsert_jobs(session, puts)
+
+
+# Every session writes its staged jobs before it commits (one listener for the class, not
+# one set up per session in every transaction).
+event.listen(Session, "before_commit", write_deferred_jobs)
 
 
 def _upsert_jobs(session: Session, jobs_: Sequence[tuple[str, str, str, int, datetime]]) -> None:
