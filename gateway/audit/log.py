@@ -33,7 +33,7 @@ from gateway.audit.chain import (
     personal_digest,
     split_subjects,
 )
-from gateway.store.remembered import remembered
+from gateway.store.remembered import read_together, remembered
 from gateway.store.tables import audit_entry, audit_subject
 
 MAX_ACTOR: Final = 200
@@ -138,6 +138,21 @@ _HEAD = (
     select(audit_entry.c.seq, audit_entry.c.hash, audit_entry.c.at)
     .order_by(audit_entry.c.seq.desc())
     .limit(1)
+)
+
+
+def _chain_head(row: Sequence[Any]) -> tuple[int, str]:
+    seq, hash_ = row
+    return (0, GENESIS) if seq is None else (int(seq), hash_)
+
+
+read_together(
+    _HEAD_KEY,
+    [
+        select(audit_entry.c.seq).order_by(audit_entry.c.seq.desc()).limit(1).scalar_subquery(),
+        select(audit_entry.c.hash).order_by(audit_entry.c.seq.desc()).limit(1).scalar_subquery(),
+    ],
+    _chain_head,
 )
 
 

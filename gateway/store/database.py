@@ -120,17 +120,22 @@ class Database:
             if not folder.is_dir():
                 raise DatabaseUrlError(f"database url: the folder {folder} does not exist")
             self.engine: Engine = create_engine(
-                parsed, echo=echo, execution_options={remembered.REMEMBER_OPTION: True}
+                parsed, echo=echo, execution_options={remembered.REMEMBER_OPTION: "remember"}
             )
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
             event.listen(self.engine, "commit", _sqlite_on_commit)
             event.listen(self.engine, "rollback", remembered.drop)
         else:
-            self.engine = create_engine(parsed, echo=echo, pool_pre_ping=True)
+            self.engine = create_engine(
+                parsed,
+                echo=echo,
+                pool_pre_ping=True,
+                execution_options={remembered.REMEMBER_OPTION: "read-together"},
+            )
             event.listen(self.engine, "begin", _postgresql_on_begin)
         readonly_engine = self.engine.execution_options(
-            **{_READONLY_OPTION: True, remembered.REMEMBER_OPTION: False}
+            **{_READONLY_OPTION: True, remembered.REMEMBER_OPTION: None}
         )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._readonly_sessions = sessionmaker(readonly_engine, expire_on_commit=False)

@@ -15,11 +15,12 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from gateway.store.remembered import remembered
+from gateway.store.remembered import read_together, remembered
 from gateway.store.tables import fact_journal
 
 _HEAD_KEY = "journal-head"
 _HEAD = select(func.coalesce(func.max(fact_journal.c.seq), 0))
+read_together(_HEAD_KEY, [_HEAD.scalar_subquery()], lambda row: int(row[0]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,21 +19,24 @@ only when:
 - the transaction that left them committed: a rollback, of the transaction or of a savepoint
   in it, drops them.
 
-Otherwise the values are read again, exactly as without this module. The modules that keep a
+Otherwise the values are read again, as without this module; the heads
+(:func:`read_together`) in one statement. The modules that keep a
 value here update it in step with their own writes (:mod:`gateway.store.journal`,
 :mod:`gateway.audit.log`) or forget everything when they write what others keep
 (:func:`forget`, the operators); every write of those tables goes through those modules.
-Read-only transactions and PostgreSQL (several writer processes and no cheap way to see that
-another one committed) get an empty dict per transaction: the values live as long as the
+On PostgreSQL (several writer processes and no cheap way to see that another one committed)
+nothing is kept between transactions: each write transaction reads the heads, in one statement.
+Read-only transactions get an empty dict. Either way the values then live as long as the
 transaction, as :mod:`gateway.store.txcache` values do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, ScalarSelect, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 __all__ = [
@@ -42,13 +45,37 @@ __all__ = [
     "drop",
     "ended",
     "forget",
+    "read_together",
     "remembered",
     "rolled_back",
 ]
 
 REMEMBER_OPTION: Final = "lockgate_remember"
-"""Execution option of the SQLite engine's write connections (not of its read-only ones):
-their values may be remembered."""
+"""Execution option of an engine's write connections (not of its read-only ones):
+``"remember"`` (SQLite: values kept between transactions, the heads read together when they
+are not) or ``"read-together"`` (PostgreSQL: the heads read together in each transaction)."""
+
+Mode = Literal["remember", "read-together"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    key: Hashable
+    columns: tuple[ScalarSelect[Any], ...]
+    value: Callable[[Sequence[Any]], Any]
+
+
+_HEADS: list[_Head] = []
+
+
+def read_together(
+    key: Hashable, columns: Sequence[ScalarSelect[Any]], value: Callable[[Sequence[Any]], Any]
+) -> None:
+    """Register a value that a write transaction reads, when it does not remember it, in one
+    statement with the other registered ones: ``columns`` (scalar subqueries) are selected and
+    ``value(their values)`` is put under ``key``. For the heads that nearly every write
+    transaction needs (the journal's, the audit chain's)."""
+    _HEADS.append(_Head(key, tuple(columns), value))
 
 _KEPT: Final = "lockgate.remembered"
 _TX: Final = "lockgate.remembered.tx"
@@ -85,15 +112,29 @@ def remembered(session: Session) -> dict[Any, Any]:
     if tx is not None:
         return tx.values
     conn = session.connection()
-    if conn.get_execution_options().get(REMEMBER_OPTION):
+    mode: Mode | None = conn.get_execution_options().get(REMEMBER_OPTION)
+    if mode == "remember":
         version = int(conn.exec_driver_sql("PRAGMA data_version").scalar_one())
         kept: _Kept | None = conn.info.get(_KEPT)
         values = dict(kept.values) if kept is not None and kept.version == version else {}
         tx = _Transaction(conn.info, version, values)
     else:
         tx = _Transaction(None)
+    if mode is not None:
+        _read_together(conn, tx.values)
     session.info[_TX] = tx
     return tx.values
+
+
+def _read_together(conn: Connection, values: dict[Any, Any]) -> None:
+    missing = [h for h in _HEADS if h.key not in values]
+    if not missing:
+        return
+    row = conn.execute(select(*(c for h in missing for c in h.columns))).one()
+    start = 0
+    for h in missing:
+        values[h.key] = h.value(row[start : start + len(h.columns)])
+        start += len(h.columns)
 
 
 def forget(session: Session) -> None:
