@@ -3,9 +3,10 @@
 Every function takes the caller's session, so an entry commits with the change it records.
 Appends read the head and write the next entry; write transactions are serialised by the store
 (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so two writers never take the
-same ``seq``, and the primary key on ``seq`` would refuse it if they did. Within one
-transaction the head is remembered (:mod:`gateway.store.txcache`), so a batch of commands
-reads it once.
+same ``seq``, and the primary key on ``seq`` would refuse it if they did. The head is
+remembered within a transaction, so a batch of commands reads it once, and between the write
+transactions of one process as long as no other connection can have written since
+(:mod:`gateway.store.remembered`).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from gateway.audit.chain import (
     personal_digest,
     split_subjects,
 )
+from gateway.store.remembered import read_together, remembered
 from gateway.store.tables import audit_entry, audit_subject
-from gateway.store.txcache import transaction_cache
 
 MAX_ACTOR: Final = 200
 MAX_ACTION: Final = 64
@@ -116,18 +117,42 @@ def _hook(session: Session) -> Connection:
             event.listen(engine, "savepoint", _write)
             event.listen(engine, "rollback_savepoint", _discard)
             event.listen(engine, "rollback", _discard)
-    if not session.info.get(_HOOKED):
-        session.info[_HOOKED] = True
-        event.listen(session, "before_commit", flush)
-        # Anything reading through session.execute (SQL typed by hand) sees the entries too.
-        event.listen(session, "do_orm_execute", lambda state: flush(state.session))
+    session.info[_HOOKED] = True
     return conn
 
 
+def _flush_hooked(session: Session) -> None:
+    if session.info.get(_HOOKED):
+        flush(session)
+
+
+# A session that appended writes its buffered entries before it commits, and before anything
+# reads through session.execute (SQL typed by hand), so that sees them too. One listener for
+# the class: a listener per session would be set up anew in every transaction.
+event.listen(Session, "before_commit", _flush_hooked)
+event.listen(Session, "do_orm_execute", lambda state: _flush_hooked(state.session))
+
+
+_HEAD_KEY: Final = "audit-head"
 _HEAD = (
     select(audit_entry.c.seq, audit_entry.c.hash, audit_entry.c.at)
     .order_by(audit_entry.c.seq.desc())
     .limit(1)
+)
+
+
+def _chain_head(row: Sequence[Any]) -> tuple[int, str]:
+    seq, hash_ = row
+    return (0, GENESIS) if seq is None else (int(seq), hash_)
+
+
+read_together(
+    _HEAD_KEY,
+    [
+        select(audit_entry.c.seq).order_by(audit_entry.c.seq.desc()).limit(1).scalar_subquery(),
+        select(audit_entry.c.hash).order_by(audit_entry.c.seq.desc()).limit(1).scalar_subquery(),
+    ],
+    _chain_head,
 )
 
 
@@ -172,14 +197,14 @@ def append(
         if salt is not None and personal_text is not None
         else None
     )
-    cache = transaction_cache(session, "audit-head")
+    cache = remembered(session)
     conn = _hook(session)
-    if "head" not in cache:
+    if _HEAD_KEY not in cache:
         if _pending(conn)[0]:
             _write(conn)
         top = _head(conn)
-        cache["head"] = (0, GENESIS) if top is None else (top.seq, top.hash)
-    last_seq, prev = cache["head"]
+        cache[_HEAD_KEY] = (0, GENESIS) if top is None else (top.seq, top.hash)
+    last_seq, prev = cache[_HEAD_KEY]
     seq = last_seq + 1
     h = entry_hash(
         seq=seq,
@@ -210,7 +235,7 @@ def append(
     )
     names = split_subjects(subject)
     subject_rows.extend({"seq": seq, "subject": s} for s in names)
-    cache["head"] = (seq, h)
+    cache[_HEAD_KEY] = (seq, h)
     return Entry(
         seq=seq,
         at=at,

@@ -31,7 +31,7 @@ from gateway.commands import model as m
 from gateway.domain.errors import DomainError
 from gateway.domain.facts import Assignment
 from gateway.store import fact_repository as fact_store
-from gateway.store.txcache import transaction_cache
+from gateway.store.remembered import remembered
 
 RETENTION_OPERATOR: Final = "lockgate-retention"
 """The built-in operator the gateway's retention service acts as (role ``maintenance``)."""
@@ -155,6 +155,15 @@ class Authorizer:
         builtin = self.builtin.get(name)
         if builtin is not None:
             return builtin
+        # A batch of commands in one transaction usually comes from one operator, and so do
+        # the transactions one after the other: the stored operator is remembered between
+        # them until anyone changes an operator (gateway.store.remembered; operators.add and
+        # change forget).
+        cache = remembered(session)
+        key = ("operator", name)
+        kept: Operator | None = cache.get(key)
+        if kept is not None:
+            return kept
         op = operator_store.get(session, name)
         if op is None:
             hint = self.hints.get(name)
@@ -164,6 +173,7 @@ class Authorizer:
             )
         if not op.active:
             raise Forbidden(f"operator {name} is disabled", field="operator")
+        cache[key] = op
         return op
 
     def require(self, session: Session, name: str, action: str) -> Operator:
@@ -174,11 +184,7 @@ class Authorizer:
         return op
 
     def __call__(self, session: Session, operator: str, command: m.Command) -> None:
-        # A batch of commands in one transaction usually comes from one operator.
-        cache = transaction_cache(session, "operators")
-        op = cache.get(operator)
-        if op is None:
-            op = cache[operator] = self.operator(session, operator)
+        op = self.operator(session, operator)
 
         def manager_of(assignment_id: str) -> str | None:
             a = fact_store.get(session, Assignment, assignment_id)

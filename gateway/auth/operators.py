@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from gateway.auth.roles import ADMINISTRATOR, ROLES
 from gateway.domain.errors import Conflict, DomainError, NotFound
 from gateway.domain.identifiers import Ident
+from gateway.store.remembered import forget
 from gateway.store.tables import operator_account
 
 RESERVED_NAMES: Final[frozenset[str]] = frozenset({"lockgate-retention", "gateway"})
@@ -168,6 +169,7 @@ def add(
         raise DomainError("an operator needs a password or an API token", field="secret")
     if get(session, name) is not None:
         raise Conflict(f"operator {name} already exists", field="name")
+    forget(session)  # operators are remembered between transactions (the authorizer)
     session.connection().execute(
         insert(operator_account).values(
             name=name,
@@ -227,6 +229,7 @@ def change(session: Session, name: str, *, at: datetime, **changes: Any) -> Oper
             "administrator first",
             field="name",
         )
+    forget(session)  # operators are remembered between transactions (the authorizer)
     session.connection().execute(
         update(operator_account)
         .where(operator_account.c.name == name)

@@ -278,7 +278,9 @@ class StatePublisher:
             raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
         self._watch(session)
         seq = outbox.append(session, self.topics.events(), b"{}", qos=1)
-        outbox.replace_payload(session, seq, to_json(evt.model_copy(update={"seq": seq})))
+        outbox.replace_payload(
+            session, seq, to_json(evt.model_copy(update={"seq": seq})), deferred=True
+        )
         return seq
 
     def enqueue_all_states(self, session: Session, core: Core, numbers: Iterable[str]) -> int:

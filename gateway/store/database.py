@@ -10,7 +10,9 @@ with another writer and outbox ids are allocated in commit order:
   Each connection runs with ``journal_mode=WAL`` (readers never block the writer),
   ``synchronous=FULL`` (a committed transaction survives a power cut), ``foreign_keys=ON``
   (off only in the transaction of a migration, see :meth:`Database.begin`) and
-  ``busy_timeout=10000`` ms.
+  ``busy_timeout=10000`` ms. ``query_only`` and ``foreign_keys`` are set before a ``BEGIN``
+  only when the transaction needs another mode than the connection's last one. A write
+  connection remembers values between its transactions (:mod:`gateway.store.remembered`).
 - PostgreSQL: write transactions take a transaction-scoped advisory lock as their first
   statement (under the default READ COMMITTED isolation each later statement then sees every
   earlier writer's commit); read-only transactions run ``REPEATABLE READ, READ ONLY`` (one
@@ -32,6 +34,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from gateway.store import remembered
 from gateway.store.fencing import Fence, take_fenced_write_lock
 
 __all__ = ["Database", "DatabaseUrlError", "default_sqlite_url", "normalize_url"]
@@ -116,15 +119,30 @@ class Database:
             folder = Path(str(parsed.database)).parent
             if not folder.is_dir():
                 raise DatabaseUrlError(f"database url: the folder {folder} does not exist")
-            self.engine: Engine = create_engine(parsed, echo=echo)
+            self.engine: Engine = create_engine(
+                parsed, echo=echo, execution_options={remembered.REMEMBER_OPTION: "remember"}
+            )
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
+            event.listen(self.engine, "commit", _sqlite_on_commit)
+            event.listen(self.engine, "rollback", remembered.drop)
         else:
-            self.engine = create_engine(parsed, echo=echo, pool_pre_ping=True)
+            self.engine = create_engine(
+                parsed,
+                echo=echo,
+                pool_pre_ping=True,
+                execution_options={remembered.REMEMBER_OPTION: "read-together"},
+            )
             event.listen(self.engine, "begin", _postgresql_on_begin)
-        readonly_engine = self.engine.execution_options(**{_READONLY_OPTION: True})
+        readonly_engine = self.engine.execution_options(
+            **{_READONLY_OPTION: True, remembered.REMEMBER_OPTION: None}
+        )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._readonly_sessions = sessionmaker(readonly_engine, expire_on_commit=False)
+        for factory in (self._sessions, self._readonly_sessions):
+            event.listen(factory, "after_commit", remembered.after_commit)
+            event.listen(factory, "after_transaction_end", remembered.ended)
+            event.listen(factory, "after_soft_rollback", remembered.rolled_back)
 
     def __repr__(self) -> str:
         shown = make_url(self.url).render_as_string(hide_password=True)
@@ -182,7 +200,11 @@ def _is_schema_change(conn: Connection) -> bool:
     return bool(conn.get_execution_options().get(_SCHEMA_CHANGE_OPTION, False))
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+_PRAGMAS: Final = "lockgate.pragmas"
+"""Connection info key: the ``(query_only, foreign_keys)`` the connection is set to."""
+
+
+def _sqlite_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
     # Switch off the sqlite3 module's own BEGIN handling; _sqlite_on_begin emits BEGIN.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -198,16 +220,29 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()
+    record.info[_PRAGMAS] = ("OFF", "ON")
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
     # Both pragmas are connection settings (no-ops inside a transaction), so they are set
-    # before every BEGIN: a pooled connection never carries one transaction's mode into the
-    # next.
+    # before a BEGIN whenever the transaction needs another mode than the connection's last
+    # one: a pooled connection never carries one transaction's mode into the next. Every
+    # setting of them goes through here (and the connect event), so the mode remembered in
+    # the connection's info is the connection's.
     readonly = _is_readonly(conn)
-    conn.exec_driver_sql(f"PRAGMA query_only={'ON' if readonly else 'OFF'}")
-    conn.exec_driver_sql(f"PRAGMA foreign_keys={'OFF' if _is_schema_change(conn) else 'ON'}")
+    wanted = ("ON" if readonly else "OFF", "OFF" if _is_schema_change(conn) else "ON")
+    query_only, foreign_keys = conn.info.get(_PRAGMAS, (None, None))
+    if query_only != wanted[0] or foreign_keys != wanted[1]:
+        conn.info.pop(_PRAGMAS, None)  # unknown until both are set
+        conn.exec_driver_sql(f"PRAGMA query_only={wanted[0]}")
+        conn.exec_driver_sql(f"PRAGMA foreign_keys={wanted[1]}")
+        conn.info[_PRAGMAS] = wanted
     conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def _sqlite_on_commit(conn: Connection) -> None:
+    if not _is_readonly(conn):
+        remembered.drop(conn)
 
 
 def _postgresql_on_begin(conn: Connection) -> None:

@@ -93,7 +93,6 @@ def put_job(
 
 
 _STAGED_JOBS: Final = "lockgate.device_records.jobs"
-_STAGED_JOBS_HOOKED: Final = "lockgate.device_records.jobs-hooked"
 
 # (kind, target) -> (delete the stored job first, (revision, priority, queued_at) or None)
 _Staged = dict[tuple[str, str], tuple[bool, tuple[str, int, datetime] | None]]
@@ -103,9 +102,6 @@ def _staged_jobs(session: Session) -> _Staged:
     staged: _Staged | None = session.info.get(_STAGED_JOBS)
     if staged is None:
         staged = session.info[_STAGED_JOBS] = {}
-    if not session.info.get(_STAGED_JOBS_HOOKED):
-        session.info[_STAGED_JOBS_HOOKED] = True
-        event.listen(session, "before_commit", write_deferred_jobs)
     return staged
 
 
@@ -124,6 +120,11 @@ def write_deferred_jobs(session: Session, *_: Any) -> None:
     puts = [(k, t, *job) for (k, t), (_, job) in staged.items() if job is not None]
     if puts:
         _upsert_jobs(session, puts)
+
+
+# Every session writes its staged jobs before it commits (one listener for the class, not
+# one set up per session in every transaction).
+event.listen(Session, "before_commit", write_deferred_jobs)
 
 
 def _upsert_jobs(session: Session, jobs_: Sequence[tuple[str, str, str, int, datetime]]) -> None:
@@ -299,11 +300,24 @@ _CONTROLLERS = Repository(controller_sync, "controller_id", _controller, ordered
 
 
 def get_controller(session: Session, controller_id: str) -> ControllerConfirmed | None:
-    return _CONTROLLERS.get(session, controller_id)
+    """The controller's confirmed allow-list (from :func:`all_controllers`: a site has tens of
+    controllers, and a transaction that needs one usually needs the others)."""
+    return next((c for c in all_controllers(session) if c.controller_id == controller_id), None)
 
 
-def all_controllers(session: Session) -> list[ControllerConfirmed]:
-    return _CONTROLLERS.all(session)
+def all_controllers(session: Session) -> tuple[ControllerConfirmed, ...]:
+    """Every controller's confirmed allow-list; read once per transaction (a card's state
+    payload needs them, so a batch of card changes would read them once per card), read again
+    after any change of them in the transaction."""
+    cache = transaction_cache(session, "controllers")
+    found: tuple[ControllerConfirmed, ...] | None = cache.get("all")
+    if found is None:
+        found = cache["all"] = tuple(_CONTROLLERS.all(session))
+    return found
+
+
+def _controllers_changed(session: Session) -> None:
+    transaction_cache(session, "controllers").clear()
 
 
 def confirm_controller(
@@ -319,6 +333,7 @@ def confirm_controller(
     """Record the allow-list a controller verified: its revision, checksum, generation, the
     credential numbers on it and the number of entries."""
     old = get_controller(session, controller_id)
+    _controllers_changed(session)
     values = {
         "revision": revision,
         "checksum": checksum,
@@ -344,6 +359,7 @@ def confirm_controller(
 def forget_controller(session: Session, controller_id: str, generation: int, at: datetime) -> None:
     """The controller lost its memory: nothing it held counts as confirmed any more."""
     confirm_controller(session, controller_id, "", 0, generation, (), 0, at)
+    _controllers_changed(session)
     session.connection().execute(
         update(controller_sync)
         .where(controller_sync.c.controller_id == controller_id)
@@ -396,6 +412,7 @@ def add_controller_events(
     new = [ev for ev, is_new in zip(events, fresh, strict=True) if is_new]
     if events:
         last = events[-1]
+        _controllers_changed(session)
         session.connection().execute(
             update(controller_sync)
             .where(controller_sync.c.controller_id == last.controller_id)

@@ -827,7 +827,6 @@ def put_many(session: Session, facts: Iterable[Fact], *, deferred: bool = False)
 
 
 _DEFERRED: Final = "lockgate.fact_repository.deferred"
-_DEFERRED_HOOKED: Final = "lockgate.fact_repository.deferred-hooked"
 
 Staged = dict[type[Fact], dict[tuple[str, ...], tuple[Row, dict[str, list[Row]]]]]
 
@@ -836,9 +835,6 @@ def _deferred(session: Session) -> Staged:
     pending: Staged | None = session.info.get(_DEFERRED)
     if pending is None:
         pending = session.info[_DEFERRED] = {}
-    if not session.info.get(_DEFERRED_HOOKED):
-        session.info[_DEFERRED_HOOKED] = True
-        event.listen(session, "before_commit", write_deferred)
     return pending
 
 
@@ -848,6 +844,11 @@ def write_deferred(session: Session, *_: Any) -> None:
     if pending:
         session.info[_DEFERRED] = {}
         _write(session, pending)
+
+
+# Every session writes what it deferred before it commits. One listener for the class: a
+# listener per session would be set up anew in every transaction.
+event.listen(Session, "before_commit", write_deferred)
 
 
 def _write(session: Session, staged: Staged) -> None:

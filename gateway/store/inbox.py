@@ -79,6 +79,7 @@ def _check_text(field: str, value: object, limit: int) -> str:
 
 _LOOKUP = select(inbox).where(inbox.c.request_id == bindparam("request_id"))
 _INSERT = insert(inbox)
+_LOOKUP_MANY = select(inbox).where(inbox.c.request_id.in_(bindparam("ids", expanding=True)))
 
 
 def lookup(session: Session, request_id: str) -> InboxEntry | None:
@@ -109,11 +110,7 @@ def lookup_many(session: Session, request_ids: Sequence[str]) -> dict[str, Inbox
     unique = list(dict.fromkeys(request_ids))
     for start in range(0, len(unique), 500):
         chunk = unique[start : start + 500]
-        for row in (
-            session.connection()
-            .execute(select(inbox).where(inbox.c.request_id.in_(chunk)))
-            .mappings()
-        ):
+        for row in session.connection().execute(_LOOKUP_MANY, {"ids": chunk}).mappings():
             found[row["request_id"]] = _entry(row)
     return found
 

@@ -15,7 +15,12 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from gateway.store.remembered import read_together, remembered
 from gateway.store.tables import fact_journal
+
+_HEAD_KEY = "journal-head"
+_HEAD = select(func.coalesce(func.max(fact_journal.c.seq), 0))
+read_together(_HEAD_KEY, [_HEAD.scalar_subquery()], lambda row: int(row[0]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +33,14 @@ class JournalEntry:
 
 
 def head(session: Session) -> int:
-    """The sequence of the newest entry (0 when empty)."""
-    return int(
-        session.connection()
-        .execute(select(func.coalesce(func.max(fact_journal.c.seq), 0)))
-        .scalar_one()
-    )
+    """The sequence of the newest entry (0 when empty); remembered from an earlier write
+    transaction of this process when nothing else can have appended since
+    (:mod:`gateway.store.remembered`)."""
+    kept = remembered(session)
+    top: int | None = kept.get(_HEAD_KEY)
+    if top is None:
+        top = kept[_HEAD_KEY] = int(session.connection().execute(_HEAD).scalar_one())
+    return top
 
 
 _INSERT = insert(fact_journal).returning(fact_journal.c.seq)
@@ -48,7 +55,9 @@ def append(
     rows = session.connection().execute(
         _INSERT, [{"kind": k, "key": list(key), "deleted": d, "at": at} for k, key, d in entries]
     )
-    return max(int(r[0]) for r in rows)
+    top = max(int(r[0]) for r in rows)
+    remembered(session)[_HEAD_KEY] = top
+    return top
 
 
 def since(session: Session, seq: int, *, limit: int | None = None) -> list[JournalEntry]:

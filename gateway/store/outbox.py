@@ -10,12 +10,13 @@ even after :func:`purge_published` (AUTOINCREMENT on SQLite, a sequence on Postg
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.domain import utcnow
@@ -31,6 +32,7 @@ __all__ = [
     "purge_published",
     "recent_published",
     "replace_payload",
+    "write_staged",
 ]
 
 MAX_TOPIC_BYTES = 65535
@@ -147,6 +149,7 @@ def append_many(
 def pending(session: Session, *, limit: int = 100, after_id: int = 0) -> list[OutboxMessage]:
     """Up to ``limit`` unpublished messages, oldest (lowest id) first; only those with an id
     above ``after_id`` (messages already published whose marks are not written yet)."""
+    write_staged(session)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit: must be a positive whole number, got {limit!r}")
     if isinstance(after_id, bool) or not isinstance(after_id, int):
@@ -155,15 +158,72 @@ def pending(session: Session, *, limit: int = 100, after_id: int = 0) -> list[Ou
     return [_message(r) for r in rows]
 
 
-def replace_payload(session: Session, message_id: int, payload: bytes) -> None:
+_REPLACE = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("message_id"), outbox.c.published_at.is_(None))
+    .values(payload=bindparam("new_payload"))
+)
+_STAGED: Final = "lockgate.outbox.payloads"
+_HOOKED_ENGINES: Final[weakref.WeakSet[Engine]] = weakref.WeakSet()
+
+
+def _staged(conn: Connection) -> dict[int, bytes]:
+    staged: dict[int, bytes] | None = conn.info.get(_STAGED)
+    if staged is None:
+        staged = conn.info[_STAGED] = {}
+    return staged
+
+
+def _write_staged(conn: Connection, *_: Any) -> None:
+    staged = _staged(conn)
+    if staged:
+        rows = [{"message_id": i, "new_payload": p} for i, p in staged.items()]
+        staged.clear()
+        conn.execute(_REPLACE, rows)
+
+
+def _discard_staged(conn: Connection, *_: Any) -> None:
+    _staged(conn).clear()
+
+
+def write_staged(session: Session, *_: Any) -> None:
+    """Write the payloads replaced with ``deferred=True`` in this transaction and still
+    kept (before commit, before a savepoint starts, before this module reads the outbox)."""
+    if session.info.pop(_STAGED, False):
+        _write_staged(session.connection())
+
+
+# Every session writes its staged payloads before it commits (one listener for the class).
+event.listen(Session, "before_commit", write_staged)
+
+
+def replace_payload(
+    session: Session, message_id: int, payload: bytes, *, deferred: bool = False
+) -> None:
     """Replace the payload of an unpublished message (e.g. to put its own id in it).
 
-    Raises LookupError when no unpublished message has ``message_id``."""
+    Raises LookupError when no unpublished message has ``message_id``. With ``deferred``
+    (a message appended in this transaction) the payload is written before the transaction
+    commits, with those of the other messages so replaced in one statement, and the message
+    is not checked; a rolled back transaction or savepoint discards it with the message."""
     if isinstance(message_id, bool) or not isinstance(message_id, int):
         raise TypeError(f"message_id: must be an integer, got {message_id!r}")
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise TypeError(f"payload: must be bytes, got {type(payload).__name__}")
-    result = session.connection().execute(
+    conn = session.connection()
+    if deferred:
+        engine = conn.engine
+        if engine not in _HOOKED_ENGINES:
+            _HOOKED_ENGINES.add(engine)
+            if not event.contains(engine, "savepoint", _write_staged):
+                event.listen(engine, "savepoint", _write_staged)
+                event.listen(engine, "rollback_savepoint", _discard_staged)
+                event.listen(engine, "rollback", _discard_staged)
+        _staged(conn)[message_id] = bytes(payload)
+        session.info[_STAGED] = True
+        return
+    _write_staged(conn)
+    result = conn.execute(
         update(outbox)
         .where(outbox.c.id == message_id, outbox.c.published_at.is_(None))
         .values(payload=bytes(payload))
@@ -178,6 +238,7 @@ def recent_published(
     """The ``limit`` most recently published messages (highest ids), published at ``since``
     or later when given, oldest first: what a broker that lost its last changes may be
     missing."""
+    write_staged(session)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit: must be a positive whole number, got {limit!r}")
     published = (
@@ -210,6 +271,7 @@ def _message(r: Any) -> OutboxMessage:
 def mark_published(session: Session, ids: Sequence[int], *, at: datetime | None = None) -> None:
     """Mark messages as published (at ``at``, default now). Ids already marked keep their
     first publication time; unknown ids are ignored."""
+    write_staged(session)
     for i in ids:
         if isinstance(i, bool) or not isinstance(i, int):
             raise TypeError(f"ids: message ids are integers, got {i!r}")
@@ -226,6 +288,7 @@ def mark_published(session: Session, ids: Sequence[int], *, at: datetime | None 
 def purge_published(session: Session, older_than: datetime) -> int:
     """Delete messages published before ``older_than``; returns how many. Unpublished
     messages are never purged."""
+    write_staged(session)
     _aware("older_than", older_than)
     result = session.connection().execute(
         delete(outbox).where(outbox.c.published_at.is_not(None), outbox.c.published_at < older_than)
@@ -235,6 +298,7 @@ def purge_published(session: Session, older_than: datetime) -> int:
 
 def count_pending(session: Session) -> int:
     """Number of messages not yet published."""
+    write_staged(session)
     return int(
         session.connection()
         .execute(select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))

@@ -15,10 +15,12 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
 _PREFIX: Final = "lockgate.txcache."
-_HOOKED: Final = "lockgate.txcache-hooked"
+_USED: Final = "lockgate.txcache-used"
 
 
 def _clear(session: Session, *_: Any) -> None:
+    if not session.info.get(_USED):
+        return
     for key, value in session.info.items():
         if key.startswith(_PREFIX):
             value.clear()
@@ -37,11 +39,14 @@ def transaction_cache(session: Session, name: str) -> dict[Any, Any]:
     if cache is None:
         cache = {}
         session.info[key] = cache
-    if not session.info.get(_HOOKED):
-        session.info[_HOOKED] = True
-        event.listen(session, "after_transaction_end", _ended)
-        event.listen(session, "after_soft_rollback", _clear)
+        session.info[_USED] = True
     return cache
+
+
+# One listener for the class: a listener per session would be set up anew in every
+# transaction.
+event.listen(Session, "after_transaction_end", _ended)
+event.listen(Session, "after_soft_rollback", _clear)
 
 
 __all__ = ["transaction_cache"]

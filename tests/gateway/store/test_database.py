@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from gateway.store import Database, DatabaseUrlError, default_sqlite_url, desired, outbox
+from gateway.store import Database, DatabaseUrlError, default_sqlite_url, desired, outbox, upgrade
 from gateway.store.database import normalize_url
 from gateway.store.tables import controller_state
 
@@ -98,6 +98,40 @@ def test_sqlite_connections_use_wal_full_sync_foreign_keys_and_busy_timeout(
             "foreign_keys": 1,
             "busy_timeout": 10000,
         }
+    finally:
+        database.dispose()
+
+
+def test_sqlite_modes_follow_each_transaction_on_one_connection(sqlite_url: str) -> None:
+    # The pragmas are set only when a transaction needs another mode than the connection's
+    # last one: every kind of transaction, one after the other on the same connection.
+    upgrade(sqlite_url)
+    database = Database(sqlite_url)
+    row = {"controller_id": "c", "revision": "r", "body": {}, "computed_at": NOW}
+    fk = text("PRAGMA foreign_keys")
+    try:
+        with database.session() as s:
+            used = s.connection().connection.dbapi_connection
+            assert s.execute(fk).scalar_one() == 1
+        for _ in range(2):
+            with database.session(readonly=True) as s:
+                assert s.connection().connection.dbapi_connection is used
+                with pytest.raises(DBAPIError, match=r"(?i)read.?only"), s.begin_nested():
+                    s.execute(insert(controller_state).values(row))
+            with database.begin(schema_change=True) as conn:
+                assert conn.connection.dbapi_connection is used
+                assert conn.execute(fk).scalar_one() == 0
+            with database.begin(schema_change=True) as conn:
+                assert conn.execute(fk).scalar_one() == 0
+            with database.session() as s:
+                assert s.connection().connection.dbapi_connection is used
+                assert s.execute(fk).scalar_one() == 1
+                s.execute(insert(controller_state).values(row))
+                s.execute(delete(controller_state))
+            with database.session() as s:
+                assert s.execute(fk).scalar_one() == 1
+                with pytest.raises(DBAPIError, match=r"(?i)foreign key"), s.begin_nested():
+                    s.execute(text("INSERT INTO space_cylinder VALUES ('no-such-space', '1', 0)"))
     finally:
         database.dispose()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from gateway.store import Database, outbox
 
@@ -134,6 +136,59 @@ def test_the_payload_of_an_unpublished_message_can_be_replaced(clean_db: Databas
             outbox.replace_payload(s, message_id, b"late")
         with pytest.raises(TypeError, match="payload: must be bytes"):
             outbox.replace_payload(s, message_id, "text")  # type: ignore[arg-type]
+
+
+def test_deferred_payloads_are_written_together_before_commit(clean_db: Database) -> None:
+    statements: list[str] = []
+
+    def record(_c: object, _cur: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    with clean_db.session() as s:
+        ids = [outbox.append(s, "lockgate/event", b"{}") for _ in range(3)]
+        event.listen(clean_db.engine, "before_cursor_execute", record)
+        try:
+            for i in ids:
+                outbox.replace_payload(s, i, b'{"seq":%d}' % i, deferred=True)
+            assert statements == []
+            s.commit()
+        finally:
+            event.remove(clean_db.engine, "before_cursor_execute", record)
+    assert len([q for q in statements if q.startswith("UPDATE outbox")]) == 1
+    with clean_db.session(readonly=True) as s:
+        assert [m.payload for m in outbox.pending(s)] == [b'{"seq":%d}' % i for i in ids]
+
+
+def test_deferred_payloads_follow_savepoints_and_rollbacks(clean_db: Database) -> None:
+    with clean_db.session() as s:
+        kept = outbox.append(s, "lockgate/event", b"{}")
+        outbox.replace_payload(s, kept, b"kept", deferred=True)
+        with contextlib.suppress(_Undone), s.begin_nested():
+            undone = outbox.append(s, "lockgate/event", b"{}")
+            outbox.replace_payload(s, undone, b"undone", deferred=True)
+            raise _Undone
+        # SQLite may give the rolled back message's id again: it keeps its own payload.
+        later = outbox.append(s, "lockgate/event", b"later")
+        assert [m.payload for m in outbox.pending(s)] == [b"kept", b"later"]
+    with contextlib.suppress(_Undone), clean_db.session() as s:
+        lost = outbox.append(s, "lockgate/event", b"{}")
+        outbox.replace_payload(s, lost, b"lost", deferred=True)
+        raise _Undone
+    with clean_db.session() as s:
+        last = outbox.append(s, "lockgate/event", b"last")  # SQLite: the lost message's id
+        extra = outbox.append(s, "lockgate/event", b"{}")
+        outbox.replace_payload(s, extra, b"extra", deferred=True)
+    with clean_db.session(readonly=True) as s:
+        assert [(m.id, m.payload) for m in outbox.pending(s)] == [
+            (kept, b"kept"),
+            (later, b"later"),
+            (last, b"last"),
+            (extra, b"extra"),
+        ]
+
+
+class _Undone(Exception):
+    pass
 
 
 def test_recent_published_returns_the_newest_published_oldest_first(clean_db: Database) -> None:
