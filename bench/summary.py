@@ -167,6 +167,26 @@ BENCHES: tuple[Bench, ...] = (
         ),
     ),
     Bench(
+        "sites",
+        ("bench/sites.py", "--sites", "20", "--revocations", "20"),
+        900,
+        (
+            Check("ID06 block → 100 controllers verified, p99 ms (20 sites)",
+                  _get("revocation_p99_ms"), "<= 1000", _at_most(1000.0, "revocation_p99_ms")),
+            Check("idle core CPU % per site", _get("idle_core_cpu_pct_per_site"), "",
+                  lambda r: True),
+        ),
+    ),
+    Bench(
+        "failover",
+        ("bench/failover.py", "--trials", "2"),
+        900,
+        (
+            Check("kill -9 of the leader → first answer s, max", _get("takeover_s_max"), "<= 10",
+                  lambda r: bool(r["ok"]) and r["takeover_s_max"] <= 10.0),
+        ),
+    ),
+    Bench(
         "reliability",
         ("bench/reliability.py", "--trials", "1", "--stream", "300"),
         1500,
