@@ -29,7 +29,7 @@ import aiomqtt
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from drivers.base import DenyReason
+from drivers.base import ControllerEventKind, DenyReason
 from gateway.agent.keyhub import KeyHub, key_filters
 from gateway.agent.link import link_error, publish_all, tls_context
 from gateway.agent.parts import wire
@@ -52,6 +52,7 @@ from gateway.rules.engine import Changes
 from gateway.rules.hardware import DesiredController
 from gateway.runtime import Gateway, cancel_and_wait
 from gateway.store import device_records as sync_store
+from gateway.sync.controller import EVENT_KINDS
 from gateway.sync.events import SyncSink
 from gateway.sync.images import allow_list
 from gateway.sync.planner import CONTROLLER
@@ -591,24 +592,32 @@ class SiteHub:
             ):
                 self.sink.availability(s, e.controller, online, reason)
             return
+        try:
+            kind = EVENT_KINDS[ControllerEventKind(e.event)]
+        except ValueError:
+            log.warning(
+                "site hub: event %r of controller %s (site %s) is of no known kind: dropped",
+                e.event,
+                e.controller,
+                e.site,
+            )
+            return
         stored = sync_store.StoredControllerEvent(
             e.controller, e.generation, e.sequence, e.event, e.credential, e.door, e.at
         )
         for ev in sync_store.add_controller_events(s, [stored], now):
+            # the body the core's own controller worker reports (gateway.sync.controller)
             body: dict[str, object] = {
                 "device": e.controller,
-                "credential": ev.credential,
                 "door": ev.door,
                 "at": ev.at.isoformat(),
                 "sequence": ev.sequence,
             }
+            if ev.kind in ("granted", "denied") or ev.credential != "0":
+                body["credential"] = ev.credential
             if ev.kind == "denied":
                 body["reason"] = e.reason or DenyReason.OTHER.value
-            self.sink.event(
-                s,
-                f"access_{ev.kind}" if ev.kind in ("granted", "denied") else f"door_{ev.kind}",
-                body,
-            )
+            self.sink.event(s, kind, body)
 
 
 def _confirms(raw: bytes) -> list[SiteConfirm]:

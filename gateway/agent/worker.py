@@ -209,6 +209,15 @@ class AgentControllerWorker:
         result = await self.guarded(
             "writing the allow-list", driver.write_allow_list(entries, schedules)
         )
+        if not type(driver).atomic_writes:
+            # no atomic commit (UHPPOTE): read the checksum back before recording anything,
+            # as the core's own controller worker does
+            held = await self.guarded("reading the checksum back", driver.read_checksum())
+            if held != result.checksum:
+                raise RuntimeError(
+                    f"controller {self.device_id} holds checksum {held:08x} after writing "
+                    f"{result.checksum:08x}"
+                )
         self.store.confirm(
             self.device_id,
             desired.revision,
