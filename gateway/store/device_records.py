@@ -596,7 +596,9 @@ def note_site_key_visit(session: Session, site: str, serial: str, at: datetime) 
 
 
 def site_key_visits(session: Session, site: str, serials: Iterable[str]) -> set[str]:
-    """Which of ``serials`` visited a station of site ``site``."""
+    """Which of ``serials`` visited a station of site ``site``: a stored site key visit, or
+    (keys programmed before visits were stored) an image last confirmed at a station whose
+    availability that site reported."""
     wanted = sorted(set(serials))
     if not wanted:
         return set()
@@ -605,4 +607,12 @@ def site_key_visits(session: Session, site: str, serials: Iterable[str]) -> set[
             site_key_visit.c.site == site, site_key_visit.c.serial.in_(wanted)
         )
     )
-    return {r[0] for r in rows}
+    found = {r[0] for r in rows}
+    for serial in wanted:
+        if serial in found:
+            continue
+        key = get_key(session, serial)
+        station = _DEVICES.row(session, key.station_id) if key is not None else None
+        if station is not None and station.role == "station" and station.info.get("site") == site:
+            found.add(serial)
+    return found
