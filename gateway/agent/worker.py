@@ -267,6 +267,34 @@ class AgentControllerWorker:
         self._settings_checked = (self.generation, now)
         return wrote
 
+    def _report_lost_events(self, driver: DoorController) -> bool:
+        """Queue the events the driver found lost before they were read (the core reports
+        them as ``controller_events_lost``); True when the controller's log was reset."""
+        gaps = driver.take_event_gaps()
+        for gap in gaps:
+            log.warning(
+                "controller %s lost events %d..%d before they were read (%s)",
+                self.device_id,
+                gap.first,
+                gap.last,
+                gap.reason,
+            )
+            self.store.note(
+                {
+                    "kind": "events_lost",
+                    "controller": self.device_id,
+                    "generation": self.generation or 0,
+                    "sequence": gap.first,
+                    "last": gap.last,
+                    "reason": gap.reason,
+                    "at": _now(),
+                },
+                None,
+            )
+        if gaps:
+            self.on_outbox()
+        return any(g.reason == "reset" for g in gaps)
+
     async def collect_events(self, driver: DoorController) -> int:
         """Queue the controller's new events for the core, then acknowledge them on it."""
         confirmed = self.store.confirmed(self.device_id)
@@ -274,6 +302,9 @@ class AgentControllerWorker:
         if confirmed is not None and confirmed.event_generation == self.generation:
             after = confirmed.event_sequence
         events = await self.guarded("reading events", driver.read_events(after))
+        if self._report_lost_events(driver):
+            # the controller's log restarted: read it from its start
+            events = await self.guarded("reading events", driver.read_events(0))
         if not events:
             return 0
         generation = self.generation or 0

@@ -99,3 +99,51 @@ async def test_an_agent_serves_uhppote_and_osdp_beside_modbus(
                 ),
                 what="the tamper event at the core",
             )
+
+
+async def test_events_a_uhppote_controller_lost_at_an_agent_reach_the_core(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    migrate.upgrade(sqlite_url)
+    with Database(sqlite_url).session() as s:
+        fact_store.put_many(s, site_facts([GATE], 2))  # type: ignore[arg-type]
+    spec = SiteSpec(
+        controllers=[ControllerSpec(id=GATE, kind="uhppote", serial=423187757, doors=2, events=40)]
+    )
+    async with (
+        SimulatedSite(spec, control_port=None, folder=tmp_path / "site") as site,
+        running_core(sqlite_url, broker, [], facts=False) as run,
+    ):
+        settings = Settings.model_validate(
+            {
+                "mqtt": mqtt_of(broker),
+                "sync": {"retry_initial_s": 0.1, "retry_max_s": 1.0, "tick_s": 0.5},
+                "controllers": site.controller_devices(),
+            }
+        )
+        state = state_file(tmp_path, "north")
+        async with Agent(settings, "north", state, resend_s=1.0):
+            await until(lambda: run.all_confirmed([GATE]), 20.0, "the first sync")
+            assert (await site.present(GATE, int(tag(0)), 1))["granted"] is True
+            await until(
+                lambda: bool(_events(run, "access_granted", GATE, tag(0))), what="the first read"
+            )
+        # while the agent is away, 50 reads overwrite the oldest of the gate's 40 events
+        for _ in range(50):
+            await site.present(GATE, int(tag(1)), 1)
+        async with Agent(settings, "north", state, resend_s=1.0):
+            await until(
+                lambda: any(
+                    k == "controller_events_lost" and b["device"] == GATE
+                    for k, b in run.sink.events
+                ),
+                what="the lost events reported",
+            )
+            lost = [b for k, b in run.sink.events if k == "controller_events_lost"]
+            assert [(b["first"], b["last"], b["reason"]) for b in lost] == [
+                (lost[0]["first"], lost[0]["first"] + 10 - 1, "overwritten")
+            ]
+            await until(
+                lambda: len(_events(run, "access_granted", GATE, tag(1))) == 40,
+                what="the 40 events the gate kept",
+            )
