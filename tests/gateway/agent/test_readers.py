@@ -10,13 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from gateway.agent import Agent
+from gateway.commands import model as m
 from gateway.config import Settings
+from gateway.core import Submission
 from gateway.demo.broker import PrivateMosquitto
 from gateway.store import fact_repository as fact_store
 from gateway.store import migrate
 from gateway.store.database import Database
+from gateway.sync.controller import REVOCATIONS_FIRST
 from simulators.site import ControllerSpec, SimulatedSite, SiteSpec
-from tests.gateway.agent.facts import site_facts, tag
+from tests.gateway.agent.facts import card, site_facts, tag
 from tests.gateway.agent.harness import RunningCore, mqtt_of, running_core, state_file, until
 
 MODBUS = "m1"
@@ -147,3 +150,67 @@ async def test_events_a_uhppote_controller_lost_at_an_agent_reach_the_core(
                 lambda: len(_events(run, "access_granted", GATE, tag(1))) == 40,
                 what="the 40 events the gate kept",
             )
+
+
+async def test_a_uhppote_controller_at_an_agent_gets_revocations_first(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    """A document that takes a tag away and gives one back reaches the gate (no atomic
+    commit) in two verified writes: the revocation confirmed to the core first."""
+    migrate.upgrade(sqlite_url)
+    with Database(sqlite_url).session() as s:
+        fact_store.put_many(s, site_facts([GATE], 2))  # type: ignore[arg-type]
+    spec = SiteSpec(controllers=[ControllerSpec(id=GATE, kind="uhppote", serial=423187757)])
+    async with (
+        SimulatedSite(spec, control_port=None, folder=tmp_path / "site") as site,
+        running_core(sqlite_url, broker, [], facts=False) as run,
+    ):
+        settings = Settings.model_validate(
+            {
+                "mqtt": mqtt_of(broker),
+                "sync": {"retry_initial_s": 0.1, "retry_max_s": 1.0, "tick_s": 0.5},
+                "controllers": site.controller_devices(),
+            }
+        )
+        agent = Agent(settings, "north", state_file(tmp_path, "north"), resend_s=1.0)
+        async with agent:
+            await until(lambda: run.all_confirmed([GATE]), 20.0, "the first sync")
+            await run.block(1)
+            await until(
+                lambda: bool(_events(run, "revocation_confirmed", GATE, tag(1))),
+                what="tag 1 off the gate",
+            )
+            await until(lambda: run.all_confirmed([GATE]), what="in sync")
+            mark, writes = len(run.sink.events), agent.workers[GATE].writes
+            outcomes = await run.gateway.call(
+                run.core.submit_many,
+                [
+                    Submission(m.BlockId06(card_number=card(0)), "tester"),
+                    Submission(m.UnblockId06(card_number=card(1)), "tester"),
+                ],
+            )
+            assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+            await until(lambda: run.all_confirmed([GATE]), what="the gate in sync again")
+            reports = [
+                (k, b)
+                for k, b in run.sink.events[mark:]
+                if b.get("device") == GATE and k in ("allow_list_written", "revocation_confirmed")
+            ]
+            revision = run.core.engine.controller_revision(GATE)
+            assert agent.workers[GATE].writes == writes + 2  # without tag 1, then whole
+            # the revocation is confirmed with the first write; that confirmation is replaced
+            # by the second if the agent had not sent it yet
+            got = [(k, b.get("revision"), b.get("credential")) for k, b in reports]
+            assert got in (
+                [
+                    ("allow_list_written", f"{revision}{REVOCATIONS_FIRST}", None),
+                    ("revocation_confirmed", None, tag(0)),
+                    ("allow_list_written", revision, None),
+                ],
+                [
+                    ("allow_list_written", revision, None),
+                    ("revocation_confirmed", None, tag(0)),
+                ],
+            ), got
+            assert (await site.present(GATE, int(tag(0)), 1))["granted"] is False
+            assert (await site.present(GATE, int(tag(1)), 1))["granted"] is True
