@@ -1,8 +1,9 @@
 """An agent serves a simulated UHPPOTE controller (UDP/TCP) and an OSDP reader bus (a
 pseudo-terminal; the agent's driver is the panel) beside a Modbus controller, through the
 existing drivers: the first sync reaches all three, a blocked ID06 card's tag is refused at
-every door afterwards, and the access events and a reader's tamper reach the core as
-they do from the core's own workers."""
+every door afterwards, and the access events and a reader's tamper reach the core as they do
+from the core's own workers; events the UHPPOTE controller lost before the agent read them
+are reported; a list that takes a tag away and adds one reaches it revocations first."""
 
 from __future__ import annotations
 
