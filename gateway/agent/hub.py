@@ -29,7 +29,7 @@ import aiomqtt
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from drivers.base import DenyReason
+from drivers.base import ControllerEventKind, DenyReason
 from gateway.agent.keyhub import KeyHub, key_filters
 from gateway.agent.link import link_error, publish_all, tls_context
 from gateway.agent.parts import wire
@@ -52,11 +52,15 @@ from gateway.rules.engine import Changes
 from gateway.rules.hardware import DesiredController
 from gateway.runtime import Gateway, cancel_and_wait
 from gateway.store import device_records as sync_store
+from gateway.sync.controller import EVENT_KINDS
 from gateway.sync.events import SyncSink
 from gateway.sync.images import allow_list
 from gateway.sync.planner import CONTROLLER
 
 log = logging.getLogger(__name__)
+
+MAX_LOST = 10_000
+"""Lost-event reports the hub remembers having applied (see :meth:`SiteHub._apply_events_lost`)."""
 
 MAX_BATCH = 500
 """Agent reports applied in one core transaction at most."""
@@ -132,6 +136,9 @@ class SiteHub:
         self._wake = asyncio.Event()
         self._reports: asyncio.Queue[SiteConfirm | SiteEvent] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._lost: dict[tuple[str, int, int, int, str], None] = {}
+        """Lost-event reports applied (controller, generation, first, last, reason), newest
+        last: a redelivered one is recognised here."""
         self.keys = KeyHub(self)
         """The sites' key stations (:mod:`gateway.agent.keyhub`)."""
 
@@ -533,6 +540,7 @@ class SiteHub:
 
         try:
             await self.gateway.call(core.transaction, lambda s: apply_all(s, batch))
+            self._applied_lost(batch)
             return batch
         except Exception:
             if len(batch) == 1:
@@ -542,6 +550,14 @@ class SiteHub:
         for r in batch:
             applied += await self._apply([r])
         return applied
+
+    def _applied_lost(self, batch: list[SiteConfirm | SiteEvent]) -> None:
+        """Remember the lost-event reports of a committed batch (the newest MAX_LOST)."""
+        for r in batch:
+            if isinstance(r, SiteEvent) and r.kind == "events_lost":
+                self._lost[_lost_key(r)] = None
+        while len(self._lost) > MAX_LOST:
+            del self._lost[next(iter(self._lost))]
 
     def _apply_confirm(self, s: Session, c: SiteConfirm, touched: set[str]) -> None:
         assert self.gateway is not None
@@ -580,6 +596,24 @@ class SiteHub:
         for number in sorted((before ^ after) | (touched & (before | after)), key=int):
             self.sink.credential_state(s, core, number)
 
+    def _apply_events_lost(self, s: Session, e: SiteEvent) -> None:
+        """Report events a site's controller lost before they were read, as the core's own
+        controller worker does; a redelivery of a gap already reported changes nothing."""
+        if _lost_key(e) in self._lost:
+            return
+        reason = e.reason or "overwritten"
+        self.sink.event(
+            s,
+            "controller_events_lost",
+            {
+                "device": e.controller,
+                "first": e.sequence,
+                "last": e.last,
+                "reason": reason,
+                "error": f"events {e.sequence}..{e.last} {reason}",
+            },
+        )
+
     def _apply_event(self, s: Session, e: SiteEvent) -> None:
         assert self.gateway is not None
         now = self.gateway.core.clock()
@@ -591,24 +625,39 @@ class SiteHub:
             ):
                 self.sink.availability(s, e.controller, online, reason)
             return
+        if e.kind == "events_lost":
+            self._apply_events_lost(s, e)
+            return
+        try:
+            kind = EVENT_KINDS[ControllerEventKind(e.event)]
+        except ValueError:
+            log.warning(
+                "site hub: event %r of controller %s (site %s) is of no known kind: dropped",
+                e.event,
+                e.controller,
+                e.site,
+            )
+            return
         stored = sync_store.StoredControllerEvent(
             e.controller, e.generation, e.sequence, e.event, e.credential, e.door, e.at
         )
         for ev in sync_store.add_controller_events(s, [stored], now):
+            # the body the core's own controller worker reports (gateway.sync.controller)
             body: dict[str, object] = {
                 "device": e.controller,
-                "credential": ev.credential,
                 "door": ev.door,
                 "at": ev.at.isoformat(),
                 "sequence": ev.sequence,
             }
+            if ev.kind in ("granted", "denied") or ev.credential != "0":
+                body["credential"] = ev.credential
             if ev.kind == "denied":
                 body["reason"] = e.reason or DenyReason.OTHER.value
-            self.sink.event(
-                s,
-                f"access_{ev.kind}" if ev.kind in ("granted", "denied") else f"door_{ev.kind}",
-                body,
-            )
+            self.sink.event(s, kind, body)
+
+
+def _lost_key(e: SiteEvent) -> tuple[str, int, int, int, str]:
+    return (e.controller, e.generation, e.sequence, e.last, e.reason or "")
 
 
 def _confirms(raw: bytes) -> list[SiteConfirm]:

@@ -18,12 +18,21 @@ stations report, recorded as the core's own station worker records it.
 
 A station belongs to the first site that reports it; a report about another site's station,
 or about a station the core serves itself, is refused (logged, not acknowledged).
+
+**Scope of images.** A site gets images only of keys that visited one of its own stations (a
+visit that site reported and the hub applied, recorded in the store as a site key visit, so a
+restarted core still answers) or that it caches from earlier answers. A request for any other
+key waits up to :data:`VISIT_WAIT_S` for the visit the agent sends before it (they travel
+separately), is answered once that visit is applied, and otherwise is refused: logged with
+the reason and answered with nothing (the agent serves the key as when the core is away).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -64,6 +73,10 @@ log = logging.getLogger(__name__)
 KEY_TOPICS = ("site_key_request", "site_key_visit", "site_key_confirm", "site_key_failed")
 """The site topics the hub reads for key stations."""
 MAX_BATCH = 200
+VISIT_WAIT_S = 2.0
+"""How long a request for a key that has not visited the site waits for that visit (sent
+before the request, applied by the hub in its own batch) before it is refused. Below the
+agent's default ``agent.key_wait_s`` (3 s)."""
 MAX_FAILURES = 10_000
 """Failed key writes the hub remembers having applied (see :meth:`KeyHub._apply_failed`)."""
 
@@ -85,6 +98,15 @@ class KeyHub:
         self.station_owner: dict[str, str] = {}
         self.due: dict[str, set[str]] = {}
         """Site -> keys whose image must be sent."""
+        self.visited: dict[str, set[str]] = {}
+        """Site -> keys known to have visited one of its stations (applied visits, and those
+        found in the store)."""
+        self.parked: dict[str, dict[str, float]] = {}
+        """Site -> key -> until when (monotonic) a request waits for the key's visit."""
+        self.visit_wait_s = VISIT_WAIT_S
+        """How long a request waits for the key's visit (:data:`VISIT_WAIT_S`)."""
+        self.refused = 0
+        """Requests refused (a key that never visited the site)."""
         self._wake = asyncio.Event()
         self._reports: asyncio.Queue[KeyReport] = asyncio.Queue()
         self._failures: dict[tuple[str, str, str, datetime], None] = {}
@@ -181,13 +203,31 @@ class KeyHub:
         gateway = self.hub.gateway
         assert gateway is not None
         while True:
-            await self._wake.wait()
+            if self.parked:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.25):
+                        await self._wake.wait()
+                self._refuse_expired()
+            else:
+                await self._wake.wait()
             self._wake.clear()
             due, self.due = self.due, {}
             if not due:
                 continue
             try:
-                serials = set().union(*due.values())
+                unknown = {
+                    site: {n for n in serials if not self._allowed(site, n)}
+                    for site, serials in due.items()
+                }
+                found = await gateway.call(
+                    gateway.core.transaction, partial(self._stored_visits, unknown=unknown)
+                )
+                for site, serials in found.items():
+                    self.visited.setdefault(site, set()).update(serials)
+                due = self._park(due)
+                serials = set().union(*due.values()) if due else set()
+                if not serials:
+                    continue
                 planned = await gateway.call(
                     gateway.core.transaction, partial(self._plan, serials=serials)
                 )
@@ -207,6 +247,57 @@ class KeyHub:
                     self.due.setdefault(site, set()).update(serials)
                 continue
             self.hub.messages_out += len(docs)
+
+    def _allowed(self, site: str, serial: str) -> bool:
+        """Whether ``site`` may have key ``serial``'s image (by what the hub remembers)."""
+        return serial in self.visited.get(site, ()) or serial in self.cached.get(site, {})
+
+    def _stored_visits(self, s: Session, *, unknown: dict[str, set[str]]) -> dict[str, set[str]]:
+        """On the core thread: which of the keys asked visited the asking site (the store)."""
+        return {
+            site: sync_store.site_key_visits(s, site, serials) for site, serials in unknown.items()
+        }
+
+    def _park(self, due: dict[str, set[str]]) -> dict[str, set[str]]:
+        """Keep out of ``due`` the keys that did not visit the site asking: they wait for the
+        visit (up to :data:`VISIT_WAIT_S`). Returns what may be answered."""
+        out: dict[str, set[str]] = {}
+        until = time.monotonic() + self.visit_wait_s
+        for site, serials in due.items():
+            for serial in serials:
+                if self._allowed(site, serial):
+                    out.setdefault(site, set()).add(serial)
+                else:
+                    self.parked.setdefault(site, {}).setdefault(serial, until)
+        return out
+
+    def _refuse_expired(self) -> None:
+        """Refuse the requests whose key's visit did not come in time: logged, answered with
+        nothing."""
+        now = time.monotonic()
+        for site, waiting in list(self.parked.items()):
+            for serial, until in list(waiting.items()):
+                if until <= now:
+                    del waiting[serial]
+                    self.refused += 1
+                    log.warning(
+                        "site hub: key image of %s refused to site %s: the key never visited "
+                        "a station of the site",
+                        serial,
+                        site,
+                    )
+            if not waiting:
+                del self.parked[site]
+
+    def _visit_applied(self, site: str, serial: str) -> None:
+        """A visit of ``serial`` at ``site`` is stored: a request waiting for it is answered."""
+        self.visited.setdefault(site, set()).add(serial)
+        waiting = self.parked.get(site)
+        if waiting is not None and waiting.pop(serial, None) is not None:
+            if not waiting:
+                del self.parked[site]
+            self.due.setdefault(site, set()).add(serial)
+            self._wake.set()
 
     def _plan(self, s: Session, *, serials: set[str]) -> dict[str, PlannedImage | None]:
         """On the core thread: the planned image of each key (None: not registered)."""
@@ -283,6 +374,9 @@ class KeyHub:
             while not self._reports.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._reports.get_nowait())
             done = await self._apply(batch)
+            for r in done:
+                if isinstance(r, SiteKeyVisit):
+                    self._visit_applied(r.site, r.serial)
             acks: dict[str, list[int]] = {}
             for r in done:
                 acks.setdefault(r.site, []).append(r.seq)
@@ -330,6 +424,7 @@ class KeyHub:
     def _apply_visit(self, s: Session, v: SiteKeyVisit) -> None:
         core = self.hub.gateway.core if self.hub.gateway else None
         assert core is not None
+        sync_store.note_site_key_visit(s, v.site, v.serial, core.clock())
         record_key_visit(
             s,
             core,

@@ -259,7 +259,13 @@ class AgentStore:
                 "select credentials from confirmed where controller = ?", (controller,)
             ).fetchone()
             before = set(json.loads(row[0])) if row else set()
-            revoking = bool(before - set(credentials))
+            # replacing a revoking confirmation not yet acknowledged keeps its priority
+            prior = c.execute(
+                "select priority from outbox where coalesce_key = ?", (f"confirm:{controller}",)
+            ).fetchone()
+            revoking = bool(before - set(credentials)) or (
+                prior is not None and prior[0] == REVOCATION
+            )
             c.execute(
                 "insert into confirmed values (?, ?, ?, ?, ?, ?, 0) on conflict(controller) do "
                 "update set revision = excluded.revision, checksum = excluded.checksum, "

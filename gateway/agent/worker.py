@@ -31,6 +31,7 @@ from drivers.base import (
 )
 from gateway.agent.local import AgentStore
 from gateway.bridge.sitepayloads import ControllerDoc
+from gateway.sync.controller import REVOCATIONS_FIRST
 from gateway.sync.worker import WorkerTiming
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,15 @@ def driver_list(doc: ControllerDoc) -> tuple[list[AllowEntry], list[HardwareSche
         for s in doc.schedules
     ]
     return entries, schedules
+
+
+def revocations_first(entries: list[AllowEntry], held: set[str]) -> list[AllowEntry] | None:
+    """The list without the credentials the controller does not hold yet, when the desired
+    list both takes some away and adds some (None otherwise: one write is as short)."""
+    wanted = {str(e.credential) for e in entries}
+    if not held or not (held - wanted) or not (wanted - held):
+        return None
+    return [e for e in entries if str(e.credential) in held]
 
 
 def _now() -> str:
@@ -197,7 +207,10 @@ class AgentControllerWorker:
         self.generation = info.generation
 
     async def sync_once(self, driver: DoorController) -> bool:
-        """Write the desired allow-list if the controller does not hold it."""
+        """Write the desired allow-list if the controller does not hold it. On a controller
+        without an atomic commit (UHPPOTE) a list that both takes credentials away and adds
+        some is written in two steps, as the core's own worker does: first without the new
+        credentials (confirmed as revision ``<desired>~rev``), then whole."""
         desired = self.store.desired(self.device_id)
         if desired is None:
             return False
@@ -205,16 +218,45 @@ class AgentControllerWorker:
         if confirmed is not None and confirmed.revision == desired.revision:
             return False
         entries, schedules = driver_list(desired)
+        if not type(driver).atomic_writes and confirmed is not None:
+            first = revocations_first(entries, set(confirmed.credentials))
+            if first is not None:
+                await self._write(driver, desired.revision + REVOCATIONS_FIRST, first, schedules)
+                log.info(
+                    "controller %s: revocations confirmed before %d new credentials are written",
+                    self.device_id,
+                    len(entries) - len(first),
+                )
+        await self._write(driver, desired.revision, entries, schedules)
+        return True
+
+    async def _write(
+        self,
+        driver: DoorController,
+        revision: str,
+        entries: list[AllowEntry],
+        schedules: list[HardwareSchedule],
+    ) -> None:
+        """Write ``entries`` and record them as ``revision`` once verified (queued for the
+        core)."""
         started = time.perf_counter()
         result = await self.guarded(
             "writing the allow-list", driver.write_allow_list(entries, schedules)
         )
+        if not type(driver).atomic_writes:
+            # no atomic commit: read the checksum back before recording anything
+            held = await self.guarded("reading the checksum back", driver.read_checksum())
+            if held != result.checksum:
+                raise RuntimeError(
+                    f"controller {self.device_id} holds checksum {held:08x} after writing "
+                    f"{result.checksum:08x}"
+                )
         self.store.confirm(
             self.device_id,
-            desired.revision,
+            revision,
             result.checksum,
             self.generation or 0,
-            [str(e.credential) for e in desired.entries],
+            [str(e.credential) for e in entries],
             len(entries),
             (time.perf_counter() - started) * 1000,
             _now(),
@@ -222,12 +264,8 @@ class AgentControllerWorker:
         self.writes += 1
         self.on_outbox()
         log.info(
-            "controller %s holds revision %s (%d entries)",
-            self.device_id,
-            desired.revision,
-            len(entries),
+            "controller %s holds revision %s (%d entries)", self.device_id, revision, len(entries)
         )
-        return True
 
     async def keep_settings(self, driver: DoorController) -> bool:
         """Restore the controller's settings and clock (the site computer's, kept by NTP)
@@ -258,6 +296,34 @@ class AgentControllerWorker:
         self._settings_checked = (self.generation, now)
         return wrote
 
+    def _report_lost_events(self, driver: DoorController) -> bool:
+        """Queue the events the driver found lost before they were read (the core reports
+        them as ``controller_events_lost``); True when the controller's log was reset."""
+        gaps = driver.take_event_gaps()
+        for gap in gaps:
+            log.warning(
+                "controller %s lost events %d..%d before they were read (%s)",
+                self.device_id,
+                gap.first,
+                gap.last,
+                gap.reason,
+            )
+            self.store.note(
+                {
+                    "kind": "events_lost",
+                    "controller": self.device_id,
+                    "generation": self.generation or 0,
+                    "sequence": gap.first,
+                    "last": gap.last,
+                    "reason": gap.reason,
+                    "at": _now(),
+                },
+                None,
+            )
+        if gaps:
+            self.on_outbox()
+        return any(g.reason == "reset" for g in gaps)
+
     async def collect_events(self, driver: DoorController) -> int:
         """Queue the controller's new events for the core, then acknowledge them on it."""
         confirmed = self.store.confirmed(self.device_id)
@@ -265,6 +331,9 @@ class AgentControllerWorker:
         if confirmed is not None and confirmed.event_generation == self.generation:
             after = confirmed.event_sequence
         events = await self.guarded("reading events", driver.read_events(after))
+        if self._report_lost_events(driver):
+            # the controller's log restarted: read it from its start
+            events = await self.guarded("reading events", driver.read_events(0))
         if not events:
             return 0
         generation = self.generation or 0

@@ -134,8 +134,9 @@ class SiteEvent(_Payload):
 
     site: str = Field(pattern=_ID, description=_SITE)
     seq: int = Field(ge=1, description="The agent's outbox sequence number.")
-    kind: Literal["controller_event", "availability", "device_error"] = Field(
-        description="An event read from the controller, or the controller's availability."
+    kind: Literal["controller_event", "availability", "device_error", "events_lost"] = Field(
+        description="An event read from the controller, the controller's availability, or "
+        "events the controller lost before the agent read them (``sequence``..``last``)."
     )
     controller: str = Field(
         min_length=1,
@@ -147,8 +148,14 @@ class SiteEvent(_Payload):
     event: str = Field(default="", max_length=32, description="Driver event kind.")
     credential: str = Field(default="", max_length=32, description="Credential presented.")
     door: int = Field(default=0, ge=0, description="Door number (1-based).")
+    last: int = Field(
+        default=0, ge=0, description="Events lost: the last sequence lost (the first: sequence)."
+    )
     reason: str | None = Field(
-        default=None, max_length=200, description="Why denied, or why (un)available."
+        default=None,
+        max_length=200,
+        description="Why denied, why (un)available, or why events were lost "
+        "(``overwritten``, ``reset``).",
     )
     online: bool | None = Field(default=None, description="Availability: reachable or not.")
     at: AwareDatetime = Field(description="When it happened.")

@@ -25,6 +25,7 @@ from gateway.store.tables import (
     device_status,
     key_audit,
     key_image,
+    site_key_visit,
     sync_job,
 )
 from gateway.store.txcache import transaction_cache
@@ -600,3 +601,35 @@ def confirm_cylinder_blacklist(
 
 def cylinder_versions(session: Session) -> dict[str, int]:
     return dict(_CYLINDERS.all(session))
+
+
+def note_site_key_visit(session: Session, site: str, serial: str, at: datetime) -> None:
+    """Record that key ``serial`` visited a station of site ``site`` (the last time: ``at``)."""
+    where = and_(site_key_visit.c.site == site, site_key_visit.c.serial == serial)
+    if session.execute(select(site_key_visit.c.site).where(where)).first() is None:
+        session.execute(insert(site_key_visit).values(site=site, serial=serial, last_at=at))
+    else:
+        session.execute(update(site_key_visit).where(where).values(last_at=at))
+
+
+def site_key_visits(session: Session, site: str, serials: Iterable[str]) -> set[str]:
+    """Which of ``serials`` visited a station of site ``site``: a stored site key visit, or
+    (keys programmed before visits were stored) an image last confirmed at a station whose
+    availability that site reported."""
+    wanted = sorted(set(serials))
+    if not wanted:
+        return set()
+    rows = session.execute(
+        select(site_key_visit.c.serial).where(
+            site_key_visit.c.site == site, site_key_visit.c.serial.in_(wanted)
+        )
+    )
+    found = {r[0] for r in rows}
+    for serial in wanted:
+        if serial in found:
+            continue
+        key = get_key(session, serial)
+        station = _DEVICES.row(session, key.station_id) if key is not None else None
+        if station is not None and station.role == "station" and station.info.get("site") == site:
+            found.add(serial)
+    return found

@@ -537,6 +537,16 @@ key_image = Table(
     Column("confirmed_at", UtcTimestamp, nullable=False),
 )
 
+site_key_visit = Table(
+    "site_key_visit",
+    metadata,
+    Column("site", String(IDENT), primary_key=True),
+    Column("serial", String(CREDENTIAL_NUMBER), primary_key=True),
+    Column("last_at", UtcTimestamp, nullable=False),
+)
+"""Keys that visited a station of a site (served by that site's agent): the hub answers a
+site's requests for key images only for these keys."""
+
 key_audit = Table(
     "key_audit",
     metadata,

@@ -131,3 +131,16 @@ def test_the_outbox_sends_revocations_first_and_keeps_until_acknowledged(
         assert confirmed.credentials == ("1",)
     finally:
         again.close()
+
+
+def test_a_confirmation_replacing_an_unacknowledged_revoking_one_keeps_its_priority(
+    store: AgentStore,
+) -> None:
+    def confirm(revision: str, numbers: list[str]) -> None:
+        store.confirm("n1", revision, 1, 1, numbers, len(numbers), 1.0, "x")
+
+    confirm("a", ["1", "2"])
+    store.acknowledged([p.seq for p in store.pending()])
+    confirm("b~rev", ["2"])  # takes 1 away
+    confirm("b", ["2", "3"])  # adds 3, replacing the unsent one: the core never saw 1 go
+    assert [(p.priority, p.payload["revision"]) for p in store.pending()] == [(REVOCATION, "b")]

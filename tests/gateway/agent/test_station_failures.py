@@ -127,6 +127,8 @@ async def test_a_failure_delivered_twice_is_recorded_once(
         # after a restart of the core the hub still knows a pending key's failure from its job
         await run.stop_core()
         await run.start_core()
+        # the new hub subscribed once it heard the agent's retained state
+        await until(lambda: run.hub is not None and site in run.hub.sites, what="the hub back")
         async with aiomqtt.Client(broker.host, broker.port, identifier="fake-agent") as c:
             await c.subscribe(f"{base}/ack", qos=1)
             await c.publish(f"{base}/key_failed", json.dumps(failures[1]), qos=1)

@@ -142,3 +142,24 @@ def test_deferred_jobs_are_read_back_and_discarded_with_a_rollback(db: Database)
     except RuntimeError:
         pass
     assert [j[1] for j in _job_table(db)] == ["7"]
+
+
+def test_a_site_has_the_keys_that_visited_it_or_were_programmed_at_its_stations(
+    db: Database,
+) -> None:
+    with db.session() as s:
+        sync_store.note_site_key_visit(s, "north", "100000001", T0)
+        sync_store.note_site_key_visit(s, "north", "100000001", T0 + timedelta(minutes=1))
+        # a key programmed at north's station before visits were stored
+        sync_store.set_device_status(
+            s, "wall-n", "station", True, "connected", T0, {"site": "north"}
+        )
+        sync_store.confirm_key(
+            s,
+            sync_store.KeyConfirmed("100000002", "r", None, True, (), None, {}, "wall-n", T0),
+        )
+    with db.session(readonly=True) as s:
+        asked = ["100000001", "100000002", "100000003"]
+        assert sync_store.site_key_visits(s, "north", asked) == {"100000001", "100000002"}
+        assert sync_store.site_key_visits(s, "south", asked) == set()
+        assert sync_store.site_key_visits(s, "north", []) == set()
