@@ -378,8 +378,10 @@ class Core:
             # Written with the other commands' facts at the end of the batch (_flush), or
             # before anything reads facts from the store meanwhile (the authorizer).
             fact_store.put_many(s, ctx.puts, deferred=True)
+        # Deletions too: a deletion written at once would first write every fact deferred
+        # so far, splitting the batch's writes into one statement per table per deletion.
         for kind, key in ctx.deletes:
-            fact_store.delete(s, kind, *key)
+            fact_store.delete_deferred(s, kind, *key)
         changes = self.engine.apply_many(ctx.puts, now)
         for kind, key in ctx.deletes:
             changes.merge(self.engine.remove(kind, key, now))

@@ -69,6 +69,7 @@ __all__ = [
     "all_of",
     "count",
     "delete",
+    "delete_deferred",
     "get",
     "iter_all",
     "load_all",
@@ -799,13 +800,13 @@ def put_many(session: Session, facts: Iterable[Fact], *, deferred: bool = False)
 
     With ``deferred`` the checked rows are kept in the session and written together with
     those of later deferred calls (group commit: one statement per table for a whole batch of
-    commands instead of one per command): before anything of this module reads or deletes
-    facts in the session, when :func:`write_deferred` is called, and before the transaction
-    commits. A transaction that rolls back discards them with the session. For transactions
-    without savepoints (the core's)."""
-    staged: dict[type[Fact], dict[tuple[str, ...], tuple[Row, dict[str, list[Row]]]]] = defaultdict(
-        dict
-    )
+    commands instead of one per command): before anything of this module reads facts or
+    deletes them at once (:func:`delete`) in the session, when :func:`write_deferred` is
+    called, and before the transaction commits. A deferred put and a later
+    :func:`delete_deferred` of the same fact (or the other way round) leave the later one.
+    A transaction that rolls back discards them with the session. For transactions without
+    savepoints (the core's)."""
+    staged: Staged = defaultdict(dict)
     for fact in facts:
         spec = _spec_of(fact)
         row, child_rows = spec.dump(fact)
@@ -828,7 +829,8 @@ def put_many(session: Session, facts: Iterable[Fact], *, deferred: bool = False)
 
 _DEFERRED: Final = "lockgate.fact_repository.deferred"
 
-Staged = dict[type[Fact], dict[tuple[str, ...], tuple[Row, dict[str, list[Row]]]]]
+Staged = dict[type[Fact], dict[tuple[str, ...], tuple[Row, dict[str, list[Row]]] | None]]
+"""Per fact type, by :func:`fact_key`: the rows to write, or None for a deletion."""
 
 
 def _deferred(session: Session) -> Staged:
@@ -852,20 +854,29 @@ event.listen(Session, "before_commit", write_deferred)
 
 
 def _write(session: Session, staged: Staged) -> None:
+    """Write staged puts and deletions: per fact type the deletions first (one statement per
+    table), then the puts. Only rows of one fact type reference each other (an aggregate's
+    children), so the order of the types does not matter."""
     conn = session.connection()
     for kind, by_key in staged.items():
         spec = _SPECS[kind]
-        roots = [row for row, _ in by_key.values()]
+        puts = [entry for entry in by_key.values() if entry is not None]
+        gone = [spec.key_values(key) for key, entry in by_key.items() if entry is None]
+        roots = [row for row, _ in puts]
         if not spec.children:
             # A flat fact: one upsert instead of delete + insert.
-            conn.execute(_upsert_statement(spec, conn.dialect.name), roots)
+            _delete_keys(session, spec, gone)
+            if roots:
+                conn.execute(_upsert_statement(spec, conn.dialect.name), roots)
             continue
-        _delete_keys(session, spec, [spec.key_of_row(cast(RowMapping, row)) for row in roots])
+        _delete_keys(
+            session, spec, gone + [spec.key_of_row(cast(RowMapping, row)) for row in roots]
+        )
+        if not roots:
+            continue
         conn.execute(_insert_statement(spec.table), roots)
         for child in spec.children:
-            child_batch = [
-                r for _, children in by_key.values() for r in children.get(child.table.name, ())
-            ]
+            child_batch = [r for _, children in puts for r in children.get(child.table.name, ())]
             if child_batch:
                 conn.execute(_insert_statement(child.table), child_batch)
 
@@ -925,6 +936,15 @@ def delete(session: Session, kind: type[Fact], *key: str) -> bool:
     spec = _spec(kind)
     write_deferred(session)
     return _delete_keys(session, spec, [spec.key_values(key)]) > 0
+
+
+def delete_deferred(session: Session, kind: type[Fact], *key: str) -> None:
+    """:func:`delete`, kept in the session with the deferred puts of :func:`put_many` and
+    written with them (one statement per table for a batch; see ``deferred`` there). It
+    replaces a deferred put of the same fact, and a later deferred put replaces it."""
+    spec = _spec(kind)
+    spec.key_values(key)  # checked now, as delete() would
+    _deferred(session).setdefault(spec.kind, {})[tuple(key)] = None
 
 
 def _delete_keys(session: Session, spec: _Spec, keys: Sequence[tuple[Any, ...]]) -> int:
