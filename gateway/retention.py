@@ -74,6 +74,7 @@ from gateway.store.tables import (
     controller_event,
     fact_journal,
     key_audit,
+    site_key_visit,
 )
 from gateway.store.tables import inbox as inbox_table
 
@@ -229,6 +230,7 @@ class RetentionReport:
     audit_entry_ranges: list[list[int]] = field(default_factory=list)
     key_audit_rows: int = 0
     controller_events: int = 0
+    site_key_visits: int = 0
     inbox_records: int = 0
     journal_entries: int = 0
     charges: list[int] = field(default_factory=list)
@@ -244,6 +246,7 @@ class RetentionReport:
                 self.audit_entries_erased,
                 self.key_audit_rows,
                 self.controller_events,
+                self.site_key_visits,
                 self.inbox_records,
                 self.journal_entries,
                 self.charges,
@@ -264,6 +267,7 @@ class RetentionReport:
             "audit_entries_erased": self.audit_entries_erased,
             "key_audit_rows": self.key_audit_rows,
             "controller_events": self.controller_events,
+            "site_key_visits": self.site_key_visits,
             "inbox_records": self.inbox_records,
             "journal_entries": self.journal_entries,
             "charges": len(self.charges),
@@ -369,6 +373,7 @@ class RetentionJob:
             report.audit_entry_ranges = _ranges(personal)
             report.key_audit_rows = _count(s, key_audit, key_audit.c.at, cutoff)
             report.controller_events = _count(s, controller_event, controller_event.c.at, cutoff)
+            report.site_key_visits = _count(s, site_key_visit, site_key_visit.c.last_at, cutoff)
         else:
             erased = audit_log.erase_personal(s, at=now, before=cutoff)
             report.audit_entries_erased = len(erased)
@@ -376,6 +381,9 @@ class RetentionJob:
             report.key_audit_rows = _delete_before(s, key_audit, key_audit.c.at, cutoff)
             report.controller_events = _delete_before(
                 s, controller_event, controller_event.c.at, cutoff
+            )
+            report.site_key_visits = _delete_before(
+                s, site_key_visit, site_key_visit.c.last_at, cutoff
             )
         report.charges = [
             int(r.id)

@@ -70,6 +70,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+REFUSAL_LOG_S = 3600.0
+"""A site's agent asks again every few seconds while it waits: the refusal of one key to one
+site is logged once in this long (each refusal is counted in ``KeyHub.refused``)."""
+
 KEY_TOPICS = ("site_key_request", "site_key_visit", "site_key_confirm", "site_key_failed")
 """The site topics the hub reads for key stations."""
 MAX_BATCH = 200
@@ -107,6 +111,8 @@ class KeyHub:
         """How long a request waits for the key's visit (:data:`VISIT_WAIT_S`)."""
         self.refused = 0
         """Requests refused (a key that never visited the site)."""
+        self._refusal_logged: dict[tuple[str, str], float] = {}
+        """(site, key) -> when (monotonic) its refusal was last logged."""
         self._wake = asyncio.Event()
         self._reports: asyncio.Queue[KeyReport] = asyncio.Queue()
         self._failures: dict[tuple[str, str, str, datetime], None] = {}
@@ -280,11 +286,19 @@ class KeyHub:
                 if until <= now:
                     del waiting[serial]
                     self.refused += 1
+                    last = self._refusal_logged.get((site, serial))
+                    if last is not None and now - last < REFUSAL_LOG_S:
+                        continue
+                    if len(self._refusal_logged) >= 10000:
+                        self._refusal_logged.clear()
+                    self._refusal_logged[(site, serial)] = now
                     log.warning(
                         "site hub: key image of %s refused to site %s: the key never visited "
-                        "a station of the site",
+                        "a station of the site (not logged again for this key and site "
+                        "within %.0f min)",
                         serial,
                         site,
+                        REFUSAL_LOG_S / 60,
                     )
             if not waiting:
                 del self.parked[site]

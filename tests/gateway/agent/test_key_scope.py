@@ -86,6 +86,9 @@ async def test_only_a_site_its_key_visited_gets_the_image_also_after_a_core_rest
             f"key image of {sample.KEY_ANNA} refused to site site-b: the key never visited "
             "a station of the site"
         ) in caplog.text
+        # asked again (an agent asks every few seconds while it waits): refused, not logged
+        await _refused(run, broker, "site-b", sample.KEY_ANNA)
+        assert caplog.text.count(f"key image of {sample.KEY_ANNA} refused to site site-b") == 1
         # site A itself gets nothing for a key that never came to it
         await _refused(run, broker, "site-a", sample.KEY_BJORN_MAIN)
 
