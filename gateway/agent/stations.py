@@ -28,13 +28,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import aiomqtt
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from drivers.base import KeyEventKind, KeyImage, KeyRemoved, KeyStation, NoKeyInserted
+from gateway.agent.device import AgentDevice
 from gateway.agent.keydocs import image_doc, key_image, opens_differently, record_doc
 from gateway.agent.keys import AgentKeys
 from gateway.bridge.sitepayloads import SiteKeyImage, SiteKeyRequest, dump
@@ -43,7 +42,6 @@ from gateway.sync.worker import WorkerTiming
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 WAIT_S = 3.0
 """How long a visit waits for the core's planned image before it serves the key from the
@@ -205,8 +203,11 @@ class StationVisit:
     started: float = field(default_factory=time.perf_counter)
 
 
-class AgentStationWorker:
+class AgentStationWorker(AgentDevice):
     """Serves one wall-mounted :class:`~drivers.base.KeyStation` at the site."""
+
+    kind = "station"
+    task_prefix = "lockgate-agent-station"
 
     def __init__(
         self,
@@ -219,86 +220,20 @@ class AgentStationWorker:
         on_outbox: Callable[[], None] = lambda: None,
         wait_s: float = WAIT_S,
     ) -> None:
+        super().__init__(keys.store, device_id, timing, on_outbox)
         self.keys = keys
         self.link = link
-        self.device_id = device_id
         self.driver_factory = driver_factory
-        t = timing or WorkerTiming()
-        self.timeout_s = t.timeout_s
-        self.retry_initial_s = t.retry_initial_s
-        self._wait = wait_random_exponential(multiplier=t.retry_initial_s, max=t.retry_max_s)
-        self.on_outbox = on_outbox
         self.wait_s = wait_s
-        self.online: bool | None = None
         self.notice = ""
         """What the station tells the person at it about the last visit (``central updates
         are waiting`` while the core did not answer)."""
         self.visits: list[StationVisit] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(
-            self._run(), name=f"lockgate-agent-station-{self.device_id}"
-        )
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            async for attempt in AsyncRetrying(
-                wait=self._wait,
-                retry=retry_if_exception_type(Exception),
-                before_sleep=self._failed,
-            ):
-                with attempt:
-                    await self.serve()
-            await asyncio.sleep(self.retry_initial_s)
-
-    async def _failed(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        self._availability(False, f"{type(exc).__name__}: {exc}")
-
-    def _availability(self, online: bool, reason: str) -> None:
-        """Log a change of the station's availability and queue it for the core (which
-        reports it as the device's availability, as for its own stations)."""
-        if self.online == online:
-            return
-        self.online = online
-        log.log(
-            logging.INFO if online else logging.WARNING,
-            "station %s %s: %s",
-            self.device_id,
-            "online" if online else "offline",
-            reason,
-        )
-        self.keys.store.note(
-            {
-                "kind": "availability",
-                "controller": self.device_id,
-                "online": online,
-                "reason": reason[:200],
-                "at": datetime.now(UTC).isoformat(),
-            },
-            f"availability:{self.device_id}",
-        )
-        self.on_outbox()
-
-    async def _guarded(self, what: str, op: Awaitable[T]) -> T:
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                return await op
-        except TimeoutError:
-            raise TimeoutError(f"{what} did not finish within {self.timeout_s:g} s") from None
 
     async def serve(self) -> None:
         driver = self.driver_factory()
         try:
-            await self._guarded("connecting", driver.open())
+            await self.guarded("connecting", driver.open())
             self._availability(True, "connected")
             async for event in driver.events():
                 if event.kind is KeyEventKind.INSERTED:
@@ -310,8 +245,8 @@ class AgentStationWorker:
         """Serve the key just inserted (see the module docstring)."""
         visit = StationVisit(serial, self.device_id)
         try:
-            held = await self._guarded("reading the key", driver.read_key())
-            records = await self._guarded("reading the audit trail", driver.read_audit())
+            held = await self.guarded("reading the key", driver.read_key())
+            records = await self.guarded("reading the audit trail", driver.read_audit())
         except (KeyRemoved, NoKeyInserted) as exc:
             visit.outcome, visit.error = "pulled", str(exc)
             return visit
@@ -326,7 +261,7 @@ class AgentStationWorker:
         visit.records = len(records)
         if records:
             try:
-                await self._guarded("clearing the audit trail", driver.clear_audit(len(records)))
+                await self.guarded("clearing the audit trail", driver.clear_audit(len(records)))
             except KeyRemoved as exc:
                 # stored already: the next visit reads the records again, the core keeps one
                 visit.outcome, visit.error = "pulled", str(exc)
@@ -350,7 +285,7 @@ class AgentStationWorker:
             visit.outcome = "kept"
             return self._done(visit, "the key may hold a newer image; nothing written")
         try:
-            result = await self._guarded("writing the key", driver.write_key(image))
+            result = await self.guarded("writing the key", driver.write_key(image))
         except KeyRemoved as exc:
             visit.outcome, visit.error = "pulled", str(exc)
             self._write_failed(visit)

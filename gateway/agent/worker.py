@@ -15,11 +15,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
-
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from drivers.base import (
     AllowEntry,
@@ -29,6 +26,7 @@ from drivers.base import (
     HardwareSchedule,
     ScheduleWindow,
 )
+from gateway.agent.device import AgentDevice
 from gateway.agent.local import AgentStore
 from gateway.bridge.sitepayloads import ControllerDoc
 from gateway.sync.controller import REVOCATIONS_FIRST
@@ -36,7 +34,6 @@ from gateway.sync.worker import WorkerTiming
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 
 def driver_list(doc: ControllerDoc) -> tuple[list[AllowEntry], list[HardwareSchedule]]:
@@ -74,8 +71,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-class AgentControllerWorker:
+class AgentControllerWorker(AgentDevice):
     """Serves one :class:`~drivers.base.DoorController` from the agent's local store."""
+
+    kind = "controller"
 
     def __init__(
         self,
@@ -89,15 +88,9 @@ class AgentControllerWorker:
         clock_tolerance_s: float = 2.0,
         settings_check_s: float = 60.0,
     ) -> None:
-        self.store = store
-        self.device_id = device_id
+        super().__init__(store, device_id, timing, on_outbox)
         self.driver_factory = driver_factory
-        t = timing or WorkerTiming()
-        self.timeout_s = t.timeout_s
-        self.poll_s = t.poll_s
-        self.retry_initial_s = t.retry_initial_s
-        self._wait = wait_random_exponential(multiplier=t.retry_initial_s, max=t.retry_max_s)
-        self.on_outbox = on_outbox
+        self.poll_s = (timing or WorkerTiming()).poll_s
         self.settings = settings or ControllerSettings()
         """The settings the controller must hold (from the agent's configuration)."""
         self.clock_tolerance_s = clock_tolerance_s
@@ -107,68 +100,11 @@ class AgentControllerWorker:
         self._settings_checked: tuple[int | None, float] | None = None
         self.generation: int | None = None
         self.writes = 0
-        self.online: bool | None = None
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """The desired state changed: look now instead of at the next poll."""
         self._wake.set()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"lockgate-agent-{self.device_id}")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            async for attempt in AsyncRetrying(
-                wait=self._wait,
-                retry=retry_if_exception_type(Exception),
-                before_sleep=self._failed,
-            ):
-                with attempt:
-                    await self.serve()
-            await asyncio.sleep(self.retry_initial_s)
-
-    async def _failed(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        self._availability(False, f"{type(exc).__name__}: {exc}")
-
-    def _availability(self, online: bool, reason: str) -> None:
-        if self.online == online:
-            return
-        self.online = online
-        log.log(
-            logging.INFO if online else logging.WARNING,
-            "controller %s %s: %s",
-            self.device_id,
-            "online" if online else "offline",
-            reason,
-        )
-        self.store.note(
-            {
-                "kind": "availability",
-                "controller": self.device_id,
-                "online": online,
-                "reason": reason[:200],
-                "at": _now(),
-            },
-            f"availability:{self.device_id}",
-        )
-        self.on_outbox()
-
-    async def guarded(self, what: str, op: Awaitable[T]) -> T:
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                return await op
-        except TimeoutError:
-            raise TimeoutError(f"{what} did not finish within {self.timeout_s:g} s") from None
 
     async def serve(self) -> None:
         driver = self.driver_factory()
