@@ -29,7 +29,9 @@ makes sure the broker has processed every acknowledgement given.
 
 aiomqtt 2.x has no manual acknowledgement and does not report whether the broker kept the
 session; the paho-mqtt client it drives has both (``manual_ack_set``/``ack``, the connect
-callback). :func:`_paho` is the one place that reaches under aiomqtt to it.
+callback). :func:`_paho` is the one place that reaches under aiomqtt to it; :func:`_pending_publishes`
+lets :meth:`BrokerSession.publish_many` wait for many PUBACKs at once through aiomqtt's own
+on_publish callback.
 """
 
 from __future__ import annotations
@@ -509,36 +511,85 @@ class BrokerSession:
 
     async def publish(self, message: OutboundMessage) -> None:
         """Publish and wait for the broker's acknowledgement (QoS 1)."""
-        if self._mqtt is None:
-            raise ConnectionLost("not connected")
-        props: Properties | None = None
-        if message.correlation_data is not None:
-            props = _properties(PacketTypes.PUBLISH)
-            props.CorrelationData = message.correlation_data
-        try:
-            await self._mqtt.publish(
-                message.topic,
-                message.payload,
-                qos=message.qos,
-                retain=message.retain,
-                properties=props,
-            )
-        except aiomqtt.MqttError as exc:
-            raise ConnectionLost(f"publishing to {message.topic} failed: {exc}") from None
+        await self.publish_many((message,))
 
     async def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
         """Publish ``messages`` in order and wait until the broker acknowledged every one.
 
-        They go out in windows of :data:`MAX_INFLIGHT_OUT` (what the client keeps in flight
-        anyway; more outstanding calls would only cost bookkeeping)."""
-        for start in range(0, len(messages), MAX_INFLIGHT_OUT):
-            window = messages[start : start + MAX_INFLIGHT_OUT]
-            results = await asyncio.gather(
-                *(self.publish(m) for m in window), return_exceptions=True
-            )
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
+        They are handed to the client at once, which keeps :data:`MAX_INFLIGHT_OUT` in flight
+        and sends the rest, in order, as acknowledgements free their places. One waiter
+        counts the acknowledgements of the whole call (aiomqtt's own ``publish`` would make a
+        task, an event and a timer per message). Raise :class:`ConnectionLost` when the client
+        refuses a message or the acknowledgements do not all arrive within
+        :data:`OPERATION_TIMEOUT_S`."""
+        if not messages:
+            return
+        if self._mqtt is None:
+            raise ConnectionLost("not connected")
+        inner = _paho(self._mqtt)
+        waiting = _pending_publishes(self._mqtt)
+        acks = _Acknowledgements(len(messages))
+        mids: list[int] = []
+        try:
+            for message in messages:
+                props: Properties | None = None
+                if message.correlation_data is not None:
+                    props = _properties(PacketTypes.PUBLISH)
+                    props.CorrelationData = message.correlation_data
+                info = inner.publish(
+                    message.topic, message.payload, message.qos, message.retain, props
+                )
+                if info.rc != paho.MQTT_ERR_SUCCESS:
+                    raise ConnectionLost(
+                        f"publishing to {message.topic} failed: {paho.error_string(info.rc)}"
+                    )
+                if info.is_published():
+                    acks.set()
+                    continue
+                # The client reports the acknowledgement through aiomqtt's on_publish, which
+                # pops the message id from this map and calls ``set`` on what it finds; no
+                # callback runs between ``publish`` returning and this line (same thread).
+                if info.mid in waiting:
+                    raise RuntimeError(f"message id {info.mid} is already awaited")
+                waiting[info.mid] = acks
+                mids.append(info.mid)
+            try:
+                async with asyncio.timeout(OPERATION_TIMEOUT_S):
+                    await acks.all_done
+            except TimeoutError:
+                raise ConnectionLost(
+                    f"the broker did not acknowledge {acks.missing} of {len(messages)} "
+                    f"publications within {OPERATION_TIMEOUT_S:.0f} s"
+                ) from None
+        finally:
+            for mid in mids:
+                if waiting.get(mid) is acks:
+                    del waiting[mid]
+
+
+class _Acknowledgements:
+    """Counts the broker's acknowledgements of one :meth:`BrokerSession.publish_many`; its
+    ``set`` is what aiomqtt's on_publish callback calls for each message."""
+
+    __slots__ = ("all_done", "missing")
+
+    def __init__(self, expected: int) -> None:
+        self.missing = expected
+        self.all_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def set(self) -> None:
+        self.missing -= 1
+        if self.missing <= 0 and not self.all_done.done():
+            self.all_done.set_result(None)
+
+
+def _pending_publishes(client: aiomqtt.Client) -> dict[int, Any]:
+    """aiomqtt's map of message ids awaiting their PUBACK (aiomqtt 2.x keeps it in
+    ``_pending_publishes``; its on_publish callback pops an id and calls ``set()``)."""
+    waiting = getattr(client, "_pending_publishes", None)
+    if not isinstance(waiting, dict):
+        raise RuntimeError("this aiomqtt version does not expose its pending publications")
+    return waiting
 
 
 __all__ = [
