@@ -349,8 +349,10 @@ class Core:
     def _submit_one(self, s: Session, sub: Submission, pending: _Pending) -> Outcome:
         now = self.clock()
         digest: str | None = None
+        dumped: dict[str, Any] | None = None
         if sub.request_id is not None:
-            digest = request_digest(sub.command)
+            dumped = sub.command.model_dump(mode="json")
+            digest = inbox_store.digest(sub.command.name, dumped)
             earlier = pending.answered.get(sub.request_id)
             seen = earlier[1] if earlier is not None else pending.seen.get(sub.request_id)
             if seen is not None:
@@ -363,6 +365,7 @@ class Core:
                     sub.request_id, r["status"], r.get("data") or {}, r.get("error"), duplicate=True
                 )
         ctx = self._context(sub, now)
+        ctx.dumped = dumped
         try:
             if self._authorizer is not None:
                 self._authorizer(s, sub.operator, sub.command)

@@ -41,11 +41,16 @@ NOT_PERSONAL: Final[dict[type[m.Command], tuple[str, ...]]] = {
 
 
 def _pop(tree: dict[str, Any], path: list[str]) -> tuple[bool, Any]:
+    """Remove ``path`` from ``tree`` (a copy: every mapping on the path is copied before it
+    changes, so the dumped command others share stays whole)."""
     node: Any = tree
     for part in path[:-1]:
-        if not isinstance(node, dict) or part not in node:
+        child = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(child, dict):
             return False, None
-        node = node[part]
+        child = dict(child)
+        node[part] = child
+        node = child
     if not isinstance(node, dict) or path[-1] not in node:
         return False, None
     return True, node.pop(path[-1])
@@ -58,10 +63,13 @@ def _put(tree: dict[str, Any], path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def split_command(command: m.Command) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def split_command(
+    command: m.Command, dumped: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The command's fields as (data, personal): personal fields move to the second part
-    (``None`` when the command has none, or all of them are empty)."""
-    data = command.model_dump(mode="json")
+    (``None`` when the command has none, or all of them are empty). ``dumped`` is the
+    command's ``model_dump(mode="json")`` when the caller has it; it is not changed."""
+    data = dict(dumped if dumped is not None else command.model_dump(mode="json"))
     personal: dict[str, Any] = {}
     for path in PERSONAL_FIELDS.get(type(command), ()):
         parts = path.split(".")
@@ -112,12 +120,17 @@ def _references(node: Any, out: list[str]) -> None:
             _references(item, out)
 
 
-def command_subjects(command: m.Command, handler_subjects: Iterable[str] = ()) -> list[str]:
+def command_subjects(
+    command: m.Command,
+    handler_subjects: Iterable[str] = (),
+    dumped: dict[str, Any] | None = None,
+) -> list[str]:
     """What an entry about ``command`` is about: the subjects its handler named, then the
     fact it writes and every credential, employment, person, assignment and key order its
-    fields refer to (so a refused command is found under the same subjects)."""
+    fields refer to (so a refused command is found under the same subjects). ``dumped`` as
+    for :func:`split_command`."""
     out = list(handler_subjects)
-    data = command.model_dump(mode="json")
+    data = dumped if dumped is not None else command.model_dump(mode="json")
     for name, (kind, id_field) in _FACT_FIELDS.items():
         fact = data.get(name)
         if isinstance(fact, dict) and fact.get(id_field):

@@ -47,7 +47,7 @@ class CommandLog:
         if ctx is None or ctx.command is None:
             return
         command = ctx.command
-        fields, personal = split_command(command)
+        fields, personal = split_command(command, ctx.command_json())
         data: dict[str, Any] = {
             "status": "refused" if ctx.refusal is not None else "ok",
             "source": ctx.source,
@@ -73,7 +73,7 @@ class CommandLog:
             at=ctx.now,
             actor=ctx.operator,
             action=command.name,
-            subjects=command_subjects(command, ctx.subjects),
+            subjects=command_subjects(command, ctx.subjects, ctx.command_json()),
             data=data,
             personal=personal,
         )

@@ -18,7 +18,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Row, and_, event, exists, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    event,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -326,6 +338,25 @@ def subjects_active_since(session: Session, subjects: Iterable[str], since: date
     return found
 
 
+_ERASE_ABOUT = (
+    update(audit_entry)
+    .where(
+        audit_entry.c.personal.is_not(None),
+        audit_entry.c.seq.in_(
+            select(audit_subject.c.seq).where(
+                audit_subject.c.subject.in_(bindparam("subjects", expanding=True))
+            )
+        ),
+    )
+    .values(
+        personal=None,
+        personal_salt=None,
+        erased_at=bindparam("erase_at", type_=audit_entry.c.erased_at.type),
+    )
+    .returning(audit_entry.c.seq)
+)
+
+
 def erase_personal(
     session: Session,
     *,
@@ -358,6 +389,11 @@ def erase_personal(
             if row["seq"] in about or (before is not None and row["at"] < before):
                 row.update(personal=None, personal_salt=None, erased_at=at)
                 erased.append(row["seq"])
+    if before is None and below_seq is None:
+        # The common case (a command erasing what it names): one statement built once.
+        rows = session.connection().execute(_ERASE_ABOUT, {"subjects": wanted, "erase_at": at})
+        erased.extend(int(seq) for seq in rows.scalars())
+        return sorted(erased)
     conditions: list[ColumnElement[bool]] = []
     if wanted:
         conditions.append(

@@ -29,9 +29,9 @@ makes sure the broker has processed every acknowledgement given.
 
 aiomqtt 2.x has no manual acknowledgement and does not report whether the broker kept the
 session; the paho-mqtt client it drives has both (``manual_ack_set``/``ack``, the connect
-callback). :func:`_paho` is the one place that reaches under aiomqtt to it; :func:`_pending_publishes`
-lets :meth:`BrokerSession.publish_many` wait for many PUBACKs at once through aiomqtt's own
-on_publish callback.
+callback). :func:`_paho` is the one place that reaches under aiomqtt to it;
+:func:`_pending_publishes` lets :meth:`BrokerSession.publish_many` wait for many PUBACKs at
+once through aiomqtt's own on_publish callback.
 """
 
 from __future__ import annotations

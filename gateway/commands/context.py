@@ -33,6 +33,15 @@ class CommandContext:
     deletes: list[tuple[type[Fact], tuple[str, ...]]] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
     subjects: list[str] = field(default_factory=list)
+    dumped: dict[str, Any] | None = field(default=None, repr=False)
+
+    def command_json(self) -> dict[str, Any]:
+        """The command's fields as JSON values (``model_dump(mode="json")``), dumped once per
+        command and shared by the core and its listeners: read it, never change it."""
+        if self.dumped is None:
+            assert self.command is not None
+            self.dumped = self.command.model_dump(mode="json")
+        return self.dumped
 
     def put(self, fact: Fact) -> None:
         self.puts.append(fact)
