@@ -243,8 +243,8 @@ def build_desk_station(settings: Settings) -> tuple[Gateway, Sinks]:
     return Gateway(settings, core, notifier=notifier, upgrade=False), Sinks(sinks)
 
 
-def _anchor_event(bridge: MqttBridge, session: Session, anchor: Anchor) -> int:
-    return bridge.publisher.enqueue_event(
+def _anchor_event(bridge: MqttBridge, session: Session, anchor: Anchor) -> None:
+    bridge.publisher.enqueue_event(
         session,
         AuditAnchorBody(head_seq=anchor.seq, head_hash=anchor.hash, head_at=anchor.at),
     )

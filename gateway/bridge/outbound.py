@@ -263,8 +263,10 @@ class StatePublisher:
             session, self.topics.device_availability(device_id), to_json(payload), retain=True
         )
 
-    def enqueue_event(self, session: Session, body: p.EventBody) -> int:
-        """Queue an event on the events topic; returns its ``seq`` (its outbox id).
+    def enqueue_event(self, session: Session, body: p.EventBody) -> None:
+        """Queue an event on the events topic. Its ``seq`` is its outbox id, given when the
+        transaction's events are written together (``outbox.append_numbered``): events get
+        increasing ``seq`` in the order they were queued.
 
         ``body`` is the event's fields but ``id``, ``seq`` and ``at``, which the gateway sets.
         Raises ValueError naming the field when they do not fit (a naive clock)."""
@@ -277,11 +279,12 @@ class StatePublisher:
             first = exc.errors()[0]
             raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
         self._watch(session)
-        seq = outbox.append(session, self.topics.events(), b"{}", qos=1)
-        outbox.replace_payload(
-            session, seq, to_json(evt.model_copy(update={"seq": seq})), deferred=True
+        outbox.append_numbered(
+            session,
+            self.topics.events(),
+            lambda seq: to_json(evt.model_copy(update={"seq": seq})),
+            qos=1,
         )
-        return seq
 
     def enqueue_all_states(self, session: Session, core: Core, numbers: Iterable[str]) -> int:
         """Queue the state of each of ``numbers``; returns how many."""

@@ -11,7 +11,7 @@ even after :func:`purge_published` (AUTOINCREMENT on SQLite, a sequence on Postg
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -26,6 +26,8 @@ __all__ = [
     "MAX_TOPIC_BYTES",
     "OutboxMessage",
     "append",
+    "append_many",
+    "append_numbered",
     "count_pending",
     "mark_published",
     "pending",
@@ -95,7 +97,9 @@ def append(
     if not isinstance(retain, bool):
         raise TypeError(f"retain: must be a bool, got {type(retain).__name__}")
     created = utcnow() if at is None else _aware("at", at)
-    result = session.connection().execute(
+    conn = session.connection()
+    _write_numbered(conn)
+    result = conn.execute(
         _INSERT,
         {
             "topic": topic,
@@ -143,7 +147,38 @@ def append_many(
             }
         )
     if rows:
-        session.connection().execute(_INSERT_MANY, rows)
+        conn = session.connection()
+        _write_numbered(conn)
+        conn.execute(_INSERT_MANY, rows)
+
+
+def append_numbered(
+    session: Session,
+    topic: str,
+    payload_of: Callable[[int], bytes],
+    *,
+    qos: int = 1,
+    retain: bool = False,
+    at: datetime | None = None,
+) -> None:
+    """Queue a message whose payload carries its own id (an event's ``seq``):
+    ``payload_of(id)`` makes the payload once the id is known.
+
+    The messages so queued in a transaction are written together, in the order queued, in
+    two statements (their rows, then their ids' payloads): before the transaction commits,
+    before a savepoint starts, and before anything else of this module writes or reads the
+    outbox in it (so every message still gets an id above those queued before it and below
+    those queued after it). A rolled back transaction or savepoint discards them."""
+    _check_topic(topic)
+    if isinstance(qos, bool) or qos not in (0, 1, 2):
+        raise ValueError(f"qos: must be 0, 1 or 2, got {qos!r}")
+    if not isinstance(retain, bool):
+        raise TypeError(f"retain: must be a bool, got {type(retain).__name__}")
+    created = utcnow() if at is None else _aware("at", at)
+    conn = session.connection()
+    _hook(conn.engine)
+    _numbered(conn).append((topic, payload_of, qos, retain, created))
+    session.info[_STAGED] = True
 
 
 def pending(session: Session, *, limit: int = 100, after_id: int = 0) -> list[OutboxMessage]:
@@ -174,7 +209,78 @@ def _staged(conn: Connection) -> dict[int, bytes]:
     return staged
 
 
+_NUMBERED: Final = "lockgate.outbox.numbered"
+_Numbered = tuple[str, Callable[[int], bytes], int, bool, datetime]
+_FILL = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("message_id"))
+    .values(
+        topic=bindparam("new_topic"),
+        payload=bindparam("new_payload"),
+        qos=bindparam("new_qos"),
+        retain=bindparam("new_retain"),
+        created_at=bindparam("new_created_at", type_=outbox.c.created_at.type),
+    )
+)
+
+
+def _numbered(conn: Connection) -> list[_Numbered]:
+    queued: list[_Numbered] | None = conn.info.get(_NUMBERED)
+    if queued is None:
+        queued = conn.info[_NUMBERED] = []
+    return queued
+
+
+def _write_numbered(conn: Connection) -> None:
+    queued: list[_Numbered] | None = conn.info.get(_NUMBERED)
+    if not queued:
+        return
+    conn.info[_NUMBERED] = []
+    placeholders = [
+        {"topic": topic, "payload": b"", "qos": qos, "retain": retain, "created_at": created}
+        for topic, _, qos, retain, created in queued
+    ]
+    # The database hands out the ids; whatever order it returns them in, the lowest goes to
+    # the message queued first, and every row is then filled with its own message.
+    ids = sorted(int(i) for i in conn.execute(_INSERT, placeholders).scalars())
+    conn.execute(
+        _FILL,
+        [
+            {
+                "message_id": message_id,
+                "new_topic": topic,
+                "new_payload": bytes(payload_of(message_id)),
+                "new_qos": qos,
+                "new_retain": retain,
+                "new_created_at": created,
+            }
+            for message_id, (topic, payload_of, qos, retain, created) in zip(
+                ids, queued, strict=True
+            )
+        ],
+    )
+
+
+def _hook(engine: Engine) -> None:
+    if engine not in _HOOKED_ENGINES:
+        _HOOKED_ENGINES.add(engine)
+        if not event.contains(engine, "savepoint", _write_staged):
+            event.listen(engine, "savepoint", _write_staged)
+            event.listen(engine, "rollback_savepoint", _discard_staged)
+            event.listen(engine, "rollback", _discard_staged)
+            event.listen(engine, "commit", _nothing_queued)
+
+
+def _nothing_queued(conn: Connection) -> None:
+    if conn.info.get(_NUMBERED) or conn.info.get(_STAGED):
+        # Only a before_commit listener that queues after this module's own ran could get
+        # here: refuse the commit (the transaction is rolled back) rather than lose them.
+        _discard_staged(conn)
+        raise RuntimeError("outbox messages were queued after they were written for commit")
+
+
 def _write_staged(conn: Connection, *_: Any) -> None:
+    _write_numbered(conn)
     staged = _staged(conn)
     if staged:
         rows = [{"message_id": i, "new_payload": p} for i, p in staged.items()]
@@ -184,6 +290,7 @@ def _write_staged(conn: Connection, *_: Any) -> None:
 
 def _discard_staged(conn: Connection, *_: Any) -> None:
     _staged(conn).clear()
+    conn.info.pop(_NUMBERED, None)
 
 
 def write_staged(session: Session, *_: Any) -> None:
@@ -212,13 +319,7 @@ def replace_payload(
         raise TypeError(f"payload: must be bytes, got {type(payload).__name__}")
     conn = session.connection()
     if deferred:
-        engine = conn.engine
-        if engine not in _HOOKED_ENGINES:
-            _HOOKED_ENGINES.add(engine)
-            if not event.contains(engine, "savepoint", _write_staged):
-                event.listen(engine, "savepoint", _write_staged)
-                event.listen(engine, "rollback_savepoint", _discard_staged)
-                event.listen(engine, "rollback", _discard_staged)
+        _hook(conn.engine)
         _staged(conn)[message_id] = bytes(payload)
         session.info[_STAGED] = True
         return

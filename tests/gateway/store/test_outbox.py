@@ -6,7 +6,10 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from gateway.store import Database, outbox
 
@@ -189,6 +192,114 @@ def test_deferred_payloads_follow_savepoints_and_rollbacks(clean_db: Database) -
 
 class _Undone(Exception):
     pass
+
+
+def _numbered_payload(seq: int) -> bytes:
+    return b'{"seq":%d}' % seq
+
+
+def test_numbered_messages_get_their_ids_in_queue_order_two_statements_for_all(
+    clean_db: Database,
+) -> None:
+    statements: list[str] = []
+
+    def record(_c: object, _cur: object, statement: str, *_: object) -> None:
+        statements.append(statement.split(" ", 2)[0])
+
+    with clean_db.session() as s:
+        before = outbox.append(s, "lockgate/credential/1/state", b"before", retain=True)
+        event.listen(clean_db.engine, "before_cursor_execute", record)
+        try:
+            for _ in range(3):
+                outbox.append_numbered(s, "lockgate/event", _numbered_payload)
+            assert statements == []  # nothing written while they are queued
+            outbox.append_many(s, [("lockgate/credential/2/state", b"between")], retain=True)
+            assert statements == ["INSERT", "UPDATE", "INSERT"]
+            outbox.append_numbered(s, "lockgate/event", _numbered_payload, qos=2)
+            s.commit()
+        finally:
+            event.remove(clean_db.engine, "before_cursor_execute", record)
+    assert statements == ["INSERT", "UPDATE", "INSERT", "INSERT", "UPDATE"]
+    with clean_db.session(readonly=True) as s:
+        messages = outbox.pending(s)
+    assert [(m.topic, m.qos, m.retain) for m in messages] == [
+        ("lockgate/credential/1/state", 1, True),
+        ("lockgate/event", 1, False),
+        ("lockgate/event", 1, False),
+        ("lockgate/event", 1, False),
+        ("lockgate/credential/2/state", 1, True),
+        ("lockgate/event", 2, False),
+    ]
+    assert messages[0].id == before
+    assert [m.payload for m in messages] == [b"before"] + [
+        _numbered_payload(m.id) for m in messages[1:4]
+    ] + [b"between", _numbered_payload(messages[5].id)]
+
+
+def test_numbered_messages_follow_savepoints_and_rollbacks(clean_db: Database) -> None:
+    with clean_db.session() as s:
+        outbox.append_numbered(s, "lockgate/event", _numbered_payload)
+        with contextlib.suppress(_Undone), s.begin_nested():
+            outbox.append_numbered(s, "lockgate/event", lambda seq: b"undone")
+            raise _Undone
+        outbox.append_numbered(s, "lockgate/event", lambda seq: b"later %d" % seq)
+    with contextlib.suppress(_Undone), clean_db.session() as s:
+        outbox.append_numbered(s, "lockgate/event", lambda seq: b"lost")
+        raise _Undone
+    with clean_db.session(readonly=True) as s:
+        messages = outbox.pending(s)
+    assert [m.payload for m in messages] == [
+        _numbered_payload(messages[0].id),
+        b"later %d" % messages[1].id,
+    ]
+
+
+def test_a_message_queued_after_the_outbox_was_written_fails_the_commit(
+    clean_db: Database,
+) -> None:
+    def too_late(session: Session) -> None:
+        outbox.append_numbered(session, "lockgate/event", lambda seq: b"too late")
+
+    with pytest.raises(RuntimeError, match="queued after"), clean_db.session() as s:
+        outbox.append(s, "lockgate/event", b"first")
+        event.listen(s, "before_commit", too_late, once=True)
+    with clean_db.session(readonly=True) as s:
+        assert outbox.pending(s) == []
+
+
+_QUEUE_OPS = st.lists(st.sampled_from(["append", "many", "numbered", "read"]), max_size=12)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=_QUEUE_OPS)
+def test_any_mix_of_appends_keeps_the_order_they_were_made_in(
+    clean_db: Database, ops: list[str]
+) -> None:
+    with clean_db.session() as s:
+        for published in outbox.pending(s, limit=1000):
+            outbox.mark_published(s, [published.id])
+    made: list[bytes] = []
+    with clean_db.session() as s:
+        for i, op in enumerate(ops):
+            if op == "append":
+                outbox.append(s, "lockgate/event", b"a%d" % i)
+                made.append(b"a%d" % i)
+            elif op == "many":
+                outbox.append_many(s, [("lockgate/event", b"m%d" % i), ("lockgate/x", b"n%d" % i)])
+                made += [b"m%d" % i, b"n%d" % i]
+            elif op == "numbered":
+                outbox.append_numbered(s, "lockgate/event", lambda seq, i=i: b"q%d:%d" % (i, seq))
+                made.append(b"q%d" % i)
+            else:
+                outbox.count_pending(s)
+    with clean_db.session(readonly=True) as s:
+        messages = outbox.pending(s, limit=1000)
+    assert [m.payload.split(b":")[0] for m in messages] == made
+    for m in messages:
+        if m.payload.startswith(b"q"):
+            assert m.payload.split(b":")[1] == b"%d" % m.id
 
 
 def test_recent_published_returns_the_newest_published_oldest_first(clean_db: Database) -> None:
