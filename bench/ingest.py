@@ -673,10 +673,13 @@ async def gateway_run(
 
 async def start_profiler(path: str, pid: int) -> asyncio.subprocess.Process:
     """py-spy sampling the gateway during the load: ``--gil`` keeps the samples of the thread
-    holding the GIL, i.e. where the one Python process spends its one core. Collapsed
-    stacks (one line per stack), written when it gets SIGINT."""
+    holding the GIL, i.e. where the one Python process spends its one core. With
+    ``BENCH_PROFILE_WALL=1`` every thread is sampled, waiting ones too (``--idle``): where
+    each thread's wall-clock time goes, e.g. the core thread waiting on the database.
+    Collapsed stacks (one line per stack), written when it gets SIGINT."""
+    mode = "--idle" if os.environ.get("BENCH_PROFILE_WALL") == "1" else "--gil"
     spy = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "--rate", "200",
+        str(Path(sys.executable).parent / "py-spy"), "record", mode, "--rate", "200",
         "--format", "raw", "-o", path, "--pid", str(pid),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )

@@ -260,9 +260,13 @@ def test_a_message_queued_after_the_outbox_was_written_fails_the_commit(
     def too_late(session: Session) -> None:
         outbox.append_numbered(session, "lockgate/event", lambda seq: b"too late")
 
-    with pytest.raises(RuntimeError, match="queued after"), clean_db.session() as s:
-        outbox.append(s, "lockgate/event", b"first")
-        event.listen(s, "before_commit", too_late, once=True)
+    def commit_with_a_late_listener() -> None:
+        with clean_db.session() as s:
+            outbox.append(s, "lockgate/event", b"first")
+            event.listen(s, "before_commit", too_late, once=True)
+
+    with pytest.raises(RuntimeError, match="queued after"):
+        commit_with_a_late_listener()
     with clean_db.session(readonly=True) as s:
         assert outbox.pending(s) == []
 
