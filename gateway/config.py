@@ -467,7 +467,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
-        raise ConfigError(f"config: {loc}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"config: {loc}: {message}") from None
     except ValueError as exc:  # a TOML syntax error
         raise ConfigError(f"config: {exc}") from None
     finally:

@@ -41,7 +41,7 @@ from gateway.leadership import CoreLeadership
 from gateway.runtime import Gateway
 from gateway.web.app import create_app
 from gateway.web.metrics import WebMetrics, standby_metrics
-from gateway.web.roles import LeaderInfo, RoleReport, not_leader_response
+from gateway.web.roles import LeaderInfo, RoleReport, console_url, not_leader_response
 from gateway.web.service import AppServer
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def role_report(leadership: CoreLeadership) -> RoleReport:
     seen = leadership.seen
     leader = None
     if seen is not None and not seen.expired and seen.holder != leadership.instance:
-        leader = LeaderInfo(seen.holder, seen.host, seen.token, seen.console_url)
+        leader = LeaderInfo(seen.holder, seen.host, seen.token, console_url(seen.console_url))
     return RoleReport(
         "standby",
         leadership.state,

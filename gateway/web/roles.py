@@ -110,15 +110,21 @@ def wants_json(request: Request) -> bool:
     return "text/html" not in accept or "hx-request" in request.headers
 
 
+def console_url(url: str | None) -> str | None:
+    """``url`` if it is an http(s) URL with a host (as ``web.public_url`` is checked), else
+    None: what the lease table holds is shown and linked to only then."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    return url if parts.scheme in ("http", "https") and parts.netloc else None
+
+
 def leader_link(request: Request, report: RoleReport) -> str | None:
     """Where a browser finds what it asked for at the leader: the same page there for a
     ``GET`` or ``HEAD`` (path and query), the leader's console otherwise; None when the
     leader's URL is unknown (or not an http(s) URL, or this instance itself)."""
-    base = report.leader_url
+    base = console_url(report.leader_url)
     if base is None or report.leader is None or report.leader.instance == report.instance:
-        return None
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     base = base if base.endswith("/") else base + "/"
     if request.method not in ("GET", "HEAD"):
@@ -160,4 +166,12 @@ def not_leader_response(request: Request, report: RoleReport, *, fenced: bool = 
     return HTMLResponse(page, status_code=503, headers=headers)
 
 
-__all__ = ["LeaderInfo", "Role", "RoleReport", "leader_link", "not_leader_response", "wants_json"]
+__all__ = [
+    "LeaderInfo",
+    "Role",
+    "RoleReport",
+    "console_url",
+    "leader_link",
+    "not_leader_response",
+    "wants_json",
+]
