@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -129,8 +129,9 @@ def leader_link(request: Request, report: RoleReport) -> str | None:
     base = base if base.endswith("/") else base + "/"
     if request.method not in ("GET", "HEAD"):
         return base
+    path = quote(request.url.path.lstrip("/"), safe="/:@!$&'()*+,;=~")
     query = request.url.query
-    return base + request.url.path.lstrip("/") + (f"?{query}" if query else "")
+    return base + path + (f"?{query}" if query else "")
 
 
 def not_leader_response(request: Request, report: RoleReport, *, fenced: bool = False) -> Response:

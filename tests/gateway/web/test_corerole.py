@@ -131,6 +131,8 @@ async def test_a_standby_links_to_the_same_page_at_the_leader_and_never_redirect
         assert page.status_code == 503 and "location" not in page.headers
         link = 'href="https://core-b.example.com/credentials?q=ID06&amp;page=2"'
         assert link in page.text, page.text
+        odd = await c.get("/credentials/ID06 0001", headers=html_accept)
+        assert 'href="https://core-b.example.com/credentials/ID06%200001"' in odd.text
         signin = await c.post("/login", headers=html_accept, data={"operator": "x"})
         assert signin.status_code == 503 and "location" not in signin.headers
         assert 'href="https://core-b.example.com/"' in signin.text
