@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from gateway.compose import build_core_role
+from gateway.config import WebSettings
 from gateway.leadership import CoreLeadership, LeaseView
 from gateway.web import create_app
 from gateway.web.corerole import CoreConsole, RoleDispatch, role_report
@@ -160,3 +163,31 @@ async def test_a_standby_links_to_the_same_page_at_the_leader_and_never_redirect
             page = await c.get("/credentials", headers=html_accept)
             assert page.status_code == 503 and "b" * 32 in page.text
             assert "href=" not in page.text, "no link without a leader's http(s) URL"
+
+
+async def test_a_console_on_every_interface_records_public_url_or_nothing_and_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``0.0.0.0`` names no host another machine reaches: without ``web.public_url`` the
+    lease gets no console URL (and the log says to set it); with it, ``public_url``."""
+    for public, expected in (
+        (None, None),
+        ("https://core-a.example.com", "https://core-a.example.com/"),
+    ):
+        web = WebSettings(enabled=True, address="0.0.0.0:0", public_url=public)
+        console = CoreConsole(web)
+        leadership = CoreLeadership(lambda fence, instance: None, lease=None, renew_s=1.0)  # type: ignore[arg-type, return-value]
+        console.follow(leadership)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="gateway.web.corerole"):
+            await console.start()
+        try:
+            assert leadership.console_url == expected
+            port = console.http.port
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+                health = (await c.get("/healthz")).json()
+            assert health["url"] == expected
+            warned = [r.getMessage() for r in caplog.records if "web.public_url" in r.getMessage()]
+            assert len(warned) == (1 if public is None else 0), warned
+        finally:
+            await console.stop()
