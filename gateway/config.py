@@ -295,6 +295,13 @@ class WebSettings(_Section):
         pattern=r"^[^\s:]+:[0-9]{1,5}$",
         description="HOST:PORT the console and the HTTP API listen on.",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The base URL people and other core instances reach this console at "
+        "(http:// or https://, e.g. behind a proxy); a core leader records it in the lease so "
+        "that a standby's console links to it. Unset: derived from address (none for a "
+        "wildcard address such as 0.0.0.0).",
+    )
     tls_cert_file: str | None = Field(
         default=None, description="Certificate (PEM) to serve HTTPS with; unset: plain HTTP."
     )
@@ -318,10 +325,64 @@ class WebSettings(_Section):
         "further failure doubles the wait (from 30 s, at most 15 min).",
     )
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        return _base_url(v)
+
     def host_port(self) -> tuple[str, int]:
         """The address as (host, port)."""
         host, _, port = self.address.rpartition(":")
         return host, int(port)
+
+    def console_url(self, port: int | None = None) -> str | None:
+        """The base URL of this console for others (ending in ``/``): ``public_url``, else
+        derived from ``address`` (with ``port``, the port actually bound, when given); None
+        for a wildcard address, which names no host another machine can reach."""
+        if self.public_url is not None:
+            return self.public_url
+        host, bound = self.host_port()
+        if host in WILDCARD_HOSTS:
+            return None
+        scheme = "https" if self.tls_cert_file else "http"
+        return f"{scheme}://{host}:{port if port is not None else bound}/"
+
+
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})
+"""Bind addresses that listen on every interface (and name no reachable host)."""
+
+_URL_MAX = 500
+"""The longest console URL (the lease table's ``console_url`` column)."""
+
+
+def _base_url(v: str) -> str:
+    """``v`` checked as the base URL of a web console and ending in ``/``."""
+    from urllib.parse import urlsplit
+
+    hint = "expected an http:// or https:// URL such as https://lockgate-a.example.com/"
+    if not v or v != v.strip() or any(c.isspace() for c in v):
+        raise ValueError(f"{v!r} is not a URL: {hint}")
+    try:
+        parts = urlsplit(v)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{v!r} is not a valid URL ({exc}): {hint}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{v!r} has no http:// or https:// scheme: {hint}")
+    if not parts.hostname:
+        raise ValueError(f"{v!r} names no host: {hint}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not contain a user name or password (it is shown to everyone)")
+    if parts.query or parts.fragment or v.endswith(("?", "#")):
+        raise ValueError(f"{v!r} must not have a query or fragment: {hint}")
+    if port == 0:
+        raise ValueError(f"{v!r} has port 0: {hint}")
+    url = v if v.endswith("/") else v + "/"
+    if len(url) > _URL_MAX:
+        raise ValueError(f"longer than {_URL_MAX} characters")
+    return url
 
 
 class AgentSettings(_Section):
@@ -406,7 +467,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
-        raise ConfigError(f"config: {loc}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"config: {loc}: {message}") from None
     except ValueError as exc:  # a TOML syntax error
         raise ConfigError(f"config: {exc}") from None
     finally:

@@ -4,10 +4,11 @@ Times are the database's (``clock_timestamp()``), so the instances' clocks need 
 
 - **acquire** takes the store's write lock (the advisory lock every write transaction takes,
   waiting at most ``lock_timeout_s``), then, if the lease is free (never held, expired, or
-  held by the same instance), writes a new holder with the token increased by one. Taking the
-  write lock orders the change of token after every write transaction already under way: a
-  fenced transaction either committed before the takeover or sees the new token
-  (:mod:`gateway.store.fencing`).
+  held by the same instance), writes a new holder (with its host and the base URL of its web
+  console, so that a standby's console can send people there) with the token increased by
+  one. Taking the write lock orders the change of token after every write transaction
+  already under way: a fenced transaction either committed before the takeover or sees the
+  new token (:mod:`gateway.store.fencing`).
 - **renew** moves the expiry ``lease_s`` ahead, only while the row still has the caller's
   token (it takes no write lock, so a leader busy with a long transaction still renews).
 - **release** ends the lease now (a graceful stop), so a standby takes over at its next try.
@@ -41,23 +42,28 @@ class LeaseView:
     acquired_at: datetime
     expires_at: datetime
     now: datetime
+    console_url: str | None = None
+    """The base URL of the holder's web console (None: no console, or no known address)."""
 
     @property
     def expired(self) -> bool:
         return self.expires_at <= self.now
 
 
-_COLUMNS = "name, token, holder, host, acquired_at, expires_at, clock_timestamp() AS now"
+_COLUMNS = (
+    "name, token, holder, host, console_url, acquired_at, expires_at, clock_timestamp() AS now"
+)
 
 _ACQUIRE = text(
     f"""
-    INSERT INTO leader_lease (name, token, holder, host, acquired_at, expires_at)
-    VALUES (:name, 1, :holder, :host, clock_timestamp(),
+    INSERT INTO leader_lease (name, token, holder, host, console_url, acquired_at, expires_at)
+    VALUES (:name, 1, :holder, :host, :console_url, clock_timestamp(),
             clock_timestamp() + make_interval(secs => :lease_s))
     ON CONFLICT (name) DO UPDATE SET
         token = leader_lease.token + 1,
         holder = excluded.holder,
         host = excluded.host,
+        console_url = excluded.console_url,
         acquired_at = excluded.acquired_at,
         expires_at = excluded.expires_at
     WHERE leader_lease.expires_at <= clock_timestamp() OR leader_lease.holder = excluded.holder
@@ -117,6 +123,7 @@ class LeaseStore:
             acquired_at=row.acquired_at,
             expires_at=row.expires_at,
             now=row.now,
+            console_url=row.console_url,
         )
 
     def read(self) -> LeaseView | None:
@@ -126,16 +133,25 @@ class LeaseStore:
             row = conn.execute(_READ, {"name": self.name}).first()
         return self._view(row) if row is not None else None
 
-    def acquire(self, holder: str, host: str) -> LeaseView | None:
-        """Take the lease for ``holder`` if it is free; the new lease (with its new token), or
-        None when another instance holds it. Raises the driver's ``OperationalError`` when
-        the write lock is not granted within ``lock_timeout_s`` (try again later)."""
+    def acquire(
+        self, holder: str, host: str, console_url: str | None = None
+    ) -> LeaseView | None:
+        """Take the lease for ``holder`` (on ``host``, its console at ``console_url``) if it is
+        free; the new lease (with its new token), or None when another instance holds it.
+        Raises the driver's ``OperationalError`` when the write lock is not granted within
+        ``lock_timeout_s`` (try again later)."""
         with self.engine.begin() as conn:
             self._limits(conn)
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
             row = conn.execute(
                 _ACQUIRE,
-                {"name": self.name, "holder": holder, "host": host[:200], "lease_s": self.lease_s},
+                {
+                    "name": self.name,
+                    "holder": holder,
+                    "host": host[:200],
+                    "console_url": console_url,
+                    "lease_s": self.lease_s,
+                },
             ).first()
         return self._view(row) if row is not None else None
 

@@ -108,6 +108,10 @@ class CoreLeadership:
         self.on_elected = on_elected
         self.instance = instance or uuid.uuid4().hex
         self.host = f"{socket.gethostname()} pid {os.getpid()}"
+        self.console_url: str | None = None
+        """The base URL of this instance's web console, written to the lease when it takes
+        it (set by :class:`gateway.web.corerole.CoreConsole` once it listens; None without a
+        console or a known address)."""
         self.state: State = "standby"
         self.token: int | None = None
         """The fencing token while leading."""
@@ -184,7 +188,9 @@ class CoreLeadership:
                 # Taking the lease takes the store's write lock: only try when it is free.
                 if before is None or before.expired or before.holder == self.instance:
                     self._asked_at = time.monotonic()
-                    won = await self._db(lease.acquire, self.instance, self.host)
+                    won = await self._db(
+                        lease.acquire, self.instance, self.host, self.console_url
+                    )
             except Exception as exc:
                 if not failing:
                     log.warning("standby: the lease cannot be read or taken now (%s)", exc)
@@ -200,13 +206,19 @@ class CoreLeadership:
                 if before is not None and (before.holder, before.token) != seen:
                     seen = (before.holder, before.token)
                     log.info(
-                        "standing by: the leader is instance %s (%s, token %d), lease ends "
-                        "in %.1f s",
+                        "standing by: the leader is instance %s (%s, token %d, console %s), "
+                        "lease ends in %.1f s",
                         before.holder,
                         before.host,
                         before.token,
+                        before.console_url or "unknown",
                         (before.expires_at - before.now).total_seconds(),
-                        extra={"role": "standby", "leader": before.holder, "token": before.token},
+                        extra={
+                            "role": "standby",
+                            "leader": before.holder,
+                            "token": before.token,
+                            "leader_url": before.console_url,
+                        },
                     )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)

@@ -712,11 +712,15 @@ leader_lease = Table(
     metadata,
     # One row per lease (today only "core"): the instance that leads, its fencing token
     # (incremented at every change of leader, never reused) and until when it holds the lease
-    # (database time). See gateway.leadership and gateway.store.fencing.
+    # (database time), and where its console is. See gateway.leadership and
+    # gateway.store.fencing.
     Column("name", String(50), primary_key=True),
     Column("token", BigInteger, nullable=False),
     Column("holder", String(32), nullable=False),
     Column("host", String(200), nullable=False),
     Column("acquired_at", UtcTimestamp, nullable=False),
     Column("expires_at", UtcTimestamp, nullable=False),
+    # The base URL of the leader's web console (web.public_url, or derived from web.address);
+    # null when it has no console or no known address, and for leases taken before 0007.
+    Column("console_url", String(500)),
 )

@@ -9,14 +9,18 @@ request by this instance's role (:class:`~gateway.leadership.CoreLeadership`):
   dropped when it stops (console sessions belong to one leadership: after a takeover,
   operators sign in again at the new leader);
 - **standby** (or a leader stepping down): HTTP 503 with ``Retry-After`` and a message that
-  names this instance and the leader read from the lease table
+  names this instance and the leader read from the lease table, with the leader's console URL
+  (``leader_url``; a link on the browser page, never a redirect)
   (:func:`gateway.web.roles.not_leader_response`): every page, the API, sign-in, ``/readyz``;
   ``/metrics`` is only ``lockgate_core_leader 0`` (so that scraping every core works and an
   alert can see that no instance, or two, lead).
 
 ``/healthz`` answers 200 on every instance with the role report (``role``, ``state``,
-``instance``, ``host``, ``leader``); ``/readyz`` is 200 only on the leader, which is what a
-proxy's health check should ask (docs/operations.md).
+``instance``, ``host``, ``url``, ``leader``, ``leader_url``); ``/readyz`` is 200 only on the
+leader, which is what a proxy's health check should ask (docs/operations.md).
+
+Once it listens, the console gives the leadership its base URL (``web.public_url``, else
+derived from ``web.address``), which the instance writes to the lease when it takes it.
 
 A change that a deposed leader accepted just before it noticed is refused by the database
 (fencing, :mod:`gateway.store.fencing`) and answered with the same 503, never applied."""
@@ -24,6 +28,7 @@ A change that a deposed leader accepted just before it noticed is refused by the
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -36,8 +41,10 @@ from gateway.leadership import CoreLeadership
 from gateway.runtime import Gateway
 from gateway.web.app import create_app
 from gateway.web.metrics import WebMetrics, standby_metrics
-from gateway.web.roles import LeaderInfo, RoleReport, not_leader_response
+from gateway.web.roles import LeaderInfo, RoleReport, console_url, not_leader_response
 from gateway.web.service import AppServer
+
+log = logging.getLogger(__name__)
 
 
 def role_report(leadership: CoreLeadership) -> RoleReport:
@@ -45,13 +52,21 @@ def role_report(leadership: CoreLeadership) -> RoleReport:
     read it (a standby reads it every ``renew_s``)."""
     if leadership.state == "leader" and leadership.leading():
         token = leadership.token if leadership.token is not None else 0
-        me = LeaderInfo(leadership.instance, leadership.host, token)
-        return RoleReport("leader", "leader", leadership.instance, leadership.host, me)
+        url = leadership.console_url
+        me = LeaderInfo(leadership.instance, leadership.host, token, url)
+        return RoleReport("leader", "leader", leadership.instance, leadership.host, me, url)
     seen = leadership.seen
     leader = None
     if seen is not None and not seen.expired and seen.holder != leadership.instance:
-        leader = LeaderInfo(seen.holder, seen.host, seen.token)
-    return RoleReport("standby", leadership.state, leadership.instance, leadership.host, leader)
+        leader = LeaderInfo(seen.holder, seen.host, seen.token, console_url(seen.console_url))
+    return RoleReport(
+        "standby",
+        leadership.state,
+        leadership.instance,
+        leadership.host,
+        leader,
+        leadership.console_url,
+    )
 
 
 class RoleDispatch:
@@ -140,7 +155,18 @@ class CoreConsole:
         return self.http.url
 
     async def start(self) -> None:
+        """Listen, and give the leadership this console's base URL for the lease (before its
+        loop runs: the URL is written when the instance takes the lease)."""
         await self.http.start(self.dispatch)
+        url = self.settings.console_url(self.http.port)
+        if self.leadership is not None:
+            self.leadership.console_url = url
+        if url is None:
+            log.warning(
+                "web.public_url is not set and web.address %s listens on every interface: "
+                "a standby's console cannot link to this one (set web.public_url)",
+                self.settings.address,
+            )
 
     async def stop(self) -> None:
         self.dispatch.app = None

@@ -41,15 +41,21 @@ class AppServer:
         self._task: asyncio.Task[None] | None = None
 
     @property
-    def url(self) -> str:
-        """Where the application is served (the bound port once started)."""
-        host, port = self.settings.host_port()
+    def port(self) -> int:
+        """The port the application is served on (the bound one once started)."""
+        port = self.settings.host_port()[1]
         if self.server is not None and self.server.servers:
             sockets = self.server.servers[0].sockets
             if sockets:
-                port = sockets[0].getsockname()[1]
+                port = int(sockets[0].getsockname()[1])
+        return port
+
+    @property
+    def url(self) -> str:
+        """Where the application is served (the bound port once started)."""
+        host = self.settings.host_port()[0]
         scheme = "https" if self.settings.tls_cert_file else "http"
-        return f"{scheme}://{host}:{port}/"
+        return f"{scheme}://{host}:{self.port}/"
 
     async def start(self, app: ASGIApp) -> None:
         host, port = self.settings.host_port()

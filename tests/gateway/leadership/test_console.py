@@ -1,8 +1,10 @@
 """The web console of ``lockgate run --role core``: two core processes with ``web.enabled``
 on one PostgreSQL, each serving the console on its own port over real HTTP. The leader's
-console signs in and applies a change; the standby's answers 503 naming the leader (pages,
-sign-in and API alike) and ``/healthz`` reports who leads; after ``kill -9`` of the leader the
-standby takes over and its console signs in and changes. A change that reaches a leader after
+console signs in and applies a change; the standby's answers 503 naming the leader and its
+console URL (pages, sign-in and API alike; a browser page links to the same page at the
+leader, never a redirect) and ``/healthz`` reports who leads and where; after ``kill -9`` of
+the leader the standby takes over and its console signs in and changes, and the old leader,
+started again, stands by and names the new leader's URL. A change that reaches a leader after
 another instance took the lease is refused by the database and answered 503, not applied."""
 
 from __future__ import annotations
@@ -81,16 +83,21 @@ def _applied(url: str, request_id: str) -> int:
 class WebCore:
     """One ``lockgate run --role core`` process with the console on its own port."""
 
-    def __init__(self, folder: Path, name: str, url: str) -> None:
+    def __init__(self, folder: Path, name: str, url: str, *, public: str | None = None) -> None:
+        """``public``: ``web.public_url`` with ``{port}`` for the port (unset: derived)."""
         self.name = name
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.public_url = (public.format(port=self.port) if public is not None
+                           else f"{self.base}/")
+        """The console URL the lease should record for this instance."""
+        public_line = f'public_url = "{self.public_url}"\n' if public is not None else ""
         self.config = folder / f"{name}.toml"
         self.config.write_text(
             f'[database]\nurl = "{url}"\n[mqtt]\nenabled = false\n'
             f"[leadership]\nlease_s = {LEASE_S}\nrenew_s = {RENEW_S}\n"
             f"lock_timeout_s = {RENEW_S}\n"
-            f'[web]\nenabled = true\naddress = "127.0.0.1:{self.port}"\n'
+            f'[web]\nenabled = true\naddress = "127.0.0.1:{self.port}"\n{public_line}'
         )
         self.log_path = folder / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -136,11 +143,23 @@ class WebCore:
             assert time.monotonic() < deadline, f"{self.name}: not {role} within {limit_s:g} s"
             time.sleep(0.05)
 
+    def wait_leader_named(self, instance: str, limit_s: float) -> dict[str, Any]:
+        """The health of this standby once it has read the lease of leader ``instance``."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            health = self.wait_role("standby", limit_s)
+            if health["leader"] is not None and health["leader"]["instance"] == instance:
+                return health
+            assert time.monotonic() < deadline, f"{self.name}: {instance} not named in time"
+            time.sleep(0.05)
+
 
 @pytest.fixture
 def cores(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, WebCore, WebCore]]:
     _prepare(pg_url)
-    a, b = WebCore(tmp_path, "core-a", pg_url), WebCore(tmp_path, "core-b", pg_url)
+    # core-a with web.public_url (a name, not its bind address), core-b derived from its address.
+    a = WebCore(tmp_path, "core-a", pg_url, public="http://localhost:{port}/")
+    b = WebCore(tmp_path, "core-b", pg_url)
     try:
         yield pg_url, a, b
     finally:
@@ -166,14 +185,11 @@ def test_the_leader_serves_the_console_a_standby_names_it_and_takes_over_after_k
     leader = a.wait_role("leader", 20)
     a_id = leader["instance"]
     assert leader["leader"]["instance"] == a_id
+    assert a.public_url == f"http://localhost:{a.port}/"
+    assert leader["url"] == leader["leader_url"] == a.public_url
     b.start()
-    standby = b.wait_role("standby", 20)
-    deadline = time.monotonic() + 5
-    while standby["leader"] is None:  # the standby's first read of the lease
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-        standby = b.wait_role("standby", 1)
-    assert standby["leader"]["instance"] == a_id
+    standby = b.wait_leader_named(a_id, 20)  # the standby's first read of the lease
+    assert (standby["leader_url"], standby["url"]) == (a.public_url, f"{b.base}/")
 
     with httpx.Client(base_url=a.base, timeout=10) as ca:
         assert _sign_in(ca).status_code == 303
@@ -194,23 +210,50 @@ def test_the_leader_serves_the_console_a_standby_names_it_and_takes_over_after_k
         ):
             assert refused.status_code == 503, refused.text
             assert refused.headers["retry-after"] == "1"
+            assert "location" not in refused.headers, "a standby never redirects"
             assert "standby" in refused.text and a_id in refused.text, refused.text
+            assert a.public_url in refused.text, refused.text
         scraped = cb.get("/metrics")
         assert scraped.status_code == 200 and "lockgate_core_leader 0.0" in scraped.text
         api = _apply(cb, "console-2", "WEBB0001").json()
         assert api["error"]["code"] == "NOT_LEADER"
         assert (api["role"], api["leader"]["instance"]) == ("standby", a_id)
+        assert api["leader_url"] == a.public_url
+        assert cb.get("/readyz").json()["leader_url"] == a.public_url
+        page = cb.get("/credentials?q=WEB", headers={"Accept": "text/html"})
+        assert page.status_code == 503
+        link = f'href="{a.public_url}credentials?q=WEB"'
+        assert link in page.text, page.text
+    with httpx.Client(timeout=10) as browser:  # the link leads to the leader's console
+        there = browser.get(f"{a.public_url}login", headers={"Accept": "text/html"})
+        assert there.status_code == 200 and 'id="sign-in"' in there.text, there.text
     assert _applied(url, "console-2") == 0, "the standby applied nothing"
 
     a.kill()
     taken = b.wait_role("leader", 20)
-    assert taken["instance"] != a_id
+    b_id = taken["instance"]
+    assert b_id != a_id
+    assert taken["leader_url"] == f"{b.base}/", "the new leader's URL, derived from its address"
     with httpx.Client(base_url=b.base, timeout=10) as cb:
         assert _sign_in(cb).status_code == 303
         done = _apply(cb, "console-3", "WEBB0002")
         assert done.status_code == 200 and done.json()["status"] == "ok", done.text
     assert _applied(url, "console-1") == 1
     assert _applied(url, "console-3") == 1
+
+    # The old leader comes back as a standby and sends people to the new leader.
+    a.start()
+    back = a.wait_leader_named(b_id, 20)
+    assert (back["leader_url"], back["url"]) == (f"{b.base}/", a.public_url)
+    with httpx.Client(base_url=a.base, timeout=10) as ca:
+        api = _apply(ca, "console-4", "WEBA0002")
+        assert api.status_code == 503 and api.json()["leader_url"] == f"{b.base}/", api.text
+        page = ca.get("/credentials", headers={"Accept": "text/html"})
+        assert page.status_code == 503 and f'href="{b.base}/credentials"' in page.text
+        ready = ca.get("/readyz")
+        assert ready.status_code == 503 and "location" not in ready.headers
+    assert _applied(url, "console-4") == 0
+    assert a.stop() == 0
     assert b.stop() == 0
 
 

@@ -66,6 +66,27 @@ def test_one_holder_at_a_time_and_a_larger_token_at_every_change(
     assert seen is not None and (seen.holder, seen.token, seen.expired) == (A, 3, False)
 
 
+def test_the_lease_records_where_the_holders_console_is(
+    leases: tuple[LeaseStore, LeaseStore],
+) -> None:
+    a, b = leases
+    first = a.acquire(A, "host-a", "https://core-a.example.com/")
+    assert first is not None and first.console_url == "https://core-a.example.com/"
+    renewed = a.renew(first.token)
+    assert renewed is not None and renewed.console_url == "https://core-a.example.com/"
+    seen = b.read()
+    assert seen is not None and (seen.holder, seen.console_url) == (
+        A, "https://core-a.example.com/")
+    assert a.release(first.token)
+    second = b.acquire(B, "host-b", "http://10.0.0.12:8080/")
+    assert second is not None and second.console_url == "http://10.0.0.12:8080/"
+    assert b.release(second.token)
+    third = a.acquire(A, "host-a")  # a core without a console, or without a known address
+    assert third is not None and third.console_url is None, "never the previous holder's URL"
+    seen = b.read()
+    assert seen is not None and (seen.holder, seen.console_url) == (A, None)
+
+
 def _core(db: Database) -> Core:
     core = Core(db)
     core.load()

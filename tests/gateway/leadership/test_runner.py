@@ -141,3 +141,50 @@ def test_leadership_settings_are_checked_naming_the_option() -> None:
     with pytest.raises(ConfigError, match=r"leadership\.lease_s"):
         load_settings(leadership={"lease_s": 0.1})
     assert load_settings(leadership={"lease_s": 10.0, "renew_s": 2.0}).leadership.renew_s == 2.0
+
+
+@pytest.mark.parametrize(
+    ("public_url", "why"),
+    [
+        ("lockgate-a:8080", "no http:// or https:// scheme"),
+        ("ftp://lockgate-a/", "no http:// or https:// scheme"),
+        ("https:///console", "names no host"),
+        ("https://lockgate-a/?next=1", "query or fragment"),
+        ("https://lockgate-a:99999/", "not a valid URL"),
+        ("https://desk:secret@lockgate-a/", "user name or password"),
+        ("https://lockgate-a/ desk", "is not a URL"),
+    ],
+)
+def test_a_bad_web_public_url_is_refused_naming_the_option(public_url: str, why: str) -> None:
+    from gateway.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=r"^config: web\.public_url: ") as info:
+        load_settings(web={"public_url": public_url})
+    assert why in str(info.value) and "Value error" not in str(info.value)
+    assert "secret" not in str(info.value)
+
+
+def test_web_public_url_is_the_console_url_else_derived_from_the_address() -> None:
+    from gateway.config import load_settings
+
+    web = load_settings(web={"public_url": "https://lockgate-a.example.com"}).web
+    assert web.public_url == "https://lockgate-a.example.com/"
+    assert web.console_url(8080) == "https://lockgate-a.example.com/"
+    derived = load_settings(web={"address": "core-a.lan:8443", "tls_cert_file": "c.pem"}).web
+    assert derived.console_url() == "https://core-a.lan:8443/"
+    assert load_settings(web={"address": "127.0.0.1:0"}).web.console_url(41234) == (
+        "http://127.0.0.1:41234/")
+    assert load_settings(web={"address": "0.0.0.0:8080"}).web.console_url() is None
+
+
+def test_a_core_with_a_bad_web_public_url_exits_2_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "core.toml"
+    config.write_text('[web]\nenabled = true\npublic_url = "lockgate-a:8080"\n')
+    result = subprocess.run(
+        [LOCKGATE, "--db", f"sqlite:///{tmp_path}/lockgate.db", "run", "--role", "core",
+         "--config", str(config)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "web.public_url" in result.stderr and "lockgate-a:8080" in result.stderr
+    assert "http:// or https://" in result.stderr

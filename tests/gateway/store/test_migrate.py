@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, inspect, select, text
 
 from gateway.domain import Person, Space
 from gateway.store import (
@@ -19,6 +20,7 @@ from gateway.store import (
     downgrade,
     head,
     migrate,
+    tables,
     upgrade,
 )
 from gateway.store import fact_repository as facts
@@ -133,6 +135,39 @@ def test_downgrade_to_base_removes_every_table(migrated_url: str) -> None:
         database.dispose()
     upgrade(migrated_url)  # and back up again
     assert current(migrated_url) == head()
+
+
+def test_the_lease_gets_a_console_url_and_a_lease_taken_before_keeps_working(
+    db_url: str,
+) -> None:
+    """0007_lease_console_url: the leader's console URL, null for a row written before."""
+    upgrade(db_url, "0006_site_key_visit")
+    database = Database(db_url)
+    row = {"name": "core", "token": 4, "holder": "a" * 32, "host": "core-a pid 7",
+           "at": datetime(2026, 12, 5, 8, 0, tzinfo=UTC)}
+    try:
+        with database.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO leader_lease (name, token, holder, host, acquired_at, expires_at) "
+                "VALUES (:name, :token, :holder, :host, :at, :at)"), row)
+        upgrade(db_url, "0007_lease_console_url")
+        with database.begin() as connection:
+            columns = {c["name"]: c for c in inspect(connection).get_columns("leader_lease")}
+            assert columns["console_url"]["nullable"]
+            kept = connection.execute(select(tables.leader_lease)).one()
+            assert (kept.holder, kept.token, kept.console_url) == ("a" * 32, 4, None)
+            connection.execute(tables.leader_lease.update().values(
+                console_url="https://core-a.example.com/"))
+        downgrade(db_url, "0006_site_key_visit")
+        with database.begin() as connection:
+            columns = {c["name"]: c for c in inspect(connection).get_columns("leader_lease")}
+            assert "console_url" not in columns
+            assert connection.execute(text("SELECT holder, token FROM leader_lease")).one() == (
+                "a" * 32, 4)
+        upgrade(db_url)
+        assert current(db_url) == head()
+    finally:
+        database.dispose()
 
 
 def test_check_up_to_date_tells_the_user_to_upgrade(db_url: str) -> None:
