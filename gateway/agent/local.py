@@ -4,7 +4,8 @@ It holds the last desired state the agent accepted (per controller, with the sit
 what each controller confirmed, the event cursors, and the outbox of messages for the core
 (confirmations first, then events), each kept until the core acknowledged it. Every change is
 one SQLite transaction, so a message is in the outbox exactly when the state it reports is
-stored.
+stored. The file has an id of its own (``store_id``, made with it): with a message's outbox
+sequence number it names the report to the core, which applies each once.
 """
 
 from __future__ import annotations
