@@ -80,7 +80,8 @@ class AppliedReports:
                 key = (r.site, r.store)
                 by_store.setdefault(key, []).append(r.seq)
                 if r.oldest is not None:
-                    oldest[key] = max(oldest.get(key, 0), r.oldest)
+                    # the agent still holds the report it sends: never above its seq
+                    oldest[key] = max(oldest.get(key, 0), min(r.oldest, r.seq))
         if not by_store:
             return list(reports)
         seen: set[tuple[str, str, int]] = set()
