@@ -9,6 +9,8 @@ years); the *cutoff* is that many days before now. :class:`RetentionJob` runs fr
 
    - the personal part of every audit entry older than the cutoff (the chain still verifies);
    - key audit trails and controller events older than the cutoff (rows);
+   - keys' visits to sites' stations, and the site hub's record of the agents' reports it
+     applied (what an agent still sends is forgotten long before), older than the cutoff;
    - inbox records (answered requests) and fact journal entries older than the cutoff;
    - lost-card charges older than the cutoff;
    - access reviews older than the cutoff, except the latest one.
@@ -75,6 +77,7 @@ from gateway.store.tables import (
     fact_journal,
     key_audit,
     site_key_visit,
+    site_report,
 )
 from gateway.store.tables import inbox as inbox_table
 
@@ -231,6 +234,7 @@ class RetentionReport:
     key_audit_rows: int = 0
     controller_events: int = 0
     site_key_visits: int = 0
+    site_reports: int = 0
     inbox_records: int = 0
     journal_entries: int = 0
     charges: list[int] = field(default_factory=list)
@@ -247,6 +251,7 @@ class RetentionReport:
                 self.key_audit_rows,
                 self.controller_events,
                 self.site_key_visits,
+                self.site_reports,
                 self.inbox_records,
                 self.journal_entries,
                 self.charges,
@@ -268,6 +273,7 @@ class RetentionReport:
             "key_audit_rows": self.key_audit_rows,
             "controller_events": self.controller_events,
             "site_key_visits": self.site_key_visits,
+            "site_reports": self.site_reports,
             "inbox_records": self.inbox_records,
             "journal_entries": self.journal_entries,
             "charges": len(self.charges),
@@ -374,6 +380,7 @@ class RetentionJob:
             report.key_audit_rows = _count(s, key_audit, key_audit.c.at, cutoff)
             report.controller_events = _count(s, controller_event, controller_event.c.at, cutoff)
             report.site_key_visits = _count(s, site_key_visit, site_key_visit.c.last_at, cutoff)
+            report.site_reports = _count(s, site_report, site_report.c.applied_at, cutoff)
         else:
             erased = audit_log.erase_personal(s, at=now, before=cutoff)
             report.audit_entries_erased = len(erased)
@@ -385,6 +392,7 @@ class RetentionJob:
             report.site_key_visits = _delete_before(
                 s, site_key_visit, site_key_visit.c.last_at, cutoff
             )
+            report.site_reports = _delete_before(s, site_report, site_report.c.applied_at, cutoff)
         report.charges = [
             int(r.id)
             for r in s.connection().execute(select(charge.c.id).where(charge.c.at < cutoff))

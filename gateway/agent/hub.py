@@ -5,9 +5,10 @@ device state and applies what the agents report, as the local controller workers
   (a delta against the revision last sent, with each changed controller's whole allow-list),
   sites with revoking changes first; a full document when the agent connects, refuses a
   document, or has not reported the revision last sent within ``resend_s``.
-- **Up**: confirmations and events are applied in one core transaction each (idempotent: an
-  allow-list already confirmed, an event already stored change nothing) and acknowledged to
-  the agent only after the commit.
+- **Up**: confirmations and events are applied in one core transaction per batch, each once
+  (recorded by its agent's state file and sequence number in the same transaction,
+  :mod:`gateway.agent.applied`; an allow-list already confirmed, an event already stored
+  change nothing either), and acknowledged to the agent only after the commit.
 
 A site's controllers are those its agent names in its state; with ``sites`` given (the
 ``hub.sites`` setting), only those sites are accepted, each only with the controllers pinned
@@ -30,6 +31,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from drivers.base import ControllerEventKind, DenyReason
+from gateway.agent.applied import AppliedReports
 from gateway.agent.keyhub import KeyHub, key_filters
 from gateway.agent.link import link_error, publish_all, tls_context
 from gateway.agent.parts import wire
@@ -60,7 +62,8 @@ from gateway.sync.planner import CONTROLLER
 log = logging.getLogger(__name__)
 
 MAX_LOST = 10_000
-"""Lost-event reports the hub remembers having applied (see :meth:`SiteHub._apply_events_lost`)."""
+"""Lost-event reports of agents before store ids the hub remembers having applied (see
+:meth:`SiteHub._apply_events_lost`)."""
 
 MAX_BATCH = 500
 """Agent reports applied in one core transaction at most."""
@@ -137,8 +140,11 @@ class SiteHub:
         self._reports: asyncio.Queue[SiteConfirm | SiteEvent] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._lost: dict[tuple[str, int, int, int, str], None] = {}
-        """Lost-event reports applied (controller, generation, first, last, reason), newest
-        last: a redelivered one is recognised here."""
+        """Lost-event reports without a store id applied (controller, generation, first,
+        last, reason), newest last: a redelivered one is recognised here while the hub
+        runs."""
+        self.applied = AppliedReports()
+        """The reports applied, recorded in the store (:mod:`gateway.agent.applied`)."""
         self.keys = KeyHub(self)
         """The sites' key stations (:mod:`gateway.agent.keyhub`)."""
 
@@ -532,7 +538,7 @@ class SiteHub:
         }
 
         def apply_all(s: Session, reports: list[SiteConfirm | SiteEvent]) -> None:
-            for r in reports:
+            for r in self.applied.fresh(s, reports, core.clock()):
                 if isinstance(r, SiteConfirm):
                     self._apply_confirm(s, r, touched.get(r.controller, set()))
                 else:
@@ -552,9 +558,10 @@ class SiteHub:
         return applied
 
     def _applied_lost(self, batch: list[SiteConfirm | SiteEvent]) -> None:
-        """Remember the lost-event reports of a committed batch (the newest MAX_LOST)."""
+        """Remember the lost-event reports without a store id of a committed batch (the
+        newest MAX_LOST)."""
         for r in batch:
-            if isinstance(r, SiteEvent) and r.kind == "events_lost":
+            if isinstance(r, SiteEvent) and r.kind == "events_lost" and r.store is None:
                 self._lost[_lost_key(r)] = None
         while len(self._lost) > MAX_LOST:
             del self._lost[next(iter(self._lost))]
@@ -598,8 +605,9 @@ class SiteHub:
 
     def _apply_events_lost(self, s: Session, e: SiteEvent) -> None:
         """Report events a site's controller lost before they were read, as the core's own
-        controller worker does; a redelivery of a gap already reported changes nothing."""
-        if _lost_key(e) in self._lost:
+        controller worker does. A redelivery is skipped before (:class:`AppliedReports`); of
+        an agent before store ids, one of a gap reported since the hub started."""
+        if e.store is None and _lost_key(e) in self._lost:
             return
         reason = e.reason or "overwritten"
         self.sink.event(
@@ -670,7 +678,9 @@ def _confirms(raw: bytes) -> list[SiteConfirm]:
     if not isinstance(body, dict):
         return [SiteConfirm.model_validate_json(raw)]  # raises the ValidationError
     if "confirms" in body:
-        return list(SiteConfirms.model_validate(body).confirms)
+        whole = SiteConfirms.model_validate(body)
+        origin = {"store": whole.store, "oldest": whole.oldest}
+        return [c if c.store else c.model_copy(update=origin) for c in whole.confirms]
     return [SiteConfirm.model_validate(body)]
 
 

@@ -12,9 +12,10 @@ stations report, recorded as the core's own station worker records it.
   order, one core transaction per batch, through :func:`gateway.sync.station.record_key_visit`
   and :func:`~gateway.sync.station.record_key_confirmed`, and :class:`SiteKeyFailed` (a
   write that failed or was interrupted) through
-  :func:`~gateway.sync.station.record_key_failed` (idempotent: records already stored, an
-  image already confirmed, a failure already recorded change nothing), and acknowledged
-  after the commit.
+  :func:`~gateway.sync.station.record_key_failed`, each once (recorded by its agent's state
+  file and sequence number in the same transaction, :mod:`gateway.agent.applied`; records
+  already stored, an image already confirmed change nothing either), and acknowledged after
+  the commit.
 
 A station belongs to the first site that reports it; a report about another site's station,
 or about a station the core serves itself, is refused (logged, not acknowledged).
@@ -82,7 +83,8 @@ VISIT_WAIT_S = 2.0
 before the request, applied by the hub in its own batch) before it is refused. Below the
 agent's default ``agent.key_wait_s`` (3 s)."""
 MAX_FAILURES = 10_000
-"""Failed key writes the hub remembers having applied (see :meth:`KeyHub._apply_failed`)."""
+"""Failed key writes of agents before store ids the hub remembers having applied (see
+:meth:`KeyHub._apply_failed`)."""
 
 KeyReport = SiteKeyVisit | SiteKeyConfirm | SiteKeyFailed | SiteEvent
 
@@ -116,8 +118,9 @@ class KeyHub:
         self._wake = asyncio.Event()
         self._reports: asyncio.Queue[KeyReport] = asyncio.Queue()
         self._failures: dict[tuple[str, str, str, datetime], None] = {}
-        """Failed writes applied (site, station, key, when), newest last: a redelivered one
-        whose key has no job to tell (:func:`record_key_failed`) is recognised here."""
+        """Failed writes without a store id applied (site, station, key, when), newest last:
+        a redelivered one whose key has no job to tell (:func:`record_key_failed`) is
+        recognised here while the hub runs."""
 
     # ------------------------------------------------------------------ hooks of the hub
 
@@ -412,7 +415,7 @@ class KeyHub:
         core = gateway.core
 
         def apply_all(s: Session) -> None:
-            for r in batch:
+            for r in self.hub.applied.fresh(s, batch, core.clock()):
                 if isinstance(r, SiteKeyVisit):
                     self._apply_visit(s, r)
                 elif isinstance(r, SiteKeyConfirm):
@@ -460,16 +463,17 @@ class KeyHub:
             self.hub.sink.availability(s, e.controller, online, reason)
 
     def _applied_failures(self, batch: list[KeyReport]) -> None:
-        """Remember the failed writes of a committed batch (the newest MAX_FAILURES)."""
+        """Remember the failed writes without a store id of a committed batch (the newest
+        MAX_FAILURES)."""
         for r in batch:
-            if isinstance(r, SiteKeyFailed):
+            if isinstance(r, SiteKeyFailed) and r.store is None:
                 self._failures[(r.site, r.station, r.serial, r.at)] = None
         while len(self._failures) > MAX_FAILURES:
             del self._failures[next(iter(self._failures))]
 
     def _apply_failed(self, s: Session, f: SiteKeyFailed) -> None:
-        if (f.site, f.station, f.serial, f.at) in self._failures:
-            return  # already applied
+        if f.store is None and (f.site, f.station, f.serial, f.at) in self._failures:
+            return  # already applied (a redelivery with a store id is skipped before)
         record_key_failed(
             s, self.hub.sink, f.station, f.serial, outcome=f.outcome, error=f.error, at=f.at
         )

@@ -4,12 +4,14 @@ It holds the last desired state the agent accepted (per controller, with the sit
 what each controller confirmed, the event cursors, and the outbox of messages for the core
 (confirmations first, then events), each kept until the core acknowledged it. Every change is
 one SQLite transaction, so a message is in the outbox exactly when the state it reports is
-stored.
+stored. The file has an id of its own (``store_id``, made with it): with a message's outbox
+sequence number it names the report to the core, which applies each once.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -88,6 +90,15 @@ class AgentStore:
                 c.execute("insert into meta values ('site', ?)", (site,))
         elif held != site:
             raise ValueError(f"--site: the state file {self.path} belongs to site {held!r}")
+        store = self._meta("store")
+        if store is None:
+            # made once with the file (or on the first start of a version that sends it)
+            store = secrets.token_hex(16)
+            with self._tx() as c:
+                c.execute("insert into meta values ('store', ?)", (store,))
+        self.store_id = store
+        """The id of this state file: with an outbox sequence number it names a report to
+        the core, so a new file whose numbers start again is not taken for repeats."""
 
     def close(self) -> None:
         with self._lock:
@@ -114,6 +125,22 @@ class AgentStore:
         with self._lock:
             row = self._db.execute("select value from meta where key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def remembered(self, key: str) -> str | None:
+        """A value the agent keeps across restarts (:meth:`remember`)."""
+        return self._meta(f"kept:{key}")
+
+    def remember(self, key: str, value: str | None) -> None:
+        """Keep ``value`` under ``key`` across restarts (None: forget it)."""
+        with self._tx() as c:
+            if value is None:
+                c.execute("delete from meta where key = ?", (f"kept:{key}",))
+            else:
+                c.execute(
+                    "insert into meta values (?, ?) on conflict(key) do update "
+                    "set value = excluded.value",
+                    (f"kept:{key}", value),
+                )
 
     # ------------------------------------------------------------------ desired state
 
@@ -350,6 +377,13 @@ class AgentStore:
     def waiting(self) -> int:
         with self._lock:
             return int(self._db.execute("select count(*) from outbox").fetchone()[0])
+
+    def oldest(self) -> int | None:
+        """The lowest sequence number in the outbox (None: empty). Every lower one was
+        acknowledged or replaced: numbers only grow and are never reused."""
+        with self._lock:
+            row = self._db.execute("select min(seq) from outbox").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def acknowledged(self, seqs: list[int]) -> int:
         """Drop what the core acknowledged; returns how many were still queued."""

@@ -1,6 +1,8 @@
 """The wire form of the agent's outbox: events one message each, confirmations of the site
 together in :class:`~gateway.bridge.sitepayloads.SiteConfirms` messages (one per send while
-they fit in :data:`CONFIRMS_BYTES`), in outbox order (revocations first)."""
+they fit in :data:`CONFIRMS_BYTES`), in outbox order (revocations first). Every message names
+the agent's state file (``store``) and the lowest sequence number its outbox still holds
+(``oldest``)."""
 
 from __future__ import annotations
 
@@ -20,17 +22,30 @@ def dump_json(body: dict[str, object]) -> bytes:
 
 
 def wire_messages(
-    site: str, topics: TopicMap, due: Sequence[Pending], limit: int = CONFIRMS_BYTES
+    site: str,
+    topics: TopicMap,
+    due: Sequence[Pending],
+    limit: int = CONFIRMS_BYTES,
+    *,
+    store: str | None = None,
+    oldest: int | None = None,
 ) -> list[tuple[str, bytes]]:
-    """``(topic, payload)`` of the messages that carry ``due``, in its order."""
+    """``(topic, payload)`` of the messages that carry ``due``, in its order, each with the
+    id of the agent's state file ``store`` and the lowest sequence number of its outbox
+    ``oldest`` (when given)."""
     out: list[tuple[str, bytes]] = []
     confirms: list[bytes] = []
     size = 0
+    origin: dict[str, object] = {"site": site}
+    if store is not None:
+        origin["store"] = store
+    if oldest is not None:
+        origin["oldest"] = oldest
 
     def flush() -> None:
         nonlocal size
         if confirms:
-            head = dump_json({"site": site})[:-1]
+            head = dump_json(origin)[:-1]
             out.append(
                 (
                     topics.site("site_confirm", site),
@@ -41,11 +56,13 @@ def wire_messages(
             size = 0
 
     for p in due:
-        body = dump_json({"site": site, "seq": p.seq, **p.payload})
         if p.topic != "site_confirm":
             flush()
-            out.append((topics.site(p.topic, site), body))
+            out.append(
+                (topics.site(p.topic, site), dump_json(origin | {"seq": p.seq, **p.payload}))
+            )
             continue
+        body = dump_json({"site": site, "seq": p.seq, **p.payload})
         if confirms and size + len(body) > limit:
             flush()
         confirms.append(body)

@@ -346,7 +346,13 @@ class Agent:
             # together; PUBACKs awaited together
             await publish_all(
                 client,
-                wire_messages(self.site, self.topics, due),
+                wire_messages(
+                    self.site,
+                    self.topics,
+                    due,
+                    store=self.store.store_id,
+                    oldest=self.store.oldest() if due else None,
+                ),
                 f"lockgate-agent-outbox-{self.site}-send",
             )
             with contextlib.suppress(TimeoutError):

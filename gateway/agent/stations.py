@@ -16,13 +16,16 @@ A visit at an agent's station, in order:
    than what the key holds (the key holds an image the agent knows to be older, or the
    cached image disables the key), never an older one; the station's notice says that
    central updates are waiting, and so does the agent's retained state
-   (``waiting_for_core``, since when) until the core answers again.
+   (``waiting_for_core``, since when) until the core answers again. The moment and the keys
+   not answered are kept in the agent's state file: a restarted agent still says since when
+   central updates wait, and asks for those keys again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -48,6 +51,8 @@ WAIT_S = 3.0
 cache."""
 WAITING = "central updates are waiting"
 ANSWERED = "the core answers again"
+KEPT = "waiting_for_core"
+"""The state file's entry for :attr:`KeyLink.waiting_since` and :attr:`KeyLink.unanswered`."""
 ASK_AGAIN_S = 5.0
 """While central updates are waiting, the agent asks the core again this often for the keys
 it did not answer."""
@@ -66,9 +71,11 @@ class KeyLink:
         self._waiting: dict[str, list[asyncio.Future[SiteKeyImage]]] = {}
         self.waiting_since: datetime | None = None
         """Since when a visit got no answer from the core (None: the core answers); the
-        agent's retained state carries it as ``waiting_for_core``."""
+        agent's retained state carries it as ``waiting_for_core``. Kept in the state file
+        with :attr:`unanswered`."""
         self.unanswered: set[str] = set()
         """Keys whose visit got no answer, asked for again until the core answers."""
+        self._restore()
         self.changed = asyncio.Event()
         """Set when :attr:`waiting_since` changes (the state is published again)."""
         self.ask_again_s = ASK_AGAIN_S
@@ -150,17 +157,49 @@ class KeyLink:
         return doc
 
     def _unanswered(self, serial: str) -> None:
+        if serial in self.unanswered and self.waiting_since is not None:
+            return
         self.unanswered.add(serial)
         if self.waiting_since is None:
             self.waiting_since = datetime.now(UTC)
             self.changed.set()
+        self._keep()
 
     def _answered(self) -> None:
         """The core sent an image: it answers again."""
+        if self.waiting_since is None and not self.unanswered:
+            return
         self.unanswered.clear()
         if self.waiting_since is not None:
             self.waiting_since = None
             self.changed.set()
+        self._keep()
+
+    def _keep(self) -> None:
+        """Keep :attr:`waiting_since` and :attr:`unanswered` in the state file."""
+        since = self.waiting_since
+        self.keys.store.remember(
+            KEPT,
+            None
+            if since is None
+            else json.dumps({"since": since.isoformat(), "keys": sorted(self.unanswered)}),
+        )
+
+    def _restore(self) -> None:
+        """Since when central updates waited, and for which keys, before a restart."""
+        kept = self.keys.store.remembered(KEPT)
+        if kept is None:
+            return
+        try:
+            body = json.loads(kept)
+            since = datetime.fromisoformat(body["since"])
+            keys = {str(k) for k in body["keys"]}
+        except (ValueError, KeyError, TypeError):
+            log.warning(
+                "agent of site %s: unreadable %s in the state file ignored", self.site, KEPT
+            )
+            return
+        self.waiting_since, self.unanswered = since, keys
 
     async def watch(self, publish: Callable[[str], Awaitable[None]]) -> None:
         """While connected: ``publish(reason)`` the agent's state again whenever central

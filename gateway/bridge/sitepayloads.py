@@ -9,8 +9,9 @@ retained :class:`SiteState`. Key stations at the site: the agent asks for keys' 
 (:class:`SiteKeyRequest`), the core answers or pushes them (:class:`SiteKeyImage`), and the
 agent reports what a key held and its audit trail (:class:`SiteKeyVisit`) and what it wrote
 (:class:`SiteKeyConfirm`).
-Every up message carries the agent's outbox sequence number: the core applies it idempotently
-and acknowledges it once stored; the agent sends it again until acknowledged.
+Every up message carries the agent's outbox sequence number and the id of its state file
+(``store``): the core applies it once (recording it in the transaction that applies it) and
+acknowledges it once stored; the agent sends it again until acknowledged.
 """
 
 from __future__ import annotations
@@ -21,6 +22,19 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 _ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 _SITE = "Site id (the agent's --site)."
+_SEQ = "The agent's outbox sequence number."
+_STORE = (
+    "Id of the agent's state file (random, made with the file): with ``seq`` it names the "
+    "report, so that the core applies it once however often it comes, across restarts of "
+    "the core, and a new state file (its sequence numbers starting again at 1) is not taken "
+    "for repeats. Absent: an agent before store ids (the core then tells repeats of lost events "
+    "and failed key writes only while it runs)."
+)
+_OLDEST = (
+    "The lowest outbox sequence number the agent still held when it sent this message: every "
+    "lower one was acknowledged or replaced and never comes again, so the core forgets "
+    "having applied it."
+)
 
 
 class _Payload(BaseModel):
@@ -106,7 +120,9 @@ class SiteConfirm(_Payload):
     checksum was verified after the commit."""
 
     site: str = Field(pattern=_ID, description=_SITE)
-    seq: int = Field(ge=1, description="The agent's outbox sequence number.")
+    seq: int = Field(ge=1, description=_SEQ)
+    store: str | None = Field(default=None, pattern=_ID, description=_STORE)
+    oldest: int | None = Field(default=None, ge=1, description=_OLDEST)
     controller: str = Field(min_length=1, max_length=64, description="Controller id.")
     revision: str = Field(min_length=1, max_length=64, description="Desired revision held.")
     checksum: int = Field(ge=0, description="Allow-list checksum the controller reported.")
@@ -119,10 +135,13 @@ class SiteConfirm(_Payload):
 
 class SiteConfirms(_Payload):
     """Confirmations of one site in one message, each with its own outbox sequence number
-    (acknowledged one by one). A core also accepts a single :class:`SiteConfirm` on the topic
-    (agents before confirmations were coalesced)."""
+    (acknowledged one by one); ``store`` and ``oldest`` hold for all of them. A core also
+    accepts a single :class:`SiteConfirm` on the topic (agents before confirmations were
+    coalesced)."""
 
     site: str = Field(pattern=_ID, description=_SITE)
+    store: str | None = Field(default=None, pattern=_ID, description=_STORE)
+    oldest: int | None = Field(default=None, ge=1, description=_OLDEST)
     confirms: list[SiteConfirm] = Field(
         min_length=1, max_length=10000, description="The confirmations, revoking ones first."
     )
@@ -133,7 +152,9 @@ class SiteEvent(_Payload):
     core). ``(controller, generation, sequence)`` identifies it."""
 
     site: str = Field(pattern=_ID, description=_SITE)
-    seq: int = Field(ge=1, description="The agent's outbox sequence number.")
+    seq: int = Field(ge=1, description=_SEQ)
+    store: str | None = Field(default=None, pattern=_ID, description=_STORE)
+    oldest: int | None = Field(default=None, ge=1, description=_OLDEST)
     kind: Literal["controller_event", "availability", "device_error", "events_lost"] = Field(
         description="An event read from the controller, the controller's availability, or "
         "events the controller lost before the agent read them (``sequence``..``last``)."
@@ -292,7 +313,9 @@ class SiteKeyVisit(_Payload):
     before it cleared them on the key."""
 
     site: str = Field(pattern=_ID, description=_SITE)
-    seq: int = Field(ge=1, description="The agent's outbox sequence number.")
+    seq: int = Field(ge=1, description=_SEQ)
+    store: str | None = Field(default=None, pattern=_ID, description=_STORE)
+    oldest: int | None = Field(default=None, ge=1, description=_OLDEST)
     station: str = Field(min_length=1, max_length=64, description="Station id.")
     serial: str = Field(pattern=_ID, description="Key serial.")
     held: KeyImageDoc = Field(description="The image the key held when inserted.")
@@ -305,7 +328,9 @@ class SiteKeyConfirm(_Payload):
     image of revision ``revision`` planned by the core (``version``)."""
 
     site: str = Field(pattern=_ID, description=_SITE)
-    seq: int = Field(ge=1, description="The agent's outbox sequence number.")
+    seq: int = Field(ge=1, description=_SEQ)
+    store: str | None = Field(default=None, pattern=_ID, description=_STORE)
+    oldest: int | None = Field(default=None, ge=1, description=_OLDEST)
     station: str = Field(min_length=1, max_length=64, description="Station id.")
     serial: str = Field(pattern=_ID, description="Key serial.")
     version: int = Field(ge=1, description="Version of the planned image it holds.")
@@ -336,7 +361,9 @@ class SiteKeyFailed(_Payload):
     it: the core records it once."""
 
     site: str = Field(pattern=_ID, description=_SITE)
-    seq: int = Field(ge=1, description="The agent's outbox sequence number.")
+    seq: int = Field(ge=1, description=_SEQ)
+    store: str | None = Field(default=None, pattern=_ID, description=_STORE)
+    oldest: int | None = Field(default=None, ge=1, description=_OLDEST)
     station: str = Field(min_length=1, max_length=64, description="Station id.")
     serial: str = Field(pattern=_ID, description="Key serial.")
     outcome: Literal["pulled", "failed"] = Field(

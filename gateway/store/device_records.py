@@ -26,6 +26,7 @@ from gateway.store.tables import (
     key_audit,
     key_image,
     site_key_visit,
+    site_report,
     sync_job,
 )
 from gateway.store.txcache import transaction_cache
@@ -633,3 +634,44 @@ def site_key_visits(session: Session, site: str, serials: Iterable[str]) -> set[
         if station is not None and station.role == "station" and station.info.get("site") == site:
             found.add(serial)
     return found
+
+
+def applied_reports(session: Session, site: str, store: str, seqs: Iterable[int]) -> set[int]:
+    """Which of the outbox sequence numbers ``seqs`` of the agent of ``site`` with state file
+    ``store`` were applied (recorded by :func:`note_applied_reports`)."""
+    wanted = sorted(set(seqs))
+    found: set[int] = set()
+    for start in range(0, len(wanted), 500):
+        rows = session.execute(
+            select(site_report.c.seq).where(
+                site_report.c.site == site,
+                site_report.c.store == store,
+                site_report.c.seq.in_(wanted[start : start + 500]),
+            )
+        )
+        found.update(int(r[0]) for r in rows)
+    return found
+
+
+def note_applied_reports(
+    session: Session, reports: Iterable[tuple[str, str, int]], at: datetime
+) -> None:
+    """Record reports (site, store, seq) as applied at ``at`` (none of them recorded yet)."""
+    rows = [{"site": k, "store": st, "seq": q, "applied_at": at} for k, st, q in reports]
+    if rows:
+        session.execute(insert(site_report), rows)
+
+
+def forget_applied_reports(
+    session: Session, site: str, store: str, below: int, applied_before: datetime
+) -> None:
+    """Forget the reports of ``site``'s agent with state file ``store`` below sequence number
+    ``below`` (the agent sends them no more) applied before ``applied_before``."""
+    session.execute(
+        delete(site_report).where(
+            site_report.c.site == site,
+            site_report.c.store == store,
+            site_report.c.seq < below,
+            site_report.c.applied_at < applied_before,
+        )
+    )

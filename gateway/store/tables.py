@@ -547,6 +547,21 @@ site_key_visit = Table(
 """Keys that visited a station of a site (served by that site's agent): the hub answers a
 site's requests for key images only for these keys."""
 
+site_report = Table(
+    "site_report",
+    metadata,
+    # A report of a site's agent (confirmation, event, key visit, ...) the site hub applied,
+    # written in the transaction that applied it: a redelivery (after a crash between the
+    # commit and the acknowledgement, or a restart of the core) is recognised here.
+    Column("site", String(IDENT), primary_key=True),
+    Column("store", String(IDENT), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("applied_at", UtcTimestamp, nullable=False),
+)
+"""Reports of sites' agents the site hub applied, by (site, the id of the agent's state file,
+its outbox sequence number). Rows below the lowest sequence number the agent still holds are
+forgotten (it never sends them again); retention deletes those older than its period."""
+
 key_audit = Table(
     "key_audit",
     metadata,

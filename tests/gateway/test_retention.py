@@ -30,7 +30,14 @@ from gateway.retention import RetentionJob, RetentionService
 from gateway.reviews import reviews
 from gateway.store import device_records as sync_store
 from gateway.store.database import Database
-from gateway.store.tables import controller_event, fact_journal, inbox, key_audit, site_key_visit
+from gateway.store.tables import (
+    controller_event,
+    fact_journal,
+    inbox,
+    key_audit,
+    site_key_visit,
+    site_report,
+)
 from tests import sample
 from tests.gateway.audit.util import NOW, TODAY, Clock, add_operator, audited_core
 from tests.gateway.audit.util import db as db
@@ -115,10 +122,11 @@ def core(db: Database, clock: Clock) -> Core:
 
 
 def history(db: Database, at: datetime) -> None:
-    """Hardware history at ``at``: a key audit record, a controller event and a key's visit
-    to a site's station (a key of its own per instant)."""
+    """Hardware history at ``at``: a key audit record, a controller event, a key's visit to
+    a site's station (a key of its own per instant) and a site agent's report applied."""
     with db.session() as s:
         sync_store.note_site_key_visit(s, "north", f"K{at:%Y%m%d}", at)
+        sync_store.note_applied_reports(s, [("north", "a1", int(at.timestamp()))], at)
         sync_store.add_key_audit(
             s,
             [
@@ -208,6 +216,7 @@ def test_everything_past_the_period_is_erased_and_logged_without_the_data(
     assert (report.key_audit_rows, report.controller_events) == (1, 1)
     assert count(db, key_audit) == 1 and count(db, controller_event) == 1
     assert report.site_key_visits == 1 and count(db, site_key_visit) == 1
+    assert report.site_reports == 1 and count(db, site_report) == 1
     assert report.inbox_records == 1 and count(db, inbox) == 0
     assert report.journal_entries == journal_before - 1  # all but the newest
     with db.session(readonly=True) as s:

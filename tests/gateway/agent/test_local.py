@@ -1,6 +1,7 @@
 """The agent's local store accepts desired documents in order only, refuses malformed,
 foreign, stale and out-of-order ones with a reason naming the field, and keeps its last good
-state; its outbox keeps messages until acknowledged, revocations first."""
+state; its outbox keeps messages until acknowledged, revocations first; the file has an id
+of its own that names its messages."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ from typing import Any
 import pytest
 
 from gateway.agent.local import EVENT, REVOCATION, UPDATE, AgentStore, Refused
+from gateway.agent.outbox import wire_messages
+from gateway.bridge.sitepayloads import SiteEvent
+from gateway.bridge.topics import TopicMap
+
+NOW = datetime.now(UTC).isoformat()
 
 
 def doc(revision: int, base: int | None = None, site: str = "north", **controllers: Any) -> bytes:
@@ -144,3 +150,36 @@ def test_a_confirmation_replacing_an_unacknowledged_revoking_one_keeps_its_prior
     confirm("b~rev", ["2"])  # takes 1 away
     confirm("b", ["2", "3"])  # adds 3, replacing the unsent one: the core never saw 1 go
     assert [(p.priority, p.payload["revision"]) for p in store.pending()] == [(REVOCATION, "b")]
+
+
+def test_the_state_file_has_an_id_of_its_own_and_names_every_message(tmp_path: Path) -> None:
+    """The id is made with the file and kept in it; a new file gets a new one. The outbox's
+    lowest sequence number only grows: numbers are never reused."""
+    first = AgentStore(tmp_path / "agent.db", "north")
+    made = first.store_id
+    assert re.fullmatch(r"[0-9a-f]{32}", made)
+    assert first.oldest() is None
+    for n in range(3):
+        first.note({"kind": "availability", "controller": f"c{n}", "online": True}, None)
+    seqs = [p.seq for p in first.pending()]
+    assert first.oldest() == seqs[0]
+    first.acknowledged(seqs[:2])
+    assert first.oldest() == seqs[2]
+    first.acknowledged(seqs[2:])
+    first.note({"kind": "availability", "controller": "c9", "online": True, "at": NOW}, None)
+    assert first.oldest() == seqs[2] + 1
+    first.close()
+
+    again = AgentStore(tmp_path / "agent.db", "north")
+    assert again.store_id == made
+    messages = wire_messages(
+        "north", TopicMap("lockgate"), again.pending(), store=again.store_id, oldest=again.oldest()
+    )
+    (body,) = [json.loads(raw) for _, raw in messages]
+    assert (body["store"], body["oldest"], body["seq"]) == (made, seqs[2] + 1, seqs[2] + 1)
+    SiteEvent.model_validate(body)
+    again.close()
+
+    fresh = AgentStore(tmp_path / "other.db", "north")
+    assert fresh.store_id != made
+    fresh.close()

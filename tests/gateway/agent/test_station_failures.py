@@ -218,3 +218,44 @@ def test_the_key_image_wait_is_an_agent_setting(tmp_path: Path) -> None:
         config.write_text(f"[agent]\nkey_wait_s = {bad}\n")
         with pytest.raises(ConfigError, match=r"^config: agent\.key_wait_s: "):
             load_settings(config)
+
+
+async def test_a_restarted_agent_still_says_since_when_central_updates_wait(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    site = "keys-waiting-restart"
+    async with station_site(sqlite_url, broker, tmp_path, site) as run:
+        await run.stop_core()
+        run.station.wait_s = 1.0
+        assert not (await run.program(sample.KEY_BJORN_MAIN)).answered
+        state = await _state_until(
+            broker, site, lambda s: s.waiting_for_core is not None, "the waiting published"
+        )
+        since = state.waiting_for_core
+        settings, path = run.agent.settings, run.agent.store.path
+        await run.agent.stop()
+
+        # the agent restarts while the core is still away: its state says the same moment
+        async with Agent(settings, site, path, resend_s=1.0, key_wait_s=1.0) as again:
+            await until(again.connected.is_set, what="the agent connected again")
+            assert again.key_link.waiting_since == since
+            state = await _state_until(
+                broker, site, lambda s: s.reason == "connected", "the restarted agent's state"
+            )
+            assert state.online and state.waiting_for_core == since
+
+            # the core is back: asked again for the key it did not answer, it answers
+            await run.start_core()
+            await until(
+                lambda: again.key_link.waiting_since is None, 15, what="the core answers again"
+            )
+            await _state_until(
+                broker, site, lambda s: s.waiting_for_core is None, "the waiting cleared"
+            )
+        # and the cleared state is what the next start finds
+        restarted = Agent(settings, site, path)
+        try:
+            assert restarted.key_link.waiting_since is None
+            assert restarted.key_link.unanswered == set()
+        finally:
+            restarted.store.close()

@@ -1,0 +1,240 @@
+"""A report of a site's agent is applied once however often it is delivered: the hub records
+it by (site, the agent's state file, outbox sequence number) in the transaction that applies
+it, so a redelivery after a restart of the core (the acknowledgement lost with it) reports
+nothing again. A new state file, its sequence numbers starting again at 1, is no repeat; the
+record forgets what the agent no longer holds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+from sqlalchemy import select
+
+from gateway.agent import Agent
+from gateway.demo.broker import PrivateMosquitto
+from gateway.store.tables import site_report
+from tests.gateway.agent.harness import (
+    RunningCore,
+    agent_settings,
+    core_gateway,
+    running_core,
+    state_file,
+    until,
+)
+
+
+def gate(site: str) -> str:
+    """The site's controller (a name of its own: other tests' agents leave their retained
+    states, naming their controllers, on the session's broker)."""
+    return f"gate-{site}"
+
+
+STORE = "0f" * 16
+NEW_STORE = "a1" * 16
+
+
+class FakeAgent:
+    """An agent's side of the site topics, by hand: publishes reports and waits for their
+    acknowledgements."""
+
+    def __init__(self, client: aiomqtt.Client, site: str) -> None:
+        self.client = client
+        self.site = site
+        self.base = f"lockgate/v1/site/{site}"
+
+    async def deliver(self, topic: str, body: dict[str, Any]) -> None:
+        """Publish ``body`` on the site's ``topic`` and wait until the core acknowledges it."""
+        seq = body["seq"]
+        await self.client.publish(f"{self.base}/{topic}", json.dumps(body), qos=1)
+        async with asyncio.timeout(10):
+            async for msg in self.client.messages:
+                assert isinstance(msg.payload, bytes)
+                if seq in json.loads(msg.payload)["seqs"]:
+                    return
+
+
+@asynccontextmanager
+async def fake_agent(broker: PrivateMosquitto, site: str) -> AsyncIterator[FakeAgent]:
+    """A fake agent of ``site`` that names its controller :func:`gate` in its retained state."""
+    async with aiomqtt.Client(broker.host, broker.port, identifier=f"fake-{site}") as c:
+        agent = FakeAgent(c, site)
+        await c.subscribe(f"{agent.base}/ack", qos=1)
+        state = {
+            "site": site,
+            "online": True,
+            "reason": "connected",
+            "controllers": {gate(site): None},
+            "at": datetime.now(UTC).isoformat(),
+        }
+        await c.publish(f"{agent.base}/state", json.dumps(state), qos=1, retain=True)
+        try:
+            yield agent
+        finally:
+            await c.publish(f"{agent.base}/state", b"", qos=1, retain=True)
+
+
+def lost(site: str, seq: int, first: int, store: str | None = STORE) -> dict[str, Any]:
+    """A lost-events report of the gate (events ``first``..``first + 9``)."""
+    body: dict[str, Any] = {
+        "site": site,
+        "seq": seq,
+        "kind": "events_lost",
+        "controller": gate(site),
+        "generation": 1,
+        "sequence": first,
+        "last": first + 9,
+        "reason": "overwritten",
+        "at": datetime.now(UTC).isoformat(),
+    }
+    return body | ({"store": store, "oldest": seq} if store else {})
+
+
+def failed(site: str, seq: int, store: str, at: str) -> dict[str, Any]:
+    """A failed write of a key with no pending job at a station of the site."""
+    return {
+        "site": site,
+        "seq": seq,
+        "store": store,
+        "oldest": seq,
+        "station": f"wall-{site}",
+        "serial": "100000009",
+        "outcome": "pulled",
+        "error": "key removed during the write",
+        "at": at,
+    }
+
+
+def _events(run: RunningCore, kind: str) -> list[dict[str, Any]]:
+    return [b for k, b in run.sink.events if k == kind]
+
+
+async def _restarted(
+    run: RunningCore, db_url: str, broker: PrivateMosquitto, site: str, stack: AsyncExitStack
+) -> None:
+    """Stop the core and start a new one (a new hub, a new sink) on the same store (stopped
+    with ``stack``)."""
+    await run.gateway.stop()
+    run.gateway, run.hub, run.sink = core_gateway(db_url, broker)
+    await run.gateway.start()
+    stack.push_async_callback(run.gateway.stop)
+    hub = run.hub
+    await until(lambda: site in hub.sites and hub.sites[site].controllers, what="the hub back")
+
+
+async def test_lost_events_delivered_again_after_a_core_restart_are_reported_once(
+    db_url: str, broker: PrivateMosquitto
+) -> None:
+    site = "redeliver-lost"
+    async with (
+        running_core(db_url, broker, [gate(site)]) as run,
+        fake_agent(broker, site) as agent,
+        AsyncExitStack() as stack,
+    ):
+        await until(lambda: site in run.hub.sites and run.hub.sites[site].controllers)
+        report = lost(site, 7, 100)
+        await agent.deliver("events", report)
+        await agent.deliver("events", report)  # the acknowledgement was late: sent again
+        assert [(b["first"], b["last"]) for b in _events(run, "controller_events_lost")] == [
+            (100, 109)
+        ]
+
+        # the core restarts after the commit, before the agent heard the acknowledgement
+        await _restarted(run, db_url, broker, site, stack)
+        await agent.deliver("events", report)
+        assert _events(run, "controller_events_lost") == []
+
+        # a new state file: its numbers start again, its reports are no repeats
+        await agent.deliver("events", lost(site, 7, 200, store=NEW_STORE))
+        assert [(b["first"], b["last"]) for b in _events(run, "controller_events_lost")] == [
+            (200, 209)
+        ]
+
+
+async def test_a_failed_key_write_delivered_again_after_a_core_restart_is_reported_once(
+    db_url: str, broker: PrivateMosquitto
+) -> None:
+    """The key has no pending job (nothing in the store tells the failure was recorded)."""
+    site = "redeliver-key"
+    at = datetime.now(UTC).isoformat()
+    async with (
+        running_core(db_url, broker, [gate(site)]) as run,
+        fake_agent(broker, site) as agent,
+        AsyncExitStack() as stack,
+    ):
+        await until(lambda: site in run.hub.sites, what="the hub heard the agent")
+        await agent.deliver("key_failed", failed(site, 3, STORE, at))
+        assert len(_events(run, "key_programming_failed")) == 1
+
+        await _restarted(run, db_url, broker, site, stack)
+        await agent.deliver("key_failed", failed(site, 3, STORE, at))
+        assert _events(run, "key_programming_failed") == []
+        # another write failed, reported by an agent with a new state file under seq 3 again
+        later = datetime.now(UTC).isoformat()
+        await agent.deliver("key_failed", failed(site, 3, NEW_STORE, later))
+        assert len(_events(run, "key_programming_failed")) == 1
+
+
+async def test_a_report_without_a_store_id_is_still_applied(
+    sqlite_url: str, broker: PrivateMosquitto
+) -> None:
+    """An agent before store ids: applied, and a repeat recognised while the hub runs."""
+    site = "redeliver-old"
+    async with (
+        running_core(sqlite_url, broker, [gate(site)]) as run,
+        fake_agent(broker, site) as agent,
+    ):
+        await until(lambda: site in run.hub.sites and run.hub.sites[site].controllers)
+        await agent.deliver("events", lost(site, 5, 300, store=None))
+        await agent.deliver("events", lost(site, 5, 300, store=None))
+        assert len(_events(run, "controller_events_lost")) == 1
+
+
+def _seqs(run: RunningCore, site: str, store: str) -> set[int]:
+    with run.core.db.session(readonly=True) as s:
+        rows = s.execute(
+            select(site_report.c.seq).where(
+                site_report.c.site == site, site_report.c.store == store
+            )
+        )
+        return {int(r[0]) for r in rows}
+
+
+async def test_an_agent_with_a_new_state_file_is_not_taken_for_repeats(
+    sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    """A real agent: its reports are recorded under its state file's id; with a new file it
+    starts again at 1 under a new id, and its confirmations reach the core; what its outbox
+    no longer holds is forgotten."""
+    site = "redeliver-real"
+    controller = gate(site)
+    async with running_core(sqlite_url, broker, [controller]) as run:
+        run.hub.applied.keep_s = run.hub.applied.forget_every_s = 0.0
+        settings = agent_settings(broker, {controller: run.simulators[controller].driver_options()})
+        async with Agent(settings, site, state_file(tmp_path, "old"), resend_s=1.0) as old:
+            await until(lambda: run.all_confirmed([controller]), what="the first sync")
+            await until(lambda: old.store.waiting() == 0, what="all acknowledged")
+            first = old.store.store_id
+            applied = await run.gateway.call(_seqs, run, site, first)
+            assert applied
+        await run.block(0)  # while the site's agent is away
+        async with Agent(settings, site, state_file(tmp_path, "new"), resend_s=1.0) as new:
+            assert new.store.store_id != first
+            await until(
+                lambda: run.all_confirmed([controller]), what="the new file's confirmations"
+            )
+            await until(lambda: new.store.waiting() == 0, what="all acknowledged")
+            again = await run.gateway.call(_seqs, run, site, new.store.store_id)
+            assert again & applied  # the same numbers, not taken for repeats
+            # one more report: its message says the agent holds nothing below it any more
+            await run.block(1)
+            await until(lambda: run.all_confirmed([controller]), what="in sync again")
+            await until(lambda: new.store.waiting() == 0, what="all acknowledged again")
+            kept = await run.gateway.call(_seqs, run, site, new.store.store_id)
+            assert kept and not kept & again
