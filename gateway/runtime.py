@@ -60,6 +60,9 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
         await task
 
 
+_COMMITTED = "lockgate.commit-notifier.changes"
+
+
 class CommitNotifier:
     """A core listener that tells observers on the event loop about every committed change.
 
@@ -76,13 +79,30 @@ class CommitNotifier:
         loop = self.loop
         if loop is None or not self.observers or not changes:
             return
+        # The transaction's changes, in order, go to the event loop in one hand-over after
+        # its commit (one listener per transaction, however many commands it holds).
+        committed: list[Changes] | None = session.info.get(_COMMITTED)
+        if committed is not None:
+            committed.append(changes)
+            return
+        committed = session.info[_COMMITTED] = [changes]
         observers = list(self.observers)
 
-        def after_commit(_: Session) -> None:
-            for observer in observers:
-                loop.call_soon_threadsafe(observer, changes)
+        def tell(batch: list[Changes]) -> None:
+            for each in batch:
+                for observer in observers:
+                    observer(each)
+
+        def after_commit(sess: Session) -> None:
+            batch = sess.info.pop(_COMMITTED, [])
+            if batch:
+                loop.call_soon_threadsafe(tell, batch)
+
+        def after_rollback(sess: Session) -> None:
+            sess.info.pop(_COMMITTED, None)
 
         event.listen(session, "after_commit", after_commit, once=True)
+        event.listen(session, "after_rollback", after_rollback, once=True)
 
 
 class PeriodicService:

@@ -68,7 +68,7 @@ class CommandLog:
             seqs = audit_log.erase_personal(session, at=ctx.now, subjects=erased) if erased else []
             if seqs:
                 data[audit_log.ERASED_ENTRIES] = audit_log.seq_ranges(seqs)
-        audit_log.append(
+        audit_log.append_seq(
             session,
             at=ctx.now,
             actor=ctx.operator,

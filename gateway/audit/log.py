@@ -195,6 +195,48 @@ def append(
     ``person p-anna``); ``data`` must hold no personal data; ``personal`` holds what may have
     to be erased later (empty or ``None``: no personal part).
     """
+    row, names = _buffer(session, at, actor, action, subjects, data, personal)
+    return Entry(
+        seq=row["seq"],
+        at=row["at"],
+        actor=actor,
+        action=action,
+        subject=row["subject"],
+        data=json.loads(row["data"]),
+        personal=json.loads(row["personal"]) if row["personal"] is not None else None,
+        personal_digest=row["personal_digest"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+        subjects=names,
+    )
+
+
+def append_seq(
+    session: Session,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    subjects: Sequence[str] = (),
+    data: Mapping[str, Any] | None = None,
+    personal: Mapping[str, Any] | None = None,
+) -> int:
+    """Append one entry as :func:`append` does and return only its ``seq`` (for callers
+    that append many and read none back)."""
+    row, _ = _buffer(session, at, actor, action, subjects, data, personal)
+    seq: int = row["seq"]
+    return seq
+
+
+def _buffer(
+    session: Session,
+    at: datetime,
+    actor: str,
+    action: str,
+    subjects: Sequence[str],
+    data: Mapping[str, Any] | None,
+    personal: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], list[str]]:
     _check_text("actor", actor, MAX_ACTOR)
     _check_text("action", action, MAX_ACTION)
     if at.tzinfo is None or at.utcoffset() is None:
@@ -229,38 +271,25 @@ def append(
         prev_hash=prev,
     )
     entry_rows, subject_rows = _pending(conn)
-    entry_rows.append(
-        {
-            "seq": seq,
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "data": data_text,
-            "personal": personal_text,
-            "personal_salt": salt,
-            "personal_digest": digest,
-            "prev_hash": prev,
-            "hash": h,
-            "erased_at": None,
-        },
-    )
+    row = {
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "data": data_text,
+        "personal": personal_text,
+        "personal_salt": salt,
+        "personal_digest": digest,
+        "prev_hash": prev,
+        "hash": h,
+        "erased_at": None,
+    }
+    entry_rows.append(row)
     names = split_subjects(subject)
     subject_rows.extend({"seq": seq, "subject": s} for s in names)
     cache[_HEAD_KEY] = (seq, h)
-    return Entry(
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        data=json.loads(data_text),
-        personal=json.loads(personal_text) if personal_text is not None else None,
-        personal_digest=digest,
-        prev_hash=prev,
-        hash=h,
-        subjects=names,
-    )
+    return row, names
 
 
 def _entry(row: Row[Any]) -> Entry:
@@ -660,6 +689,7 @@ __all__ = [
     "Problem",
     "Verification",
     "append",
+    "append_seq",
     "check_entry",
     "count",
     "entries",
