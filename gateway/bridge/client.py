@@ -369,6 +369,7 @@ class BrokerSession:
     def _hook(self, client: aiomqtt.Client) -> None:
         """Manual acknowledgement and session-present on the client."""
         inner = _paho(client)
+        _pending_publishes(client)  # publish_many needs it: fail before connecting
         inner.manual_ack_set(True)
         on_connect: Any = inner.on_connect
         on_disconnect: Any = inner.on_disconnect
