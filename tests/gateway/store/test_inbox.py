@@ -110,3 +110,18 @@ def test_invalid_records_are_refused_naming_the_field(
 def test_prune_needs_an_aware_time(clean_db: Database) -> None:
     with clean_db.session() as s, pytest.raises(ValueError, match="older_than: must carry"):
         inbox.prune(s, datetime(2026, 1, 1))
+
+
+def test_many_ids_are_looked_up_at_once_whatever_their_number(clean_db: Database) -> None:
+    recorded = [f"req-{i}" for i in range(0, 1200, 2)]
+    with clean_db.session() as s:
+        inbox.record_many(
+            s, [InboxEntry(r, "person/put", {"status": "ok", "n": r}, T0) for r in recorded]
+        )
+    wanted = [f"req-{i}" for i in range(1200)] + ["req-0", "req-2", "unknown"]
+    with clean_db.session(readonly=True) as s:
+        found = inbox.lookup_many(s, wanted)
+        assert inbox.lookup_many(s, []) == {}
+        assert set(inbox.lookup_many(s, ["req-1", "req-4"])) == {"req-4"}
+    assert set(found) == set(recorded)
+    assert all(e.response == {"status": "ok", "n": r} for r, e in found.items())
