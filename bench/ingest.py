@@ -28,7 +28,8 @@ PostgreSQL at 100/s). The last line of output is one JSON object, with ``met``.
 With ``--statements`` no broker runs: the changes are applied in-process through the core
 with the gateway's listeners, half one request per transaction, half ``--batch`` per
 transaction, and the result is the number of SQL statements per request (an executemany
-counts once; ``BENCH_SHOW_SQL=1`` lists the statements of the first request of each kind).
+counts once; ``BENCH_SHOW_SQL=1`` lists the statements of the first request of each kind,
+``BENCH_SHOW_SQL=batch`` those of the last batch, counted).
 The rate mode and the flood both report ``gateway_cpu_ms_per_request``.
 
     python bench/ingest.py [--count 20000] [--db sqlite|postgresql] [--window 1000]
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import random
@@ -746,8 +748,13 @@ def count_statements(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         counted = [0]
         show = os.environ.get("BENCH_SHOW_SQL")
 
+        in_batch: collections.Counter[str] = collections.Counter()
+        recording = [False]
+
         def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
             counted[0] += 1
+            if show == "batch" and recording[0]:
+                in_batch[" ".join(statement.split())[:90]] += 1
             if show and counted[0] - before <= 40 and len(by_kind.get(command.name, ())) == 0:
                 log(f"  {command.name}: {' '.join(statement.split())[:110]}")
 
@@ -768,6 +775,7 @@ def count_statements(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         rest = stream[half:]
         for start in range(0, len(rest), args.batch):
             chunk = rest[start : start + args.batch]
+            recording[0] = start + args.batch >= len(rest)  # the last batch
             outcomes = core.submit_many(
                 [
                     Submission(c, "central-system", f"b-{half + start + j}", "mqtt")
@@ -776,6 +784,8 @@ def count_statements(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             )
             assert all(o.ok for o in outcomes)
         batched = (counted[0] - before) / len(rest)
+        for text, n in in_batch.most_common():
+            log(f"  last batch: {n:4d} x {text}")
         core.db.dispose()
     finally:
         cleanup()

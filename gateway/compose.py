@@ -51,7 +51,7 @@ from gateway.runtime import CommitNotifier, Gateway, Service
 from gateway.store.database import Database, normalize_url
 from gateway.store.fencing import Fence
 from gateway.sync.engine import SyncService
-from gateway.sync.events import Sinks, SyncSink, confirmed_revision
+from gateway.sync.events import Sinks, SyncSink, confirmed_revision, prefetch_confirmed
 from gateway.sync.planner import load_exposures, plan
 
 
@@ -135,7 +135,12 @@ def build_gateway(
     every connection to the broker (a core leader: while it holds the lease)."""
     notifier = CommitNotifier()
     bridge = (
-        MqttBridge(settings.mqtt, confirmed_lookup=confirmed_revision, may_connect=may_connect)
+        MqttBridge(
+            settings.mqtt,
+            confirmed_lookup=confirmed_revision,
+            confirmed_prefetch=prefetch_confirmed,
+            may_connect=may_connect,
+        )
         if settings.mqtt.enabled
         else None
     )
@@ -237,7 +242,9 @@ def build_desk_station(settings: Settings) -> tuple[Gateway, Sinks]:
     sinks: list[SyncSink] = [AuditSink(core.clock)]
     if settings.mqtt.enabled:
         publisher = StatePublisher(
-            TopicMap(settings.mqtt.base_topic), confirmed_lookup=confirmed_revision
+            TopicMap(settings.mqtt.base_topic),
+            confirmed_lookup=confirmed_revision,
+            confirmed_prefetch=prefetch_confirmed,
         )
         sinks.append(BridgeSyncSink(publisher, core))
     return Gateway(settings, core, notifier=notifier, upgrade=False), Sinks(sinks)

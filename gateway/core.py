@@ -198,6 +198,8 @@ Loader = Callable[[Session, "Core"], None]
 """Restores, at :meth:`Core.load`, engine state that is not a fact."""
 
 
+_AT_FLUSH = "lockgate.core.at-flush"
+
 class Core:
     """Store + rules engine + listeners; see the module docstring for the flow. Its
     listeners, loaders and authorizer are given at construction and never change; build a
@@ -522,9 +524,22 @@ class Core:
             listener(s, self, ctx, changes)
         self._flush(s, pending)
 
+    def at_flush(self, s: Session, fn: Callable[[Session], None]) -> None:
+        """Have ``fn(s)`` run once when the core writes what the transaction's commands
+        accumulated, before its own writes: for a listener that gathers the work of every
+        command of a batch and does it together (the sync planner's reads of key images).
+        The core writes after the listeners of every batch of commands, of every time tick
+        and of every :meth:`persist`, always before the transaction commits."""
+        hooks: list[Callable[[Session], None]] | None = s.info.get(_AT_FLUSH)
+        if hooks is None:
+            hooks = s.info[_AT_FLUSH] = []
+        hooks.append(fn)
+
     def _flush(self, s: Session, pending: _Pending) -> None:
         """Write what a transaction accumulated, in few statements: the journal, the inbox
         records, the derived states of credentials, controllers and cylinders."""
+        for fn in s.info.pop(_AT_FLUSH, ()):
+            fn(s)
         now = self.clock()
         fact_store.write_deferred(s)
         if pending.journal:

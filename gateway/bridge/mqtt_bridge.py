@@ -40,9 +40,11 @@ from gateway.bridge.client import (
 from gateway.bridge.inbound import RequestPipeline, is_urgent
 from gateway.bridge.outbound import (
     ConfirmedLookup,
+    ConfirmedPrefetch,
     OutboxRelay,
     StatePublisher,
     no_confirmation,
+    no_prefetch,
     to_json,
 )
 from gateway.bridge.topics import TopicMap
@@ -94,6 +96,7 @@ class MqttBridge:
         settings: MqttSettings,
         *,
         confirmed_lookup: ConfirmedLookup = no_confirmation,
+        confirmed_prefetch: ConfirmedPrefetch = no_prefetch,
         may_connect: Callable[[], bool] = lambda: True,
     ) -> None:
         self.settings = settings
@@ -103,7 +106,9 @@ class MqttBridge:
         client id, whose session the leader holds."""
         self.topics = TopicMap(settings.base_topic)
         self.options = connect_options(settings)
-        self.publisher = StatePublisher(self.topics, confirmed_lookup=confirmed_lookup)
+        self.publisher = StatePublisher(
+            self.topics, confirmed_lookup=confirmed_lookup, confirmed_prefetch=confirmed_prefetch
+        )
         self.connected = asyncio.Event()
         """Set while a session is up."""
         self.connections = 0

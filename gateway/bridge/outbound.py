@@ -22,7 +22,7 @@ import contextlib
 import logging
 import uuid
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -55,9 +55,18 @@ ConfirmedLookup = Callable[[Session, "Core", str], tuple[str, datetime] | None]
 confirmed holding, or None."""
 
 
+ConfirmedPrefetch = Callable[[Session, "Core", Sequence[str]], None]
+"""``(session, core, credential numbers)``: read ahead, in few statements, what the
+:data:`ConfirmedLookup` will be asked about these credentials in the transaction."""
+
+
 def no_confirmation(session: Session, core: Core, number: str) -> None:
     """The default :data:`ConfirmedLookup`: nothing is ever confirmed."""
     return None
+
+
+def no_prefetch(session: Session, core: Core, numbers: Sequence[str]) -> None:
+    """The default :data:`ConfirmedPrefetch`: nothing to read ahead."""
 
 
 _DEVICE_ID = TypeAdapter(Ident)
@@ -120,10 +129,12 @@ class StatePublisher:
         topics: TopicMap,
         *,
         confirmed_lookup: ConfirmedLookup = no_confirmation,
+        confirmed_prefetch: ConfirmedPrefetch = no_prefetch,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.topics = topics
         self.confirmed_lookup = confirmed_lookup
+        self.confirmed_prefetch = confirmed_prefetch
         self.clock = clock
         self.availability: dict[str, p.DeviceAvailability] = {}
         self._revoked: set[str] | None = None
@@ -203,6 +214,10 @@ class StatePublisher:
                     return
                 at = self.clock()
                 messages = []
+                for owner in {id(o): o for o in queued.values()}.values():
+                    self.confirmed_prefetch(
+                        sess, owner, [n for n, o in queued.items() if o is owner]
+                    )
                 for number, owner in queued.items():
                     state = owner.engine.states.get(number)
                     if state is None:
@@ -290,6 +305,8 @@ class StatePublisher:
         """Queue the state of each of ``numbers``; returns how many."""
         now = self.clock()
         count = 0
+        numbers = list(numbers)
+        self.confirmed_prefetch(session, core, numbers)
         for number in numbers:
             self._put_state(session, core, number, now)
             count += 1
@@ -469,9 +486,11 @@ class OutboxRelay:
 
 __all__ = [
     "ConfirmedLookup",
+    "ConfirmedPrefetch",
     "OutboxRelay",
     "StatePublisher",
     "credential_state_payload",
     "no_confirmation",
+    "no_prefetch",
     "to_json",
 ]

@@ -13,7 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Table, and_, case, delete, event, insert, select, tuple_, update
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -500,6 +513,29 @@ def get_key(session: Session, serial: str) -> KeyConfirmed | None:
         cache[serial] = _KEYS.get(session, serial)
     found: KeyConfirmed | None = cache[serial]
     return found
+
+
+_KEYS_IN = select(key_image).where(key_image.c.serial.in_(bindparam("serials", expanding=True)))
+_KEYS_ANY = select(key_image).where(
+    key_image.c.serial == func.any(bindparam("serials", type_=postgresql.ARRAY(String)))
+)
+
+
+def prefetch_keys(session: Session, serials: Iterable[str]) -> None:
+    """Read what each of ``serials`` was last confirmed to hold, one statement per 500 keys,
+    and remember it for the transaction as :func:`get_key` does (a key never confirmed is
+    remembered as such): for a caller about to ask for many keys."""
+    cache = transaction_cache(session, "key-image")
+    wanted = [s for s in dict.fromkeys(serials) if s not in cache]
+    if not wanted:
+        return
+    conn = session.connection()
+    statement = _KEYS_ANY if conn.dialect.name == "postgresql" else _KEYS_IN
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        found = {row.serial: _key(row) for row in conn.execute(statement, {"serials": chunk})}
+        for serial in chunk:
+            cache[serial] = found.get(serial)
 
 
 def all_keys(session: Session) -> list[KeyConfirmed]:

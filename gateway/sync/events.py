@@ -8,6 +8,7 @@ must not do I/O of its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -49,6 +50,20 @@ class Sinks:
     def event(self, session: Session, kind: str, body: dict[str, Any]) -> None:
         for s in self.sinks:
             s.event(session, kind, body)
+
+
+def prefetch_confirmed(session: Session, core: Core, numbers: Sequence[str]) -> None:
+    """Read the confirmed images of the keys among ``numbers`` in few statements, for the
+    :func:`confirmed_revision` calls that follow in the transaction."""
+    credentials = core.engine.facts.credentials
+    sync_store.prefetch_keys(
+        session,
+        [
+            n
+            for n in numbers
+            if (c := credentials.get(n)) is not None and c.kind is CredentialKind.KEY
+        ],
+    )
 
 
 def confirmed_revision(session: Session, core: Core, number: str) -> tuple[str, datetime] | None:

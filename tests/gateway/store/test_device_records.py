@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import event
+
 from gateway.store import device_records as sync_store
 from gateway.store.database import Database
 
@@ -163,3 +165,43 @@ def test_a_site_has_the_keys_that_visited_it_or_were_programmed_at_its_stations(
         assert sync_store.site_key_visits(s, "north", asked) == {"100000001", "100000002"}
         assert sync_store.site_key_visits(s, "south", asked) == set()
         assert sync_store.site_key_visits(s, "north", []) == set()
+
+
+def test_many_keys_are_read_ahead_in_few_statements_and_remembered(db: Database) -> None:
+    with db.session() as s:
+        for i in range(0, 1100, 3):
+            sync_store.confirm_key(
+                s,
+                sync_store.KeyConfirmed(
+                    f"k{i}", f"r{i}", f"c{i}", True, ("200201",), None, {"200201": i}, "desk", T0
+                ),
+            )
+    statements: list[str] = []
+
+    def count(_c: object, _cur: object, statement: str, *_: object) -> None:
+        if statement.startswith("SELECT key_image."):
+            statements.append(statement)
+
+    wanted = [f"k{i}" for i in range(1100)] + ["k0", "never"]
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with db.session() as s:
+            sync_store.prefetch_keys(s, wanted)
+            assert len(statements) == 3  # 1101 distinct keys, 500 a statement
+            found = {k: sync_store.get_key(s, k) for k in wanted}
+            sync_store.prefetch_keys(s, wanted)
+            assert len(statements) == 3  # all remembered for the transaction
+            sync_store.confirm_key(
+                s, sync_store.KeyConfirmed("k1", "new", None, False, (), None, {}, "desk", T0)
+            )
+            after = sync_store.get_key(s, "k1")  # a confirmation in the transaction is seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert {k for k, v in found.items() if v is not None} == {f"k{i}" for i in range(0, 1100, 3)}
+    k3 = found["k3"]
+    assert k3 is not None and (k3.revision, k3.cylinders, k3.blacklists) == (
+        "r3",
+        ("200201",),
+        {"200201": 3},
+    )
+    assert after is not None and after.revision == "new"
