@@ -679,8 +679,13 @@ def _confirms(raw: bytes) -> list[SiteConfirm]:
         return [SiteConfirm.model_validate_json(raw)]  # raises the ValidationError
     if "confirms" in body:
         whole = SiteConfirms.model_validate(body)
-        origin = {"store": whole.store, "oldest": whole.oldest}
-        return [c if c.store else c.model_copy(update=origin) for c in whole.confirms]
+        # a confirmation queued under an earlier store id names it; the rest share the message's
+        return [
+            c.model_copy(
+                update={"store": c.store or whole.store, "oldest": c.oldest or whole.oldest}
+            )
+            for c in whole.confirms
+        ]
     return [SiteConfirm.model_validate(body)]
 
 

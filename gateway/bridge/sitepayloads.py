@@ -9,8 +9,8 @@ retained :class:`SiteState`. Key stations at the site: the agent asks for keys' 
 (:class:`SiteKeyRequest`), the core answers or pushes them (:class:`SiteKeyImage`), and the
 agent reports what a key held and its audit trail (:class:`SiteKeyVisit`) and what it wrote
 (:class:`SiteKeyConfirm`).
-Every up message carries the agent's outbox sequence number and the id of its state file
-(``store``): the core applies it once (recording it in the transaction that applies it) and
+Every up message carries the agent's outbox sequence number and the store id it was queued
+under (``store``): the core applies it once (recording it in the transaction that applies it) and
 acknowledges it once stored; the agent sends it again until acknowledged.
 """
 
@@ -24,16 +24,17 @@ _ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 _SITE = "Site id (the agent's --site)."
 _SEQ = "The agent's outbox sequence number."
 _STORE = (
-    "Id of the agent's state file (random, made with the file): with ``seq`` it names the "
-    "report, so that the core applies it once however often it comes, across restarts of "
-    "the core, and a new state file (its sequence numbers starting again at 1) is not taken "
-    "for repeats. Absent: an agent before store ids (the core then tells repeats of lost events "
-    "and failed key writes only while it runs)."
+    "Store id the report was queued under (random; the agent draws a new one every time it "
+    "opens its state file and keeps it with the queued report): with ``seq`` it names the "
+    "report, so that the core applies it once however often it comes, across restarts of the "
+    "core, and sequence numbers handed out again (a new state file, or one restored from a "
+    "backup) are not taken for repeats. Absent: an agent before store ids (the core then "
+    "tells repeats of lost events and failed key writes only while it runs)."
 )
 _OLDEST = (
     "The lowest outbox sequence number the agent still held when it sent this message: every "
-    "lower one was acknowledged or replaced and never comes again, so the core forgets "
-    "having applied it."
+    "report queued under the same store id with a lower number was acknowledged or replaced, "
+    "so the core takes it for a repeat should it come again and forgets its record."
 )
 
 
@@ -135,7 +136,8 @@ class SiteConfirm(_Payload):
 
 class SiteConfirms(_Payload):
     """Confirmations of one site in one message, each with its own outbox sequence number
-    (acknowledged one by one); ``store`` and ``oldest`` hold for all of them. A core also
+    (acknowledged one by one); ``store`` and ``oldest`` hold for those that do not name their
+    own (one queued under an earlier store id names it). A core also
     accepts a single :class:`SiteConfirm` on the topic (agents before confirmations were
     coalesced)."""
 
