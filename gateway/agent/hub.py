@@ -512,14 +512,17 @@ class SiteHub:
         confirms = sum(1 for r in done if isinstance(r, SiteConfirm))
         self.confirm_s += time.perf_counter() - started
         self.confirmations += confirms
-        acks: dict[str, list[int]] = {}
+        acks: dict[tuple[str, str | None], list[int]] = {}
         for r in done:
-            acks.setdefault(r.site, []).append(r.seq)
+            acks.setdefault((r.site, r.store), []).append(r.seq)
         await publish_all(
             client,
             [
-                (self.topics.site("site_ack", site), dump(SiteAck(site=site, seqs=seqs)))
-                for site, seqs in acks.items()
+                (
+                    self.topics.site("site_ack", site),
+                    dump(SiteAck(site=site, store=store, seqs=seqs)),
+                )
+                for (site, store), seqs in acks.items()
             ],
             "lockgate-sites-ack",
         )

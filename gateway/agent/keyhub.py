@@ -394,14 +394,17 @@ class KeyHub:
             for r in done:
                 if isinstance(r, SiteKeyVisit):
                     self._visit_applied(r.site, r.serial)
-            acks: dict[str, list[int]] = {}
+            acks: dict[tuple[str, str | None], list[int]] = {}
             for r in done:
-                acks.setdefault(r.site, []).append(r.seq)
+                acks.setdefault((r.site, r.store), []).append(r.seq)
             await publish_all(
                 client,
                 [
-                    (self.hub.topics.site("site_ack", site), dump(SiteAck(site=site, seqs=seqs)))
-                    for site, seqs in acks.items()
+                    (
+                        self.hub.topics.site("site_ack", site),
+                        dump(SiteAck(site=site, store=store, seqs=seqs)),
+                    )
+                    for (site, store), seqs in acks.items()
                 ],
                 "lockgate-sites-key-ack",
             )

@@ -406,17 +406,27 @@ class AgentStore:
 
     def oldest(self) -> int | None:
         """The lowest sequence number in the outbox (None: empty). Every lower one was
-        acknowledged or replaced: numbers only grow and are never reused."""
+        acknowledged or replaced: numbers only grow (a file restored from a backup hands
+        them out again, under a new store id)."""
         with self._lock:
             row = self._db.execute("select min(seq) from outbox").fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    def acknowledged(self, seqs: list[int]) -> int:
-        """Drop what the core acknowledged; returns how many were still queued."""
+    def acknowledged(self, seqs: list[int], store: str | None = None) -> int:
+        """Drop what the core acknowledged (queued under store id ``store``; None: a core
+        that names none); returns how many were still queued. An acknowledgement naming
+        another store id (of a report from before the file was restored from a backup)
+        drops nothing: the number may be queued again under the current id."""
         if not seqs:
             return 0
         with self._tx() as c:
-            cur = c.executemany("delete from outbox where seq = ?", [(s,) for s in seqs])
+            if store is None:
+                cur = c.executemany("delete from outbox where seq = ?", [(s,) for s in seqs])
+            else:
+                cur = c.executemany(
+                    "delete from outbox where seq = ? and coalesce(store, ?) = ?",
+                    [(s, self.file_id, store) for s in seqs],
+                )
             return cur.rowcount
 
 

@@ -185,9 +185,19 @@ class SiteEvent(_Payload):
 
 
 class SiteAck(_Payload):
-    """The core stored the agent's messages with these outbox sequence numbers."""
+    """The core stored the agent's messages with these outbox sequence numbers (queued under
+    store id ``store``)."""
 
     site: str = Field(pattern=_ID, description=_SITE)
+    store: str | None = Field(
+        default=None,
+        pattern=_ID,
+        description="The store id the reports were queued under: the agent drops only its "
+        "rows queued under it, so that an acknowledgement of a report of a lost timeline (a "
+        "state file since restored from a backup) never drops a new report reusing its "
+        "number. Absent: the reports named none (an agent before store ids), or a core before "
+        "it named them.",
+    )
     seqs: list[int] = Field(description="Outbox sequence numbers stored by the core.")
 
 
@@ -384,9 +394,13 @@ class SiteKeyFailed(_Payload):
 
 def dump(model: BaseModel) -> bytes:
     """The wire form of a site payload. A whole desired document leaves out ``part`` and
-    ``parts``: agents that know no parts accept it as before."""
-    whole = isinstance(model, SiteDesired) and model.parts == 1
-    return model.model_dump_json(exclude={"part", "parts"} if whole else None).encode()
+    ``parts``, an acknowledgement naming no store id ``store``: agents that know neither
+    accept them as before."""
+    if isinstance(model, SiteDesired) and model.parts == 1:
+        return model.model_dump_json(exclude={"part", "parts"}).encode()
+    if isinstance(model, SiteAck) and model.store is None:
+        return model.model_dump_json(exclude={"store"}).encode()
+    return model.model_dump_json().encode()
 
 
 SITE_PAYLOADS: dict[str, type[BaseModel]] = {

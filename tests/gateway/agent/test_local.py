@@ -17,7 +17,7 @@ import pytest
 
 from gateway.agent.local import EVENT, REVOCATION, UPDATE, AgentStore, Refused
 from gateway.agent.outbox import wire_messages
-from gateway.bridge.sitepayloads import SiteConfirms, SiteEvent
+from gateway.bridge.sitepayloads import SiteAck, SiteConfirms, SiteEvent, dump
 from gateway.bridge.topics import TopicMap
 
 NOW = datetime.now(UTC).isoformat()
@@ -204,6 +204,9 @@ def test_every_opening_queues_under_a_new_store_id_and_rows_keep_theirs(tmp_path
     restored.confirm("n2", "c", 1, 7, ["3"], 1, 3.0, NOW)
     (row,) = [p for p in restored.pending() if p.payload["controller"] == "n2"]
     assert (row.seq, row.store) == (reused, restored.store_id)  # the number, not the name
+    # the lost timeline's acknowledgement of that number, arriving late, drops nothing
+    assert restored.acknowledged([reused], restarted) == 0
+    assert restored.acknowledged([reused], restored.store_id) == 1
     restored.close()
 
     fresh = AgentStore(tmp_path / "other.db", "north")
@@ -232,4 +235,13 @@ def test_a_state_file_of_the_version_before_keeps_the_names_of_its_rows(tmp_path
     store.note({"kind": "availability", "controller": "c1", "online": True, "at": NOW}, None)
     assert [(p.seq, p.store) for p in store.pending()] == [(1, "f00d"), (2, store.store_id)]
     assert store.store_id != "f00d"
+    assert store.acknowledged([1, 2], "f00d") == 1
+    assert [p.seq for p in store.pending()] == [2]
     store.close()
+
+
+def test_an_acknowledgement_names_the_store_id_only_when_it_has_one() -> None:
+    """Agents before store ids refuse a field they do not know."""
+    assert json.loads(dump(SiteAck(site="north", seqs=[1]))) == {"site": "north", "seqs": [1]}
+    named = json.loads(dump(SiteAck(site="north", store="ab", seqs=[1])))
+    assert named == {"site": "north", "store": "ab", "seqs": [1]}
