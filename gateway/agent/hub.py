@@ -6,9 +6,10 @@ device state and applies what the agents report, as the local controller workers
   sites with revoking changes first; a full document when the agent connects, refuses a
   document, or has not reported the revision last sent within ``resend_s``.
 - **Up**: confirmations and events are applied in one core transaction per batch, each once
-  (recorded by its agent's state file and sequence number in the same transaction,
-  :mod:`gateway.agent.applied`; an allow-list already confirmed, an event already stored
-  change nothing either), and acknowledged to the agent only after the commit.
+  (recorded by the store id it was queued under and its sequence number in the same
+  transaction, :mod:`gateway.agent.applied`; an allow-list already confirmed, an event
+  already stored change nothing either), and acknowledged to the agent only after the
+  commit.
 
 A site's controllers are those its agent names in its state; with ``sites`` given (the
 ``hub.sites`` setting), only those sites are accepted, each only with the controllers pinned
