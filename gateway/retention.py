@@ -78,6 +78,7 @@ from gateway.store.tables import (
     key_audit,
     site_key_visit,
     site_report,
+    site_report_floor,
 )
 from gateway.store.tables import inbox as inbox_table
 
@@ -380,7 +381,9 @@ class RetentionJob:
             report.key_audit_rows = _count(s, key_audit, key_audit.c.at, cutoff)
             report.controller_events = _count(s, controller_event, controller_event.c.at, cutoff)
             report.site_key_visits = _count(s, site_key_visit, site_key_visit.c.last_at, cutoff)
-            report.site_reports = _count(s, site_report, site_report.c.applied_at, cutoff)
+            report.site_reports = _count(s, site_report, site_report.c.applied_at, cutoff) + _count(
+                s, site_report_floor, site_report_floor.c.raised_at, cutoff
+            )
         else:
             erased = audit_log.erase_personal(s, at=now, before=cutoff)
             report.audit_entries_erased = len(erased)
@@ -392,7 +395,9 @@ class RetentionJob:
             report.site_key_visits = _delete_before(
                 s, site_key_visit, site_key_visit.c.last_at, cutoff
             )
-            report.site_reports = _delete_before(s, site_report, site_report.c.applied_at, cutoff)
+            report.site_reports = _delete_before(
+                s, site_report, site_report.c.applied_at, cutoff
+            ) + _delete_before(s, site_report_floor, site_report_floor.c.raised_at, cutoff)
         report.charges = [
             int(r.id)
             for r in s.connection().execute(select(charge.c.id).where(charge.c.at < cutoff))

@@ -6,9 +6,10 @@ device state and applies what the agents report, as the local controller workers
   sites with revoking changes first; a full document when the agent connects, refuses a
   document, or has not reported the revision last sent within ``resend_s``.
 - **Up**: confirmations and events are applied in one core transaction per batch, each once
-  (recorded by its agent's state file and sequence number in the same transaction,
-  :mod:`gateway.agent.applied`; an allow-list already confirmed, an event already stored
-  change nothing either), and acknowledged to the agent only after the commit.
+  (recorded by the store id it was queued under and its sequence number in the same
+  transaction, :mod:`gateway.agent.applied`; an allow-list already confirmed, an event
+  already stored change nothing either), and acknowledged to the agent only after the
+  commit.
 
 A site's controllers are those its agent names in its state; with ``sites`` given (the
 ``hub.sites`` setting), only those sites are accepted, each only with the controllers pinned
@@ -512,14 +513,17 @@ class SiteHub:
         confirms = sum(1 for r in done if isinstance(r, SiteConfirm))
         self.confirm_s += time.perf_counter() - started
         self.confirmations += confirms
-        acks: dict[str, list[int]] = {}
+        acks: dict[tuple[str, str | None], list[int]] = {}
         for r in done:
-            acks.setdefault(r.site, []).append(r.seq)
+            acks.setdefault((r.site, r.store), []).append(r.seq)
         await publish_all(
             client,
             [
-                (self.topics.site("site_ack", site), dump(SiteAck(site=site, seqs=seqs)))
-                for site, seqs in acks.items()
+                (
+                    self.topics.site("site_ack", site),
+                    dump(SiteAck(site=site, store=store, seqs=seqs)),
+                )
+                for (site, store), seqs in acks.items()
             ],
             "lockgate-sites-ack",
         )
@@ -679,8 +683,13 @@ def _confirms(raw: bytes) -> list[SiteConfirm]:
         return [SiteConfirm.model_validate_json(raw)]  # raises the ValidationError
     if "confirms" in body:
         whole = SiteConfirms.model_validate(body)
-        origin = {"store": whole.store, "oldest": whole.oldest}
-        return [c if c.store else c.model_copy(update=origin) for c in whole.confirms]
+        # a confirmation queued under an earlier store id names it; the rest share the message's
+        return [
+            c.model_copy(
+                update={"store": c.store or whole.store, "oldest": c.oldest or whole.oldest}
+            )
+            for c in whole.confirms
+        ]
     return [SiteConfirm.model_validate(body)]
 
 

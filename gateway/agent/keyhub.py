@@ -12,10 +12,10 @@ stations report, recorded as the core's own station worker records it.
   order, one core transaction per batch, through :func:`gateway.sync.station.record_key_visit`
   and :func:`~gateway.sync.station.record_key_confirmed`, and :class:`SiteKeyFailed` (a
   write that failed or was interrupted) through
-  :func:`~gateway.sync.station.record_key_failed`, each once (recorded by its agent's state
-  file and sequence number in the same transaction, :mod:`gateway.agent.applied`; records
-  already stored, an image already confirmed change nothing either), and acknowledged after
-  the commit.
+  :func:`~gateway.sync.station.record_key_failed`, each once (recorded by the store id it
+  was queued under and its sequence number in the same transaction,
+  :mod:`gateway.agent.applied`; records already stored, an image already confirmed change
+  nothing either), and acknowledged after the commit.
 
 A station belongs to the first site that reports it; a report about another site's station,
 or about a station the core serves itself, is refused (logged, not acknowledged).
@@ -394,14 +394,17 @@ class KeyHub:
             for r in done:
                 if isinstance(r, SiteKeyVisit):
                     self._visit_applied(r.site, r.serial)
-            acks: dict[str, list[int]] = {}
+            acks: dict[tuple[str, str | None], list[int]] = {}
             for r in done:
-                acks.setdefault(r.site, []).append(r.seq)
+                acks.setdefault((r.site, r.store), []).append(r.seq)
             await publish_all(
                 client,
                 [
-                    (self.hub.topics.site("site_ack", site), dump(SiteAck(site=site, seqs=seqs)))
-                    for site, seqs in acks.items()
+                    (
+                        self.hub.topics.site("site_ack", site),
+                        dump(SiteAck(site=site, store=store, seqs=seqs)),
+                    )
+                    for (site, store), seqs in acks.items()
                 ],
                 "lockgate-sites-key-ack",
             )

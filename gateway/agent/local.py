@@ -4,8 +4,16 @@ It holds the last desired state the agent accepted (per controller, with the sit
 what each controller confirmed, the event cursors, and the outbox of messages for the core
 (confirmations first, then events), each kept until the core acknowledged it. Every change is
 one SQLite transaction, so a message is in the outbox exactly when the state it reports is
-stored. The file has an id of its own (``store_id``, made with it): with a message's outbox
-sequence number it names the report to the core, which applies each once.
+stored.
+
+Every outbox row is named to the core by a store id and its sequence number, and the core
+applies each name once. The store id is drawn anew every time the file is opened
+(:attr:`AgentStore.store_id`) and kept with each row queued under it: a file restored from a
+backup (or rolled back any other way) hands out its sequence numbers again, but under a new
+id, so its new reports are never taken for ones the core applied from the lost timeline,
+while the rows it still holds keep the name they were first sent under (their redelivery is
+recognised). Rows queued before store ids were kept per row carry the file's first id
+(``meta.store``), the name they were sent under then.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ create table if not exists confirmed (
     event_generation integer not null default 0, event_sequence integer not null default 0);
 create table if not exists outbox (
     seq integer primary key autoincrement, priority integer not null, topic text not null,
-    coalesce_key text unique, payload text not null);
+    coalesce_key text unique, payload text not null, store text);
 """
 
 
@@ -69,6 +77,8 @@ class Pending:
     priority: int
     topic: str
     payload: dict[str, Any]
+    store: str
+    """The store id it was queued under (with ``seq``, its name to the core)."""
 
 
 class AgentStore:
@@ -82,6 +92,10 @@ class AgentStore:
         self._db.execute("pragma journal_mode=wal")
         self._db.execute("pragma synchronous=normal")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("pragma table_info(outbox)")}
+        if "store" not in columns:
+            # a file of a version before per-row store ids: its rows keep the file's id
+            self._db.execute("alter table outbox add column store text")
         self._assembly: Assembly | None = None
         """The parts received so far of the newest document sent in parts."""
         held = self._meta("site")
@@ -90,15 +104,25 @@ class AgentStore:
                 c.execute("insert into meta values ('site', ?)", (site,))
         elif held != site:
             raise ValueError(f"--site: the state file {self.path} belongs to site {held!r}")
-        store = self._meta("store")
-        if store is None:
+        first = self._meta("store")
+        if first is None:
             # made once with the file (or on the first start of a version that sends it)
-            store = secrets.token_hex(16)
+            first = secrets.token_hex(16)
             with self._tx() as c:
-                c.execute("insert into meta values ('store', ?)", (store,))
-        self.store_id = store
-        """The id of this state file: with an outbox sequence number it names a report to
-        the core, so a new file whose numbers start again is not taken for repeats."""
+                c.execute("insert into meta values ('store', ?)", (first,))
+        self.file_id = first
+        """The id made with the file: the store id of the rows queued before each row kept
+        its own."""
+        self.store_id = secrets.token_hex(16)
+        """The store id of the rows queued from now on, new at every opening of the file:
+        with an outbox sequence number it names a report to the core, so numbers handed out
+        again (a new file, or this one restored from a backup) are not taken for repeats."""
+        with self._tx() as c:
+            c.execute(
+                "insert into meta values ('run', ?) on conflict(key) do update "
+                "set value = excluded.value",
+                (self.store_id,),
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -345,7 +369,7 @@ class AgentStore:
         coalesce: str | None,
     ) -> None:
         """Queue a message in transaction ``c`` (replacing an unsent one with the same
-        ``coalesce`` key)."""
+        ``coalesce`` key) under the store id of this opening of the file."""
         AgentStore._enqueue(c, priority, topic, payload, coalesce)
 
     @staticmethod
@@ -359,7 +383,8 @@ class AgentStore:
         if coalesce is not None:
             c.execute("delete from outbox where coalesce_key = ?", (coalesce,))
         c.execute(
-            "insert into outbox (priority, topic, coalesce_key, payload) values (?, ?, ?, ?)",
+            "insert into outbox (priority, topic, coalesce_key, payload, store) "
+            "values (?, ?, ?, ?, (select value from meta where key = 'run'))",
             (priority, topic, coalesce, json.dumps(payload)),
         )
 
@@ -369,10 +394,11 @@ class AgentStore:
         """The oldest unacknowledged messages, revocations first."""
         with self._lock:
             rows = self._db.execute(
-                "select seq, priority, topic, payload from outbox order by priority, seq limit ?",
+                "select seq, priority, topic, payload, store from outbox "
+                "order by priority, seq limit ?",
                 (limit,),
             ).fetchall()
-        return [Pending(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+        return [Pending(r[0], r[1], r[2], json.loads(r[3]), r[4] or self.file_id) for r in rows]
 
     def waiting(self) -> int:
         with self._lock:
@@ -380,17 +406,27 @@ class AgentStore:
 
     def oldest(self) -> int | None:
         """The lowest sequence number in the outbox (None: empty). Every lower one was
-        acknowledged or replaced: numbers only grow and are never reused."""
+        acknowledged or replaced: numbers only grow (a file restored from a backup hands
+        them out again, under a new store id)."""
         with self._lock:
             row = self._db.execute("select min(seq) from outbox").fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    def acknowledged(self, seqs: list[int]) -> int:
-        """Drop what the core acknowledged; returns how many were still queued."""
+    def acknowledged(self, seqs: list[int], store: str | None = None) -> int:
+        """Drop what the core acknowledged (queued under store id ``store``; None: a core
+        that names none); returns how many were still queued. An acknowledgement naming
+        another store id (of a report from before the file was restored from a backup)
+        drops nothing: the number may be queued again under the current id."""
         if not seqs:
             return 0
         with self._tx() as c:
-            cur = c.executemany("delete from outbox where seq = ?", [(s,) for s in seqs])
+            if store is None:
+                cur = c.executemany("delete from outbox where seq = ?", [(s,) for s in seqs])
+            else:
+                cur = c.executemany(
+                    "delete from outbox where seq = ? and coalesce(store, ?) = ?",
+                    [(s, self.file_id, store) for s in seqs],
+                )
             return cur.rowcount
 
 

@@ -1,8 +1,8 @@
 """The wire form of the agent's outbox: events one message each, confirmations of the site
 together in :class:`~gateway.bridge.sitepayloads.SiteConfirms` messages (one per send while
-they fit in :data:`CONFIRMS_BYTES`), in outbox order (revocations first). Every message names
-the agent's state file (``store``) and the lowest sequence number its outbox still holds
-(``oldest``)."""
+they fit in :data:`CONFIRMS_BYTES`), in outbox order (revocations first). Every report is
+named by the store id it was queued under (``store``) and its sequence number (``seq``);
+every message carries the lowest sequence number the outbox still holds (``oldest``)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ def wire_messages(
     oldest: int | None = None,
 ) -> list[tuple[str, bytes]]:
     """``(topic, payload)`` of the messages that carry ``due``, in its order, each with the
-    id of the agent's state file ``store`` and the lowest sequence number of its outbox
-    ``oldest`` (when given)."""
+    lowest sequence number of the outbox ``oldest`` (when given). A report carries the store
+    id it was queued under; ``store`` (the current one, when given) stands for it in a
+    confirmations message, where a confirmation queued under another id names its own."""
     out: list[tuple[str, bytes]] = []
     confirms: list[bytes] = []
     size = 0
@@ -58,15 +59,15 @@ def wire_messages(
     for p in due:
         if p.topic != "site_confirm":
             flush()
-            out.append(
-                (topics.site(p.topic, site), dump_json(origin | {"seq": p.seq, **p.payload}))
-            )
+            body = origin | {"store": p.store, "seq": p.seq, **p.payload}
+            out.append((topics.site(p.topic, site), dump_json(body)))
             continue
-        body = dump_json({"site": site, "seq": p.seq, **p.payload})
-        if confirms and size + len(body) > limit:
+        own = {"store": p.store} if p.store != store else {}
+        one = dump_json({"site": site, "seq": p.seq, **own, **p.payload})
+        if confirms and size + len(one) > limit:
             flush()
-        confirms.append(body)
-        size += len(body) + 1
+        confirms.append(one)
+        size += len(one) + 1
     flush()
     return out
 

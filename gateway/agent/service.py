@@ -272,7 +272,7 @@ class Agent:
             except ValidationError:
                 log.warning("agent of site %s: malformed acknowledgement ignored", self.site)
                 return
-            self.store.acknowledged(ack.seqs)
+            self.store.acknowledged(ack.seqs, ack.store)
             for seq in ack.seqs:
                 self._sent.pop(seq, None)
             if any(n > 1 for _, n in self._sent.values()):

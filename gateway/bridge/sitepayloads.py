@@ -9,8 +9,8 @@ retained :class:`SiteState`. Key stations at the site: the agent asks for keys' 
 (:class:`SiteKeyRequest`), the core answers or pushes them (:class:`SiteKeyImage`), and the
 agent reports what a key held and its audit trail (:class:`SiteKeyVisit`) and what it wrote
 (:class:`SiteKeyConfirm`).
-Every up message carries the agent's outbox sequence number and the id of its state file
-(``store``): the core applies it once (recording it in the transaction that applies it) and
+Every up message carries the agent's outbox sequence number and the store id it was queued
+under (``store``): the core applies it once (recording it in the transaction that applies it) and
 acknowledges it once stored; the agent sends it again until acknowledged.
 """
 
@@ -24,16 +24,17 @@ _ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 _SITE = "Site id (the agent's --site)."
 _SEQ = "The agent's outbox sequence number."
 _STORE = (
-    "Id of the agent's state file (random, made with the file): with ``seq`` it names the "
-    "report, so that the core applies it once however often it comes, across restarts of "
-    "the core, and a new state file (its sequence numbers starting again at 1) is not taken "
-    "for repeats. Absent: an agent before store ids (the core then tells repeats of lost events "
-    "and failed key writes only while it runs)."
+    "Store id the report was queued under (random; the agent draws a new one every time it "
+    "opens its state file and keeps it with the queued report): with ``seq`` it names the "
+    "report, so that the core applies it once however often it comes, across restarts of the "
+    "core, and sequence numbers handed out again (a new state file, or one restored from a "
+    "backup) are not taken for repeats. Absent: an agent before store ids (the core then "
+    "tells repeats of lost events and failed key writes only while it runs)."
 )
 _OLDEST = (
     "The lowest outbox sequence number the agent still held when it sent this message: every "
-    "lower one was acknowledged or replaced and never comes again, so the core forgets "
-    "having applied it."
+    "report queued under the same store id with a lower number was acknowledged or replaced, "
+    "so the core takes it for a repeat should it come again and forgets its record."
 )
 
 
@@ -135,7 +136,8 @@ class SiteConfirm(_Payload):
 
 class SiteConfirms(_Payload):
     """Confirmations of one site in one message, each with its own outbox sequence number
-    (acknowledged one by one); ``store`` and ``oldest`` hold for all of them. A core also
+    (acknowledged one by one); ``store`` and ``oldest`` hold for those that do not name their
+    own (one queued under an earlier store id names it). A core also
     accepts a single :class:`SiteConfirm` on the topic (agents before confirmations were
     coalesced)."""
 
@@ -183,9 +185,19 @@ class SiteEvent(_Payload):
 
 
 class SiteAck(_Payload):
-    """The core stored the agent's messages with these outbox sequence numbers."""
+    """The core stored the agent's messages with these outbox sequence numbers (queued under
+    store id ``store``)."""
 
     site: str = Field(pattern=_ID, description=_SITE)
+    store: str | None = Field(
+        default=None,
+        pattern=_ID,
+        description="The store id the reports were queued under: the agent drops only its "
+        "rows queued under it, so that an acknowledgement of a report of a lost timeline (a "
+        "state file since restored from a backup) never drops a new report reusing its "
+        "number. Absent: the reports named none (an agent before store ids), or a core before "
+        "it named them.",
+    )
     seqs: list[int] = Field(description="Outbox sequence numbers stored by the core.")
 
 
@@ -382,9 +394,13 @@ class SiteKeyFailed(_Payload):
 
 def dump(model: BaseModel) -> bytes:
     """The wire form of a site payload. A whole desired document leaves out ``part`` and
-    ``parts``: agents that know no parts accept it as before."""
-    whole = isinstance(model, SiteDesired) and model.parts == 1
-    return model.model_dump_json(exclude={"part", "parts"} if whole else None).encode()
+    ``parts``, an acknowledgement naming no store id ``store``: agents that know neither
+    accept them as before."""
+    if isinstance(model, SiteDesired) and model.parts == 1:
+        return model.model_dump_json(exclude={"part", "parts"}).encode()
+    if isinstance(model, SiteAck) and model.store is None:
+        return model.model_dump_json(exclude={"store"}).encode()
+    return model.model_dump_json().encode()
 
 
 SITE_PAYLOADS: dict[str, type[BaseModel]] = {

@@ -40,6 +40,7 @@ from gateway.store.tables import (
     key_image,
     site_key_visit,
     site_report,
+    site_report_floor,
     sync_job,
 )
 from gateway.store.txcache import transaction_cache
@@ -673,10 +674,18 @@ def site_key_visits(session: Session, site: str, serials: Iterable[str]) -> set[
 
 
 def applied_reports(session: Session, site: str, store: str, seqs: Iterable[int]) -> set[int]:
-    """Which of the outbox sequence numbers ``seqs`` of the agent of ``site`` with state file
-    ``store`` were applied (recorded by :func:`note_applied_reports`)."""
+    """Which of the outbox sequence numbers ``seqs`` of the agent of ``site``, queued under
+    store id ``store``, were applied (recorded by :func:`note_applied_reports`, or below the
+    store id's floor: :func:`raise_report_floor`)."""
     wanted = sorted(set(seqs))
-    found: set[int] = set()
+    row = session.execute(
+        select(site_report_floor.c.below).where(
+            site_report_floor.c.site == site, site_report_floor.c.store == store
+        )
+    ).first()
+    below = 0 if row is None else int(row[0])
+    found = {q for q in wanted if q < below}
+    wanted = [q for q in wanted if q >= below]
     for start in range(0, len(wanted), 500):
         rows = session.execute(
             select(site_report.c.seq).where(
@@ -698,16 +707,31 @@ def note_applied_reports(
         session.execute(insert(site_report), rows)
 
 
-def forget_applied_reports(
-    session: Session, site: str, store: str, below: int, applied_before: datetime
-) -> None:
-    """Forget the reports of ``site``'s agent with state file ``store`` below sequence number
-    ``below`` (the agent sends them no more) applied before ``applied_before``."""
+def raise_report_floor(session: Session, site: str, store: str, below: int, at: datetime) -> None:
+    """Every report of ``site``'s agent queued under store id ``store`` below sequence number
+    ``below`` was applied or replaced: take them all for repeats from now on (the floor only
+    grows) and forget their records."""
+    held = session.execute(
+        select(site_report_floor.c.below).where(
+            site_report_floor.c.site == site, site_report_floor.c.store == store
+        )
+    ).first()
+    if held is None:
+        session.execute(
+            insert(site_report_floor).values(site=site, store=store, below=below, raised_at=at)
+        )
+    elif int(held[0]) < below:
+        session.execute(
+            update(site_report_floor)
+            .where(site_report_floor.c.site == site, site_report_floor.c.store == store)
+            .values(below=below, raised_at=at)
+        )
+    else:
+        return
     session.execute(
         delete(site_report).where(
             site_report.c.site == site,
             site_report.c.store == store,
             site_report.c.seq < below,
-            site_report.c.applied_at < applied_before,
         )
     )

@@ -558,9 +558,24 @@ site_report = Table(
     Column("seq", BigInteger, primary_key=True),
     Column("applied_at", UtcTimestamp, nullable=False),
 )
-"""Reports of sites' agents the site hub applied, by (site, the id of the agent's state file,
-its outbox sequence number). Rows below the lowest sequence number the agent still holds are
-forgotten (it never sends them again); retention deletes those older than its period."""
+"""Reports of sites' agents the site hub applied, by (site, the store id the report was queued
+under, its outbox sequence number). Rows below the store id's :data:`site_report_floor` are
+forgotten (the floor tells them); retention deletes those older than its period."""
+
+site_report_floor = Table(
+    "site_report_floor",
+    metadata,
+    # Every report of the store id below ``below`` was applied or replaced at the agent:
+    # one that comes again (a redelivery, or a row of a state file restored from a backup)
+    # is a repeat. ``below`` only grows.
+    Column("site", String(IDENT), primary_key=True),
+    Column("store", String(IDENT), primary_key=True),
+    Column("below", BigInteger, nullable=False),
+    Column("raised_at", UtcTimestamp, nullable=False),
+)
+"""Per (site, store id): the sequence number below which every report is known to be applied
+or replaced (taken from the lowest number the agent's outbox held when it sent a report queued
+under that id); retention deletes those not raised within its period."""
 
 key_audit = Table(
     "key_audit",

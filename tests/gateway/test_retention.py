@@ -37,6 +37,7 @@ from gateway.store.tables import (
     key_audit,
     site_key_visit,
     site_report,
+    site_report_floor,
 )
 from tests import sample
 from tests.gateway.audit.util import NOW, TODAY, Clock, add_operator, audited_core
@@ -123,10 +124,12 @@ def core(db: Database, clock: Clock) -> Core:
 
 def history(db: Database, at: datetime) -> None:
     """Hardware history at ``at``: a key audit record, a controller event, a key's visit to
-    a site's station (a key of its own per instant) and a site agent's report applied."""
+    a site's station (a key of its own per instant), a site agent's report applied and the
+    floor of a store id of the agent (one per instant)."""
     with db.session() as s:
         sync_store.note_site_key_visit(s, "north", f"K{at:%Y%m%d}", at)
         sync_store.note_applied_reports(s, [("north", "a1", int(at.timestamp()))], at)
+        sync_store.raise_report_floor(s, "north", f"b{at:%Y%m%d}", 5, at)
         sync_store.add_key_audit(
             s,
             [
@@ -216,7 +219,8 @@ def test_everything_past_the_period_is_erased_and_logged_without_the_data(
     assert (report.key_audit_rows, report.controller_events) == (1, 1)
     assert count(db, key_audit) == 1 and count(db, controller_event) == 1
     assert report.site_key_visits == 1 and count(db, site_key_visit) == 1
-    assert report.site_reports == 1 and count(db, site_report) == 1
+    assert report.site_reports == 2 and count(db, site_report) == 1
+    assert count(db, site_report_floor) == 1
     assert report.inbox_records == 1 and count(db, inbox) == 0
     assert report.journal_entries == journal_before - 1  # all but the newest
     with db.session(readonly=True) as s:

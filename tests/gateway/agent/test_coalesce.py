@@ -77,7 +77,7 @@ def _pending(seq: int, topic: str, credentials: int) -> Pending:
     payload: dict[str, object] = {"controller": f"c{seq}", "credentials": ["1"] * credentials}
     if topic == "site_events":
         payload = {"kind": "availability", "controller": f"c{seq}", "online": True}
-    return Pending(seq, REVOCATION if seq == 1 else UPDATE, topic, payload)
+    return Pending(seq, REVOCATION if seq == 1 else UPDATE, topic, payload, "s1")
 
 
 def test_confirmations_are_split_by_size_and_events_stay_single() -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 
 from gateway.agent.local import EVENT, REVOCATION, UPDATE, AgentStore, Refused
 from gateway.agent.outbox import wire_messages
-from gateway.bridge.sitepayloads import SiteEvent
+from gateway.bridge.sitepayloads import SiteAck, SiteConfirms, SiteEvent, dump
 from gateway.bridge.topics import TopicMap
 
 NOW = datetime.now(UTC).isoformat()
@@ -152,10 +154,12 @@ def test_a_confirmation_replacing_an_unacknowledged_revoking_one_keeps_its_prior
     assert [(p.priority, p.payload["revision"]) for p in store.pending()] == [(REVOCATION, "b")]
 
 
-def test_the_state_file_has_an_id_of_its_own_and_names_every_message(tmp_path: Path) -> None:
-    """The id is made with the file and kept in it; a new file gets a new one. The outbox's
-    lowest sequence number only grows: numbers are never reused."""
-    first = AgentStore(tmp_path / "agent.db", "north")
+def test_every_opening_queues_under_a_new_store_id_and_rows_keep_theirs(tmp_path: Path) -> None:
+    """A new store id every time the file is opened (a restored copy included); a row keeps
+    the id it was queued under, and a confirmation queued under an older id names it in a
+    message of the newer one. The outbox's lowest sequence number only grows."""
+    path = tmp_path / "agent.db"
+    first = AgentStore(path, "north")
     made = first.store_id
     assert re.fullmatch(r"[0-9a-f]{32}", made)
     assert first.oldest() is None
@@ -167,19 +171,77 @@ def test_the_state_file_has_an_id_of_its_own_and_names_every_message(tmp_path: P
     assert first.oldest() == seqs[2]
     first.acknowledged(seqs[2:])
     first.note({"kind": "availability", "controller": "c9", "online": True, "at": NOW}, None)
+    first.confirm("n1", "a", 1, 7, ["1"], 1, 3.0, NOW)
     assert first.oldest() == seqs[2] + 1
     first.close()
+    backup = tmp_path / "backup.db"
+    shutil.copy(path, backup)
 
-    again = AgentStore(tmp_path / "agent.db", "north")
-    assert again.store_id == made
+    again = AgentStore(path, "north")
+    assert again.store_id != made and again.file_id == first.file_id
+    assert {p.store for p in again.pending()} == {made}
+    again.confirm("n2", "b", 1, 7, ["2"], 1, 3.0, NOW)
     messages = wire_messages(
         "north", TopicMap("lockgate"), again.pending(), store=again.store_id, oldest=again.oldest()
     )
-    (body,) = [json.loads(raw) for _, raw in messages]
-    assert (body["store"], body["oldest"], body["seq"]) == (made, seqs[2] + 1, seqs[2] + 1)
-    SiteEvent.model_validate(body)
+    confirms, event = [json.loads(raw) for _, raw in messages]
+    assert (event["store"], event["oldest"], event["seq"]) == (made, seqs[2] + 1, seqs[2] + 1)
+    SiteEvent.model_validate(event)
+    assert confirms["store"] == again.store_id
+    assert [(c.get("store"), c["controller"]) for c in confirms["confirms"]] == [
+        (made, "n1"),
+        (None, "n2"),
+    ]
+    SiteConfirms.model_validate(confirms)
+    restarted = again.store_id
+    (reused,) = [p.seq for p in again.pending() if p.payload["controller"] == "n2"]
     again.close()
 
+    # the copy made before: its numbers come again, under an id of their own
+    shutil.copy(backup, path)
+    restored = AgentStore(path, "north")
+    assert restored.store_id not in (made, restarted)
+    restored.confirm("n2", "c", 1, 7, ["3"], 1, 3.0, NOW)
+    (row,) = [p for p in restored.pending() if p.payload["controller"] == "n2"]
+    assert (row.seq, row.store) == (reused, restored.store_id)  # the number, not the name
+    # the lost timeline's acknowledgement of that number, arriving late, drops nothing
+    assert restored.acknowledged([reused], restarted) == 0
+    assert restored.acknowledged([reused], restored.store_id) == 1
+    restored.close()
+
     fresh = AgentStore(tmp_path / "other.db", "north")
-    assert fresh.store_id != made
+    assert fresh.store_id != made and fresh.file_id != first.file_id
     fresh.close()
+
+
+def test_a_state_file_of_the_version_before_keeps_the_names_of_its_rows(tmp_path: Path) -> None:
+    """Rows queued before each row kept its store id are named by the file's id, as they were
+    sent then; rows queued since by the new opening's id."""
+    path = tmp_path / "agent.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        create table meta (key text primary key, value text not null);
+        create table outbox (
+            seq integer primary key autoincrement, priority integer not null,
+            topic text not null, coalesce_key text unique, payload text not null);
+        insert into meta values ('site', 'north'), ('store', 'f00d');
+        insert into outbox (priority, topic, payload) values (2, 'site_events', '{"a": 1}');
+        """
+    )
+    db.commit()
+    db.close()
+    store = AgentStore(path, "north")
+    store.note({"kind": "availability", "controller": "c1", "online": True, "at": NOW}, None)
+    assert [(p.seq, p.store) for p in store.pending()] == [(1, "f00d"), (2, store.store_id)]
+    assert store.store_id != "f00d"
+    assert store.acknowledged([1, 2], "f00d") == 1
+    assert [p.seq for p in store.pending()] == [2]
+    store.close()
+
+
+def test_an_acknowledgement_names_the_store_id_only_when_it_has_one() -> None:
+    """Agents before store ids refuse a field they do not know."""
+    assert json.loads(dump(SiteAck(site="north", seqs=[1]))) == {"site": "north", "seqs": [1]}
+    named = json.loads(dump(SiteAck(site="north", store="ab", seqs=[1])))
+    assert named == {"site": "north", "store": "ab", "seqs": [1]}

@@ -1,13 +1,16 @@
 """A report of a site's agent is applied once however often it is delivered: the hub records
-it by (site, the agent's state file, outbox sequence number) in the transaction that applies
-it, so a redelivery after a restart of the core (the acknowledgement lost with it) reports
-nothing again. A new state file, its sequence numbers starting again at 1, is no repeat; the
-record forgets what the agent no longer holds."""
+it by (site, the store id it was queued under, outbox sequence number) in the transaction that
+applies it, so a redelivery after a restart of the core (the acknowledgement lost with it)
+reports nothing again. A new state file, its sequence numbers starting again at 1, is no
+repeat, nor is a new report of a state file restored from a backup; the record forgets what the
+agent no longer holds, the store id's floor still telling it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
@@ -18,6 +21,7 @@ import aiomqtt
 from sqlalchemy import select
 
 from gateway.agent import Agent
+from gateway.agent.local import EVENT, AgentStore
 from gateway.demo.broker import PrivateMosquitto
 from gateway.store.tables import site_report
 from tests.gateway.agent.harness import (
@@ -209,13 +213,13 @@ def _seqs(run: RunningCore, site: str, store: str) -> set[int]:
 async def test_an_agent_with_a_new_state_file_is_not_taken_for_repeats(
     sqlite_url: str, broker: PrivateMosquitto, tmp_path: Path
 ) -> None:
-    """A real agent: its reports are recorded under its state file's id; with a new file it
+    """A real agent: its reports are recorded under its store id; with a new file it
     starts again at 1 under a new id, and its confirmations reach the core; what its outbox
     no longer holds is forgotten."""
     site = "redeliver-real"
     controller = gate(site)
     async with running_core(sqlite_url, broker, [controller]) as run:
-        run.hub.applied.keep_s = run.hub.applied.forget_every_s = 0.0
+        run.hub.applied.forget_every_s = 0.0
         settings = agent_settings(broker, {controller: run.simulators[controller].driver_options()})
         async with Agent(settings, site, state_file(tmp_path, "old"), resend_s=1.0) as old:
             await until(lambda: run.all_confirmed([controller]), what="the first sync")
@@ -238,3 +242,96 @@ async def test_an_agent_with_a_new_state_file_is_not_taken_for_repeats(
             await until(lambda: new.store.waiting() == 0, what="all acknowledged again")
             kept = await run.gateway.call(_seqs, run, site, new.store.store_id)
             assert kept and not kept & again
+
+
+def _queue_lost(agent: Agent, first: int) -> int:
+    """Queue at the agent a report of the gate's events ``first``..``first + 9`` lost, as the
+    agent does; returns its sequence number."""
+    with agent.store.transaction() as c:
+        AgentStore.enqueue(c, EVENT, "site_events", _lost_body(gate(agent.site), first), None)
+        return int(c.execute("select seq from sqlite_sequence where name = 'outbox'").fetchone()[0])
+
+
+def _back_up(source: Path, target: Path) -> None:
+    """Back the agent's state file up as it is now (what is committed in it; the agent may be
+    running)."""
+    target.unlink(missing_ok=True)
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
+def _restore(backup: Path, state: Path) -> None:
+    """Put the backup in place of the stopped agent's state file."""
+    for extra in ("-wal", "-shm"):
+        Path(f"{state}{extra}").unlink(missing_ok=True)
+    shutil.copyfile(backup, state)
+
+
+async def test_a_state_file_restored_from_a_backup_loses_no_report_and_repeats_none(
+    db_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    """The agent's state file is backed up while it holds a report the core has not applied
+    yet; the agent goes on: that report, another and a confirmation are applied. The file is
+    restored from the backup: its sequence numbers come again for new reports, which are all
+    applied (none taken for one applied from the lost timeline), and the report it still
+    holds, applied before, is not applied again, though the hub forgot its record meanwhile
+    (the store id's floor tells it)."""
+    site = "redeliver-restore"
+    controller = gate(site)
+    state = Path(state_file(tmp_path, site))
+    backup = tmp_path / "backup.db"
+    async with running_core(db_url, broker, [controller]) as run, AsyncExitStack() as stack:
+        run.hub.applied.forget_every_s = 0.0  # the records below the floor forgotten at once
+        settings = agent_settings(broker, {controller: run.simulators[controller].driver_options()})
+        async with Agent(settings, site, str(state), resend_s=1.0) as agent:
+            await until(lambda: run.all_confirmed([controller]), what="the first sync")
+            await until(lambda: agent.store.waiting() == 0, what="all acknowledged")
+            await run.gateway.stop()  # the core away: the report waits in the outbox
+            _queue_lost(agent, 100)
+            _back_up(state, backup)
+            run.gateway, run.hub, run.sink = core_gateway(db_url, broker)
+            run.hub.applied.forget_every_s = 0.0
+            await run.gateway.start()
+            stack.push_async_callback(run.gateway.stop)
+            await until(lambda: len(_events(run, "controller_events_lost")) == 1, what="100")
+            _queue_lost(agent, 200)
+            await until(lambda: len(_events(run, "controller_events_lost")) == 2, what="200")
+            await run.block(0)
+            await until(lambda: run.all_confirmed([controller]), what="the block confirmed")
+            await until(lambda: agent.store.waiting() == 0, what="all acknowledged")
+            with agent.store.transaction() as c:
+                highest = c.execute("select seq from sqlite_sequence where name = 'outbox'")
+                last = int(highest.fetchone()[0])
+
+        # the backup put back: the lost timeline's numbers come again
+        _restore(backup, state)
+        async with Agent(settings, site, str(state), resend_s=1.0) as agent:
+            seq = _queue_lost(agent, 300)
+            assert seq <= last  # a number the hub applied another report under
+            await until(
+                lambda: len(_events(run, "controller_events_lost")) == 3, what="300 applied"
+            )
+            await run.block(1)
+            await until(lambda: run.all_confirmed([controller]), what="the confirmation")
+            await until(lambda: agent.store.waiting() == 0, what="all acknowledged again")
+        assert [(b["first"], b["last"]) for b in _events(run, "controller_events_lost")] == [
+            (100, 109),
+            (200, 209),
+            (300, 309),
+        ]
+
+
+def _lost_body(controller: str, first: int) -> dict[str, Any]:
+    return {
+        "kind": "events_lost",
+        "controller": controller,
+        "generation": 1,
+        "sequence": first,
+        "last": first + 9,
+        "reason": "overwritten",
+        "at": datetime.now(UTC).isoformat(),
+    }

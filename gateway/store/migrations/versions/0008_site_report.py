@@ -1,6 +1,7 @@
-"""Site reports: the agents' reports the site hub applied, by (site, the agent's state file,
-outbox sequence number), so that a report delivered again after a restart of the core is
-applied once.
+"""Site reports: the agents' reports the site hub applied, by (site, the store id the report
+was queued under, outbox sequence number), and per store id the number below which every
+report was applied or replaced, so that a report delivered again after a restart of the core,
+or sent again from a state file restored from a backup, is applied once.
 
 Revision ID: 0008_site_report
 Revises: 0007_lease_console_url
@@ -29,7 +30,16 @@ def upgrade() -> None:
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("site", "store", "seq", name=op.f("pk_site_report")),
     )
+    op.create_table(
+        "site_report_floor",
+        sa.Column("site", sa.String(length=64), nullable=False),
+        sa.Column("store", sa.String(length=64), nullable=False),
+        sa.Column("below", sa.BigInteger(), nullable=False),
+        sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("site", "store", name=op.f("pk_site_report_floor")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("site_report_floor")
     op.drop_table("site_report")
