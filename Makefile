@@ -1,6 +1,6 @@
 # lockgate: two commands on a fresh machine.
-#   make test   create .venv, install everything, lint (ruff, mypy, import layers, dead code),
-#               run the whole suite
+#   make test   create .venv, install everything, lint (ruff check and format, mypy, import
+#               layers, dead code), run the whole suite
 #   make demo   run the demo on an embedded default (SQLite, simulated site, private broker)
 #   make bench  run every benchmark (bounded) and print one table: figure, target, met
 
@@ -24,6 +24,7 @@ venv: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway drivers simulators tests bench
+	$(BIN)/ruff format --check gateway drivers simulators
 	$(BIN)/mypy --strict gateway drivers simulators
 	$(BIN)/lint-imports
 	$(BIN)/vulture

@@ -200,6 +200,7 @@ Loader = Callable[[Session, "Core"], None]
 
 _AT_FLUSH = "lockgate.core.at-flush"
 
+
 class Core:
     """Store + rules engine + listeners; see the module docstring for the flow. Its
     listeners, loaders and authorizer are given at construction and never change; build a

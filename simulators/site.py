@@ -382,9 +382,7 @@ class SimulatedSite:
         )
         if found is None:
             known = ", ".join([*self.controllers, *self.uhppote, *self.osdp])
-            raise LookupError(
-                f"controller: no controller {controller_id!r} (controllers: {known})"
-            )
+            raise LookupError(f"controller: no controller {controller_id!r} (controllers: {known})")
         return found
 
     def insert(self, station_id: str, serial: str) -> None:
@@ -409,9 +407,7 @@ class SimulatedSite:
             return await sim.present(credential, door)
         return await sim.present(credential, door)
 
-    async def _present_osdp(
-        self, bus: OsdpSimulator, credential: int, door: int
-    ) -> dict[str, Any]:
+    async def _present_osdp(self, bus: OsdpSimulator, credential: int, door: int) -> dict[str, Any]:
         """A card at the reader of ``door``: granted when the panel pulses the reader's output,
         denied when it shows red (the panel decides; this waits for what it tells the
         reader)."""

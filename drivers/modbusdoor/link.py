@@ -291,9 +291,7 @@ class ModbusLink:
                 self.close(quiet=True)
                 mismatch = exc
         if mismatch is not None:
-            raise self._protocol(
-                f"{mismatch} (after {attempts} attempts)", what, mismatch.field
-            )
+            raise self._protocol(f"{mismatch} (after {attempts} attempts)", what, mismatch.field)
         tries = attempts if s.transport == "rtu" else s.retries + 1
         raise DeviceTimeout(
             f"{what}: no reply from {s.where} within {s.timeout_s:g} s after {tries} attempts",

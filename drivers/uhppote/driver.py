@@ -898,9 +898,7 @@ class UhppoteDoorController(DoorController):
                 if (new_code, new_delay) != (code, delay):
                     await self._set_door_control(door, new_code, new_delay)
         held = await self.read_settings()
-        if settings.differs_from(held) or (
-            pulse is not None and held.pulse_seconds != pulse
-        ):
+        if settings.differs_from(held) or (pulse is not None and held.pulse_seconds != pulse):
             raise VerifyMismatch(
                 f"{self._link.name}: after writing its settings the controller holds {held}",
                 device_id=self.device_id,

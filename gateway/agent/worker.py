@@ -35,7 +35,6 @@ from gateway.sync.worker import WorkerTiming
 log = logging.getLogger(__name__)
 
 
-
 def driver_list(doc: ControllerDoc) -> tuple[list[AllowEntry], list[HardwareSchedule]]:
     """A desired controller document in the driver's types."""
     entries = [

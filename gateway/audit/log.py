@@ -437,12 +437,14 @@ def erase_personal(
         target = and_(target, audit_entry.c.seq < below_seq)
     erased.extend(
         int(seq)
-        for seq in session.connection().execute(
+        for seq in session.connection()
+        .execute(
             update(audit_entry)
             .where(target)
             .values(personal=None, personal_salt=None, erased_at=at)
             .returning(audit_entry.c.seq)
-        ).scalars()
+        )
+        .scalars()
     )
     return sorted(erased)
 

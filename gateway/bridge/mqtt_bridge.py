@@ -234,8 +234,7 @@ class MqttBridge:
             self._others.add(str(other))
             self._conflict(
                 str(other) if other is not None else None,
-                f"another gateway (instance {other}) announced itself online on "
-                f"{self.topics.base}",
+                f"another gateway (instance {other}) announced itself online on {self.topics.base}",
             )
 
     def _conflict(self, other: str | None, what: str) -> None:

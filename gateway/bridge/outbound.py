@@ -403,8 +403,7 @@ class OutboxRelay:
 
     def _marks_due(self, now: float) -> bool:
         return bool(self._unmarked) and (
-            len(self._unmarked) >= self.BATCH
-            or now - self._unmarked_since >= self.MARK_AFTER_S
+            len(self._unmarked) >= self.BATCH or now - self._unmarked_since >= self.MARK_AFTER_S
         )
 
     async def flush_marks(self) -> None:

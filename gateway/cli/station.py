@@ -220,8 +220,7 @@ def outcome_line(visit: KeyVisit) -> str:
         case "written":
             r = visit.result
             detail = (
-                f" ({r.bytes_sent} bytes{', delta' if r.delta else ''}, "
-                f"{r.seconds * 1000:.0f} ms)"
+                f" ({r.bytes_sent} bytes{', delta' if r.delta else ''}, {r.seconds * 1000:.0f} ms)"
                 if r
                 else ""
             )

@@ -144,9 +144,7 @@ def receipt_for(facts: FactSet, number: str, timezone: str) -> ReceiptDocument:
     receipt = facts.receipts.get((number, cred.employment_id))
     emp = facts.employments.get(cred.employment_id)
     if receipt is None or emp is None:
-        raise NotFound(
-            f"no handout receipt is registered for {number}", field="credential_number"
-        )
+        raise NotFound(f"no handout receipt is registered for {number}", field="credential_number")
     person = facts.persons.get(emp.person_id)
     org = facts.organisations.get(emp.org_number)
     return ReceiptDocument(

@@ -177,13 +177,9 @@ class Space(Fact):
     """Space id, chosen by the sender."""
     name: Text
     """The space's name."""
-    cylinders: tuple[CylinderId, ...] = Field(
-        default=(), json_schema_extra={"uniqueItems": True}
-    )
+    cylinders: tuple[CylinderId, ...] = Field(default=(), json_schema_extra={"uniqueItems": True})
     """Offline cylinders of the space: hardware numbers, each once."""
-    doors: tuple[DoorRef, ...] = Field(
-        default=(), json_schema_extra={"uniqueItems": True}
-    )
+    doors: tuple[DoorRef, ...] = Field(default=(), json_schema_extra={"uniqueItems": True})
     """Controller doors of the space, each once."""
     required_competences: tuple[CompetenceCode, ...] = Field(
         default=(), json_schema_extra={"uniqueItems": True}
@@ -252,9 +248,7 @@ class ApplicationEntry(BaseModel):
 
     employment_id: Ident
     """The employment granted access (registered before); once per application."""
-    space_ids: tuple[Ident, ...] = Field(
-        min_length=1, json_schema_extra={"uniqueItems": True}
-    )
+    space_ids: tuple[Ident, ...] = Field(min_length=1, json_schema_extra={"uniqueItems": True})
     """The spaces it needs (registered before), each once."""
     valid_from: IsoDate
     """First day (local date)."""

@@ -162,9 +162,7 @@ Id06CardNumber = Annotated[str, AfterValidator(_check_id06), _schema(ID06_PATTER
 Mobile = Annotated[str, AfterValidator(_check_mobile), _schema(MOBILE_PATTERN)]
 """Mobile phone number: 7-15 digits, optional leading +."""
 
-Ident = Annotated[
-    str, BeforeValidator(_strip), AfterValidator(_check_slug), _schema(IDENT_PATTERN)
-]
+Ident = Annotated[str, BeforeValidator(_strip), AfterValidator(_check_slug), _schema(IDENT_PATTERN)]
 """Identifier of a fact chosen by the system that owns it (a central system, an operator)."""
 
 Name = Annotated[str, BeforeValidator(_strip), _schema(TEXT_PATTERN)]

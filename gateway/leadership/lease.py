@@ -133,9 +133,7 @@ class LeaseStore:
             row = conn.execute(_READ, {"name": self.name}).first()
         return self._view(row) if row is not None else None
 
-    def acquire(
-        self, holder: str, host: str, console_url: str | None = None
-    ) -> LeaseView | None:
+    def acquire(self, holder: str, host: str, console_url: str | None = None) -> LeaseView | None:
         """Take the lease for ``holder`` (on ``host``, its console at ``console_url``) if it is
         free; the new lease (with its new token), or None when another instance holds it.
         Raises the driver's ``OperationalError`` when the write lock is not granted within

@@ -188,9 +188,7 @@ class CoreLeadership:
                 # Taking the lease takes the store's write lock: only try when it is free.
                 if before is None or before.expired or before.holder == self.instance:
                     self._asked_at = time.monotonic()
-                    won = await self._db(
-                        lease.acquire, self.instance, self.host, self.console_url
-                    )
+                    won = await self._db(lease.acquire, self.instance, self.host, self.console_url)
             except Exception as exc:
                 if not failing:
                     log.warning("standby: the lease cannot be read or taken now (%s)", exc)
@@ -256,8 +254,7 @@ class CoreLeadership:
         log.info(
             "became the leader (token %d)%s",
             takeover.token,
-            f", taking over from instance {takeover.previous_instance} "
-            f"({takeover.previous_host})"
+            f", taking over from instance {takeover.previous_instance} ({takeover.previous_host})"
             if takeover.previous_instance
             else "",
             extra={"role": "leader", "token": takeover.token, "instance": self.instance},

@@ -539,9 +539,7 @@ class _Evaluation:
             return None, Window()
         emp = self.facts.employments.get(cred.employment_id)
         if traced or emp is None:
-            self.require(
-                "employment registered", emp is not None, linked, "", Reason.NO_EMPLOYMENT
-            )
+            self.require("employment registered", emp is not None, linked, "", Reason.NO_EMPLOYMENT)
         if emp is None:
             return cred.employment_id, Window()
         base = self._holder_window(emp)

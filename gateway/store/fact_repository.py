@@ -477,9 +477,7 @@ def _bulk_flat(kind: type[Fact], cols: _Columns) -> BulkLoader | None:
     fields_set = {name for name, _, _ in plan}
 
     def load(row: RawRow, _children: Mapping[str, Sequence[RawRow]]) -> Fact:
-        return _build(
-            kind, {n: row[i] if c is None else c(row[i]) for n, i, c in plan}, fields_set
-        )
+        return _build(kind, {n: row[i] if c is None else c(row[i]) for n, i, c in plan}, fields_set)
 
     return load
 

@@ -343,17 +343,9 @@ def recent_published(
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit: must be a positive whole number, got {limit!r}")
     published = (
-        outbox.c.published_at.is_not(None)
-        if since is None
-        else outbox.c.published_at >= since
+        outbox.c.published_at.is_not(None) if since is None else outbox.c.published_at >= since
     )
-    newest = (
-        select(outbox)
-        .where(published)
-        .order_by(outbox.c.id.desc())
-        .limit(limit)
-        .subquery()
-    )
+    newest = select(outbox).where(published).order_by(outbox.c.id.desc()).limit(limit).subquery()
     rows = session.connection().execute(select(newest).order_by(newest.c.id)).mappings()
     return [_message(r) for r in rows]
 

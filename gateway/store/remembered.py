@@ -77,6 +77,7 @@ def read_together(
     transaction needs (the journal's, the audit chain's)."""
     _HEADS.append(_Head(key, tuple(columns), value))
 
+
 _KEPT: Final = "lockgate.remembered"
 _TX: Final = "lockgate.remembered.tx"
 

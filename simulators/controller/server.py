@@ -250,7 +250,6 @@ class RegisterMap:
             out += [d.open, d.forced, d.held_open, m.unlocked(n)]
         return out
 
-
     def read_coils(self, address: int, count: int) -> list[bool]:
         """Pulse coils ``address .. address + count - 1``; coils beyond the doors are not in
         the map (exception 02)."""
