@@ -535,22 +535,29 @@ class SiteHub:
         Returns the reports applied."""
         assert self.gateway is not None
         core = self.gateway.core
+        # What changed since each controller's last confirmation, as it is now (a copy: only
+        # a confirmation that is applied and committed uses it up, see _used_touched).
         touched = {
-            r.controller: self.sites[r.site].touched.pop(r.controller, set())
+            (r.site, r.controller): set(self.sites[r.site].touched.get(r.controller, ()))
             for r in batch
             if isinstance(r, SiteConfirm) and r.site in self.sites
         }
+        confirmed: set[tuple[str, str]] = set()
 
         def apply_all(s: Session, reports: list[SiteConfirm | SiteEvent]) -> None:
+            confirmed.clear()
             for r in self.applied.fresh(s, reports, core.clock()):
                 if isinstance(r, SiteConfirm):
-                    self._apply_confirm(s, r, touched.get(r.controller, set()))
+                    key = (r.site, r.controller)
+                    if self._apply_confirm(s, r, touched.get(key, set())):
+                        confirmed.add(key)
                 else:
                     self._apply_event(s, r)
 
         try:
             await self.gateway.call(core.transaction, lambda s: apply_all(s, batch))
             self._applied_lost(batch)
+            self._used_touched(touched, confirmed)
             return batch
         except Exception:
             if len(batch) == 1:
@@ -570,7 +577,24 @@ class SiteHub:
         while len(self._lost) > MAX_LOST:
             del self._lost[next(iter(self._lost))]
 
-    def _apply_confirm(self, s: Session, c: SiteConfirm, touched: set[str]) -> None:
+    def _used_touched(
+        self, touched: dict[tuple[str, str], set[str]], confirmed: set[tuple[str, str]]
+    ) -> None:
+        """Forget the changes a committed confirmation reported; what changed meanwhile, and
+        what a skipped repeat or a failed batch did not report, waits for the next one."""
+        for site, controller in confirmed:
+            view = self.sites.get(site)
+            if view is None:
+                continue
+            left = view.touched.get(controller)
+            if left is not None:
+                left -= touched.get((site, controller), set())
+                if not left:
+                    del view.touched[controller]
+
+    def _apply_confirm(self, s: Session, c: SiteConfirm, touched: set[str]) -> bool:
+        """Record a controller's confirmation and report what it changed; ``False`` when
+        the store already holds it (nothing reported)."""
         assert self.gateway is not None
         core = self.gateway.core
         old = sync_store.get_controller(s, c.controller)
@@ -580,7 +604,7 @@ class SiteHub:
             and old.checksum == c.checksum
             and old.generation == c.generation
         ):
-            return  # already applied
+            return False  # already applied
         now = core.clock()
         sync_store.confirm_controller(
             s, c.controller, c.revision, c.checksum, c.generation, c.credentials, c.entries, now
@@ -606,6 +630,7 @@ class SiteHub:
             )
         for number in sorted((before ^ after) | (touched & (before | after)), key=int):
             self.sink.credential_state(s, core, number)
+        return True
 
     def _apply_events_lost(self, s: Session, e: SiteEvent) -> None:
         """Report events a site's controller lost before they were read, as the core's own

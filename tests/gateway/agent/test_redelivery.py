@@ -24,6 +24,7 @@ from gateway.agent import Agent
 from gateway.agent.local import EVENT, AgentStore
 from gateway.demo.broker import PrivateMosquitto
 from gateway.store.tables import site_report
+from tests.gateway.agent.facts import tag
 from tests.gateway.agent.harness import (
     RunningCore,
     agent_settings,
@@ -55,7 +56,7 @@ class FakeAgent:
 
     async def deliver(self, topic: str, body: dict[str, Any]) -> None:
         """Publish ``body`` on the site's ``topic`` and wait until the core acknowledges it."""
-        seq = body["seq"]
+        seq = body["seq"] if "seq" in body else body["confirms"][-1]["seq"]
         await self.client.publish(f"{self.base}/{topic}", json.dumps(body), qos=1)
         async with asyncio.timeout(10):
             async for msg in self.client.messages:
@@ -198,6 +199,52 @@ async def test_a_report_without_a_store_id_is_still_applied(
         await agent.deliver("events", lost(site, 5, 300, store=None))
         await agent.deliver("events", lost(site, 5, 300, store=None))
         assert len(_events(run, "controller_events_lost")) == 1
+
+
+def confirmation(site: str, seq: int, revision: str, credentials: list[str]) -> dict[str, Any]:
+    """The gate holds ``credentials`` at ``revision`` (a confirmation message of one)."""
+    one = {
+        "site": site,
+        "seq": seq,
+        "controller": gate(site),
+        "revision": revision,
+        "checksum": 7,
+        "generation": 1,
+        "credentials": credentials,
+        "entries": len(credentials),
+        "ms": 12.0,
+        "at": datetime.now(UTC).isoformat(),
+    }
+    return {"site": site, "store": STORE, "oldest": seq, "confirms": [one]}
+
+
+async def test_a_repeated_confirmation_leaves_what_changed_to_the_next_one(
+    sqlite_url: str, broker: PrivateMosquitto
+) -> None:
+    """A change since the gate's last confirmation is reported with the next confirmation
+    applied, not used up by a late repeat of an earlier one that changes nothing."""
+    site = "redeliver-touched"
+    held = [tag(i) for i in range(4)]
+    async with (
+        running_core(sqlite_url, broker, [gate(site)]) as run,
+        fake_agent(broker, site) as agent,
+    ):
+        hub = run.hub
+        await until(lambda: site in hub.sites and hub.sites[site].controllers)
+        await agent.deliver("confirm", confirmation(site, 1, "r1", held))
+        await run.block(0)  # person 0's tag is revoked: the gate must change for it
+        await until(
+            lambda: tag(0) in hub.sites[site].touched.get(gate(site), set()),
+            what="the hub saw the change",
+        )
+        run.sink.states.clear()
+        await agent.deliver("confirm", confirmation(site, 1, "r1", held))  # late, again
+        assert run.sink.states == []
+        # the card is still on the gate's next list (as after a change that keeps it there,
+        # a new validity say): only the change remembered since the last confirmation tells
+        # that its state is now confirmed
+        await agent.deliver("confirm", confirmation(site, 2, "r2", held))
+        assert tag(0) in run.sink.states
 
 
 def _seqs(run: RunningCore, site: str, store: str) -> set[int]:
