@@ -24,7 +24,7 @@ venv: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway drivers simulators tests bench
-	$(BIN)/ruff format --check gateway drivers simulators
+	$(BIN)/ruff format --check gateway drivers simulators tests bench
 	$(BIN)/mypy --strict gateway drivers simulators
 	$(BIN)/lint-imports
 	$(BIN)/vulture

@@ -244,9 +244,7 @@ async def run(
     }
     if kind == "modbus":
         report["transport"] = transport
-        report["requests_target"] = (
-            math.ceil(result.registers_written / rm.MAX_WRITE_REGISTERS) + 5
-        )
+        report["requests_target"] = math.ceil(result.registers_written / rm.MAX_WRITE_REGISTERS) + 5
     return report
 
 

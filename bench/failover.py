@@ -39,7 +39,9 @@ from tests.gateway.leadership.cluster import (  # noqa: E402
 )
 from tests.trial_load import prepare  # noqa: E402
 
-PG_ADMIN = os.environ.get("LOCKGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "LOCKGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 TARGET_S = 10.0
 
 
@@ -47,10 +49,15 @@ def log(message: str) -> None:
     print(f"[failover] {message}", file=sys.stderr, flush=True)
 
 
-async def run(args: argparse.Namespace, url: str, folder: Path, broker: PrivateMosquitto
-              ) -> dict[str, Any]:
-    cores = [CoreProcess(folder, name, url, broker.host, broker.port, lease_s=args.lease_s,
-                         renew_s=args.renew_s) for name in ("core-a", "core-b")]
+async def run(
+    args: argparse.Namespace, url: str, folder: Path, broker: PrivateMosquitto
+) -> dict[str, Any]:
+    cores = [
+        CoreProcess(
+            folder, name, url, broker.host, broker.port, lease_s=args.lease_s, renew_s=args.renew_s
+        )
+        for name in ("core-a", "core-b")
+    ]
     central = Central(broker.host, broker.port)
     stop = asyncio.Event()
     runner = asyncio.create_task(central.run(stop), name="central")
@@ -59,15 +66,21 @@ async def run(args: argparse.Namespace, url: str, folder: Path, broker: PrivateM
         await asyncio.wait_for(central.online.wait(), 10)
         leader, standby = cores
         leader.start()
-        await wait_for(lambda: leader.instance() is not None
-                       and central.online_instance() == leader.instance(), 60, "first leader")
+        await wait_for(
+            lambda: (
+                leader.instance() is not None and central.online_instance() == leader.instance()
+            ),
+            60,
+            "first leader",
+        )
         standby.start()
         await wait_for(lambda: standby.logged("standing by") > 0, 60, "standby")
         for i in range(args.trials):
             old = leader.instance()
             assert old is not None
-            outcome = await flood_with_failure(url, central, args.requests, leader.kill,
-                                               old_leader=old, settle_s=60)
+            outcome = await flood_with_failure(
+                url, central, args.requests, leader.kill, old_leader=old, settle_s=60
+            )
             result = outcome.as_dict()
             log(f"trial {i + 1}: {result}")
             results.append(result)
@@ -91,8 +104,9 @@ async def run(args: argparse.Namespace, url: str, folder: Path, broker: PrivateM
         "takeover_s": takeovers,
         "takeover_s_median": round(statistics.median(takeovers), 3) if takeovers else None,
         "takeover_s_max": max(takeovers) if takeovers else None,
-        "online_s_max": max((r["online_s"] for r in results if r["online_s"] is not None),
-                            default=None),
+        "online_s_max": max(
+            (r["online_s"] for r in results if r["online_s"] is not None), default=None
+        ),
         "target_s": TARGET_S,
     }
     for key in ("lost", "doubled", "unanswered", "mismatched"):

@@ -254,8 +254,14 @@ def load_site(url: str, count: int) -> tuple[int, int]:
             assert all(o.ok for o in outcomes)
         # What an administrator does once: the operator MQTT requests act as.
         with db.session() as s:
-            operators.add(s, name="central-system", role="system", created_by="bench",
-                          token_hash=hash_token(new_token()), at=datetime.now(UTC))
+            operators.add(
+                s,
+                name="central-system",
+                role="system",
+                created_by="bench",
+                token_hash=hash_token(new_token()),
+                at=datetime.now(UTC),
+            )
     finally:
         db.dispose()
     return people, visitors
@@ -618,8 +624,10 @@ async def gateway_run(
             await wait_online(broker)
         except TimeoutError:
             logfile.flush()
-            log("the gateway did not come online; its log ends:\n"
-                + (folder / "gateway.log").read_text(errors="replace")[-3000:])
+            log(
+                "the gateway did not come online; its log ends:\n"
+                + (folder / "gateway.log").read_text(errors="replace")[-3000:]
+            )
             raise
         if args.rate is not None:
             # A steady state: the states queued at start-up (in chunks) are out before the
@@ -641,14 +649,17 @@ async def gateway_run(
         for topic, _, rid in messages:
             by_kind.setdefault(topic.rsplit("/", 1)[1], []).append(responses[rid]["_latency_ms"])
         slow = sorted(
-            (round(r["_sent_s"], 2), round(r["_latency_ms"])) for r in responses.values()
+            (round(r["_sent_s"], 2), round(r["_latency_ms"]))
+            for r in responses.values()
             if r["_latency_ms"] > 30
         )
         if os.environ.get("BENCH_SHOW_SLOW"):
             log(f"slow (sent at s, ms): {slow}")
         for kind, values in sorted(by_kind.items()):
-            log(f"{kind}: {len(values)} requests, p50 {statistics.median(values):.1f} ms, "
-                f"p99 {percentile(values, 0.99):.1f} ms, max {max(values):.1f} ms")
+            log(
+                f"{kind}: {len(values)} requests, p50 {statistics.median(values):.1f} ms, "
+                f"p99 {percentile(values, 0.99):.1f} ms, max {max(values):.1f} ms"
+            )
         for sample in errors[:5]:
             log(f"error response: {sample}")
         t = time.perf_counter()
@@ -681,9 +692,19 @@ async def start_profiler(path: str, pid: int) -> asyncio.subprocess.Process:
     Collapsed stacks (one line per stack), written when it gets SIGINT."""
     mode = "--idle" if os.environ.get("BENCH_PROFILE_WALL") == "1" else "--gil"
     spy = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "py-spy"), "record", mode, "--rate", "200",
-        "--format", "raw", "-o", path, "--pid", str(pid),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        str(Path(sys.executable).parent / "py-spy"),
+        "record",
+        mode,
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "-o",
+        path,
+        "--pid",
+        str(pid),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     await asyncio.sleep(1.0)  # attached
     return spy
@@ -765,9 +786,7 @@ def count_statements(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         command = stream[0]
         for i, command in enumerate(stream[:half]):
             before = counted[0]
-            (outcome,) = core.submit_many(
-                [Submission(command, "central-system", f"s-{i}", "mqtt")]
-            )
+            (outcome,) = core.submit_many([Submission(command, "central-system", f"s-{i}", "mqtt")])
             assert outcome.ok, outcome.error
             by_kind.setdefault(command.name, []).append(counted[0] - before)
         single = sum(sum(v) for v in by_kind.values()) / half
@@ -805,11 +824,15 @@ def count_statements(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--count", type=int, default=None,
+        "--count",
+        type=int,
+        default=None,
         help="access changes to send (default 20000; with --rate, 30 s worth)",
     )
     parser.add_argument(
-        "--rate", type=float, default=None,
+        "--rate",
+        type=float,
+        default=None,
         help="send at this fixed rate (requests/s) instead of flooding; reports latency",
     )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
@@ -837,13 +860,16 @@ def main() -> None:
         help="record the gateway with py-spy (collapsed stacks of the GIL holder) into FILE",
     )
     parser.add_argument(
-        "--statements", action="store_true",
+        "--statements",
+        action="store_true",
         help="no broker: apply the changes in-process through the gateway's core (with its "
         "listeners) and count the SQL statements per request, one request per transaction "
         "and --batch per transaction",
     )
     parser.add_argument(
-        "--site", type=int, default=20000,
+        "--site",
+        type=int,
+        default=20000,
         help="size the site as for this many changes (N/20 people, N/10 visitor cards)",
     )
     args = parser.parse_args()

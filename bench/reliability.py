@@ -50,7 +50,9 @@ from tests.trial_load import competence, count_store, prepare  # noqa: E402
 BASE = "lockgate"
 PASSWORDS = {"lockgate": "trial-gateway", "central": "trial-central"}
 LOCKGATE = str(Path(sys.executable).parent / "lockgate")
-PG_ADMIN = os.environ.get("LOCKGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "LOCKGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 FAILURES = ("kill", "broker-restart", "broker-kill")
 
 
@@ -73,7 +75,7 @@ host = "{broker.host}"
 port = {broker.port}
 base_topic = "{BASE}"
 username = "lockgate"
-password = "{PASSWORDS['lockgate']}"
+password = "{PASSWORDS["lockgate"]}"
 session_expiry_s = 3600
 keepalive_s = 5
 """)
@@ -82,8 +84,9 @@ keepalive_s = 5
 
     def start(self) -> None:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([LOCKGATE, "run", "--config", str(self.config)],
-                                         stdout=out, stderr=out)
+            self.proc = subprocess.Popen(
+                [LOCKGATE, "run", "--config", str(self.config)], stdout=out, stderr=out
+            )
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -108,10 +111,17 @@ class Central:
         self.online = asyncio.Event()
 
     def client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(self.broker.host, self.broker.port, username="central",
-                              password=PASSWORDS["central"],
-                              protocol=aiomqtt.ProtocolVersion.V5, identifier="central",
-                              clean_start=False, max_inflight_messages=100, timeout=10)
+        return aiomqtt.Client(
+            self.broker.host,
+            self.broker.port,
+            username="central",
+            password=PASSWORDS["central"],
+            protocol=aiomqtt.ProtocolVersion.V5,
+            identifier="central",
+            clean_start=False,
+            max_inflight_messages=100,
+            timeout=10,
+        )
 
     async def run(self, stop: asyncio.Event, outbox: asyncio.Queue[tuple[str, bytes]]) -> None:
         """Keep a connection up: collect responses, publish what ``outbox`` holds."""
@@ -158,8 +168,16 @@ async def _end_when(stop: asyncio.Event) -> None:
 # --------------------------------------------------------------------------- one trial
 
 
-async def trial(kind: str, url: str, folder: Path, broker: DeployedMosquitto, gateway: Gateway,
-                n: int, resend_s: float, stall_s: float) -> dict[str, Any]:
+async def trial(
+    kind: str,
+    url: str,
+    folder: Path,
+    broker: DeployedMosquitto,
+    gateway: Gateway,
+    n: int,
+    resend_s: float,
+    stall_s: float,
+) -> dict[str, Any]:
     name = f"t{uuid.uuid4().hex[:8]}"
     central = Central(broker)
     outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
@@ -204,30 +222,40 @@ async def trial(kind: str, url: str, folder: Path, broker: DeployedMosquitto, ga
         await runner
     ids, applied = count_store(url, name)
     unanswered = [r for r in payloads if r not in central.responses]
-    ok_not_stored = [r for r in payloads
-                     if any(a["status"] == "ok" for a in central.responses.get(r, []))
-                     and r not in ids]
+    ok_not_stored = [
+        r
+        for r in payloads
+        if any(a["status"] == "ok" for a in central.responses.get(r, [])) and r not in ids
+    ]
     return {
         "failure": kind,
         "requests": n,
         "lost": len(ok_not_stored) + len([r for r in unanswered if r not in ids]),
         "doubled": sum(1 for c in applied.values() if c > 1),
         "stalled": len(unanswered),
-        "mismatched": sum(1 for r in payloads
-                          if len({json.dumps(a, sort_keys=True)
-                                  for a in central.responses.get(r, [])}) > 1),
-        "repeated_responses": sum(max(0, len(central.responses.get(r, [])) - 1)
-                                  for r in payloads),
+        "mismatched": sum(
+            1
+            for r in payloads
+            if len({json.dumps(a, sort_keys=True) for a in central.responses.get(r, [])}) > 1
+        ),
+        "repeated_responses": sum(max(0, len(central.responses.get(r, [])) - 1) for r in payloads),
         "resent": resent,
         "recovered_s": round(recovered_s, 2),
     }
 
 
 async def wait_online(broker: DeployedMosquitto, limit_s: float = 60.0) -> None:
-    async with asyncio.timeout(limit_s), aiomqtt.Client(
-        broker.host, broker.port, username="central", password=PASSWORDS["central"],
-        protocol=aiomqtt.ProtocolVersion.V5, identifier="central-watch",
-    ) as c:
+    async with (
+        asyncio.timeout(limit_s),
+        aiomqtt.Client(
+            broker.host,
+            broker.port,
+            username="central",
+            password=PASSWORDS["central"],
+            protocol=aiomqtt.ProtocolVersion.V5,
+            identifier="central-watch",
+        ) as c,
+    ):
         await c.subscribe(f"{BASE}/v1/bridge/state", qos=1)
         async for message in c.messages:
             if json.loads(bytes(message.payload) or b"{}").get("state") == "online":  # type: ignore[arg-type]
@@ -266,8 +294,16 @@ async def run_db(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             try:
                 for i in range(args.trials):
                     for failure in FAILURES:
-                        result = await trial(failure, url, folder, broker, gateway, args.stream,
-                                             args.resend_s, args.stall_s)
+                        result = await trial(
+                            failure,
+                            url,
+                            folder,
+                            broker,
+                            gateway,
+                            args.stream,
+                            args.resend_s,
+                            args.stall_s,
+                        )
                         log(f"{kind} #{i + 1}: {result}")
                         results.append(result)
             finally:
@@ -293,8 +329,9 @@ def main() -> None:
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     out = {kind: asyncio.run(run_db(kind, args)) for kind in kinds}
-    out["ok"] = all(out[k][x] == 0 for k in kinds for x in ("lost", "doubled", "stalled",
-                                                             "mismatched"))
+    out["ok"] = all(
+        out[k][x] == 0 for k in kinds for x in ("lost", "doubled", "stalled", "mismatched")
+    )
     print(json.dumps(out))
 
 

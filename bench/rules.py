@@ -85,8 +85,12 @@ def site_facts(n: int, seed: int = 1) -> Iterator[Fact]:
     orgs = [org_number_with_check_digit(f"5560{i:05d}") for i in range(10)]
     yield from (Organisation(org_number=o, name=f"Org {i}") for i, o in enumerate(orgs))
     yield from (
-        KeyGrantAgreement(id=f"ag-{i}", org_number=o, signed_on=TODAY - timedelta(days=400),
-                          valid_from=TODAY - timedelta(days=400))
+        KeyGrantAgreement(
+            id=f"ag-{i}",
+            org_number=o,
+            signed_on=TODAY - timedelta(days=400),
+            valid_from=TODAY - timedelta(days=400),
+        )
         for i, o in enumerate(orgs)
     )
     n_spaces = max(1, n // 200)
@@ -96,26 +100,48 @@ def site_facts(n: int, seed: int = 1) -> Iterator[Fact]:
         if s % 10 == 0:
             c = f"ctrl-{s % n_controllers}"
             doors = (DoorRef(controller_id=c, door=1), DoorRef(controller_id=c, door=2))
-        yield (Space(
-            id=f"sp-{s}", name=f"Space {s}",
-            cylinders=tuple(str(1_000_000 + 20 * s + k) for k in range(20)),
-            doors=doors, required_competences=("ELSAK",) if s % 5 == 0 else (),
-            revalidation_days=14 if s % 7 == 0 else None))
+        yield (
+            Space(
+                id=f"sp-{s}",
+                name=f"Space {s}",
+                cylinders=tuple(str(1_000_000 + 20 * s + k) for k in range(20)),
+                doors=doors,
+                required_competences=("ELSAK",) if s % 5 == 0 else (),
+                revalidation_days=14 if s % 7 == 0 else None,
+            )
+        )
     for i in range(n):
         pid, eid = f"p{i}", f"e{i}"
         yield (Person(id=pid, first_name="First", last_name=f"Last{i}"))
-        yield (Employment(id=eid, person_id=pid, org_number=orgs[i % 10],
-                                id06=Id06Card(card_number=f"ID{i:08d}",
-                                              valid_until=TODAY + timedelta(days=730))))
+        yield (
+            Employment(
+                id=eid,
+                person_id=pid,
+                org_number=orgs[i % 10],
+                id06=Id06Card(card_number=f"ID{i:08d}", valid_until=TODAY + timedelta(days=730)),
+            )
+        )
         if i % 3 == 0:
-            yield (Competence(person_id=pid, code="ELSAK",
-                                    valid_until=TODAY + timedelta(days=365)))
-        yield (Credential(number=str(100_000_000 + i), kind=CredentialKind.KEY,
-                                state=CredentialState.IN_SERVICE, employment_id=eid))
+            yield (Competence(person_id=pid, code="ELSAK", valid_until=TODAY + timedelta(days=365)))
+        yield (
+            Credential(
+                number=str(100_000_000 + i),
+                kind=CredentialKind.KEY,
+                state=CredentialState.IN_SERVICE,
+                employment_id=eid,
+            )
+        )
     for a in range(assignments_of(n)):
-        yield (Assignment(id=f"asg-{a}", name=f"Assignment {a}", main_contractor=orgs[0],
-                                project_manager="PM", starts_on=TODAY - timedelta(days=60),
-                                ends_on=TODAY + timedelta(days=400)))
+        yield (
+            Assignment(
+                id=f"asg-{a}",
+                name=f"Assignment {a}",
+                main_contractor=orgs[0],
+                project_manager="PM",
+                starts_on=TODAY - timedelta(days=60),
+                ends_on=TODAY + timedelta(days=400),
+            )
+        )
         yield application(a, 1, rng, n_spaces)
 
 
@@ -123,17 +149,23 @@ def application(a: int, revision: int, rng: random.Random, n_spaces: int) -> Acc
     entries = tuple(
         ApplicationEntry(
             employment_id=f"e{50 * a + k}",
-            space_ids=tuple(f"sp-{s}" for s in rng.sample(range(n_spaces),
-                                                           min(n_spaces, rng.randint(2, 5)))),
-            valid_from=TODAY - timedelta(days=30), valid_until=TODAY + timedelta(days=365),
-            schedule=WEEKDAYS if k % 4 == 0 else None)
+            space_ids=tuple(
+                f"sp-{s}" for s in rng.sample(range(n_spaces), min(n_spaces, rng.randint(2, 5)))
+            ),
+            valid_from=TODAY - timedelta(days=30),
+            valid_until=TODAY + timedelta(days=365),
+            schedule=WEEKDAYS if k % 4 == 0 else None,
+        )
         for k in range(50)
     )
-    return AccessApplication(assignment_id=f"asg-{a}", revision=revision,
-                             status=ApplicationStatus.APPROVED,
-                             submitted_at=NOW - timedelta(days=10 - revision / 1000),
-                             decided_at=NOW - timedelta(days=9 - revision / 1000),
-                             entries=entries)
+    return AccessApplication(
+        assignment_id=f"asg-{a}",
+        revision=revision,
+        status=ApplicationStatus.APPROVED,
+        submitted_at=NOW - timedelta(days=10 - revision / 1000),
+        decided_at=NOW - timedelta(days=9 - revision / 1000),
+        entries=entries,
+    )
 
 
 def run(n: int, revisions: int) -> dict[str, float | int | bool]:
@@ -209,10 +241,10 @@ def judge(r: dict[str, float | int]) -> dict[str, float | int | bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=None, help="N employments (default: both "
-                        "10000 and 100000)")
-    parser.add_argument("--revisions", type=int, default=400,
-                        help="application revisions timed")
+    parser.add_argument(
+        "--size", type=int, default=None, help="N employments (default: both 10000 and 100000)"
+    )
+    parser.add_argument("--revisions", type=int, default=400, help="application revisions timed")
     args = parser.parse_args()
     if args.size is not None:
         result = run(args.size, args.revisions)
@@ -222,9 +254,11 @@ def main() -> None:
         result = run(100_000, args.revisions)
         result["incremental_p50_ms_at_10000"] = small["incremental_p50_ms"]
         result["p50_ratio_100000_vs_10000"] = round(
-            float(result["incremental_p50_ms"]) / float(small["incremental_p50_ms"]), 2)
+            float(result["incremental_p50_ms"]) / float(small["incremental_p50_ms"]), 2
+        )
         result["cpu_p50_ratio_100000_vs_10000"] = round(
-            float(result["incremental_cpu_p50_ms"]) / float(small["incremental_cpu_p50_ms"]), 2)
+            float(result["incremental_cpu_p50_ms"]) / float(small["incremental_cpu_p50_ms"]), 2
+        )
         result.update(judge(result))
     print(json.dumps(result))
 

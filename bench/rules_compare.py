@@ -108,25 +108,51 @@ def varied_site(n: int) -> list[Fact]:
         if isinstance(f, Employment):
             i = int(f.id[1:])
             if i % 97 == 1:
-                f = f.model_copy(update={"id06": Id06Card(card_number=f.id06.card_number,
-                                                          valid_until=f.id06.valid_until,
-                                                          status=Id06Status.BLOCKED)})
+                f = f.model_copy(
+                    update={
+                        "id06": Id06Card(
+                            card_number=f.id06.card_number,
+                            valid_until=f.id06.valid_until,
+                            status=Id06Status.BLOCKED,
+                        )
+                    }
+                )
             elif i % 97 == 2:
-                f = f.model_copy(update={"id06": Id06Card(card_number=f.id06.card_number,
-                                                          valid_until=TODAY - timedelta(days=3))})
+                f = f.model_copy(
+                    update={
+                        "id06": Id06Card(
+                            card_number=f.id06.card_number, valid_until=TODAY - timedelta(days=3)
+                        )
+                    }
+                )
             elif i % 97 == 3:
-                f = f.model_copy(update={"id06": Id06Card(card_number=f.id06.card_number,
-                                                          valid_until=TODAY + timedelta(days=2))})
+                f = f.model_copy(
+                    update={
+                        "id06": Id06Card(
+                            card_number=f.id06.card_number, valid_until=TODAY + timedelta(days=2)
+                        )
+                    }
+                )
             elif i % 97 == 4:
-                f = f.model_copy(update={"id06": Id06Card(card_number=f.id06.card_number,
-                                                          valid_until=f.id06.valid_until,
-                                                          status=Id06Status.TERMINATED)})
+                f = f.model_copy(
+                    update={
+                        "id06": Id06Card(
+                            card_number=f.id06.card_number,
+                            valid_until=f.id06.valid_until,
+                            status=Id06Status.TERMINATED,
+                        )
+                    }
+                )
         elif isinstance(f, Credential):
             i = int(f.number) - 100_000_000
             if i % 89 == 5:
-                f = Credential(number=str(200_000_000 + i), kind=CredentialKind.TAG,
-                               state=CredentialState.IN_SERVICE, employment_id=f.employment_id,
-                               hr_approved_at=NOW - timedelta(days=5) if i % 2 else None)
+                f = Credential(
+                    number=str(200_000_000 + i),
+                    kind=CredentialKind.TAG,
+                    state=CredentialState.IN_SERVICE,
+                    employment_id=f.employment_id,
+                    hr_approved_at=NOW - timedelta(days=5) if i % 2 else None,
+                )
             elif i % 89 == 6:
                 f = f.model_copy(update={"state": CredentialState.HANDED_OUT})
             elif i % 89 == 7:
@@ -145,8 +171,12 @@ def varied_site(n: int) -> list[Fact]:
         entries = tuple(
             ApplicationEntry(
                 employment_id=f"e{(37 * j + k) % n}",
-                space_ids=tuple(sorted({f"sp-{rng.randrange(n_spaces)}" for _ in range(3)}
-                                       | ({"sp-missing"} if j % 5 == 0 else set()))),
+                space_ids=tuple(
+                    sorted(
+                        {f"sp-{rng.randrange(n_spaces)}" for _ in range(3)}
+                        | ({"sp-missing"} if j % 5 == 0 else set())
+                    )
+                ),
                 valid_from=TODAY + timedelta(days=shift - 2),
                 valid_until=TODAY + timedelta(days=shift + 20),
                 schedule=None,
@@ -154,27 +184,59 @@ def varied_site(n: int) -> list[Fact]:
             for j in range(60)
         )
         if aid != "x-unknown":
-            out.append(Assignment(id=aid, name=aid, main_contractor=facts[0].org_number,  # type: ignore[attr-defined]
-                                  project_manager="PM", starts_on=TODAY - timedelta(days=10),
-                                  ends_on=TODAY + timedelta(days=15)))
-        out.append(AccessApplication(assignment_id=aid, revision=1,
-                                     status=ApplicationStatus.APPROVED,
-                                     submitted_at=NOW - timedelta(days=2),
-                                     decided_at=NOW - timedelta(days=1), entries=entries))
+            out.append(
+                Assignment(
+                    id=aid,
+                    name=aid,
+                    main_contractor=facts[0].org_number,  # type: ignore[attr-defined]
+                    project_manager="PM",
+                    starts_on=TODAY - timedelta(days=10),
+                    ends_on=TODAY + timedelta(days=15),
+                )
+            )
+        out.append(
+            AccessApplication(
+                assignment_id=aid,
+                revision=1,
+                status=ApplicationStatus.APPROVED,
+                submitted_at=NOW - timedelta(days=2),
+                decided_at=NOW - timedelta(days=1),
+                entries=entries,
+            )
+        )
     for v in range(40):
         start = NOW + timedelta(hours=v - 20)
-        out.append(VisitorCard(number=str(300_000_000 + v), holder_name="V", company="C",
-                               mobile="+4670000", sponsor_employment_id=f"e{v * 13}",
-                               reason=VisitorReason.SUPPLIER,
-                               space_ids=(f"sp-{(v * 10) % n_spaces}", "sp-missing"),
-                               valid_from=start, valid_until=start + timedelta(hours=30),
-                               issued_at=start))
-    out.append(KeyGrantAgreement(id="ag-0", org_number=facts[0].org_number,  # type: ignore[attr-defined]
-                                 signed_on=TODAY - timedelta(days=400),
-                                 valid_from=TODAY - timedelta(days=400),
-                                 valid_until=TODAY + timedelta(days=5)))
-    out.append(KeyGrantAgreement(id="ag-1", org_number=facts[1].org_number,  # type: ignore[attr-defined]
-                                 signed_on=TODAY, valid_from=TODAY + timedelta(days=3)))
+        out.append(
+            VisitorCard(
+                number=str(300_000_000 + v),
+                holder_name="V",
+                company="C",
+                mobile="+4670000",
+                sponsor_employment_id=f"e{v * 13}",
+                reason=VisitorReason.SUPPLIER,
+                space_ids=(f"sp-{(v * 10) % n_spaces}", "sp-missing"),
+                valid_from=start,
+                valid_until=start + timedelta(hours=30),
+                issued_at=start,
+            )
+        )
+    out.append(
+        KeyGrantAgreement(
+            id="ag-0",
+            org_number=facts[0].org_number,  # type: ignore[attr-defined]
+            signed_on=TODAY - timedelta(days=400),
+            valid_from=TODAY - timedelta(days=400),
+            valid_until=TODAY + timedelta(days=5),
+        )
+    )
+    out.append(
+        KeyGrantAgreement(
+            id="ag-1",
+            org_number=facts[1].org_number,  # type: ignore[attr-defined]
+            signed_on=TODAY,
+            valid_from=TODAY + timedelta(days=3),
+        )
+    )
     return out
 
 
@@ -200,9 +262,13 @@ def compare_site(n: int, sample: int) -> dict[str, Any]:
         c = engine.advance(NOW + timedelta(days=days))
         changes.add(sorted((k, state_json(engine, k)) for k in c.credentials))
     fingerprint(engine, states, explains, sample)
-    return {"site_states": states.hex(), "site_states_n": states.count,
-            "site_explains": explains.hex(), "site_explains_n": explains.count,
-            "site_changes": changes.hex()}
+    return {
+        "site_states": states.hex(),
+        "site_states_n": states.count,
+        "site_explains": explains.hex(),
+        "site_explains_n": explains.count,
+        "site_changes": changes.hex(),
+    }
 
 
 def compare_universes(examples: int, cases_file: str | None) -> dict[str, Any]:
@@ -214,10 +280,17 @@ def compare_universes(examples: int, cases_file: str | None) -> dict[str, Any]:
     digest = Digest()
     cases: list[tuple[list[Fact], list[int]]] = []
 
-    @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
-    @given(st.one_of(rich_fact_sets(), fact_sets(max_size=40)),
-           st.lists(st.integers(-24 * 30, 24 * 30), min_size=1, max_size=3))
+    @settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        st.one_of(rich_fact_sets(), fact_sets(max_size=40)),
+        st.lists(st.integers(-24 * 30, 24 * 30), min_size=1, max_size=3),
+    )
     def draw(facts: list[Fact], hours: list[int]) -> None:
         cases.append((facts, hours))
 
@@ -237,8 +310,7 @@ def compare_universes(examples: int, cases_file: str | None) -> dict[str, Any]:
         for h in hours[1:]:
             engine.advance(max(engine.at, instant(h)))
             fingerprint(engine, digest, digest, 10_000)
-    return {"universes": digest.hex(), "universes_n": digest.count,
-            "universes_drawn": drawn.hex()}
+    return {"universes": digest.hex(), "universes_n": digest.count, "universes_drawn": drawn.hex()}
 
 
 def main() -> None:
@@ -246,8 +318,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--examples", type=int, default=1500)
     parser.add_argument("--sample", type=int, default=300, help="credentials explained")
-    parser.add_argument("--cases", default=None, help="file of the universes (pickle): "
-                        "read when it exists, else drawn and written")
+    parser.add_argument(
+        "--cases",
+        default=None,
+        help="file of the universes (pickle): read when it exists, else drawn and written",
+    )
     args = parser.parse_args()
     result = compare_universes(args.examples, args.cases)
     result.update(compare_site(args.size, args.sample))

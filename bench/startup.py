@@ -84,8 +84,14 @@ def build_store(url: str, size: int) -> None:
             fact_repository.put_many(s, batch)
         Core(db).load()  # the derived states a gateway that ran before leaves behind
         with db.session() as s:
-            operators.add(s, name="central-system", role="system", created_by="bench",
-                          token_hash=hash_token(new_token()), at=datetime.now(UTC))
+            operators.add(
+                s,
+                name="central-system",
+                role="system",
+                created_by="bench",
+                token_hash=hash_token(new_token()),
+                at=datetime.now(UTC),
+            )
     finally:
         db.dispose()
 
@@ -101,8 +107,12 @@ async def first_response(
 ) -> tuple[float, float, float]:
     """(online_s, online_cpu_s, ready_s) after ``spawned`` (a perf_counter instant)."""
     client = aiomqtt.Client(
-        broker.host, broker.port, username="central", password=PASSWORDS["central"],
-        protocol=aiomqtt.ProtocolVersion.V5, identifier=f"startup-{uuid.uuid4().hex[:6]}",
+        broker.host,
+        broker.port,
+        username="central",
+        password=PASSWORDS["central"],
+        protocol=aiomqtt.ProtocolVersion.V5,
+        identifier=f"startup-{uuid.uuid4().hex[:6]}",
     )
     async with client:
         await client.subscribe(f"{BASE}/v1/bridge/state", qos=1)
@@ -121,11 +131,18 @@ async def first_response(
                 ):
                     online_s = time.perf_counter() - spawned
                     online_cpu_s = cpu_of(pid)
-                    request = {"request_id": rid, "person": {
-                        "id": "p0", "first_name": "First", "last_name": "Last0",
-                        "mobile": "+46700000001"}}
-                    await client.publish(f"{BASE}/v1/request/person",
-                                         json.dumps(request).encode(), qos=1)
+                    request = {
+                        "request_id": rid,
+                        "person": {
+                            "id": "p0",
+                            "first_name": "First",
+                            "last_name": "Last0",
+                            "mobile": "+46700000001",
+                        },
+                    }
+                    await client.publish(
+                        f"{BASE}/v1/request/person", json.dumps(request).encode(), qos=1
+                    )
                 elif data.get("request_id") == rid:
                     if data.get("status") != "ok":
                         raise RuntimeError(f"the request was refused: {data}")
@@ -145,16 +162,34 @@ async def measure(url: str, folder: Path, profile: str | None = None) -> dict[st
         logfile = (folder / "gateway.log").open("wb")
         spawned = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).parent / "lockgate"), "run", "--config", str(config),
-            "--log-format", "json", "--log-level", "warning",
-            env=env, stdout=logfile, stderr=logfile, cwd=folder,
+            str(Path(sys.executable).parent / "lockgate"),
+            "run",
+            "--config",
+            str(config),
+            "--log-format",
+            "json",
+            "--log-level",
+            "warning",
+            env=env,
+            stdout=logfile,
+            stderr=logfile,
+            cwd=folder,
         )
         spy = None
         if profile:
             spy = await asyncio.create_subprocess_exec(
-                str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "100",
-                "--format", "raw", "-o", profile, "--pid", str(proc.pid),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--rate",
+                "100",
+                "--format",
+                "raw",
+                "-o",
+                profile,
+                "--pid",
+                str(proc.pid),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
             )
         watcher = asyncio.create_task(
             first_response(broker, spawned, proc.pid), name="startup-watch"
@@ -193,11 +228,15 @@ def main() -> None:
         ),
     )
     parser.add_argument(
-        "--profile", default=None, metavar="FILE",
+        "--profile",
+        default=None,
+        metavar="FILE",
         help="sample the gateway with py-spy (every thread) until it is ready, into FILE",
     )
     parser.add_argument(
-        "--store", default=None, metavar="FILE",
+        "--store",
+        default=None,
+        metavar="FILE",
         help="SQLite: build the store into FILE once and start from a copy of it after that",
     )
     args = parser.parse_args()
@@ -217,8 +256,10 @@ def main() -> None:
             kept = Path(args.store) if args.store else None
             if kept is None or not kept.exists():
                 build_store(url, args.size)
-                log(f"store of {args.size} credentials built in "
-                    f"{time.perf_counter() - started:.0f} s")
+                log(
+                    f"store of {args.size} credentials built in "
+                    f"{time.perf_counter() - started:.0f} s"
+                )
                 if kept is not None:
                     shutil.copyfile(folder / "startup.db", kept)
             else:
@@ -227,12 +268,14 @@ def main() -> None:
             result = asyncio.run(measure(url, folder, args.profile))
         finally:
             cleanup()
-    result.update({
-        "size": args.size,
-        "db": args.db,
-        "target_ready_s": TARGET_S,
-        "met": result["ready_s"] <= TARGET_S,
-    })
+    result.update(
+        {
+            "size": args.size,
+            "db": args.db,
+            "target_ready_s": TARGET_S,
+            "met": result["ready_s"] <= TARGET_S,
+        }
+    )
     print(json.dumps(result))
 
 

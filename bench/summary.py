@@ -72,13 +72,18 @@ def _ingest(db: str) -> tuple[Bench, Bench]:
         ("bench/ingest.py", "--db", db),
         900,
         (
-            Check("accepted/s ÷ raw echo/s", _get("ratio"), f">= {ratio}",
-                  _at_least(ratio, "ratio")),
-            Check("accepted/s (raw/s)",
-                  lambda r: f"{r['accepted_per_s']:.0f} ({r['raw_per_s']:.0f})", "",
-                  lambda r: True),
-            Check("gateway CPU ms per request", _get("gateway_cpu_ms_per_request"), "",
-                  lambda r: True),
+            Check(
+                "accepted/s ÷ raw echo/s", _get("ratio"), f">= {ratio}", _at_least(ratio, "ratio")
+            ),
+            Check(
+                "accepted/s (raw/s)",
+                lambda r: f"{r['accepted_per_s']:.0f} ({r['raw_per_s']:.0f})",
+                "",
+                lambda r: True,
+            ),
+            Check(
+                "gateway CPU ms per request", _get("gateway_cpu_ms_per_request"), "", lambda r: True
+            ),
             Check("errors", _get("errors"), "0", lambda r: r["errors"] == 0),
         ),
     )
@@ -87,11 +92,18 @@ def _ingest(db: str) -> tuple[Bench, Bench]:
         ("bench/ingest.py", "--db", db, "--rate", "100", "--count", "3000"),
         600,
         (
-            Check("p99 request→response ms at 100/s", _get("latency_p99_ms"), f"<= {p99:g}",
-                  _at_most(p99, "latency_p99_ms")),
-            Check("p50 ms (raw echo p99 ms)",
-                  lambda r: f"{r['latency_p50_ms']} ({r['raw_latency_p99_ms']})", "",
-                  lambda r: True),
+            Check(
+                "p99 request→response ms at 100/s",
+                _get("latency_p99_ms"),
+                f"<= {p99:g}",
+                _at_most(p99, "latency_p99_ms"),
+            ),
+            Check(
+                "p50 ms (raw echo p99 ms)",
+                lambda r: f"{r['latency_p50_ms']} ({r['raw_latency_p99_ms']})",
+                "",
+                lambda r: True,
+            ),
         ),
     )
     return flood, rate
@@ -105,15 +117,25 @@ BENCHES: tuple[Bench, ...] = (
         ("bench/rules.py", "--revisions", "300"),
         900,
         (
-            Check("full derivation s at 100k, CPU (wall)",
-                  lambda r: f"{r['full_cpu_s']} ({r['full_s']})", "<= 4",
-                  _at_most(4.0, "full_cpu_s")),
-            Check("incremental p99 ms, CPU (wall)",
-                  lambda r: f"{r['incremental_cpu_p99_ms']} ({r['incremental_p99_ms']})", "<= 2",
-                  _at_most(2.0, "incremental_cpu_p99_ms")),
+            Check(
+                "full derivation s at 100k, CPU (wall)",
+                lambda r: f"{r['full_cpu_s']} ({r['full_s']})",
+                "<= 4",
+                _at_most(4.0, "full_cpu_s"),
+            ),
+            Check(
+                "incremental p99 ms, CPU (wall)",
+                lambda r: f"{r['incremental_cpu_p99_ms']} ({r['incremental_p99_ms']})",
+                "<= 2",
+                _at_most(2.0, "incremental_cpu_p99_ms"),
+            ),
             Check("peak RSS MB", _get("peak_rss_mb"), "<= 400", _at_most(400.0, "peak_rss_mb")),
-            Check("incremental p50 100k ÷ 10k, CPU", _get("cpu_p50_ratio_100000_vs_10000"),
-                  "<= 1.5", _at_most(1.5, "cpu_p50_ratio_100000_vs_10000")),
+            Check(
+                "incremental p50 100k ÷ 10k, CPU",
+                _get("cpu_p50_ratio_100000_vs_10000"),
+                "<= 1.5",
+                _at_most(1.5, "cpu_p50_ratio_100000_vs_10000"),
+            ),
         ),
     ),
     Bench(
@@ -121,8 +143,12 @@ BENCHES: tuple[Bench, ...] = (
         ("bench/startup.py",),
         900,
         (
-            Check("lockgate run → first response s (100k)", _get("ready_s"), "<= 10",
-                  _at_most(10.0, "ready_s")),
+            Check(
+                "lockgate run → first response s (100k)",
+                _get("ready_s"),
+                "<= 10",
+                _at_most(10.0, "ready_s"),
+            ),
         ),
     ),
     Bench(
@@ -131,8 +157,12 @@ BENCHES: tuple[Bench, ...] = (
         600,
         (
             Check("wire_ratio", _get("wire_ratio"), "<= 1.10", _at_most(1.10, "wire_ratio")),
-            Check("delta_bytes_ratio", _get("delta_bytes_ratio"), "<= 0.02",
-                  _at_most(0.02, "delta_bytes_ratio")),
+            Check(
+                "delta_bytes_ratio",
+                _get("delta_bytes_ratio"),
+                "<= 0.02",
+                _at_most(0.02, "delta_bytes_ratio"),
+            ),
         ),
     ),
     Bench(
@@ -140,12 +170,24 @@ BENCHES: tuple[Bench, ...] = (
         ("bench/controller.py",),
         600,
         (
-            Check("Modbus requests of a full sync", _get("requests"), "<= ceil(regs/123)+5",
-                  lambda r: r["requests"] <= r["requests_target"]),
-            Check("revocation p99 ms", _get("revocation_p99_ms"), "<= 250",
-                  _at_most(250.0, "revocation_p99_ms")),
-            Check("gateway revocation p99 ms", _get("gateway_revocation_p99_ms"), "<= 250",
-                  _at_most(250.0, "gateway_revocation_p99_ms")),
+            Check(
+                "Modbus requests of a full sync",
+                _get("requests"),
+                "<= ceil(regs/123)+5",
+                lambda r: r["requests"] <= r["requests_target"],
+            ),
+            Check(
+                "revocation p99 ms",
+                _get("revocation_p99_ms"),
+                "<= 250",
+                _at_most(250.0, "revocation_p99_ms"),
+            ),
+            Check(
+                "gateway revocation p99 ms",
+                _get("gateway_revocation_p99_ms"),
+                "<= 250",
+                _at_most(250.0, "gateway_revocation_p99_ms"),
+            ),
         ),
     ),
     Bench(
@@ -153,8 +195,12 @@ BENCHES: tuple[Bench, ...] = (
         ("bench/osdp.py",),
         600,
         (
-            Check("read→LED p99 ms", _get("read_to_led_p99_ms"), "<= 100",
-                  lambda r: bool(r["within_target"])),
+            Check(
+                "read→LED p99 ms",
+                _get("read_to_led_p99_ms"),
+                "<= 100",
+                lambda r: bool(r["within_target"]),
+            ),
         ),
     ),
     Bench(
@@ -162,8 +208,12 @@ BENCHES: tuple[Bench, ...] = (
         ("bench/uhppote.py",),
         600,
         (
-            Check("revocation p99 ms", _get("revocation_p99_ms"), "<= 250",
-                  _at_most(250.0, "revocation_p99_ms")),
+            Check(
+                "revocation p99 ms",
+                _get("revocation_p99_ms"),
+                "<= 250",
+                _at_most(250.0, "revocation_p99_ms"),
+            ),
         ),
     ),
     Bench(
@@ -171,10 +221,15 @@ BENCHES: tuple[Bench, ...] = (
         ("bench/sites.py", "--sites", "20", "--revocations", "20"),
         900,
         (
-            Check("ID06 block → 100 controllers verified, p99 ms (20 sites)",
-                  _get("revocation_p99_ms"), "<= 1000", _at_most(1000.0, "revocation_p99_ms")),
-            Check("idle core CPU % per site", _get("idle_core_cpu_pct_per_site"), "",
-                  lambda r: True),
+            Check(
+                "ID06 block → 100 controllers verified, p99 ms (20 sites)",
+                _get("revocation_p99_ms"),
+                "<= 1000",
+                _at_most(1000.0, "revocation_p99_ms"),
+            ),
+            Check(
+                "idle core CPU % per site", _get("idle_core_cpu_pct_per_site"), "", lambda r: True
+            ),
         ),
     ),
     Bench(
@@ -182,8 +237,12 @@ BENCHES: tuple[Bench, ...] = (
         ("bench/failover.py", "--trials", "2"),
         900,
         (
-            Check("kill -9 of the leader → first answer s, max", _get("takeover_s_max"), "<= 10",
-                  lambda r: bool(r["ok"]) and r["takeover_s_max"] <= 10.0),
+            Check(
+                "kill -9 of the leader → first answer s, max",
+                _get("takeover_s_max"),
+                "<= 10",
+                lambda r: bool(r["ok"]) and r["takeover_s_max"] <= 10.0,
+            ),
         ),
     ),
     Bench(
@@ -191,12 +250,15 @@ BENCHES: tuple[Bench, ...] = (
         ("bench/reliability.py", "--trials", "1", "--stream", "300"),
         1500,
         (
-            Check("lost / doubled / stalled / mismatched",
-                  lambda r: " / ".join(
-                      str(sum(r[k][x] for k in r if isinstance(r[k], dict)))
-                      for x in ("lost", "doubled", "stalled", "mismatched")
-                  ),
-                  "0 / 0 / 0 / 0", lambda r: bool(r["ok"])),
+            Check(
+                "lost / doubled / stalled / mismatched",
+                lambda r: " / ".join(
+                    str(sum(r[k][x] for k in r if isinstance(r[k], dict)))
+                    for x in ("lost", "doubled", "stalled", "mismatched")
+                ),
+                "0 / 0 / 0 / 0",
+                lambda r: bool(r["ok"]),
+            ),
         ),
     ),
 )
@@ -257,8 +319,15 @@ def judge(bench: Bench, result: Result | None) -> list[tuple[str, str, str, str,
             figure, met = str(check.figure(result)), check.met(result)
         except (KeyError, TypeError, ValueError):
             figure, met = "?", False
-        rows.append((bench.name, check.label, figure, check.target,
-                     ("yes" if met else "NO") if check.target else ""))
+        rows.append(
+            (
+                bench.name,
+                check.label,
+                figure,
+                check.target,
+                ("yes" if met else "NO") if check.target else "",
+            )
+        )
     return rows
 
 

@@ -36,8 +36,7 @@ OFFICE = [HardwareSchedule(1, (ScheduleWindow(0b0011111, 8 * 60, 17 * 60),))]
 
 def _entries(count: int) -> list[AllowEntry]:
     return [
-        AllowEntry(10_000_000 + i, 0b0011, schedule_id=1 if i % 3 == 0 else 0)
-        for i in range(count)
+        AllowEntry(10_000_000 + i, 0b0011, schedule_id=1 if i % 3 == 0 else 0) for i in range(count)
     ]
 
 

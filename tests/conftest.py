@@ -205,7 +205,6 @@ def _no_leaked_threads_or_sockets() -> Iterator[None]:
     pytest.fail("; ".join(problems))
 
 
-
 _LEFT_RUNNING: list[str] = []
 _cancel_all_tasks = asyncio.runners._cancel_all_tasks  # type: ignore[attr-defined]
 

@@ -26,20 +26,34 @@ def prepare(url: str) -> None:
     try:
         with db.session() as s:
             for name, role in (("central-system", "system"), ("trial", "administrator")):
-                operators.add(s, name=name, role=role, created_by="trial",
-                              token_hash=hash_token(new_token()), at=utcnow())
+                operators.add(
+                    s,
+                    name=name,
+                    role=role,
+                    created_by="trial",
+                    token_hash=hash_token(new_token()),
+                    at=utcnow(),
+                )
         core = Core(db)
         core.load()
-        core.submit(Submission(m.PutPerson(person=Person(id="p-trial", first_name="Trial",
-                                                         last_name="Person")), "trial"))
+        core.submit(
+            Submission(
+                m.PutPerson(person=Person(id="p-trial", first_name="Trial", last_name="Person")),
+                "trial",
+            )
+        )
     finally:
         db.dispose()
 
 
 def competence(trial: str, i: int) -> bytes:
-    change = m.PutCompetence(competence=Competence(
-        person_id="p-trial", code=f"{trial[:6].upper()}{i:05d}",
-        valid_until=date.today() + timedelta(days=30 + i % 300)))
+    change = m.PutCompetence(
+        competence=Competence(
+            person_id="p-trial",
+            code=f"{trial[:6].upper()}{i:05d}",
+            valid_until=date.today() + timedelta(days=30 + i % 300),
+        )
+    )
     return json.dumps({"request_id": f"{trial}-{i}", **change.model_dump(mode="json")}).encode()
 
 
@@ -48,12 +62,18 @@ def count_store(url: str, trial: str) -> tuple[set[str], dict[str, int]]:
     db = Database(url)
     try:
         with db.session(readonly=True) as s:
-            ids = set(s.execute(select(tables.inbox.c.request_id).where(
-                tables.inbox.c.request_id.like(f"{trial}-%"))).scalars())
+            ids = set(
+                s.execute(
+                    select(tables.inbox.c.request_id).where(
+                        tables.inbox.c.request_id.like(f"{trial}-%")
+                    )
+                ).scalars()
+            )
             rows = s.execute(
                 select(tables.fact_journal.c.key, func.count())
                 .where(tables.fact_journal.c.kind == "Competence")
-                .group_by(tables.fact_journal.c.key)).all()
+                .group_by(tables.fact_journal.c.key)
+            ).all()
     finally:
         db.dispose()
     prefix = trial[:6].upper()

@@ -51,8 +51,7 @@ def clock() -> Clock:
 def core(db: Database, clock: Clock) -> Core:
     c = Core(db, clock=clock)
     c.load()
-    c.submit_many([Submission(cmd, "tester") for cmd in sample.sample_commands(TODAY)],
-                  atomic=True)
+    c.submit_many([Submission(cmd, "tester") for cmd in sample.sample_commands(TODAY)], atomic=True)
     return c
 
 
@@ -88,8 +87,9 @@ def test_a_request_id_seen_before_returns_the_stored_response_and_changes_nothin
     block = m.BlockId06(card_number="ID06AN0001")
     first = core.submit(Submission(block, "central", request_id="req-1"))
     assert first.ok and not first.duplicate
-    unblock = core.submit(Submission(m.UnblockId06(card_number="ID06AN0001"), "central",
-                                     request_id="req-2"))
+    unblock = core.submit(
+        Submission(m.UnblockId06(card_number="ID06AN0001"), "central", request_id="req-2")
+    )
     assert unblock.ok
     again = core.submit(Submission(block, "central", request_id="req-1"))
     assert again.duplicate
@@ -103,8 +103,9 @@ class RecordingListener:
     def __init__(self) -> None:
         self.seen: list[CommandContext] = []
 
-    def __call__(self, session: Session, core: Core, ctx: CommandContext | None,
-                 changes: Changes) -> None:
+    def __call__(
+        self, session: Session, core: Core, ctx: CommandContext | None, changes: Changes
+    ) -> None:
         if ctx is not None:
             self.seen.append(ctx)
 
@@ -159,11 +160,13 @@ def test_a_replay_of_the_same_request_returns_its_response_however_it_was_spelle
 def test_a_request_id_reused_within_one_batch_is_refused(core: Core) -> None:
     a = m.UnblockId06(card_number="ID06DN0001")
     b = m.BlockId06(card_number="ID06AN0001")
-    first, replay, reuse = core.submit_many([
-        Submission(a, "central", request_id="batch-1"),
-        Submission(a, "central", request_id="batch-1"),
-        Submission(b, "central", request_id="batch-1"),
-    ])
+    first, replay, reuse = core.submit_many(
+        [
+            Submission(a, "central", request_id="batch-1"),
+            Submission(a, "central", request_id="batch-1"),
+            Submission(b, "central", request_id="batch-1"),
+        ]
+    )
     assert first.ok and replay.duplicate and replay.response() == first.response()
     assert reuse.error is not None and reuse.error["code"] == "CONFLICT"
     assert core.engine.facts.employments["emp-anna"].id06.status is Id06Status.ACTIVE
@@ -175,16 +178,19 @@ def test_records_without_a_digest_are_compared_by_request_name(core: Core, db: D
         inbox.record(s, "old", "id06_unblock", response, NOW)
     unblock = m.UnblockId06(card_number="ID06DN0001")
     assert core.submit(Submission(unblock, "central", request_id="old")).duplicate
-    out = core.submit(Submission(m.BlockId06(card_number="ID06DN0001"), "central",
-                                 request_id="old"))
+    out = core.submit(
+        Submission(m.BlockId06(card_number="ID06DN0001"), "central", request_id="old")
+    )
     assert out.error is not None and out.error["code"] == "CONFLICT"
 
 
 def test_terminating_an_agreement_lists_every_credential_it_changed(core: Core) -> None:
     main = core.engine.facts.agreements["agr-main"]
     live = {
-        n for n, st in core.engine.states.items()
-        if st.enabled and (cred := core.engine.facts.credentials[n]).employment_id is not None
+        n
+        for n, st in core.engine.states.items()
+        if st.enabled
+        and (cred := core.engine.facts.credentials[n]).employment_id is not None
         and core.engine.facts.employments[cred.employment_id].org_number == sample.MAIN
     }
     assert len(live) >= 3
@@ -204,8 +210,13 @@ def test_terminating_an_agreement_lists_every_credential_it_changed(core: Core) 
 def test_a_refused_command_is_answered_with_field_and_reason_and_stored_nothing(
     core: Core, db: Database
 ) -> None:
-    out = core.submit(Submission(m.HandOut(credential_number=sample.KEY_IN_STOCK,
-                                           employment_id="emp-anna"), "op", request_id="r"))
+    out = core.submit(
+        Submission(
+            m.HandOut(credential_number=sample.KEY_IN_STOCK, employment_id="emp-anna"),
+            "op",
+            request_id="r",
+        )
+    )
     assert not out.ok
     message = out.error["message"] if out.error else ""
     assert out.error == {
@@ -219,9 +230,13 @@ def test_a_refused_command_is_answered_with_field_and_reason_and_stored_nothing(
         cred = fact_store.get(s, Credential, sample.KEY_IN_STOCK)
     assert cred is not None and cred.employment_id is None
     # the refusal itself is remembered for the request id
-    assert core.submit(Submission(m.HandOut(credential_number=sample.KEY_IN_STOCK,
-                                            employment_id="emp-anna"), "op",
-                                  request_id="r")).duplicate
+    assert core.submit(
+        Submission(
+            m.HandOut(credential_number=sample.KEY_IN_STOCK, employment_id="emp-anna"),
+            "op",
+            request_id="r",
+        )
+    ).duplicate
 
 
 def test_an_atomic_batch_is_all_or_nothing(core: Core, db: Database) -> None:
@@ -236,8 +251,9 @@ def test_an_atomic_batch_is_all_or_nothing(core: Core, db: Database) -> None:
     assert emp is not None and emp.id06.status is Id06Status.ACTIVE
 
 
-def test_a_second_process_sees_the_first_ones_changes(core: Core, db: Database,
-                                                       clock: Clock) -> None:
+def test_a_second_process_sees_the_first_ones_changes(
+    core: Core, db: Database, clock: Clock
+) -> None:
     other = Core(Database(db.url), clock=clock)
     try:
         other.load()

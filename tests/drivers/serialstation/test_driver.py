@@ -536,8 +536,13 @@ async def test_clear_audit_counts_records_not_sequence_numbers(
     key.carry(
         [
             KeyAuditRecord(
-                sequence=7, at=T0, cylinder=9, key_serial="100000009",
-                outcome=AuditOutcome.DENIED, reason="BLACKLISTED", source="cylinder",
+                sequence=7,
+                at=T0,
+                cylinder=9,
+                key_serial="100000009",
+                outcome=AuditOutcome.DENIED,
+                reason="BLACKLISTED",
+                source="cylinder",
             )
         ]
     )

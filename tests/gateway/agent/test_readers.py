@@ -81,9 +81,7 @@ async def test_an_agent_serves_uhppote_and_osdp_beside_modbus(
             await run.block(0)
             await until(lambda: not run.holds(MODBUS, tag(0)), what="the tag off the Modbus one")
             await until(
-                lambda: all(
-                    _events(run, "revocation_confirmed", c, tag(0)) for c in ALL
-                ),
+                lambda: all(_events(run, "revocation_confirmed", c, tag(0)) for c in ALL),
                 what="the revocation confirmed by every controller",
             )
             assert await run.settled(tag(0))

@@ -244,10 +244,16 @@ def test_an_erasure_takes_entries_of_its_own_transaction_as_if_they_were_written
         assert audit_log.erase_personal(s, at=at, subjects=["credential 5000001"]) == []
         assert audit_log.erase_personal(s, at=at, before=NOW + timedelta(seconds=4)) == [3]
         # below_seq keeps the later ones, buffered or not
-        assert audit_log.erase_personal(s, at=at, subjects=["credential 5000000"],
-                                        below_seq=4) == []
-        audit_log.append(s, at=at, actor="lockgate-retention", action="retention.run",
-                         data={audit_log.ERASED_ENTRIES: audit_log.seq_ranges([1, 3, 5])})
+        assert (
+            audit_log.erase_personal(s, at=at, subjects=["credential 5000000"], below_seq=4) == []
+        )
+        audit_log.append(
+            s,
+            at=at,
+            actor="lockgate-retention",
+            action="retention.run",
+            data={audit_log.ERASED_ENTRIES: audit_log.seq_ranges([1, 3, 5])},
+        )
     with db.session(readonly=True) as s:
         stored = {e.seq: e for e in audit_log.entries(s)}
     assert [q for q, e in stored.items() if e.erased_at is not None] == [1, 3, 5]
@@ -255,11 +261,18 @@ def test_an_erasure_takes_entries_of_its_own_transaction_as_if_they_were_written
     assert stored[4].personal == {"holder_name": "Visitor 4"}
     assert stored[5].erased_at == at and stored[5].personal_digest is not None
     assert verify(db).ok
+
     # rolled back: nothing erased, buffered or stored
     def erase_then_fail() -> None:
         with db.session() as s:
-            audit_log.append(s, at=at, actor="kari", action="x", subjects=["credential 7"],
-                             personal={"holder_name": "Y"})
+            audit_log.append(
+                s,
+                at=at,
+                actor="kari",
+                action="x",
+                subjects=["credential 7"],
+                personal={"holder_name": "Y"},
+            )
             assert audit_log.erase_personal(s, at=at, subjects=["credential 7"]) == [8]
             raise RuntimeError("rolled back")
 
@@ -302,11 +315,17 @@ ERASED_AT = "'2026-11-24 10:00:00+00:00'"
             audit_log.PERSONAL_ALTERED,
         ),
         # marked erased while it still holds its personal part
-        (f"UPDATE audit_entry SET erased_at = {ERASED_AT} WHERE seq = 5", 5,
-         audit_log.PERSONAL_ALTERED),
+        (
+            f"UPDATE audit_entry SET erased_at = {ERASED_AT} WHERE seq = 5",
+            5,
+            audit_log.PERSONAL_ALTERED,
+        ),
         # marked erased though it never had a personal part
-        (f"UPDATE audit_entry SET erased_at = {ERASED_AT} WHERE seq = 2", 2,
-         audit_log.PERSONAL_ALTERED),
+        (
+            f"UPDATE audit_entry SET erased_at = {ERASED_AT} WHERE seq = 2",
+            2,
+            audit_log.PERSONAL_ALTERED,
+        ),
     ],
 )
 def test_a_removed_personal_part_is_an_erasure_only_when_the_chain_records_one(

@@ -144,7 +144,10 @@ def test_returning_a_card_erases_the_holder_in_facts_and_log_and_the_chain_verif
     assert not any("Helga" in (p or "") or "Helga" in d for p, d in raw)
     assert verified.ok, verified.problem
     assert history[-1].data["result"] == {
-        "credential": CARD, "erased": True, "fee_nok": 0, "credentials": [CARD]
+        "credential": CARD,
+        "erased": True,
+        "fee_nok": 0,
+        "credentials": [CARD],
     }
 
 

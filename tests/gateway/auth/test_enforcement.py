@@ -144,9 +144,7 @@ def test_unknown_disabled_and_unauthenticated_operators_are_refused(db: Database
         operator_store.change(s, "central", at=NOW, active=False)
     with pytest.raises(DomainError, match="operator central is disabled"):
         core.execute(m.UnblockId06(card_number="ID06AN0001"), operator="central")
-    core = Core(
-        core.db, listeners=core.listeners, authorizer=Authorizer(authenticated={"someone"})
-    )
+    core = Core(core.db, listeners=core.listeners, authorizer=Authorizer(authenticated={"someone"}))
     core.load()
     with pytest.raises(DomainError, match="has not authenticated"):
         core.execute(m.UnblockId06(card_number="ID06AN0001"), operator=sample.OPERATOR)

@@ -78,13 +78,20 @@ def register_system_operators(settings: Settings) -> None:
     try:
         with db.session() as s:
             mqtt = settings.mqtt
-            wanted = {name: "system" for name in (mqtt.system_operator,
-                                                  *mqtt.client_operators.values())}
+            wanted = {
+                name: "system" for name in (mqtt.system_operator, *mqtt.client_operators.values())
+            }
             wanted["tester"] = "administrator"  # the tests' own direct commands
             for name, role in wanted.items():
                 if operators.get(s, name) is None:
-                    operators.add(s, name=name, role=role, created_by="test-setup",
-                                  token_hash=hash_token(new_token()), at=utcnow())
+                    operators.add(
+                        s,
+                        name=name,
+                        role=role,
+                        created_by="test-setup",
+                        token_hash=hash_token(new_token()),
+                        at=utcnow(),
+                    )
     finally:
         db.dispose()
 

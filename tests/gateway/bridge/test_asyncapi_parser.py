@@ -44,13 +44,25 @@ def asyncapi_parser() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another test worker may be installing it
         if _installed_version(CACHE) != PARSER_VERSION:
             done = subprocess.run(
-                [npm, "install", "--prefix", str(CACHE), "--no-audit", "--no-fund",
-                 "--save-exact", f"{PARSER}@{PARSER_VERSION}"],
-                capture_output=True, text=True, timeout=600, check=False,
+                [
+                    npm,
+                    "install",
+                    "--prefix",
+                    str(CACHE),
+                    "--no-audit",
+                    "--no-fund",
+                    "--save-exact",
+                    f"{PARSER}@{PARSER_VERSION}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
             )
             if done.returncode != 0:
-                _unavailable(f"npm could not install {PARSER}@{PARSER_VERSION}: "
-                             f"{done.stderr.strip()[-500:]}")
+                _unavailable(
+                    f"npm could not install {PARSER}@{PARSER_VERSION}: {done.stderr.strip()[-500:]}"
+                )
     assert _installed_version(CACHE) == PARSER_VERSION
     return CACHE / "node_modules"
 
@@ -58,7 +70,10 @@ def asyncapi_parser() -> Path:
 def diagnostics(node_modules: Path, document: Path) -> list[dict[str, object]]:
     done = subprocess.run(
         ["node", str(SCRIPT), str(document)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={**os.environ, "NODE_PATH": str(node_modules)},
     )
     assert done.returncode == 0, done.stderr

@@ -170,16 +170,19 @@ async def test_every_error_of_a_request_is_listed_and_a_flat_payload_is_told_to_
         running_gateway(settings_for(f"sqlite:///{tmp_path}/g.db", broker)) as gw,
         central(broker, gw.base) as c,
     ):
-        await c.publish("organisation", {"request_id": "flat-1", "org_number": sample.MAIN,
-                                         "name": "Banbyggarna AB"})
+        await c.publish(
+            "organisation",
+            {"request_id": "flat-1", "org_number": sample.MAIN, "name": "Banbyggarna AB"},
+        )
         response = await c.response("flat-1")
         Response.model_validate(response)
         error = response["error"]
         assert error["code"] == "INVALID"
         assert error["field"] == "organisation"
         assert "(and 2 more)" in error["message"]
-        assert "the fields name, org_number belong inside the object 'organisation'" in (
-            error["message"]
+        assert (
+            "the fields name, org_number belong inside the object 'organisation'"
+            in (error["message"])
         )
         assert [(e["field"], e["message"].split(":")[0]) for e in error["errors"]] == [
             ("organisation", "Field required"),
@@ -187,9 +190,17 @@ async def test_every_error_of_a_request_is_listed_and_a_flat_payload_is_told_to_
             ("name", "Extra inputs are not permitted"),
         ]
         # Many errors: every one listed, up to the bound.
-        app = {"request_id": "many-1", "application": {
-            "assignment_id": "", "revision": -1, "status": "maybe", "expedited": "x",
-            "submitted_at": "yesterday", "entries": [{"employment_id": ""}] * 30}}
+        app = {
+            "request_id": "many-1",
+            "application": {
+                "assignment_id": "",
+                "revision": -1,
+                "status": "maybe",
+                "expedited": "x",
+                "submitted_at": "yesterday",
+                "entries": [{"employment_id": ""}] * 30,
+            },
+        }
         await c.publish("application", app)
         many = (await c.response("many-1"))["error"]
         assert len(many["errors"]) == MAX_ERRORS

@@ -35,15 +35,27 @@ def site_settings(db_url: str, broker: PrivateMosquitto, site: SimulatedSite) ->
     """A gateway on ``db_url`` serving the site's controller and wall station (the desk
     station is left to ``lockgate station``), publishing on ``broker``."""
     base = f"t{uuid.uuid4().hex[:10]}"
-    return Settings.model_validate({
-        "database": {"url": db_url},
-        "mqtt": {"host": broker.host, "port": broker.port, "base_topic": base,
-                 "client_id": f"gw-{base}", "session_expiry_s": 600, "keepalive_s": 10},
-        "sync": {"retry_initial_s": 0.05, "retry_max_s": 0.5, "device_timeout_s": 5.0,
-                 "tick_s": 0.2},
-        "stations": site.station_devices(),
-        "controllers": site.controller_devices(),
-    })
+    return Settings.model_validate(
+        {
+            "database": {"url": db_url},
+            "mqtt": {
+                "host": broker.host,
+                "port": broker.port,
+                "base_topic": base,
+                "client_id": f"gw-{base}",
+                "session_expiry_s": 600,
+                "keepalive_s": 10,
+            },
+            "sync": {
+                "retry_initial_s": 0.05,
+                "retry_max_s": 0.5,
+                "device_timeout_s": 5.0,
+                "tick_s": 0.2,
+            },
+            "stations": site.station_devices(),
+            "controllers": site.controller_devices(),
+        }
+    )
 
 
 def states(c: Central, number: str) -> list[RetainedCredentialState]:
@@ -111,26 +123,37 @@ async def test_granted_and_revoked_credentials_of_every_kind_are_confirmed(
         assert written[-1].device_revision and written[-1].device_revision != key.desired.revision
 
         # Revoked tag and visitor card: removed from the controller, the revocation landed.
-        assert (await c.request(m.ReportCredential(credential_number=sample.TAG_ANNA,
-                                                   outcome="lost"), "r-tag"))["status"] == "ok"
-        assert (await c.request(m.ReturnVisitorCard(number=sample.VISITOR_CARD),
-                                "r-card"))["status"] == "ok"
+        assert (
+            await c.request(
+                m.ReportCredential(credential_number=sample.TAG_ANNA, outcome="lost"), "r-tag"
+            )
+        )["status"] == "ok"
+        assert (await c.request(m.ReturnVisitorCard(number=sample.VISITOR_CARD), "r-card"))[
+            "status"
+        ] == "ok"
         for number in (sample.TAG_ANNA, sample.VISITOR_CARD):
-            await c.wait_for(lambda n=number: any(  # type: ignore[misc]
-                e.number == n for e in events(c, "revocation_confirmed")))
+            await c.wait_for(
+                lambda n=number: any(  # type: ignore[misc]
+                    e.number == n for e in events(c, "revocation_confirmed")
+                )
+            )
             state = await state_where(c, number, lambda s: s.desired.revoked and landed(s))
             assert state.desired.grants == []
 
         # A revoked key stays pending until a station rewrote it; then the revocation landed.
-        assert (await c.request(m.ReportCredential(credential_number=sample.KEY_ANNA,
-                                                   outcome="lost"), "r-key"))["status"] == "ok"
+        assert (
+            await c.request(
+                m.ReportCredential(credential_number=sample.KEY_ANNA, outcome="lost"), "r-key"
+            )
+        )["status"] == "ok"
         revoked = await state_where(c, sample.KEY_ANNA, lambda s: s.desired.revoked)
         assert revoked.pending
         assert revoked.confirmed is not None
         assert revoked.confirmed.revision != revoked.desired.revision
         site.insert(WALL, sample.KEY_ANNA)
-        await c.wait_for(lambda: any(e.number == sample.KEY_ANNA
-                                     for e in events(c, "revocation_confirmed")))
+        await c.wait_for(
+            lambda: any(e.number == sample.KEY_ANNA for e in events(c, "revocation_confirmed"))
+        )
         await state_where(c, sample.KEY_ANNA, lambda s: s.desired.revoked and landed(s))
         site.remove(WALL)
         # A key in stock was never in a station: pending, nothing confirmed.
@@ -154,8 +177,14 @@ async def test_the_desk_station_process_publishes_confirmed_states(
             f'options = {{ port = "{desk["options"]["port"]}" }}\n'
         )
         proc = await asyncio.create_subprocess_exec(
-            LOCKGATE, "--config", str(config), "station", "--yes", "--once",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            LOCKGATE,
+            "--config",
+            str(config),
+            "station",
+            "--yes",
+            "--once",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
             env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
         )
         assert proc.stdout is not None

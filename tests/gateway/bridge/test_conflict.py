@@ -20,8 +20,9 @@ async def test_a_second_gateway_on_the_same_topics_is_reported(
 ) -> None:
     first = settings_for(f"sqlite:///{tmp_path / 'a.db'}", broker)
     base = first.mqtt.base_topic
-    second = settings_for(f"sqlite:///{tmp_path / 'b.db'}", broker, base=base,
-                          client_id=f"other-{base}")
+    second = settings_for(
+        f"sqlite:///{tmp_path / 'b.db'}", broker, base=base, client_id=f"other-{base}"
+    )
     async with running_gateway(first) as a, central(broker, base) as c:
         assert a.bridge.conflicts == 0
         async with running_gateway(second) as b:
@@ -31,9 +32,7 @@ async def test_a_second_gateway_on_the_same_topics_is_reported(
             assert event["instance"] == a.bridge.instance
             assert event["other_instance"] == b.bridge.instance
         # The second one's last words ("offline") do not leave the first one looking offline.
-        await c.wait_for(
-            lambda: c.on("v1/bridge/state")[-1][0].startswith(b'{"state":"online"')
-        )
+        await c.wait_for(lambda: c.on("v1/bridge/state")[-1][0].startswith(b'{"state":"online"'))
 
 
 @pytest.mark.slow
@@ -42,8 +41,9 @@ async def test_a_gateway_whose_client_id_is_taken_over_reports_it(
 ) -> None:
     first = settings_for(f"sqlite:///{tmp_path / 'a.db'}", broker)
     base = first.mqtt.base_topic
-    twin = settings_for(f"sqlite:///{tmp_path / 'b.db'}", broker, base=base,
-                        client_id=first.mqtt.client_id)
+    twin = settings_for(
+        f"sqlite:///{tmp_path / 'b.db'}", broker, base=base, client_id=first.mqtt.client_id
+    )
     async with running_gateway(first) as a, central(broker, base) as c:
         async with running_gateway(twin):
             await poll_until(lambda: a.bridge.conflicts >= 1)

@@ -61,8 +61,15 @@ def local(command: str, broker: PrivateMosquitto) -> str:
 
 async def shell(script: str, cwd: Path) -> str:
     proc = await asyncio.create_subprocess_exec(
-        "bash", "-euo", "pipefail", "-c", script, cwd=cwd, env=_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        "bash",
+        "-euo",
+        "pipefail",
+        "-c",
+        script,
+        cwd=cwd,
+        env=_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     async with asyncio.timeout(60):
         out, _ = await proc.communicate()
@@ -91,20 +98,36 @@ async def test_the_walkthrough_and_every_example_give_the_documented_answers(
 
     async with central(broker, "lockgate") as c:
         gateway = await asyncio.create_subprocess_exec(
-            "bash", "-c", f"exec {local(run, broker).strip()}", cwd=tmp_path, env=_env(),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            "bash",
+            "-c",
+            f"exec {local(run, broker).strip()}",
+            cwd=tmp_path,
+            env=_env(),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
-            await c.wait_for(lambda: any(
-                json.loads(p).get("state") == "online" for p, _ in c.on("v1/bridge/state") if p
-            ), timeout=WAIT_S * 2)
+            await c.wait_for(
+                lambda: any(
+                    json.loads(p).get("state") == "online" for p, _ in c.on("v1/bridge/state") if p
+                ),
+                timeout=WAIT_S * 2,
+            )
             printed = await shell(local(request, broker), tmp_path)
             assert json.loads(printed) == json.loads(answer)
 
             shown = examples(section(text, "Examples"))
             names = {topic.rsplit("/", 1)[1] for topic, _, _ in shown}
-            master = {"organisation", "person", "employment", "space", "assignment",
-                      "application", "key_order", "delivery"}
+            master = {
+                "organisation",
+                "person",
+                "employment",
+                "space",
+                "assignment",
+                "application",
+                "key_order",
+                "delivery",
+            }
             assert master <= names, master - names
             assert len(shown) >= 15
             for i, (topic, payload, expected) in enumerate(shown):
@@ -114,8 +137,11 @@ async def test_the_walkthrough_and_every_example_give_the_documented_answers(
                 got = await c.correlated(correlation)
                 assert got == expected, (topic, payload, got)
             answers = [expected for _, _, expected in shown]
-            illustrations = re.findall(r"^    (\{\"request_id\".*?)\n\n",
-                                       section(text, "Requests"), flags=re.MULTILINE | re.DOTALL)
+            illustrations = re.findall(
+                r"^    (\{\"request_id\".*?)\n\n",
+                section(text, "Requests"),
+                flags=re.MULTILINE | re.DOTALL,
+            )
             assert len(illustrations) == 2
             for block in illustrations:
                 flat = json.loads(" ".join(line.strip() for line in block.splitlines()))

@@ -313,7 +313,8 @@ async def test_the_relay_publishes_at_once_and_marks_what_it_published_later_tog
                 )
             )
             revoked = [
-                e for e in c.events()
+                e
+                for e in c.events()
                 if e["kind"] == "credential_revoked" and e["number"] == sample.KEY_CECILIA
             ]
             assert len(revoked) == 1
@@ -362,7 +363,8 @@ async def test_the_relay_keeps_working_through_a_broker_outage(
             await c.wait_for(lambda: last_state().desired.revoked)
             assert gw.bridge.connections == 2
             assert json.loads(c.on("v1/bridge/state")[-1][0]) == {
-                "state": "online", "instance": gw.bridge.instance
+                "state": "online",
+                "instance": gw.bridge.instance,
             }
 
 

@@ -61,14 +61,17 @@ def _valid_bodies() -> dict[str, dict[str, Any]]:
     extra: list[m.Command] = [
         m.UnblockId06(card_number="ID06DN0001"),
         m.RemoveCompetence(person_id="p-anna", code="ELSAK"),
-        m.ReportCredential(credential_number=sample.KEY_ANNA, outcome="lost",
-                           at=datetime(2026, 11, 23, 9, tzinfo=UTC)),
+        m.ReportCredential(
+            credential_number=sample.KEY_ANNA,
+            outcome="lost",
+            at=datetime(2026, 11, 23, 9, tzinfo=UTC),
+        ),
         m.ReplaceKey(old_number=sample.KEY_ANNA, new_number=sample.KEY_IN_STOCK),
-        m.ChangeVisitorCard(number=sample.VISITOR_CARD,
-                            valid_until=datetime(2026, 11, 23, 16, tzinfo=UTC)),
+        m.ChangeVisitorCard(
+            number=sample.VISITOR_CARD, valid_until=datetime(2026, 11, 23, 16, tzinfo=UTC)
+        ),
         m.ReturnVisitorCard(number=sample.VISITOR_CARD),
-        m.PutCompetence(competence=Competence(person_id="p-anna", code="X1",
-                                              valid_until=TODAY)),
+        m.PutCompetence(competence=Competence(person_id="p-anna", code="X1", valid_until=TODAY)),
     ]
     bodies.update({c.name: body(c, f"{c.name}-1") for c in extra})
     missing = set(COMMANDS_BY_NAME) - set(bodies)
@@ -119,8 +122,11 @@ def extreme_requests(draw: st.DrawFn) -> tuple[str, bytes]:
         payload["expires_at"] = draw(st.sampled_from(EXTREME_INSTANTS))
     timed = _timed_leaves(payload)
     if timed:
-        chosen = draw(st.lists(st.sampled_from(timed), min_size=1, max_size=len(timed),
-                               unique_by=lambda t: t[0]))
+        chosen = draw(
+            st.lists(
+                st.sampled_from(timed), min_size=1, max_size=len(timed), unique_by=lambda t: t[0]
+            )
+        )
         for path, kind in chosen:
             pool = EXTREME_INSTANTS if kind == "instant" else EXTREME_DATES
             payload = _replace(payload, path, draw(st.sampled_from(pool)))
@@ -183,8 +189,10 @@ async def test_a_poisoned_revocation_is_answered_and_the_requests_behind_it_are_
     async with running_gateway(settings_) as gw, central(broker, gw.base) as c:
         for cmd in sample.sample_commands(date.today())[:3]:
             assert (await c.request(cmd, f"setup-{cmd.name}-{id(cmd)}"))["status"] == "ok"
-        poison = {**body(m.BlockId06(card_number="ID06DN0001", reason="lost"), "poison-1"),
-                  "expires_at": "0001-01-01T00:00:00+00:01"}
+        poison = {
+            **body(m.BlockId06(card_number="ID06DN0001", reason="lost"), "poison-1"),
+            "expires_at": "0001-01-01T00:00:00+00:01",
+        }
         await c.publish("id06_block", poison)
         behind = m.PutOrganisation.model_validate(
             {"organisation": {"org_number": "5560360793", "name": "Efter AB"}}
@@ -227,8 +235,9 @@ async def test_an_unexpected_failure_of_one_request_is_answered_internal_audited
         assert gw.bridge.connections == 1, "the bridge restarted"
         with gw.gateway.core.db.session(readonly=True) as s:
             rows = s.execute(
-                select(tables.audit_entry.c.action, tables.audit_entry.c.data)
-                .where(tables.audit_entry.c.action == "request_failed")
+                select(tables.audit_entry.c.action, tables.audit_entry.c.data).where(
+                    tables.audit_entry.c.action == "request_failed"
+                )
             ).all()
         assert len(rows) == 1
         data = json.loads(rows[0].data)
@@ -245,9 +254,7 @@ def numeric_dates(draw: st.DrawFn) -> tuple[str, bytes, tuple[Any, ...]]:
     candidates = [(n, path) for n, b in BODIES.items() for path, _ in _timed_leaves(b)]
     name, path = draw(st.sampled_from(candidates))
     value = draw(
-        st.integers(0, 2**40)
-        | st.floats(0, 1e10, allow_nan=False)
-        | st.integers(0, 2**40).map(str)
+        st.integers(0, 2**40) | st.floats(0, 1e10, allow_nan=False) | st.integers(0, 2**40).map(str)
     )
     return name, json.dumps(_replace(BODIES[name], path, value)).encode(), path
 
@@ -266,8 +273,10 @@ def test_numbers_and_digit_strings_are_not_read_as_dates(
 
 @pytest.mark.parametrize(
     ("name", "field", "value"),
-    [("agreement", "agreement.terminated_at", 12.75),
-     ("visitor_card_change", "valid_until", "86400")],
+    [
+        ("agreement", "agreement.terminated_at", 12.75),
+        ("visitor_card_change", "valid_until", "86400"),
+    ],
 )
 def test_the_reported_timestamps_are_refused(name: str, field: str, value: Any) -> None:
     payload = BODIES[name]

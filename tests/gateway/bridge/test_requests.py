@@ -156,8 +156,9 @@ async def test_a_request_id_reused_by_another_request_is_refused_and_audited(
     ):
         for i, command in enumerate(sample.sample_commands(TODAY)):
             assert (await c.request(command, f"s-{i}"))["status"] == "ok"
-        person = next(i for i, x in enumerate(sample.sample_commands(TODAY))
-                      if isinstance(x, m.PutPerson))
+        person = next(
+            i for i, x in enumerate(sample.sample_commands(TODAY)) if isinstance(x, m.PutPerson)
+        )
         before = store_snapshot(gw.gateway)
         rid = f"s-{person}"
         await c.publish("id06_block", body(m.BlockId06(card_number="ID06AN0001"), rid))

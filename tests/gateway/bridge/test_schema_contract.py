@@ -115,11 +115,13 @@ def _leaves(node: Any) -> Iterator[str]:
             yield from _leaves(value)
 
 
-KNOWN = sorted({
-    leaf
-    for i, command in enumerate(sample.sample_commands(datetime.now(UTC).date()))
-    for leaf in _leaves(json.loads(json.dumps(body(command, f"r-{i}"))))
-})
+KNOWN = sorted(
+    {
+        leaf
+        for i, command in enumerate(sample.sample_commands(datetime.now(UTC).date()))
+        for leaf in _leaves(json.loads(json.dumps(body(command, f"r-{i}"))))
+    }
+)
 """Every string of the sample story: ids, numbers and names the loaded core knows, drawn
 besides random ones so that payloads reach the rules too."""
 
@@ -161,10 +163,16 @@ REFUSED_BY_BOTH = [
     ("employment", "employment.id06.card_number", "ID06-1"),
     ("person", "person.mobile", "070 123"),
     ("application", "application.status", "approved"),  # with decided_at dropped below
-    ("application", "application.entries.0.schedule",
-     {"intervals": [{"days": [7], "start": "07:00", "end": "16:00"}]}),
-    ("application", "application.entries.0.schedule",
-     {"intervals": [{"days": [1], "start": "07:00:00Z", "end": "16:00"}]}),
+    (
+        "application",
+        "application.entries.0.schedule",
+        {"intervals": [{"days": [7], "start": "07:00", "end": "16:00"}]},
+    ),
+    (
+        "application",
+        "application.entries.0.schedule",
+        {"intervals": [{"days": [1], "start": "07:00:00Z", "end": "16:00"}]},
+    ),
     ("key_order", "order.ordered_at", "2026-11-23T08:00:00"),
     ("agreement", "agreement.valid_from", "2026-13-01"),
     ("id06_block", "request_id", "  "),
@@ -209,8 +217,10 @@ def payloads(schema: dict[str, Any], root: dict[str, Any]) -> st.SearchStrategy[
     """Values drawn from what ``schema`` describes (its types, patterns, bounds, enums),
     without trying to meet every keyword: the tests keep the ones the validator accepts."""
     if "$ref" in schema:
-        merged = {**_resolve(root, schema["$ref"]), **{k: v for k, v in schema.items()
-                                                     if k != "$ref"}}
+        merged = {
+            **_resolve(root, schema["$ref"]),
+            **{k: v for k, v in schema.items() if k != "$ref"},
+        }
         return payloads(merged, root)
     if "anyOf" in schema:
         return st.one_of([payloads(s, root) for s in schema["anyOf"]])
@@ -240,16 +250,19 @@ def _strings(schema: dict[str, Any]) -> st.SearchStrategy[str]:
     fmt = schema.get("format")
     if fmt == "date-time":
         zones = st.sampled_from([UTC, *[datetime.now(UTC).astimezone().tzinfo]])
-        moments = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1),
-                               timezones=zones)
+        moments = st.datetimes(
+            min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=zones
+        )
         return moments.map(lambda d: d.isoformat()) | moments.map(
-            lambda d: d.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            lambda d: d.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
     if fmt == "date":
         return st.dates(date(1990, 1, 1), date(2100, 1, 1)).map(date.isoformat)
     low, high = schema.get("minLength", 0), schema.get("maxLength", 30)
     if "pattern" in schema:
         drawn = st.from_regex(schema["pattern"], fullmatch=True).filter(
-            lambda s: low <= len(s) <= high)
+            lambda s: low <= len(s) <= high
+        )
         known = [k for k in KNOWN if re.search(schema["pattern"], k) and low <= len(k) <= high]
         return st.sampled_from(known) | drawn if known else drawn
     return st.text(min_size=low, max_size=min(high, low + 30))
@@ -281,8 +294,9 @@ def loaded_core() -> Iterator[Core]:
             core = Core(db)
             core.load()
             today = datetime.now(UTC).date()
-            core.submit_many([Submission(c, "loader") for c in sample.sample_commands(today)],
-                             atomic=True)
+            core.submit_many(
+                [Submission(c, "loader") for c in sample.sample_commands(today)], atomic=True
+            )
             yield core
         finally:
             db.dispose()
@@ -292,9 +306,15 @@ def inexpressible(message: str) -> bool:
     return any(re.search(pattern, message) for pattern in NOT_EXPRESSIBLE.values())
 
 
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
 @given(st.data())
 def test_what_the_schema_accepts_the_gateway_accepts_or_refuses_for_a_reason_of_state(
     loaded_core: Core, data: st.DataObject
@@ -318,6 +338,6 @@ def test_what_the_schema_accepts_the_gateway_accepts_or_refuses_for_a_reason_of_
 
 def test_the_docs_list_what_the_schemas_cannot_express() -> None:
     doc = (ROOT / "docs" / "mqtt.md").read_text(encoding="utf-8")
-    section = doc[doc.index("### What the schemas cannot say"):]
+    section = doc[doc.index("### What the schemas cannot say") :]
     for reason in NOT_EXPRESSIBLE:
         assert reason in section, reason

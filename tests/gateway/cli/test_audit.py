@@ -80,10 +80,19 @@ def test_show_finds_the_entries_about_a_lock_given_in_any_notation(db: Database)
     site(db)
     sink = AuditSink(utcnow)
     with db.session() as s:
-        sink.event(s, "access_denied", {"key": "100000001", "cylinder": "200201",
-                                        "via_station": "desk-1", "reason": "BLACKLISTED"})
-        sink.event(s, "access_granted", {"credential": "4000001", "device": "ctrl-office",
-                                         "door": 2})
+        sink.event(
+            s,
+            "access_denied",
+            {
+                "key": "100000001",
+                "cylinder": "200201",
+                "via_station": "desk-1",
+                "reason": "BLACKLISTED",
+            },
+        )
+        sink.event(
+            s, "access_granted", {"credential": "4000001", "device": "ctrl-office", "door": 2}
+        )
     auth = {"operator": "audit", "token": token("audit")}
     for given, action in (
         ("200201", "device.access_denied"),

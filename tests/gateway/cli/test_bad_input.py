@@ -309,9 +309,7 @@ def test_each_command_refuses_bad_input_in_one_line(
         check_refused(db, list(path), [n for p in required for n in param_names(p)])
     for param in value_params(cmd):
         for value in bad_values_of(path, param.name, tmp):
-            check_refused(
-                db, invocation(cmd, path, param, value, tmp), param_names(param), value
-            )
+            check_refused(db, invocation(cmd, path, param, value, tmp), param_names(param), value)
 
 
 def test_receipt_sign_of_a_malformed_number_is_one_line(loaded: tuple[Database, Path]) -> None:

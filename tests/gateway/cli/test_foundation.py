@@ -30,8 +30,9 @@ def test_explain_answers_why_and_what_in_text_and_json(db: Database) -> None:
     assert text.exit_code == 0, text.stderr
     assert "CANNOT OPEN" in text.stdout
     assert "COMPETENCE_MISSING" in text.stdout
-    data = json.loads(lockgate(db, "explain", sample.KEY_ANNA, sample.CYL_SIGNAL[0],
-                               "--json").stdout)
+    data = json.loads(
+        lockgate(db, "explain", sample.KEY_ANNA, sample.CYL_SIGNAL[0], "--json").stdout
+    )
     assert data["can_open"] is True
     assert {o["lock"] for o in data["opens"]} >= {f"cylinder:{c}" for c in sample.CYL_SIGNAL}
     assert all(c["held"] for c in data["lock_checks"])
@@ -106,18 +107,32 @@ def test_a_key_order_its_manifest_the_returned_list_and_the_receipts(
     db: Database, tmp_path: Path
 ) -> None:
     core = site(db)
-    core.execute(m.PutPerson(person=Person(id="p-nils", first_name="Nils", last_name="Öberg")),
-                 operator="loader")
-    core.execute(m.PutEmployment(employment=Employment(
-        id="emp-nils", person_id="p-nils", org_number=sample.MAIN,
-        id06=Id06Card(card_number="ID06NO0001", valid_until=core.clock().date().replace(
-            year=core.clock().year + 1)))), operator="loader")
+    core.execute(
+        m.PutPerson(person=Person(id="p-nils", first_name="Nils", last_name="Öberg")),
+        operator="loader",
+    )
+    core.execute(
+        m.PutEmployment(
+            employment=Employment(
+                id="emp-nils",
+                person_id="p-nils",
+                org_number=sample.MAIN,
+                id06=Id06Card(
+                    card_number="ID06NO0001",
+                    valid_until=core.clock().date().replace(year=core.clock().year + 1),
+                ),
+            )
+        ),
+        operator="loader",
+    )
 
-    refused = lockgate(db, "order", sample.MAIN, "--quantity", "1", "--address", "X", "--id",
-                       "order-x")
+    refused = lockgate(
+        db, "order", sample.MAIN, "--quantity", "1", "--address", "X", "--id", "order-x"
+    )
     assert refused.exit_code == 2  # no operator named
-    ordered = admin(db, "order", sample.MAIN, "--quantity", "2", "--address", "Depå 1",
-                    "--id", "order-cli")
+    ordered = admin(
+        db, "order", sample.MAIN, "--quantity", "2", "--address", "Depå 1", "--id", "order-cli"
+    )
     assert ordered.exit_code == 0, ordered.stderr
 
     bad = tmp_path / "bad.csv"

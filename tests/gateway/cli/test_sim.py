@@ -17,8 +17,18 @@ LOCKGATE = str(Path(sys.executable).with_name("lockgate"))
 
 def test_values_are_sent_as_json_where_they_are_json() -> None:
     assert call_arguments(
-        ["enabled=false", "frozen=true", "seconds=0.5", "door=2", "open=null", "serial=007",
-         "name=desk-1", "code='12'", 'at="2026-01-01T00:00:00Z"', "empty="]
+        [
+            "enabled=false",
+            "frozen=true",
+            "seconds=0.5",
+            "door=2",
+            "open=null",
+            "serial=007",
+            "name=desk-1",
+            "code='12'",
+            'at="2026-01-01T00:00:00Z"',
+            "empty=",
+        ]
     ) == {
         "enabled": False,
         "frozen": True,
@@ -41,9 +51,16 @@ async def test_a_boolean_argument_reaches_the_simulator() -> None:
         assert sim.control is not None
         for enabled in ("true", "false"):
             process = await asyncio.create_subprocess_exec(
-                LOCKGATE, "sim", "call", "--port", str(sim.control.port),
-                "fault", "kind=reject_commits", f"enabled={enabled}",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                LOCKGATE,
+                "sim",
+                "call",
+                "--port",
+                str(sim.control.port),
+                "fault",
+                "kind=reject_commits",
+                f"enabled={enabled}",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
             out, err = await process.communicate()
             assert process.returncode == 0, err.decode()

@@ -40,8 +40,9 @@ async def test_a_key_inserted_at_the_desk_is_shown_programmed_and_verified(
     try:
         core = Core(db)
         today = datetime.now(UTC).astimezone(ZoneInfo(DEFAULT_TIMEZONE)).date()
-        core.submit_many([Submission(c, "loader") for c in sample.sample_commands(today)],
-                         atomic=True)
+        core.submit_many(
+            [Submission(c, "loader") for c in sample.sample_commands(today)], atomic=True
+        )
     finally:
         db.dispose()
     async with SimulatedSite(load_site(DEFAULT_SITE), control_port=None) as site:
@@ -53,8 +54,14 @@ async def test_a_key_inserted_at_the_desk_is_shown_programmed_and_verified(
             f'options = {{ port = "{desk["options"]["port"]}" }}\n'
         )
         proc = await asyncio.create_subprocess_exec(
-            LOCKGATE, "--config", str(config), "station", "--yes", "--once",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            LOCKGATE,
+            "--config",
+            str(config),
+            "station",
+            "--yes",
+            "--once",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
             env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
         )
         assert proc.stdout is not None

@@ -56,8 +56,9 @@ def refused(engine: RulesEngine, cmd: m.Command) -> DomainError:
 
 
 def test_one_physical_key_per_employment(engine: RulesEngine) -> None:
-    err = refused(engine, m.HandOut(credential_number=sample.KEY_IN_STOCK,
-                                    employment_id="emp-anna"))
+    err = refused(
+        engine, m.HandOut(credential_number=sample.KEY_IN_STOCK, employment_id="emp-anna")
+    )
     assert (err.code, err.field) == ("CONFLICT", "employment_id")
 
 
@@ -82,14 +83,23 @@ def test_the_transition_table_is_what_credentials_enforce(
     emp = None if a is CredentialState.DELIVERED else "emp-x"
     cred = Credential(number="100000099", kind=CredentialKind.KEY, state=a, employment_id=emp)
     assert cred.can_become(b) == (b in CREDENTIAL_TRANSITIONS[a])
-    if a in (CredentialState.RETURNED, CredentialState.LOST, CredentialState.BROKEN,
-             CredentialState.DESTROYED, CredentialState.REPLACED):
+    if a in (
+        CredentialState.RETURNED,
+        CredentialState.LOST,
+        CredentialState.BROKEN,
+        CredentialState.DESTROYED,
+        CredentialState.REPLACED,
+    ):
         assert not cred.can_become(b)
 
 
 def test_replacing_a_key_revokes_the_old_and_links_the_new(engine: RulesEngine) -> None:
-    ctx = run(engine, m.ReplaceKey(old_number=sample.KEY_ANNA, new_number=sample.KEY_IN_STOCK,
-                                   old_outcome="lost"))
+    ctx = run(
+        engine,
+        m.ReplaceKey(
+            old_number=sample.KEY_ANNA, new_number=sample.KEY_IN_STOCK, old_outcome="lost"
+        ),
+    )
     assert ctx.result["revoked"] == sample.KEY_ANNA
     old = engine.states[sample.KEY_ANNA]
     assert old.revoked and Reason.CREDENTIAL_REVOKED in old.reasons
@@ -118,10 +128,17 @@ def test_returning_a_visitor_card_erases_the_holders_data(engine: RulesEngine) -
 
 def visitor(**over: object) -> m.IssueVisitorCard:
     fields: dict[str, object] = dict(
-        number="5000002", holder_name="Ola Nordmann", company="Leverandør AS",
-        mobile="+4791234567", sponsor_employment_id="emp-anna", reason=VisitorReason.SUPPLIER,
-        space_ids=("sp-office",), valid_until=NOW + timedelta(days=1),
-        confirmed_in_person=True, return_duty_acknowledged=True)
+        number="5000002",
+        holder_name="Ola Nordmann",
+        company="Leverandør AS",
+        mobile="+4791234567",
+        sponsor_employment_id="emp-anna",
+        reason=VisitorReason.SUPPLIER,
+        space_ids=("sp-office",),
+        valid_until=NOW + timedelta(days=1),
+        confirmed_in_person=True,
+        return_duty_acknowledged=True,
+    )
     fields.update(over)
     return m.IssueVisitorCard.model_validate(fields)
 
@@ -141,8 +158,9 @@ def test_a_forgot_card_card_lasts_at_most_to_the_end_of_the_working_day(
 ) -> None:
     end = end_of_working_day(NOW, CFG)
     assert end.astimezone(CFG.timezone).hour == 17
-    err = refused(engine, visitor(reason=VisitorReason.FORGOT_CARD,
-                                  valid_until=end + timedelta(seconds=1)))
+    err = refused(
+        engine, visitor(reason=VisitorReason.FORGOT_CARD, valid_until=end + timedelta(seconds=1))
+    )
     assert err.field == "valid_until"
     run(engine, visitor(reason=VisitorReason.FORGOT_CARD, valid_until=end))
     assert engine.states["5000002"].active
@@ -160,28 +178,45 @@ def test_an_employee_tag_waits_for_hr_approval(engine: RulesEngine) -> None:
 def test_keys_cannot_be_ordered_without_an_agreement_in_force(engine: RulesEngine) -> None:
     from gateway.domain import KeyOrder
 
-    err = refused(engine, m.PlaceKeyOrder(order=KeyOrder(
-        id="order-x", org_number=sample.ENDED, quantity=1, delivery_address="x",
-        ordered_at=NOW)))
+    err = refused(
+        engine,
+        m.PlaceKeyOrder(
+            order=KeyOrder(
+                id="order-x",
+                org_number=sample.ENDED,
+                quantity=1,
+                delivery_address="x",
+                ordered_at=NOW,
+            )
+        ),
+    )
     assert (err.code, err.field) == ("CONFLICT", "order.org_number")
 
 
 def test_a_delivery_cannot_exceed_the_order(engine: RulesEngine) -> None:
     from gateway.domain import DeliveryManifest
 
-    err = refused(engine, m.RegisterDelivery(manifest=DeliveryManifest(
-        order_id="order-sub-1", delivered_at=NOW, key_serials=("100000099",))))
+    err = refused(
+        engine,
+        m.RegisterDelivery(
+            manifest=DeliveryManifest(
+                order_id="order-sub-1", delivered_at=NOW, key_serials=("100000099",)
+            )
+        ),
+    )
     assert err.field == "manifest.key_serials"
 
 
 def test_a_decided_application_cannot_be_decided_again_differently(engine: RulesEngine) -> None:
     app = engine.facts.applications["asg-hallsberg"][3]
-    approved = type(app).model_validate(app.model_dump() | {"status": "approved",
-                                                            "decided_at": NOW})
+    approved = type(app).model_validate(
+        app.model_dump() | {"status": "approved", "decided_at": NOW}
+    )
     run(engine, m.PutApplication(application=approved))
     assert engine.facts.latest_approved["asg-hallsberg"].revision == 3
-    rejected = type(app).model_validate(app.model_dump() | {"status": "rejected",
-                                                            "decided_at": NOW})
+    rejected = type(app).model_validate(
+        app.model_dump() | {"status": "rejected", "decided_at": NOW}
+    )
     err = refused(engine, m.PutApplication(application=rejected))
     assert err.code == "ILLEGAL_TRANSITION"
 

@@ -19,7 +19,10 @@ LOCKGATE = str(Path(sys.executable).with_name("lockgate"))
 def run_once(tmp_path: Path, *extra: str) -> tuple[dict[str, object], str]:
     proc = subprocess.run(
         [LOCKGATE, "demo", "--once", "--folder", str(tmp_path / "demo"), *extra],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
         env={**os.environ, "COLUMNS": "120"},
     )
     lines = proc.stdout.strip().splitlines()
@@ -55,7 +58,11 @@ def test_the_interactive_demo_keeps_running_and_stops_cleanly_on_ctrl_c(tmp_path
     env = {**os.environ, "PATH": BARE_PATH, "COLUMNS": "400"}
     proc = subprocess.Popen(
         [LOCKGATE, "demo", "--no-mqtt", "--folder", str(tmp_path / "demo")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
     try:
         suggested: list[str] = []

@@ -41,8 +41,9 @@ def lease_row(url: str) -> tuple[str, int] | None:
     db = Database(url)
     try:
         with db.session(readonly=True) as s:
-            row = s.execute(select(tables.leader_lease.c.holder, tables.leader_lease.c.token)
-                            ).first()
+            row = s.execute(
+                select(tables.leader_lease.c.holder, tables.leader_lease.c.token)
+            ).first()
         return (row.holder, int(row.token)) if row is not None else None
     finally:
         db.dispose()
@@ -55,10 +56,13 @@ def steal_lease(url: str, holder: str, seconds: float) -> int:
     try:
         with db.engine.begin() as conn:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
-            token = conn.execute(text(
-                "UPDATE leader_lease SET token = token + 1, holder = :holder, "
-                "expires_at = clock_timestamp() + make_interval(secs => :s) RETURNING token"),
-                {"holder": holder, "s": seconds}).scalar_one()
+            token = conn.execute(
+                text(
+                    "UPDATE leader_lease SET token = token + 1, holder = :holder, "
+                    "expires_at = clock_timestamp() + make_interval(secs => :s) RETURNING token"
+                ),
+                {"holder": holder, "s": seconds},
+            ).scalar_one()
         return int(token)
     finally:
         db.dispose()
@@ -76,17 +80,28 @@ def inbox_count(url: str) -> int:
 class CoreProcess:
     """One ``lockgate run --role core`` process with its own configuration and log."""
 
-    def __init__(self, folder: Path, name: str, url: str, host: str, port: int, *,
-                 lease_s: float, renew_s: float, sites: bool = False,
-                 account: tuple[str, str] | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        url: str,
+        host: str,
+        port: int,
+        *,
+        lease_s: float,
+        renew_s: float,
+        sites: bool = False,
+        account: tuple[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         """``sites``: ``--sites`` (the leader serves the site agents too); ``account``: the
         broker user and password; ``env``: extra environment (the site hub's password)."""
         self.name = name
         self.sites = sites
         self.env = {**os.environ, **(env or {})}
-        login = (f'username = "{account[0]}"\npassword = "{account[1]}"\n'
-                 if account is not None else "")
+        login = (
+            f'username = "{account[0]}"\npassword = "{account[1]}"\n' if account is not None else ""
+        )
         self.config = folder / f"{name}.toml"
         self.config.write_text(f"""
 [database]
@@ -111,9 +126,21 @@ lock_timeout_s = {renew_s}
     def start(self) -> None:
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [LOCKGATE, "run", "--role", "core", "--config", str(self.config),
-                 "--log-format", "json", *(["--sites"] if self.sites else [])],
-                stdout=out, stderr=out, env=self.env)
+                [
+                    LOCKGATE,
+                    "run",
+                    "--role",
+                    "core",
+                    "--config",
+                    str(self.config),
+                    "--log-format",
+                    "json",
+                    *(["--sites"] if self.sites else []),
+                ],
+                stdout=out,
+                stderr=out,
+                env=self.env,
+            )
 
     @property
     def alive(self) -> bool:
@@ -155,8 +182,9 @@ lock_timeout_s = {renew_s}
 
     def first(self, fragment: str) -> int | None:
         """The position in the log of the first record whose message holds ``fragment``."""
-        return next((i for i, r in enumerate(self.records())
-                     if fragment in str(r.get("msg", ""))), None)
+        return next(
+            (i for i, r in enumerate(self.records()) if fragment in str(r.get("msg", ""))), None
+        )
 
     def instance(self) -> str | None:
         for r in self.records():
@@ -181,7 +209,8 @@ class Central:
     host: str
     port: int
     responses: dict[str, list[tuple[float, dict[str, Any]]]] = field(
-        default_factory=lambda: defaultdict(list))
+        default_factory=lambda: defaultdict(list)
+    )
     states: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     ident: str = field(default_factory=lambda: f"central-{uuid.uuid4().hex[:8]}")
@@ -213,13 +242,23 @@ class Central:
         while not stop.is_set():
             try:
                 async with aiomqtt.Client(
-                    self.host, self.port, identifier=self.ident, clean_start=False,
+                    self.host,
+                    self.port,
+                    identifier=self.ident,
+                    clean_start=False,
                     username=self.account[0] if self.account else None,
                     password=self.account[1] if self.account else None,
-                    protocol=aiomqtt.ProtocolVersion.V5, max_inflight_messages=100, timeout=10,
+                    protocol=aiomqtt.ProtocolVersion.V5,
+                    max_inflight_messages=100,
+                    timeout=10,
                 ) as c:
-                    await c.subscribe([(f"{TOPICS.response_prefix}#", 1),
-                                       (TOPICS.bridge_state(), 1), (TOPICS.events(), 1)])
+                    await c.subscribe(
+                        [
+                            (f"{TOPICS.response_prefix}#", 1),
+                            (TOPICS.bridge_state(), 1),
+                            (TOPICS.events(), 1),
+                        ]
+                    )
                     self.online.set()
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._receive(c), name="central-receive")
@@ -288,10 +327,17 @@ class Outcome:
         return dict(vars(self))
 
 
-async def flood_with_failure(url: str, central: Central, n: int, fail: Any, *,
-                             old_leader: str, rate_per_s: float = 400.0,
-                             settle_s: float = 40.0,
-                             resend_after_s: float | None = None) -> Outcome:
+async def flood_with_failure(
+    url: str,
+    central: Central,
+    n: int,
+    fail: Any,
+    *,
+    old_leader: str,
+    rate_per_s: float = 400.0,
+    settle_s: float = 40.0,
+    resend_after_s: float | None = None,
+) -> Outcome:
     """Send ``n`` requests at ``rate_per_s``; once a quarter are answered call ``fail()``
     (returns at once); wait until every request is answered (at most ``settle_s`` after the
     failure) and count. With ``resend_after_s`` the central system behaves as docs/mqtt.md
@@ -307,8 +353,11 @@ async def flood_with_failure(url: str, central: Central, n: int, fail: Any, *,
 
     feeder = asyncio.create_task(feed(), name="central-feed")
     try:
-        await wait_for(lambda: sum(r in central.responses for r in payloads) >= n // 4, 60,
-                       "a quarter of the requests answered")
+        await wait_for(
+            lambda: sum(r in central.responses for r in payloads) >= n // 4,
+            60,
+            "a quarter of the requests answered",
+        )
         failed_at = time.monotonic()
         fail()
         resent = await _settle(central, payloads, feeder, settle_s, resend_after_s)
@@ -318,25 +367,47 @@ async def flood_with_failure(url: str, central: Central, n: int, fail: Any, *,
         with contextlib.suppress(asyncio.CancelledError):
             await feeder
     await asyncio.sleep(0.5)  # late repeats
-    online_at = next((t for t, s in central.states if t > failed_at and s.get("state") ==
-                      "online" and s.get("instance") != old_leader), None)
-    new_leader = next((str(s.get("instance")) for t, s in central.states if t > failed_at and
-                       s.get("state") == "online" and s.get("instance") != old_leader), None)
-    first_new = (min((t for answers in central.responses.values() for t, _ in answers
-                      if t >= online_at), default=None) if online_at is not None else None)
+    online_at = next(
+        (
+            t
+            for t, s in central.states
+            if t > failed_at and s.get("state") == "online" and s.get("instance") != old_leader
+        ),
+        None,
+    )
+    new_leader = next(
+        (
+            str(s.get("instance"))
+            for t, s in central.states
+            if t > failed_at and s.get("state") == "online" and s.get("instance") != old_leader
+        ),
+        None,
+    )
+    first_new = (
+        min(
+            (t for answers in central.responses.values() for t, _ in answers if t >= online_at),
+            default=None,
+        )
+        if online_at is not None
+        else None
+    )
     ids, applied = count_store(url, trial)
     unanswered = [r for r in payloads if r not in central.responses]
-    ok_not_stored = [r for r in payloads
-                     if any(a["status"] == "ok" for _, a in central.responses.get(r, []))
-                     and r not in ids]
+    ok_not_stored = [
+        r
+        for r in payloads
+        if any(a["status"] == "ok" for _, a in central.responses.get(r, [])) and r not in ids
+    ]
     return Outcome(
         requests=n,
         lost=len(ok_not_stored) + len([r for r in unanswered if r not in ids]),
         doubled=sum(1 for c in applied.values() if c > 1),
         unanswered=len(unanswered),
-        mismatched=sum(1 for r in payloads
-                       if len({json.dumps(a, sort_keys=True)
-                               for _, a in central.responses.get(r, [])}) > 1),
+        mismatched=sum(
+            1
+            for r in payloads
+            if len({json.dumps(a, sort_keys=True) for _, a in central.responses.get(r, [])}) > 1
+        ),
         takeover_s=round(first_new - failed_at, 3) if first_new is not None else None,
         online_s=round(online_at - failed_at, 3) if online_at is not None else None,
         new_leader=new_leader,
@@ -344,8 +415,13 @@ async def flood_with_failure(url: str, central: Central, n: int, fail: Any, *,
     )
 
 
-async def _settle(central: Central, payloads: dict[str, bytes], feeder: asyncio.Task[None],
-                  settle_s: float, resend_after_s: float | None) -> int:
+async def _settle(
+    central: Central,
+    payloads: dict[str, bytes],
+    feeder: asyncio.Task[None],
+    settle_s: float,
+    resend_after_s: float | None,
+) -> int:
     """Wait until every request is answered (at most ``settle_s``), resending as
     :func:`flood_with_failure` says; how many were sent again."""
     deadline = time.monotonic() + settle_s

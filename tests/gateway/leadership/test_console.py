@@ -56,9 +56,15 @@ def _prepare(url: str) -> None:
     db = Database(url)
     try:
         with db.session() as s:
-            operators.add(s, name=OPERATOR, role="administrator", created_by="test",
-                          password_hash=hash_password(PASSWORD), token_hash=hash_token(TOKEN),
-                          at=utcnow())
+            operators.add(
+                s,
+                name=OPERATOR,
+                role="administrator",
+                created_by="test",
+                password_hash=hash_password(PASSWORD),
+                token_hash=hash_token(TOKEN),
+                at=utcnow(),
+            )
     finally:
         db.dispose()
 
@@ -74,8 +80,13 @@ def _applied(url: str, request_id: str) -> int:
     db = Database(url)
     try:
         with db.session(readonly=True) as s:
-            return int(s.execute(select(func.count()).select_from(tables.inbox)
-                                 .where(tables.inbox.c.request_id == request_id)).scalar_one())
+            return int(
+                s.execute(
+                    select(func.count())
+                    .select_from(tables.inbox)
+                    .where(tables.inbox.c.request_id == request_id)
+                ).scalar_one()
+            )
     finally:
         db.dispose()
 
@@ -88,8 +99,7 @@ class WebCore:
         self.name = name
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.public_url = (public.format(port=self.port) if public is not None
-                           else f"{self.base}/")
+        self.public_url = public.format(port=self.port) if public is not None else f"{self.base}/"
         """The console URL the lease should record for this instance."""
         public_line = f'public_url = "{self.public_url}"\n' if public is not None else ""
         self.config = folder / f"{name}.toml"
@@ -105,8 +115,19 @@ class WebCore:
     def start(self) -> None:
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [LOCKGATE, "run", "--role", "core", "--config", str(self.config),
-                 "--log-format", "json"], stdout=out, stderr=out)
+                [
+                    LOCKGATE,
+                    "run",
+                    "--role",
+                    "core",
+                    "--config",
+                    str(self.config),
+                    "--log-format",
+                    "json",
+                ],
+                stdout=out,
+                stderr=out,
+            )
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -172,8 +193,11 @@ def _sign_in(c: httpx.Client) -> httpx.Response:
 
 
 def _apply(c: httpx.Client, key: str, code: str) -> httpx.Response:
-    return c.post("/api/v1/requests/competence", json=_change(code),
-                  headers={"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": key})
+    return c.post(
+        "/api/v1/requests/competence",
+        json=_change(code),
+        headers={"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": key},
+    )
 
 
 @pytest.mark.slow
@@ -271,21 +295,28 @@ async def test_a_change_reaching_a_deposed_leader_is_fenced_out_and_answered_503
     await gateway.start()
     try:
         new_token = steal_lease(pg_url, "b" * 32, 30)
-        report = RoleReport("standby", "stopping", "a" * 32, "host-a",
-                            LeaderInfo("b" * 32, "host-b", new_token))
+        report = RoleReport(
+            "standby", "stopping", "a" * 32, "host-a", LeaderInfo("b" * 32, "host-b", new_token)
+        )
         app = create_app(gateway, role=lambda: report)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://core.test") as c:
-            r = await c.post("/api/v1/requests/competence", json=_change("FENCED01"),
-                             headers={"Authorization": f"Bearer {TOKEN}",
-                                      "Idempotency-Key": "fenced-1"})
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://core.test"
+        ) as c:
+            r = await c.post(
+                "/api/v1/requests/competence",
+                json=_change("FENCED01"),
+                headers={"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "fenced-1"},
+            )
             assert r.status_code == 503, r.text
             body = r.json()
             assert body["error"]["code"] == "NOT_LEADER"
             assert "fenced out" in body["error"]["message"]
             assert "b" * 32 in body["error"]["message"]
-            signin = await c.post("/login", headers={"Accept": "text/html"},
-                                  data={"operator": OPERATOR, "password": PASSWORD})
+            signin = await c.post(
+                "/login",
+                headers={"Accept": "text/html"},
+                data={"operator": OPERATOR, "password": PASSWORD},
+            )
             assert signin.status_code == 503 and "fenced out" in signin.text
     finally:
         await gateway.stop()

@@ -42,13 +42,16 @@ def cluster(
     name = make_url(pg_url).database
     engine = create_engine(pg_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{name}" SET idle_in_transaction_session_timeout = '
-                          "'2s'"))
+        conn.execute(
+            text(f"ALTER DATABASE \"{name}\" SET idle_in_transaction_session_timeout = '2s'")
+        )
     engine.dispose()
-    a = CoreProcess(tmp_path, "core-a", pg_url, broker.host, broker.port,
-                    lease_s=LEASE_S, renew_s=RENEW_S)
-    b = CoreProcess(tmp_path, "core-b", pg_url, broker.host, broker.port,
-                    lease_s=LEASE_S, renew_s=RENEW_S)
+    a = CoreProcess(
+        tmp_path, "core-a", pg_url, broker.host, broker.port, lease_s=LEASE_S, renew_s=RENEW_S
+    )
+    b = CoreProcess(
+        tmp_path, "core-b", pg_url, broker.host, broker.port, lease_s=LEASE_S, renew_s=RENEW_S
+    )
     try:
         yield pg_url, a, b
     finally:
@@ -59,8 +62,11 @@ def cluster(
 async def _leader_and_standby(central: Central, a: CoreProcess, b: CoreProcess) -> str:
     """Start a, wait until it serves; start b, wait until it stands by. a's instance."""
     a.start()
-    await wait_for(lambda: a.instance() is not None and central.online_instance() == a.instance(),
-                   30, "core-a online")
+    await wait_for(
+        lambda: a.instance() is not None and central.online_instance() == a.instance(),
+        30,
+        "core-a online",
+    )
     b.start()
     await wait_for(lambda: b.logged("standing by") > 0, 30, "core-b standing by")
     instance = a.instance()
@@ -96,8 +102,12 @@ def test_kill_9_of_the_leader_during_a_flood_loses_and_doubles_nothing(
         after = lease_row(url)
         assert after == (b.instance(), before[1] + 1), "the standby holds the next token"
         elected = [e for _, e in central.events if e.get("kind") == "leader_elected"]
-        assert any(e["instance"] == b.instance() and e["previous_instance"] == old
-                   and e["token"] == before[1] + 1 for e in elected), elected
+        assert any(
+            e["instance"] == b.instance()
+            and e["previous_instance"] == old
+            and e["token"] == before[1] + 1
+            for e in elected
+        ), elected
         assert b.logged("became the leader") == 1
         elected_at, connected_at = b.first("became the leader"), b.first("connected to")
         assert elected_at is not None and connected_at is not None
@@ -121,7 +131,8 @@ def test_a_frozen_leader_that_thaws_after_a_takeover_writes_nothing_and_stands_b
             before = lease_row(url)
             assert before is not None
             outcome = await flood_with_failure(
-                url, central, 600, lambda: a.signal(signal.SIGSTOP), old_leader=old)
+                url, central, 600, lambda: a.signal(signal.SIGSTOP), old_leader=old
+            )
             assert lease_row(url) == (b.instance(), before[1] + 1)
             a.signal(signal.SIGCONT)
             await wait_for(lambda: a.logged("stepping down") > 0, 15, "core-a stepping down")
@@ -171,8 +182,11 @@ def test_a_leader_running_on_after_its_lease_was_taken_writes_nothing_more(
         try:
             await asyncio.wait_for(central.online.wait(), 10)
             a.start()
-            await wait_for(lambda: a.instance() is not None
-                           and central.online_instance() == a.instance(), 30, "core-a online")
+            await wait_for(
+                lambda: a.instance() is not None and central.online_instance() == a.instance(),
+                30,
+                "core-a online",
+            )
             old = a.instance()
             assert old is not None
             watcher = asyncio.create_task(watch(), name="watch-inbox")
@@ -185,7 +199,11 @@ def test_a_leader_running_on_after_its_lease_was_taken_writes_nothing_more(
         (_, token, at_steal) = stolen[0]
         assert during == at_steal, "a request was stored after the lease changed hands"
         assert (outcome.unanswered, outcome.lost, outcome.doubled, outcome.mismatched) == (
-            0, 0, 0, 0), outcome
+            0,
+            0,
+            0,
+            0,
+        ), outcome
         assert a.logged("stepping down") == 1
         assert a.logged("became the leader") == 2
         assert lease_row(url) == (old, token + 1)

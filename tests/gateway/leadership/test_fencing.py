@@ -76,7 +76,9 @@ def test_the_lease_records_where_the_holders_console_is(
     assert renewed is not None and renewed.console_url == "https://core-a.example.com/"
     seen = b.read()
     assert seen is not None and (seen.holder, seen.console_url) == (
-        A, "https://core-a.example.com/")
+        A,
+        "https://core-a.example.com/",
+    )
     assert a.release(first.token)
     second = b.acquire(B, "host-b", "http://10.0.0.12:8080/")
     assert second is not None and second.console_url == "http://10.0.0.12:8080/"
@@ -129,8 +131,9 @@ def test_a_deposed_leader_cannot_write_and_is_told(
     db.set_fence(Fence(held.token, on_fenced=lambda: fenced.append(1)))
     try:
         core = _core(db)
-        core.submit(Submission(m.PutPerson(person=Person(id="p1", first_name="A", last_name="B")),
-                               "system"))
+        core.submit(
+            Submission(m.PutPerson(person=Person(id="p1", first_name="A", last_name="B")), "system")
+        )
         _put(core, "C1", "r1")
         before = _counts(url)
         time.sleep(1.2)
@@ -158,8 +161,9 @@ def test_an_unfenced_writer_is_not_checked(url: str, leases: tuple[LeaseStore, L
     db = Database(url)
     try:
         core = _core(db)
-        core.submit(Submission(m.PutPerson(person=Person(id="p1", first_name="A", last_name="B")),
-                               "system"))
+        core.submit(
+            Submission(m.PutPerson(person=Person(id="p1", first_name="A", last_name="B")), "system")
+        )
     finally:
         db.dispose()
 

@@ -83,9 +83,13 @@ def test_a_leader_whose_write_is_fenced_out_steps_down(pg_url: str) -> None:
             # Another instance takes the lease (as after this one froze for a while).
             admin = Database(pg_url)
             with admin.engine.begin() as conn:
-                conn.execute(text(
-                    "UPDATE leader_lease SET token = token + 1, holder = :h, "
-                    "expires_at = clock_timestamp() + interval '1 hour'"), {"h": "c" * 32})
+                conn.execute(
+                    text(
+                        "UPDATE leader_lease SET token = token + 1, holder = :h, "
+                        "expires_at = clock_timestamp() + interval '1 hour'"
+                    ),
+                    {"h": "c" * 32},
+                )
             admin.dispose()
 
             def write() -> None:
@@ -126,7 +130,11 @@ def test_a_core_refuses_a_database_without_the_current_schema(tmp_path: Path) ->
     """A core never migrates: it exits (code 1) and says what to run."""
     result = subprocess.run(
         [LOCKGATE, "--db", f"sqlite:///{tmp_path}/empty.db", "run", "--role", "core"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
     )
     assert result.returncode == 1, result.stderr
     assert "lockgate db upgrade" in result.stderr
@@ -173,7 +181,8 @@ def test_web_public_url_is_the_console_url_else_derived_from_the_address() -> No
     derived = load_settings(web={"address": "core-a.lan:8443", "tls_cert_file": "c.pem"}).web
     assert derived.console_url() == "https://core-a.lan:8443/"
     assert load_settings(web={"address": "127.0.0.1:0"}).web.console_url(41234) == (
-        "http://127.0.0.1:41234/")
+        "http://127.0.0.1:41234/"
+    )
     assert load_settings(web={"address": "0.0.0.0:8080"}).web.console_url() is None
 
 
@@ -181,9 +190,21 @@ def test_a_core_with_a_bad_web_public_url_exits_2_naming_it(tmp_path: Path) -> N
     config = tmp_path / "core.toml"
     config.write_text('[web]\nenabled = true\npublic_url = "lockgate-a:8080"\n')
     result = subprocess.run(
-        [LOCKGATE, "--db", f"sqlite:///{tmp_path}/lockgate.db", "run", "--role", "core",
-         "--config", str(config)],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
+        [
+            LOCKGATE,
+            "--db",
+            f"sqlite:///{tmp_path}/lockgate.db",
+            "run",
+            "--role",
+            "core",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
     )
     assert result.returncode == 2, result.stderr
     assert "web.public_url" in result.stderr and "lockgate-a:8080" in result.stderr

@@ -62,7 +62,9 @@ def test_the_engine_holds_one_string_per_id() -> None:
         return "".join(list(value))  # an equal string of its own, as each fact validated has
 
     agreement = KeyGrantAgreement(
-        id="agr", org_number=ORG, signed_on=TODAY - timedelta(days=30),
+        id="agr",
+        org_number=ORG,
+        signed_on=TODAY - timedelta(days=30),
         valid_from=TODAY - timedelta(days=30),
     )
     facts_in = site(agreement)
@@ -71,7 +73,9 @@ def test_the_engine_holds_one_string_per_id() -> None:
         update={"person_id": text("p-a")}
     )
     facts_in[5] = Credential(
-        number="100000001", kind=CredentialKind.KEY, state=CredentialState.IN_SERVICE,
+        number="100000001",
+        kind=CredentialKind.KEY,
+        state=CredentialState.IN_SERVICE,
         employment_id=text("a"),
     )
     facts = RulesEngine.build(facts_in, NOW, RulesConfig()).facts  # type: ignore[arg-type]
@@ -126,7 +130,9 @@ def test_a_changed_agreement_is_seen_at_the_same_instant() -> None:
     """The agreement window of an organisation is remembered per instant; changing an
     agreement forgets it."""
     agreement = KeyGrantAgreement(
-        id="agr", org_number=ORG, signed_on=TODAY - timedelta(days=30),
+        id="agr",
+        org_number=ORG,
+        signed_on=TODAY - timedelta(days=30),
         valid_from=TODAY - timedelta(days=30),
     )
     engine = RulesEngine.build(site(agreement), NOW, RulesConfig())  # type: ignore[arg-type]

@@ -47,8 +47,11 @@ def no_more_access(before: DesiredCredential | None, after: DesiredCredential | 
     if after.active:
         assert before.active, (before.reasons, after.reasons)
     for g in after.grants:
-        old = [o.window for o in before.grants
-               if o.space_id == g.space_id and (o.schedule is None or o.schedule == g.schedule)]
+        old = [
+            o.window
+            for o in before.grants
+            if o.space_id == g.space_id and (o.schedule is None or o.schedule == g.schedule)
+        ]
         assert covered(g.window, old), (g, before.grants)
 
 
@@ -56,19 +59,22 @@ def weakenings(facts: list[Fact]) -> st.SearchStrategy[tuple[list[Fact], str]]:
     """Ways of taking one precondition away (or making it worse)."""
     options: list[tuple[list[Fact], str]] = []
     for i, f in enumerate(facts):
-        rest = facts[:i] + facts[i + 1:]
+        rest = facts[:i] + facts[i + 1 :]
         if isinstance(f, KeyGrantAgreement | Competence | Employment | Space):
             options.append((rest, f"remove {type(f).__name__} {fact_key(f)}"))
         if isinstance(f, KeyGrantAgreement):
-            options.append(([*rest, f.model_copy(update={"terminated_at": BASE})],
-                            f"terminate {f.id}"))
+            options.append(
+                ([*rest, f.model_copy(update={"terminated_at": BASE})], f"terminate {f.id}")
+            )
         if isinstance(f, Employment) and f.id06.status is not Id06Status.TERMINATED:
-            blocked = f.model_copy(update={"id06": f.id06.model_copy(
-                update={"status": Id06Status.BLOCKED})})
+            blocked = f.model_copy(
+                update={"id06": f.id06.model_copy(update={"status": Id06Status.BLOCKED})}
+            )
             options.append(([*rest, blocked], f"block {f.id}"))
         if isinstance(f, Credential) and f.state not in TERMINAL_STATES:
-            options.append(([*rest, f.model_copy(update={"state": CredentialState.LOST})],
-                            f"lose {f.number}"))
+            options.append(
+                ([*rest, f.model_copy(update={"state": CredentialState.LOST})], f"lose {f.number}")
+            )
         if isinstance(f, VisitorCard):
             shorter = f.model_copy(update={"valid_until": f.valid_from + timedelta(minutes=1)})
             options.append(([*rest, shorter], f"shorten {f.number}"))
@@ -104,13 +110,15 @@ def test_facts_in_any_order_give_the_same_state(data: st.DataObject, at) -> None
 @settings(max_examples=60)
 @given(data=st.data(), at=times)
 def test_a_blocked_id06_card_deactivates_every_credential_of_the_employment(
-    data: st.DataObject, at  # type: ignore[no-untyped-def]
+    data: st.DataObject,
+    at,  # type: ignore[no-untyped-def]
 ) -> None:
     facts = data.draw(rich_fact_sets())
     employments = [f for f in facts if isinstance(f, Employment)]
     target = data.draw(st.sampled_from(employments))
-    blocked = target.model_copy(update={"id06": target.id06.model_copy(
-        update={"status": Id06Status.BLOCKED})})
+    blocked = target.model_copy(
+        update={"id06": target.id06.model_copy(update={"status": Id06Status.BLOCKED})}
+    )
     engine = RulesEngine.build(facts, at, CFG)
     engine.apply(blocked, at)
     holders = engine.facts.credentials_by_employment.get(target.id, set())
@@ -141,19 +149,29 @@ def assert_grants_inside_contributing_windows(engine: RulesEngine, at: datetime)
             emp = fs.employments[cred.employment_id]
             assert g.window.inside(Window(None, CFG.day_end(emp.id06.valid_until)))
             agreements = [fs.agreements[a] for a in fs.agreements_by_org[emp.org_number]]
-            assert any(
-                g.window.inside(Window(CFG.day_start(a.valid_from),
-                                       CFG.day_end(a.valid_until) if a.valid_until else None))
-                for a in agreements
-            ) or len(agreements) > 1  # merged agreements may span several
+            assert (
+                any(
+                    g.window.inside(
+                        Window(
+                            CFG.day_start(a.valid_from),
+                            CFG.day_end(a.valid_until) if a.valid_until else None,
+                        )
+                    )
+                    for a in agreements
+                )
+                or len(agreements) > 1
+            )  # merged agreements may span several
             for a in agreements:
                 if a.terminated_at is not None and len(agreements) == 1:
                     assert g.window.end is not None and g.window.end <= a.terminated_at
             entries = fs.entries_by_employment[emp.id]
             contributing = [
                 Window(CFG.day_start(e.valid_from), CFG.day_end(e.valid_until)).intersect(
-                    Window(CFG.day_start(fs.assignments[aid].starts_on),
-                           CFG.day_end(fs.assignments[aid].ends_on)))
+                    Window(
+                        CFG.day_start(fs.assignments[aid].starts_on),
+                        CFG.day_end(fs.assignments[aid].ends_on),
+                    )
+                )
                 for aid, e in entries.items()
                 if g.space_id in e.space_ids and e.schedule == g.schedule
             ]
@@ -185,7 +203,8 @@ def union(windows: list[Window]) -> list[Window]:
 @settings(max_examples=80)
 @given(data=st.data(), at=times)
 def test_every_granted_window_lies_inside_every_contributing_window(
-    data: st.DataObject, at  # type: ignore[no-untyped-def]
+    data: st.DataObject,
+    at,  # type: ignore[no-untyped-def]
 ) -> None:
     facts = data.draw(rich_fact_sets())
     assert_grants_inside_contributing_windows(RulesEngine.build(facts, at, CFG), at)
@@ -199,21 +218,49 @@ def test_grants_of_two_applications_that_touch_merge_and_stay_inside_their_union
         Organisation(org_number=org, name="Org"),
         Person(id="p1", first_name="A", last_name="B"),
         KeyGrantAgreement(id="ag", org_number=org, signed_on=day(-60), valid_from=day(-60)),
-        Employment(id="e2", person_id="p1", org_number=org,
-                   id06=Id06Card(card_number="CARD0002", valid_until=day(60))),
+        Employment(
+            id="e2",
+            person_id="p1",
+            org_number=org,
+            id06=Id06Card(card_number="CARD0002", valid_until=day(60)),
+        ),
         Space(id="s3", name="S3", cylinders=("4", "5")),
-        Credential(number=KEYS[1], kind=CredentialKind.KEY, state=CredentialState.IN_SERVICE,
-                   employment_id="e2"),
-        *(Assignment(id=a, name="A", main_contractor=ORGS[0], project_manager="PM",
-                     starts_on=day(-60), ends_on=day(60)) for a in ("a1", "a2")),
+        Credential(
+            number=KEYS[1],
+            kind=CredentialKind.KEY,
+            state=CredentialState.IN_SERVICE,
+            employment_id="e2",
+        ),
+        *(
+            Assignment(
+                id=a,
+                name="A",
+                main_contractor=ORGS[0],
+                project_manager="PM",
+                starts_on=day(-60),
+                ends_on=day(60),
+            )
+            for a in ("a1", "a2")
+        ),
     ]
     for aid, first, last in (("a1", -10, 5), ("a2", 6, 20)):
-        facts.append(AccessApplication(
-            assignment_id=aid, revision=1, status=ApplicationStatus.APPROVED,
-            submitted_at=instant(-500), decided_at=instant(-400),
-            entries=(ApplicationEntry(employment_id="e2", space_ids=("s3",),
-                                      valid_from=day(first), valid_until=day(last)),),
-        ))
+        facts.append(
+            AccessApplication(
+                assignment_id=aid,
+                revision=1,
+                status=ApplicationStatus.APPROVED,
+                submitted_at=instant(-500),
+                decided_at=instant(-400),
+                entries=(
+                    ApplicationEntry(
+                        employment_id="e2",
+                        space_ids=("s3",),
+                        valid_from=day(first),
+                        valid_until=day(last),
+                    ),
+                ),
+            )
+        )
     engine = RulesEngine.build(facts, BASE, CFG)
     grants = [g for g in engine.states[KEYS[1]].grants if g.space_id == "s3"]
     assert [g.window for g in grants] == [Window(CFG.day_start(day(-10)), CFG.day_end(day(20)))]
@@ -227,8 +274,9 @@ def test_a_visitor_card_is_inactive_from_its_valid_until_instant_on(data: st.Dat
     cards = [f for f in facts if isinstance(f, VisitorCard)]
     card = data.draw(st.sampled_from(cards))
     end = card.valid_until
-    later = data.draw(st.integers(min_value=0, max_value=10**6).map(
-        lambda s: end + timedelta(seconds=s)))
+    later = data.draw(
+        st.integers(min_value=0, max_value=10**6).map(lambda s: end + timedelta(seconds=s))
+    )
     engine = RulesEngine.build(facts, later, CFG)
     state = engine.states.get(card.number)
     if state is not None:

@@ -48,50 +48,101 @@ def site() -> list[Fact]:
     two applications that merge, a grant clipped by an ID06 card, and a visitor card."""
     out: list[Fact] = [
         Organisation(org_number=ORG, name="Org"),
-        KeyGrantAgreement(id="ag", org_number=ORG, signed_on=TODAY - timedelta(days=90),
-                          valid_from=TODAY - timedelta(days=90)),
-        Space(id="s1", name="S1", cylinders=("1", "2"),
-              doors=(DoorRef(controller_id="c1", door=1),)),
-        Space(id="s2", name="S2", cylinders=("3",), required_competences=("ELSAK",),
-              revalidation_days=7, doors=(DoorRef(controller_id="c1", door=2),)),
+        KeyGrantAgreement(
+            id="ag",
+            org_number=ORG,
+            signed_on=TODAY - timedelta(days=90),
+            valid_from=TODAY - timedelta(days=90),
+        ),
+        Space(
+            id="s1", name="S1", cylinders=("1", "2"), doors=(DoorRef(controller_id="c1", door=1),)
+        ),
+        Space(
+            id="s2",
+            name="S2",
+            cylinders=("3",),
+            required_competences=("ELSAK",),
+            revalidation_days=7,
+            doors=(DoorRef(controller_id="c1", door=2),),
+        ),
         Space(id="s3", name="S3", cylinders=("4",)),
         Competence(person_id="p1", code="ELSAK", valid_until=TODAY + timedelta(days=20)),
     ]
     for i, card_days in ((1, 300), (2, 40), (3, 300)):
         out += [
             Person(id=f"p{i}", first_name="A", last_name=f"B{i}"),
-            Employment(id=f"e{i}", person_id=f"p{i}", org_number=ORG,
-                       id06=Id06Card(card_number=f"ID06000{i}",
-                                     valid_until=TODAY + timedelta(days=card_days))),
+            Employment(
+                id=f"e{i}",
+                person_id=f"p{i}",
+                org_number=ORG,
+                id06=Id06Card(
+                    card_number=f"ID06000{i}", valid_until=TODAY + timedelta(days=card_days)
+                ),
+            ),
         ]
     out += [
-        Credential(number="100000001", kind=CredentialKind.KEY,
-                   state=CredentialState.IN_SERVICE, employment_id="e1"),
-        Credential(number="100000002", kind=CredentialKind.KEY,
-                   state=CredentialState.IN_SERVICE, employment_id="e2"),
-        Credential(number="11", kind=CredentialKind.TAG, state=CredentialState.IN_SERVICE,
-                   employment_id="e3", hr_approved_at=NOW - timedelta(days=1)),
-        Credential(number="21", kind=CredentialKind.VISITOR_CARD,
-                   state=CredentialState.IN_SERVICE),
-        VisitorCard(number="21", holder_name="V", company="C", mobile="+4670000",
-                    sponsor_employment_id="e1", reason=VisitorReason.SUPPLIER,
-                    space_ids=("s1",), valid_from=NOW - timedelta(hours=2),
-                    valid_until=NOW + timedelta(hours=30), issued_at=NOW - timedelta(hours=2)),
+        Credential(
+            number="100000001",
+            kind=CredentialKind.KEY,
+            state=CredentialState.IN_SERVICE,
+            employment_id="e1",
+        ),
+        Credential(
+            number="100000002",
+            kind=CredentialKind.KEY,
+            state=CredentialState.IN_SERVICE,
+            employment_id="e2",
+        ),
+        Credential(
+            number="11",
+            kind=CredentialKind.TAG,
+            state=CredentialState.IN_SERVICE,
+            employment_id="e3",
+            hr_approved_at=NOW - timedelta(days=1),
+        ),
+        Credential(number="21", kind=CredentialKind.VISITOR_CARD, state=CredentialState.IN_SERVICE),
+        VisitorCard(
+            number="21",
+            holder_name="V",
+            company="C",
+            mobile="+4670000",
+            sponsor_employment_id="e1",
+            reason=VisitorReason.SUPPLIER,
+            space_ids=("s1",),
+            valid_from=NOW - timedelta(hours=2),
+            valid_until=NOW + timedelta(hours=30),
+            issued_at=NOW - timedelta(hours=2),
+        ),
     ]
     for a, (start, end) in (("a1", (-10, 30)), ("a2", (30, 90))):
         out += [
-            Assignment(id=a, name=a, main_contractor=ORG, project_manager="PM",
-                       starts_on=TODAY - timedelta(days=60), ends_on=TODAY + timedelta(days=200)),
+            Assignment(
+                id=a,
+                name=a,
+                main_contractor=ORG,
+                project_manager="PM",
+                starts_on=TODAY - timedelta(days=60),
+                ends_on=TODAY + timedelta(days=200),
+            ),
             AccessApplication(
-                assignment_id=a, revision=1, status=ApplicationStatus.APPROVED,
-                submitted_at=NOW - timedelta(days=3), decided_at=NOW - timedelta(days=2),
+                assignment_id=a,
+                revision=1,
+                status=ApplicationStatus.APPROVED,
+                submitted_at=NOW - timedelta(days=3),
+                decided_at=NOW - timedelta(days=2),
                 entries=tuple(
-                    ApplicationEntry(employment_id=e, space_ids=spaces,
-                                     valid_from=TODAY + timedelta(days=start),
-                                     valid_until=TODAY + timedelta(days=end),
-                                     schedule=WEEKDAYS if e == "e3" else None)
-                    for e, spaces in (("e1", ("s3", "s1", "s2")), ("e2", ("s1", "s3")),
-                                      ("e3", ("s1", "s2")))
+                    ApplicationEntry(
+                        employment_id=e,
+                        space_ids=spaces,
+                        valid_from=TODAY + timedelta(days=start),
+                        valid_until=TODAY + timedelta(days=end),
+                        schedule=WEEKDAYS if e == "e3" else None,
+                    )
+                    for e, spaces in (
+                        ("e1", ("s3", "s1", "s2")),
+                        ("e2", ("s1", "s3")),
+                        ("e3", ("s1", "s2")),
+                    )
                 ),
             ),
         ]
@@ -145,8 +196,7 @@ def merged_as_before(grants: list[Grant]) -> tuple[Grant, ...]:
                     if last.window.end is None or g.window.end is None
                     else max(last.window.end, g.window.end)
                 )
-                out[-1] = Grant(g.space_id, Window(last.window.start, end), g.schedule,
-                                last.source)
+                out[-1] = Grant(g.space_id, Window(last.window.start, end), g.schedule, last.source)
                 continue
         out.append(g)
     return tuple(out)
@@ -193,10 +243,16 @@ def test_entries_name_their_spaces_with_the_engine_s_strings() -> None:
 
     facts_in = site()
     facts_in = [
-        f.model_copy(update={"entries": tuple(
-            e.model_copy(update={"space_ids": tuple(text(s) for s in e.space_ids)})
-            for e in f.entries
-        )}) if isinstance(f, AccessApplication) else f
+        f.model_copy(
+            update={
+                "entries": tuple(
+                    e.model_copy(update={"space_ids": tuple(text(s) for s in e.space_ids)})
+                    for e in f.entries
+                )
+            }
+        )
+        if isinstance(f, AccessApplication)
+        else f
         for f in facts_in
     ]
     facts = RulesEngine.build(facts_in, NOW, RulesConfig()).facts

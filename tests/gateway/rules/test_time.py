@@ -8,8 +8,9 @@ from gateway.domain import ScheduleInterval, WeeklySchedule
 from gateway.rules import LockRef, RulesConfig, RulesEngine, explain
 
 CFG = RulesConfig()
-WEEKDAYS = WeeklySchedule(intervals=(ScheduleInterval(days=(0, 1, 2, 3, 4), start=time(6),
-                                                      end=time(18)),))
+WEEKDAYS = WeeklySchedule(
+    intervals=(ScheduleInterval(days=(0, 1, 2, 3, 4), start=time(6), end=time(18)),)
+)
 
 
 def test_a_local_day_ends_at_local_midnight_on_both_sides_of_a_dst_change() -> None:
@@ -46,11 +47,15 @@ def test_explain_uses_the_schedule_at_the_asked_time() -> None:
         engine.apply_many(ctx.puts, now)
     lock = LockRef.parse(sample.CYL_SIGNAL[0])
     # Björn's subcontractor key has the weekday 06-18 schedule on the signal hut
-    monday_early = explain(engine, sample.KEY_BJORN_SUB, lock,
-                           datetime(2026, 3, 30, 3, 30, tzinfo=UTC))
+    monday_early = explain(
+        engine, sample.KEY_BJORN_SUB, lock, datetime(2026, 3, 30, 3, 30, tzinfo=UTC)
+    )
     assert monday_early.can_open is False
-    assert any(c.reason is not None and c.reason.value == "OUTSIDE_SCHEDULE"
-               for c in monday_early.lock_checks)
-    monday_morning = explain(engine, sample.KEY_BJORN_SUB, lock,
-                             datetime(2026, 3, 30, 4, 30, tzinfo=UTC))
+    assert any(
+        c.reason is not None and c.reason.value == "OUTSIDE_SCHEDULE"
+        for c in monday_early.lock_checks
+    )
+    monday_morning = explain(
+        engine, sample.KEY_BJORN_SUB, lock, datetime(2026, 3, 30, 4, 30, tzinfo=UTC)
+    )
     assert monday_morning.can_open is True

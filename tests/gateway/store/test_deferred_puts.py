@@ -23,8 +23,11 @@ def count_writes(db: Database) -> list[str]:
 
     def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         if statement.split()[0] in ("INSERT", "DELETE", "UPDATE"):
-            writes.append(statement.split()[2] if statement.startswith(("INSERT", "DELETE"))
-                          else statement.split()[1])
+            writes.append(
+                statement.split()[2]
+                if statement.startswith(("INSERT", "DELETE"))
+                else statement.split()[1]
+            )
 
     event.listen(db.engine, "before_cursor_execute", seen)
     return writes
@@ -38,7 +41,8 @@ def test_deferred_puts_of_a_transaction_are_written_once_per_table_at_commit(
         for i in range(5):
             facts.put_many(s, [person(f"p{i}")], deferred=True)
             facts.put_many(
-                s, [Competence(person_id=f"p{i}", code="EL", valid_until=date(2027, 1, 1))],
+                s,
+                [Competence(person_id=f"p{i}", code="EL", valid_until=date(2027, 1, 1))],
                 deferred=True,
             )
         facts.put_many(s, [person("p0", "Again")], deferred=True)  # the last one wins
@@ -92,15 +96,14 @@ def test_deferred_deletes_are_written_with_the_puts_once_per_table(db: Database)
     no longer write the puts deferred so far before each deletion."""
     with db.session() as s:
         facts.put_many(s, [person(f"p{i}") for i in range(4)])
-        facts.put_many(
-            s, [Competence(person_id="p0", code="OLD", valid_until=date(2027, 1, 1))]
-        )
+        facts.put_many(s, [Competence(person_id="p0", code="OLD", valid_until=date(2027, 1, 1))])
     writes = count_writes(db)
     with db.session() as s:
         for i in range(4):
             facts.put_many(s, [person(f"p{i}", "Changed")], deferred=True)
             facts.put_many(
-                s, [Competence(person_id=f"p{i}", code="EL", valid_until=date(2027, 1, 1))],
+                s,
+                [Competence(person_id=f"p{i}", code="EL", valid_until=date(2027, 1, 1))],
                 deferred=True,
             )
             facts.delete_deferred(s, Competence, f"p{i}", "OLD")
@@ -150,8 +153,11 @@ def test_deferred_deletes_and_puts_end_as_the_same_facts_as_immediate_ones(
             facts.put_many(s, [person("b"), person("c")])
             facts.put_many(s, [Competence(person_id="d", code="EL", valid_until=el)])
             facts.put_many(
-                s, [Space(id="sp", name="Old", cylinders=("300001",)),
-                    Space(id="sr", name="Old", cylinders=("300005",))]
+                s,
+                [
+                    Space(id="sp", name="Old", cylinders=("300001",)),
+                    Space(id="sr", name="Old", cylinders=("300005",)),
+                ],
             )
         with db.session() as s:
             for op, arg in ops:

@@ -19,8 +19,9 @@ def test_jobs_are_served_revocations_first_and_finished_only_at_their_revision(
     with db.session() as s:
         sync_store.put_job(s, "key", "100000001", "r1", sync_store.UPDATE, T0)
         sync_store.put_job(s, "controller", "c1", "x1", sync_store.UPDATE, T0)
-        sync_store.put_job(s, "key", "100000002", "r2", sync_store.REVOCATION,
-                           T0 + timedelta(seconds=5))
+        sync_store.put_job(
+            s, "key", "100000002", "r2", sync_store.REVOCATION, T0 + timedelta(seconds=5)
+        )
         # a later change re-targets a job; it keeps its most urgent priority
         sync_store.put_job(s, "controller", "c1", "x2", sync_store.REVOCATION, T0)
         sync_store.put_job(s, "controller", "c1", "x3", sync_store.UPDATE, T0)
@@ -38,10 +39,16 @@ def test_jobs_are_served_revocations_first_and_finished_only_at_their_revision(
 
 
 def test_device_records_are_stored_once_however_often_they_are_read(db: Database) -> None:
-    events = [sync_store.StoredControllerEvent("c1", 1, seq, "granted", "4000001", 1, T0)
-              for seq in (1, 2, 3)]
-    audit = [sync_store.StoredKeyAudit("100000001", "cylinder", "200201", "100000002", seq, T0,
-                                       "granted", "", 0) for seq in (7, 8)]
+    events = [
+        sync_store.StoredControllerEvent("c1", 1, seq, "granted", "4000001", 1, T0)
+        for seq in (1, 2, 3)
+    ]
+    audit = [
+        sync_store.StoredKeyAudit(
+            "100000001", "cylinder", "200201", "100000002", seq, T0, "granted", "", 0
+        )
+        for seq in (7, 8)
+    ]
     with db.session() as s:
         sync_store.confirm_controller(s, "c1", "rev", 0xABC, 1, ["4000001"], 1, T0)
         assert sync_store.add_controller_events(s, events[:2], T0) == events[:2]
@@ -104,8 +111,15 @@ def test_deferred_job_changes_end_as_the_same_jobs_as_immediate_ones(db: Databas
     results = []
     for deferred in (False, True):
         with db.session() as s:
-            for kind, target in (("key", "1"), ("key", "2"), ("key", "3"), ("key", "4"),
-                                 ("key", "5"), ("controller", "c1"), ("controller", "c2")):
+            for kind, target in (
+                ("key", "1"),
+                ("key", "2"),
+                ("key", "3"),
+                ("key", "4"),
+                ("key", "5"),
+                ("controller", "c1"),
+                ("controller", "c2"),
+            ):
                 sync_store.drop_job(s, kind, target)
             sync_store.put_job(s, "key", "3", "c0", sync_store.UPDATE, T0)
             sync_store.put_job(s, "key", "4", "d0", sync_store.REVOCATION, T0)

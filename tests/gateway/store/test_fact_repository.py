@@ -191,7 +191,9 @@ def test_the_domain_refuses_what_a_database_cannot_store() -> None:
         Person(id="p1", first_name="An\x00na", last_name="Berg")
     with pytest.raises(ValidationError, match="revision"):
         AccessApplication(
-            assignment_id="a1", revision=2**63, status=ApplicationStatus.SUBMITTED,
+            assignment_id="a1",
+            revision=2**63,
+            status=ApplicationStatus.SUBMITTED,
             submitted_at=T0,
         )
 
@@ -203,7 +205,11 @@ def test_values_a_database_cannot_store_are_refused_before_anything_is_written(
     fine = Person(id="p0", first_name="Anna", last_name="Berg")
     # The domain refuses such a code too; built unchecked to reach the store's own guard.
     space = Space.model_construct(
-        id="s1", name="Relay room", cylinders=(), doors=(), required_competences=("EL\x00SAK",),
+        id="s1",
+        name="Relay room",
+        cylinders=(),
+        doors=(),
+        required_competences=("EL\x00SAK",),
         revalidation_days=None,
     )
     with clean_db.session() as s:

@@ -143,27 +143,39 @@ def test_the_lease_gets_a_console_url_and_a_lease_taken_before_keeps_working(
     """0007_lease_console_url: the leader's console URL, null for a row written before."""
     upgrade(db_url, "0006_site_key_visit")
     database = Database(db_url)
-    row = {"name": "core", "token": 4, "holder": "a" * 32, "host": "core-a pid 7",
-           "at": datetime(2026, 12, 5, 8, 0, tzinfo=UTC)}
+    row = {
+        "name": "core",
+        "token": 4,
+        "holder": "a" * 32,
+        "host": "core-a pid 7",
+        "at": datetime(2026, 12, 5, 8, 0, tzinfo=UTC),
+    }
     try:
         with database.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO leader_lease (name, token, holder, host, acquired_at, expires_at) "
-                "VALUES (:name, :token, :holder, :host, :at, :at)"), row)
+            connection.execute(
+                text(
+                    "INSERT INTO leader_lease (name, token, holder, host, acquired_at, expires_at) "
+                    "VALUES (:name, :token, :holder, :host, :at, :at)"
+                ),
+                row,
+            )
         upgrade(db_url, "0007_lease_console_url")
         with database.begin() as connection:
             columns = {c["name"]: c for c in inspect(connection).get_columns("leader_lease")}
             assert columns["console_url"]["nullable"]
             kept = connection.execute(select(tables.leader_lease)).one()
             assert (kept.holder, kept.token, kept.console_url) == ("a" * 32, 4, None)
-            connection.execute(tables.leader_lease.update().values(
-                console_url="https://core-a.example.com/"))
+            connection.execute(
+                tables.leader_lease.update().values(console_url="https://core-a.example.com/")
+            )
         downgrade(db_url, "0006_site_key_visit")
         with database.begin() as connection:
             columns = {c["name"]: c for c in inspect(connection).get_columns("leader_lease")}
             assert "console_url" not in columns
             assert connection.execute(text("SELECT holder, token FROM leader_lease")).one() == (
-                "a" * 32, 4)
+                "a" * 32,
+                4,
+            )
         upgrade(db_url)
         assert current(db_url) == head()
     finally:

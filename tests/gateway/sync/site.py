@@ -60,12 +60,14 @@ class RunningSite:
 
     async def submit(self, *commands: Any) -> None:
         outcomes = await self.gateway.call(
-            self.core.submit_many, [Submission(c, "tester") for c in commands])
+            self.core.submit_many, [Submission(c, "tester") for c in commands]
+        )
         for o in outcomes:
             assert o.ok, o.error
 
-    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0,
-                    what: str = "condition") -> None:
+    async def until(
+        self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+    ) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
@@ -77,10 +79,14 @@ class RunningSite:
 
 
 @asynccontextmanager
-async def running_site(db_url: str, today: date, *, site_file: Path = DEFAULT_SITE,
-                       serve_desk: bool = True,
-                       controller_settings: dict[str, Any] | None = None,
-                       ) -> AsyncIterator[RunningSite]:
+async def running_site(
+    db_url: str,
+    today: date,
+    *,
+    site_file: Path = DEFAULT_SITE,
+    serve_desk: bool = True,
+    controller_settings: dict[str, Any] | None = None,
+) -> AsyncIterator[RunningSite]:
     migrate.upgrade(db_url)
     spec = load_site(site_file)
     async with SimulatedSite(spec, control_port=None) as site:
@@ -88,14 +94,20 @@ async def running_site(db_url: str, today: date, *, site_file: Path = DEFAULT_SI
         if serve_desk:
             for s in stations:
                 s["operated"] = False
-        settings = Settings.model_validate({
-            "database": {"url": db_url},
-            "mqtt": {"enabled": False},
-            "sync": {"retry_initial_s": 0.05, "retry_max_s": 0.5, "device_timeout_s": 5.0,
-                     "tick_s": 0.2},
-            "stations": stations,
-            "controllers": [c | (controller_settings or {}) for c in site.controller_devices()],
-        })
+        settings = Settings.model_validate(
+            {
+                "database": {"url": db_url},
+                "mqtt": {"enabled": False},
+                "sync": {
+                    "retry_initial_s": 0.05,
+                    "retry_max_s": 0.5,
+                    "device_timeout_s": 5.0,
+                    "tick_s": 0.2,
+                },
+                "stations": stations,
+                "controllers": [c | (controller_settings or {}) for c in site.controller_devices()],
+            }
+        )
         core, _ = sync_core(Database(db_url), settings)
         sink = RecordingSink()
         sync = SyncService(settings, sink)

@@ -39,8 +39,10 @@ async def test_the_controller_gets_its_allow_list_and_decides_by_it(sqlite_url: 
 
         # events flow back: the grant and the deny are stored and reported
         worker.wake()
-        await run.until(lambda: {"access_granted", "access_denied"} <= set(run.sink.kinds()),
-                        what="controller events")
+        await run.until(
+            lambda: {"access_granted", "access_denied"} <= set(run.sink.kinds()),
+            what="controller events",
+        )
         with run.core.db.session() as s:
             stored = sync_store.controller_events(s)
         assert {e.kind for e in stored} >= {"granted", "denied"}
@@ -61,9 +63,13 @@ async def test_a_revocation_reaches_the_controller_and_is_confirmed(sqlite_url: 
         worker = run.sync.controllers[CTRL]
         await run.until(lambda: worker.writes >= 1, what="the first write")
         await run.submit(m.BlockId06(card_number="ID06AN0001"))
-        await run.until(lambda: ("revocation_confirmed", {"credential": sample.TAG_ANNA,
-                                                          "device": CTRL}) in run.sink.events,
-                        what="the revocation confirmed")
+        await run.until(
+            lambda: (
+                ("revocation_confirmed", {"credential": sample.TAG_ANNA, "device": CTRL})
+                in run.sink.events
+            ),
+            what="the revocation confirmed",
+        )
         result = await run.site.present(CTRL, int(sample.TAG_ANNA), 1)
         assert result["granted"] is False
 

@@ -74,8 +74,7 @@ def _changes() -> list[m.Command]:
 def _jobs(core: Core) -> list[tuple[str, str, int, str]]:
     with core.db.session(readonly=True) as s:
         return sorted(
-            (j.target_kind, j.target_id, j.priority, j.desired_revision)
-            for j in sync_store.jobs(s)
+            (j.target_kind, j.target_id, j.priority, j.desired_revision) for j in sync_store.jobs(s)
         )
 
 

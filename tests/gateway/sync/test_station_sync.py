@@ -96,7 +96,8 @@ async def test_a_revoked_key_is_blacklisted_and_the_blacklist_travels_on_another
         # When Anna's key itself comes in, it is emptied and nothing is exposed any more
         assert await program(run, DESK, sample.KEY_ANNA) == "written"
         assert ("revocation_confirmed", {"credential": sample.KEY_ANNA, "device": DESK}) in (
-            run.sink.events)
+            run.sink.events
+        )
         with run.core.db.session() as s:
             rows = exposure(s, run.core.engine, run.core.clock())
         assert not [r for r in rows if r.credential == sample.KEY_ANNA]

@@ -75,16 +75,21 @@ def test_a_standby_names_the_leader_it_read_and_not_an_expired_one() -> None:
     standby = CoreLeadership(lambda fence, instance: None, lease=None, renew_s=1.0)  # type: ignore[arg-type, return-value]
     now = datetime.now(UTC)
 
-    def seen(holder: str, ends_in_s: float, url: str | None = "https://core-a.example.com/"
-             ) -> LeaseView:
+    def seen(
+        holder: str, ends_in_s: float, url: str | None = "https://core-a.example.com/"
+    ) -> LeaseView:
         ends = now + timedelta(seconds=ends_in_s)
         return LeaseView("core", 7, holder, "core-a pid 1", now, ends, now, console_url=url)
 
     standby.seen = seen("a" * 32, 3)
     report = role_report(standby)
     assert report.role == "standby" and report.leader is not None
-    assert report.leader.as_json() == {"instance": "a" * 32, "host": "core-a pid 1", "token": 7,
-                                       "url": "https://core-a.example.com/"}
+    assert report.leader.as_json() == {
+        "instance": "a" * 32,
+        "host": "core-a pid 1",
+        "token": 7,
+        "url": "https://core-a.example.com/",
+    }
     assert report.as_json()["leader_url"] == "https://core-a.example.com/"
     assert "a" * 32 in report.refusal()
     assert "use its console at https://core-a.example.com/" in report.refusal()
@@ -92,8 +97,9 @@ def test_a_standby_names_the_leader_it_read_and_not_an_expired_one() -> None:
         standby.seen = seen("a" * 32, 3, stored)
         report = role_report(standby)
         assert report.leader is not None and report.leader_url is None, stored
-        assert report.refusal().endswith("(core-a pid 1, token 7): use its console, or retry "
-                                          "in a moment")
+        assert report.refusal().endswith(
+            "(core-a pid 1, token 7): use its console, or retry in a moment"
+        )
     standby.seen = seen("a" * 32, -1)
     assert role_report(standby).leader is None, "an expired lease names nobody"
     standby.seen = seen(standby.instance, 3)
@@ -103,12 +109,14 @@ def test_a_standby_names_the_leader_it_read_and_not_an_expired_one() -> None:
 async def test_a_request_under_way_when_the_leader_steps_down_is_answered_503(
     site: Site,
 ) -> None:
-    report = RoleReport("standby", "stopping", "a" * 32, "core-a pid 1",
-                        LeaderInfo("b" * 32, "core-b pid 2", 8))
+    report = RoleReport(
+        "standby", "stopping", "a" * 32, "core-a pid 1", LeaderInfo("b" * 32, "core-b pid 2", 8)
+    )
     app = create_app(site.gateway, role=lambda: report)
     await site.gateway.stop()  # the step-down stops the gateway under the request
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://core.test") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://core.test"
+    ) as c:
         bearer = {"Authorization": f"Bearer {role_token('system')}"}
         r = await c.get("/api/v1/devices", headers=bearer)
     assert r.status_code == 503, r.text
@@ -125,11 +133,13 @@ async def test_a_standby_links_to_the_same_page_at_the_leader_and_never_redirect
     (the same page at the leader for a GET), and never a ``Location``: ``/readyz`` stays a
     503 for the proxy's health check."""
     leader = LeaderInfo("b" * 32, "core-b pid 2", 8, "https://core-b.example.com/")
-    report = RoleReport("standby", "standby", "a" * 32, "core-a pid 1", leader,
-                        "https://core-a.example.com/")
+    report = RoleReport(
+        "standby", "standby", "a" * 32, "core-a pid 1", leader, "https://core-a.example.com/"
+    )
     html_accept = {"Accept": "text/html"}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_fixed(report)),
-                                 base_url="http://core-a.test") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=_fixed(report)), base_url="http://core-a.test"
+    ) as c:
         page = await c.get("/credentials?q=ID06&page=2", headers=html_accept)
         assert page.status_code == 503 and "location" not in page.headers
         link = 'href="https://core-b.example.com/credentials?q=ID06&amp;page=2"'
@@ -151,11 +161,18 @@ async def test_a_standby_links_to_the_same_page_at_the_leader_and_never_redirect
                 assert "https://core-b.example.com/" in body["error"]["message"]
         health = (await c.get("/healthz")).json()
         assert (health["leader_url"], health["url"]) == (
-            "https://core-b.example.com/", "https://core-a.example.com/")
+            "https://core-b.example.com/",
+            "https://core-a.example.com/",
+        )
 
     for unknown in (None, "javascript:alert(1)"):
-        fixed = RoleReport("standby", "standby", "a" * 32, "core-a pid 1",
-                           LeaderInfo("b" * 32, "core-b pid 2", 8, unknown))
+        fixed = RoleReport(
+            "standby",
+            "standby",
+            "a" * 32,
+            "core-a pid 1",
+            LeaderInfo("b" * 32, "core-b pid 2", 8, unknown),
+        )
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=_fixed(fixed)),
             base_url="http://core-a.test",

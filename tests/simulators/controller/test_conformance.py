@@ -183,9 +183,9 @@ async def test_event_ack_beyond_the_newest_event_is_refused(
 # ------------------------------------------------------------------------------ Modbus RTU
 
 
-def _instrument(port: str, unit: int, *, baudrate: int = 115200, timeout: float = 1.0) -> (
-    minimalmodbus.Instrument
-):
+def _instrument(
+    port: str, unit: int, *, baudrate: int = 115200, timeout: float = 1.0
+) -> minimalmodbus.Instrument:
     instrument = minimalmodbus.Instrument(port, unit, close_port_after_each_call=True)
     instrument.serial.baudrate = baudrate
     instrument.serial.timeout = timeout
@@ -240,4 +240,3 @@ async def test_rtu_replies_take_their_time_on_the_line(memory: ControllerMemory)
         assert rm.decode_identity(registers) == memory.identity()
     finally:
         await srv.close()
-

@@ -207,8 +207,13 @@ async def test_clear_audit_erases_only_the_records_it_names(
     key.carry(  # a cylinder's event 7, about another key
         [
             KeyAuditRecord(
-                sequence=7, at=NOW, cylinder=9, key_serial="100000009",
-                outcome=AuditOutcome.DENIED, reason="BLACKLISTED", source="cylinder",
+                sequence=7,
+                at=NOW,
+                cylinder=9,
+                key_serial="100000009",
+                outcome=AuditOutcome.DENIED,
+                reason="BLACKLISTED",
+                source="cylinder",
             )
         ]
     )
