@@ -104,6 +104,8 @@ def canonical(value: Any) -> str:
 
 def instant(at: datetime) -> str:
     """The hashed form of an instant: UTC, ISO 8601, microseconds."""
+    if at.tzinfo is UTC:
+        return at.isoformat(timespec="microseconds")
     if at.tzinfo is None:
         raise ValueError(f"a naive datetime cannot be logged: {at.isoformat()}")
     return at.astimezone(UTC).isoformat(timespec="microseconds")

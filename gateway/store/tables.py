@@ -78,9 +78,10 @@ class UtcTimestamp(TypeDecorator[datetime]):
             return None
         if not isinstance(value, datetime):
             raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"a naive datetime cannot be stored: {value.isoformat()}")
-        value = value.astimezone(UTC)
+        if value.tzinfo is not UTC:  # most instants here are made in UTC already
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError(f"a naive datetime cannot be stored: {value.isoformat()}")
+            value = value.astimezone(UTC)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value
