@@ -669,6 +669,20 @@ operator_account = Table(
     CheckConstraint("password_hash IS NOT NULL OR token_hash IS NOT NULL", name="secret"),
 )
 
+console_session = Table(
+    "console_session",
+    metadata,
+    # One signed-in console session (gateway.web.security). The key is the SHA-256 (hex) of
+    # the session id the browser's cookie holds, never the id itself; instants are the core's
+    # wall clock (idle and absolute expiry are judged on them).
+    Column("id_hash", String(64), primary_key=True),
+    Column("operator", String(IDENT), nullable=False, index=True),
+    Column("created_at", UtcTimestamp, nullable=False),
+    Column("seen_at", UtcTimestamp, nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("language", String(ENUM)),
+)
+
 audit_entry = Table(
     "audit_entry",
     metadata,

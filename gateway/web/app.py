@@ -89,14 +89,46 @@ class WebContext:
         return await self.gateway.call(get)
 
     async def signed(self, request: Request) -> Signed:
-        """The signed-in operator of ``request``; :class:`SignInNeeded` when none."""
-        session = self.sessions.get(request.cookies.get(COOKIE))
+        """The signed-in operator of ``request``; :class:`SignInNeeded` when none.
+
+        The session and its operator are read in one read-only transaction; a write follows
+        only when the session has ended (its row is deleted) or its recorded last use is stale
+        (:meth:`SessionStore.stale`)."""
+        sid = request.cookies.get(COOKIE)
+        if not sid:
+            raise SignInNeeded()
+        db, sessions = self.gateway.db, self.sessions
+
+        def read() -> tuple[WebSession | None, Operator | None]:
+            with db.session(readonly=True) as s:
+                session = sessions.read(s, sid)
+                if session is None:
+                    return None, None
+                return session, operator_store.get(s, session.operator)
+
+        session, op = await self.gateway.call(read)
         if session is None:
             raise SignInNeeded()
-        op = await self.operator(session.operator)
-        if op is None or not op.active:
-            self.sessions.drop(session.sid)
+        now = sessions.now()
+        if op is None or not op.active or sessions.expired(session, now):
+            gone = session.operator if op is None or not op.active else None
+
+            def end() -> None:
+                with db.session() as s:
+                    if gone is not None:
+                        sessions.drop_operator(s, gone)
+                    else:
+                        sessions.drop(s, sid)
+
+            await self.gateway.call(end)
             raise SignInNeeded()
+        if sessions.stale(session, now):
+
+            def touch() -> None:
+                with db.session() as s:
+                    sessions.touch(s, session, now)
+
+            await self.gateway.call(touch)
         language = i18n.choose(session.language, request.headers.get("accept-language"))
         return Signed(session, op, language)
 
@@ -227,11 +259,14 @@ def create_app(
     metrics: WebMetrics | None = None,
     stopping: asyncio.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], datetime] | None = None,
     role: Callable[[], RoleReport] | None = None,
 ) -> FastAPI:
     """The console and API application on the running ``gateway``; ``role`` reports this
     instance's role when it is one of several core instances (``/readyz`` includes it, and a
-    change refused because another instance took over is answered with it)."""
+    change refused because another instance took over is answered with it). ``clock``
+    (seconds) times the sign-in lock-out; ``now`` (default: the core's clock) is the wall
+    clock console sessions expire on."""
     from gateway.web import api, console, openapi, ops
 
     settings = web or gateway.settings.web
@@ -250,7 +285,9 @@ def create_app(
         gateway=gateway,
         web=settings,
         sessions=SessionStore(
-            idle_s=settings.session_idle_s, max_s=settings.session_max_s, clock=clock
+            idle_s=settings.session_idle_s,
+            max_s=settings.session_max_s,
+            now=now or gateway.core.clock,
         ),
         lockout=Lockout(after=settings.lockout_after, clock=clock),
         metrics=metrics or WebMetrics(),

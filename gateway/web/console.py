@@ -37,7 +37,7 @@ from gateway.imports.manifest import (
 from gateway.runtime import cancel_and_wait
 from gateway.web import i18n, views
 from gateway.web.app import allows
-from gateway.web.security import COOKIE
+from gateway.web.security import COOKIE, WebSession
 
 if TYPE_CHECKING:
     from gateway.web.app import Signed, WebContext
@@ -129,7 +129,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         db = ctx.gateway.db
         clock = ctx.gateway.core.clock
 
-        def attempt() -> str | None:
+        def attempt() -> WebSession | None:
             try:
                 op = login(db, name, Secret("password", password), at=clock())
             except AuthenticationFailed:
@@ -143,10 +143,10 @@ def install(app: FastAPI, ctx: WebContext) -> None:
                     subjects=[f"operator {op.name}"],
                     data={},
                 )
-            return op.name
+                return ctx.sessions.create(s, op.name)
 
-        operator = await ctx.gateway.call(attempt) if name and password else None
-        if operator is None:
+        session = await ctx.gateway.call(attempt) if name and password else None
+        if session is None:
             ctx.lockout.failed(name or "-")
             return ctx.render(
                 request,
@@ -157,7 +157,6 @@ def install(app: FastAPI, ctx: WebContext) -> None:
                 error="sign-in failed: check the operator name and the password",
             )
         ctx.lockout.succeeded(name)
-        session = ctx.sessions.create(operator)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             COOKIE,
@@ -172,11 +171,11 @@ def install(app: FastAPI, ctx: WebContext) -> None:
     @app.post("/logout")
     async def logout(request: Request) -> Response:
         who = await ctx.changing(request, "read_log")
-        ctx.sessions.drop(who.session.sid)
         clock = ctx.gateway.core.clock
 
         def record() -> None:
             with ctx.gateway.db.session() as s:
+                ctx.sessions.drop(s, who.session.sid)
                 audit_log.append(
                     s,
                     at=clock(),
@@ -196,7 +195,14 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         who = await ctx.changing(request, "read_log")
         form = await request.form()
         chosen = str(form.get("language", ""))
-        who.session.language = chosen if chosen in i18n.LANGUAGES else None
+
+        def choose() -> None:
+            with ctx.gateway.db.session() as s:
+                ctx.sessions.set_language(
+                    s, who.session, chosen if chosen in i18n.LANGUAGES else None
+                )
+
+        await ctx.gateway.call(choose)
         return RedirectResponse(_safe_next(str(form.get("next", "/"))), status_code=303)
 
     # ------------------------------------------------------------------ dashboard

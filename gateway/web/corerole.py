@@ -6,8 +6,8 @@ request by this instance's role (:class:`~gateway.leadership.CoreLeadership`):
 
 - **leader** (holds the lease, its gateway runs): the console and HTTP API application of
   that gateway (:func:`gateway.web.app.create_app`), built when the gateway starts and
-  dropped when it stops (console sessions belong to one leadership: after a takeover,
-  operators sign in again at the new leader);
+  dropped when it stops (console sessions are kept in the store, so that after a takeover
+  the new leader accepts the sessions the old one created);
 - **standby** (or a leader stepping down): HTTP 503 with ``Retry-After`` and a message that
   names this instance and the leader read from the lease table, with the leader's console URL
   (``leader_url``; a link on the browser page, never a redirect)

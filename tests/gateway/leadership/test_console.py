@@ -9,6 +9,7 @@ another instance took the lease is refused by the database and answered 503, not
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import subprocess
 import time
@@ -32,7 +33,9 @@ from gateway.store.database import Database
 from gateway.store.fencing import Fence
 from gateway.web import create_app
 from gateway.web.roles import LeaderInfo, RoleReport
+from gateway.web.security import COOKIE
 from tests.gateway.leadership.cluster import LOCKGATE, steal_lease
+from tests.gateway.web.conftest import csrf_of
 from tests.trial_load import prepare
 
 pytestmark = pytest.mark.postgres
@@ -219,6 +222,8 @@ def test_the_leader_serves_the_console_a_standby_names_it_and_takes_over_after_k
         assert _sign_in(ca).status_code == 303
         page = ca.get("/credentials")
         assert page.status_code == 200 and "csrf_token" in page.text
+        cookie = ca.cookies[COOKIE]
+        csrf = csrf_of(page.text)
         done = _apply(ca, "console-1", "WEBA0001")
         assert done.status_code == 200 and done.json()["status"] == "ok", done.text
         ready = ca.get("/readyz")
@@ -226,11 +231,13 @@ def test_the_leader_serves_the_console_a_standby_names_it_and_takes_over_after_k
         assert "lockgate_core_leader 1.0" in ca.get("/metrics").text
 
     with httpx.Client(base_url=b.base, timeout=10) as cb:
+        cb.cookies.set(COOKIE, cookie)  # a session of the leader's: the standby still refuses
         for refused in (
             cb.get("/login", headers={"Accept": "text/html"}),
             _sign_in(cb),
             _apply(cb, "console-2", "WEBB0001"),
             cb.get("/readyz"),
+            cb.get("/credentials"),
         ):
             assert refused.status_code == 503, refused.text
             assert refused.headers["retry-after"] == "1"
@@ -258,6 +265,15 @@ def test_the_leader_serves_the_console_a_standby_names_it_and_takes_over_after_k
     b_id = taken["instance"]
     assert b_id != a_id
     assert taken["leader_url"] == f"{b.base}/", "the new leader's URL, derived from its address"
+    with httpx.Client(base_url=b.base, timeout=10) as kept:
+        # The session signed in at the killed leader goes on at the new one.
+        kept.cookies.set(COOKIE, cookie)
+        page = kept.get("/credentials")
+        assert page.status_code == 200, page.text
+        assert csrf_of(page.text) == csrf
+        chosen = kept.post("/language", data={"csrf_token": csrf, "language": "sv"})
+        assert chosen.status_code == 303, chosen.text
+        assert 'lang="sv"' in kept.get("/credentials").text
     with httpx.Client(base_url=b.base, timeout=10) as cb:
         assert _sign_in(cb).status_code == 303
         done = _apply(cb, "console-3", "WEBB0002")
@@ -323,3 +339,45 @@ async def test_a_change_reaching_a_deposed_leader_is_fenced_out_and_answered_503
         lease.dispose()
     assert _applied(pg_url, "fenced-1") == 0
     assert body["leader"]["instance"] == "b" * 32
+
+
+async def test_a_session_outlives_its_gateway_on_postgresql_and_sign_out_ends_it(
+    pg_url: str,
+) -> None:
+    """Two gateways one after the other on one PostgreSQL (a restart, or a takeover): the
+    second accepts the session the first signed in, which the store holds only by its hash."""
+    _prepare(pg_url)
+    settings = Settings.model_validate({"database": {"url": pg_url}, "mqtt": {"enabled": False}})
+    cookie = csrf = ""
+    for first in (True, False):
+        gateway = build_gateway(settings, upgrade=False)
+        await gateway.start()
+        try:
+            app = create_app(gateway)
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://core.test"
+            ) as c:
+                if first:
+                    assert (await c.post("/login", data=_credentials())).status_code == 303
+                    cookie = c.cookies[COOKIE]
+                    csrf = csrf_of((await c.get("/credentials")).text)
+                    continue
+                c.cookies.set(COOKIE, cookie)
+                page = await c.get("/credentials")
+                assert page.status_code == 200 and csrf_of(page.text) == csrf, page.text
+                with gateway.db.session(readonly=True) as s:
+                    (row,) = s.execute(select(tables.console_session)).all()
+                assert row.id_hash == hashlib.sha256(cookie.encode()).hexdigest()
+                assert cookie not in {str(v) for v in row}
+                assert row.created_at.utcoffset() == timedelta(0)
+                assert (await c.post("/logout", data={"csrf_token": csrf})).status_code == 303
+                c.cookies.set(COOKIE, cookie)
+                assert (await c.get("/credentials")).status_code == 303
+                with gateway.db.session(readonly=True) as s:
+                    assert s.execute(select(tables.console_session)).all() == []
+        finally:
+            await gateway.stop()
+
+
+def _credentials() -> dict[str, str]:
+    return {"operator": OPERATOR, "password": PASSWORD, "next": "/"}

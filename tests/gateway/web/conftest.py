@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -22,6 +22,7 @@ from gateway.auth.roles import ROLES
 from gateway.compose import build_core, build_gateway
 from gateway.config import Settings
 from gateway.core import Core, Submission
+from gateway.domain.timeutil import utcnow
 from gateway.runtime import Gateway
 from gateway.store import migrate
 from gateway.web import KeyDesk, create_app
@@ -41,12 +42,17 @@ def role_token(role: str) -> str:
 
 @dataclass
 class Clock:
-    """The console's session clock, moved by hand."""
+    """The console's clocks, moved by hand: seconds for the sign-in lock-out, and the wall
+    clock console sessions expire on (:meth:`instant`, that many seconds after ``start``)."""
 
     now: float = 1000.0
+    start: datetime = field(default_factory=utcnow)
 
     def __call__(self) -> float:
         return self.now
+
+    def instant(self) -> datetime:
+        return self.start + timedelta(seconds=self.now)
 
 
 @dataclass
@@ -147,7 +153,7 @@ async def site(site_db: Path) -> AsyncIterator[Site]:
     desk = KeyDesk()
     await gateway.start()
     try:
-        app = create_app(gateway, desk=desk, clock=clock)
+        app = create_app(gateway, desk=desk, clock=clock, now=clock.instant)
         s = Site(gateway, app, clock, desk)
         yield s
         for c in s.clients:
