@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from gateway.audit import log as audit_log
@@ -20,6 +21,7 @@ from gateway.auth.operators import Operator
 from gateway.auth.roles import ADMINISTRATOR, MANAGE_OPERATORS
 from gateway.domain.errors import Conflict, DomainError
 from gateway.store.database import Database
+from gateway.store.tables import console_session
 
 
 def bootstrap(
@@ -119,6 +121,14 @@ def change_operator(
     new = operator_store.change(session, name, at=at, **changes)
     assert old is not None
     data: dict[str, Any] = dict(operator_store.describe_changes(old, new))
+    if "password_hash" in changes:
+        # A new password signs the operator out of every console (whoever knew the old one).
+        result = session.execute(
+            delete(console_session).where(console_session.c.operator == name)
+        )
+        ended = int(getattr(result, "rowcount", 0) or 0)
+        if ended:
+            data["console_sessions_ended"] = ended
     personal = None
     if old.display_name != new.display_name:
         data["display_name"] = "changed"

@@ -17,8 +17,10 @@ import httpx
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from gateway.audit import log as audit_log
 from gateway.auth import manage
 from gateway.auth.authorizer import Authorizer
+from gateway.auth.passwords import hash_password
 from gateway.compose import build_gateway
 from gateway.store import tables
 from gateway.web import create_app
@@ -195,3 +197,33 @@ async def test_a_request_writes_the_session_only_when_its_last_use_is_stale(site
         assert row.seen_at == site.clock.instant()
         assert (await c.get("/")).status_code == 200
         assert len(writes) == 1
+
+
+async def test_a_new_password_signs_the_operator_out_of_every_console(site: Site) -> None:
+    c, _ = await site.signed_in("issuer")
+    kept, _ = await site.signed_in("auditor")
+    core = site.gateway.core
+    authorizer = core.authorizer
+    assert isinstance(authorizer, Authorizer)
+
+    def new_password(s: Session) -> None:
+        manage.change_operator(
+            s,
+            authorizer,
+            ADMIN,
+            role_operator("issuer"),
+            at=core.clock(),
+            password_hash=hash_password("a new long passphrase 2026"),
+        )
+
+    await site.gateway.call(core.transaction, new_password)
+    assert (await c.get("/")).status_code == 303, "signed out"
+    assert [r.operator for r in _rows(site)] == [role_operator("auditor")]
+    assert (await kept.get("/")).status_code == 200
+    with site.gateway.db.session(readonly=True) as s:
+        changes = [
+            e.data
+            for e in audit_log.entries(s)
+            if e.action == "operator.change" and e.subject == f"operator {role_operator('issuer')}"
+        ]
+    assert changes[-1]["console_sessions_ended"] == 1
