@@ -172,21 +172,29 @@ BENCHES: tuple[Bench, ...] = (
         (
             Check(
                 "Modbus requests of a full sync",
-                _get("requests"),
+                _get("drivers", "modbus", "requests"),
                 "<= ceil(regs/123)+5",
-                lambda r: r["requests"] <= r["requests_target"],
+                lambda r: (
+                    r["drivers"]["modbus"]["requests"] <= r["drivers"]["modbus"]["requests_target"]
+                ),
             ),
-            Check(
-                "revocation p99 ms",
-                _get("revocation_p99_ms"),
-                "<= 250",
-                _at_most(250.0, "revocation_p99_ms"),
-            ),
-            Check(
-                "gateway revocation p99 ms",
-                _get("gateway_revocation_p99_ms"),
-                "<= 250",
-                _at_most(250.0, "gateway_revocation_p99_ms"),
+            *(
+                check
+                for driver in ("modbus", "uhppote", "osdp")
+                for check in (
+                    Check(
+                        f"{driver} revocation p99 ms",
+                        _get("drivers", driver, "revocation_p99_ms"),
+                        "<= 250",
+                        _at_most(250.0, "drivers", driver, "revocation_p99_ms"),
+                    ),
+                    Check(
+                        f"{driver} gateway revocation p99 ms",
+                        _get("drivers", driver, "gateway_revocation_p99_ms"),
+                        "<= 250",
+                        _at_most(250.0, "drivers", driver, "gateway_revocation_p99_ms"),
+                    ),
+                )
             ),
         ),
     ),
