@@ -123,9 +123,7 @@ def change_operator(
     data: dict[str, Any] = dict(operator_store.describe_changes(old, new))
     if "password_hash" in changes:
         # A new password signs the operator out of every console (whoever knew the old one).
-        result = session.execute(
-            delete(console_session).where(console_session.c.operator == name)
-        )
+        result = session.execute(delete(console_session).where(console_session.c.operator == name))
         ended = int(getattr(result, "rowcount", 0) or 0)
         if ended:
             data["console_sessions_ended"] = ended
