@@ -223,6 +223,7 @@ async def _announce_leader(gateway: Gateway, takeover: Takeover) -> None:
         host=takeover.host[:200],
         previous_instance=takeover.previous_instance,
         standby_s=takeover.standby_s,
+        console_url=takeover.console_url,
     )
 
     def enqueue(core: Core) -> None:

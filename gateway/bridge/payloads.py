@@ -393,6 +393,9 @@ class LeaderElectedBody(Payload):
     """The instance that held the lease before, if any."""
     standby_s: float = Field(default=0.0, ge=0)
     """How long the new leader waited as a standby before it took the lease."""
+    console_url: Annotated[str, Field(max_length=500)] | None = None
+    """The new leader's console (`web.public_url`, or the address it serves on), where
+    people go now; null when it serves no console or its address is not known."""
 
 
 class LeaderElected(LeaderElectedBody, EventBase):

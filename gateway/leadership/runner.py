@@ -76,6 +76,9 @@ class Takeover:
     previous_host: str | None
     standby_s: float
     """How long this instance waited as a standby before taking the lease."""
+    console_url: str | None = None
+    """This instance's console URL as the lease records it (``None``: no console, or no
+    URL known)."""
 
 
 GatewayFactory = Callable[[Fence | None, str], Gateway]
@@ -177,7 +180,7 @@ class CoreLeadership:
         lease = self.lease
         started = time.monotonic()
         if lease is None:
-            return Takeover(0, self.instance, self.host, None, None, 0.0)
+            return Takeover(0, self.instance, self.host, None, None, 0.0, self.console_url)
         seen: tuple[str, int] | None = None
         failing = False
         while not stop.is_set():
@@ -232,6 +235,7 @@ class CoreLeadership:
             previous_instance=previous.holder if previous else None,
             previous_host=previous.host if previous else None,
             standby_s=round(waited, 3),
+            console_url=won.console_url,
         )
 
     async def _lead(self, takeover: Takeover, stop: asyncio.Event) -> bool:

@@ -93,9 +93,11 @@ class CoreProcess:
         sites: bool = False,
         account: tuple[str, str] | None = None,
         env: Mapping[str, str] | None = None,
+        extra: str = "",
     ) -> None:
         """``sites``: ``--sites`` (the leader serves the site agents too); ``account``: the
-        broker user and password; ``env``: extra environment (the site hub's password)."""
+        broker user and password; ``env``: extra environment (the site hub's password);
+        ``extra``: more configuration (TOML tables) after the rest."""
         self.name = name
         self.sites = sites
         self.env = {**os.environ, **(env or {})}
@@ -119,7 +121,7 @@ keepalive_s = 5
 lease_s = {lease_s}
 renew_s = {renew_s}
 lock_timeout_s = {renew_s}
-""")
+{extra}""")
         self.log_path = folder / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from gateway.demo.broker import PrivateMosquitto
+from gateway.demo.broker import PrivateMosquitto, free_port
 from tests.gateway.leadership.cluster import (
     Central,
     CoreProcess,
@@ -209,3 +209,58 @@ def test_a_leader_running_on_after_its_lease_was_taken_writes_nothing_more(
         assert lease_row(url) == (old, token + 1)
 
     asyncio.run(main())
+
+
+def _web(port: int, public: str) -> str:
+    return f'[web]\nenabled = true\naddress = "127.0.0.1:{port}"\npublic_url = "{public}"\n'
+
+
+def test_the_new_leader_names_its_console_in_its_leader_elected_event(
+    pg_url: str, broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    prepare(pg_url)
+    a, b = (
+        CoreProcess(
+            tmp_path,
+            name,
+            pg_url,
+            broker.host,
+            broker.port,
+            lease_s=LEASE_S,
+            renew_s=RENEW_S,
+            extra=_web(free_port(), f"https://{name}.example.org/"),
+        )
+        for name in ("core-a", "core-b")
+    )
+
+    async def main() -> None:
+        central = Central(broker.host, broker.port)
+        stop = asyncio.Event()
+        runner = asyncio.create_task(central.run(stop), name="central")
+        try:
+            await asyncio.wait_for(central.online.wait(), 10)
+            await _leader_and_standby(central, a, b)
+            a.kill()
+            await wait_for(
+                lambda: any(
+                    e.get("kind") == "leader_elected" and e["instance"] == b.instance()
+                    for _, e in central.events
+                ),
+                30,
+                "core-b elected",
+            )
+        finally:
+            stop.set()
+            await runner
+        elected = [
+            e
+            for _, e in central.events
+            if e.get("kind") == "leader_elected" and e["instance"] == b.instance()
+        ]
+        assert elected[-1]["console_url"] == "https://core-b.example.org/"
+
+    try:
+        asyncio.run(main())
+    finally:
+        a.stop()
+        b.stop()
