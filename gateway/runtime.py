@@ -51,11 +51,27 @@ class Service(Protocol):
 ChangeObserver = Callable[[Changes], None]
 
 
-async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
-    """Cancel ``task`` (if any, and still running) and wait until it has ended."""
+CANCEL_AGAIN_S = 5.0
+"""How long :func:`cancel_and_wait` waits for a cancelled task before cancelling it again."""
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None, again_s: float = CANCEL_AGAIN_S) -> None:
+    """Cancel ``task`` (if any, and still running) and wait until it has ended.
+
+    A task still running ``again_s`` after it was cancelled is cancelled again (and logged):
+    Python 3.11's ``asyncio.wait_for``, which aiomqtt awaits every publication with, loses a
+    cancellation that arrives as the awaited operation completes, and the task then runs on
+    as if never cancelled."""
     if task is None:
         return
     task.cancel()
+    while not (await asyncio.wait({task}, timeout=again_s))[0]:
+        log.warning(
+            "task %s still runs %g s after it was cancelled: cancelling it again",
+            task.get_name(),
+            again_s,
+        )
+        task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 

@@ -214,10 +214,11 @@ class StatePublisher:
                     return
                 at = self.clock()
                 messages = []
-                for owner in {id(o): o for o in queued.values()}.values():
-                    self.confirmed_prefetch(
-                        sess, owner, [n for n, o in queued.items() if o is owner]
-                    )
+                by_owner: dict[Core, list[str]] = {}
+                for number, owner in queued.items():
+                    by_owner.setdefault(owner, []).append(number)
+                for owner, numbers in by_owner.items():
+                    self.confirmed_prefetch(sess, owner, numbers)
                 for number, owner in queued.items():
                     state = owner.engine.states.get(number)
                     if state is None:

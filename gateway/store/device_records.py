@@ -14,14 +14,11 @@ from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import (
-    String,
     Table,
     and_,
-    bindparam,
     case,
     delete,
     event,
-    func,
     insert,
     select,
     tuple_,
@@ -30,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from gateway.store.repository import Repository
+from gateway.store.repository import Repository, rows_among
 from gateway.store.tables import (
     controller_event,
     controller_sync,
@@ -516,12 +513,6 @@ def get_key(session: Session, serial: str) -> KeyConfirmed | None:
     return found
 
 
-_KEYS_IN = select(key_image).where(key_image.c.serial.in_(bindparam("serials", expanding=True)))
-_KEYS_ANY = select(key_image).where(
-    key_image.c.serial == func.any(bindparam("serials", type_=postgresql.ARRAY(String)))
-)
-
-
 def prefetch_keys(session: Session, serials: Iterable[str]) -> None:
     """Read what each of ``serials`` was last confirmed to hold, one statement per 500 keys,
     and remember it for the transaction as :func:`get_key` does (a key never confirmed is
@@ -530,13 +521,12 @@ def prefetch_keys(session: Session, serials: Iterable[str]) -> None:
     wanted = [s for s in dict.fromkeys(serials) if s not in cache]
     if not wanted:
         return
-    conn = session.connection()
-    statement = _KEYS_ANY if conn.dialect.name == "postgresql" else _KEYS_IN
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        found = {row.serial: _key(row) for row in conn.execute(statement, {"serials": chunk})}
-        for serial in chunk:
-            cache[serial] = found.get(serial)
+    found = {
+        row.serial: _key(row)
+        for row in rows_among(session.connection(), key_image, "serial", wanted)
+    }
+    for serial in wanted:
+        cache[serial] = found.get(serial)
 
 
 def all_keys(session: Session) -> list[KeyConfirmed]:

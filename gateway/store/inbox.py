@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, delete, func, insert, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from gateway.domain import Conflict
+from gateway.store.repository import rows_among
 from gateway.store.tables import check_json_object, inbox
 
 __all__ = ["InboxEntry", "digest", "lookup", "lookup_many", "prune", "record", "record_many"]
@@ -80,13 +80,6 @@ def _check_text(field: str, value: object, limit: int) -> str:
 
 _LOOKUP = select(inbox).where(inbox.c.request_id == bindparam("request_id"))
 _INSERT = insert(inbox)
-_LOOKUP_MANY = select(inbox).where(inbox.c.request_id.in_(bindparam("ids", expanding=True)))
-# PostgreSQL: one array parameter, so the statement's text (and the plan the server prepares
-# for it) is the same whatever the number of ids; an IN list is planned anew (about 2.4 ms
-# for 200 ids, 0.8 ms as an array).
-_LOOKUP_ANY = select(inbox).where(
-    inbox.c.request_id == func.any(bindparam("ids", type_=ARRAY(String)))
-)
 
 
 def lookup(session: Session, request_id: str) -> InboxEntry | None:
@@ -113,15 +106,8 @@ def _check_digest(value: str | None) -> str | None:
 
 def lookup_many(session: Session, request_ids: Sequence[str]) -> dict[str, InboxEntry]:
     """The recorded requests among ``request_ids``, by id (one query per 500 ids)."""
-    found: dict[str, InboxEntry] = {}
-    unique = list(dict.fromkeys(request_ids))
-    conn = session.connection()
-    statement = _LOOKUP_ANY if conn.dialect.name == "postgresql" else _LOOKUP_MANY
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        for row in conn.execute(statement, {"ids": chunk}).mappings():
-            found[row["request_id"]] = _entry(row)
-    return found
+    rows = rows_among(session.connection(), inbox, "request_id", request_ids)
+    return {row.request_id: _entry(row._mapping) for row in rows}
 
 
 def record(

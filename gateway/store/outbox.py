@@ -70,6 +70,13 @@ def _check_topic(topic: object) -> str:
     return topic
 
 
+def _check_delivery(qos: object, retain: object) -> None:
+    if isinstance(qos, bool) or qos not in (0, 1, 2):
+        raise ValueError(f"qos: must be 0, 1 or 2, got {qos!r}")
+    if not isinstance(retain, bool):
+        raise TypeError(f"retain: must be a bool, got {type(retain).__name__}")
+
+
 def _aware(field: str, value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{field}: must carry a time zone")
@@ -92,10 +99,7 @@ def append(
     _check_topic(topic)
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise TypeError(f"payload: must be bytes, got {type(payload).__name__}")
-    if isinstance(qos, bool) or qos not in (0, 1, 2):
-        raise ValueError(f"qos: must be 0, 1 or 2, got {qos!r}")
-    if not isinstance(retain, bool):
-        raise TypeError(f"retain: must be a bool, got {type(retain).__name__}")
+    _check_delivery(qos, retain)
     created = utcnow() if at is None else _aware("at", at)
     conn = session.connection()
     _write_numbered(conn)
@@ -131,6 +135,7 @@ def append_many(
     at: datetime | None = None,
 ) -> None:
     """Queue several ``(topic, payload)`` messages in one statement, in the order given."""
+    _check_delivery(qos, retain)
     created = utcnow() if at is None else _aware("at", at)
     rows = []
     for topic, payload in messages:
@@ -170,10 +175,7 @@ def append_numbered(
     outbox in it (so every message still gets an id above those queued before it and below
     those queued after it). A rolled back transaction or savepoint discards them."""
     _check_topic(topic)
-    if isinstance(qos, bool) or qos not in (0, 1, 2):
-        raise ValueError(f"qos: must be 0, 1 or 2, got {qos!r}")
-    if not isinstance(retain, bool):
-        raise TypeError(f"retain: must be a bool, got {type(retain).__name__}")
+    _check_delivery(qos, retain)
     created = utcnow() if at is None else _aware("at", at)
     conn = session.connection()
     _hook(conn.engine)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.rules.engine import Changes
-from gateway.runtime import CommitNotifier
+from gateway.runtime import CommitNotifier, cancel_and_wait
 from gateway.store.database import Database
 from gateway.store.migrate import upgrade
 
@@ -50,3 +50,29 @@ async def test_a_transactions_changes_reach_the_observers_once_committed_in_orde
         assert heard == [("a", first), ("b", first), ("a", second), ("b", second)]
     finally:
         db.dispose()
+
+
+async def test_a_task_that_lost_its_cancellation_is_cancelled_again() -> None:
+    """As when asyncio.wait_for (Python 3.11) swallows a cancellation."""
+    cancelled = 0
+
+    async def deaf_once() -> None:
+        nonlocal cancelled
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                cancelled += 1
+                if cancelled > 1:
+                    raise
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+
+    task = asyncio.create_task(deaf_once(), name="deaf-once")
+    await asyncio.sleep(0)
+    stopping = asyncio.create_task(cancel_and_wait(task, again_s=0.05), name="stopping")
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    if not done:  # the task ran on: end it for the test's sake
+        task.cancel()
+        await asyncio.wait({stopping})
+    assert done, "cancel_and_wait still waits for a task that lost its cancellation"
+    assert task.cancelled() and cancelled == 2
