@@ -35,6 +35,7 @@ _.ReceiveMaximum  # bridge.client: paho-mqtt CONNECT properties
 _.CorrelationData  # bridge.client: paho-mqtt PUBLISH properties
 _.pending_calls_threshold  # bridge.client: paho-mqtt's client setting
 _.isolation_level  # store.database: the sqlite3 connection's setting
+_.load_dialect_impl  # store.tables: SQLAlchemy TypeDecorator hook (UtcTimestamp on SQLite)
 _.core_fonts_encoding  # documents.receipt: fpdf2's setting
 _.dotenv_settings  # config: pydantic-settings' settings_customise_sources signature
 _.file_secret_settings  # config: pydantic-settings' settings_customise_sources signature

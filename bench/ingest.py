@@ -526,6 +526,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             "errors": gateway["errors"],
             "gateway_peak_rss_mb": round(gateway["rss_mb"], 1),
             "gateway_cpu_ms_per_request": gateway["cpu_ms_per_request"],
+            "gateway_cpu_system_share": gateway["cpu_system_share"],
         }
     return {
         "mode": "flood",
@@ -538,6 +539,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "latency_p99_ms": round(percentile(gateway["latencies"], 0.99), 1),
         "gateway_peak_rss_mb": round(gateway["rss_mb"], 1),
         "gateway_cpu_ms_per_request": gateway["cpu_ms_per_request"],
+        "gateway_cpu_system_share": gateway["cpu_system_share"],
         "db": args.db,
         "requests": args.count,
         "mix": args.mix,
@@ -641,6 +643,7 @@ async def gateway_run(
         seconds, latencies, responses = await drive(broker, messages, args.window, args.rate)
         cpu_after = psutil.Process(proc.pid).cpu_times()
         cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+        system_s = cpu_after.system - cpu_before.system
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             await profiler.wait()
@@ -681,6 +684,7 @@ async def gateway_run(
         "rss_mb": rss,
         "drained_s": drained_s,
         "cpu_ms_per_request": round(cpu_s * 1000 / max(1, len(responses)), 3),
+        "cpu_system_share": round(system_s / cpu_s, 3) if cpu_s > 0 else 0.0,
     }
 
 

@@ -26,7 +26,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -97,6 +97,10 @@ _CANONICAL: Final = json.JSONEncoder(
 """The encoder of :func:`canonical`, made once (``json.dumps`` with options makes one per call)."""
 
 
+_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
+"""A string as JSON text with its characters as they are (the encoding of :data:`_CANONICAL`)."""
+
+
 def canonical(value: Any) -> str:
     """Canonical JSON text: keys sorted, no spaces, UTF-8 characters as they are."""
     return _CANONICAL.encode(jsonable(value))
@@ -133,19 +137,14 @@ def entry_hash(
     prev_hash: str,
 ) -> str:
     """The hash of an entry (see the module docstring for what goes in)."""
-    # Every value is already a JSON string, number or null: no conversion needed.
-    document = _CANONICAL.encode(
-        {
-            "v": FORMAT_VERSION,
-            "seq": seq,
-            "at": instant(at),
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "data": data_text,
-            "personal_digest": personal_digest,
-            "prev_hash": prev_hash,
-        }
+    # The canonical JSON of the hashed object, written out in its sorted key order; every
+    # value is already a JSON string, a whole number or null.
+    document = (
+        f'{{"action":{_string(action)},"actor":{_string(actor)},"at":"{instant(at)}",'
+        f'"data":{_string(data_text)},'
+        f'"personal_digest":{"null" if personal_digest is None else _string(personal_digest)},'
+        f'"prev_hash":{_string(prev_hash)},"seq":{int(seq)},"subject":{_string(subject)},'
+        f'"v":{FORMAT_VERSION}}}'
     )
     return hashlib.sha256(document.encode("utf-8")).hexdigest()
 

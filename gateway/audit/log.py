@@ -47,6 +47,7 @@ from gateway.audit.chain import (
 )
 from gateway.store.remembered import read_together, remembered
 from gateway.store.tables import audit_entry, audit_subject
+from gateway.store.txcache import transaction_cache
 
 MAX_ACTOR: Final = 200
 MAX_ACTION: Final = 64
@@ -121,6 +122,13 @@ _HOOKED_ENGINES: Final[weakref.WeakSet[Engine]] = weakref.WeakSet()
 
 
 def _hook(session: Session) -> Connection:
+    # session.connection() is what starts a savepoint that begin_nested() asked for, so the
+    # connection is asked for again in each (nested) transaction; within one it is the same.
+    current = session.get_nested_transaction() or session.get_transaction()
+    tx = transaction_cache(session, "audit-connection")
+    known: tuple[object, Connection] | None = tx.get(None)
+    if known is not None and known[0] is current:
+        return known[1]
     conn = session.connection()
     engine = conn.engine
     if engine not in _HOOKED_ENGINES:
@@ -130,6 +138,7 @@ def _hook(session: Session) -> Connection:
             event.listen(engine, "rollback_savepoint", _discard)
             event.listen(engine, "rollback", _discard)
     session.info[_HOOKED] = True
+    tx[None] = (current, conn)
     return conn
 
 

@@ -21,7 +21,10 @@ QoS 1 subscriptions) and the last will, and carries everything the gateway publi
   and acknowledges what it holds, and then ends with :class:`SessionRecycled`; the broker
   sends the rest again on the next connection. QoS 0 requests, which have no flow control and
   cannot be sent again, are dropped with a warning once ``max_pending`` are buffered.
-- **Outbound**: QoS 1 publications, at most :data:`MAX_INFLIGHT_OUT` in flight.
+- **Outbound**: QoS 1 publications, at most :data:`MAX_INFLIGHT_OUT` in flight, fewer when
+  the broker's Receive Maximum (CONNACK) is lower. The session keeps that window itself, in
+  the order the publications were asked for (paho-mqtt's own window rescans every message in
+  flight after each acknowledgement).
 
 When the connection fails the session is lost (:class:`ConnectionLost`); the caller opens a
 new one. Unacknowledged requests are then redelivered by the broker. A graceful close first
@@ -39,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import copy
 import itertools
 import logging
 import socket
@@ -57,6 +61,9 @@ log = logging.getLogger(__name__)
 
 MAX_INFLIGHT_OUT = 100
 """QoS 1 publications in flight at once on the publishing connection."""
+REFILL_AT = 0.5
+"""A publisher waiting for room in the window resumes when this share of it is free again
+(one wake-up for many acknowledgements, not one for each)."""
 OPERATION_TIMEOUT_S = 60.0
 """Longest wait for a PUBACK or SUBACK before the session counts as lost."""
 
@@ -215,6 +222,22 @@ def _properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
 
 
+_PUBLISH_PROPERTIES: Properties = _properties(PacketTypes.PUBLISH)
+
+
+def _correlated(correlation_data: bytes) -> Properties:
+    """The properties of a response's PUBLISH: its Correlation Data alone.
+
+    paho-mqtt's ``Properties`` builds its tables of property names and types for every
+    instance and checks a name against them on every assignment, about 9 µs per response.
+    This copies an empty PUBLISH instance instead and sets the one value, which is valid for
+    PUBLISH by the MQTT 5 specification (§3.3.2.3.6); the packed bytes are the same
+    (``tests/gateway/bridge/test_client.py``)."""
+    props = copy.copy(_PUBLISH_PROPERTIES)
+    object.__setattr__(props, "CorrelationData", bytes(correlation_data))
+    return props
+
+
 def _reason(code: int) -> ReasonCode:
     return ReasonCode(PacketTypes.DISCONNECT, identifier=code)
 
@@ -259,6 +282,14 @@ class BrokerSession:
         self._mqtt: aiomqtt.Client | None = None
         self._taken_over = False
         self._watcher: asyncio.Task[None] | None = None
+        self.send_window = MAX_INFLIGHT_OUT
+        """QoS 1 publications in flight at most: :data:`MAX_INFLIGHT_OUT`, or the broker's
+        Receive Maximum when that is lower."""
+        self._in_flight = 0
+        self.in_flight_peak = 0
+        """The most QoS 1 publications that were in flight at once on this session."""
+        self._send_turn = asyncio.Lock()
+        self._room: asyncio.Future[None] | None = None
 
     @property
     def receive_maximum(self) -> int:
@@ -293,7 +324,7 @@ class BrokerSession:
             keepalive=o.keepalive_s,
             properties=props,
             tls_context=tls,
-            max_inflight_messages=MAX_INFLIGHT_OUT,
+            max_inflight_messages=0,  # unbounded in paho-mqtt: publish_many keeps the window
             queue_type=_forwarding_queue(self._received),
             timeout=OPERATION_TIMEOUT_S,
             # Small packets (PUBACKs, responses) must not wait for Nagle's algorithm.
@@ -382,6 +413,9 @@ class BrokerSession:
             props: Properties | None = None,
         ) -> None:
             self.session_present = bool(flags.session_present)
+            broker_maximum = getattr(props, "ReceiveMaximum", None)
+            if isinstance(broker_maximum, int) and broker_maximum > 0:
+                self.send_window = min(MAX_INFLIGHT_OUT, broker_maximum)
             if on_connect is not None:
                 on_connect(c, userdata, flags, reason, props)
 
@@ -517,43 +551,51 @@ class BrokerSession:
     async def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
         """Publish ``messages`` in order and wait until the broker acknowledged every one.
 
-        They are handed to the client at once, which keeps :data:`MAX_INFLIGHT_OUT` in flight
-        and sends the rest, in order, as acknowledgements free their places. One waiter
-        counts the acknowledgements of the whole call (aiomqtt's own ``publish`` would make a
-        task, an event and a timer per message). Raise :class:`ConnectionLost` when the client
-        refuses a message or the acknowledgements do not all arrive within
-        :data:`OPERATION_TIMEOUT_S`."""
+        At most :attr:`send_window` QoS 1 messages are in flight on the session; the rest are
+        handed to the client, in order, as acknowledgements free room, and concurrent calls
+        take their turns whole (a later call's messages never overtake an earlier call's).
+        One waiter counts the acknowledgements of the whole call (aiomqtt's own ``publish``
+        would make a task, an event and a timer per message). Raise :class:`ConnectionLost`
+        when the client refuses a message, or when no room is freed or not every
+        acknowledgement arrives within :data:`OPERATION_TIMEOUT_S`."""
         if not messages:
             return
         if self._mqtt is None:
             raise ConnectionLost("not connected")
         inner = _paho(self._mqtt)
         waiting = _pending_publishes(self._mqtt)
-        acks = _Acknowledgements(len(messages))
+        acks = _Acknowledgements(len(messages), self._acknowledged)
         mids: list[int] = []
         try:
-            for message in messages:
-                props: Properties | None = None
-                if message.correlation_data is not None:
-                    props = _properties(PacketTypes.PUBLISH)
-                    props.CorrelationData = message.correlation_data
-                info = inner.publish(
-                    message.topic, message.payload, message.qos, message.retain, props
-                )
-                if info.rc != paho.MQTT_ERR_SUCCESS:
-                    raise ConnectionLost(
-                        f"publishing to {message.topic} failed: {paho.error_string(info.rc)}"
+            async with self._send_turn:
+                for message in messages:
+                    if message.qos > 0 and self._in_flight >= self.send_window:
+                        await self._wait_for_room(acks, len(messages))
+                    props: Properties | None = None
+                    if message.correlation_data is not None:
+                        props = _correlated(message.correlation_data)
+                    info = inner.publish(
+                        message.topic, message.payload, message.qos, message.retain, props
                     )
-                if info.is_published():
-                    acks.set()
-                    continue
-                # The client reports the acknowledgement through aiomqtt's on_publish, which
-                # pops the message id from this map and calls ``set`` on what it finds; no
-                # callback runs between ``publish`` returning and this line (same thread).
-                if info.mid in waiting:
-                    raise RuntimeError(f"message id {info.mid} is already awaited")
-                waiting[info.mid] = acks
-                mids.append(info.mid)
+                    if info.rc != paho.MQTT_ERR_SUCCESS:
+                        raise ConnectionLost(
+                            f"publishing to {message.topic} failed: {paho.error_string(info.rc)}"
+                        )
+                    if info.is_published():
+                        acks.missing -= 1
+                        continue
+                    # The client reports the acknowledgement through aiomqtt's on_publish,
+                    # which pops the message id from this map and calls ``set`` on what it
+                    # finds; no callback runs between ``publish`` returning and this line.
+                    if info.mid in waiting:
+                        raise RuntimeError(f"message id {info.mid} is already awaited")
+                    waiting[info.mid] = acks
+                    mids.append(info.mid)
+                    self._in_flight += 1
+                    if self._in_flight > self.in_flight_peak:
+                        self.in_flight_peak = self._in_flight
+            if acks.missing <= 0:
+                return
             try:
                 async with asyncio.timeout(OPERATION_TIMEOUT_S):
                     await acks.all_done
@@ -566,19 +608,41 @@ class BrokerSession:
             for mid in mids:
                 if waiting.get(mid) is acks:
                     del waiting[mid]
+                    self._in_flight -= 1
+
+    def _acknowledged(self) -> None:
+        self._in_flight -= 1
+        room = self._room
+        if room is not None and self._in_flight <= self.send_window * REFILL_AT and not room.done():
+            room.set_result(None)
+
+    async def _wait_for_room(self, acks: _Acknowledgements, total: int) -> None:
+        self._room = room = self._loop.create_future()
+        try:
+            async with asyncio.timeout(OPERATION_TIMEOUT_S):
+                await room
+        except TimeoutError:
+            raise ConnectionLost(
+                f"the broker acknowledged none of {self._in_flight} publications in flight "
+                f"within {OPERATION_TIMEOUT_S:.0f} s ({acks.missing} of {total} still to go)"
+            ) from None
+        finally:
+            self._room = None
 
 
 class _Acknowledgements:
     """Counts the broker's acknowledgements of one :meth:`BrokerSession.publish_many`; its
     ``set`` is what aiomqtt's on_publish callback calls for each message."""
 
-    __slots__ = ("all_done", "missing")
+    __slots__ = ("_each", "all_done", "missing")
 
-    def __init__(self, expected: int) -> None:
+    def __init__(self, expected: int, each: Callable[[], None]) -> None:
         self.missing = expected
+        self._each = each
         self.all_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def set(self) -> None:
+        self._each()
         self.missing -= 1
         if self.missing <= 0 and not self.all_done.done():
             self.all_done.set_result(None)

@@ -39,6 +39,7 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.types import TypeEngine
 
 from gateway.domain import (
@@ -62,6 +63,22 @@ NAMING_CONVENTION: dict[str, str] = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class _SqliteNaiveUtc(SQLITE_DATETIME):
+    """SQLite's ``DATETIME`` with the same stored text (``YYYY-MM-DD HH:MM:SS.ffffff``),
+    written by :meth:`datetime.isoformat` in C instead of a ``%`` format of seven fields: a
+    batch of writes binds several instants per row."""
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        fallback = super().bind_processor(dialect)
+
+        def process(value: Any) -> Any:
+            if type(value) is datetime and value.tzinfo is None:
+                return value.isoformat(" ", "microseconds")
+            return fallback(value) if fallback is not None else value
+
+        return process
+
+
 class UtcTimestamp(TypeDecorator[datetime]):
     """A timezone-aware instant, stored in UTC and always returned aware and in UTC.
 
@@ -72,6 +89,11 @@ class UtcTimestamp(TypeDecorator[datetime]):
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SqliteNaiveUtc())  # type: ignore[no-untyped-call]
+        return dialect.type_descriptor(self.impl_instance)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -10,6 +10,10 @@ from collections.abc import AsyncIterator
 
 import aiomqtt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gateway.bridge.client import (
     BrokerSession,
@@ -20,6 +24,7 @@ from gateway.bridge.client import (
     LastWill,
     OutboundMessage,
     SessionRecycled,
+    _correlated,
 )
 from gateway.demo.broker import PrivateMosquitto, free_port
 from tests.gateway.bridge.harness import poll_until
@@ -210,6 +215,52 @@ async def test_publish_many_keeps_the_order(broker: PrivateMosquitto) -> None:
                 if len(got) == 300:
                     break
     assert got == [str(i).encode() for i in range(300)]
+
+
+class SmallWindowMosquitto(PrivateMosquitto):
+    """A broker whose CONNACK announces a Receive Maximum of 7."""
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        text = self.config_path.read_text()
+        self.config_path.write_text(
+            text.replace("max_inflight_messages 100", "max_inflight_messages 7")
+        )
+
+
+async def test_concurrent_publishers_take_turns_within_the_brokers_receive_maximum() -> None:
+    small = SmallWindowMosquitto()
+    small.start()
+    try:
+        topic = f"c{uuid.uuid4().hex[:8]}"
+        async with sender(small) as listener:
+            await listener.subscribe(f"{topic}/out", qos=1)
+            async with session_of(small, f"s-{topic}", topic) as session:
+                assert session.send_window == 7
+                first = [OutboundMessage(f"{topic}/out", f"a{i}".encode()) for i in range(120)]
+                second = [OutboundMessage(f"{topic}/out", f"b{i}".encode()) for i in range(120)]
+                await asyncio.gather(session.publish_many(first), session.publish_many(second))
+                assert session.in_flight_peak == 7
+            got = []
+            async with asyncio.timeout(10):
+                async for m in listener.messages:
+                    got.append(m.payload)
+                    if len(got) == 240:
+                        break
+        assert got == [m.payload for m in first + second]
+    finally:
+        small.stop()
+
+
+@given(st.binary(max_size=300))
+def test_a_responses_properties_pack_as_paho_builds_them(correlation_data: bytes) -> None:
+    reference = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    reference.CorrelationData = correlation_data
+    made = _correlated(correlation_data)
+    assert made.pack() == reference.pack()  # type: ignore[no-untyped-call]
+    assert made.CorrelationData == correlation_data
+    assert _correlated(b"other").pack() != made.pack() or correlation_data == b"other"
+    assert Properties(PacketTypes.PUBLISH).pack() == b"\x00"  # type: ignore[no-untyped-call]
 
 
 async def test_connecting_to_nothing_raises_connection_lost() -> None:
