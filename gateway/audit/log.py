@@ -26,7 +26,6 @@ from sqlalchemy import (
     bindparam,
     event,
     exists,
-    insert,
     or_,
     select,
     update,
@@ -45,6 +44,7 @@ from gateway.audit.chain import (
     personal_digest,
     split_subjects,
 )
+from gateway.store.bulk import BulkInsert
 from gateway.store.remembered import read_together, remembered
 from gateway.store.tables import audit_entry, audit_subject
 from gateway.store.txcache import transaction_cache
@@ -77,8 +77,8 @@ def _check_text(name: str, value: str, limit: int) -> str:
     return value
 
 
-_INSERT_ENTRY = insert(audit_entry)
-_INSERT_SUBJECT = insert(audit_subject)
+_INSERT_ENTRY = BulkInsert(audit_entry)
+_INSERT_SUBJECT = BulkInsert(audit_subject)
 _PENDING: Final = "lockgate.audit.pending"
 _HOOKED: Final = "lockgate.audit.flush-hooked"
 
@@ -96,9 +96,8 @@ def _pending(conn: Connection) -> Rows:
 def _write(conn: Connection, *_: Any) -> None:
     entry_rows, subject_rows = _pending(conn)
     if entry_rows:
-        conn.execute(_INSERT_ENTRY, list(entry_rows))
-        if subject_rows:
-            conn.execute(_INSERT_SUBJECT, list(subject_rows))
+        _INSERT_ENTRY.execute(conn, entry_rows)
+        _INSERT_SUBJECT.execute(conn, subject_rows)
     entry_rows.clear()
     subject_rows.clear()
 

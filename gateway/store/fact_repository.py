@@ -34,7 +34,6 @@ from sqlalchemy import (
     bindparam,
     event,
     func,
-    insert,
     select,
 )
 from sqlalchemy import delete as sql_delete
@@ -64,6 +63,7 @@ from gateway.domain import (
     fact_key,
 )
 from gateway.store import tables as t
+from gateway.store.bulk import BulkInsert
 
 __all__ = [
     "all_of",
@@ -864,24 +864,25 @@ def _write(session: Session, staged: Staged) -> None:
         if not spec.children:
             # A flat fact: one upsert instead of delete + insert.
             _delete_keys(session, spec, gone)
-            if roots:
-                conn.execute(_upsert_statement(spec, conn.dialect.name), roots)
+            _bulk(spec.table, spec).execute(conn, roots)
             continue
         _delete_keys(
             session, spec, gone + [spec.key_of_row(cast(RowMapping, row)) for row in roots]
         )
         if not roots:
             continue
-        conn.execute(_insert_statement(spec.table), roots)
+        _bulk(spec.table).execute(conn, roots)
         for child in spec.children:
             child_batch = [r for _, children in puts for r in children.get(child.table.name, ())]
-            if child_batch:
-                conn.execute(_insert_statement(child.table), child_batch)
+            _bulk(child.table).execute(conn, child_batch)
 
 
 @functools.cache
-def _insert_statement(table: Table) -> Any:
-    return insert(table)
+def _bulk(table: Table, upsert: _Spec | None = None) -> BulkInsert:
+    """The plain INSERT of ``table``, or the upsert of the flat fact ``upsert`` (made once)."""
+    if upsert is None:
+        return BulkInsert(table)
+    return BulkInsert(table, functools.partial(_upsert_statement, upsert))
 
 
 @functools.cache

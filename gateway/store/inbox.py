@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from gateway.domain import Conflict
+from gateway.store.bulk import BulkInsert
 from gateway.store.repository import rows_among
 from gateway.store.tables import check_json_object, inbox
 
@@ -80,6 +81,7 @@ def _check_text(field: str, value: object, limit: int) -> str:
 
 _LOOKUP = select(inbox).where(inbox.c.request_id == bindparam("request_id"))
 _INSERT = insert(inbox)
+_INSERT_MANY = BulkInsert(inbox)
 
 
 def lookup(session: Session, request_id: str) -> InboxEntry | None:
@@ -163,8 +165,7 @@ def record_many(session: Session, entries: Sequence[InboxEntry]) -> None:
                 "digest": e.digest,
             }
         )
-    if rows:
-        session.connection().execute(_INSERT, rows)
+    _INSERT_MANY.execute(session.connection(), rows)
 
 
 def prune(session: Session, older_than: datetime) -> int:

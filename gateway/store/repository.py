@@ -17,6 +17,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection, Row, String, Table, and_, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
+from gateway.store.bulk import BulkInsert
+
 R = TypeVar("R")
 
 
@@ -44,6 +46,9 @@ class Repository(Generic[R]):
         self._delete = delete(table).where(where)
         self._all = (
             select(table).order_by(*(table.c[k] for k in self.keys)) if ordered else select(table)
+        )
+        self._upsert_many = BulkInsert(
+            table, functools.partial(_upsert_statement, table, self.keys)
         )
 
     def _params(self, key: tuple[object, ...]) -> dict[str, object]:
@@ -74,7 +79,10 @@ class Repository(Generic[R]):
         """Store one row (or several, in one statement), replacing a stored row with the same
         key (``INSERT .. ON CONFLICT (key) DO UPDATE``)."""
         conn = session.connection()
-        conn.execute(_upsert_statement(self.table, self.keys, conn.dialect.name), rows)
+        if isinstance(rows, Mapping):
+            conn.execute(_upsert_statement(self.table, self.keys, conn.dialect.name), rows)
+        else:
+            self._upsert_many.execute(conn, rows)
 
 
 AMONG_CHUNK = 500

@@ -1,0 +1,106 @@
+"""BulkInsert stores exactly what SQLAlchemy's own executemany of the same rows stores, on
+SQLite and PostgreSQL, and is one statement for many rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, event, insert, select
+
+from gateway.store.bulk import BulkInsert
+from gateway.store.database import Database
+from gateway.store.tables import inbox
+
+# No NUL character: PostgreSQL's JSONB cannot hold one (check_json_object refuses it before).
+texts = st.text(st.characters(exclude_characters="\x00"), max_size=8)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner),
+    max_leaves=6,
+)
+instants = st.datetimes(
+    min_value=datetime(2000, 1, 1),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))]),
+)
+rows = st.lists(
+    st.fixed_dictionaries(
+        {
+            "kind": st.sampled_from(["credential/activate", "visitor/card"]),
+            "response": st.dictionaries(texts, json_values, max_size=3),
+            "received_at": instants,
+            "digest": st.none() | st.text("0123456789abcdef", min_size=64, max_size=64),
+        }
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def stored(db: Database) -> list[tuple[Any, ...]]:
+    with db.session(readonly=True) as s:
+        return [tuple(r) for r in s.execute(select(inbox).order_by(inbox.c.request_id))]
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=rows)
+def test_rows_are_stored_as_sqlalchemys_executemany_stores_them(
+    clean_db: Database, batch: list[dict[str, Any]]
+) -> None:
+    for i, row in enumerate(batch):
+        row["request_id"] = f"r{i:03d}"
+    with clean_db.session() as s:
+        s.execute(delete(inbox))
+        s.connection().execute(insert(inbox), batch)
+    expected = stored(clean_db)
+    with clean_db.session() as s:
+        s.execute(delete(inbox))
+        BulkInsert(inbox).execute(s.connection(), batch)
+    assert stored(clean_db) == expected
+
+
+def test_many_rows_are_one_statement_and_none_is_no_statement(clean_db: Database) -> None:
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    at = datetime(2026, 12, 5, tzinfo=UTC)
+    batch = [
+        {
+            "request_id": f"r{i}",
+            "kind": "k",
+            "response": {"i": i},
+            "received_at": at,
+            "digest": None,
+        }
+        for i in range(50)
+    ]
+    bulk = BulkInsert(inbox)
+    event.listen(clean_db.engine, "before_cursor_execute", count)
+    try:
+        with clean_db.session() as s:
+            conn = s.connection()
+            statements.clear()
+            bulk.execute(conn, batch)
+            bulk.execute(conn, [])
+            assert len([t for t in statements if t.startswith("INSERT")]) == 1
+    finally:
+        event.remove(clean_db.engine, "before_cursor_execute", count)
+    assert len(stored(clean_db)) == 50
+
+
+def test_a_naive_instant_is_refused_as_by_the_column_type(clean_db: Database) -> None:
+    row = {"request_id": "r", "kind": "k", "response": {}, "digest": None}
+    with pytest.raises(ValueError, match="naive datetime"), clean_db.session() as s:
+        BulkInsert(inbox).execute(s.connection(), [{**row, "received_at": datetime(2026, 1, 1)}])
+    assert stored(clean_db) == []
+
+
+def test_an_unknown_column_is_refused(clean_db: Database) -> None:
+    with pytest.raises(ValueError, match="inbox has no column nope"), clean_db.session() as s:
+        BulkInsert(inbox).execute(s.connection(), [{"request_id": "r", "nope": 1}])
