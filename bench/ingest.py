@@ -631,13 +631,13 @@ async def gateway_run(
                 + (folder / "gateway.log").read_text(errors="replace")[-3000:]
             )
             raise
-        if args.rate is not None:
-            # A steady state: the states queued at start-up (in chunks) are out before the
-            # load starts.
-            while await wait_drained(url):
-                await asyncio.sleep(1.0)
-                if await wait_drained(url, limit_s=0.0, at_once=True):
-                    break
+        # A steady state for both modes: the retained state of every credential, queued again
+        # at start-up in chunks, is out before the load starts (the raw echo it is compared
+        # with has no start-up work either).
+        while await wait_drained(url):
+            await asyncio.sleep(1.0)
+            if await wait_drained(url, limit_s=0.0, at_once=True):
+                break
         profiler = await start_profiler(args.profile, proc.pid) if args.profile else None
         cpu_before = psutil.Process(proc.pid).cpu_times()
         seconds, latencies, responses = await drive(broker, messages, args.window, args.rate)

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 
 SOURCE = "mqtt"
 
+_RESPONSE_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""A response's encoder, made once (``json.dumps`` with options makes one per call)."""
+
 
 def is_urgent(topics: TopicMap) -> Callable[[str], bool]:
     """Classifier for the inbound buffer: requests of revoking commands go first."""
@@ -315,7 +318,7 @@ class RequestPipeline:
         topic = pending.reply_to or self.topics.response_topic("unknown")
         return OutboundMessage(
             topic,
-            json.dumps(pending.response, separators=(",", ":"), ensure_ascii=False).encode(),
+            _RESPONSE_JSON.encode(pending.response).encode(),
             qos=1,
             correlation_data=pending.message.correlation_data,
         )
