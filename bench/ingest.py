@@ -9,7 +9,9 @@ trip of the same MQTT library through the same broker.
 3. **raw**: an echo process (aiomqtt, user ``lockgate``) answers every request topic on the
    matching response topic; the load generator (aiomqtt, user ``central``) sends N messages
    and waits for every echo.
-4. **gateway**: ``lockgate run`` as a subprocess; the load generator sends N access changes
+4. **gateway**: ``lockgate run`` as a subprocess; once it is online and has published the
+   retained state of every credential that it queues again at start-up (a steady state, as
+   the raw echo has no start-up work), the load generator sends N access changes
    of mixed kinds (competence renewals and withdrawals, person updates, ID06 blocks and
    unblocks, visitor card changes and returns, key orders) as QoS 1 requests and waits for
    every response.
@@ -30,7 +32,8 @@ with the gateway's listeners, half one request per transaction, half ``--batch``
 transaction, and the result is the number of SQL statements per request (an executemany
 counts once; ``BENCH_SHOW_SQL=1`` lists the statements of the first request of each kind,
 ``BENCH_SHOW_SQL=batch`` those of the last batch, counted).
-The rate mode and the flood both report ``gateway_cpu_ms_per_request``.
+The rate mode and the flood both report ``gateway_cpu_ms_per_request`` and
+``gateway_cpu_system_share`` (the part of that CPU time spent in the kernel).
 
     python bench/ingest.py [--count 20000] [--db sqlite|postgresql] [--window 1000]
                            [--mix all|no-visitor-cards] [--rate R] [--profile FILE]
