@@ -208,13 +208,20 @@ async def test_publish_many_keeps_the_order(broker: PrivateMosquitto) -> None:
             await session.publish_many(
                 [OutboundMessage(f"{topic}/out", str(i).encode()) for i in range(300)]
             )
-        got = []
-        async with asyncio.timeout(10):
-            async for m in listener.messages:
-                got.append(m.payload)
-                if len(got) == 300:
-                    break
+        got = await payloads(listener, 300)
     assert got == [str(i).encode() for i in range(300)]
+
+
+async def payloads(listener: aiomqtt.Client, count: int) -> list[bytes | bytearray]:
+    """The payloads of the next ``count`` messages ``listener`` receives, in order."""
+    got: list[bytes | bytearray] = []
+    async with asyncio.timeout(10):
+        async for m in listener.messages:
+            assert isinstance(m.payload, bytes | bytearray)
+            got.append(m.payload)
+            if len(got) == count:
+                break
+    return got
 
 
 class SmallWindowMosquitto(PrivateMosquitto):
@@ -241,12 +248,7 @@ async def test_concurrent_publishers_take_turns_within_the_brokers_receive_maxim
                 second = [OutboundMessage(f"{topic}/out", f"b{i}".encode()) for i in range(120)]
                 await asyncio.gather(session.publish_many(first), session.publish_many(second))
                 assert session.in_flight_peak == 7
-            got = []
-            async with asyncio.timeout(10):
-                async for m in listener.messages:
-                    got.append(m.payload)
-                    if len(got) == 240:
-                        break
+            got = await payloads(listener, 240)
         assert got == [m.payload for m in first + second]
     finally:
         small.stop()
