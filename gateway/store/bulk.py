@@ -2,13 +2,14 @@
 
 ``connection.execute(insert(table), rows)`` makes, for every row, a dict of every bind
 parameter, looks up each parameter's type processor and builds the DBAPI parameters from the
-dict again: in a flood of requests that is a tenth of the gateway's CPU for the batch's
-inserts (the audit entries and their subjects, the inbox). :class:`BulkInsert` compiles the
-INSERT once per dialect, takes each column's bind processor once (the same function SQLAlchemy
-would apply: JSON serialisation, :class:`~gateway.store.tables.UtcTimestamp`, psycopg's JSON
-wrapper, ...) and binds every row in one loop; the DBAPI's ``executemany`` runs it. The
-statement goes through :meth:`Connection.exec_driver_sql`, so engine events (statement counts,
-the audit log's savepoint hooks) see it as before.
+dict again. In a flood of requests, the batch's inserts (the audit entries and their
+subjects, the inbox, the facts, the desired states) spent much of their time there.
+:class:`BulkInsert` compiles the INSERT once per dialect, takes each column's bind processor
+once (the same function SQLAlchemy would apply: JSON serialisation,
+:class:`~gateway.store.tables.UtcTimestamp`, psycopg's JSON wrapper, ...) and binds every row
+in one loop; the DBAPI's ``executemany`` runs it. The statement goes through
+:meth:`Connection.exec_driver_sql`, so engine events (statement counts, the audit log's
+savepoint hooks) see it as before.
 """
 
 from __future__ import annotations
@@ -78,15 +79,13 @@ class BulkInsert:
         if not rows:
             return
         plan = self._compile(conn.dialect, tuple(rows[0]))
-        keys, processed = plan.keys, plan.processed
-        bound: list[list[Any]] = []
+        keys, processed, names = plan.keys, plan.processed, plan.names
+        params: list[Any] = []
         for row in rows:
             values = [row[k] for k in keys]
             for i, process in processed:
                 values[i] = process(values[i])
-            bound.append(values)
-        if plan.positional:
-            conn.exec_driver_sql(plan.sql, [tuple(v) for v in bound])
-        else:
-            names = plan.names
-            conn.exec_driver_sql(plan.sql, [dict(zip(names, v, strict=True)) for v in bound])
+            params.append(
+                tuple(values) if plan.positional else dict(zip(names, values, strict=True))
+            )
+        conn.exec_driver_sql(plan.sql, params)
