@@ -34,7 +34,8 @@ aiomqtt 2.x has no manual acknowledgement and does not report whether the broker
 session; the paho-mqtt client it drives has both (``manual_ack_set``/``ack``, the connect
 callback). :func:`_paho` is the one place that reaches under aiomqtt to it;
 :func:`_pending_publishes` lets :meth:`BrokerSession.publish_many` wait for many PUBACKs at
-once through aiomqtt's own on_publish callback.
+once through aiomqtt's own on_publish callback. The client decodes the common PUBLISH and
+PUBACK packets with :mod:`gateway.bridge.packets`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import copy
 import itertools
 import logging
 import socket
@@ -56,6 +56,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.bridge import packets
 
 log = logging.getLogger(__name__)
 
@@ -222,18 +224,10 @@ def _properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
 
 
-_PUBLISH_PROPERTIES: Properties = _properties(PacketTypes.PUBLISH)
-
-
 def _correlated(correlation_data: bytes) -> Properties:
-    """The properties of a response's PUBLISH: its Correlation Data alone.
-
-    paho-mqtt's ``Properties`` builds its tables of property names and types for every
-    instance and checks a name against them on every assignment, about 9 µs per response.
-    This copies an empty PUBLISH instance instead and sets the one value, which is valid for
-    PUBLISH by the MQTT 5 specification (§3.3.2.3.6); the packed bytes are the same
-    (``tests/gateway/bridge/test_client.py``)."""
-    props = copy.copy(_PUBLISH_PROPERTIES)
+    """The properties of a response's PUBLISH: its Correlation Data alone (the packed bytes
+    are paho-mqtt's own, ``tests/gateway/bridge/test_client.py``)."""
+    props = packets.publish_properties()
     object.__setattr__(props, "CorrelationData", bytes(correlation_data))
     return props
 
@@ -402,6 +396,7 @@ class BrokerSession:
         inner = _paho(client)
         _pending_publishes(client)  # publish_many needs it: fail before connecting
         inner.manual_ack_set(True)
+        packets.install(inner)
         on_connect: Any = inner.on_connect
         on_disconnect: Any = inner.on_disconnect
 
