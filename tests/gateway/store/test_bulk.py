@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, event, insert, select
+from sqlalchemy.exc import IntegrityError
 
-from gateway.store.bulk import BulkInsert
+from gateway.store.bulk import COPY_FROM, BulkInsert
 from gateway.store.database import Database
 from gateway.store.tables import inbox
 
@@ -37,7 +38,7 @@ rows = st.lists(
         }
     ),
     min_size=1,
-    max_size=12,
+    max_size=40,  # on PostgreSQL, COPY_FROM rows and more are a COPY
 )
 
 
@@ -88,10 +89,24 @@ def test_many_rows_are_one_statement_and_none_is_no_statement(clean_db: Database
             statements.clear()
             bulk.execute(conn, batch)
             bulk.execute(conn, [])
-            assert len([t for t in statements if t.startswith("INSERT")]) == 1
+            assert len(statements) == 1
+            assert statements[0].startswith(
+                "COPY" if clean_db.dialect == "postgresql" else "INSERT"
+            )
     finally:
         event.remove(clean_db.engine, "before_cursor_execute", count)
     assert len(stored(clean_db)) == 50
+
+
+@pytest.mark.parametrize("size", [2, COPY_FROM])
+def test_a_duplicate_key_raises_sqlalchemys_integrity_error_and_stores_nothing(
+    clean_db: Database, size: int
+) -> None:
+    at = datetime(2026, 12, 5, tzinfo=UTC)
+    row = {"request_id": "same", "kind": "k", "response": {}, "received_at": at, "digest": None}
+    with pytest.raises(IntegrityError, match="same"), clean_db.session() as s:
+        BulkInsert(inbox).execute(s.connection(), [row] * size)
+    assert stored(clean_db) == []
 
 
 def test_a_naive_instant_is_refused_as_by_the_column_type(clean_db: Database) -> None:
