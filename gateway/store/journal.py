@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from gateway.store.bulk import COPY_FROM, BulkInsert
 from gateway.store.remembered import read_together, remembered
 from gateway.store.tables import fact_journal
 
@@ -44,18 +45,28 @@ def head(session: Session) -> int:
 
 
 _INSERT = insert(fact_journal).returning(fact_journal.c.seq)
+_INSERT_MANY = BulkInsert(fact_journal)
+# The last value this connection took from the sequence, whichever others took since.
+_LAST_TAKEN = text("SELECT currval(pg_get_serial_sequence('fact_journal', 'seq'))")
 
 
 def append(
     session: Session, entries: Sequence[tuple[str, tuple[str, ...], bool]], at: datetime
 ) -> int:
-    """Append ``(fact type name, fact key, deleted)`` entries; return the new head."""
+    """Append ``(fact type name, fact key, deleted)`` entries; return the new head.
+
+    On PostgreSQL, :data:`~gateway.store.bulk.COPY_FROM` entries or more are written as a
+    COPY, which returns nothing: the head is then the last sequence value this connection
+    took, which the entries, written in one statement in order, took last."""
     if not entries:
         return head(session)
-    rows = session.connection().execute(
-        _INSERT, [{"kind": k, "key": list(key), "deleted": d, "at": at} for k, key, d in entries]
-    )
-    top = max(int(r[0]) for r in rows)
+    rows = [{"kind": k, "key": list(key), "deleted": d, "at": at} for k, key, d in entries]
+    conn = session.connection()
+    if len(rows) >= COPY_FROM and conn.dialect.name == "postgresql":
+        _INSERT_MANY.execute(conn, rows)
+        top = int(conn.execute(_LAST_TAKEN).scalar_one())
+    else:
+        top = max(int(r[0]) for r in conn.execute(_INSERT, rows))
     remembered(session)[_HEAD_KEY] = top
     return top
 

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, event, func, inser
 from sqlalchemy.orm import Session
 
 from gateway.domain import utcnow
+from gateway.store.bulk import BulkInsert
 from gateway.store.tables import outbox
 
 __all__ = [
@@ -123,7 +124,7 @@ _PENDING = (
     .order_by(outbox.c.id)
     .limit(bindparam("n"))
 )
-_INSERT_MANY = insert(outbox)
+_INSERT_MANY = BulkInsert(outbox)
 
 
 def append_many(
@@ -154,7 +155,7 @@ def append_many(
     if rows:
         conn = session.connection()
         _write_numbered(conn)
-        conn.execute(_INSERT_MANY, rows)
+        _INSERT_MANY.execute(conn, rows)
 
 
 def append_numbered(
