@@ -880,23 +880,7 @@ def _write(session: Session, staged: Staged) -> None:
 @functools.cache
 def _bulk(table: Table, upsert: _Spec | None = None) -> BulkInsert:
     """The plain INSERT of ``table``, or the upsert of the flat fact ``upsert`` (made once)."""
-    if upsert is None:
-        return BulkInsert(table)
-    return BulkInsert(table, functools.partial(_upsert_statement, upsert))
-
-
-@functools.cache
-def _upsert_statement(spec: _Spec, dialect: str) -> Any:
-    """``INSERT .. ON CONFLICT (key) DO UPDATE`` for a fact without child tables."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(spec.table)
-    others = {
-        c.name: stmt.excluded[c.name] for c in spec.table.columns if c.name not in spec.key_columns
-    }
-    if not others:
-        return stmt.on_conflict_do_nothing(index_elements=list(spec.key_columns))
-    return stmt.on_conflict_do_update(index_elements=list(spec.key_columns), set_=others)
+    return BulkInsert(table, upsert=None if upsert is None else upsert.key_columns)
 
 
 @functools.cache

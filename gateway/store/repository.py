@@ -47,9 +47,7 @@ class Repository(Generic[R]):
         self._all = (
             select(table).order_by(*(table.c[k] for k in self.keys)) if ordered else select(table)
         )
-        self._upsert_many = BulkInsert(
-            table, functools.partial(_upsert_statement, table, self.keys)
-        )
+        self._upsert_many = BulkInsert(table, upsert=self.keys)
 
     def _params(self, key: tuple[object, ...]) -> dict[str, object]:
         if len(key) != len(self.keys):
@@ -80,7 +78,7 @@ class Repository(Generic[R]):
         key (``INSERT .. ON CONFLICT (key) DO UPDATE``)."""
         conn = session.connection()
         if isinstance(rows, Mapping):
-            conn.execute(_upsert_statement(self.table, self.keys, conn.dialect.name), rows)
+            conn.execute(self._upsert_many.statement(conn.dialect.name), rows)
         else:
             self._upsert_many.execute(conn, rows)
 
@@ -111,16 +109,6 @@ def _among_statement(table: Table, column: str, dialect: str) -> Any:
         wanted = func.any(bindparam("values", type_=ARRAY(String)))
         return select(table).where(table.c[column] == wanted)
     return select(table).where(table.c[column].in_(bindparam("values", expanding=True)))
-
-
-@functools.cache
-def _upsert_statement(table: Table, keys: tuple[str, ...], dialect: str) -> Any:
-    """``INSERT .. ON CONFLICT (keys) DO UPDATE`` (built once per table and dialect)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    others = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-    return stmt.on_conflict_do_update(index_elements=list(keys), set_=others)
 
 
 __all__ = ["AMONG_CHUNK", "Repository", "rows_among"]
