@@ -166,6 +166,29 @@ def decode_puback(packet: bytes | bytearray) -> tuple[int, ReasonCode] | None:
     return None
 
 
+# paho-mqtt gives every message, received ones too, a ``MQTTMessageInfo`` holding a
+# ``threading.Condition``; only a published message's is ever used. Received messages share one.
+_RECEIVED_INFO = paho.MQTTMessageInfo(0)
+
+
+def received_message(publish: Publish) -> paho.MQTTMessage:
+    """The message paho-mqtt hands to its on_message callback for ``publish``: the fields its
+    own handler sets, received now, in state "invalid" (as paho-mqtt leaves a QoS 0 or 1
+    message), with the shared :data:`_RECEIVED_INFO`."""
+    message: paho.MQTTMessage = object.__new__(paho.MQTTMessage)
+    message.timestamp = paho.time_func()
+    message.state = paho.mqtt_ms_invalid
+    message.dup = publish.dup
+    message.mid = publish.mid
+    message._topic = publish.topic
+    message.payload = publish.payload
+    message.qos = publish.qos
+    message.retain = publish.retain
+    message.info = _RECEIVED_INFO
+    message.properties = publish.properties
+    return message
+
+
 def _printable(topic: bytes) -> str:
     try:
         return topic.decode("utf-8")
@@ -227,12 +250,7 @@ def install(client: paho.Client) -> None:
             result = decode_publish(received["command"], received["packet"])
         if result is None:
             return paho_publish()
-        message = paho.MQTTMessage(mid=result.mid, topic=result.topic)
-        message.dup = result.dup
-        message.qos = result.qos
-        message.retain = result.retain
-        message.properties = result.properties
-        message.payload = result.payload
+        message = received_message(result)
         if logs_debug():
             inner._easy_log(
                 paho.MQTT_LOG_DEBUG,
@@ -245,7 +263,6 @@ def install(client: paho.Client) -> None:
                 message.properties,
                 len(message.payload),
             )
-        message.timestamp = paho.time_func()
         inner._handle_on_message(message)
         if message.qos == 0 or inner._manual_ack:
             return MQTTErrorCode.MQTT_ERR_SUCCESS
@@ -274,4 +291,11 @@ def install(client: paho.Client) -> None:
     inner._handle_pubackcomp = handle_pubackcomp
 
 
-__all__ = ["Publish", "decode_puback", "decode_publish", "install", "publish_properties"]
+__all__ = [
+    "Publish",
+    "decode_puback",
+    "decode_publish",
+    "install",
+    "publish_properties",
+    "received_message",
+]

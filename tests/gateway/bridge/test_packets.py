@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -124,6 +125,24 @@ def test_any_other_publish_is_left_to_paho_or_decoded_as_paho_decodes_it(
     if quick is None:
         return
     same_publish(quick, header, packet)  # paho-mqtt accepts it and agrees
+
+
+@given(publishes(COMMON))
+def test_a_received_message_is_the_one_paho_would_hand_over(publish: tuple[int, bytearray]) -> None:
+    header, packet = publish
+    decoded = packets.decode_publish(header, packet)
+    if decoded is None:
+        return
+    reference = paho.MQTTMessage(mid=decoded.mid, topic=decoded.topic)
+    reference.dup, reference.qos, reference.retain = decoded.dup, decoded.qos, decoded.retain
+    reference.properties, reference.payload = decoded.properties, decoded.payload
+    made = packets.received_message(decoded)
+    for slot in paho.MQTTMessage.__slots__:
+        if slot not in ("timestamp", "info"):
+            assert getattr(made, slot) == getattr(reference, slot), slot
+    assert made.topic == reference.topic
+    assert isinstance(made.info, paho.MQTTMessageInfo)
+    assert abs(made.timestamp - paho.time_func()) < 5
 
 
 @pytest.mark.parametrize("forbidden", ["\x00", "\ufeff"])
