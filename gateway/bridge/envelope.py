@@ -246,8 +246,14 @@ def _nesting_hint(command_type: type[Command], obj: dict[str, Any], exc: Validat
     return f"the fields {', '.join(flat)} belong inside the object {name!r}"
 
 
+@functools.cache
+def _field_names(command_type: type[Command]) -> tuple[str, ...]:
+    # pydantic's ``model_fields`` is a descriptor that costs more than the rest of _parsed.
+    return tuple(command_type.model_fields)
+
+
 def _parsed(name: str, command_type: type[Command], request: BaseModel) -> ParsedRequest:
-    values = {k: getattr(request, k) for k in command_type.model_fields}
+    values = {k: getattr(request, k) for k in _field_names(command_type)}
     command = command_type.model_construct(**values)
     return ParsedRequest(
         name=name,
