@@ -208,18 +208,6 @@ class InboundBuffer:
         return batch
 
 
-def _forwarding_queue(
-    sink: Callable[[aiomqtt.Message], None],
-) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """A queue class for aiomqtt that hands every received message to ``sink`` at once."""
-
-    class _Forward(asyncio.Queue[aiomqtt.Message]):
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            sink(item)
-
-    return _Forward
-
-
 def _properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
 
@@ -319,7 +307,6 @@ class BrokerSession:
             properties=props,
             tls_context=tls,
             max_inflight_messages=0,  # unbounded in paho-mqtt: publish_many keeps the window
-            queue_type=_forwarding_queue(self._received),
             timeout=OPERATION_TIMEOUT_S,
             # Small packets (PUBACKs, responses) must not wait for Nagle's algorithm.
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
@@ -424,6 +411,9 @@ class BrokerSession:
 
         inner.on_connect = connected
         inner.on_disconnect = disconnected
+        # Every message straight to the session (aiomqtt would wrap each in a message of its
+        # own and queue it for its iterator, which only watches the connection here).
+        inner.on_message = lambda c, userdata, message: self._received(message)
 
     async def _watch(self, client: aiomqtt.Client) -> None:
         """Ends the session when ``client``'s connection ends (aiomqtt reports it through
@@ -452,15 +442,13 @@ class BrokerSession:
 
     # ------------------------------------------------------------------ inbound
 
-    def _received(self, message: aiomqtt.Message) -> None:
+    def _received(self, message: paho.MQTTMessage) -> None:
         props = message.properties
         correlation = _property(props, "CorrelationData")
         order = next(self._order)
         inbound = InboundMessage(
-            topic=message.topic.value,
-            payload=bytes(message.payload)
-            if isinstance(message.payload, bytes | bytearray)
-            else str(message.payload).encode(),
+            topic=message.topic,
+            payload=bytes(message.payload),
             qos=message.qos,
             retain=message.retain,
             response_topic=_property(props, "ResponseTopic"),
