@@ -46,8 +46,11 @@ def head(session: Session) -> int:
 
 _INSERT = insert(fact_journal).returning(fact_journal.c.seq)
 _INSERT_MANY = BulkInsert(fact_journal)
-# The last value this connection took from the sequence, whichever others took since.
-_LAST_TAKEN = text("SELECT currval(pg_get_serial_sequence('fact_journal', 'seq'))")
+# The last value the connection's own inserts took, whichever others took since.
+_LAST_TAKEN = {
+    "postgresql": text("SELECT currval(pg_get_serial_sequence('fact_journal', 'seq'))"),
+    "sqlite": text("SELECT last_insert_rowid()"),
+}
 
 
 def append(
@@ -55,16 +58,19 @@ def append(
 ) -> int:
     """Append ``(fact type name, fact key, deleted)`` entries; return the new head.
 
-    On PostgreSQL, :data:`~gateway.store.bulk.COPY_FROM` entries or more are written as a
-    COPY, which returns nothing: the head is then the last sequence value this connection
-    took, which the entries, written in one statement in order, took last."""
+    A few entries are one ``INSERT .. RETURNING``. From :data:`~gateway.store.bulk.COPY_FROM`
+    entries on they go through :class:`~gateway.store.bulk.BulkInsert` (a COPY on
+    PostgreSQL), which returns nothing, and the head is the last sequence value the
+    connection took: the entries take theirs in order, in one statement, and the last is the
+    highest (SQLAlchemy's multi-row ``RETURNING`` cost more than both statements together)."""
     if not entries:
         return head(session)
     rows = [{"kind": k, "key": list(key), "deleted": d, "at": at} for k, key, d in entries]
     conn = session.connection()
-    if len(rows) >= COPY_FROM and conn.dialect.name == "postgresql":
+    last_taken = _LAST_TAKEN.get(conn.dialect.name)
+    if len(rows) >= COPY_FROM and last_taken is not None:
         _INSERT_MANY.execute(conn, rows)
-        top = int(conn.execute(_LAST_TAKEN).scalar_one())
+        top = int(conn.execute(last_taken).scalar_one())
     else:
         top = max(int(r[0]) for r in conn.execute(_INSERT, rows))
     remembered(session)[_HEAD_KEY] = top
