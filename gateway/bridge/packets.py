@@ -12,6 +12,11 @@ common forms directly and hand everything else, unchanged, to paho-mqtt's own ha
 - a PUBACK on MQTT 5 of two bytes (Success) or three (a reason code valid for PUBACK, no
   properties).
 
+A message decoded here is handed over as paho-mqtt's own handler would hand it
+(:func:`received_message`), except that received messages share one ``MQTTMessageInfo``:
+paho-mqtt makes one, with a ``threading.Condition``, for every message, and uses it only for
+messages it publishes.
+
 The decoders (:func:`decode_publish`, :func:`decode_puback`) return ``None`` for anything
 else, including every malformed packet, so paho-mqtt raises its own error for those. What
 they return equals what paho-mqtt's decoders return for the same bytes;
