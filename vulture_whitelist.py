@@ -29,7 +29,8 @@ _.waiting_for_core  # sitepayloads.SiteState (the agent's retained state)
 
 # --- Called or read by the libraries underneath
 _.__getattr__  # cli: the module's lazy `app` (from gateway.cli import app, in the tests)
-_.put_nowait  # bridge.client: aiomqtt puts every received message into its queue class
+_.on_message  # bridge.client: paho-mqtt's callback for every received message
+_._topic  # bridge.packets: paho-mqtt's MQTTMessage slot, read by its ``topic`` property
 _.SessionExpiryInterval  # bridge.client: paho-mqtt CONNECT properties
 _.ReceiveMaximum  # bridge.client: paho-mqtt CONNECT properties
 _.CorrelationData  # bridge.client: paho-mqtt PUBLISH properties

@@ -17,14 +17,17 @@ FROM STDIN`` instead: psycopg's executemany sends and reads back a statement per
 the extra round trips cost more than they save.
 
 - A plain INSERT is one COPY into the table.
-- An upsert is a COPY into a temporary table of the same columns (made once per database
-  connection, emptied at every commit), then one ``INSERT .. SELECT .. ON CONFLICT`` from it.
+- An upsert is a COPY into a temporary table of the same columns, then one ``INSERT ..
+  SELECT .. ON CONFLICT`` from it, then the temporary table emptied (and at every commit).
+  Each batch first asks for the table with ``CREATE .. IF NOT EXISTS``: the first batch on a
+  database connection makes it, and a transaction that rolled its making back does no harm.
   The rows are first reduced to one per key, the last, whose values an executemany would have
   left stored (with ``DO NOTHING`` the table has only key columns: they are all the same).
 
 Every statement of that is announced to the engine's ``before_cursor_execute`` and
 ``after_cursor_execute`` listeners like any other, and a database error is raised as
-SQLAlchemy's own (``IntegrityError``, ...), as the INSERT's would be.
+SQLAlchemy's own (``IntegrityError``, ...), as the INSERT's would be. (SQLAlchemy's ``echo``
+log, which it writes itself, does not list them.)
 """
 
 from __future__ import annotations
