@@ -40,9 +40,6 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-_PUBLISH = 0x30
-_PUBACK = 0x40
-
 _BYTE, _FOUR_BYTES, _TEXT, _BINARY = 0, 2, 5, 4
 _PUBLISH_PROPERTIES: dict[int, tuple[str, int]] = {
     1: ("PayloadFormatIndicator", _BYTE),
@@ -107,7 +104,7 @@ def decode_publish(header: int, packet: bytes | bytearray) -> Publish | None:
     stop = at + length
     if stop > size:
         return None
-    properties = None
+    properties = publish_properties()
     while at < stop:
         known = _PUBLISH_PROPERTIES.get(packet[at])
         if known is None:
@@ -141,9 +138,7 @@ def decode_publish(header: int, packet: bytes | bytearray) -> Publish | None:
                 if _FORBIDDEN_IN_TEXT.search(text):
                     return None
                 value = text
-        if properties is None:
-            properties = publish_properties()
-        elif name in properties.__dict__:
+        if name in properties.__dict__:
             return None
         object.__setattr__(properties, name, value)
     return Publish(
@@ -152,7 +147,7 @@ def decode_publish(header: int, packet: bytes | bytearray) -> Publish | None:
         retain=bool(header & 0x01),
         topic=bytes(packet[2:end]),
         mid=mid,
-        properties=properties if properties is not None else publish_properties(),
+        properties=properties,
         payload=bytes(packet[stop:]),
     )
 

@@ -212,12 +212,17 @@ def _copy(conn: Connection, plan: _Copy, rows: list[Any]) -> None:
     error = conn.dialect.loaded_dbapi.Error
     with dbapi.cursor() as cursor:
         statement = ""
+
+        def run(sql: str) -> None:
+            nonlocal statement
+            statement = sql
+            dispatch.before_cursor_execute(conn, cursor, sql, (), None, False)
+            cursor.execute(sql)
+            dispatch.after_cursor_execute(conn, cursor, sql, (), None, False)
+
         try:
             if plan.prepare:
-                statement = plan.prepare
-                dispatch.before_cursor_execute(conn, cursor, statement, (), None, False)
-                cursor.execute(statement)
-                dispatch.after_cursor_execute(conn, cursor, statement, (), None, False)
+                run(plan.prepare)
             statement = plan.copy
             dispatch.before_cursor_execute(conn, cursor, statement, rows, None, True)
             with cursor.copy(statement) as copy:
@@ -225,10 +230,7 @@ def _copy(conn: Connection, plan: _Copy, rows: list[Any]) -> None:
                     copy.write_row(row)
             dispatch.after_cursor_execute(conn, cursor, statement, rows, None, True)
             if plan.apply:
-                statement = plan.apply
-                dispatch.before_cursor_execute(conn, cursor, statement, (), None, False)
-                cursor.execute(statement)
-                dispatch.after_cursor_execute(conn, cursor, statement, (), None, False)
+                run(plan.apply)
         except error as err:
             raise exc.DBAPIError.instance(
                 statement, None, err, error, dialect=conn.dialect
