@@ -20,16 +20,18 @@ from tests import sample
 from tests.gateway.running import sync_core
 
 
-def _today() -> date:
-    return datetime.now(UTC).astimezone(ZoneInfo(DEFAULT_TIMEZONE)).date()
+def _today(now: datetime) -> date:
+    return now.astimezone(ZoneInfo(DEFAULT_TIMEZONE)).date()
 
 
-def _core(tmp_path: Path, name: str) -> Core:
+def _core(tmp_path: Path, name: str, now: datetime) -> Core:
+    """A core on its own store whose clock stands at ``now``: the two cores compared must
+    derive the same states (a visitor card's window starts when it is issued)."""
     url = f"sqlite:///{tmp_path}/{name}.db"
     upgrade(url)
     settings = Settings.model_validate({"database": {"url": url}, "mqtt": {"enabled": False}})
-    core, _ = sync_core(Database(url), settings)
-    core.submit_many([Submission(c, "loader") for c in sample.sample_commands(_today())])
+    core, _ = sync_core(Database(url), settings, clock=lambda: now)
+    core.submit_many([Submission(c, "loader") for c in sample.sample_commands(_today(now))])
     # Anna's and Cecilia's keys hold what they were last written with; Bjørn's holds more
     # than he may open now (a cylinder of the technical building); David's was never written.
     for serial, extra in (
@@ -51,7 +53,7 @@ def _core(tmp_path: Path, name: str) -> Core:
                     lapses_at=None,
                     blacklists={},
                     station_id="desk-1",
-                    confirmed_at=datetime.now(UTC),
+                    confirmed_at=now,
                 ),
             )
         )
@@ -59,8 +61,8 @@ def _core(tmp_path: Path, name: str) -> Core:
     return core
 
 
-def _changes() -> list[m.Command]:
-    soon = datetime.now(UTC) + timedelta(days=3)
+def _changes(now: datetime) -> list[m.Command]:
+    soon = now + timedelta(days=3)
     return [
         m.BlockId06(card_number="ID06AN0001"),  # Anna's key: a revocation
         m.UnblockId06(card_number="ID06AN0001"),  # and back: the key's state moves again
@@ -81,7 +83,8 @@ def _jobs(core: Core) -> list[tuple[str, str, int, str]]:
 def test_a_batch_plans_the_jobs_of_its_commands_one_by_one_reading_keys_once(
     tmp_path: Path,
 ) -> None:
-    batched, single = _core(tmp_path, "batched"), _core(tmp_path, "single")
+    now = datetime.now(UTC)
+    batched, single = _core(tmp_path, "batched", now), _core(tmp_path, "single", now)
     try:
         assert _jobs(batched) == _jobs(single)
         key_reads: list[str] = []
@@ -92,11 +95,11 @@ def test_a_batch_plans_the_jobs_of_its_commands_one_by_one_reading_keys_once(
 
         event.listen(batched.db.engine, "before_cursor_execute", count)
         try:
-            outcomes = batched.submit_many([Submission(c, "central") for c in _changes()])
+            outcomes = batched.submit_many([Submission(c, "central") for c in _changes(now)])
         finally:
             event.remove(batched.db.engine, "before_cursor_execute", count)
         assert all(o.ok for o in outcomes), [o.error for o in outcomes]
-        for command in _changes():
+        for command in _changes(now):
             (outcome,) = single.submit_many([Submission(command, "central")])
             assert outcome.ok, outcome.error
         assert len(key_reads) == 1
