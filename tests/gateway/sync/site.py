@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
@@ -25,7 +26,13 @@ from tests.gateway.running import gateway_of, sync_core
 
 
 class RecordingSink:
-    """Keeps every report of the sync engine (the MQTT and audit sinks are tested apart)."""
+    """Keeps every report of the sync engine (the MQTT and audit sinks are tested apart).
+
+    A report is kept once the transaction that made it commits, and dropped if it rolls
+    back: the real sinks write into the outbox in that transaction, so nothing of theirs
+    leaves before the commit either, and a test that sees a report may read its effects."""
+
+    _PENDING = "tests.recording_sink.pending"
 
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
@@ -34,14 +41,33 @@ class RecordingSink:
         self.states: list[str] = []
 
     def availability(self, session: Session, device_id: str, online: bool, reason: str) -> None:
-        self.devices[device_id] = (online, reason)
-        self.availability_history.append((device_id, online))
+        def keep() -> None:
+            self.devices[device_id] = (online, reason)
+            self.availability_history.append((device_id, online))
+
+        self._on_commit(session, keep)
 
     def event(self, session: Session, kind: str, body: dict[str, Any]) -> None:
-        self.events.append((kind, body))
+        self._on_commit(session, lambda: self.events.append((kind, body)))
 
     def credential_state(self, session: Session, core: Core, number: str) -> None:
-        self.states.append(number)
+        self._on_commit(session, lambda: self.states.append(number))
+
+    def _on_commit(self, session: Session, keep: Callable[[], None]) -> None:
+        pending: list[Callable[[], None]] | None = session.info.get(self._PENDING)
+        if pending is None:
+            pending = session.info[self._PENDING] = []
+            if not sa_event.contains(session, "after_commit", self._committed):
+                sa_event.listen(session, "after_commit", self._committed)
+                sa_event.listen(session, "after_rollback", self._rolled_back)
+        pending.append(keep)
+
+    def _committed(self, session: Session) -> None:
+        for keep in session.info.pop(self._PENDING, ()):
+            keep()
+
+    def _rolled_back(self, session: Session) -> None:
+        session.info.pop(self._PENDING, None)
 
     def kinds(self) -> list[str]:
         return [k for k, _ in self.events]
