@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from gateway.store.database import WRITE_LOCK_KEY, normalize_url
+from gateway.store.database import WRITE_LOCK_KEY, normalize_url, replace_connections_lost_at_ping
 from gateway.store.fencing import LEASE_NAME
 
 __all__ = ["LeaseStore", "LeaseView"]
@@ -106,6 +106,7 @@ class LeaseStore:
             pool_pre_ping=True,
             connect_args={"connect_timeout": max(2, int(lease_s))},
         )
+        replace_connections_lost_at_ping(self.engine)
 
     def _limits(self, conn: Connection) -> None:
         statement_ms = max(1, int(self.lease_s * 1000))

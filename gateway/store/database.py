@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -37,7 +37,13 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from gateway.store import remembered
 from gateway.store.fencing import Fence, take_fenced_write_lock
 
-__all__ = ["Database", "DatabaseUrlError", "default_sqlite_url", "normalize_url"]
+__all__ = [
+    "Database",
+    "DatabaseUrlError",
+    "default_sqlite_url",
+    "normalize_url",
+    "replace_connections_lost_at_ping",
+]
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -134,6 +140,7 @@ class Database:
                 execution_options={remembered.REMEMBER_OPTION: "read-together"},
             )
             event.listen(self.engine, "begin", _postgresql_on_begin)
+            replace_connections_lost_at_ping(self.engine)
         readonly_engine = self.engine.execution_options(
             **{_READONLY_OPTION: True, remembered.REMEMBER_OPTION: None}
         )
@@ -243,6 +250,26 @@ def _sqlite_on_begin(conn: Connection) -> None:
 def _sqlite_on_commit(conn: Connection) -> None:
     if not _is_readonly(conn):
         remembered.drop(conn)
+
+
+def replace_connections_lost_at_ping(engine: Engine) -> None:
+    """Make ``engine``'s pool (PostgreSQL, ``pool_pre_ping``) replace a connection found lost
+    by its ping, also when psycopg hides the loss (:func:`_postgresql_ping_lost`)."""
+    event.listen(engine, "handle_error", _postgresql_ping_lost)
+
+
+def _postgresql_ping_lost(context: ExceptionContext) -> None:
+    """A pooled connection the server dropped is a lost connection, also when psycopg hides it.
+
+    When the socket breaks while the pool's ping waits for its answer, psycopg raises
+    ``OperationalError`` but leaves the connection open with the ping still active; the ping
+    then fails to restore ``autocommit`` and raises ``ProgrammingError`` in its place, which
+    SQLAlchemy does not take for a disconnect. Marked as one, the pool replaces the
+    connection instead of failing the transaction that asked for it."""
+    if context.is_pre_ping and not context.is_disconnect:
+        lost = context.dialect.loaded_dbapi.OperationalError
+        if isinstance(context.original_exception.__context__, lost):
+            context.is_disconnect = True
 
 
 def _postgresql_on_begin(conn: Connection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,12 +10,14 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from gateway.leadership import LeaseStore
 from gateway.store import Database, DatabaseUrlError, default_sqlite_url, desired, outbox, upgrade
 from gateway.store.database import normalize_url
 from gateway.store.tables import controller_state
@@ -273,6 +276,7 @@ def test_dispose_leaves_the_database_usable(clean_db: Database) -> None:
 
 _CHILD = """
 import sys
+from gateway.leadership import LeaseStore
 from gateway.store import Database, outbox
 db = Database(sys.argv[1])
 while True:
@@ -305,3 +309,47 @@ def test_nothing_acknowledged_is_lost_when_the_writer_is_killed(module_url: str)
     finally:
         database.dispose()
     assert set(acknowledged) <= stored
+
+
+def _break_under(dbapi_connection: Any) -> None:
+    """Swap the socket of a pooled connection for a pipe nobody reads: a query is still
+    sent, and the wait for its answer sees an error without data, as when the server's end
+    breaks at that moment."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    os.dup2(write_end, dbapi_connection.fileno())
+    os.close(write_end)
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_lost_during_the_ping_is_replaced(pg_url: str) -> None:
+    """The pool's ping finds the connection lost, which psycopg hides behind a
+    ``ProgrammingError`` (it cannot restore ``autocommit``): the pool must still take a new
+    connection, and the session work."""
+    db = Database(pg_url)
+    try:
+        with db.session() as s:
+            s.execute(text("SELECT 1"))
+            dropped = s.connection().connection.dbapi_connection
+        _break_under(dropped)
+        with db.session() as s:
+            assert s.execute(text("SELECT 2")).scalar_one() == 2
+            assert s.connection().connection.dbapi_connection is not dropped
+    finally:
+        db.dispose()
+
+
+@pytest.mark.postgres
+def test_the_leader_lease_replaces_a_connection_lost_during_the_ping(pg_url: str) -> None:
+    upgrade(pg_url)
+    lease = LeaseStore(pg_url, lease_s=5, lock_timeout_s=1)
+    try:
+        held = lease.acquire("core-a", "host-a")
+        assert held is not None
+        with lease.engine.connect() as conn:
+            dropped = conn.connection.dbapi_connection
+        _break_under(dropped)
+        view = lease.read()
+        assert view is not None and view.token == held.token
+    finally:
+        lease.dispose()
