@@ -114,7 +114,7 @@ BENCHES: tuple[Bench, ...] = (
     *_ingest("postgresql"),
     Bench(
         "rules",
-        ("bench/rules.py", "--revisions", "300"),
+        ("bench/rules.py",),
         900,
         (
             Check(

@@ -39,6 +39,7 @@ from gateway.domain.locks import cylinder_lock, door_lock
 from gateway.rules.explain import schedule_summary
 from gateway.rules.factset import FactSet
 from gateway.rules.parameters import RulesConfig
+from gateway.store import fact_repository
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -453,10 +454,26 @@ def spaces_show(
 # ----------------------------------------------------------------------- applications
 
 
-def _application_json(app: AccessApplication, facts: FactSet) -> dict[str, Any]:
+def _stored_applications(
+    core: Core, assignment_id: str | None = None
+) -> dict[str, dict[int, AccessApplication]]:
+    """Every stored revision of every assignment's application (or of ``assignment_id``'s):
+    the engine holds only the ones that can still be in effect."""
+    with core.db.session(readonly=True) as s:
+        stored = fact_repository.all_of(s, AccessApplication)
+    out: dict[str, dict[int, AccessApplication]] = {}
+    for app in stored:
+        if assignment_id is None or app.assignment_id == assignment_id:
+            out.setdefault(app.assignment_id, {})[app.revision] = app
+    return out
+
+
+def _application_json(
+    app: AccessApplication, facts: FactSet, revisions: dict[int, AccessApplication]
+) -> dict[str, Any]:
     latest = facts.latest_approved.get(app.assignment_id)
     return _fact_json(app) | {
-        "latest_revision": max(facts.applications.get(app.assignment_id, {app.revision: app})),
+        "latest_revision": max(revisions, default=app.revision),
         "in_effect": latest is not None and latest.revision == app.revision,
     }
 
@@ -467,9 +484,10 @@ def applications_list(as_json: JSON = False) -> None:
     approved revision is in effect."""
     with open_core() as core:
         facts = core.engine.facts
+        stored = _stored_applications(core)
         rows: list[dict[str, Any]] = []
-        for aid in sorted(set(facts.applications) | set(facts.assignments)):
-            revisions = facts.applications.get(aid, {})
+        for aid in sorted(set(stored) | set(facts.assignments)):
+            revisions = stored.get(aid, {})
             assignment = facts.assignments.get(aid)
             latest = revisions[max(revisions)] if revisions else None
             effective = facts.latest_approved.get(aid)
@@ -521,7 +539,7 @@ def applications_show(
     aid = identifier(assignment_id, "ASSIGNMENT_ID")
     with open_core() as core:
         facts = core.engine.facts
-        revisions = facts.applications.get(aid, {})
+        revisions = _stored_applications(core, aid).get(aid, {})
         if not revisions:
             fail(f"ASSIGNMENT_ID: no application is stored for assignment {aid}")
         wanted = revision if revision is not None else max(revisions)
@@ -532,7 +550,7 @@ def applications_show(
                 f"(stored: {', '.join(map(str, sorted(revisions)))})",
                 BAD_INPUT,
             )
-        row = _application_json(app, facts)
+        row = _application_json(app, facts, revisions)
         names = {
             e.employment_id: _person_name(facts, facts.employments[e.employment_id].person_id)
             if e.employment_id in facts.employments

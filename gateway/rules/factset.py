@@ -319,8 +319,30 @@ class EntryIndex:
         return found
 
 
+def _keep_live_revisions(revisions: dict[int, AccessApplication]) -> None:
+    """Forget the application revisions of one assignment that can no longer matter.
+
+    Only the newest revision can still change (a command naming an older one is refused as
+    stale), so what can be in effect, now or once the newest is withdrawn, is the newest
+    revision and the latest approved one before it. Older revisions stay in the store
+    (``lockgate applications show --revision``); held here, they would grow with the
+    history of every assignment."""
+    if len(revisions) < 2:
+        return
+    newest = max(revisions)
+    approved_before = [
+        r for r, a in revisions.items() if r < newest and a.status == ApplicationStatus.APPROVED
+    ]
+    keep = {newest, max(approved_before)} if approved_before else {newest}
+    for r in [r for r in revisions if r not in keep]:
+        del revisions[r]
+
+
 class FactSet:
-    """Every fact the engine knows, with the indexes derivation and touch-tracking need."""
+    """Every fact the engine knows, with the indexes derivation and touch-tracking need.
+
+    Of an assignment's access application revisions it holds the newest and the latest
+    approved one before it (:func:`_keep_live_revisions`); the store holds every one."""
 
     def __init__(self) -> None:
         self.organisations: dict[str, Organisation] = {}
@@ -432,7 +454,9 @@ class FactSet:
                     _share_id(entry, "employment_id", self.employments)
                     _share_space_ids(entry, self.spaces)
                 before = self._credentials_of_assignment(fact.assignment_id)
-                self.applications[fact.assignment_id][fact.revision] = fact
+                revisions = self.applications[fact.assignment_id]
+                revisions[fact.revision] = fact
+                _keep_live_revisions(revisions)
                 self._reindex_assignment(fact.assignment_id)
                 return before | self._credentials_of_assignment(fact.assignment_id)
             case Credential():

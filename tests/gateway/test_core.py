@@ -314,7 +314,7 @@ def test_the_first_load_freezes_the_site_without_a_full_collection_a_reload_coll
 
 
 def test_stale_application_revisions_are_refused(core: Core) -> None:
-    app = core.engine.facts.applications["asg-hallsberg"][1]
+    app = core.engine.facts.applications["asg-hallsberg"][2]  # older than the newest, 3
     out = core.submit(Submission(m.PutApplication(application=app), "pm"))
     assert not out.ok and out.error is not None
     assert out.error["code"] == "STALE"

@@ -86,5 +86,11 @@ def test_an_application_revision_as_stored(db: Database) -> None:
     assert {e["employment_id"] for e in second["entries"]} >= {"emp-anna"}
     text = lockgate(db, "applications", "show", "asg-hallsberg", "--revision", "2").stdout
     assert "in effect" in text and "Anna Lindqvist" in text
+    # Revision 1 no longer matters to the engine (2 is approved after it); the store has it.
+    assert hallsberg["revisions"] == [1, 2, 3]
+    first = data(db, "applications", "show", "asg-hallsberg", "--revision", "1")
+    assert isinstance(first, dict)
+    assert (first["revision"], first["status"], first["in_effect"]) == (1, "approved", False)
+    assert first["latest_revision"] == 3
     missing = lockgate(db, "applications", "show", "asg-hallsberg", "--revision", "9")
     assert missing.exit_code == 2 and "--revision" in missing.stderr

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from gateway.domain import (
     AccessApplication,
     ApplicationEntry,
@@ -145,3 +148,99 @@ def test_a_changed_agreement_is_seen_at_the_same_instant() -> None:
     assert Reason.NO_AGREEMENT in engine.states["100000001"].reasons
     engine.apply(agreement, NOW)
     assert engine.states["100000001"].active
+
+
+# --------------------------------------------------------------------------- application revisions
+
+_DECIDED = {
+    ApplicationStatus.APPROVED: True,
+    ApplicationStatus.REJECTED: True,
+    ApplicationStatus.SUBMITTED: False,
+    ApplicationStatus.WITHDRAWN: False,
+}
+
+
+def revision(number: int, status: ApplicationStatus, days: int = 50) -> AccessApplication:
+    return AccessApplication(
+        assignment_id="asg",
+        revision=number,
+        status=status,
+        submitted_at=NOW - timedelta(days=3),
+        decided_at=NOW - timedelta(days=2) if _DECIDED[status] else None,
+        entries=(
+            ApplicationEntry(
+                employment_id="a",
+                space_ids=("sp",),
+                valid_from=TODAY - timedelta(days=5),
+                valid_until=TODAY + timedelta(days=days),
+            ),
+        ),
+    )
+
+
+# What a command may do to an assignment's application (gateway.commands.handlers): submit a
+# new revision, or decide the newest one; an older revision is refused as stale.
+_NEXT = {
+    ApplicationStatus.SUBMITTED: set(ApplicationStatus),
+    ApplicationStatus.APPROVED: {ApplicationStatus.WITHDRAWN},
+    ApplicationStatus.REJECTED: set(),
+    ApplicationStatus.WITHDRAWN: set(),
+}
+
+
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.sampled_from(list(ApplicationStatus))),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_the_engine_holds_the_revisions_that_can_still_be_in_effect(
+    steps: list[tuple[bool, ApplicationStatus]],
+) -> None:
+    """After any history a command may make (a new revision, or a decision on the newest),
+    the revision in effect is the latest approved one, and the engine holds only the newest
+    revision and the latest approved one before it."""
+    engine = _without_applications()
+    final: dict[int, ApplicationStatus] = {}
+    for new, status in steps:
+        newest = max(final, default=0)
+        if new or not newest:
+            number = newest + 1
+        elif status in _NEXT[final[newest]]:
+            number = newest
+        else:
+            continue
+        engine.apply(revision(number, status), NOW)
+        final[number] = status
+    newest = max(final)
+    approved = [n for n, s in final.items() if s is ApplicationStatus.APPROVED]
+    in_effect = engine.facts.latest_approved.get("asg")
+    assert (in_effect.revision if in_effect else None) == max(approved, default=None)
+    before = [n for n in approved if n < newest]
+    assert set(engine.facts.applications["asg"]) == {newest, *([max(before)] if before else [])}
+
+
+def test_withdrawing_the_newest_revision_brings_back_the_approved_one_before_it() -> None:
+    engine = _without_applications()
+    for number, days in ((1, 10), (2, 20), (3, 30)):
+        engine.apply(revision(number, ApplicationStatus.APPROVED, days), NOW)
+    assert sorted(engine.facts.applications["asg"]) == [2, 3]  # revision 1 is only stored
+    engine.apply(revision(3, ApplicationStatus.WITHDRAWN, 30), NOW)
+    in_effect = engine.facts.latest_approved["asg"]
+    assert in_effect.revision == 2
+    (grant,) = engine.state("100000001").grants  # type: ignore[union-attr]
+    assert grant.window.end is not None
+    assert grant.window.end.date() >= TODAY + timedelta(days=20)
+    assert grant.window.end.date() < TODAY + timedelta(days=22)
+
+
+def _without_applications() -> RulesEngine:
+    agreement = KeyGrantAgreement(
+        id="agr",
+        org_number=ORG,
+        signed_on=TODAY - timedelta(days=30),
+        valid_from=TODAY - timedelta(days=30),
+    )
+    facts = [f for f in site(agreement) if not isinstance(f, AccessApplication)]
+    return RulesEngine.build(facts, NOW, RulesConfig())  # type: ignore[arg-type]
