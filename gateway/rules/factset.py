@@ -326,7 +326,8 @@ def _keep_live_revisions(revisions: dict[int, AccessApplication]) -> None:
     stale), so what can be in effect, now or once the newest is withdrawn, is the newest
     revision and the latest approved one before it. Older revisions stay in the store
     (``lockgate applications show --revision``); held here, they would grow with the
-    history of every assignment."""
+    history of every assignment. No command removes a revision, so removing one here (the
+    :meth:`FactSet.remove` of a held revision) falls back on the revisions still held."""
     if len(revisions) < 2:
         return
     newest = max(revisions)
