@@ -459,12 +459,13 @@ def _stored_applications(
 ) -> dict[str, dict[int, AccessApplication]]:
     """Every stored revision of every assignment's application (or of ``assignment_id``'s):
     the engine holds only the ones that can still be in effect."""
+    table = fact_repository.tables_of(AccessApplication)[0]
+    where = None if assignment_id is None else table.c.assignment_id == assignment_id
     with core.db.session(readonly=True) as s:
-        stored = fact_repository.all_of(s, AccessApplication)
+        stored = fact_repository.all_of(s, AccessApplication, where)
     out: dict[str, dict[int, AccessApplication]] = {}
     for app in stored:
-        if assignment_id is None or app.assignment_id == assignment_id:
-            out.setdefault(app.assignment_id, {})[app.revision] = app
+        out.setdefault(app.assignment_id, {})[app.revision] = app
     return out
 
 

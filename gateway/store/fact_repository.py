@@ -996,9 +996,10 @@ def get(session: Session, kind: type[F], *key: str) -> F | None:
     return cast(F, found[0]) if found else None
 
 
-def all_of(session: Session, kind: type[F]) -> list[F]:
-    """Every stored fact of ``kind``, ordered by key (in the database's collation)."""
-    return cast(list[F], _fetch(session, _spec(kind)))
+def all_of(session: Session, kind: type[F], where: ColumnElement[bool] | None = None) -> list[F]:
+    """Every stored fact of ``kind`` (those matching ``where``, a condition on the columns of
+    its table in :func:`tables_of`), ordered by key (in the database's collation)."""
+    return cast(list[F], _fetch(session, _spec(kind), where))
 
 
 def load_all(session: Session) -> list[Fact]:
